@@ -1,0 +1,271 @@
+//! The evaluation pipeline: visible record → facts → rules (in a fixed order) → findings.
+//!
+//! Rule order matters only where the specification makes one rule read another's result
+//! (knowledge.md §9 "Firing order / interactions"):
+//! * `osteoporosis-treatment-indicated` is suppressed by `denosumab-discontinuation-without-transition`;
+//! * `rebound-vertebral-fractures-suspected` reads `bmd-significant-loss` facts;
+//! * the §8 safety checks run after every rule that can recommend zoledronate;
+//! * `data-insufficient` is assembled last from the items every rule contributed.
+
+use std::collections::BTreeSet;
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::config::Config;
+use crate::facts::{self, Input};
+use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity, Task};
+use crate::model::PatientRecord;
+use crate::rules;
+
+/// Everything a rule may read.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub input: Input<'a>,
+    pub gc: facts::gc::GcExposure,
+    pub spine: facts::spine::SpineFacts,
+    pub dxa: facts::dxa::DxaFacts,
+    pub dmab: facts::denosumab::DenosumabCourse,
+    pub therapy: facts::therapy::TherapyFacts,
+    pub risk: facts::risk::RiskAssessment,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn as_of(&self) -> NaiveDate {
+        self.input.as_of
+    }
+    pub fn t(&self) -> &crate::thresholds::Thresholds {
+        self.input.t
+    }
+    pub fn age(&self) -> Option<i64> {
+        self.input.age
+    }
+    pub fn record(&self) -> &PatientRecord {
+        self.input.record
+    }
+    pub fn is_female(&self) -> bool {
+        self.input.record.patient.sex == crate::model::Sex::Female
+    }
+}
+
+/// One item of the single `data-insufficient` finding (closed list of §9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsufficientItem {
+    /// Item number 1–9 of the §9 `data-insufficient` row.
+    pub item: u8,
+    /// The rule (finding code or fact) that could not be evaluated.
+    pub rule: String,
+    /// The missing input, in words.
+    pub missing: String,
+    pub evidence: Vec<Evidence>,
+}
+
+/// What rules write to.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    pub insufficient: Vec<InsufficientItem>,
+    pub tasks: Vec<Task>,
+    pub data_quality: Vec<DataQualityIssue>,
+}
+
+impl Outcome {
+    pub fn fired(&self, code: FindingCode) -> bool {
+        self.findings.iter().any(|f| f.code == code)
+    }
+    pub fn get(&self, code: FindingCode) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.code == code)
+    }
+    pub fn push(&mut self, f: Finding) {
+        self.findings.push(f);
+    }
+    pub fn insufficient(&mut self, item: u8, rule: impl Into<String>, missing: impl Into<String>) {
+        self.insufficient.push(InsufficientItem {
+            item,
+            rule: rule.into(),
+            missing: missing.into(),
+            evidence: Vec::new(),
+        });
+    }
+}
+
+impl Finding {
+    /// Starts a finding; the title comes from the code.
+    pub fn new(
+        code: FindingCode,
+        severity: Severity,
+        summary: impl Into<String>,
+        recommendation: impl Into<String>,
+        citation: impl Into<String>,
+        rule_section: impl Into<String>,
+    ) -> Self {
+        Finding {
+            code,
+            severity,
+            title: code.title().to_string(),
+            summary: summary.into(),
+            evidence: Vec::new(),
+            recommendation: recommendation.into(),
+            citation: citation.into(),
+            rule_section: rule_section.into(),
+            due: None,
+            inputs_missing: Vec::new(),
+            notes: Vec::new(),
+            levels: Vec::new(),
+        }
+    }
+    pub fn with_evidence(mut self, e: impl IntoIterator<Item = Evidence>) -> Self {
+        self.evidence.extend(e);
+        self
+    }
+    pub fn with_due(mut self, due: Option<NaiveDate>) -> Self {
+        self.due = due;
+        self
+    }
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+    pub fn with_levels(mut self, levels: impl IntoIterator<Item = String>) -> Self {
+        self.levels.extend(levels);
+        self
+    }
+}
+
+/// Completed years from `birth` to `as_of` (§1.2).
+pub fn age_at(birth: NaiveDate, as_of: NaiveDate) -> i64 {
+    let mut years = i64::from(as_of.year()) - i64::from(birth.year());
+    if (as_of.month(), as_of.day()) < (birth.month(), birth.day()) {
+        years -= 1;
+    }
+    years
+}
+
+/// The record as it looked on `as_of` (§1.2): items whose visibility date is after `as_of` are
+/// removed. Items without any usable date stay (rules treat their dates as unknown).
+pub fn visible_at(record: &PatientRecord, as_of: NaiveDate) -> PatientRecord {
+    let seen = |d: Option<NaiveDate>| d.is_none_or(|d| d <= as_of);
+    let mut r = PatientRecord {
+        patient: record.patient.clone(),
+        medications: record
+            .medications
+            .iter()
+            .filter(|m| seen(m.visible))
+            .cloned()
+            .collect(),
+        observations: record
+            .observations
+            .iter()
+            .filter(|o| seen(o.visible))
+            .cloned()
+            .collect(),
+        conditions: record
+            .conditions
+            .iter()
+            .filter(|c| seen(c.visible))
+            .cloned()
+            .collect(),
+        procedures: record
+            .procedures
+            .iter()
+            .filter(|p| seen(p.date()))
+            .cloned()
+            .collect(),
+    };
+    r.canonicalise();
+    r
+}
+
+/// Result of [`evaluate`]: the facts and the outcome, before rendering.
+#[derive(Debug)]
+pub struct Evaluation {
+    pub gc: facts::gc::GcExposure,
+    pub spine: facts::spine::SpineFacts,
+    pub dxa: facts::dxa::DxaFacts,
+    pub dmab: facts::denosumab::DenosumabCourse,
+    pub therapy: facts::therapy::TherapyFacts,
+    pub risk: facts::risk::RiskAssessment,
+    pub outcome: Outcome,
+    pub age: Option<i64>,
+}
+
+/// Runs every rule over `record` at `as_of`.
+pub fn evaluate(record: &PatientRecord, as_of: NaiveDate, config: &Config) -> Evaluation {
+    let visible = visible_at(record, as_of);
+    let age = visible.patient.birth_date.map(|b| age_at(b, as_of));
+    let input = Input {
+        record: &visible,
+        as_of,
+        t: &config.thresholds,
+        age,
+    };
+    let gc = facts::gc::compute(&input);
+    let spine = facts::spine::compute(&input);
+    let dxa = facts::dxa::compute(&input, &spine);
+    let dmab = facts::denosumab::compute(&input);
+    let therapy = facts::therapy::compute(&input, &dmab);
+    let risk = facts::risk::compute(&input, &gc, &spine, &dxa, &therapy);
+    let ctx = Ctx {
+        input,
+        gc,
+        spine,
+        dxa,
+        dmab,
+        therapy,
+        risk,
+    };
+    let mut out = Outcome::default();
+    rules::run_all(&ctx, &mut out);
+
+    // Site configuration may switch findings off (issue: governance); data-insufficient items of
+    // a disabled rule are still reported, since the data problem remains.
+    out.findings
+        .retain(|f| !config.disabled_findings.contains(&f.code));
+    sort_findings(&mut out.findings);
+    out.tasks
+        .sort_by(|a, b| (a.due, &a.code).cmp(&(b.due, &b.code)));
+    out.tasks.dedup();
+    let dq: BTreeSet<_> = out.data_quality.drain(..).collect();
+    out.data_quality = dq.into_iter().collect();
+
+    Evaluation {
+        gc: ctx.gc,
+        spine: ctx.spine,
+        dxa: ctx.dxa,
+        dmab: ctx.dmab,
+        therapy: ctx.therapy,
+        risk: ctx.risk,
+        outcome: out,
+        age,
+    }
+}
+
+/// Most severe first, then earliest due, then the §9 table order.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| match (a.due, b.due) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .then_with(|| a.code.cmp(&b.code))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn age_is_completed_years() {
+        assert_eq!(age_at(d("1950-03-15"), d("2023-03-14")), 72);
+        assert_eq!(age_at(d("1950-03-15"), d("2023-03-15")), 73);
+        assert_eq!(age_at(d("1950-03-15"), d("2022-12-01")), 72);
+    }
+}

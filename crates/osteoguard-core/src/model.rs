@@ -1,0 +1,722 @@
+//! The patient model: a typed, dated record of what bone health needs.
+//!
+//! Everything here is already *interpreted* (codes mapped to concepts, units converted to the
+//! canonical units of knowledge.md §1.3) but *not judged*: an unknown value stays `None`, never a
+//! default. The FHIR reader builds it; the rules only read it.
+//!
+//! Every item carries a [`SourceRef`] (e.g. `MedicationAdministration/dmab-6`) so findings can
+//! cite their evidence, and a `visible` date: the date the information entered the record
+//! (knowledge.md §1.2), which decides whether the item exists at a given as-of date.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+/// A FHIR-style reference to the resource an item came from, e.g. `Observation/dxa-1`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SourceRef(pub String);
+
+impl SourceRef {
+    pub fn new(s: impl Into<String>) -> Self {
+        SourceRef(s.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A closed or half-open date interval; either end may be unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Period {
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+}
+
+impl Period {
+    pub fn day(d: NaiveDate) -> Self {
+        Period {
+            start: Some(d),
+            end: Some(d),
+        }
+    }
+    pub fn from(start: NaiveDate) -> Self {
+        Period {
+            start: Some(start),
+            end: None,
+        }
+    }
+    pub fn between(start: NaiveDate, end: NaiveDate) -> Self {
+        Period {
+            start: Some(start),
+            end: Some(end),
+        }
+    }
+}
+
+/// Whole calendar days from `a` to `b` (`b − a`), knowledge.md §1.2.
+pub fn days(a: NaiveDate, b: NaiveDate) -> i64 {
+    (b - a).num_days()
+}
+
+/// `d + n` days, saturating at the calendar's ends instead of panicking.
+pub fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
+    if n >= 0 {
+        d.checked_add_days(chrono::Days::new(n as u64))
+            .unwrap_or(NaiveDate::MAX)
+    } else {
+        d.checked_sub_days(chrono::Days::new(n.unsigned_abs()))
+            .unwrap_or(NaiveDate::MIN)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Patient {
+    pub source: SourceRef,
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Sex,
+    pub deceased: Option<NaiveDate>,
+}
+
+/// One patient's record as the rules see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatientRecord {
+    pub patient: Patient,
+    pub medications: Vec<MedicationRecord>,
+    pub observations: Vec<Observation>,
+    pub conditions: Vec<Condition>,
+    pub procedures: Vec<Procedure>,
+}
+
+impl PatientRecord {
+    pub fn new(patient: Patient) -> Self {
+        PatientRecord {
+            patient,
+            medications: Vec::new(),
+            observations: Vec::new(),
+            conditions: Vec::new(),
+            procedures: Vec::new(),
+        }
+    }
+
+    /// Sorts every list by (date, source) so that evaluation never depends on the order the
+    /// resources arrived in. The engine calls this itself; it is public for readers that want
+    /// a canonical record.
+    pub fn canonicalise(&mut self) {
+        self.medications
+            .sort_by(|a, b| (a.visible, &a.source).cmp(&(b.visible, &b.source)));
+        self.observations.sort_by(|a, b| {
+            (a.effective, a.visible, &a.source).cmp(&(b.effective, b.visible, &b.source))
+        });
+        self.conditions
+            .sort_by(|a, b| (a.visible, &a.source).cmp(&(b.visible, &b.source)));
+        self.procedures
+            .sort_by(|a, b| (a.performed, &a.source).cmp(&(b.performed, &b.source)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Medications
+// ---------------------------------------------------------------------------------------------
+
+/// Ingredients the rules care about (knowledge.md §10.1). Salt forms map to the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ingredient {
+    // Glucocorticoids (§2.2)
+    Cortisone,
+    Hydrocortisone,
+    Prednisone,
+    Prednisolone,
+    Methylprednisolone,
+    Triamcinolone,
+    Dexamethasone,
+    Betamethasone,
+    Deflazacort,
+    Fludrocortisone,
+    Budesonide,
+    /// Inhaled/topical-only steroids recognised so they are *not* counted (fluticasone etc.).
+    OtherLocalCorticosteroid,
+    // Osteoporosis agents (§4.3)
+    Denosumab,
+    ZoledronicAcid,
+    Alendronate,
+    Risedronate,
+    Ibandronate,
+    Teriparatide,
+    Abaloparatide,
+    Romosozumab,
+    Raloxifene,
+    // Supplements (§10.1)
+    Calcium,
+    Cholecalciferol,
+    Ergocalciferol,
+    Calcifediol,
+    Calcitriol,
+    Alfacalcidol,
+}
+
+impl Ingredient {
+    pub fn is_glucocorticoid(self) -> bool {
+        use Ingredient::*;
+        matches!(
+            self,
+            Cortisone
+                | Hydrocortisone
+                | Prednisone
+                | Prednisolone
+                | Methylprednisolone
+                | Triamcinolone
+                | Dexamethasone
+                | Betamethasone
+                | Deflazacort
+                | Fludrocortisone
+                | Budesonide
+                | OtherLocalCorticosteroid
+        )
+    }
+    pub fn is_bisphosphonate(self) -> bool {
+        use Ingredient::*;
+        matches!(
+            self,
+            ZoledronicAcid | Alendronate | Risedronate | Ibandronate
+        )
+    }
+    pub fn is_anabolic(self) -> bool {
+        matches!(self, Ingredient::Teriparatide | Ingredient::Abaloparatide)
+    }
+    pub fn is_osteoporosis_agent(self) -> bool {
+        use Ingredient::*;
+        self.is_bisphosphonate()
+            || matches!(
+                self,
+                Denosumab | Teriparatide | Abaloparatide | Romosozumab | Raloxifene
+            )
+    }
+    pub fn is_vitamin_d(self) -> bool {
+        use Ingredient::*;
+        matches!(
+            self,
+            Cholecalciferol | Ergocalciferol | Calcifediol | Calcitriol | Alfacalcidol
+        )
+    }
+    pub fn name(self) -> &'static str {
+        use Ingredient::*;
+        match self {
+            Cortisone => "cortisone",
+            Hydrocortisone => "hydrocortisone",
+            Prednisone => "prednisone",
+            Prednisolone => "prednisolone",
+            Methylprednisolone => "methylprednisolone",
+            Triamcinolone => "triamcinolone",
+            Dexamethasone => "dexamethasone",
+            Betamethasone => "betamethasone",
+            Deflazacort => "deflazacort",
+            Fludrocortisone => "fludrocortisone",
+            Budesonide => "budesonide",
+            OtherLocalCorticosteroid => "corticosteroid (local)",
+            Denosumab => "denosumab",
+            ZoledronicAcid => "zoledronic acid",
+            Alendronate => "alendronate",
+            Risedronate => "risedronate",
+            Ibandronate => "ibandronate",
+            Teriparatide => "teriparatide",
+            Abaloparatide => "abaloparatide",
+            Romosozumab => "romosozumab",
+            Raloxifene => "raloxifene",
+            Calcium => "calcium",
+            Cholecalciferol => "cholecalciferol",
+            Ergocalciferol => "ergocalciferol",
+            Calcifediol => "calcifediol",
+            Calcitriol => "calcitriol",
+            Alfacalcidol => "alfacalcidol",
+        }
+    }
+}
+
+/// Route of administration, as far as bone rules need it (§2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    Oral,
+    Intravenous,
+    Intramuscular,
+    Subcutaneous,
+    /// Inhaled, intranasal, topical, ophthalmic, otic, rectal-local, intra-articular, intralesional.
+    Local,
+    /// Not recorded: counts as systemic for glucocorticoids (§2.6, conservative).
+    Unknown,
+}
+
+impl Route {
+    pub fn is_systemic(self) -> bool {
+        !matches!(self, Route::Local)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MedicationSource {
+    Request,
+    Statement,
+    Administration,
+}
+
+/// FHIR status values of the three medication resources, merged (§1.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MedicationStatus {
+    Active,
+    Completed,
+    OnHold,
+    Stopped,
+    Cancelled,
+    EnteredInError,
+    Draft,
+    Intended,
+    NotTaken,
+    InProgress,
+    NotDone,
+    Unknown,
+}
+
+/// One dosage line (`dosageInstruction[i]` / `dosage`), already converted to mg and per-day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dosage {
+    /// mg of the ingredient per administration; `None` = not computable (unit or strength unknown).
+    pub dose_mg: Option<f64>,
+    /// Administrations per day; `None` = no timing given.
+    pub per_day: Option<f64>,
+    pub as_needed: bool,
+    /// `timing.repeat.boundsPeriod`.
+    pub bounds: Option<Period>,
+    /// `timing.repeat.boundsDuration` in days.
+    pub bounds_duration_days: Option<i64>,
+    pub route: Route,
+    /// `sequence`, for taper schedules.
+    pub sequence: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MedicationRecord {
+    pub source: SourceRef,
+    pub kind: MedicationSource,
+    pub status: MedicationStatus,
+    /// Ingredients the value sets recognised (several for combination products).
+    pub ingredients: Vec<Ingredient>,
+    /// Product display text, for evidence.
+    pub display: String,
+    /// The §1.2 visibility date; `None` = no usable date.
+    pub visible: Option<NaiveDate>,
+    /// MedicationRequest.authoredOn.
+    pub authored: Option<NaiveDate>,
+    /// MedicationStatement/Administration `effective[x]`.
+    pub effective: Option<Period>,
+    /// `dispenseRequest.validityPeriod`.
+    pub validity: Option<Period>,
+    /// `dispenseRequest.expectedSupplyDuration` in days.
+    pub expected_supply_days: Option<i64>,
+    /// MedicationAdministration `dosage.dose` in mg (or the single dose of a request).
+    pub administered_mg: Option<f64>,
+    /// Route of the resource when it is not per-dosage (administration).
+    pub route: Route,
+    pub dosages: Vec<Dosage>,
+    /// An explicit planned occurrence (e.g. timing.event) for orders.
+    pub planned_date: Option<NaiveDate>,
+}
+
+impl MedicationRecord {
+    pub fn has(&self, i: Ingredient) -> bool {
+        self.ingredients.contains(&i)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observations
+// ---------------------------------------------------------------------------------------------
+
+/// DXA measurement site (§6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DxaSite {
+    LumbarSpine,
+    TotalHip,
+    FemoralNeck,
+    Forearm,
+}
+
+impl DxaSite {
+    pub fn label(self) -> &'static str {
+        match self {
+            DxaSite::LumbarSpine => "lumbar spine",
+            DxaSite::TotalHip => "total hip",
+            DxaSite::FemoralNeck => "femoral neck",
+            DxaSite::Forearm => "forearm",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    Left,
+    Right,
+}
+
+/// What an Observation measures. Values are in the canonical units of §1.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type", content = "site")]
+pub enum ObservationKind {
+    /// SD.
+    TScore(DxaSite),
+    /// SD.
+    ZScore(DxaSite),
+    /// g/cm².
+    Bmd(DxaSite),
+    /// percent (0–100).
+    FraxMof,
+    /// percent (0–100).
+    FraxHip,
+    /// ng/L.
+    Ctx,
+    /// µg/L.
+    P1np,
+    /// mL/min/1.73 m².
+    Egfr,
+    /// mg/dL.
+    Creatinine,
+    /// mg/dL.
+    Calcium,
+    /// g/dL.
+    Albumin,
+    /// ng/mL.
+    VitaminD25,
+    /// kg.
+    BodyWeight,
+    /// 0–10.
+    Pain,
+    /// true = marrow oedema at `level` on MRI (§10.4 `vertebral-edema`).
+    VertebralEdema,
+    /// Genant grade 0–3 at `level` (§10.4 `genant-grade`).
+    GenantGrade,
+    /// Facility least significant change (§6.2); percent when `lsc_is_percent`.
+    Lsc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObservationStatus {
+    Final,
+    Amended,
+    Corrected,
+    Preliminary,
+    Registered,
+    Cancelled,
+    EnteredInError,
+    Unknown,
+}
+
+impl ObservationStatus {
+    /// §1.6: final, amended, corrected, preliminary (preliminary allowed but flagged).
+    pub fn is_usable(self) -> bool {
+        matches!(
+            self,
+            ObservationStatus::Final
+                | ObservationStatus::Amended
+                | ObservationStatus::Corrected
+                | ObservationStatus::Preliminary
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub source: SourceRef,
+    pub kind: ObservationKind,
+    pub status: ObservationStatus,
+    /// Numeric value in the canonical unit; `None` when missing or unconvertible.
+    pub value: Option<f64>,
+    /// Boolean value (vertebral oedema).
+    pub flag: Option<bool>,
+    /// When the measurement was taken (date and, when known, time of day for same-day ordering).
+    pub effective: Option<NaiveDateTime>,
+    /// The §1.2 visibility date (issued, else effective).
+    pub visible: Option<NaiveDate>,
+    pub reference_low: Option<f64>,
+    pub reference_high: Option<f64>,
+    /// Device identity for DXA comparability (§6.2).
+    pub device: Option<String>,
+    pub side: Option<Side>,
+    pub level: Option<VertebralLevel>,
+    /// FRAX: value already includes the GC-dose adjustment (§3.3).
+    pub frax_gc_adjusted: bool,
+    /// FRAX: glucocorticoids entered as a risk factor; `None` = not stated (assume yes).
+    pub frax_gc_entered: Option<bool>,
+    /// LSC unit: percent (true) or g/cm² (false).
+    pub lsc_is_percent: bool,
+}
+
+impl Observation {
+    pub fn date(&self) -> Option<NaiveDate> {
+        self.effective.map(|t| t.date()).or(self.visible)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditions
+// ---------------------------------------------------------------------------------------------
+
+/// Vertebral levels T1–L5 (§7.1), in cranio-caudal order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum VertebralLevel {
+    T1,
+    T2,
+    T3,
+    T4,
+    T5,
+    T6,
+    T7,
+    T8,
+    T9,
+    T10,
+    T11,
+    T12,
+    L1,
+    L2,
+    L3,
+    L4,
+    L5,
+}
+
+impl VertebralLevel {
+    pub const ALL: [VertebralLevel; 17] = {
+        use VertebralLevel::*;
+        [
+            T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, L1, L2, L3, L4, L5,
+        ]
+    };
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn from_index(i: usize) -> Option<Self> {
+        Self::ALL.get(i).copied()
+    }
+    pub fn label(self) -> &'static str {
+        use VertebralLevel::*;
+        match self {
+            T1 => "T1",
+            T2 => "T2",
+            T3 => "T3",
+            T4 => "T4",
+            T5 => "T5",
+            T6 => "T6",
+            T7 => "T7",
+            T8 => "T8",
+            T9 => "T9",
+            T10 => "T10",
+            T11 => "T11",
+            T12 => "T12",
+            L1 => "L1",
+            L2 => "L2",
+            L3 => "L3",
+            L4 => "L4",
+            L5 => "L5",
+        }
+    }
+    /// Parses "L1", "l 1", "L1 vertebra", "T12" (§10.4).
+    pub fn parse(text: &str) -> Option<Self> {
+        let t: String = text
+            .trim()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let t = t.strip_suffix("VERTEBRA").unwrap_or(&t);
+        let (region, num) = t.split_at(t.char_indices().nth(1).map(|(i, _)| i)?);
+        let n: usize = num.parse().ok()?;
+        match (region, n) {
+            ("T", 1..=12) => Self::from_index(n - 1),
+            ("L", 1..=5) => Self::from_index(11 + n),
+            _ => None,
+        }
+    }
+    /// Levels directly above and below (§7.6 "adjacent").
+    pub fn is_adjacent(self, other: VertebralLevel) -> bool {
+        self.index().abs_diff(other.index()) == 1
+    }
+    pub fn is_lumbar_1_to_4(self) -> bool {
+        use VertebralLevel::*;
+        matches!(self, L1 | L2 | L3 | L4)
+    }
+}
+
+impl std::fmt::Display for VertebralLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Where on the spine a vertebral fracture is (§7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "levels")]
+pub enum VertebralLocation {
+    Level(VertebralLevel),
+    /// Grouped ICD-10 codes (S22.05- = T5–T6 …): one event attached to the pair.
+    Pair(VertebralLevel, VertebralLevel),
+    Unspecified,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "site", content = "location")]
+pub enum FractureSite {
+    Vertebral(VertebralLocation),
+    Hip,
+    Wrist,
+    Humerus,
+    /// "Due to osteoporosis" without a recognised site.
+    OsteoporoticOther,
+    /// A fracture code not in the fragility list (ankle, clavicle, rib …): recorded, not counted.
+    Other,
+}
+
+impl FractureSite {
+    /// Sites that count for `prior_osteoporotic_fracture` (§3.1, §10.3a).
+    pub fn is_fragility_site(self) -> bool {
+        !matches!(self, FractureSite::Other)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type", content = "detail")]
+pub enum ConditionKind {
+    Fracture(FractureSite),
+    Osteoporosis,
+    Osteopenia,
+    AdrenalInsufficiency,
+    Hypopituitarism,
+    /// Exclusions for vertebral augmentation (§7.5-5).
+    SpinalInfection,
+    Coagulopathy,
+    NeurologicalDeficit,
+    Malignancy,
+    /// Special populations (§12.9).
+    ChronicKidneyDisease45,
+    Dialysis,
+    Transplant,
+    Pregnancy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verification {
+    Confirmed,
+    Provisional,
+    Unconfirmed,
+    Differential,
+    Refuted,
+    EnteredInError,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FractureMechanism {
+    Traumatic,
+    Fragility,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    pub source: SourceRef,
+    pub kind: ConditionKind,
+    pub display: String,
+    pub verification: Verification,
+    /// Onset as a period (a date is a one-day period); `None` = not recorded.
+    pub onset: Option<Period>,
+    pub recorded: Option<NaiveDate>,
+    /// The §1.2 visibility date (recordedDate, else onset start).
+    pub visible: Option<NaiveDate>,
+    pub mechanism: Option<FractureMechanism>,
+    /// ICD-10-CM 7th character D/G/K/S: a follow-up of an earlier fracture, not a new event (§10.3).
+    pub subsequent_encounter: bool,
+}
+
+impl Condition {
+    pub fn is_valid(&self) -> bool {
+        !matches!(
+            self.verification,
+            Verification::Refuted | Verification::EnteredInError
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Procedures
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcedureKind {
+    Vertebroplasty,
+    Kyphoplasty,
+    SpineMri,
+    SpineCt,
+    SpineXray,
+    Dxa,
+}
+
+impl ProcedureKind {
+    pub fn is_augmentation(self) -> bool {
+        matches!(
+            self,
+            ProcedureKind::Vertebroplasty | ProcedureKind::Kyphoplasty
+        )
+    }
+    pub fn is_spine_imaging(self) -> bool {
+        matches!(
+            self,
+            ProcedureKind::SpineMri | ProcedureKind::SpineCt | ProcedureKind::SpineXray
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcedureStatus {
+    Completed,
+    InProgress,
+    NotDone,
+    EnteredInError,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Procedure {
+    pub source: SourceRef,
+    pub kind: ProcedureKind,
+    pub status: ProcedureStatus,
+    pub display: String,
+    /// Vertebral levels from `bodySite` (empty = not recorded).
+    pub levels: Vec<VertebralLevel>,
+    /// `performed[x]` (end of a period), also the §1.2 visibility date.
+    pub performed: Option<NaiveDateTime>,
+}
+
+impl Procedure {
+    pub fn date(&self) -> Option<NaiveDate> {
+        self.performed.map(|t| t.date())
+    }
+}

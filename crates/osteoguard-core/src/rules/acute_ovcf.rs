@@ -1,0 +1,7 @@
+//! `acute-ovcf` — knowledge.md §9. (Rule not yet implemented.)
+
+use crate::engine::{Ctx, Outcome};
+
+pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
+    let _ = (ctx, out);
+}
