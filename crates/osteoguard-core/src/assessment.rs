@@ -12,7 +12,7 @@ use crate::engine::{self, Evaluation};
 use crate::facts::dxa::WhoCategory;
 use crate::facts::spine::LevelState;
 use crate::finding::{DataQualityIssue, Evidence, Finding, Task};
-use crate::model::{DxaSite, PatientRecord, Sex};
+use crate::model::{DxaSite, PatientRecord, ProcedureKind, Sex};
 use crate::tri::Tri;
 
 pub const SCHEMA: &str = "osteoguard.assessment/1";
@@ -28,6 +28,8 @@ pub struct Assessment {
     pub denosumab: DenosumabSummary,
     pub bone_density: BoneDensitySummary,
     pub spine: Vec<SpineLevel>,
+    /// Dated events for charts: fractures, procedures, antiresorptive doses, pain scores.
+    pub timeline: Timeline,
     pub findings: Vec<Finding>,
     pub tasks: Vec<Task>,
     pub data_quality: Vec<DataQualityIssue>,
@@ -115,6 +117,54 @@ pub struct SpineLevel {
     pub since: Option<NaiveDate>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeline {
+    /// First and last dated item of the visible record.
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+    pub fractures: Vec<TimelineFracture>,
+    pub procedures: Vec<TimelineProcedure>,
+    pub antiresorptive_doses: Vec<TimelineDose>,
+    pub pain: Vec<TimelinePain>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineFracture {
+    /// `L1`, `T5-T6`, `unspecified`, or a non-vertebral site (`hip`, `wrist` …).
+    pub site: String,
+    pub onset: Option<NaiveDate>,
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineProcedure {
+    pub kind: ProcedureKind,
+    pub levels: Vec<String>,
+    pub date: NaiveDate,
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineDose {
+    pub agent: String,
+    pub date: NaiveDate,
+    /// Days the dose covers (denosumab 182, zoledronate 365, …), for shading.
+    pub covers_days: i64,
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelinePain {
+    pub date: NaiveDate,
+    pub value: f64,
+    pub reference: String,
+}
+
 /// Rounds for display and stable JSON (the rules compare unrounded values, §3.3).
 fn round(x: f64, places: i32) -> f64 {
     let p = 10f64.powi(places);
@@ -134,7 +184,10 @@ pub fn assess_with_issues(
     config: &Config,
 ) -> Assessment {
     let ev = engine::evaluate(record, as_of, config);
-    build(record, reader_issues, as_of, config, ev)
+    let timeline = crate::timeline::build(&engine::visible_at(record, as_of), &ev, config);
+    let mut a = build(record, reader_issues, as_of, config, ev);
+    a.timeline = timeline;
+    a
 }
 
 fn build(
@@ -250,6 +303,7 @@ fn build(
                 since: l.since,
             })
             .collect(),
+        timeline: Timeline::default(),
         findings: outcome.findings,
         tasks: outcome.tasks,
         data_quality,

@@ -35,6 +35,7 @@ pub mod finding;
 pub mod model;
 pub mod rules;
 pub mod thresholds;
+mod timeline;
 pub mod tri;
 
 pub use assessment::{assess, assess_with_issues, Assessment, SCHEMA};

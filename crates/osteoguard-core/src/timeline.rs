@@ -1,0 +1,126 @@
+//! Dated events of the visible record for the timeline chart (HTML report).
+
+use chrono::NaiveDate;
+
+use crate::assessment::{
+    Timeline, TimelineDose, TimelineFracture, TimelinePain, TimelineProcedure,
+};
+use crate::config::Config;
+use crate::engine::Evaluation;
+use crate::model::{
+    ConditionKind, FractureSite, Ingredient, MedicationSource, MedicationStatus, ObservationKind,
+    PatientRecord, ProcedureStatus, VertebralLocation,
+};
+
+fn site_label(site: FractureSite) -> String {
+    match site {
+        FractureSite::Vertebral(VertebralLocation::Level(l)) => l.label().to_string(),
+        FractureSite::Vertebral(VertebralLocation::Pair(a, b)) => format!("{a}-{b}"),
+        FractureSite::Vertebral(VertebralLocation::Unspecified) => {
+            "vertebra (level unknown)".into()
+        }
+        FractureSite::Hip => "hip".into(),
+        FractureSite::Wrist => "wrist".into(),
+        FractureSite::Humerus => "humerus".into(),
+        FractureSite::OsteoporoticOther => "osteoporotic (site unknown)".into(),
+        FractureSite::Other => "other".into(),
+    }
+}
+
+pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) -> Timeline {
+    let t = &config.thresholds;
+    let mut dates: Vec<NaiveDate> = Vec::new();
+    let mut fractures = Vec::new();
+    for c in record.conditions.iter().filter(|c| c.is_valid()) {
+        if let ConditionKind::Fracture(site) = c.kind {
+            if c.subsequent_encounter {
+                continue;
+            }
+            let onset = c.onset.and_then(|p| p.start.or(p.end)).or(c.recorded);
+            dates.extend(onset);
+            fractures.push(TimelineFracture {
+                site: site_label(site),
+                onset,
+                reference: c.source.0.clone(),
+            });
+        }
+    }
+    let mut procedures = Vec::new();
+    for p in record
+        .procedures
+        .iter()
+        .filter(|p| p.status == ProcedureStatus::Completed)
+    {
+        if let Some(date) = p.date() {
+            dates.push(date);
+            procedures.push(TimelineProcedure {
+                kind: p.kind,
+                levels: p.levels.iter().map(|l| l.label().to_string()).collect(),
+                date,
+                reference: p.source.0.clone(),
+            });
+        }
+    }
+    let mut doses = Vec::new();
+    for d in &ev.dmab.doses {
+        doses.push(TimelineDose {
+            agent: Ingredient::Denosumab.name().into(),
+            date: d.date,
+            covers_days: t.dmab_due_days,
+            reference: d.source.0.clone(),
+        });
+    }
+    for m in &record.medications {
+        let administered = m.kind == MedicationSource::Administration
+            && matches!(m.status, MedicationStatus::Completed);
+        if !administered {
+            continue;
+        }
+        let Some(date) = m.effective.and_then(|p| p.start.or(p.end)) else {
+            continue;
+        };
+        for agent in [Ingredient::ZoledronicAcid, Ingredient::Ibandronate] {
+            if m.has(agent) {
+                doses.push(TimelineDose {
+                    agent: agent.name().into(),
+                    date,
+                    covers_days: if agent == Ingredient::ZoledronicAcid {
+                        t.zoledronate_active_days
+                    } else {
+                        t.ibandronate_iv_active_days
+                    },
+                    reference: m.source.0.clone(),
+                });
+            }
+        }
+    }
+    dates.extend(doses.iter().map(|d| d.date));
+    let mut pain = Vec::new();
+    for o in record
+        .observations
+        .iter()
+        .filter(|o| o.kind == ObservationKind::Pain && o.status.is_usable())
+    {
+        if let (Some(date), Some(value)) = (o.date(), o.value) {
+            pain.push(TimelinePain {
+                date,
+                value,
+                reference: o.source.0.clone(),
+            });
+        }
+    }
+    dates.extend(pain.iter().map(|p| p.date));
+    dates.extend(ev.gc.series.iter().map(|(d, _)| *d));
+    dates.extend(ev.dxa.t_series.iter().map(|(d, ..)| *d));
+    doses.sort_by(|a, b| (a.date, &a.reference).cmp(&(b.date, &b.reference)));
+    procedures.sort_by(|a, b| (a.date, &a.reference).cmp(&(b.date, &b.reference)));
+    fractures.sort_by(|a, b| (a.onset, &a.reference).cmp(&(b.onset, &b.reference)));
+    Timeline {
+        start: dates.iter().min().copied(),
+        end: dates.iter().max().copied(),
+        fractures,
+        procedures,
+        antiresorptive_doses: doses,
+        pain,
+    }
+}
