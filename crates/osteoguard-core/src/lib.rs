@@ -34,6 +34,8 @@ pub mod facts;
 pub mod finding;
 pub mod model;
 pub mod rules;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod thresholds;
 mod timeline;
 pub mod tri;

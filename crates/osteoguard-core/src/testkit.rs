@@ -1,0 +1,272 @@
+//! Builders for hand-made patient records in unit tests (`cfg(test)` or feature `testkit`).
+//!
+//! Rules are tested beside their module with records built here; the end-to-end tests read
+//! real FHIR JSON instead.
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+
+use crate::model::*;
+
+/// Parses `YYYY-MM-DD`; panics on a bad literal (test code only).
+pub fn d(s: &str) -> NaiveDate {
+    s.parse().expect("test date literal")
+}
+
+fn at_noon(date: NaiveDate) -> NaiveDateTime {
+    date.and_time(NaiveTime::from_hms_opt(12, 0, 0).expect("noon"))
+}
+
+/// Builds a [`PatientRecord`] step by step; every item gets a unique id `Type/tN`.
+pub struct RecordBuilder {
+    record: PatientRecord,
+    next: usize,
+}
+
+impl RecordBuilder {
+    pub fn new(birth: &str, sex: Sex) -> Self {
+        RecordBuilder {
+            record: PatientRecord::new(Patient {
+                source: SourceRef::new("Patient/test"),
+                birth_date: Some(d(birth)),
+                sex,
+                deceased: None,
+            }),
+            next: 0,
+        }
+    }
+
+    fn id(&mut self, ty: &str) -> SourceRef {
+        self.next += 1;
+        SourceRef::new(format!("{ty}/t{}", self.next))
+    }
+
+    pub fn build(self) -> PatientRecord {
+        self.record
+    }
+
+    /// A completed administration of `ingredient` on `date` (`mg` per dose).
+    pub fn administration(
+        mut self,
+        ingredient: Ingredient,
+        date: &str,
+        mg: f64,
+        route: Route,
+    ) -> Self {
+        let source = self.id("MedicationAdministration");
+        self.record.medications.push(MedicationRecord {
+            source,
+            kind: MedicationSource::Administration,
+            status: MedicationStatus::Completed,
+            ingredients: vec![ingredient],
+            display: ingredient.name().into(),
+            visible: Some(d(date)),
+            authored: None,
+            effective: Some(Period::day(d(date))),
+            validity: None,
+            expected_supply_days: None,
+            administered_mg: Some(mg),
+            route,
+            dosages: vec![],
+            planned_date: None,
+        });
+        self
+    }
+
+    /// A MedicationRequest with one daily dosage line (`mg` per dose, `per_day` doses a day),
+    /// bounded by `start`..`end` (end `None` = open-ended).
+    pub fn daily_order(
+        mut self,
+        ingredient: Ingredient,
+        status: MedicationStatus,
+        start: &str,
+        end: Option<&str>,
+        mg: Option<f64>,
+        per_day: Option<f64>,
+        route: Route,
+    ) -> Self {
+        let source = self.id("MedicationRequest");
+        self.record.medications.push(MedicationRecord {
+            source,
+            kind: MedicationSource::Request,
+            status,
+            ingredients: vec![ingredient],
+            display: ingredient.name().into(),
+            visible: Some(d(start)),
+            authored: Some(d(start)),
+            effective: None,
+            validity: None,
+            expected_supply_days: None,
+            administered_mg: None,
+            route,
+            dosages: vec![Dosage {
+                dose_mg: mg,
+                per_day,
+                as_needed: false,
+                bounds: Some(Period {
+                    start: Some(d(start)),
+                    end: end.map(d),
+                }),
+                bounds_duration_days: None,
+                route,
+                sequence: None,
+            }],
+            planned_date: None,
+        });
+        self
+    }
+
+    /// A MedicationRequest for `ingredient` authored on `date` with no dosage (an order).
+    pub fn order(mut self, ingredient: Ingredient, status: MedicationStatus, date: &str) -> Self {
+        let source = self.id("MedicationRequest");
+        self.record.medications.push(MedicationRecord {
+            source,
+            kind: MedicationSource::Request,
+            status,
+            ingredients: vec![ingredient],
+            display: ingredient.name().into(),
+            visible: Some(d(date)),
+            authored: Some(d(date)),
+            effective: None,
+            validity: None,
+            expected_supply_days: None,
+            administered_mg: None,
+            route: Route::Unknown,
+            dosages: vec![],
+            planned_date: None,
+        });
+        self
+    }
+
+    /// A MedicationStatement for `ingredient` over `start`..`end`.
+    pub fn statement(
+        mut self,
+        ingredient: Ingredient,
+        status: MedicationStatus,
+        start: &str,
+        end: Option<&str>,
+    ) -> Self {
+        let source = self.id("MedicationStatement");
+        let asserted = end.unwrap_or(start);
+        self.record.medications.push(MedicationRecord {
+            source,
+            kind: MedicationSource::Statement,
+            status,
+            ingredients: vec![ingredient],
+            display: ingredient.name().into(),
+            visible: Some(d(asserted)),
+            authored: None,
+            effective: Some(Period {
+                start: Some(d(start)),
+                end: end.map(d),
+            }),
+            validity: None,
+            expected_supply_days: None,
+            administered_mg: None,
+            route: Route::Oral,
+            dosages: vec![],
+            planned_date: None,
+        });
+        self
+    }
+
+    /// A final observation of `kind` with a numeric value, taken at noon on `date`.
+    pub fn observation(mut self, kind: ObservationKind, date: &str, value: f64) -> Self {
+        let source = self.id("Observation");
+        self.record.observations.push(Observation {
+            source,
+            kind,
+            status: ObservationStatus::Final,
+            value: Some(value),
+            flag: None,
+            effective: Some(at_noon(d(date))),
+            visible: Some(d(date)),
+            reference_low: None,
+            reference_high: None,
+            device: None,
+            side: None,
+            level: None,
+            frax_gc_adjusted: false,
+            frax_gc_entered: None,
+            lsc_is_percent: true,
+        });
+        self
+    }
+
+    /// Adjusts the last observation added.
+    pub fn with_last_observation(mut self, f: impl FnOnce(&mut Observation)) -> Self {
+        if let Some(o) = self.record.observations.last_mut() {
+            f(o);
+        }
+        self
+    }
+
+    /// MRI marrow oedema (`flag`) at `level` on `date`.
+    pub fn edema(mut self, level: VertebralLevel, date: &str, flag: bool) -> Self {
+        let source = self.id("Observation");
+        self.record.observations.push(Observation {
+            source,
+            kind: ObservationKind::VertebralEdema,
+            status: ObservationStatus::Final,
+            value: None,
+            flag: Some(flag),
+            effective: Some(at_noon(d(date))),
+            visible: Some(d(date)),
+            reference_low: None,
+            reference_high: None,
+            device: None,
+            side: None,
+            level: Some(level),
+            frax_gc_adjusted: false,
+            frax_gc_entered: None,
+            lsc_is_percent: true,
+        });
+        self
+    }
+
+    /// A confirmed condition with onset `onset` (a period start..end) recorded on `recorded`.
+    pub fn condition(
+        mut self,
+        kind: ConditionKind,
+        onset: Option<(&str, &str)>,
+        recorded: Option<&str>,
+    ) -> Self {
+        let source = self.id("Condition");
+        let onset = onset.map(|(a, b)| Period::between(d(a), d(b)));
+        let recorded = recorded.map(d);
+        self.record.conditions.push(Condition {
+            source,
+            kind,
+            display: format!("{kind:?}"),
+            verification: Verification::Confirmed,
+            onset,
+            recorded,
+            visible: recorded.or(onset.and_then(|p| p.start)),
+            mechanism: None,
+            subsequent_encounter: false,
+        });
+        self
+    }
+
+    /// A vertebral fracture at `level` with onset on `onset`, recorded on `recorded`.
+    pub fn vertebral_fracture(self, level: VertebralLevel, onset: &str, recorded: &str) -> Self {
+        self.condition(
+            ConditionKind::Fracture(FractureSite::Vertebral(VertebralLocation::Level(level))),
+            Some((onset, onset)),
+            Some(recorded),
+        )
+    }
+
+    /// A completed procedure on `date` at `levels`.
+    pub fn procedure(mut self, kind: ProcedureKind, levels: &[VertebralLevel], date: &str) -> Self {
+        let source = self.id("Procedure");
+        self.record.procedures.push(Procedure {
+            source,
+            kind,
+            status: ProcedureStatus::Completed,
+            display: format!("{kind:?}"),
+            levels: levels.to_vec(),
+            performed: Some(at_noon(d(date))),
+        });
+        self
+    }
+}
