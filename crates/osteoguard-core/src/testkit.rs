@@ -72,6 +72,7 @@ impl RecordBuilder {
         self
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// A MedicationRequest with one daily dosage line (`mg` per dose, `per_day` doses a day),
     /// bounded by `start`..`end` (end `None` = open-ended).
     pub fn daily_order(
