@@ -69,11 +69,23 @@ pub struct Provenance {
 impl Config {
     /// Parses and validates a site configuration. Every problem names its key.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::from_toml_str_allowing(text, &[])
+    }
+
+    /// As [`Config::from_toml_str`], skipping the named top-level tables (e.g. `server`,
+    /// `screen`), which belong to other components of the same file.
+    pub fn from_toml_str_allowing(
+        text: &str,
+        other_sections: &[&str],
+    ) -> Result<Config, ConfigError> {
         let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| ConfigError::Syntax(e.message().to_string()))?;
         let mut config = Config::default();
         for (group, value) in &table {
+            if other_sections.contains(&group.as_str()) {
+                continue;
+            }
             let Some(inner) = value.as_table() else {
                 return Err(ConfigError::UnknownKey { key: group.clone() });
             };
