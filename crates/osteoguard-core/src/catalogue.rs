@@ -240,6 +240,9 @@ mod tests {
             .unwrap();
         assert!(grace.overridden);
         assert_eq!(grace.value, ThresholdValue::Days(240));
-        assert_eq!(grace.value, ThresholdValue::Days(c.thresholds.dmab_grace_end_days));
+        assert_eq!(
+            grace.value,
+            ThresholdValue::Days(c.thresholds.dmab_grace_end_days)
+        );
     }
 }

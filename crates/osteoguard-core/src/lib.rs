@@ -28,6 +28,7 @@
 //! ```
 
 pub mod assessment;
+pub mod catalogue;
 pub mod config;
 pub mod engine;
 pub mod facts;

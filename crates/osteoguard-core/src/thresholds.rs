@@ -201,6 +201,9 @@ threshold_table! {
     gc_unknown_dose_lookback_days: i64 = 365; key "glucocorticoid.unknown_dose_lookback_days"; unit "days";
         range 1 ..= 3650; "§9 data-insufficient (1)"; "engine convention (v0.10)"; configurable false; used_by ["data-insufficient"];
         "A GC record with unknown dose this recent is reported";
+    gc_exposure_window_days: i64 = 365; key "glucocorticoid.exposure_window_days"; unit "days";
+        range 365 ..= 365; "§2.5, §2.7"; "ACR-2022 (≥ 5 g in 1 year; > 30 days at ≥ 30 mg)"; configurable false; used_by ["osteoporosis-treatment-indicated", "anabolic-therapy-preferred"];
+        "Window of days_ge_30_last365 and cumulative_g_last365";
     // ---- §3 fracture risk ---------------------------------------------------------------------------
     adult_min_age: i64 = 18; key "risk.adult_min_age_years"; unit "years";
         range 0 ..= 30; "§3.5"; "ACR-2022"; configurable false; used_by ["gc-bone-protection"];
@@ -251,9 +254,6 @@ threshold_table! {
         range 180 ..= 730; "§3.1"; "engine convention"; configurable false; used_by ["osteoporosis-treatment-indicated"];
         "Maximum DXA interval for 'BMD loss > LSC within 1 year'";
     // ---- §4 treatment ------------------------------------------------------------------------------
-    dmab_active_days: i64 = 210; key "therapy.denosumab_active_days"; unit "days";
-        range 182 ..= 365; "§4.3"; "PROLIA-PI + LYU-2020 grace"; configurable true; used_by ["osteoporosis-treatment-indicated"];
-        "Denosumab counts as active this long after a dose";
     zoledronate_active_days: i64 = 365; key "therapy.zoledronate_active_days"; unit "days";
         range 180 ..= 1095; "§4.3"; "RECLAST-PI schedule"; configurable true; used_by ["osteoporosis-treatment-indicated"];
         "Zoledronate counts as active this long after an infusion";
@@ -292,14 +292,17 @@ threshold_table! {
         range 120 ..= 182; "§5.1"; "engine convention (4 weeks before due)"; configurable true; used_by ["denosumab-due-soon"];
         "Reminder window opens";
     dmab_grace_end_days: i64 = 210; key "denosumab.grace_end_days"; unit "days";
-        range 182 ..= 294; "§5.1, §12.11"; "LYU-2020 (on time = within 4 weeks)"; configurable true; used_by ["denosumab-due-soon", "denosumab-overdue", "denosumab-discontinuation-without-transition"];
-        "Last on-time day; overdue after it";
+        range 182 ..= 294; "§5.1, §12.11"; "LYU-2020 (on time = within 4 weeks)"; configurable true; used_by ["denosumab-due-soon", "denosumab-overdue", "denosumab-discontinuation-without-transition", "osteoporosis-treatment-indicated"];
+        "Last on-time day; overdue after it; also how long denosumab counts as active therapy (§4.3)";
     dmab_long_delay_days: i64 = 294; key "denosumab.long_delay_days"; unit "days";
         range 211 ..= 400; "§5.1, §12.11"; "LYU-2020 (> 16 weeks late)"; configurable true; used_by ["denosumab-overdue", "denosumab-discontinuation-without-transition"];
         "Beyond this, overdue is critical";
     dmab_distinct_dose_days: i64 = 60; key "denosumab.distinct_dose_days"; unit "days";
         range 1 ..= 120; "§5.1"; "engine convention"; configurable false; used_by ["denosumab-due-soon"];
         "Doses closer than this are one administration";
+    dmab_oncology_min_mg: f64 = 100.0; key "denosumab.oncology_min_dose_mg"; unit "mg";
+        range 61 ..= 120; "§5.1"; "PROLIA-PI 60 mg vs XGEVA 120 mg"; configurable false; used_by ["denosumab-due-soon", "denosumab-overdue"];
+        "A denosumab dose at or above this is the oncology (Xgeva) regimen, excluded from the schedule";
     dmab_many_doses: i64 = 4; key "denosumab.critical_dose_count"; unit "doses";
         range 2 ..= 20; "§9 denosumab-discontinuation-without-transition"; "ECTS-2021"; configurable true; used_by ["denosumab-discontinuation-without-transition"];
         "At least this many doses makes stopping critical";
@@ -355,6 +358,9 @@ threshold_table! {
     bmd_min_interval_days: i64 = 180; key "bmd.min_interval_days"; unit "days";
         range 60 ..= 730; "§6.2"; "ISCD principle"; configurable true; used_by ["bmd-significant-loss"];
         "Serial DXA closer than this are not compared";
+    who_min_age: i64 = 50; key "bmd.who_t_score_min_age_years"; unit "years";
+        range 18 ..= 70; "§6.1"; "WHO-1994 (T-score categories from 50 y; younger adults by Z-score)"; configurable false; used_by ["bmd-significant-loss"];
+        "WHO T-score categories apply from this age";
     dxa_stale_days: i64 = 730; key "bmd.stale_days"; unit "days";
         range 365 ..= 1825; "§3.1"; "ACR-2022"; configurable true; used_by ["gc-fracture-risk-assessment-due"];
         "A T-score older than this is flagged stale";
@@ -380,6 +386,9 @@ threshold_table! {
     imaging_pain_min: f64 = 5.0; key "spine.imaging_pain_min"; unit "/10";
         range 1 ..= 10; "§9 ovcf-imaging-recommended"; "engine convention (v0.10)"; configurable true; used_by ["ovcf-imaging-recommended"];
         "Pain at or above which unconfirmed fractures need imaging";
+    imaging_pain_high: f64 = 7.0; key "spine.imaging_pain_high"; unit "/10";
+        range 1 ..= 10; "§9 ovcf-imaging-recommended"; "engine convention (§9 severity: high if (a) and pain ≥ 7)"; configurable false; used_by ["ovcf-imaging-recommended"];
+        "Pain at or above which an unconfirmed unhealed fracture makes imaging high severity";
     imaging_pain_rise: f64 = 3.0; key "spine.post_augmentation_pain_rise"; unit "points";
         range 1 ..= 10; "§9 ovcf-imaging-recommended (b)"; "engine convention"; configurable true; used_by ["ovcf-imaging-recommended"];
         "Pain rise after augmentation that needs re-imaging";
@@ -399,6 +408,9 @@ threshold_table! {
     calcium_low_mg_dl: f64 = 8.5; key "safety.calcium_low_mg_dl"; unit "mg/dL";
         range 7 ..= 9.5; "§8"; "PROLIA-PI / RECLAST-PI"; configurable true; used_by ["hypocalcaemia-antiresorptive-caution"];
         "Corrected calcium below this is hypocalcaemia";
+    albumin_pair_days: i64 = 30; key "safety.albumin_calcium_pair_days"; unit "days";
+        range 0 ..= 90; "§8"; "engine convention"; configurable true; used_by ["hypocalcaemia-antiresorptive-caution"];
+        "An albumin this close to the calcium is used for correction";
     vitamin_d_min_ng_ml: f64 = 20.0; key "safety.vitamin_d_min_ng_ml"; unit "ng/mL";
         range 10 ..= 40; "§8"; "IOM cut-off (UNVERIFIED)"; configurable true; used_by ["vitamin-d-deficiency-antiresorptive-caution"];
         "25-OH vitamin D below this is deficient";

@@ -1,19 +1,67 @@
 //! # osteoguard-fhir — FHIR R4 JSON to the osteoguard patient model
 //!
-//! What goes in: FHIR R4 JSON — a Bundle (collection, transaction, batch, searchset), NDJSON
-//! (one resource per line), a Bulk Data export directory, or already-parsed resources (CDS Hooks
-//! prefetch). What comes out: a [`ReadOutput`]: one [`PatientData`] per patient (an
+//! What goes in: FHIR R4 JSON — a Bundle (collection, transaction, batch, searchset; nested
+//! Bundles are expanded), a single resource, NDJSON (one resource per line, mixed types, blank
+//! lines allowed), a Bulk Data export directory (one NDJSON file per type, `.ndjson` or
+//! `.ndjson.gz`, with or without a manifest; sub-directories are read too), a CDS Hooks request
+//! (its `prefetch` values and `context.draftOrders`), or already-parsed resources
+//! ([`read_resources`], CDS Hooks prefetch: `null` and OperationOutcome values count as absent).
+//! What comes out: a [`ReadOutput`]: one [`PatientData`] per patient (an
 //! `osteoguard_core::model::PatientRecord` plus the data-quality issues met and per-type
 //! counts), never a partial failure: only input that is not JSON / not FHIR is an error.
 //!
-//! (Skeleton: the implementation lands in the next commits.)
+//! ## Patients
+//! Resources are grouped by `subject` / `patient` / `beneficiary` references in every form:
+//! `Patient/x`, `urn:uuid:x` (resolved through `Bundle.entry.fullUrl`), absolute URLs ending in
+//! `Patient/x` (with or without `_history`). A resource referring to `Patient/x` when no Patient
+//! `x` is in the input gets a placeholder patient (sex unknown, no birth date) and a data-quality
+//! issue. Resources without a resolvable patient go to [`ReadOutput::unattached`].
+//! `medicationReference` is resolved to contained (`#id`) or input Medication resources.
+//!
+//! ## Mapping
+//! Codes are matched by system + code (never by display), per knowledge.md §10:
+//! medications by RxNorm ingredient, clinical drug (SCD/SBD/GPCK) via the generated table
+//! `data/rxnorm-ingredients.tsv` (`scripts/gen_rxnorm_map.py`), ATC and SNOMED substance codes;
+//! observations by LOINC and the local osteoguard codes; conditions by ICD-10-CM prefix rules
+//! and SNOMED CT (incl. the VSAC tables in `data/condition-codes.tsv`); procedures by CPT and
+//! SNOMED CT. Values are converted to the canonical units of §1.3; an unknown unit leaves the
+//! value `None` with an issue naming the resource and field path.
+//!
+//! ## Dates (the rule)
+//! * Dates are calendar days, patient-local: a dateTime with an offset keeps the local date *as
+//!   written* (`2023-08-23T23:30:00-05:00` is 2023-08-23); the time of day is kept on
+//!   Observation `effective` and Procedure `performed` for same-day ordering.
+//! * Partial dates (`YYYY`, `YYYY-MM`): a start or a point (authoredOn, issued, effective,
+//!   recordedDate, period start, birthDate) takes the **first** day; an end (period end) takes
+//!   the **last** day; Condition `onsetDateTime` becomes the **period** it covers (first to last
+//!   day, so acuity uses its end and the after-augmentation test its start, §7.2). Each partial
+//!   date adds a data-quality note saying which day was taken.
+//! * Impossible dates (`2023-02-30`) and malformed ones are `None` with an issue.
+//!
+//! ## Disposition
+//! Every resource lands in exactly one [`Disposition`] bucket, counted per patient and in total
+//! by resource type; `NotUnderstood` always comes with a data-quality issue.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use osteoguard_core::model::PatientRecord;
+use osteoguard_core::model::{Patient, PatientRecord, Sex, SourceRef};
 use osteoguard_core::DataQualityIssue;
 use serde::Serialize;
+use serde_json::Value;
+
+mod cond;
+mod dates;
+mod input;
+mod med;
+mod obs;
+pub mod terminology;
+pub mod units;
+mod util;
+
+pub use dates::{parse as parse_fhir_datetime, FhirDateTime, PartialDate};
+
+use crate::util::{arr, s, Issues};
 
 /// How one resource was handled (issue: nothing silently dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -41,6 +89,29 @@ pub struct Stats {
     pub by_type: BTreeMap<String, TypeCounts>,
 }
 
+impl Stats {
+    fn tally(&mut self, ty: &str, d: Disposition) {
+        let c = self.by_type.entry(ty.to_string()).or_default();
+        c.read += 1;
+        match d {
+            Disposition::Used => c.used += 1,
+            Disposition::Ignored => c.ignored += 1,
+            Disposition::NotUnderstood => c.not_understood += 1,
+        }
+    }
+    /// Sum over all types.
+    pub fn total(&self) -> TypeCounts {
+        let mut t = TypeCounts::default();
+        for c in self.by_type.values() {
+            t.read += c.read;
+            t.used += c.used;
+            t.ignored += c.ignored;
+            t.not_understood += c.not_understood;
+        }
+        t
+    }
+}
+
 /// One patient's record and what the reader met on the way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatientData {
@@ -60,6 +131,13 @@ pub struct ReadOutput {
     pub stats: Stats,
 }
 
+impl ReadOutput {
+    /// The patient with this id.
+    pub fn patient(&self, id: &str) -> Option<&PatientData> {
+        self.patients.iter().find(|p| p.id == id)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{path}: cannot read: {source}")]
@@ -75,19 +153,431 @@ pub enum ReadError {
 }
 
 /// Reads a Bundle, an NDJSON file (optionally `.gz`) or a Bulk Data export directory.
+/// In a directory, files that are JSON but not FHIR are skipped with a note in `unattached`;
+/// a single such file is an error.
 pub fn read_path(path: &Path) -> Result<ReadOutput, ReadError> {
-    let _ = path;
-    Ok(ReadOutput::default())
+    let mut c = input::Collector::default();
+    c.add_path(path, false, 0)?;
+    Ok(build(c))
 }
 
-/// Reads a Bundle or a single resource from JSON bytes.
+/// Reads a Bundle or a single resource (or a CDS Hooks request) from JSON bytes.
 pub fn read_json_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadError> {
-    let _ = (bytes, location);
-    Ok(ReadOutput::default())
+    let mut c = input::Collector::default();
+    c.add_json_bytes(bytes, location, false)?;
+    Ok(build(c))
+}
+
+/// Reads NDJSON bytes (one resource per line).
+pub fn read_ndjson_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadError> {
+    let mut c = input::Collector::default();
+    c.add_ndjson_bytes(bytes, location, false)?;
+    Ok(build(c))
 }
 
 /// Reads already-parsed resources (e.g. CDS Hooks prefetch entries; Bundles are expanded).
+/// `null` values are absent; values that are not FHIR are noted in `unattached`.
 pub fn read_resources(resources: Vec<serde_json::Value>) -> ReadOutput {
-    let _ = resources;
-    ReadOutput::default()
+    let mut c = input::Collector::default();
+    for (i, v) in resources.into_iter().enumerate() {
+        let o = format!("resources[{i}]");
+        if let Err(e) = c.add_value(v, None, &o, 0) {
+            c.notes.push(DataQualityIssue::new(o, "", e));
+        }
+    }
+    build(c)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building the output
+// ---------------------------------------------------------------------------------------------
+
+struct Index<'a> {
+    /// `Type/id` → raw index (first occurrence).
+    by_key: BTreeMap<String, usize>,
+    /// `fullUrl` → raw index.
+    by_full_url: BTreeMap<&'a str, usize>,
+    keys: Vec<(String, String)>,
+    /// bare id → raw index (first occurrence), for `urn:uuid:<id>` without a matching fullUrl.
+    by_id: BTreeMap<String, usize>,
+}
+
+enum PatientLink {
+    Known(String),
+    Placeholder(String),
+    Unresolvable(String),
+    Absent,
+}
+
+impl Index<'_> {
+    fn lookup(&self, reference: &str) -> Option<usize> {
+        if let Some(i) = self.by_full_url.get(reference) {
+            return Some(*i);
+        }
+        if let Some(uuid) = reference.strip_prefix("urn:uuid:") {
+            // Some writers use urn:uuid references with ids equal to the uuid.
+            return self.by_id.get(uuid).copied();
+        }
+        let (ty, id) = type_and_id(reference)?;
+        self.by_key.get(&format!("{ty}/{id}")).copied()
+    }
+}
+
+/// The last `Type/id` pair of a relative or absolute reference (`_history` stripped).
+fn type_and_id(reference: &str) -> Option<(&str, &str)> {
+    if reference.contains('?') || reference.starts_with('#') {
+        return None;
+    }
+    let mut parts: Vec<&str> = reference.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.len() >= 4 && parts[parts.len() - 2] == "_history" {
+        parts.truncate(parts.len() - 2);
+    }
+    let n = parts.len();
+    if n < 2 {
+        return None;
+    }
+    let ty = parts[n - 2];
+    let id = parts[n - 1];
+    ty.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase())
+        .then_some((ty, id))
+}
+
+fn patient_link(v: &Value, index: &Index<'_>) -> PatientLink {
+    for key in ["subject", "patient", "beneficiary"] {
+        let Some(r) = v.get(key) else { continue };
+        let Some(reference) = s(r, "reference") else {
+            return PatientLink::Unresolvable(format!("{key} has no reference"));
+        };
+        if let Some(i) = index.lookup(reference) {
+            let (ty, id) = &index.keys[i];
+            return if ty == "Patient" {
+                PatientLink::Known(id.clone())
+            } else {
+                PatientLink::Unresolvable(format!("{key} {reference:?} is a {ty}, not a Patient"))
+            };
+        }
+        return match type_and_id(reference) {
+            Some(("Patient", id)) => PatientLink::Placeholder(id.to_string()),
+            Some((ty, _)) => {
+                PatientLink::Unresolvable(format!("{key} {reference:?} is a {ty}, not a Patient"))
+            }
+            None => PatientLink::Unresolvable(format!("{key} {reference:?} cannot be resolved")),
+        };
+    }
+    PatientLink::Absent
+}
+
+fn map_patient(v: &Value, id: &str, issues: &mut Issues) -> Patient {
+    let sex = match s(v, "gender") {
+        Some("female") => Sex::Female,
+        Some("male") => Sex::Male,
+        Some("other") => Sex::Other,
+        Some("unknown") | None => Sex::Unknown,
+        Some(other) => {
+            issues.add("gender", format!("unknown gender {other:?}"));
+            Sex::Unknown
+        }
+    };
+    let birth_date = dates::day(v, "birthDate", "birthDate", dates::Pick::First, issues);
+    let deceased = if v.get("deceasedDateTime").is_some() {
+        dates::day(
+            v,
+            "deceasedDateTime",
+            "deceasedDateTime",
+            dates::Pick::First,
+            issues,
+        )
+    } else {
+        if v.get("deceasedBoolean").and_then(Value::as_bool) == Some(true) {
+            issues.add("deceasedBoolean", "deceased without a date");
+        }
+        None
+    };
+    Patient {
+        source: SourceRef::new(format!("Patient/{id}")),
+        birth_date,
+        sex,
+        deceased,
+    }
+}
+
+fn placeholder(id: &str) -> PatientData {
+    PatientData {
+        id: id.to_string(),
+        record: PatientRecord::new(Patient {
+            source: SourceRef::new(format!("Patient/{id}")),
+            birth_date: None,
+            sex: Sex::Unknown,
+            deceased: None,
+        }),
+        issues: vec![DataQualityIssue::new(
+            format!("Patient/{id}"),
+            "",
+            "no Patient resource in the input: birth date and sex unknown",
+        )],
+        stats: Stats::default(),
+    }
+}
+
+fn build(c: input::Collector) -> ReadOutput {
+    let input::Collector { raws, notes } = c;
+    let mut out = ReadOutput {
+        unattached: notes,
+        ..ReadOutput::default()
+    };
+    // Keys.
+    let mut keys = Vec::with_capacity(raws.len());
+    for (i, r) in raws.iter().enumerate() {
+        let ty = s(&r.value, "resourceType").unwrap_or("").to_string();
+        let id = s(&r.value, "id")
+            .map(str::to_string)
+            .or_else(|| {
+                r.full_url
+                    .as_deref()
+                    .and_then(|u| u.rsplit([':', '/']).next())
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| format!("#{i}"));
+        keys.push((ty, id));
+    }
+    let mut by_key = BTreeMap::new();
+    let mut duplicate = vec![false; raws.len()];
+    let mut dup_count = 0usize;
+    for (i, (ty, id)) in keys.iter().enumerate() {
+        let k = format!("{ty}/{id}");
+        match by_key.get(&k) {
+            None => {
+                by_key.insert(k, i);
+            }
+            Some(&first) => {
+                if raws[first].value == raws[i].value {
+                    duplicate[i] = true;
+                    dup_count += 1;
+                } else {
+                    out.unattached.push(DataQualityIssue::new(
+                        k,
+                        "id",
+                        format!(
+                            "a different resource with the same id was read before (at {}); both are kept",
+                            raws[first].origin
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mut by_full_url = BTreeMap::new();
+    for (i, r) in raws.iter().enumerate() {
+        if let Some(u) = r.full_url.as_deref() {
+            by_full_url.entry(u).or_insert(i);
+        }
+    }
+    let mut by_id = BTreeMap::new();
+    for (i, (_, id)) in keys.iter().enumerate() {
+        by_id.entry(id.clone()).or_insert(i);
+    }
+    let index = Index {
+        by_key,
+        by_full_url,
+        keys,
+        by_id,
+    };
+
+    // Patients first.
+    let mut patients: BTreeMap<String, PatientData> = BTreeMap::new();
+    let mut disp: Vec<Option<(Disposition, Option<String>)>> = vec![None; raws.len()];
+    for (i, r) in raws.iter().enumerate() {
+        let (ty, id) = &index.keys[i];
+        if ty != "Patient" || duplicate[i] {
+            continue;
+        }
+        let reference = format!("Patient/{id}");
+        let mut issues = Issues::new(&reference);
+        if patients.contains_key(id) {
+            issues.add("id", "second Patient resource with this id: not used");
+            let p = patients.get_mut(id);
+            if let Some(p) = p {
+                p.issues.extend(issues.list);
+            }
+            disp[i] = Some((Disposition::Ignored, Some(id.clone())));
+            continue;
+        }
+        let patient = map_patient(&r.value, id, &mut issues);
+        patients.insert(
+            id.clone(),
+            PatientData {
+                id: id.clone(),
+                record: PatientRecord::new(patient),
+                issues: issues.list,
+                stats: Stats::default(),
+            },
+        );
+        disp[i] = Some((Disposition::Used, Some(id.clone())));
+    }
+
+    // Everything else.
+    let mut used_medications: BTreeSet<usize> = BTreeSet::new();
+    for (i, r) in raws.iter().enumerate() {
+        if disp[i].is_some() || duplicate[i] {
+            continue;
+        }
+        let (ty, id) = &index.keys[i];
+        let reference = format!("{ty}/{id}");
+        let mut issues = Issues::new(&reference);
+        let v = &r.value;
+        let link = match ty.as_str() {
+            "Medication" | "Organization" | "Practitioner" | "PractitionerRole" | "Location"
+            | "OperationOutcome" | "Bundle" => PatientLink::Absent,
+            _ => patient_link(v, &index),
+        };
+        // Map (independent of the patient).
+        let mut med_used = None;
+        let (d, item) = match ty.as_str() {
+            "MedicationRequest" | "MedicationStatement" | "MedicationAdministration" => {
+                let src = if let Some(cc) = v.get("medicationCodeableConcept") {
+                    med::MedSource::Concept(cc)
+                } else if let Some(mr) = v.get("medicationReference") {
+                    match s(mr, "reference") {
+                        Some(rf) if rf.starts_with('#') => {
+                            let want = &rf[1..];
+                            match arr(v, "contained")
+                                .iter()
+                                .find(|c| s(c, "id") == Some(want))
+                            {
+                                Some(m) => med::MedSource::Resource(m),
+                                None => med::MedSource::Unresolved(rf.to_string()),
+                            }
+                        }
+                        Some(rf) => match index.lookup(rf) {
+                            Some(j) if index.keys[j].0 == "Medication" => {
+                                med_used = Some(j);
+                                med::MedSource::Resource(&raws[j].value)
+                            }
+                            _ => med::MedSource::Unresolved(rf.to_string()),
+                        },
+                        None => med::MedSource::Concept(mr),
+                    }
+                } else {
+                    med::MedSource::Missing
+                };
+                let o = med::map(v, ty, &reference, src, &mut issues);
+                (o.disposition, o.record.map(Item::Med))
+            }
+            "Observation" => {
+                let o = obs::map(v, &reference, &mut issues);
+                let items = o.items;
+                (
+                    o.disposition,
+                    (!items.is_empty()).then_some(Item::Obs(items)),
+                )
+            }
+            "Condition" => {
+                let o = cond::map_condition(v, &reference, &mut issues);
+                (o.disposition, o.item.map(Item::Cond))
+            }
+            "Procedure" => {
+                let o = cond::map_procedure(v, &reference, &mut issues);
+                (o.disposition, o.item.map(Item::Proc))
+            }
+            _ => (Disposition::Ignored, None),
+        };
+        let target = match link {
+            PatientLink::Known(p) => Some(p),
+            PatientLink::Placeholder(p) => {
+                patients.entry(p.clone()).or_insert_with(|| placeholder(&p));
+                Some(p)
+            }
+            PatientLink::Unresolvable(why) => {
+                if d != Disposition::Ignored {
+                    issues.add("subject", format!("{why}: not attached to a patient"));
+                }
+                None
+            }
+            PatientLink::Absent => {
+                if d != Disposition::Ignored {
+                    issues.add("subject", "no patient reference: not attached to a patient");
+                }
+                None
+            }
+        };
+        match (target, item) {
+            (Some(p), item) => {
+                if let Some(pd) = patients.get_mut(&p) {
+                    if let Some(item) = item {
+                        if let Some(j) = med_used {
+                            used_medications.insert(j);
+                        }
+                        item.push(&mut pd.record);
+                    }
+                    pd.issues.extend(issues.list);
+                }
+                disp[i] = Some((d, Some(p)));
+            }
+            (None, _) => {
+                // A mappable resource without a patient cannot be used.
+                let d = if d == Disposition::Ignored {
+                    Disposition::Ignored
+                } else {
+                    Disposition::NotUnderstood
+                };
+                out.unattached.extend(issues.list);
+                disp[i] = Some((d, None));
+            }
+        }
+    }
+    // Medication resources referenced by a used record count as used.
+    for j in used_medications {
+        if let Some((d, _)) = disp[j].as_mut() {
+            *d = Disposition::Used;
+        }
+    }
+    // Tally.
+    for (i, d) in disp.iter().enumerate() {
+        let ty = &index.keys[i].0;
+        match d {
+            Some((d, p)) => {
+                out.stats.tally(ty, *d);
+                if let Some(pd) = p.as_ref().and_then(|p| patients.get_mut(p)) {
+                    pd.stats.tally(ty, *d);
+                }
+            }
+            None => out.stats.tally(ty, Disposition::Ignored),
+        }
+    }
+    if dup_count > 0 {
+        out.unattached.push(DataQualityIssue::new(
+            "",
+            "",
+            format!("{dup_count} exact duplicate resource(s) (same type, id and content) were read once"),
+        ));
+    }
+    out.patients = patients
+        .into_values()
+        .map(|mut p| {
+            p.record.canonicalise();
+            p
+        })
+        .collect();
+    out
+}
+
+enum Item {
+    Med(osteoguard_core::model::MedicationRecord),
+    Obs(Vec<osteoguard_core::model::Observation>),
+    Cond(osteoguard_core::model::Condition),
+    Proc(osteoguard_core::model::Procedure),
+}
+
+impl Item {
+    fn push(self, r: &mut PatientRecord) {
+        match self {
+            Item::Med(m) => r.medications.push(m),
+            Item::Obs(o) => r.observations.extend(o),
+            Item::Cond(c) => r.conditions.push(c),
+            Item::Proc(p) => r.procedures.push(p),
+        }
+    }
 }

@@ -1,14 +1,32 @@
 //! Fracture-risk category — knowledge.md §3 (ACR-2022 risk table, GC-adjusted FRAX per
 //! ACR-2017/KANIS-2011), with the three-valued logic of §1.4.
+//!
+//! * Rows are evaluated top-down, first match wins (§3.2): A1–A5 from `frax_min_age` (40) years,
+//!   B1–B5 from `adult_min_age` (18) to 39 years; under 18 there is no category (§3.5).
+//! * A category established by a TRUE criterion is final even if inputs that could only raise it
+//!   are missing (§1.4 "Category completeness"); `low` needs FRAX (MOF and hip) and a T-score,
+//!   all known and low, and the high-dose criteria known FALSE. A fracture history that is merely
+//!   not recorded does not block `low`, but the basis then says "no fracture on record".
+//! * `prior_osteoporotic_fracture` is TRUE with evidence (vertebral fractures of any level incl.
+//!   unspecified, non-traumatic fragility-site fractures, vertebral augmentations), FALSE only
+//!   with positive evidence (refuted fracture Conditions), else UNKNOWN.
+//! * FRAX (§3.3, §3.4): the latest valid value within `frax_max_age_days`; out-of-range or
+//!   missing values are ignored and listed in `frax_invalid` (data-insufficient item 9); the
+//!   GC multipliers apply when `current_daily_peq > gc_high_dose_peq_mg` (exactly 7.5: none,
+//!   §12.4); a value marked GC-adjusted is used as is; never adjusted downward (§12.3).
+//! * The basis always says whether the patient is GC-qualifying (§3.5), lists the criteria met
+//!   and the missing inputs.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::dxa::DxaFacts;
-use super::gc::GcExposure;
+use super::gc::{above, at_least, GcExposure};
 use super::spine::SpineFacts;
-use super::therapy::TherapyFacts;
+use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
 use crate::finding::Evidence;
+use crate::model::{days, FractureSite, Observation, ObservationKind, VertebralLocation};
 use crate::tri::Tri;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -69,6 +87,8 @@ pub struct RiskAssessment {
     pub frax_invalid: Vec<String>,
     /// Inputs that were missing for the category.
     pub missing: Vec<String>,
+    /// The criteria of the matching row that are met (empty when indeterminate).
+    pub criteria_met: Vec<String>,
 }
 
 impl Default for RiskAssessment {
@@ -83,7 +103,159 @@ impl Default for RiskAssessment {
             gc_frax_hip: None,
             frax_invalid: Vec::new(),
             missing: Vec::new(),
+            criteria_met: Vec::new(),
         }
+    }
+}
+
+fn location_label(loc: VertebralLocation) -> String {
+    match loc {
+        VertebralLocation::Level(l) => l.label().to_string(),
+        VertebralLocation::Pair(a, b) => format!("{a}–{b}"),
+        VertebralLocation::Unspecified => "level not recorded".to_string(),
+    }
+}
+
+fn site_label(site: FractureSite) -> &'static str {
+    match site {
+        FractureSite::Vertebral(_) => "vertebral",
+        FractureSite::Hip => "hip",
+        FractureSite::Wrist => "wrist",
+        FractureSite::Humerus => "humerus",
+        FractureSite::OsteoporoticOther => "osteoporotic (site not recorded)",
+        FractureSite::Other => "other",
+    }
+}
+
+fn fmt_date(d: Option<NaiveDate>) -> String {
+    d.map_or_else(|| "date unknown".to_string(), |d| d.to_string())
+}
+
+/// `prior_osteoporotic_fracture` (§3.1) with its evidence.
+pub fn prior_osteoporotic_fracture(spine: &SpineFacts) -> (Tri, Vec<Evidence>) {
+    let mut ev = Vec::new();
+    for f in spine.fractures.iter().filter(|f| !f.traumatic) {
+        let onset = f.onset_for_windows.or(f.onset_for_acuity).or(f.recorded);
+        ev.push(Evidence::new(
+            &f.source,
+            onset,
+            format!(
+                "vertebral fracture {} (onset {})",
+                location_label(f.location),
+                fmt_date(onset)
+            ),
+        ));
+    }
+    for o in spine
+        .other_fractures
+        .iter()
+        .filter(|o| o.site.is_fragility_site() && !o.traumatic)
+    {
+        ev.push(Evidence::new(
+            &o.source,
+            o.date,
+            format!(
+                "{} fragility fracture ({})",
+                site_label(o.site),
+                fmt_date(o.date)
+            ),
+        ));
+    }
+    for a in &spine.augmentations {
+        ev.push(Evidence::new(
+            &a.source,
+            Some(a.date),
+            format!(
+                "vertebral augmentation {} on {} (implies a vertebral fracture)",
+                a.level, a.date
+            ),
+        ));
+    }
+    if !ev.is_empty() {
+        (Tri::True, ev)
+    } else if !spine.refuted_fractures.is_empty() {
+        let ev = spine
+            .refuted_fractures
+            .iter()
+            .map(|s| Evidence::new(s, None, "fracture refuted"))
+            .collect();
+        (Tri::False, ev)
+    } else {
+        (Tri::Unknown, ev)
+    }
+}
+
+/// The latest valid FRAX of `kind` within the §3.4 window, and the invalid ones met there.
+fn latest_frax<'r>(
+    input: &Input<'r>,
+    kind: ObservationKind,
+) -> (Option<&'r Observation>, Vec<String>) {
+    let t = input.t;
+    let mut invalid = Vec::new();
+    let mut best: Option<&Observation> = None;
+    for o in input.record.observations.iter().filter(|o| {
+        o.kind == kind
+            && o.status.is_usable()
+            && o.date()
+                .is_some_and(|d| d <= input.as_of && days(d, input.as_of) <= t.frax_max_age_days)
+    }) {
+        let label = if kind == ObservationKind::FraxMof {
+            "FRAX MOF"
+        } else {
+            "FRAX hip"
+        };
+        match o.value {
+            Some(v) if v.is_finite() && (0.0..=100.0).contains(&v) => best = Some(o),
+            Some(v) => invalid.push(format!(
+                "{label} {} ({}): value {v} outside 0–100 %",
+                o.source,
+                fmt_date(o.date())
+            )),
+            None => invalid.push(format!(
+                "{label} {} ({}): value missing or unit unknown",
+                o.source,
+                fmt_date(o.date())
+            )),
+        }
+    }
+    (best, invalid)
+}
+
+/// §3.3: the GC-adjusted value of one FRAX observation.
+fn adjust(o: &Observation, label: &str, multiplier_if_high: f64, peq: f64, high: bool) -> FraxUsed {
+    let raw = o.value.unwrap_or(0.0);
+    let (multiplier, why) = if o.frax_gc_adjusted {
+        (1.0, "already GC-dose adjusted, used as is".to_string())
+    } else if high {
+        (
+            multiplier_if_high,
+            format!("× {multiplier_if_high} for {peq:.1} mg PEq/day"),
+        )
+    } else {
+        (1.0, "no GC-dose adjustment".to_string())
+    };
+    let adjusted = (raw * multiplier).min(100.0);
+    FraxUsed {
+        raw,
+        adjusted,
+        multiplier,
+        evidence: Evidence::new(
+            &o.source,
+            o.date(),
+            format!("{label} {raw:.1} % ({why}) → {adjusted:.2} %"),
+        ),
+    }
+}
+
+struct Criterion {
+    text: String,
+    evidence: Vec<Evidence>,
+}
+
+fn crit(text: impl Into<String>, evidence: Vec<Evidence>) -> Criterion {
+    Criterion {
+        text: text.into(),
+        evidence,
     }
 }
 
@@ -94,6 +266,964 @@ pub fn compute(
     dxa: &DxaFacts,
     therapy: &TherapyFacts,
 ) -> RiskAssessment {
-    let _ = (input, gc, spine, dxa, therapy);
-    RiskAssessment::default()
+    let t = input.t;
+    let mut r = RiskAssessment::default();
+
+    // --- GC state (§3.5: the basis says whether the GIOP recommendations apply) -------------
+    let peq = gc.current_daily_peq.unwrap_or(gc.current_daily_peq_known);
+    r.basis.push(match gc.qualifying {
+        Tri::True => format!(
+            "GC-qualifying (ACR-2022 GIOP recommendations apply): {peq:.1} mg prednisone-equivalent/day{}",
+            if gc.open_ended {
+                format!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+            } else {
+                format!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+            }
+        ),
+        Tri::Unknown => "GC-qualifying status unknown: a systemic glucocorticoid is present but its dose is not computable (treated as qualifying for assessment)".to_string(),
+        Tri::False if gc.present => format!(
+            "Not GC-qualifying: {peq:.1} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
+            gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
+        ),
+        Tri::False => "Not GC-qualifying: no current systemic glucocorticoid; ACR-2022 GIOP recommendations do not apply".to_string(),
+    });
+
+    // --- Inputs ------------------------------------------------------------------------------
+    let (prior, fx_ev) = prior_osteoporotic_fracture(spine);
+    r.prior_fracture = prior;
+
+    let high_dose = above(peq, t.gc_high_dose_peq_mg);
+    let (mof_obs, mut invalid) = latest_frax(input, ObservationKind::FraxMof);
+    let (hip_obs, invalid_hip) = latest_frax(input, ObservationKind::FraxHip);
+    invalid.extend(invalid_hip);
+    r.frax_invalid = invalid;
+    r.gc_frax_mof =
+        mof_obs.map(|o| adjust(o, "FRAX MOF", t.frax_mof_gc_multiplier, peq, high_dose));
+    r.gc_frax_hip =
+        hip_obs.map(|o| adjust(o, "FRAX hip", t.frax_hip_gc_multiplier, peq, high_dose));
+    for o in mof_obs.iter().chain(hip_obs.iter()) {
+        if o.frax_gc_entered == Some(false) {
+            let note = "FRAX omitted glucocorticoids (GC risk factor entered as 'no'); GC-dose multipliers applied as usual".to_string();
+            if !r.basis.contains(&note) {
+                r.basis.push(note);
+            }
+        }
+    }
+    if (mof_obs.is_some() || hip_obs.is_some()) && gc.current_daily_peq.is_none() {
+        r.basis.push(format!(
+            "GC dose not computable: FRAX adjusted from the known part ({peq:.1} mg PEq/day) only"
+        ));
+    }
+    // FRAX computed on treatment (§3.4).
+    let mut frax_dates: Vec<NaiveDate> = mof_obs
+        .iter()
+        .chain(hip_obs.iter())
+        .filter_map(|o| o.date())
+        .collect();
+    frax_dates.sort();
+    frax_dates.dedup();
+    for fd in frax_dates {
+        let agents = active_agents_on(input, therapy, fd);
+        if !agents.is_empty() {
+            let mut names: Vec<&str> = agents.iter().map(|a| a.agent.name()).collect();
+            names.sort();
+            names.dedup();
+            r.basis.push(format!(
+                "FRAX computed on treatment ({} active on {fd}): validity uncertain",
+                names.join(", ")
+            ));
+        }
+    }
+    for msg in &r.frax_invalid {
+        r.basis.push(format!("FRAX ignored: {msg}"));
+    }
+
+    let mof = r.gc_frax_mof.clone();
+    let hip = r.gc_frax_hip.clone();
+    let t_min = dxa.min_t.as_ref();
+    let t_ev = |txt: String| -> Vec<Evidence> {
+        t_min
+            .map(|s| vec![Evidence::new(&s.source, Some(s.date), txt)])
+            .unwrap_or_default()
+    };
+    if let Some(s) = t_min.filter(|s| s.stale) {
+        r.basis.push(format!(
+            "T-score from {} is older than {} days (stale; still used)",
+            s.date, t.dxa_stale_days
+        ));
+    }
+
+    // High-dose criteria (shared by A1 and B1). The known series can establish TRUE; with an
+    // unknown dose they cannot be FALSE.
+    let gc_ev: Vec<Evidence> = gc.evidence.clone();
+    let mut high_dose_met: Vec<Criterion> = Vec::new();
+    if gc.days_ge_30_last365 > t.gc_very_high_days {
+        high_dose_met.push(crit(
+            format!(
+                "{} days ≥ {} mg PEq in the last 365 days (> {})",
+                gc.days_ge_30_last365, t.gc_very_high_daily_mg, t.gc_very_high_days
+            ),
+            gc_ev.clone(),
+        ));
+    }
+    if at_least(gc.cumulative_g_last365, t.gc_very_high_cumulative_g) {
+        high_dose_met.push(crit(
+            format!(
+                "cumulative {:.2} g PEq in the last 365 days (≥ {} g)",
+                gc.cumulative_g_last365, t.gc_very_high_cumulative_g
+            ),
+            gc_ev.clone(),
+        ));
+    }
+    let high_dose_tri = if !high_dose_met.is_empty() {
+        Tri::True
+    } else if gc.unknown_dose_records.is_empty() {
+        Tri::False
+    } else {
+        Tri::Unknown
+    };
+    let fracture_crit = || {
+        crit(
+            format!(
+                "prior osteoporotic fracture: {}",
+                fx_ev
+                    .iter()
+                    .map(|e| e.detail.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            fx_ev.clone(),
+        )
+    };
+
+    // Missing inputs (they never block a category established by a TRUE criterion).
+    let mut missing: Vec<String> = Vec::new();
+    let adult_young = input
+        .age
+        .is_some_and(|a| a >= t.adult_min_age && a < t.frax_min_age);
+    if adult_young {
+        if dxa.min_z.is_none() && dxa.latest_change.is_none() {
+            missing.push("DXA (Z-score hip/spine)".into());
+        }
+    } else {
+        if t_min.is_none() {
+            missing.push("DXA (T-score hip/spine)".into());
+        }
+        if mof.is_none() || hip.is_none() {
+            missing.push(format!(
+                "FRAX (MOF and hip) within {} days",
+                t.frax_max_age_days
+            ));
+        }
+    }
+    if prior == Tri::Unknown {
+        missing.push("fracture history".into());
+    }
+    if high_dose_tri == Tri::Unknown {
+        missing.push("glucocorticoid dose".into());
+    }
+    r.missing = missing;
+
+    // --- Decision table ------------------------------------------------------------------------
+    let (category, row, met): (RiskCategory, Option<&str>, Vec<Criterion>) = match input.age {
+        Some(age) if age < t.adult_min_age => {
+            r.basis.push(format!(
+                "Under {} years: no fracture-risk category (ACR-2022 adult table)",
+                t.adult_min_age
+            ));
+            r.missing.clear();
+            (RiskCategory::Indeterminate, None, Vec::new())
+        }
+        Some(age) if age >= t.frax_min_age => {
+            // A1
+            let mut a1: Vec<Criterion> = Vec::new();
+            if prior == Tri::True {
+                a1.push(fracture_crit());
+            }
+            if let Some(s) = t_min.filter(|s| s.value <= t.t_very_high) {
+                a1.push(crit(
+                    format!(
+                        "{} T-score {:.1} ≤ {}",
+                        s.site.label(),
+                        s.value,
+                        t.t_very_high
+                    ),
+                    t_ev(format!(
+                        "{} T-score {:.1} ({})",
+                        s.site.label(),
+                        s.value,
+                        s.date
+                    )),
+                ));
+            }
+            if let Some(f) = mof
+                .as_ref()
+                .filter(|f| at_least(f.adjusted, t.frax_mof_very_high))
+            {
+                a1.push(crit(
+                    format!(
+                        "GC-adjusted FRAX MOF {:.1} % ≥ {} %",
+                        f.adjusted, t.frax_mof_very_high
+                    ),
+                    vec![f.evidence.clone()],
+                ));
+            }
+            if let Some(f) = hip
+                .as_ref()
+                .filter(|f| at_least(f.adjusted, t.frax_hip_very_high))
+            {
+                a1.push(crit(
+                    format!(
+                        "GC-adjusted FRAX hip {:.1} % ≥ {} %",
+                        f.adjusted, t.frax_hip_very_high
+                    ),
+                    vec![f.evidence.clone()],
+                ));
+            }
+            a1.extend(high_dose_met);
+            if !a1.is_empty() {
+                (RiskCategory::VeryHigh, Some("A1"), a1)
+            } else {
+                let mut a2: Vec<Criterion> = Vec::new();
+                if let Some(s) = t_min.filter(|s| s.value > t.t_very_high && s.value <= t.t_high) {
+                    a2.push(crit(
+                        format!("{} T-score {:.1} ≤ {}", s.site.label(), s.value, t.t_high),
+                        t_ev(format!(
+                            "{} T-score {:.1} ({})",
+                            s.site.label(),
+                            s.value,
+                            s.date
+                        )),
+                    ));
+                }
+                if let Some(f) = mof
+                    .as_ref()
+                    .filter(|f| at_least(f.adjusted, t.frax_mof_high))
+                {
+                    a2.push(crit(
+                        format!(
+                            "GC-adjusted FRAX MOF {:.1} % ≥ {} %",
+                            f.adjusted, t.frax_mof_high
+                        ),
+                        vec![f.evidence.clone()],
+                    ));
+                }
+                if let Some(f) = hip
+                    .as_ref()
+                    .filter(|f| at_least(f.adjusted, t.frax_hip_high))
+                {
+                    a2.push(crit(
+                        format!(
+                            "GC-adjusted FRAX hip {:.2} % ≥ {} %",
+                            f.adjusted, t.frax_hip_high
+                        ),
+                        vec![f.evidence.clone()],
+                    ));
+                }
+                if !a2.is_empty() {
+                    (RiskCategory::High, Some("A2"), a2)
+                } else {
+                    let mut a3: Vec<Criterion> = Vec::new();
+                    if let Some(f) = mof
+                        .as_ref()
+                        .filter(|f| at_least(f.adjusted, t.frax_mof_moderate))
+                    {
+                        a3.push(crit(
+                            format!(
+                                "GC-adjusted FRAX MOF {:.1} % ≥ {} %",
+                                f.adjusted, t.frax_mof_moderate
+                            ),
+                            vec![f.evidence.clone()],
+                        ));
+                    }
+                    if let Some(f) = hip
+                        .as_ref()
+                        .filter(|f| at_least(f.adjusted, t.frax_hip_moderate))
+                    {
+                        a3.push(crit(
+                            format!(
+                                "GC-adjusted FRAX hip {:.2} % ≥ {} %",
+                                f.adjusted, t.frax_hip_moderate
+                            ),
+                            vec![f.evidence.clone()],
+                        ));
+                    }
+                    if let Some(s) = t_min.filter(|s| s.value > t.t_high && s.value <= t.t_moderate)
+                    {
+                        a3.push(crit(
+                            format!(
+                                "{} T-score {:.1} ≤ {}",
+                                s.site.label(),
+                                s.value,
+                                t.t_moderate
+                            ),
+                            t_ev(format!(
+                                "{} T-score {:.1} ({})",
+                                s.site.label(),
+                                s.value,
+                                s.date
+                            )),
+                        ));
+                    }
+                    if !a3.is_empty() {
+                        (RiskCategory::Moderate, Some("A3"), a3)
+                    } else {
+                        // A4: all three inputs known and low, high-dose criteria known FALSE.
+                        let low = match (&mof, &hip, t_min) {
+                            (Some(m), Some(h), Some(s))
+                                if m.adjusted < t.frax_mof_moderate
+                                    && h.adjusted < t.frax_hip_moderate
+                                    && s.value > t.t_moderate
+                                    && prior != Tri::True
+                                    && high_dose_tri == Tri::False =>
+                            {
+                                Some(vec![
+                                    crit(
+                                        format!(
+                                            "GC-adjusted FRAX MOF {:.1} % < {} % and hip {:.2} % < {} %",
+                                            m.adjusted, t.frax_mof_moderate, h.adjusted, t.frax_hip_moderate
+                                        ),
+                                        vec![m.evidence.clone(), h.evidence.clone()],
+                                    ),
+                                    crit(
+                                        format!("{} T-score {:.1} > {}", s.site.label(), s.value, t.t_moderate),
+                                        t_ev(format!("{} T-score {:.1} ({})", s.site.label(), s.value, s.date)),
+                                    ),
+                                ])
+                            }
+                            _ => None,
+                        };
+                        match low {
+                            Some(c) => (RiskCategory::Low, Some("A4"), c),
+                            None => {
+                                r.basis.push(
+                                    "Indeterminate (A5): no criterion of rows A1–A3 is met and row A4 (low) needs FRAX MOF and hip, a T-score and the high-dose criteria all known and low".to_string(),
+                                );
+                                (RiskCategory::Indeterminate, Some("A5"), Vec::new())
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            // 18–39 years (B rows); FRAX is not used (§3.2).
+            let mut b1: Vec<Criterion> = Vec::new();
+            if prior == Tri::True {
+                b1.push(fracture_crit());
+            }
+            b1.extend(high_dose_met);
+            if !b1.is_empty() {
+                (RiskCategory::VeryHigh, Some("B1"), b1)
+            } else {
+                // B2: continuing ≥ 7.5 mg for ≥ 182 days AND (Z < −3.0 OR BMD loss > LSC in 1 y).
+                let dose_met = at_least(peq, t.gc_young_continuing_mg)
+                    && gc.continuous_days_ge_7_5 >= t.gc_young_continuing_days;
+                let dose_tri = if dose_met {
+                    Tri::True
+                } else if gc.current_daily_peq.is_none() {
+                    Tri::Unknown
+                } else {
+                    Tri::False
+                };
+                let z_low = dxa.min_z.as_ref().filter(|z| z.value < t.young_z_threshold);
+                let loss = dxa.latest_change.as_ref().filter(|c| {
+                    c.significant_loss && days(c.earlier, c.later) <= t.young_bmd_loss_interval_days
+                });
+                let bone_tri = if z_low.is_some() || loss.is_some() {
+                    Tri::True
+                } else if dxa.min_z.is_some() {
+                    Tri::False
+                } else {
+                    Tri::Unknown
+                };
+                let b2 = dose_tri.and(bone_tri);
+                let has_dxa = dxa.latest_dxa.is_some() || dxa.min_z.is_some() || t_min.is_some();
+                if b2 == Tri::True {
+                    let mut c = vec![crit(
+                        format!(
+                            "continuing {peq:.1} mg PEq/day, {} days ≥ {} mg (≥ {})",
+                            gc.continuous_days_ge_7_5,
+                            t.gc_young_continuing_mg,
+                            t.gc_young_continuing_days
+                        ),
+                        gc.evidence.clone(),
+                    )];
+                    if let Some(z) = z_low {
+                        c.push(crit(
+                            format!(
+                                "{} Z-score {:.1} < {}",
+                                z.site.label(),
+                                z.value,
+                                t.young_z_threshold
+                            ),
+                            vec![Evidence::new(
+                                &z.source,
+                                Some(z.date),
+                                format!("{} Z-score {:.1}", z.site.label(), z.value),
+                            )],
+                        ));
+                    }
+                    if let Some(l) = loss {
+                        c.push(crit(
+                            format!(
+                                "significant BMD loss at {} between {} and {}",
+                                l.site.label(),
+                                l.earlier,
+                                l.later
+                            ),
+                            l.evidence.clone(),
+                        ));
+                    }
+                    (RiskCategory::Moderate, Some("B2"), c)
+                } else if gc.qualifying == Tri::True
+                    && b2 == Tri::False
+                    && high_dose_tri == Tri::False
+                    && has_dxa
+                {
+                    (
+                        RiskCategory::Low,
+                        Some("B3"),
+                        vec![crit(
+                            "GC-qualifying, no very-high or moderate criterion (rows B1–B2), DXA available",
+                            Vec::new(),
+                        )],
+                    )
+                } else if !has_dxa && prior != Tri::False {
+                    r.basis
+                        .push("Indeterminate (B4): no DXA and no fracture data".to_string());
+                    (RiskCategory::Indeterminate, Some("B4"), Vec::new())
+                } else {
+                    r.basis.push(
+                        "Indeterminate (B5): none of rows B1–B3 applies; the ACR-2022 table has no category for this young adult (e.g. not GC-qualifying, or GC dose unknown)".to_string(),
+                    );
+                    (RiskCategory::Indeterminate, Some("B5"), Vec::new())
+                }
+            }
+        }
+        None => {
+            // Without a birth date only the criteria common to both tables can be judged.
+            let mut common: Vec<Criterion> = Vec::new();
+            if prior == Tri::True {
+                common.push(fracture_crit());
+            }
+            common.extend(high_dose_met);
+            r.missing.push("birth date (age)".into());
+            if !common.is_empty() {
+                (RiskCategory::VeryHigh, Some("A1/B1"), common)
+            } else {
+                r.basis.push(
+                    "Indeterminate: age unknown (no birth date), table cannot be chosen".into(),
+                );
+                (RiskCategory::Indeterminate, None, Vec::new())
+            }
+        }
+    };
+    r.category = category;
+    r.row = row.map(str::to_string);
+    r.criteria_met = met.iter().map(|c| c.text.clone()).collect();
+    if !met.is_empty() {
+        let list: Vec<&str> = met.iter().map(|c| c.text.as_str()).collect();
+        r.basis.insert(
+            1,
+            format!(
+                "{} ({}): {}",
+                category.label(),
+                row.unwrap_or("-"),
+                list.join("; ")
+            ),
+        );
+    }
+    for c in met {
+        for e in c.evidence {
+            if !r.evidence.contains(&e) {
+                r.evidence.push(e);
+            }
+        }
+    }
+    if prior == Tri::Unknown && category != RiskCategory::Indeterminate {
+        r.basis
+            .push("No fracture on record (fracture history not documented)".into());
+    }
+    if !r.missing.is_empty() {
+        r.basis
+            .push(format!("Missing inputs: {}", r.missing.join(", ")));
+    }
+    // A planned order (§4.3 v0.10): the decision has been taken.
+    for p in &therapy.planned {
+        r.basis.push(format!(
+            "{} ordered {}, not yet given ({})",
+            p.agent.name(),
+            fmt_date(p.date),
+            p.source
+        ));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::dxa::{BmdChange, ScoreReading};
+    use crate::facts::spine::{Augmentation, FractureEvent};
+    use crate::model::{DxaSite, PatientRecord, Sex, SourceRef, VertebralLevel};
+    use crate::testkit::{d, RecordBuilder};
+    use crate::thresholds::Thresholds;
+
+    const AS_OF: &str = "2024-09-15";
+
+    fn t_score(v: f64) -> DxaFacts {
+        let r = ScoreReading {
+            source: SourceRef::new("Observation/dxa"),
+            site: DxaSite::TotalHip,
+            date: d("2024-09-01"),
+            value: v,
+            stale: false,
+        };
+        DxaFacts {
+            latest_t: vec![r.clone()],
+            min_t: Some(r),
+            dxa_dates: vec![d("2024-09-01")],
+            latest_dxa: Some(d("2024-09-01")),
+            ..DxaFacts::default()
+        }
+    }
+
+    fn gc_qualifying(peq: f64) -> GcExposure {
+        GcExposure {
+            present: true,
+            current_daily_peq: Some(peq),
+            current_daily_peq_known: peq,
+            continuous_days_ge_2_5: 200,
+            gc_start_date: Some(d("2024-02-28")),
+            open_ended: true,
+            qualifying: Tri::True,
+            ..GcExposure::default()
+        }
+    }
+
+    fn no_gc() -> GcExposure {
+        GcExposure {
+            current_daily_peq: Some(0.0),
+            qualifying: Tri::False,
+            ..GcExposure::default()
+        }
+    }
+
+    fn frax_record(birth: &str, mof: Option<f64>, hip: Option<f64>) -> PatientRecord {
+        let mut b = RecordBuilder::new(birth, Sex::Female);
+        if let Some(v) = mof {
+            b = b.observation(ObservationKind::FraxMof, "2024-04-01", v);
+        }
+        if let Some(v) = hip {
+            b = b.observation(ObservationKind::FraxHip, "2024-04-01", v);
+        }
+        b.build()
+    }
+
+    fn risk(
+        record: &PatientRecord,
+        gc: &GcExposure,
+        spine: &SpineFacts,
+        dxa: &DxaFacts,
+    ) -> RiskAssessment {
+        risk_at(record, AS_OF, gc, spine, dxa, &TherapyFacts::default())
+    }
+
+    fn risk_at(
+        record: &PatientRecord,
+        as_of: &str,
+        gc: &GcExposure,
+        spine: &SpineFacts,
+        dxa: &DxaFacts,
+        therapy: &TherapyFacts,
+    ) -> RiskAssessment {
+        let visible = crate::engine::visible_at(record, d(as_of));
+        let t = Thresholds::default();
+        let age = record
+            .patient
+            .birth_date
+            .map(|b| crate::engine::age_at(b, d(as_of)));
+        let input = Input {
+            record: &visible,
+            as_of: d(as_of),
+            t: &t,
+            age,
+        };
+        compute(&input, gc, spine, dxa, therapy)
+    }
+
+    fn fractured() -> SpineFacts {
+        SpineFacts {
+            augmentations: vec![Augmentation {
+                source: SourceRef::new("Procedure/pvp"),
+                level: VertebralLevel::L4,
+                date: d("2022-08-16"),
+            }],
+            ..SpineFacts::default()
+        }
+    }
+
+    // ---- Example 10, unit-level rows ---------------------------------------------------------
+
+    #[test]
+    fn t_minus_3_5_is_very_high() {
+        let r = frax_record("1969-01-01", None, None); // age 55
+        let a = risk(
+            &r,
+            &gc_qualifying(5.0),
+            &SpineFacts::default(),
+            &t_score(-3.5),
+        );
+        assert_eq!(a.category, RiskCategory::VeryHigh);
+        assert_eq!(a.row.as_deref(), Some("A1"));
+        assert!(a.basis[0].starts_with("GC-qualifying"), "{:?}", a.basis);
+        // Just above: high.
+        let a = risk(
+            &r,
+            &gc_qualifying(5.0),
+            &SpineFacts::default(),
+            &t_score(-3.49),
+        );
+        assert_eq!(a.category, RiskCategory::High);
+    }
+
+    #[test]
+    fn t_minus_2_5_is_high() {
+        let r = frax_record("1969-01-01", None, None);
+        let a = risk(
+            &r,
+            &gc_qualifying(5.0),
+            &SpineFacts::default(),
+            &t_score(-2.5),
+        );
+        assert_eq!(a.category, RiskCategory::High);
+        assert_eq!(a.row.as_deref(), Some("A2"));
+        let a = risk(
+            &r,
+            &gc_qualifying(5.0),
+            &SpineFacts::default(),
+            &t_score(-2.49),
+        );
+        assert_eq!(a.category, RiskCategory::Moderate);
+    }
+
+    #[test]
+    fn t_minus_1_0_without_frax_is_moderate() {
+        let r = frax_record("1969-01-01", None, None);
+        let a = risk(
+            &r,
+            &gc_qualifying(5.0),
+            &SpineFacts::default(),
+            &t_score(-1.0),
+        );
+        assert_eq!(a.category, RiskCategory::Moderate);
+        assert_eq!(a.row.as_deref(), Some("A3"));
+        assert!(a.missing.iter().any(|m| m.starts_with("FRAX")));
+        // −0.9 without FRAX: not low (FRAX missing) → indeterminate.
+        let a = risk(
+            &r,
+            &gc_qualifying(5.0),
+            &SpineFacts::default(),
+            &t_score(-0.9),
+        );
+        assert_eq!(a.category, RiskCategory::Indeterminate);
+        assert_eq!(a.row.as_deref(), Some("A5"));
+    }
+
+    #[test]
+    fn hip_exactly_1_percent_is_moderate() {
+        let r = frax_record("1969-01-01", Some(8.0), Some(1.0));
+        let a = risk(
+            &r,
+            &gc_qualifying(5.0),
+            &SpineFacts::default(),
+            &t_score(-0.5),
+        );
+        assert_eq!(a.category, RiskCategory::Moderate);
+        // 0.99 % with everything else low and known → low (A4), "no fracture on record".
+        let r = frax_record("1969-01-01", Some(8.0), Some(0.99));
+        let a = risk(
+            &r,
+            &gc_qualifying(5.0),
+            &SpineFacts::default(),
+            &t_score(-0.5),
+        );
+        assert_eq!(a.category, RiskCategory::Low);
+        assert!(a.basis.iter().any(|b| b.contains("No fracture on record")));
+    }
+
+    #[test]
+    fn mof_26_1_with_peq_8_becomes_30_very_high() {
+        let r = frax_record("1969-01-01", Some(26.1), None);
+        let a = risk(
+            &r,
+            &gc_qualifying(8.0),
+            &SpineFacts::default(),
+            &DxaFacts::default(),
+        );
+        let mof = a.gc_frax_mof.as_ref().unwrap();
+        assert!((mof.adjusted - 30.015).abs() < 1e-9);
+        assert_eq!(a.category, RiskCategory::VeryHigh);
+        // Without the multiplier (7.5 exactly, §12.4): high.
+        let a = risk(
+            &r,
+            &gc_qualifying(7.5),
+            &SpineFacts::default(),
+            &DxaFacts::default(),
+        );
+        assert_eq!(a.gc_frax_mof.as_ref().unwrap().multiplier, 1.0);
+        assert_eq!(a.category, RiskCategory::High);
+    }
+
+    #[test]
+    fn example5_adjusted_hip_is_high() {
+        let r = frax_record("1962-05-01", Some(9.0), Some(2.8));
+        let a = risk(
+            &r,
+            &gc_qualifying(10.0),
+            &SpineFacts::default(),
+            &DxaFacts::default(),
+        );
+        assert!((a.gc_frax_mof.as_ref().unwrap().adjusted - 10.35).abs() < 1e-9);
+        assert!((a.gc_frax_hip.as_ref().unwrap().adjusted - 3.36).abs() < 1e-9);
+        assert_eq!(a.category, RiskCategory::High);
+        assert!(a.missing.iter().any(|m| m.starts_with("DXA")));
+        // The same FRAX without GC: moderate.
+        let a = risk(&r, &no_gc(), &SpineFacts::default(), &DxaFacts::default());
+        assert_eq!(a.category, RiskCategory::Moderate);
+        assert!(a.basis[0].starts_with("Not GC-qualifying"));
+    }
+
+    #[test]
+    fn frax_already_adjusted_and_gc_not_entered() {
+        let mut r = frax_record("1962-05-01", Some(18.0), Some(2.6));
+        r.observations[0].frax_gc_adjusted = true;
+        r.observations[1].frax_gc_entered = Some(false);
+        let a = risk(
+            &r,
+            &gc_qualifying(10.0),
+            &SpineFacts::default(),
+            &DxaFacts::default(),
+        );
+        assert_eq!(a.gc_frax_mof.as_ref().unwrap().adjusted, 18.0);
+        assert!((a.gc_frax_hip.as_ref().unwrap().adjusted - 3.12).abs() < 1e-9);
+        assert_eq!(a.category, RiskCategory::High);
+        assert!(a
+            .basis
+            .iter()
+            .any(|b| b.contains("FRAX omitted glucocorticoids")));
+    }
+
+    #[test]
+    fn frax_out_of_range_is_invalid_and_old_frax_is_ignored() {
+        let r = frax_record("1962-05-01", Some(130.0), None);
+        let a = risk(&r, &no_gc(), &SpineFacts::default(), &DxaFacts::default());
+        assert!(a.gc_frax_mof.is_none());
+        assert_eq!(a.frax_invalid.len(), 1);
+        // 365 days old is used; 366 is not (FRAX dated 2024-04-01).
+        let r = frax_record("1962-05-01", Some(25.0), None);
+        let a = risk_at(
+            &r,
+            "2025-04-01",
+            &no_gc(),
+            &SpineFacts::default(),
+            &DxaFacts::default(),
+            &TherapyFacts::default(),
+        );
+        assert_eq!(a.category, RiskCategory::High);
+        let a = risk_at(
+            &r,
+            "2025-04-02",
+            &no_gc(),
+            &SpineFacts::default(),
+            &DxaFacts::default(),
+            &TherapyFacts::default(),
+        );
+        assert_eq!(a.category, RiskCategory::Indeterminate);
+    }
+
+    #[test]
+    fn frax_on_treatment_is_noted() {
+        let r = frax_record("1962-05-01", Some(12.0), Some(1.5));
+        let therapy = TherapyFacts {
+            denosumab_doses: vec![(
+                d("2024-01-01"),
+                SourceRef::new("MedicationAdministration/x"),
+            )],
+            ..TherapyFacts::default()
+        };
+        let a = risk_at(
+            &r,
+            AS_OF,
+            &no_gc(),
+            &SpineFacts::default(),
+            &DxaFacts::default(),
+            &therapy,
+        );
+        assert!(a
+            .basis
+            .iter()
+            .any(|b| b.starts_with("FRAX computed on treatment (denosumab")));
+    }
+
+    #[test]
+    fn prior_fracture_makes_very_high_and_refuted_is_false() {
+        let r = frax_record("1950-03-15", None, None);
+        let a = risk(&r, &gc_qualifying(5.0), &fractured(), &DxaFacts::default());
+        assert_eq!(a.category, RiskCategory::VeryHigh);
+        assert_eq!(a.prior_fracture, Tri::True);
+        assert!(a.evidence.iter().any(|e| e.reference == "Procedure/pvp"));
+        let spine = SpineFacts {
+            fractures: vec![FractureEvent {
+                source: SourceRef::new("Condition/vf"),
+                location: VertebralLocation::Unspecified,
+                onset_for_acuity: None,
+                onset_for_windows: None,
+                onset_estimated: false,
+                prevalent_unknown_age: false,
+                traumatic: false,
+                recorded: Some(d("2020-01-01")),
+            }],
+            ..SpineFacts::default()
+        };
+        assert_eq!(
+            risk(&r, &no_gc(), &spine, &DxaFacts::default()).category,
+            RiskCategory::VeryHigh
+        );
+        let mut traumatic = spine.clone();
+        traumatic.fractures[0].traumatic = true;
+        assert_eq!(
+            risk(&r, &no_gc(), &traumatic, &DxaFacts::default()).prior_fracture,
+            Tri::Unknown
+        );
+        let refuted = SpineFacts {
+            refuted_fractures: vec![SourceRef::new("Condition/no")],
+            ..SpineFacts::default()
+        };
+        assert_eq!(
+            risk(&r, &no_gc(), &refuted, &DxaFacts::default()).prior_fracture,
+            Tri::False
+        );
+    }
+
+    #[test]
+    fn nothing_known_is_indeterminate_with_missing_inputs() {
+        let r = frax_record("1945-02-02", None, None);
+        let a = risk(&r, &no_gc(), &SpineFacts::default(), &DxaFacts::default());
+        assert_eq!(a.category, RiskCategory::Indeterminate);
+        assert_eq!(a.category.as_str(), "unknown");
+        assert_eq!(a.missing.len(), 3, "{:?}", a.missing);
+    }
+
+    #[test]
+    fn high_dose_criteria_very_high_for_all_adults() {
+        let mut gc = gc_qualifying(40.0);
+        gc.days_ge_30_last365 = 31;
+        let r = frax_record("1969-01-01", None, None);
+        assert_eq!(
+            risk(&r, &gc, &SpineFacts::default(), &DxaFacts::default()).category,
+            RiskCategory::VeryHigh
+        );
+        gc.days_ge_30_last365 = 30;
+        assert_eq!(
+            risk(&r, &gc, &SpineFacts::default(), &DxaFacts::default()).category,
+            RiskCategory::Indeterminate
+        );
+        gc.cumulative_g_last365 = 5.0;
+        assert_eq!(
+            risk(&r, &gc, &SpineFacts::default(), &DxaFacts::default()).category,
+            RiskCategory::VeryHigh
+        );
+    }
+
+    // ---- Under 40 -------------------------------------------------------------------------------
+
+    #[test]
+    fn example6_young_very_high_b1() {
+        let mut gc = gc_qualifying(40.0);
+        gc.days_ge_30_last365 = 122;
+        gc.cumulative_g_last365 = 9.67;
+        let r = frax_record("2000-01-10", None, None);
+        let a = risk_at(
+            &r,
+            "2024-09-30",
+            &gc,
+            &SpineFacts::default(),
+            &DxaFacts::default(),
+            &TherapyFacts::default(),
+        );
+        assert_eq!(a.category, RiskCategory::VeryHigh);
+        assert_eq!(a.row.as_deref(), Some("B1"));
+    }
+
+    fn z_score(v: f64) -> DxaFacts {
+        let z = ScoreReading {
+            source: SourceRef::new("Observation/z"),
+            site: DxaSite::LumbarSpine,
+            date: d("2024-09-01"),
+            value: v,
+            stale: false,
+        };
+        DxaFacts {
+            min_z: Some(z),
+            dxa_dates: vec![d("2024-09-01")],
+            latest_dxa: Some(d("2024-09-01")),
+            ..DxaFacts::default()
+        }
+    }
+
+    #[test]
+    fn young_moderate_b2_and_low_b3() {
+        let r = frax_record("1994-01-01", None, None);
+        let mut gc = gc_qualifying(7.5);
+        gc.continuous_days_ge_7_5 = 182;
+        let a = risk(&r, &gc, &SpineFacts::default(), &z_score(-3.1));
+        assert_eq!(a.category, RiskCategory::Moderate);
+        assert_eq!(a.row.as_deref(), Some("B2"));
+        // Z exactly −3.0: not < −3.0 → low (B3).
+        let a = risk(&r, &gc, &SpineFacts::default(), &z_score(-3.0));
+        assert_eq!(a.category, RiskCategory::Low);
+        assert_eq!(a.row.as_deref(), Some("B3"));
+        // 181 days at ≥ 7.5: B2 not met.
+        gc.continuous_days_ge_7_5 = 181;
+        assert_eq!(
+            risk(&r, &gc, &SpineFacts::default(), &z_score(-3.1)).category,
+            RiskCategory::Low
+        );
+        // BMD loss within 400 days replaces the Z criterion.
+        gc.continuous_days_ge_7_5 = 200;
+        let mut dxa = z_score(-1.0);
+        dxa.latest_change = Some(BmdChange {
+            site: DxaSite::TotalHip,
+            earlier: d("2023-09-01"),
+            later: d("2024-09-01"),
+            pct_change: Some(-6.0),
+            t_change: None,
+            lsc_pct: Some(5.0),
+            approximate_t_based: false,
+            significant_loss: true,
+            large_loss: false,
+            later_t: None,
+            evidence: Vec::new(),
+        });
+        assert_eq!(
+            risk(&r, &gc, &SpineFacts::default(), &dxa).category,
+            RiskCategory::Moderate
+        );
+        // No DXA, no fracture data: B4.
+        let a = risk(&r, &gc, &SpineFacts::default(), &DxaFacts::default());
+        assert_eq!(a.row.as_deref(), Some("B4"));
+        // Not GC-qualifying with a DXA: B5.
+        let a = risk(&r, &no_gc(), &SpineFacts::default(), &z_score(-1.0));
+        assert_eq!(a.row.as_deref(), Some("B5"));
+    }
+
+    #[test]
+    fn under_18_has_no_category() {
+        let r = frax_record("2010-01-01", None, None);
+        let a = risk(&r, &gc_qualifying(10.0), &fractured(), &DxaFacts::default());
+        assert_eq!(a.category, RiskCategory::Indeterminate);
+        assert!(a.basis.iter().any(|b| b.starts_with("Under 18")));
+    }
 }

@@ -1,7 +1,276 @@
-//! `denosumab-discontinuation-without-transition` — knowledge.md §9. (Rule not yet implemented.)
+//! `denosumab-discontinuation-without-transition` — knowledge.md §5.2, §5.3, §9.
+//!
+//! **Recommendation:** "Denosumab appears discontinued without follow-on therapy: start
+//! zoledronate (or oral bisphosphonate) now and monitor CTX, per ECTS."
+//! When zoledronate is renally contraindicated (§8; clinical safety rule "never recommend what
+//! the record contraindicates") the recommendation instead reads: "… zoledronate contraindicated
+//! by renal function — see zoledronate-renal-contraindication; consider continuing denosumab or
+//! oral alternative after renal review …".
+//! **Source:** ECTS-2021 (start an alternative antiresorptive 6 months after the last injection,
+//! verified abstract; agent/CTX algorithm UNVERIFIED); CUMMINGS-2018 (multiple vertebral
+//! fractures after stopping, verified). Strength: position statement.
+//!
+//! **Criteria:**
+//! * inclusion: [`on_schedule_course`] (≥ 1 dose, no `transition_given`) AND ANY of
+//!   (a) [`past_grace`] (`as_of − D_last > GRACE_END`);
+//!   (b) [`explicitly_stopped_after_due`] (stopped order/statement and `as_of − D_last ≥ DUE`);
+//! * severity: critical when [`many_doses`] (`dose_count ≥ 4`), [`prevalent_vertebral_fracture`]
+//!   or [`long_delay`] (`> LONG_DELAY`); else high.
+//!
+//! **Thresholds:** `dmab_due_days`, `dmab_grace_end_days`, `dmab_long_delay_days`,
+//! `dmab_many_doses`. Recommending zoledronate makes the §8 checks apply (see
+//! [`super::safety::zoledronate_planned_or_recommended`]); this finding suppresses
+//! `osteoporosis-treatment-indicated`.
 
+use super::denosumab_due_soon::{course_line, dose_evidence, on_schedule_course, schedule_notes};
+use super::denosumab_overdue::{long_delay, past_grace};
+use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
 use crate::engine::{Ctx, Outcome};
+use crate::finding::{Evidence, Finding, FindingCode, Severity};
+
+pub const CITATION: &str = "ECTS-2021; CUMMINGS-2018";
+const SECTION: &str = "§5.2–§5.3; §9 denosumab-discontinuation-without-transition";
+
+/// Clause (b): an explicit stop recorded and the next dose is at least due.
+pub fn explicitly_stopped_after_due(days_since: i64, ctx: &Ctx<'_>) -> bool {
+    ctx.dmab.explicitly_stopped.is_some() && days_since >= ctx.t().dmab_due_days
+}
+
+/// `dmab_dose_count ≥ 4` (ECTS: longer courses rebound harder).
+pub fn many_doses(ctx: &Ctx<'_>) -> bool {
+    ctx.dmab.dose_count as i64 >= ctx.t().dmab_many_doses
+}
+
+/// Any vertebral fracture on record at `as_of` (a risk factor for multiple rebound fractures,
+/// §5.3-6).
+pub fn prevalent_vertebral_fracture(ctx: &Ctx<'_>) -> bool {
+    ctx.spine.fractures.iter().any(|f| {
+        f.onset_for_windows
+            .or(f.onset_for_acuity)
+            .is_none_or(|d| d <= ctx.as_of())
+    }) || ctx.spine.levels.iter().any(|l| l.state.is_fractured())
+}
 
 pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
-    let _ = (ctx, out);
+    if !on_schedule_course(ctx) {
+        return;
+    }
+    let Some(n) = ctx.dmab.days_since_last(ctx.as_of()) else {
+        return;
+    };
+    let clause_a = past_grace(n, ctx);
+    let clause_b = explicitly_stopped_after_due(n, ctx);
+    if !(clause_a || clause_b) {
+        return;
+    }
+
+    let mut reasons = Vec::new();
+    if many_doses(ctx) {
+        reasons.push(format!(
+            "{} doses ≥ {}",
+            ctx.dmab.dose_count,
+            ctx.t().dmab_many_doses
+        ));
+    }
+    if prevalent_vertebral_fracture(ctx) {
+        reasons.push("prevalent vertebral fracture".to_string());
+    }
+    if long_delay(n, ctx) {
+        reasons.push(format!(
+            "{n} days > {} since the last dose",
+            ctx.t().dmab_long_delay_days
+        ));
+    }
+    let severity = if reasons.is_empty() {
+        Severity::High
+    } else {
+        Severity::Critical
+    };
+
+    let why = match (clause_a, clause_b) {
+        (true, _) => "no dose or bisphosphonate since",
+        (false, _) => "denosumab recorded as stopped, no bisphosphonate since",
+    };
+    let mut summary = format!("{} — {why}", course_line(ctx).unwrap_or_default());
+    if !reasons.is_empty() {
+        summary.push_str(&format!(" (critical: {})", reasons.join(", ")));
+    }
+
+    let mut evidence = dose_evidence(ctx);
+    if let Some(s) = &ctx.dmab.explicitly_stopped {
+        evidence.push(Evidence::new(s, None, "denosumab recorded as stopped"));
+    }
+    let contraindicated = zoledronate_renally_contraindicated(ctx);
+    let recommendation = match &contraindicated {
+        None => "Denosumab appears discontinued without follow-on therapy: start zoledronate (or \
+                 oral bisphosphonate) now and monitor CTX, per ECTS."
+            .to_string(),
+        Some(r) => {
+            evidence.extend(r.evidence.iter().cloned());
+            format!(
+                "Denosumab appears discontinued without follow-on therapy: {ZOLEDRONATE_CONTRAINDICATED} \
+                 ({}); monitor CTX, per ECTS.",
+                r.describe()
+            )
+        }
+    };
+    let f = Finding::new(
+        FindingCode::DenosumabDiscontinuationWithoutTransition,
+        severity,
+        summary,
+        recommendation,
+        CITATION,
+        SECTION,
+    )
+    .with_evidence(evidence)
+    .with_note(
+        "ECTS-2021 transition details (agent choice, CTX algorithm) are from memory — UNVERIFIED \
+         (knowledge.md §5.3).",
+    );
+    out.push(schedule_notes(ctx, f));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::spine::{FractureEvent, SpineFacts};
+    use crate::model::{
+        add_days, Ingredient, MedicationStatus, ObservationKind, Route, Sex, SourceRef,
+        VertebralLevel, VertebralLocation,
+    };
+    use crate::rules::safety::testing;
+    use crate::testkit::{d, RecordBuilder};
+
+    fn doses(n: usize) -> RecordBuilder {
+        let mut b = RecordBuilder::new("1950-03-15", Sex::Female);
+        for i in 0..n {
+            let date = add_days(d("2022-10-27"), -182 * (n - 1 - i) as i64);
+            b = b.administration(
+                Ingredient::Denosumab,
+                &date.to_string(),
+                60.0,
+                Route::Subcutaneous,
+            );
+        }
+        b
+    }
+
+    fn at(r: &crate::model::PatientRecord, days_after: i64) -> Option<Severity> {
+        testing::plain(r, add_days(d("2022-10-27"), days_after))
+            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+            .map(|f| f.severity)
+    }
+
+    #[test]
+    fn clause_a_boundaries_and_severity() {
+        let r = doses(2).build();
+        assert_eq!(at(&r, 210), None);
+        assert_eq!(at(&r, 211), Some(Severity::High));
+        assert_eq!(at(&r, 294), Some(Severity::High));
+        assert_eq!(at(&r, 295), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn four_doses_make_it_critical_three_do_not() {
+        assert_eq!(at(&doses(3).build(), 211), Some(Severity::High));
+        assert_eq!(at(&doses(4).build(), 211), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn explicit_stop_fires_from_the_due_date() {
+        let r = doses(2)
+            .order(
+                Ingredient::Denosumab,
+                MedicationStatus::Stopped,
+                "2022-10-27",
+            )
+            .build();
+        assert_eq!(at(&r, 181), None);
+        assert_eq!(at(&r, 182), Some(Severity::High));
+        // A dose after the stop record means denosumab was restarted: no explicit stop.
+        let r = doses(1)
+            .order(
+                Ingredient::Denosumab,
+                MedicationStatus::Stopped,
+                "2022-01-01",
+            )
+            .build();
+        assert_eq!(at(&r, 200), None);
+    }
+
+    #[test]
+    fn prevalent_vertebral_fracture_makes_it_critical() {
+        let r = doses(2).build();
+        let out = testing::run(&r, d("2023-06-15"), |ctx| {
+            ctx.spine = SpineFacts {
+                fractures: vec![FractureEvent {
+                    source: SourceRef::new("Condition/l4"),
+                    location: VertebralLocation::Level(VertebralLevel::L4),
+                    onset_for_acuity: Some(d("2022-08-01")),
+                    onset_for_windows: Some(d("2022-08-01")),
+                    onset_estimated: false,
+                    prevalent_unknown_age: false,
+                    traumatic: false,
+                    recorded: Some(d("2022-08-01")),
+                }],
+                ..Default::default()
+            };
+        });
+        let f = out
+            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+            .unwrap();
+        assert_eq!(f.severity, Severity::Critical);
+        assert!(f.summary.contains("prevalent vertebral fracture"));
+    }
+
+    #[test]
+    fn transition_given_stops_it() {
+        let r = doses(6)
+            .administration(
+                Ingredient::ZoledronicAcid,
+                "2023-08-31",
+                5.0,
+                Route::Intravenous,
+            )
+            .build();
+        assert_eq!(at(&r, 336), None);
+        // Teriparatide is not a transition.
+        let r = doses(6)
+            .daily_order(
+                Ingredient::Teriparatide,
+                MedicationStatus::Active,
+                "2023-05-01",
+                None,
+                Some(0.02),
+                Some(1.0),
+                Route::Subcutaneous,
+            )
+            .build();
+        assert_eq!(at(&r, 231), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn never_recommends_zoledronate_when_renally_contraindicated() {
+        let ok = doses(6)
+            .observation(ObservationKind::Creatinine, "2023-06-10", 0.8)
+            .observation(ObservationKind::BodyWeight, "2023-06-10", 50.0)
+            .build();
+        let out = testing::plain(&ok, d("2023-06-15"));
+        let f = out
+            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+            .unwrap();
+        assert!(f.recommendation.contains("start zoledronate"));
+
+        let bad = doses(6)
+            .observation(ObservationKind::Creatinine, "2023-06-10", 2.5)
+            .observation(ObservationKind::BodyWeight, "2023-06-10", 50.0)
+            .build();
+        let out = testing::plain(&bad, d("2023-06-15"));
+        let f = out
+            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+            .unwrap();
+        assert!(!f.recommendation.contains("start zoledronate"));
+        assert!(f.recommendation.contains(ZOLEDRONATE_CONTRAINDICATED));
+        assert!(out.fired(FindingCode::ZoledronateRenalContraindication));
+    }
 }

@@ -1,0 +1,292 @@
+//! Reading inputs (files, directories, NDJSON, gzip, CDS Hooks requests) into a flat list of
+//! resources. Bundles are expanded here; mapping happens in `lib.rs`.
+
+use std::io::Read;
+use std::path::Path;
+
+use osteoguard_core::DataQualityIssue;
+use serde_json::Value;
+
+use crate::util::s;
+use crate::ReadError;
+
+/// Largest decompressed gzip member accepted (guards gzip bombs).
+const MAX_GZ_BYTES: u64 = 1 << 30;
+/// Deepest Bundle-in-Bundle / directory nesting followed.
+const MAX_DEPTH: usize = 32;
+
+/// One resource as read, with where it came from.
+pub(crate) struct Raw {
+    pub value: Value,
+    pub full_url: Option<String>,
+    pub origin: String,
+}
+
+#[derive(Default)]
+pub(crate) struct Collector {
+    pub raws: Vec<Raw>,
+    /// File-level problems (they end in `ReadOutput::unattached`).
+    pub notes: Vec<DataQualityIssue>,
+}
+
+impl Collector {
+    fn note(&mut self, location: &str, field: &str, problem: impl Into<String>) {
+        self.notes
+            .push(DataQualityIssue::new(location, field, problem));
+    }
+
+    /// Adds a parsed JSON value: a resource, a Bundle (expanded), an array of those, a CDS Hooks
+    /// request/prefetch object, or a Bulk Data manifest (skipped). `Err` = not FHIR.
+    pub fn add_value(
+        &mut self,
+        v: Value,
+        full_url: Option<String>,
+        origin: &str,
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            self.note(origin, "", "nesting too deep: not read");
+            return Ok(());
+        }
+        match v {
+            Value::Null => Ok(()),
+            Value::Array(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let o = format!("{origin}[{i}]");
+                    if let Err(e) = self.add_value(item, None, &o, depth + 1) {
+                        self.note(&o, "", e);
+                    }
+                }
+                Ok(())
+            }
+            Value::Object(mut map) => {
+                match map.get("resourceType") {
+                    Some(Value::String(t)) if t == "Bundle" => {
+                        let entries = match map.remove("entry") {
+                            Some(Value::Array(e)) => e,
+                            _ => Vec::new(),
+                        };
+                        for (i, mut e) in entries.into_iter().enumerate() {
+                            let fu = s(&e, "fullUrl").map(str::to_string);
+                            let o = format!("{origin} entry[{i}]");
+                            if let Some(r) = e.get_mut("resource").map(Value::take) {
+                                if let Err(err) = self.add_value(r, fu, &o, depth + 1) {
+                                    self.note(&o, "resource", err);
+                                }
+                            }
+                        }
+                        Ok(())
+                    }
+                    Some(Value::String(t)) if !t.is_empty() => {
+                        self.raws.push(Raw {
+                            value: Value::Object(map),
+                            full_url,
+                            origin: origin.to_string(),
+                        });
+                        Ok(())
+                    }
+                    Some(_) => Err("resourceType is not a string".into()),
+                    None => {
+                        let prefetch = map.remove("prefetch");
+                        let context = map.remove("context");
+                        if map.contains_key("transactionTime") && map.contains_key("output") {
+                            // Bulk Data manifest: the files are read from the directory.
+                            return Ok(());
+                        }
+                        let mut any = false;
+                        if let Some(Value::Object(p)) = prefetch {
+                            any = true;
+                            for (k, val) in p {
+                                let o = format!("{origin} prefetch.{k}");
+                                if let Err(e) = self.add_value(val, None, &o, depth + 1) {
+                                    self.note(&o, "", e);
+                                }
+                            }
+                        }
+                        if let Some(Value::Object(mut c)) = context {
+                            any = true;
+                            for k in ["draftOrders", "medications"] {
+                                if let Some(val) = c.remove(k) {
+                                    let o = format!("{origin} context.{k}");
+                                    if let Err(e) = self.add_value(val, None, &o, depth + 1) {
+                                        self.note(&o, "", e);
+                                    }
+                                }
+                            }
+                        }
+                        if any {
+                            Ok(())
+                        } else {
+                            Err("no resourceType (not a FHIR resource, Bundle or CDS Hooks request)".into())
+                        }
+                    }
+                }
+            }
+            _ => Err("not a JSON object".into()),
+        }
+    }
+
+    /// One JSON document (resource, Bundle, CDS Hooks request). Falls back to NDJSON when the
+    /// document holds several lines of objects.
+    pub fn add_json_bytes(
+        &mut self,
+        bytes: &[u8],
+        location: &str,
+        lenient: bool,
+    ) -> Result<(), ReadError> {
+        let text = utf8(bytes, location, 0)?;
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => self.add_top(v, location, lenient),
+            Err(e) => {
+                let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+                if lines > 1 && e.to_string().contains("trailing characters") {
+                    return self.add_ndjson_bytes(bytes, location, lenient);
+                }
+                Err(ReadError::Json {
+                    location: location.to_string(),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    fn add_top(&mut self, v: Value, location: &str, lenient: bool) -> Result<(), ReadError> {
+        match self.add_value(v, None, location, 0) {
+            Ok(()) => Ok(()),
+            Err(message) if lenient => {
+                self.note(location, "", format!("skipped: {message}"));
+                Ok(())
+            }
+            Err(message) => Err(ReadError::NotFhir {
+                location: location.to_string(),
+                message,
+            }),
+        }
+    }
+
+    /// NDJSON: one resource per line; blank lines allowed.
+    pub fn add_ndjson_bytes(
+        &mut self,
+        bytes: &[u8],
+        location: &str,
+        lenient: bool,
+    ) -> Result<(), ReadError> {
+        let mut not_fhir: Vec<usize> = Vec::new();
+        let mut first_err = None;
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            let n = i + 1;
+            let text = utf8(line, location, n)?;
+            let text = text.trim_start_matches('\u{feff}').trim();
+            if text.is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(text).map_err(|e| ReadError::Json {
+                location: format!("{location}:{n}"),
+                message: e.to_string(),
+            })?;
+            let o = format!("{location}:{n}");
+            if let Err(e) = self.add_value(v, None, &o, 0) {
+                not_fhir.push(n);
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            if !lenient {
+                return Err(ReadError::NotFhir {
+                    location: format!("{location}:{}", not_fhir[0]),
+                    message: e,
+                });
+            }
+            self.note(
+                location,
+                "",
+                format!(
+                    "{} line(s) are not FHIR resources and were skipped (first: line {}: {e})",
+                    not_fhir.len(),
+                    not_fhir[0]
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// A file or a directory (recursively; a Bulk Data export is a directory of NDJSON files).
+    pub fn add_path(&mut self, path: &Path, lenient: bool, depth: usize) -> Result<(), ReadError> {
+        let loc = path.display().to_string();
+        let io = |source| ReadError::Io {
+            path: loc.clone(),
+            source,
+        };
+        if path.is_dir() {
+            if depth > MAX_DEPTH {
+                self.note(&loc, "", "directory nesting too deep: not read");
+                return Ok(());
+            }
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for p in entries {
+                if p.is_dir() {
+                    self.add_path(&p, true, depth + 1)?;
+                    continue;
+                }
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if is_fhir_file(name) {
+                    self.add_path(&p, true, depth + 1)?;
+                } else {
+                    self.note(
+                        &p.display().to_string(),
+                        "",
+                        "skipped: not a .json / .ndjson file",
+                    );
+                }
+            }
+            return Ok(());
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let raw = std::fs::read(path).map_err(io)?;
+        let bytes = if name.ends_with(".gz") {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(raw.as_slice())
+                .take(MAX_GZ_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(io)?;
+            if out.len() as u64 > MAX_GZ_BYTES {
+                return Err(io(std::io::Error::other("decompressed size exceeds 1 GiB")));
+            }
+            out
+        } else {
+            raw
+        };
+        let stem = name.strip_suffix(".gz").unwrap_or(name);
+        if stem.ends_with(".ndjson") || stem.ends_with(".jsonl") {
+            self.add_ndjson_bytes(&bytes, &loc, lenient)
+        } else {
+            self.add_json_bytes(&bytes, &loc, lenient)
+        }
+    }
+}
+
+fn is_fhir_file(name: &str) -> bool {
+    let stem = name.strip_suffix(".gz").unwrap_or(name);
+    stem.ends_with(".json") || stem.ends_with(".ndjson") || stem.ends_with(".jsonl")
+}
+
+/// UTF-8 check naming the file and line (`line` 0 = whole document: the line is computed).
+fn utf8<'a>(bytes: &'a [u8], location: &str, line: usize) -> Result<&'a str, ReadError> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = e.valid_up_to();
+        let n = if line > 0 {
+            line
+        } else {
+            bytes[..valid].iter().filter(|b| **b == b'\n').count() + 1
+        };
+        ReadError::Json {
+            location: format!("{location}:{n}"),
+            message: format!("invalid UTF-8 (byte {})", valid),
+        }
+    })
+}
