@@ -106,6 +106,7 @@ impl Finding {
             evidence: Vec::new(),
             recommendation: recommendation.into(),
             citation: citation.into(),
+            references: Vec::new(),
             rule_section: rule_section.into(),
             due: None,
             inputs_missing: Vec::new(),
@@ -220,6 +221,15 @@ pub fn evaluate(record: &PatientRecord, as_of: NaiveDate, config: &Config) -> Ev
     // a disabled rule are still reported, since the data problem remains.
     out.findings
         .retain(|f| !config.disabled_findings.contains(&f.code));
+    for f in &mut out.findings {
+        f.references = crate::sources::cited(&f.citation)
+            .iter()
+            .map(|s| match s.url {
+                Some(url) => format!("{} {}", s.reference, url),
+                None => s.reference.to_string(),
+            })
+            .collect();
+    }
     sort_findings(&mut out.findings);
     out.tasks
         .sort_by(|a, b| (a.due, &a.code).cmp(&(b.due, &b.code)));

@@ -199,6 +199,9 @@ pub struct Finding {
     pub evidence: Vec<Evidence>,
     pub recommendation: String,
     pub citation: String,
+    /// Full references of the sources the citation names (knowledge.md §1.8).
+    #[serde(default)]
+    pub references: Vec<String>,
     /// The knowledge.md section the rule implements.
     pub rule_section: String,
     #[serde(skip_serializing_if = "Option::is_none")]

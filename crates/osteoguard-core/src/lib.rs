@@ -35,6 +35,7 @@ pub mod facts;
 pub mod finding;
 pub mod model;
 pub mod rules;
+pub mod sources;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod thresholds;

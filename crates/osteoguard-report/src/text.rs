@@ -154,6 +154,9 @@ pub fn render(a: &Assessment) -> String {
             "    Source: {} (knowledge.md {})",
             f.citation, f.rule_section
         );
+        for r in &f.references {
+            let _ = writeln!(s, "      {r}");
+        }
     }
     if !a.tasks.is_empty() {
         let _ = writeln!(s);

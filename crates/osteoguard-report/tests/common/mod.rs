@@ -67,6 +67,7 @@ fn finding(
         evidence,
         recommendation: recommendation.into(),
         citation: "ECTS-2021".into(),
+        references: vec![],
         rule_section: "§5".into(),
         due: due.map(d),
         inputs_missing: vec![],

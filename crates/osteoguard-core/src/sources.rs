@@ -1,0 +1,117 @@
+//! The guideline and evidence sources of knowledge.md §1.8, by tag.
+//!
+//! Rules cite tags (`ECTS-2021; CUMMINGS-2018`); the engine attaches the full reference of every
+//! tag a finding cites (`Finding::references`), so a reader never has to look a tag up.
+
+/// One source: tag, full reference, and a DOI URL only where it was checked against a public
+/// record (ACR-2022: PubMed 37845798; ACR-2017: the article's own header). Others stay `None`
+/// rather than risk a wrong link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub tag: &'static str,
+    pub reference: &'static str,
+    pub url: Option<&'static str>,
+}
+
+pub const SOURCES: &[Source] = &[
+    Source {
+        tag: "ACR-2022",
+        reference: "Humphrey MB, Russell L, Danila MI, et al. 2022 American College of Rheumatology Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis. Arthritis Rheumatol 2023;75(12):2088–2102.",
+        url: Some("https://doi.org/10.1002/art.42646"),
+    },
+    Source {
+        tag: "ACR-2017",
+        reference: "Buckley L, Guyatt G, Fink HA, et al. 2017 American College of Rheumatology Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis. Arthritis Rheumatol 2017;69(8):1521–1537.",
+        url: Some("https://doi.org/10.1002/art.40137"),
+    },
+    Source {
+        tag: "KANIS-2011",
+        reference: "Kanis JA, Johansson H, Oden A, McCloskey EV. Guidance for the adjustment of FRAX according to the dose of glucocorticoids. Osteoporos Int 2011;22(3):809–816.",
+        url: None,
+    },
+    Source {
+        tag: "ECTS-2021",
+        reference: "Tsourdi E, Zillikens MC, Meier C, et al. Fracture risk and management of discontinuation of denosumab therapy: a systematic review and position statement by ECTS. J Clin Endocrinol Metab 2021;106(1):264–281.",
+        url: None,
+    },
+    Source {
+        tag: "ECTS-2017",
+        reference: "Tsourdi E, Langdahl B, Cohen-Solal M, et al. Discontinuation of denosumab therapy for osteoporosis: a systematic review and position statement by ECTS. Bone 2017;105:11–17.",
+        url: None,
+    },
+    Source {
+        tag: "CUMMINGS-2018",
+        reference: "Cummings SR, Ferrari S, Eastell R, et al. Vertebral fractures after discontinuation of denosumab: a post hoc analysis of the randomized placebo-controlled FREEDOM trial and its extension. J Bone Miner Res 2018;33(2):190–198.",
+        url: None,
+    },
+    Source {
+        tag: "LYU-2020",
+        reference: "Lyu H, Yoshida K, Zhao SS, et al. Delayed denosumab injections and fracture risk among patients with osteoporosis: a population-based cohort study. Ann Intern Med 2020;173(7):516–526.",
+        url: None,
+    },
+    Source {
+        tag: "PROLIA-PI",
+        reference: "Prolia (denosumab) US Prescribing Information / EU SmPC: 60 mg SC every 6 months; boxed warning for severe hypocalcaemia in advanced CKD.",
+        url: None,
+    },
+    Source {
+        tag: "RECLAST-PI",
+        reference: "Reclast/Aclasta (zoledronic acid 5 mg) US Prescribing Information: contraindicated with CrCl < 35 mL/min and in acute renal impairment (FDA Drug Safety Communication, 2011).",
+        url: None,
+    },
+    Source {
+        tag: "ISCD",
+        reference: "International Society for Clinical Densitometry, Official Positions: least significant change = 2.77 × precision error.",
+        url: None,
+    },
+    Source {
+        tag: "WHO-1994",
+        reference: "WHO Study Group. Assessment of fracture risk and its application to screening for postmenopausal osteoporosis. WHO Technical Report Series 843, 1994.",
+        url: None,
+    },
+    Source {
+        tag: "GENANT-1993",
+        reference: "Genant HK, Wu CY, van Kuijk C, Nevitt MC. Vertebral fracture assessment using a semiquantitative technique. J Bone Miner Res 1993;8:1137–1148.",
+        url: None,
+    },
+    Source {
+        tag: "ACR-AC-VCF",
+        reference: "ACR Appropriateness Criteria: Management of Vertebral Compression Fractures.",
+        url: None,
+    },
+    Source {
+        tag: "PVA-TIMING",
+        reference: "Expert-panel definitions of fracture age for vertebral augmentation: < 6 weeks, 6 weeks–3 months, > 3 months; MRI oedema as 'positive MRI'.",
+        url: None,
+    },
+    Source {
+        tag: "STEROID-EQ",
+        reference: "Meikle AW, Tyler FH. Potency and duration of action of glucocorticoids. Am J Med 1977;63:200–207 (standard equivalence tables).",
+        url: None,
+    },
+    Source {
+        tag: "SEED",
+        reference: "Case report: rebound vertebral fractures after denosumab discontinuation in glucocorticoid-induced osteoporosis treated with multilevel vertebroplasty (shared/seed/case-report.txt).",
+        url: None,
+    },
+];
+
+/// Sources whose tag occurs in `citation`, in table order.
+pub fn cited(citation: &str) -> Vec<&'static Source> {
+    SOURCES
+        .iter()
+        .filter(|s| citation.contains(s.tag))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_found_in_citations() {
+        let c = cited("ECTS-2021; CUMMINGS-2018");
+        let tags: Vec<_> = c.iter().map(|s| s.tag).collect();
+        assert_eq!(tags, vec!["ECTS-2021", "CUMMINGS-2018"]);
+    }
+}
