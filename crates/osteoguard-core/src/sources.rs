@@ -3,12 +3,14 @@
 //! Rules cite tags (`ECTS-2021; CUMMINGS-2018`); the engine attaches the full reference of every
 //! tag a finding cites (`Finding::references`), so a reader never has to look a tag up.
 
-/// One source: tag, full reference, and a DOI URL only where it was checked against a public
-/// record (ACR-2022: PubMed 37845798; ACR-2017: the article's own header). Others stay `None`
-/// rather than risk a wrong link.
+/// One source: tag, label, full reference and a URL. DOI links only where the DOI was checked
+/// against a public record (ACR-2022: PubMed 37845798; ACR-2017: the article's own header);
+/// otherwise a PubMed/DailyMed search link, which cannot point at the wrong paper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
     pub tag: &'static str,
+    /// Short label for cards and links.
+    pub label: &'static str,
     pub reference: &'static str,
     pub url: Option<&'static str>,
 }
@@ -16,81 +18,97 @@ pub struct Source {
 pub const SOURCES: &[Source] = &[
     Source {
         tag: "ACR-2022",
+        label: "ACR 2022 Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis",
         reference: "Humphrey MB, Russell L, Danila MI, et al. 2022 American College of Rheumatology Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis. Arthritis Rheumatol 2023;75(12):2088–2102.",
         url: Some("https://doi.org/10.1002/art.42646"),
     },
     Source {
         tag: "ACR-2017",
+        label: "ACR 2017 Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis",
         reference: "Buckley L, Guyatt G, Fink HA, et al. 2017 American College of Rheumatology Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis. Arthritis Rheumatol 2017;69(8):1521–1537.",
         url: Some("https://doi.org/10.1002/art.40137"),
     },
     Source {
         tag: "KANIS-2011",
+        label: "Adjustment of FRAX for glucocorticoid dose (Kanis et al., Osteoporos Int 2011)",
         reference: "Kanis JA, Johansson H, Oden A, McCloskey EV. Guidance for the adjustment of FRAX according to the dose of glucocorticoids. Osteoporos Int 2011;22(3):809–816.",
-        url: None,
+        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Kanis+FRAX+glucocorticoids+2011"),
     },
     Source {
         tag: "ECTS-2021",
+        label: "ECTS 2021 position statement: discontinuation of denosumab (Tsourdi et al., JCEM 2021)",
         reference: "Tsourdi E, Zillikens MC, Meier C, et al. Fracture risk and management of discontinuation of denosumab therapy: a systematic review and position statement by ECTS. J Clin Endocrinol Metab 2021;106(1):264–281.",
-        url: None,
+        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Tsourdi+denosumab+discontinuation+ECTS+2021"),
     },
     Source {
         tag: "ECTS-2017",
+        label: "ECTS 2017 position statement: discontinuation of denosumab (Tsourdi et al., Bone 2017)",
         reference: "Tsourdi E, Langdahl B, Cohen-Solal M, et al. Discontinuation of denosumab therapy for osteoporosis: a systematic review and position statement by ECTS. Bone 2017;105:11–17.",
-        url: None,
+        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Tsourdi+denosumab+discontinuation+Bone+2017"),
     },
     Source {
         tag: "CUMMINGS-2018",
+        label: "Vertebral fractures after discontinuation of denosumab (Cummings et al., JBMR 2018)",
         reference: "Cummings SR, Ferrari S, Eastell R, et al. Vertebral fractures after discontinuation of denosumab: a post hoc analysis of the randomized placebo-controlled FREEDOM trial and its extension. J Bone Miner Res 2018;33(2):190–198.",
-        url: None,
+        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Cummings+vertebral+fractures+discontinuation+denosumab+FREEDOM"),
     },
     Source {
         tag: "LYU-2020",
+        label: "Delayed denosumab injections and fracture risk (Lyu et al., Ann Intern Med 2020)",
         reference: "Lyu H, Yoshida K, Zhao SS, et al. Delayed denosumab injections and fracture risk among patients with osteoporosis: a population-based cohort study. Ann Intern Med 2020;173(7):516–526.",
-        url: None,
+        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Lyu+delayed+denosumab+injections+fracture+risk"),
     },
     Source {
         tag: "PROLIA-PI",
+        label: "Denosumab (Prolia) prescribing information",
         reference: "Prolia (denosumab) US Prescribing Information / EU SmPC: 60 mg SC every 6 months; boxed warning for severe hypocalcaemia in advanced CKD.",
-        url: None,
+        url: Some("https://dailymed.nlm.nih.gov/dailymed/search.cfm?query=prolia"),
     },
     Source {
         tag: "RECLAST-PI",
+        label: "Zoledronic acid (Reclast) prescribing information: CrCl < 35 mL/min contraindication",
         reference: "Reclast/Aclasta (zoledronic acid 5 mg) US Prescribing Information: contraindicated with CrCl < 35 mL/min and in acute renal impairment (FDA Drug Safety Communication, 2011).",
-        url: None,
+        url: Some("https://dailymed.nlm.nih.gov/dailymed/search.cfm?query=reclast"),
     },
     Source {
         tag: "ISCD",
+        label: "ISCD Official Positions (least significant change)",
         reference: "International Society for Clinical Densitometry, Official Positions: least significant change = 2.77 × precision error.",
         url: None,
     },
     Source {
         tag: "WHO-1994",
+        label: "WHO 1994 diagnostic categories for osteoporosis",
         reference: "WHO Study Group. Assessment of fracture risk and its application to screening for postmenopausal osteoporosis. WHO Technical Report Series 843, 1994.",
         url: None,
     },
     Source {
         tag: "GENANT-1993",
+        label: "Genant semiquantitative vertebral fracture assessment (JBMR 1993)",
         reference: "Genant HK, Wu CY, van Kuijk C, Nevitt MC. Vertebral fracture assessment using a semiquantitative technique. J Bone Miner Res 1993;8:1137–1148.",
-        url: None,
+        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Genant+semiquantitative+vertebral+fracture+1993"),
     },
     Source {
         tag: "ACR-AC-VCF",
+        label: "ACR Appropriateness Criteria: Management of Vertebral Compression Fractures",
         reference: "ACR Appropriateness Criteria: Management of Vertebral Compression Fractures.",
         url: None,
     },
     Source {
         tag: "PVA-TIMING",
+        label: "Vertebral augmentation timing and MRI criteria (expert panel)",
         reference: "Expert-panel definitions of fracture age for vertebral augmentation: < 6 weeks, 6 weeks–3 months, > 3 months; MRI oedema as 'positive MRI'.",
         url: None,
     },
     Source {
         tag: "STEROID-EQ",
+        label: "Glucocorticoid equivalence tables (Meikle & Tyler 1977)",
         reference: "Meikle AW, Tyler FH. Potency and duration of action of glucocorticoids. Am J Med 1977;63:200–207 (standard equivalence tables).",
         url: None,
     },
     Source {
         tag: "SEED",
+        label: "Case report: rebound vertebral fractures after denosumab discontinuation in GIOP",
         reference: "Case report: rebound vertebral fractures after denosumab discontinuation in glucocorticoid-induced osteoporosis treated with multilevel vertebroplasty (shared/seed/case-report.txt).",
         url: None,
     },

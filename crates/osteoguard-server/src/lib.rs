@@ -1,42 +1,589 @@
-//! # osteoguard-server — CDS Hooks 2.0 service (skeleton; implementation pending)
+//! # osteoguard-server — CDS Hooks 2.0 service
+//!
+//! `osteoguard serve` runs three CDS services over the osteoguard engine (`patient-view`,
+//! `order-select`, `order-sign`), the feedback endpoint, `/healthz`, and stores issued cards,
+//! feedback and the JWT replay cache in an embedded SQLite file. See `docs/cds-hooks.md`.
+//!
+//! Layers, outermost first: tracing (no patient data at `info`), CORS (configured origins),
+//! request-body limit, per-request timeout; then JWT verification ([`auth`]) on every
+//! service call and feedback post (discovery and `/healthz` are public), then the hook
+//! pipeline ([`hooks`]): parse → prefetch or fetch ([`fetch`]) → FHIR reader → engine →
+//! cards ([`cards`]).
 
+pub mod auth;
+pub mod cards;
+pub mod config;
+pub mod discovery;
+pub mod fetch;
+pub mod hooks;
+pub mod store;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::{ServerConfig, TrustedIssuer};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Configuration file (TOML).
+    /// Configuration file (TOML): `[server]` table plus threshold overrides.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Port to listen on.
+    /// Port to listen on (default 8085; env OSTEOGUARD_PORT).
     #[arg(long)]
     pub port: Option<u16>,
-    /// SQLite database file.
+    /// SQLite database file (default osteoguard.db; env OSTEOGUARD_DB).
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Accept unsigned requests (local testing only; never the default).
+    /// Accept unsigned requests (local testing only; never the default; loopback only).
     #[arg(long)]
     pub insecure_dev: bool,
 }
 
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct FeedbackReportArgs {
-    /// SQLite database file.
+    /// SQLite database file (default: the one `serve` uses).
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// Configuration file whose `[server] db` to read.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("not implemented yet")]
-    NotImplemented,
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
 }
 
+/// Shared state of the running service.
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<ServerConfig>,
+    pub store: Arc<store::Store>,
+    verifier: Option<Arc<auth::Verifier>>,
+    fhir: Arc<fetch::FhirClient>,
+    bench_body: Option<Bytes>,
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+fn unauthorized(e: &auth::AuthError) -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string());
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    r
+}
+
+/// Verifies the bearer JWT (unless `--insecure-dev`); returns the client label.
+async fn authorize(st: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+    let Some(verifier) = &st.verifier else {
+        return Ok("insecure-dev".into());
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(token) = token else {
+        tracing::info!(reason = "missing", "request rejected");
+        return Err(unauthorized(&auth::AuthError::Missing));
+    };
+    match verifier.verify(token, &st.store).await {
+        Ok(c) => Ok(c.label()),
+        Err(e) => {
+            tracing::info!(reason = e.code(), "request rejected");
+            Err(unauthorized(&e))
+        }
+    }
+}
+
+async fn discovery_handler() -> Json<Value> {
+    Json(discovery::discovery_document())
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    let store = st.store.clone();
+    match tokio::task::spawn_blocking(move || store.feedback_count()).await {
+        Ok(Ok(_)) => Json(json!({"status": "ok"})).into_response(),
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            "database unavailable",
+        ),
+    }
+}
+
+async fn bench_static(State(st): State<AppState>) -> Response {
+    match &st.bench_body {
+        Some(b) => ([(header::CONTENT_TYPE, "application/json")], b.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn hook_handler(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let Some(svc) = discovery::service(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown-service",
+            "no such CDS service",
+        );
+    };
+    let client = match authorize(&st, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let json: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad-request", "body is not JSON"),
+    };
+    let parsed = match hooks::parse(svc.hook, &json) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(service = svc.id, status = 400, "hook request refused");
+            return error(StatusCode::BAD_REQUEST, "bad-request", &e.to_string());
+        }
+    };
+    tracing::debug!(service = svc.id, hook_instance = %parsed.hook_instance, patient = %parsed.patient_id, "hook request");
+    // The HTTP edge is the only place that reads the clock.
+    let as_of = parsed
+        .as_of
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let resources = match hooks::gather(&st.fhir, &parsed).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(service = svc.id, status = 412, reason = %e, "data unavailable");
+            return error(
+                StatusCode::PRECONDITION_FAILED,
+                "data-unavailable",
+                &e.to_string(),
+            );
+        }
+    };
+    let cfg = st.cfg.clone();
+    let evaluated = match tokio::task::spawn_blocking(move || {
+        hooks::evaluate(&parsed, resources, as_of, &cfg.engine)
+    })
+    .await
+    {
+        Ok(e) => e,
+        Err(_) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "evaluation failed",
+            )
+        }
+    };
+    if !evaluated.issued.is_empty() {
+        let store = st.store.clone();
+        let issued = evaluated.issued.clone();
+        let now = chrono::Utc::now().to_rfc3339();
+        let service = svc.id;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.record_cards(service, &issued, &now) {
+                tracing::warn!(error = %e, "could not record issued cards");
+            }
+        });
+    }
+    tracing::info!(
+        service = svc.id,
+        client = %client,
+        cards = evaluated.cards.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "hook answered"
+    );
+    Json(json!({"cards": evaluated.cards})).into_response()
+}
+
+fn parse_feedback(body: &Value) -> Result<Vec<store::FeedbackRow>, String> {
+    let items = body
+        .get("feedback")
+        .and_then(Value::as_array)
+        .ok_or("`feedback` must be an array")?;
+    let mut rows = Vec::new();
+    for (i, f) in items.iter().enumerate() {
+        let s = |k: &str| f.get(k).and_then(Value::as_str).map(str::to_string);
+        let card = s("card")
+            .filter(|c| !c.is_empty())
+            .ok_or(format!("feedback[{i}].card is required"))?;
+        let outcome = s("outcome").ok_or(format!("feedback[{i}].outcome is required"))?;
+        if outcome != "accepted" && outcome != "overridden" {
+            return Err(format!(
+                "feedback[{i}].outcome must be `accepted` or `overridden`"
+            ));
+        }
+        let ts =
+            s("outcomeTimestamp").ok_or(format!("feedback[{i}].outcomeTimestamp is required"))?;
+        if chrono::DateTime::parse_from_rfc3339(&ts).is_err() {
+            return Err(format!(
+                "feedback[{i}].outcomeTimestamp must be an ISO 8601 instant"
+            ));
+        }
+        let accepted: Vec<String> = f
+            .get("acceptedSuggestions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        let reason = f.pointer("/overrideReason/reason");
+        let rs = |k: &str| {
+            reason
+                .and_then(|r| r.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        rows.push(store::FeedbackRow {
+            card_uuid: card,
+            outcome,
+            accepted_suggestions: accepted,
+            override_reason_system: rs("system"),
+            override_reason_code: rs("code"),
+            override_reason_display: rs("display"),
+            user_comment: f
+                .pointer("/overrideReason/userComment")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            outcome_timestamp: ts,
+        });
+    }
+    Ok(rows)
+}
+
+async fn feedback_handler(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(svc) = discovery::service(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown-service",
+            "no such CDS service",
+        );
+    };
+    let client = match authorize(&st, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let json: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad-request", "body is not JSON"),
+    };
+    let rows = match parse_feedback(&json) {
+        Ok(r) => r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "bad-request", &m),
+    };
+    let store = st.store.clone();
+    let now = chrono::Utc::now().to_rfc3339();
+    let client2 = client.clone();
+    let res =
+        tokio::task::spawn_blocking(move || store.record_feedback(svc.id, &client2, &rows, &now))
+            .await;
+    match res {
+        Ok(Ok((inserted, repeats))) => {
+            tracing::info!(service = svc.id, client = %client, inserted, repeats, "feedback stored");
+            Json(json!({"stored": inserted, "repeats": repeats})).into_response()
+        }
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+            "feedback could not be stored",
+        ),
+    }
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Builds the router for `state` (no listener): used by [`start`] and tests.
+pub fn router(state: AppState) -> Router {
+    let cfg = state.cfg.clone();
+    let mut app = Router::new()
+        .route("/cds-services", get(discovery_handler))
+        .route("/cds-services/{id}", post(hook_handler))
+        .route("/cds-services/{id}/feedback", post(feedback_handler))
+        .route("/healthz", get(healthz));
+    if state.bench_body.is_some() {
+        app = app.route("/bench/static", get(bench_static));
+    }
+    let mut app = app
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(cfg.request_timeout_ms),
+        ))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(cfg.body_limit_bytes));
+    if let Some(c) = cors_layer(&cfg.cors_origins) {
+        app = app.layer(c);
+    }
+    app.layer(TraceLayer::new_for_http())
+}
+
+/// Opens the store and builds the state. Refuses to run without trusted issuers unless
+/// `insecure_dev`, and refuses `insecure_dev` on a non-loopback address.
+pub fn build_state(cfg: ServerConfig, bench_body: Option<Bytes>) -> Result<AppState, ServeError> {
+    if cfg.insecure_dev && !cfg.bind.is_loopback() {
+        return Err(ServeError::Setup(format!(
+            "--insecure-dev accepts unsigned requests and is allowed only on a loopback address, not {}",
+            cfg.bind
+        )));
+    }
+    let verifier = if cfg.insecure_dev {
+        None
+    } else {
+        if cfg.trusted_issuers.is_empty() {
+            return Err(ServeError::Setup(
+                "no trusted JWT issuers configured: add [[server.trusted_issuers]] (iss + jwks_file or \
+                 jwks_url) to the configuration, or use --insecure-dev for local testing"
+                    .into(),
+            ));
+        }
+        Some(Arc::new(
+            auth::Verifier::new(&cfg).map_err(ServeError::Setup)?,
+        ))
+    };
+    let store = Arc::new(store::Store::open(&cfg.db)?);
+    let fhir = Arc::new(
+        fetch::FhirClient::new(
+            Duration::from_millis(cfg.fhir_timeout_ms),
+            cfg.fhir_max_pages,
+        )
+        .map_err(ServeError::Setup)?,
+    );
+    let bench_body = if cfg.bench_endpoint { bench_body } else { None };
+    Ok(AppState {
+        cfg: Arc::new(cfg),
+        store,
+        verifier,
+        fhir,
+        bench_body,
+    })
+}
+
+/// A service running on a tokio runtime (tests, the bench binary, [`serve`]).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `cfg.bind:cfg.port` (port 0 = any free port) and serves until shut down.
+pub async fn start(
+    cfg: ServerConfig,
+    bench_body: Option<Bytes>,
+) -> Result<RunningServer, ServeError> {
+    let addr = SocketAddr::new(cfg.bind, cfg.port);
+    let state = build_state(cfg, bench_body)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let app = router(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        shutdown: tx,
+        task,
+    })
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("OSTEOGUARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("OSTEOGUARD_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `osteoguard serve`.
 pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
-    let _ = args;
-    Err(ServeError::NotImplemented)
+    init_tracing();
+    let cfg = ServerConfig::load(&args, &|k| std::env::var(k).ok())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
+    rt.block_on(async move {
+        if cfg.insecure_dev {
+            tracing::warn!("INSECURE DEV MODE: requests are accepted without a signed JWT");
+        }
+        let (db, base) = (cfg.db.display().to_string(), cfg.discovery_url());
+        let server = start(cfg, None).await?;
+        tracing::info!(addr = %server.addr, db = %db, discovery = %base, "osteoguard CDS Hooks service listening");
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        server.shutdown().await;
+        Ok(())
+    })
 }
 
+/// `osteoguard feedback-report`: acceptance and override rates per finding code.
 pub fn feedback_report(args: FeedbackReportArgs) -> Result<(), ServeError> {
-    let _ = args;
-    Err(ServeError::NotImplemented)
+    let serve_args = ServeArgs {
+        config: args.config.clone(),
+        port: None,
+        db: args.db.clone(),
+        insecure_dev: false,
+    };
+    let cfg = ServerConfig::load(&serve_args, &|k| std::env::var(k).ok())?;
+    if !cfg.db.exists() {
+        return Err(ServeError::Setup(format!(
+            "{}: no such database (run `osteoguard serve` first or pass --db)",
+            cfg.db.display()
+        )));
+    }
+    let store = store::Store::open(&cfg.db)?;
+    let rows = store.report()?;
+    let text = match args.format {
+        ReportFormat::Json => serde_json::to_string_pretty(&json!({"findings": rows}))
+            .map_err(|e| ServeError::Setup(e.to_string()))?,
+        ReportFormat::Text => render_report(&rows),
+    };
+    println!("{text}");
+    Ok(())
+}
+
+/// The text table of `feedback-report`.
+pub fn render_report(rows: &[store::ReportRow]) -> String {
+    let pct = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{:.0}%", v * 100.0));
+    let mut s = format!(
+        "{:<46} {:>7} {:>8} {:>8} {:>10} {:>8} {:>9}  top override reasons\n",
+        "finding code", "cards", "feedback", "accepted", "overridden", "accept%", "override%"
+    );
+    for r in rows {
+        let reasons: Vec<String> = r
+            .override_reasons
+            .iter()
+            .take(3)
+            .map(|(c, n)| format!("{c} ×{n}"))
+            .collect();
+        s.push_str(&format!(
+            "{:<46} {:>7} {:>8} {:>8} {:>10} {:>8} {:>9}  {}\n",
+            r.finding_code,
+            r.cards_issued,
+            r.feedback,
+            r.accepted,
+            r.overridden,
+            pct(r.acceptance_rate),
+            pct(r.override_rate),
+            reasons.join(", ")
+        ));
+    }
+    if rows.is_empty() {
+        s.push_str("(no cards issued and no feedback yet)\n");
+    }
+    s
 }

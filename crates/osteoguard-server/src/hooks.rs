@@ -1,0 +1,461 @@
+//! One CDS Hooks invocation: parse the request, gather the patient's data (prefetch, else fetch
+//! from `fhirServer`), add the draft orders "as if placed", assess, and turn findings into cards.
+//!
+//! The engine never reads the clock: the as-of date is `extension["osteoguard.asOf"]` (or
+//! `context["osteoguard.asOf"]`) when the client sends one (tests, replay), else the date the
+//! HTTP edge passes in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use osteoguard_core::model::{add_days, Ingredient, MedicationSource, PatientRecord};
+use osteoguard_core::{
+    assess_with_issues, Assessment, Config, Evidence, Finding, FindingCode, Severity,
+};
+use serde_json::{Map, Value};
+
+use crate::cards::{self, CardContext, DraftInfo};
+use crate::discovery::{fill, Hook, PREFETCH};
+use crate::fetch::{is_absent, next_link, resources_of, FhirClient};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// 400: the request is not a valid CDS Hooks request for this service.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 412: the data needed could not be obtained (prefetch incomplete, FHIR server failed).
+    #[error("{0}")]
+    Precondition(String),
+}
+
+/// A validated request.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub hook: Hook,
+    pub hook_instance: String,
+    pub patient_id: String,
+    pub as_of: Option<NaiveDate>,
+    pub fhir_server: Option<String>,
+    pub token: Option<String>,
+    pub prefetch: Map<String, Value>,
+    /// `context.draftOrders` entries (order hooks).
+    pub drafts: Vec<Value>,
+}
+
+fn patient_from_ref(v: &Value) -> Option<String> {
+    let r = v
+        .get("subject")
+        .or_else(|| v.get("patient"))?
+        .get("reference")?
+        .as_str()?;
+    r.strip_prefix("Patient/").map(str::to_string)
+}
+
+fn parse_date(v: &Value, what: &str) -> Result<NaiveDate, HookError> {
+    v.as_str()
+        .and_then(|s| NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok())
+        .ok_or_else(|| HookError::BadRequest(format!("{what} must be a date YYYY-MM-DD")))
+}
+
+pub fn parse(hook: Hook, body: &Value) -> Result<Parsed, HookError> {
+    let bad = |m: &str| HookError::BadRequest(m.to_string());
+    let obj = body
+        .as_object()
+        .ok_or_else(|| bad("request body must be a JSON object"))?;
+    let sent_hook = obj
+        .get("hook")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("`hook` is required"))?;
+    if sent_hook != hook.as_str() {
+        return Err(HookError::BadRequest(format!(
+            "this service answers `{}`, not `{sent_hook}`",
+            hook.as_str()
+        )));
+    }
+    let hook_instance = obj
+        .get("hookInstance")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("`hookInstance` is required"))?
+        .to_string();
+    let context = obj
+        .get("context")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("`context` must be an object"))?;
+    let fhir_server = match obj.get("fhirServer") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(bad("`fhirServer` must be a string")),
+    };
+    let token = obj
+        .get("fhirAuthorization")
+        .and_then(|a| a.get("access_token"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let prefetch = match obj.get("prefetch") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(bad("`prefetch` must be an object")),
+    };
+
+    let mut drafts = Vec::new();
+    if hook.is_order() {
+        let d = context
+            .get("draftOrders")
+            .ok_or_else(|| bad("`context.draftOrders` is required for order hooks"))?;
+        if d.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            return Err(bad("`context.draftOrders` must be a FHIR Bundle"));
+        }
+        for e in d
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(r) = e.get("resource").filter(|r| r.is_object()) {
+                drafts.push(r.clone());
+            }
+        }
+    }
+    let patient_id = match context.get("patientId").and_then(Value::as_str) {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => drafts
+            .iter()
+            .find_map(patient_from_ref)
+            .ok_or_else(|| bad("`context.patientId` is required"))?,
+    };
+    let as_of = match obj
+        .get("extension")
+        .and_then(|e| e.get("osteoguard.asOf"))
+        .or_else(|| context.get("osteoguard.asOf"))
+    {
+        Some(v) => Some(parse_date(v, "osteoguard.asOf")?),
+        None => None,
+    };
+    Ok(Parsed {
+        hook,
+        hook_instance,
+        patient_id,
+        as_of,
+        fhir_server,
+        token,
+        prefetch,
+        drafts,
+    })
+}
+
+/// Collects the patient's resources: every prefetch value (null/OperationOutcome = absent),
+/// paging through prefetched searchsets, and fetching each template whose data is absent.
+pub async fn gather(client: &Arc<FhirClient>, p: &Parsed) -> Result<Vec<Value>, HookError> {
+    let mut pool = Vec::new();
+    let mut to_follow = Vec::new();
+    for v in p.prefetch.values() {
+        resources_of(v, &mut pool);
+        if next_link(v).is_some() {
+            to_follow.push(v.clone());
+        }
+    }
+    let missing: Vec<(&str, String)> = PREFETCH
+        .iter()
+        .filter(|(k, _)| !matches!(p.prefetch.get(*k), Some(v) if !is_absent(v)))
+        .map(|(k, t)| (*k, fill(t, &p.patient_id)))
+        .collect();
+    if missing.is_empty() && to_follow.is_empty() {
+        return Ok(pool);
+    }
+    let Some(server) = p.fhir_server.clone() else {
+        let keys: Vec<&str> = missing.iter().map(|(k, _)| *k).collect();
+        return Err(HookError::Precondition(if keys.is_empty() {
+            "a prefetched search result has further pages and the request names no fhirServer"
+                .into()
+        } else {
+            format!(
+                "prefetch lacks {} and the request names no fhirServer to fetch it from",
+                keys.join(", ")
+            )
+        }));
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for (key, query) in missing {
+        let (c, s, t) = (client.clone(), server.clone(), p.token.clone());
+        set.spawn(async move {
+            c.query(&s, t.as_deref(), &query)
+                .await
+                .map_err(|e| format!("fetching {key}: {e}"))
+        });
+    }
+    for bundle in to_follow {
+        let (c, s, t) = (client.clone(), server.clone(), p.token.clone());
+        set.spawn(async move {
+            let mut out = Vec::new();
+            c.follow(&s, t.as_deref(), &bundle, &mut out)
+                .await
+                .map(|_| out)
+                .map_err(|e| format!("paging a prefetched search: {e}"))
+        });
+    }
+    let mut first_error = None;
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok(v)) => pool.extend(v),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(format!("fetch task failed: {e}"));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(HookError::Precondition(e)),
+        None => Ok(pool),
+    }
+}
+
+fn key_of(r: &Value) -> Option<(String, String)> {
+    Some((
+        r.get("resourceType")?.as_str()?.to_string(),
+        r.get("id")?.as_str()?.to_string(),
+    ))
+}
+
+/// Removes duplicates by `(resourceType, id)`; later items win (drafts override the record).
+fn dedupe(items: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let mut by_key: BTreeMap<(String, String), Value> = BTreeMap::new();
+    let mut anonymous = Vec::new();
+    for r in items {
+        match key_of(&r) {
+            Some(k) => {
+                by_key.insert(k, r);
+            }
+            None => anonymous.push(r),
+        }
+    }
+    by_key.into_values().chain(anonymous).collect()
+}
+
+/// Draft orders "as if placed": `draft` → `active` (an active order not yet given is *planned*
+/// under knowledge.md §8; a glucocorticoid order counts as exposure), a missing `authoredOn`
+/// is the as-of date, a missing subject is the context patient. Returns the resources and
+/// `reference → status as sent`.
+fn prepare_drafts(
+    drafts: &[Value],
+    patient_id: &str,
+    as_of: NaiveDate,
+) -> (Vec<Value>, BTreeMap<String, String>) {
+    let mut out = Vec::new();
+    let mut sent = BTreeMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        let mut r = d.clone();
+        let Some(obj) = r.as_object_mut() else {
+            continue;
+        };
+        let rt = obj
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if !obj.contains_key("id") {
+            obj.insert("id".into(), Value::String(format!("draft-{i}")));
+        }
+        if rt == "MedicationRequest" {
+            let status = obj
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("draft")
+                .to_string();
+            if status == "draft" {
+                obj.insert("status".into(), Value::String("active".into()));
+            }
+            if !obj.contains_key("authoredOn") {
+                obj.insert("authoredOn".into(), Value::String(as_of.to_string()));
+            }
+            if !obj.contains_key("subject") {
+                obj.insert(
+                    "subject".into(),
+                    serde_json::json!({"reference": format!("Patient/{patient_id}")}),
+                );
+            }
+            if let Some((_, id)) = key_of(&r) {
+                sent.insert(format!("MedicationRequest/{id}"), status);
+            }
+        }
+        out.push(r);
+    }
+    (out, sent)
+}
+
+fn assess_patient(
+    resources: Vec<Value>,
+    patient_id: &str,
+    as_of: NaiveDate,
+    config: &Config,
+) -> Option<(PatientRecord, Assessment)> {
+    let read = osteoguard_fhir::read_resources(resources);
+    let pd = read.patients.into_iter().find(|p| p.id == patient_id)?;
+    let a = assess_with_issues(&pd.record, &pd.issues, as_of, config);
+    Some((pd.record, a))
+}
+
+/// The result of one evaluation: the response cards and `(uuid, finding code, severity)` of each.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluated {
+    pub cards: Vec<Value>,
+    pub issued: Vec<(String, String, String)>,
+}
+
+/// Order hooks: the card that stopping denosumab needs when the engine has no finding for it
+/// yet (it fires only once the dose is late): plan the transition per ECTS-2021.
+fn denosumab_stop_finding(
+    record: &PatientRecord,
+    a: &Assessment,
+    drafts: &[DraftInfo],
+    as_of: NaiveDate,
+) -> Option<Finding> {
+    let stop = drafts.iter().find(|d| {
+        d.ingredients.contains(&Ingredient::Denosumab) && cards::is_stopping(&d.original_status)
+    })?;
+    let transition_ordered = drafts.iter().any(|d| {
+        !cards::is_stopping(&d.original_status)
+            && d.ingredients.iter().any(|i| {
+                matches!(
+                    i,
+                    Ingredient::ZoledronicAcid
+                        | Ingredient::Alendronate
+                        | Ingredient::Risedronate
+                        | Ingredient::Ibandronate
+                )
+            })
+    });
+    if transition_ordered || a.denosumab.transition.is_some() || a.denosumab.dose_count == 0 {
+        return None;
+    }
+    let last = a.denosumab.last_dose?;
+    let due = add_days(last, 182).max(as_of);
+    let mut evidence = vec![Evidence {
+        reference: stop.reference.clone(),
+        detail: format!(
+            "order being signed sets denosumab to `{}`",
+            stop.original_status
+        ),
+        date: Some(as_of),
+    }];
+    if let Some(m) = record.medications.iter().find(|m| {
+        m.has(Ingredient::Denosumab)
+            && m.kind == MedicationSource::Administration
+            && m.effective.and_then(|p| p.start) == Some(last)
+    }) {
+        evidence.push(Evidence {
+            reference: m.source.0.clone(),
+            detail: format!(
+                "last denosumab dose ({} doses documented)",
+                a.denosumab.dose_count
+            ),
+            date: Some(last),
+        });
+    }
+    let severity = if a.denosumab.dose_count >= 4 {
+        Severity::Critical
+    } else {
+        Severity::High
+    };
+    Some(Finding {
+        code: FindingCode::DenosumabDiscontinuationWithoutTransition,
+        severity,
+        title: FindingCode::DenosumabDiscontinuationWithoutTransition
+            .title()
+            .to_string(),
+        summary: format!(
+            "Denosumab is being stopped without a follow-on plan; transition due {due}."
+        ),
+        evidence,
+        recommendation: format!(
+            "Plan the transition now: zoledronic acid 5 mg IV 6 months after the last injection \
+             (due {due}) or oral alendronate, then CTX at 3 and 6 months, per ECTS; stopping \
+             denosumab without it risks rebound vertebral fractures."
+        ),
+        citation: "ECTS-2021; CUMMINGS-2018".into(),
+        references: vec![],
+        rule_section: "§5.2–5.3".into(),
+        due: Some(due),
+        inputs_missing: Vec::new(),
+        notes: vec![
+            "Raised by the order hook: the draft stops denosumab before the engine's own \
+             discontinuation rule applies (it waits for the dose to be late)."
+                .into(),
+        ],
+        levels: Vec::new(),
+    })
+}
+
+/// Evaluates one request (CPU only; run it off the async runtime).
+pub fn evaluate(p: &Parsed, resources: Vec<Value>, as_of: NaiveDate, config: &Config) -> Evaluated {
+    let base = dedupe(resources);
+    let (draft_resources, sent_status) = prepare_drafts(&p.drafts, &p.patient_id, as_of);
+    let full = if draft_resources.is_empty() {
+        base.clone()
+    } else {
+        dedupe(base.iter().cloned().chain(draft_resources))
+    };
+    let Some((record, a)) = assess_patient(full, &p.patient_id, as_of, config) else {
+        return Evaluated::default();
+    };
+    let drafts: Vec<DraftInfo> = record
+        .medications
+        .iter()
+        .filter_map(|m| {
+            sent_status.get(&m.source.0).map(|s| DraftInfo {
+                reference: m.source.0.clone(),
+                ingredients: m.ingredients.clone(),
+                original_status: s.clone(),
+            })
+        })
+        .collect();
+
+    let mut findings: Vec<Finding> = a.findings.clone();
+    if p.hook.is_order() {
+        let draft_refs: BTreeSet<&str> = sent_status.keys().map(String::as_str).collect();
+        let baseline: BTreeMap<FindingCode, Severity> =
+            match assess_patient(base, &p.patient_id, as_of, config) {
+                Some((_, b)) => b.findings.iter().map(|f| (f.code, f.severity)).collect(),
+                None => BTreeMap::new(),
+            };
+        findings.retain(|f| {
+            let cites_draft = f
+                .evidence
+                .iter()
+                .any(|e| draft_refs.contains(e.reference.as_str()));
+            let new_or_worse = !matches!(baseline.get(&f.code), Some(s) if *s >= f.severity);
+            let urgent = p.hook == Hook::OrderSign && f.severity >= Severity::High;
+            cites_draft || new_or_worse || urgent
+        });
+        if !findings
+            .iter()
+            .any(|f| f.code == FindingCode::DenosumabDiscontinuationWithoutTransition)
+        {
+            if let Some(f) = denosumab_stop_finding(&record, &a, &drafts, as_of) {
+                findings.push(f);
+            }
+        }
+    }
+    findings.sort_by(|x, y| y.severity.cmp(&x.severity).then(x.code.cmp(&y.code)));
+
+    let ctx = CardContext {
+        patient_id: &p.patient_id,
+        as_of,
+        assessment: &a,
+        drafts: &drafts,
+    };
+    let mut out = Evaluated::default();
+    for f in &findings {
+        let (uuid, card) = cards::card(&ctx, f);
+        out.issued.push((
+            uuid.to_string(),
+            f.code.as_str().to_string(),
+            f.severity.as_str().to_string(),
+        ));
+        out.cards.push(card);
+    }
+    out
+}

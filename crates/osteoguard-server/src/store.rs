@@ -1,0 +1,352 @@
+//! The embedded SQLite store: issued cards (uuid → finding code, no patient data), CDS Hooks
+//! feedback, and the JWT replay (`jti`) cache.
+//!
+//! One connection behind a mutex (WAL journal); callers on the async runtime go through
+//! `tokio::task::spawn_blocking`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database lock poisoned")]
+    Poisoned,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS cards (
+    card_uuid    TEXT PRIMARY KEY,
+    service      TEXT NOT NULL,
+    finding_code TEXT NOT NULL,
+    severity     TEXT NOT NULL,
+    first_issued TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id                     INTEGER PRIMARY KEY,
+    service                TEXT NOT NULL,
+    card_uuid              TEXT NOT NULL,
+    outcome                TEXT NOT NULL,
+    accepted_suggestions   TEXT NOT NULL,
+    override_reason_system TEXT,
+    override_reason_code   TEXT,
+    override_reason_display TEXT,
+    user_comment           TEXT,
+    outcome_timestamp      TEXT NOT NULL,
+    received_at            TEXT NOT NULL,
+    client                 TEXT NOT NULL,
+    UNIQUE (service, card_uuid, outcome, outcome_timestamp, client)
+);
+CREATE TABLE IF NOT EXISTS jwt_replay (
+    iss TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    exp INTEGER NOT NULL,
+    PRIMARY KEY (iss, jti)
+);
+CREATE INDEX IF NOT EXISTS jwt_replay_exp ON jwt_replay (exp);
+"#;
+
+/// One feedback item as received (already validated).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackRow {
+    pub card_uuid: String,
+    pub outcome: String,
+    pub accepted_suggestions: Vec<String>,
+    pub override_reason_system: Option<String>,
+    pub override_reason_code: Option<String>,
+    pub override_reason_display: Option<String>,
+    pub user_comment: Option<String>,
+    pub outcome_timestamp: String,
+}
+
+/// Per finding code: issued cards and what clinicians did with them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRow {
+    pub finding_code: String,
+    pub cards_issued: u64,
+    pub feedback: u64,
+    pub accepted: u64,
+    pub overridden: u64,
+    pub acceptance_rate: Option<f64>,
+    pub override_rate: Option<f64>,
+    /// `(reason code or "(none)", count)`, most frequent first.
+    pub override_reasons: Vec<(String, u64)>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Records a JWT id; `Ok(false)` when `(iss, jti)` was already seen (a replay).
+    /// Expired entries (older than `now - skew`) are purged on the way.
+    pub fn check_and_record_jti(
+        &self,
+        iss: &str,
+        jti: &str,
+        exp: i64,
+        now: i64,
+        skew: i64,
+    ) -> Result<bool, StoreError> {
+        let c = self.conn()?;
+        c.execute(
+            "DELETE FROM jwt_replay WHERE exp < ?1",
+            params![now.saturating_sub(skew)],
+        )?;
+        let n = c.execute(
+            "INSERT OR IGNORE INTO jwt_replay (iss, jti, exp) VALUES (?1, ?2, ?3)",
+            params![iss, jti, exp],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Remembers which finding each issued card uuid stands for (first issue wins).
+    pub fn record_cards(
+        &self,
+        service: &str,
+        cards: &[(String, String, String)],
+        now: &str,
+    ) -> Result<(), StoreError> {
+        if cards.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn()?;
+        let tx = c.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO cards (card_uuid, service, finding_code, severity, first_issued)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (uuid, code, severity) in cards {
+                st.execute(params![uuid, service, code, severity, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores feedback items; a repeat of an identical item (same service, card, outcome,
+    /// outcome timestamp and client) is ignored. Returns `(inserted, repeats)`.
+    pub fn record_feedback(
+        &self,
+        service: &str,
+        client: &str,
+        rows: &[FeedbackRow],
+        received_at: &str,
+    ) -> Result<(usize, usize), StoreError> {
+        let mut c = self.conn()?;
+        let tx = c.transaction()?;
+        let mut inserted = 0;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO feedback (service, card_uuid, outcome, accepted_suggestions,
+                   override_reason_system, override_reason_code, override_reason_display,
+                   user_comment, outcome_timestamp, received_at, client)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for r in rows {
+                let accepted =
+                    serde_json::to_string(&r.accepted_suggestions).unwrap_or_else(|_| "[]".into());
+                inserted += st.execute(params![
+                    service,
+                    r.card_uuid,
+                    r.outcome,
+                    accepted,
+                    r.override_reason_system,
+                    r.override_reason_code,
+                    r.override_reason_display,
+                    r.user_comment,
+                    r.outcome_timestamp,
+                    received_at,
+                    client
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok((inserted, rows.len() - inserted))
+    }
+
+    /// The finding code a card uuid was issued for, if this service issued it.
+    pub fn card_finding(&self, uuid: &str) -> Result<Option<String>, StoreError> {
+        let c = self.conn()?;
+        Ok(c.query_row(
+            "SELECT finding_code FROM cards WHERE card_uuid = ?1",
+            params![uuid],
+            |r| r.get(0),
+        )
+        .optional()?)
+    }
+
+    pub fn feedback_count(&self) -> Result<u64, StoreError> {
+        let c = self.conn()?;
+        Ok(c.query_row("SELECT COUNT(*) FROM feedback", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Acceptance and override rates per finding code. Feedback on a card this service never
+    /// issued is reported under `(unknown card)`.
+    pub fn report(&self) -> Result<Vec<ReportRow>, StoreError> {
+        let c = self.conn()?;
+        let mut rows: std::collections::BTreeMap<String, ReportRow> = Default::default();
+        let blank = |code: &str| ReportRow {
+            finding_code: code.to_string(),
+            cards_issued: 0,
+            feedback: 0,
+            accepted: 0,
+            overridden: 0,
+            acceptance_rate: None,
+            override_rate: None,
+            override_reasons: Vec::new(),
+        };
+        {
+            let mut st =
+                c.prepare("SELECT finding_code, COUNT(*) FROM cards GROUP BY finding_code")?;
+            let it = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for x in it {
+                let (code, n) = x?;
+                rows.entry(code.clone())
+                    .or_insert_with(|| blank(&code))
+                    .cards_issued = n as u64;
+            }
+        }
+        {
+            let mut st = c.prepare(
+                "SELECT COALESCE(c.finding_code, '(unknown card)'), f.outcome,
+                        COALESCE(f.override_reason_code, '(none)'), COUNT(*)
+                 FROM feedback f LEFT JOIN cards c ON c.card_uuid = f.card_uuid
+                 GROUP BY 1, 2, 3",
+            )?;
+            let it = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })?;
+            for x in it {
+                let (code, outcome, reason, n) = x?;
+                let row = rows.entry(code.clone()).or_insert_with(|| blank(&code));
+                row.feedback += n;
+                match outcome.as_str() {
+                    "accepted" => row.accepted += n,
+                    "overridden" => {
+                        row.overridden += n;
+                        row.override_reasons.push((reason, n));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out: Vec<ReportRow> = rows.into_values().collect();
+        for r in &mut out {
+            if r.feedback > 0 {
+                r.acceptance_rate = Some(r.accepted as f64 / r.feedback as f64);
+                r.override_rate = Some(r.overridden as f64 / r.feedback as f64);
+            }
+            r.override_reasons
+                .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(card: &str, outcome: &str, ts: &str) -> FeedbackRow {
+        FeedbackRow {
+            card_uuid: card.into(),
+            outcome: outcome.into(),
+            accepted_suggestions: vec![],
+            override_reason_system: None,
+            override_reason_code: (outcome == "overridden").then(|| "patient-declined".into()),
+            override_reason_display: None,
+            user_comment: None,
+            outcome_timestamp: ts.into(),
+        }
+    }
+
+    #[test]
+    fn jti_replay_is_detected_and_expired_entries_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        assert!(s.check_and_record_jti("iss", "a", 1000, 900, 60).unwrap());
+        assert!(!s.check_and_record_jti("iss", "a", 1000, 950, 60).unwrap());
+        assert!(s.check_and_record_jti("other", "a", 1000, 950, 60).unwrap());
+        // Long after expiry the entry is purged (the token itself would be rejected as expired).
+        assert!(s.check_and_record_jti("iss", "a", 5000, 4000, 60).unwrap());
+    }
+
+    #[test]
+    fn feedback_is_idempotent_and_reported_per_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        s.record_cards(
+            "svc",
+            &[
+                ("u1".into(), "denosumab-overdue".into(), "high".into()),
+                ("u2".into(), "gc-bone-protection".into(), "moderate".into()),
+            ],
+            "2024-01-01T00:00:00Z",
+        )
+        .unwrap();
+        let rows = [row("u1", "accepted", "t1"), row("u2", "overridden", "t1")];
+        assert_eq!(s.record_feedback("svc", "c", &rows, "now").unwrap(), (2, 0));
+        assert_eq!(s.record_feedback("svc", "c", &rows, "now").unwrap(), (0, 2));
+        s.record_feedback("svc", "c", &[row("zz", "accepted", "t1")], "now")
+            .unwrap();
+        let r = s.report().unwrap();
+        let d = r
+            .iter()
+            .find(|r| r.finding_code == "denosumab-overdue")
+            .unwrap();
+        assert_eq!(
+            (d.cards_issued, d.accepted, d.acceptance_rate),
+            (1, 1, Some(1.0))
+        );
+        let g = r
+            .iter()
+            .find(|r| r.finding_code == "gc-bone-protection")
+            .unwrap();
+        assert_eq!(g.override_rate, Some(1.0));
+        assert_eq!(
+            g.override_reasons,
+            vec![("patient-declined".to_string(), 1)]
+        );
+        assert!(r.iter().any(|r| r.finding_code == "(unknown card)"));
+    }
+}
