@@ -4,8 +4,10 @@
 //! a ≤ 140-character summary, a Markdown detail with the evidence, missing inputs, notes and
 //! citation; the guideline as `source`; suggestions with real FHIR actions (draft
 //! MedicationRequests / ServiceRequests, or deleting a contraindicated draft order);
-//! `overrideReasons`; and two extensions: `org.osteoguard.finding` (code, severity, rule section,
-//! as-of date) and `org.osteoguard.resources` (the references of the resources the card concerns).
+//! `overrideReasons`; and three extensions: `org.osteoguard.finding` (code, severity, rule
+//! section, as-of date), `org.osteoguard.resources` (the references of the resources the card
+//! concerns) and `org.osteoguard.provenance` (engine and knowledge versions, configuration hash,
+//! overridden keys: which rules and settings produced the card).
 //!
 //! *Card identity:* `uuid` is a UUIDv5 of patient reference + finding code + the sorted, distinct
 //! evidence references, so the same finding on the same evidence keeps its uuid across
@@ -747,6 +749,7 @@ pub fn card(ctx: &CardContext, f: &Finding) -> (Uuid, Value) {
                 "asOf": ctx.as_of.to_string(),
             },
             "org.osteoguard.resources": resources_of(f),
+            "org.osteoguard.provenance": ctx.assessment.provenance,
         }
     });
     if let Some(u) = url {
