@@ -1,17 +1,122 @@
-//! # osteoguard-screen — population screening (skeleton; implementation pending)
+//! # osteoguard-screen — population screening and a synthetic population generator
+//!
+//! `osteoguard screen EXPORT_DIR --as-of DATE --out DIR` reads a FHIR Bulk Data export (one
+//! NDJSON(.gz) file per resource type), assesses every patient with `osteoguard_core` at the
+//! as-of date and writes a worklist (`worklist.csv`, `worklist.json`, `worklist.html`), a
+//! `summary.json`, and records the run in a SQLite registry (new / persisting / resolved
+//! findings since the previous run). See docs/screen.md.
+//!
+//! ## Design: a two-pass, disk-partitioned join (bounded memory)
+//!
+//! The resources of one patient are spread over every type file, so screening is a join by
+//! patient. Holding the export in memory grows with the population; sorting it externally costs
+//! several passes. Instead:
+//!
+//! 1. **Pass 1** ([`pass1`]) streams each line once, peeks at `resourceType`, the patient
+//!    reference and the codes with a narrow borrowed serde struct ([`route`]) — no
+//!    `serde_json::Value` is built — drops what no rule reads (counted as ignored), and appends
+//!    the raw line to shard `fnv1a(patient) % S` on disk.
+//! 2. **Pass 2** ([`pass2`]) evaluates shards in parallel (rayon, `--jobs`): a shard is read
+//!    whole, grouped by patient, parsed, read by `osteoguard_fhir` and assessed; its rows are
+//!    sorted and written as a run file.
+//! 3. **Merge** ([`output`]): a k-way merge of the S sorted runs streams the rows into the
+//!    worklists and the registry.
+//!
+//! *Memory bound:* `S` is chosen so that a shard holds at most `--shard-mb` (default 64 MB) of
+//! *input* bytes (`S = max(4·jobs, ⌈input / shard-mb⌉)`, at most 1024). Peak memory is about
+//! `jobs × (shard bytes + parsed resources of one patient)` in pass 2, `jobs × (2 chunks of
+//! 4 MiB + 4 MiB of shard buffers)` in pass 1 and one row plus an 8 KiB buffer per shard in the merge — none of which
+//! grows with the number of patients. The one exception is the `Medication` resources
+//! referenced by `medicationReference` (they belong to no patient): they are held in memory,
+//! which grows with the size of the formulary, not of the population.
 
-use std::path::PathBuf;
+pub mod output;
+pub mod pass1;
+pub mod pass2;
+pub mod progress;
+pub mod route;
+pub mod synth;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use osteoguard_core::{Config, Severity};
+use rayon::prelude::*;
+use serde::Serialize;
+
+pub use output::Format;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MinSeverity {
+    Info,
+    Moderate,
+    High,
+    Critical,
+}
+
+impl MinSeverity {
+    pub fn severity(self) -> Severity {
+        match self {
+            MinSeverity::Info => Severity::Info,
+            MinSeverity::Moderate => Severity::Moderate,
+            MinSeverity::High => Severity::High,
+            MinSeverity::Critical => Severity::Critical,
+        }
+    }
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScreenArgs {
-    /// FHIR Bulk Data export directory.
+    /// FHIR Bulk Data export directory (NDJSON or NDJSON.gz, one file per resource type).
     pub export_dir: PathBuf,
     /// Evaluation date (YYYY-MM-DD).
     #[arg(long)]
     pub as_of: String,
-    /// Output directory.
+    /// Output directory (created if absent).
     #[arg(long)]
     pub out: PathBuf,
+    /// Worker threads (default: available cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Worklist formats to write (summary.json is always written).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Format::Csv, Format::Json, Format::Html])]
+    pub format: Vec<Format>,
+    /// Only list findings of at least this severity in the worklists (the registry keeps all).
+    #[arg(long, value_enum, default_value_t = MinSeverity::Info)]
+    pub min_severity: MinSeverity,
+    /// SQLite registry of runs (default: OUT/registry.sqlite).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Site configuration (TOML): threshold overrides, switched-off findings.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Input bytes per shard (memory per worker in pass 2 is at most about this).
+    #[arg(long, default_value_t = 64)]
+    pub shard_mb: u64,
+}
+
+impl ScreenArgs {
+    /// Arguments with the defaults of the command line.
+    pub fn new(export_dir: impl Into<PathBuf>, as_of: &str, out: impl Into<PathBuf>) -> Self {
+        ScreenArgs {
+            export_dir: export_dir.into(),
+            as_of: as_of.to_string(),
+            out: out.into(),
+            jobs: None,
+            format: vec![Format::Csv, Format::Json, Format::Html],
+            min_severity: MinSeverity::Info,
+            db: None,
+            config: None,
+            quiet: true,
+            shard_mb: 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -25,20 +130,435 @@ pub struct SynthArgs {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// The as-of date the scenarios are built for (screen with the same date).
+    #[arg(long, default_value = synth::DEFAULT_AS_OF)]
+    pub as_of: String,
+    /// Filler lines (Encounters, vital-sign Observations, routine Procedures) per patient, on average.
+    #[arg(long, default_value_t = 30)]
+    pub filler: u32,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScreenError {
-    #[error("not implemented yet")]
-    NotImplemented,
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registry: {0}")]
+    Registry(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
+impl ScreenError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        ScreenError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Timings of one run, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    pub pass1_ms: u64,
+    pub pass2_ms: u64,
+    pub merge_ms: u64,
+    pub total_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCounts {
+    pub new: u64,
+    pub persisting: u64,
+    pub resolved: u64,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub schema: &'static str,
+    pub run_id: i64,
+    pub previous_run_id: Option<i64>,
+    pub as_of: NaiveDate,
+    pub export_dir: String,
+    pub jobs: usize,
+    pub shards: usize,
+    pub min_severity: Severity,
+    pub patients_read: u64,
+    pub patients_with_findings: u64,
+    /// Rows in the worklists (after `--min-severity`).
+    pub worklist_rows: u64,
+    /// All findings (every severity), by code and by severity.
+    pub findings_by_code: BTreeMap<String, u64>,
+    pub findings_by_severity: BTreeMap<String, u64>,
+    pub risk_categories: BTreeMap<String, u64>,
+    pub status: StatusCounts,
+    pub resources: ResourceSummary,
+    pub timings: Timings,
+    pub provenance: osteoguard_core::Provenance,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceSummary {
+    pub lines: u64,
+    pub bytes: u64,
+    /// Lines kept for evaluation.
+    pub kept: u64,
+    /// Lines of types or codes no rule reads (pass 1).
+    pub ignored: u64,
+    /// Lines a rule could read but without a usable patient reference.
+    pub unattached: u64,
+    pub not_fhir_lines: u64,
+    /// Kept resources the reader could not understand.
+    pub not_understood: u64,
+    pub resources_without_patient: u64,
+    pub unparsable_lines: u64,
+    pub medication_resources: u64,
+    pub by_type: BTreeMap<String, pass1::LineCounts>,
+    /// `.json` files of the export directory that screening does not read (manifests …).
+    pub skipped_files: Vec<String>,
+    /// What the FHIR reader did with the kept resources.
+    pub reader_by_type: BTreeMap<String, pass2::ReaderCounts>,
+}
+
+pub const SUMMARY_SCHEMA: &str = "osteoguard.screen-summary/1";
+
+/// Shard count for an input of `bytes` (see the crate doc).
+pub fn shard_count(bytes: u64, shard_mb: u64, jobs: usize) -> usize {
+    let target = shard_mb.max(1) * 1_000_000;
+    let by_size = bytes.div_ceil(target) as usize;
+    by_size.max(4 * jobs.max(1)).clamp(1, 1024)
+}
+
+/// Removes temporary directories and files left by runs that were killed (their process is gone).
+fn clean_stale(out: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return; // cannot tell whether the owner is alive
+    }
+    let Ok(rd) = std::fs::read_dir(out) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = if let Some(rest) = name.strip_prefix(".screen-tmp-") {
+            rest.split('-').next().map(str::to_string)
+        } else if name.starts_with('.') {
+            name.rsplit_once(".tmp-").map(|(_, p)| p.to_string())
+        } else {
+            None
+        };
+        let Some(pid) = pid.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(&pid).exists() {
+            continue;
+        }
+        let p = e.path();
+        let _ = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+    }
+}
+
+/// Test hook (used by tests/screen.rs to SIGKILL a run at a known phase): sleep this long
+/// before each shard of pass 2.
+fn test_delay() -> Option<std::time::Duration> {
+    std::env::var("OSTEOGUARD_SCREEN_TEST_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis)
+}
+
+/// Runs a screening; returns the summary (also written to `summary.json`).
+pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
+    let t0 = Instant::now();
+    let as_of = NaiveDate::parse_from_str(&args.as_of, "%Y-%m-%d").map_err(|e| {
+        ScreenError::Usage(format!(
+            "--as-of {:?}: expected a calendar date YYYY-MM-DD ({e})",
+            args.as_of
+        ))
+    })?;
+    let config = match &args.config {
+        None => Config::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ScreenError::io(p, e))?;
+            Config::from_toml_str_allowing(&text, &["server", "screen"])
+                .map_err(|e| ScreenError::Usage(format!("{}: {e}", p.display())))?
+        }
+    };
+    if !args.export_dir.exists() {
+        return Err(ScreenError::Usage(format!(
+            "{}: no such export directory",
+            args.export_dir.display()
+        )));
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let files = pass1::input_files(&args.export_dir)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| ScreenError::io(&args.out, e))?;
+    clean_stale(&args.out);
+    let progress = progress::Progress::new(args.quiet);
+    let skipped = pass1::skipped_files(&args.export_dir);
+    for p in &skipped {
+        progress.log(&format!("not read (not NDJSON): {}", p.display()));
+    }
+    let n_shards = shard_count(pass1::estimated_bytes(&files), args.shard_mb, jobs);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".screen-tmp-{}-", std::process::id()))
+        .tempdir_in(&args.out)
+        .map_err(|e| ScreenError::io(&args.out, e))?;
+
+    // Pass 1.
+    let (shards, p1) = pass1::partition(&files, tmp.path(), n_shards, jobs, &progress)?;
+    let t1 = Instant::now();
+    let meds = pass2::MedicationStore::load(&shards.medications)?;
+
+    // Pass 2.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| ScreenError::Internal(e.to_string()))?;
+    progress.start_pass2(n_shards as u64);
+    let done = AtomicU64::new(0);
+    let patients_done = AtomicU64::new(0);
+    let delay = test_delay();
+    let runs: Vec<PathBuf> = (0..n_shards)
+        .map(|i| pass2::run_path(tmp.path(), i))
+        .collect();
+    let results: Vec<Result<pass2::Pass2Stats, ScreenError>> = pool.install(|| {
+        shards
+            .paths
+            .par_iter()
+            .zip(runs.par_iter())
+            .map(|(shard, run)| {
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
+                let s = pass2::evaluate_shard(shard, run, &meds, as_of, &config)?;
+                // The shard is no longer needed: free the disk early.
+                let _ = std::fs::remove_file(shard);
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                let p = patients_done.fetch_add(s.patients, Ordering::Relaxed) + s.patients;
+                progress.tick_pass2(n, n_shards as u64, p);
+                Ok(s)
+            })
+            .collect()
+    });
+    progress.finish_bar();
+    let mut p2 = pass2::Pass2Stats::default();
+    for r in results {
+        p2.merge(r?);
+    }
+    let t2 = Instant::now();
+    progress.log(&format!(
+        "pass 2 done: {} patients, {} with findings",
+        p2.patients, p2.patients_with_findings
+    ));
+
+    // Merge into the worklists and the registry.
+    let db_path = args
+        .db
+        .clone()
+        .unwrap_or_else(|| args.out.join("registry.sqlite"));
+    let provenance = config.provenance();
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let export_str = args.export_dir.display().to_string();
+    let registry = output::Registry::open(
+        &db_path,
+        &output::RunInfo {
+            started_unix,
+            as_of: &args.as_of,
+            export_dir: &export_str,
+            config_hash: &provenance.config_hash,
+        },
+    )?;
+    let min = args.min_severity.severity();
+    let header = serde_json::json!({
+        "schema": "osteoguard.worklist/1",
+        "runId": registry.run_id,
+        "previousRunId": registry.previous,
+        "asOf": as_of,
+        "minSeverity": min,
+        "provenance": provenance,
+    });
+    let want = |f: Format| args.format.contains(&f);
+    let mut csv_out = if want(Format::Csv) {
+        Some(output::CsvOut::new(output::Pending::new(
+            args.out.join("worklist.csv"),
+        ))?)
+    } else {
+        None
+    };
+    let mut json_out = if want(Format::Json) {
+        Some(output::JsonOut::new(
+            output::Pending::new(args.out.join("worklist.json")),
+            &header,
+        )?)
+    } else {
+        None
+    };
+    let mut html_out = if want(Format::Html) {
+        Some(output::HtmlOut::new(
+            output::Pending::new(args.out.join("worklist.html")),
+            &format!("osteoguard worklist — as of {as_of}"),
+            &format!(
+                "run {} · {} patients · export {} · engine {} · config {}",
+                registry.run_id,
+                p2.patients,
+                export_str,
+                provenance.engine_version,
+                provenance.config_hash
+            ),
+        )?)
+    } else {
+        None
+    };
+    let mut status = StatusCounts::default();
+    let mut worklist_rows = 0u64;
+    let mut total_rows = 0u64;
+    let merge_delay = std::env::var("OSTEOGUARD_SCREEN_TEST_MERGE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
+    output::merge_runs(&runs, |mut row| {
+        if let Some(d) = merge_delay {
+            std::thread::sleep(d);
+        }
+        let st = registry.record(&row)?;
+        total_rows += 1;
+        if st == "new" {
+            status.new += 1;
+        } else {
+            status.persisting += 1;
+        }
+        if row.severity < min {
+            return Ok(());
+        }
+        row.status = Some(st.to_string());
+        worklist_rows += 1;
+        if let Some(c) = csv_out.as_mut() {
+            c.row(&row)?;
+        }
+        if let Some(j) = json_out.as_mut() {
+            j.row(&row)?;
+        }
+        if let Some(h) = html_out.as_mut() {
+            h.row(&row)?;
+        }
+        Ok(())
+    })?;
+    let resolved = registry.resolve()?;
+    status.resolved = resolved.len() as u64;
+    let mut pending = Vec::new();
+    if let Some(c) = csv_out {
+        pending.push(c.finish()?);
+    }
+    if let Some(j) = json_out {
+        pending.push(j.finish(&resolved)?);
+    }
+    if let Some(h) = html_out {
+        pending.push(h.finish(&resolved)?);
+    }
+    let t3 = Instant::now();
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let mut by_type_ignored = 0;
+    let mut kept = 0;
+    let mut unattached = 0;
+    for c in p1.by_type.values() {
+        by_type_ignored += c.ignored;
+        kept += c.kept;
+        unattached += c.unattached;
+    }
+    let summary = Summary {
+        schema: SUMMARY_SCHEMA,
+        run_id: registry.run_id,
+        previous_run_id: registry.previous,
+        as_of,
+        export_dir: export_str.clone(),
+        jobs,
+        shards: n_shards,
+        min_severity: min,
+        patients_read: p2.patients,
+        patients_with_findings: p2.patients_with_findings,
+        worklist_rows,
+        findings_by_code: p2.findings_by_code.clone(),
+        findings_by_severity: p2.findings_by_severity.clone(),
+        risk_categories: p2.risk_categories.clone(),
+        status,
+        resources: ResourceSummary {
+            lines: p1.lines,
+            bytes: p1.bytes,
+            kept,
+            ignored: by_type_ignored,
+            unattached,
+            not_fhir_lines: p1.not_fhir_lines,
+            not_understood: p2.reader_by_type.values().map(|c| c.not_understood).sum(),
+            resources_without_patient: p2.resources_without_patient,
+            unparsable_lines: p2.unparsable_lines,
+            medication_resources: meds.len() as u64,
+            by_type: p1.by_type.clone(),
+            skipped_files: skipped.iter().map(|p| p.display().to_string()).collect(),
+            reader_by_type: p2.reader_by_type.clone(),
+        },
+        timings: Timings {
+            pass1_ms: ms(t1 - t0),
+            pass2_ms: ms(t2 - t1),
+            merge_ms: ms(t3 - t2),
+            total_ms: ms(t0.elapsed()),
+        },
+        provenance,
+    };
+    let sp = output::Pending::new(args.out.join("summary.json"));
+    let mut w = sp.create()?;
+    serde_json::to_writer_pretty(&mut w, &summary)
+        .map_err(|e| ScreenError::Internal(e.to_string()))?;
+    std::io::Write::write_all(&mut w, b"\n").map_err(|e| ScreenError::io(&sp.tmp, e))?;
+    output::finish(w, &sp.tmp)?;
+    pending.push(sp);
+    // Publish: all outputs are complete on disk; rename each into place, then commit.
+    for p in &pending {
+        p.publish()?;
+    }
+    registry.commit(p2.patients, total_rows)?;
+    drop(tmp);
+    progress.log(&format!(
+        "wrote {} worklist rows ({} new, {} persisting, {} resolved) to {} in {:.1} s",
+        summary.worklist_rows,
+        summary.status.new,
+        summary.status.persisting,
+        summary.status.resolved,
+        args.out.display(),
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(summary)
+}
+
+/// `osteoguard screen`.
 pub fn screen(args: ScreenArgs) -> Result<(), ScreenError> {
-    let _ = args;
-    Err(ScreenError::NotImplemented)
+    run_screen(&args).map(|_| ())
 }
 
+/// `osteoguard synth`.
 pub fn synth(args: SynthArgs) -> Result<(), ScreenError> {
-    let _ = args;
-    Err(ScreenError::NotImplemented)
+    synth::generate(&args).map(|_| ())
 }

@@ -695,13 +695,20 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
         } else {
             Vec::new()
         };
-        let mut d = from;
-        while d <= to {
-            if !twins.iter().any(|r| r.interval().covers(d)) {
-                let i = days(ws, d) as usize;
-                series[i] += p.daily_peq;
+        // Day indices relative to `ws`, so the per-day loop is integer arithmetic (this loop
+        // dominated the profile when it stepped chrono dates one by one).
+        let (lo, hi) = (days(ws, from), days(ws, to));
+        let twin_ranges: Vec<(i64, i64)> = twins
+            .iter()
+            .map(|r| {
+                let iv = r.interval();
+                (days(ws, iv.start), days(ws, iv.last_day(as_of)))
+            })
+            .collect();
+        for i in lo..=hi {
+            if !twin_ranges.iter().any(|&(a, b)| a <= i && i <= b) {
+                series[i as usize] += p.daily_peq;
             }
-            d = add_days(d, 1);
         }
     }
 

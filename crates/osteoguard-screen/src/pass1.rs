@@ -1,0 +1,507 @@
+//! Pass 1: stream every NDJSON(.gz) line of the export once, route it with
+//! [`crate::route::decide`], and append the raw line (prefixed `patient-id TAB`) to the shard file
+//! `fnv1a(patient-id) % S` in the run's temporary directory.
+//!
+//! Threads: one reader (decompression is sequential) cuts the input into ~4 MiB chunks that end
+//! on a line boundary; `jobs` workers peek and route the lines of a chunk and buffer them per
+//! shard. Memory: `2 × jobs` chunks in flight + per-worker shard buffers capped at
+//! [`WORKER_BUFFER_CAP`] in total — independent of the population size and of `S`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::progress::Progress;
+use crate::route::{decide, decide_slow, fast_ignored, peek, Decision};
+use crate::ScreenError;
+
+/// Bytes per chunk handed to a worker.
+pub const CHUNK: usize = 4 << 20;
+/// A shard buffer is written out when it reaches this size.
+const SHARD_FLUSH: usize = 64 << 10;
+/// All shard buffers of one worker together never exceed this (then all are flushed and freed).
+pub const WORKER_BUFFER_CAP: usize = 4 << 20;
+
+/// Per resource type: lines read, kept for evaluation, dropped as ignored, kept but unattached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineCounts {
+    pub read: u64,
+    pub kept: u64,
+    pub ignored: u64,
+    pub unattached: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pass1Stats {
+    pub files: Vec<String>,
+    pub bytes: u64,
+    pub lines: u64,
+    pub by_type: BTreeMap<String, LineCounts>,
+    /// Lines that are not JSON or carry no `resourceType` (counted, never silently dropped).
+    pub not_fhir_lines: u64,
+    pub kept_bytes: u64,
+}
+
+impl Pass1Stats {
+    fn merge(&mut self, o: Pass1Stats) {
+        self.bytes += o.bytes;
+        self.lines += o.lines;
+        self.not_fhir_lines += o.not_fhir_lines;
+        self.kept_bytes += o.kept_bytes;
+        for (k, v) in o.by_type {
+            let e = self.by_type.entry(k).or_default();
+            e.read += v.read;
+            e.kept += v.kept;
+            e.ignored += v.ignored;
+            e.unattached += v.unattached;
+        }
+    }
+}
+
+/// The shards written by pass 1.
+pub struct Shards {
+    pub paths: Vec<PathBuf>,
+    pub medications: PathBuf,
+}
+
+/// Stable 64-bit FNV-1a (the shard of a patient must not depend on the platform or the run).
+pub fn fnv1a(s: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+pub fn shard_of(id: &str, shards: usize) -> usize {
+    (fnv1a(id.as_bytes()) % shards as u64) as usize
+}
+
+/// The NDJSON files of an export (or the file itself), sorted by path: `*.ndjson`, `*.jsonl`
+/// (optionally `.gz`), sub-directories included. `log.ndjson` (the bulk-data-client export log)
+/// is not FHIR and is skipped; so are `.json` files (manifests, side files) — list them with
+/// [`skipped_files`].
+pub fn input_files(path: &Path) -> Result<Vec<PathBuf>, ScreenError> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut v = Vec::new();
+    walk(path, 0, &mut v, &mut Vec::new())?;
+    v.sort();
+    if v.is_empty() {
+        return Err(ScreenError::Usage(format!(
+            "{}: no .ndjson or .ndjson.gz files (expected a FHIR Bulk Data export directory)",
+            path.display()
+        )));
+    }
+    Ok(v)
+}
+
+/// `.json` files in the export that screening does not read.
+pub fn skipped_files(path: &Path) -> Vec<PathBuf> {
+    let mut skipped = Vec::new();
+    if path.is_dir() {
+        let _ = walk(path, 0, &mut Vec::new(), &mut skipped);
+    }
+    skipped.sort();
+    skipped
+}
+
+fn is_ndjson(name: &str) -> bool {
+    let stem = name.strip_suffix(".gz").unwrap_or(name);
+    (stem.ends_with(".ndjson") || stem.ends_with(".jsonl")) && name != "log.ndjson"
+}
+
+fn walk(
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+    skipped: &mut Vec<PathBuf>,
+) -> Result<(), ScreenError> {
+    let io = |e| ScreenError::io(dir, e);
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let p = e.map_err(io)?.path();
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        if p.is_dir() {
+            if depth < 4 && !name.starts_with('.') {
+                walk(&p, depth + 1, out, skipped)?;
+            }
+        } else if is_ndjson(&name) {
+            out.push(p);
+        } else if name.ends_with(".json") || name.ends_with(".json.gz") {
+            skipped.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Estimated uncompressed size (gzip counted ×8) — used to choose the shard count.
+pub fn estimated_bytes(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .map(|f| {
+            let n = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            if f.to_string_lossy().ends_with(".gz") {
+                n.saturating_mul(8)
+            } else {
+                n
+            }
+        })
+        .sum()
+}
+
+/// A reader counting the bytes it hands out (compressed bytes for gzip files: the progress bar
+/// measures position in the files on disk).
+struct Counting<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Opens a file as a byte stream (gunzipping `.gz`).
+pub fn open_stream(
+    path: &Path,
+    counter: Arc<AtomicU64>,
+) -> Result<Box<dyn Read + Send>, ScreenError> {
+    let f = File::open(path).map_err(|e| ScreenError::io(path, e))?;
+    let c = Counting { inner: f, counter };
+    if path.to_string_lossy().ends_with(".gz") {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(
+            BufReader::with_capacity(1 << 20, c),
+        )))
+    } else {
+        Ok(Box::new(c))
+    }
+}
+
+/// Reads `files` and calls `sink` with chunks of whole lines (each ends with `\n`, except
+/// possibly the last of a file). Runs `jobs` consumer threads over a bounded channel.
+pub fn for_each_chunk<W, S>(
+    files: &[PathBuf],
+    jobs: usize,
+    disk_counter: Arc<AtomicU64>,
+    mut tick: impl FnMut(),
+    make_worker: impl Fn() -> W + Sync,
+    work: S,
+) -> Result<Vec<W>, ScreenError>
+where
+    W: Send,
+    S: Fn(&mut W, &[u8]) -> Result<(), ScreenError> + Sync,
+{
+    let jobs = jobs.max(1);
+    let (tx, rx) = sync_channel::<Vec<u8>>(jobs * 2);
+    let rx: Arc<Mutex<Receiver<Vec<u8>>>> = Arc::new(Mutex::new(rx));
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for _ in 0..jobs {
+            let rx = Arc::clone(&rx);
+            let work = &work;
+            let make_worker = &make_worker;
+            handles.push(scope.spawn(move || -> Result<W, ScreenError> {
+                let mut w = make_worker();
+                loop {
+                    let next = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => {
+                            return Err(ScreenError::Internal("worker queue poisoned".into()))
+                        }
+                    };
+                    match next {
+                        Ok(chunk) => work(&mut w, &chunk)?,
+                        Err(_) => return Ok(w),
+                    }
+                }
+            }));
+        }
+        let mut produce = || -> Result<(), ScreenError> {
+            for path in files {
+                let mut r = open_stream(path, Arc::clone(&disk_counter))?;
+                let mut carry: Vec<u8> = Vec::new();
+                loop {
+                    let mut buf = std::mem::take(&mut carry);
+                    let start = buf.len();
+                    buf.resize(start + CHUNK, 0);
+                    let mut filled = start;
+                    while filled < buf.len() {
+                        let n = r
+                            .read(&mut buf[filled..])
+                            .map_err(|e| ScreenError::io(path, e))?;
+                        if n == 0 {
+                            break;
+                        }
+                        filled += n;
+                    }
+                    buf.truncate(filled);
+                    let eof = filled < start + CHUNK;
+                    if !eof {
+                        if let Some(nl) = buf.iter().rposition(|b| *b == b'\n') {
+                            carry = buf[nl + 1..].to_vec();
+                            buf.truncate(nl + 1);
+                        } else {
+                            // A single line longer than CHUNK: keep reading into it.
+                            carry = buf;
+                            continue;
+                        }
+                    }
+                    if !buf.is_empty() && tx.send(buf).is_err() {
+                        return Err(ScreenError::Internal("all workers stopped".into()));
+                    }
+                    tick();
+                    if eof {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        };
+        let produced = produce();
+        drop(tx);
+        let mut out = Vec::new();
+        let mut first_err = produced.err();
+        for h in handles {
+            match h.join() {
+                Ok(Ok(w)) => out.push(w),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(ScreenError::Internal("worker panicked".into()));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    })
+}
+
+/// Splits a chunk into lines (without the `\n`, and without a trailing `\r`), skipping blanks.
+pub fn lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    chunk
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+}
+
+struct Worker {
+    stats: Pass1Stats,
+    bufs: Vec<Vec<u8>>,
+    med: Vec<u8>,
+    buffered: usize,
+}
+
+struct Sinks {
+    shards: Vec<Mutex<File>>,
+    med: Mutex<File>,
+    paths: Vec<PathBuf>,
+    med_path: PathBuf,
+}
+
+impl Sinks {
+    fn write(&self, i: usize, data: &[u8]) -> Result<(), ScreenError> {
+        let mut f = self.shards[i]
+            .lock()
+            .map_err(|_| ScreenError::Internal("shard lock poisoned".into()))?;
+        f.write_all(data)
+            .map_err(|e| ScreenError::io(&self.paths[i], e))
+    }
+    fn write_med(&self, data: &[u8]) -> Result<(), ScreenError> {
+        let mut f = self
+            .med
+            .lock()
+            .map_err(|_| ScreenError::Internal("medication lock poisoned".into()))?;
+        f.write_all(data)
+            .map_err(|e| ScreenError::io(&self.med_path, e))
+    }
+}
+
+fn flush_all(w: &mut Worker, sinks: &Sinks) -> Result<(), ScreenError> {
+    for (i, b) in w.bufs.iter_mut().enumerate() {
+        if !b.is_empty() {
+            sinks.write(i, b)?;
+            // Free the capacity: memory must not grow with the number of shards.
+            *b = Vec::new();
+        }
+    }
+    if !w.med.is_empty() {
+        sinks.write_med(&w.med)?;
+        w.med = Vec::new();
+    }
+    w.buffered = 0;
+    Ok(())
+}
+
+fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), ScreenError> {
+    let n = sinks.shards.len();
+    w.stats.bytes += chunk.len() as u64;
+    for line in lines(chunk) {
+        w.stats.lines += 1;
+        if let Some(ty) = fast_ignored(line) {
+            match w.stats.by_type.get_mut(ty) {
+                Some(c) => {
+                    c.read += 1;
+                    c.ignored += 1;
+                }
+                None => {
+                    w.stats.by_type.insert(
+                        ty.to_string(),
+                        LineCounts {
+                            read: 1,
+                            ignored: 1,
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+            continue;
+        }
+        let (ty, decision) = match peek(line) {
+            Some(p) => match p.resource_type.as_deref() {
+                Some(t) => (t.to_string(), decide(&p)),
+                None => {
+                    w.stats.not_fhir_lines += 1;
+                    continue;
+                }
+            },
+            None => match decide_slow(line) {
+                Some(x) => x,
+                None => {
+                    w.stats.not_fhir_lines += 1;
+                    continue;
+                }
+            },
+        };
+        let c = match w.stats.by_type.get_mut(&ty) {
+            Some(c) => c,
+            None => w.stats.by_type.entry(ty).or_default(),
+        };
+        c.read += 1;
+        match decision {
+            Decision::Ignored => c.ignored += 1,
+            Decision::Unattached => c.unattached += 1,
+            Decision::Medication(id) => {
+                c.kept += 1;
+                w.stats.kept_bytes += line.len() as u64;
+                w.med.extend_from_slice(id.as_bytes());
+                w.med.push(b'\t');
+                w.med.extend_from_slice(line);
+                w.med.push(b'\n');
+                w.buffered += id.len() + line.len() + 2;
+            }
+            Decision::Patient(id) => {
+                c.kept += 1;
+                w.stats.kept_bytes += line.len() as u64;
+                let s = shard_of(&id, n);
+                let b = &mut w.bufs[s];
+                b.extend_from_slice(id.as_bytes());
+                b.push(b'\t');
+                b.extend_from_slice(line);
+                b.push(b'\n');
+                w.buffered += id.len() + line.len() + 2;
+                if b.len() >= SHARD_FLUSH {
+                    sinks.write(s, b)?;
+                    w.buffered -= b.len();
+                    b.clear();
+                }
+            }
+        }
+        if w.buffered >= WORKER_BUFFER_CAP {
+            flush_all(w, sinks)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs pass 1 into `dir` with `n_shards` shard files.
+pub fn partition(
+    files: &[PathBuf],
+    dir: &Path,
+    n_shards: usize,
+    jobs: usize,
+    progress: &Progress,
+) -> Result<(Shards, Pass1Stats), ScreenError> {
+    let mut shards = Vec::with_capacity(n_shards);
+    let mut paths = Vec::with_capacity(n_shards);
+    for i in 0..n_shards {
+        let p = dir.join(format!("shard-{i:04}.tsv"));
+        let f = File::create(&p).map_err(|e| ScreenError::io(&p, e))?;
+        shards.push(Mutex::new(f));
+        paths.push(p);
+    }
+    let med_path = dir.join("medications.tsv");
+    let med = Mutex::new(File::create(&med_path).map_err(|e| ScreenError::io(&med_path, e))?);
+    let sinks = Sinks {
+        shards,
+        med,
+        paths,
+        med_path,
+    };
+    let disk = Arc::new(AtomicU64::new(0));
+    let lines_done = Arc::new(AtomicU64::new(0));
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    progress.start_pass1(total);
+    let disk2 = Arc::clone(&disk);
+    let lines2 = Arc::clone(&lines_done);
+    let workers = for_each_chunk(
+        files,
+        jobs,
+        Arc::clone(&disk),
+        || {
+            progress.tick_pass1(
+                disk2.load(Ordering::Relaxed),
+                lines2.load(Ordering::Relaxed),
+            )
+        },
+        || Worker {
+            stats: Pass1Stats::default(),
+            bufs: (0..n_shards).map(|_| Vec::new()).collect(),
+            med: Vec::new(),
+            buffered: 0,
+        },
+        |w, chunk| {
+            let before = w.stats.lines;
+            route_chunk(w, chunk, &sinks)?;
+            lines_done.fetch_add(w.stats.lines - before, Ordering::Relaxed);
+            Ok(())
+        },
+    )?;
+    let mut stats = Pass1Stats {
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+        ..Default::default()
+    };
+    for mut w in workers {
+        flush_all(&mut w, &sinks)?;
+        stats.merge(w.stats);
+    }
+    progress.finish_pass1(stats.lines);
+    Ok((
+        Shards {
+            paths: sinks.paths,
+            medications: sinks.med_path,
+        },
+        stats,
+    ))
+}

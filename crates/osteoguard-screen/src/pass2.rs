@@ -1,0 +1,305 @@
+//! Pass 2: evaluate shard by shard, in parallel (rayon, `--jobs` threads).
+//!
+//! One shard file is read whole into memory, its lines are sorted by (patient id, raw line) —
+//! the order never depends on how pass-1 workers interleaved — and each patient's lines are
+//! parsed, joined with the `Medication` resources they reference, read by `osteoguard_fhir`
+//! and assessed by `osteoguard_core::assess_with_issues`. The findings of a shard are sorted
+//! into worklist order and written to a run file; the runs are merged by [`crate::output`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use osteoguard_core::{Config, Severity};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ScreenError;
+
+/// One worklist row: one patient × one finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    pub patient_id: String,
+    pub age: Option<i64>,
+    pub sex: String,
+    pub code: String,
+    pub severity: Severity,
+    pub title: String,
+    pub summary: String,
+    pub due: Option<NaiveDate>,
+    pub evidence: Vec<String>,
+    pub risk_category: String,
+    /// `new | persisting` (filled in by the registry; `resolved` rows are listed separately).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// Worklist order: most severe first, then most overdue (earliest due; no due date last), then
+/// patient id and code for a total, deterministic order.
+pub type SortKey = (std::cmp::Reverse<Severity>, NaiveDate, String, String);
+
+pub fn sort_key(r: &Row) -> SortKey {
+    (
+        std::cmp::Reverse(r.severity),
+        r.due.unwrap_or(NaiveDate::MAX),
+        r.patient_id.clone(),
+        r.code.clone(),
+    )
+}
+
+/// Resource counts of the reader (`osteoguard_fhir::Stats`), summed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReaderCounts {
+    pub read: u64,
+    pub used: u64,
+    pub ignored: u64,
+    pub not_understood: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pass2Stats {
+    pub patients: u64,
+    pub patients_with_findings: u64,
+    /// Resources whose patient has no Patient resource in the export.
+    pub resources_without_patient: u64,
+    pub unparsable_lines: u64,
+    pub findings_by_code: BTreeMap<String, u64>,
+    pub findings_by_severity: BTreeMap<String, u64>,
+    pub risk_categories: BTreeMap<String, u64>,
+    pub reader_by_type: BTreeMap<String, ReaderCounts>,
+    pub data_quality_issues: u64,
+}
+
+impl Pass2Stats {
+    pub fn merge(&mut self, o: Pass2Stats) {
+        self.patients += o.patients;
+        self.patients_with_findings += o.patients_with_findings;
+        self.resources_without_patient += o.resources_without_patient;
+        self.unparsable_lines += o.unparsable_lines;
+        self.data_quality_issues += o.data_quality_issues;
+        for (k, v) in o.findings_by_code {
+            *self.findings_by_code.entry(k).or_default() += v;
+        }
+        for (k, v) in o.findings_by_severity {
+            *self.findings_by_severity.entry(k).or_default() += v;
+        }
+        for (k, v) in o.risk_categories {
+            *self.risk_categories.entry(k).or_default() += v;
+        }
+        for (k, v) in o.reader_by_type {
+            let e = self.reader_by_type.entry(k).or_default();
+            e.read += v.read;
+            e.used += v.used;
+            e.ignored += v.ignored;
+            e.not_understood += v.not_understood;
+        }
+    }
+}
+
+/// `Medication` resources by id (raw JSON; the one structure that is not per shard — see
+/// docs/screen.md "Memory").
+#[derive(Default)]
+pub struct MedicationStore {
+    by_id: HashMap<String, Box<serde_json::value::RawValue>>,
+}
+
+impl MedicationStore {
+    pub fn load(path: &Path) -> Result<Self, ScreenError> {
+        let bytes = std::fs::read(path).map_err(|e| ScreenError::io(path, e))?;
+        let mut by_id: HashMap<String, Box<serde_json::value::RawValue>> = HashMap::new();
+        for line in bytes.split(|b| *b == b'\n') {
+            let Some(tab) = line.iter().position(|b| *b == b'\t') else {
+                continue;
+            };
+            let id = String::from_utf8_lossy(&line[..tab]).into_owned();
+            if let Ok(raw) =
+                serde_json::from_slice::<Box<serde_json::value::RawValue>>(&line[tab + 1..])
+            {
+                // First one wins, deterministically: pass-1 order is not deterministic, so
+                // keep the smallest text among duplicates.
+                match by_id.get(&id) {
+                    Some(old) if old_le(old, &raw) => {}
+                    _ => {
+                        by_id.insert(id, raw);
+                    }
+                }
+            }
+        }
+        Ok(MedicationStore { by_id })
+    }
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+    fn get(&self, id: &str) -> Option<Value> {
+        self.by_id
+            .get(id)
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+    }
+}
+
+fn old_le(a: &serde_json::value::RawValue, b: &serde_json::value::RawValue) -> bool {
+    a.get() <= b.get()
+}
+
+/// `Medication/x` (or `urn:uuid:x`) targets of a medication resource's `medicationReference`.
+fn medication_ref(v: &Value) -> Option<&str> {
+    let r = v.get("medicationReference")?.get("reference")?.as_str()?;
+    if let Some(id) = r.strip_prefix("urn:uuid:") {
+        return Some(id);
+    }
+    let idx = r.rfind("Medication/")?;
+    r[idx + "Medication/".len()..].split('/').next()
+}
+
+/// Adds the Medication resources the patient's resources reference.
+pub fn with_medications(mut resources: Vec<Value>, meds: &MedicationStore) -> Vec<Value> {
+    if meds.is_empty() {
+        return resources;
+    }
+    let wanted: BTreeSet<String> = resources
+        .iter()
+        .filter_map(medication_ref)
+        .map(str::to_string)
+        .collect();
+    for id in wanted {
+        if let Some(m) = meds.get(&id) {
+            resources.push(m);
+        }
+    }
+    resources
+}
+
+/// Evidence references in first-seen order, without repeats.
+pub fn unique_refs<'a>(refs: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    refs.filter(|r| seen.insert(*r))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Assesses one patient's resources; returns the rows (all severities) and updates `stats`.
+pub fn assess_patient(
+    resources: Vec<Value>,
+    meds: &MedicationStore,
+    as_of: NaiveDate,
+    config: &Config,
+    stats: &mut Pass2Stats,
+) -> Vec<Row> {
+    let n = resources.len() as u64;
+    let read = osteoguard_fhir::read_resources(with_medications(resources, meds));
+    for (ty, c) in &read.stats.by_type {
+        let e = stats.reader_by_type.entry(ty.clone()).or_default();
+        e.read += c.read;
+        e.used += c.used;
+        e.ignored += c.ignored;
+        e.not_understood += c.not_understood;
+    }
+    if read.patients.is_empty() {
+        stats.resources_without_patient += n;
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    for p in &read.patients {
+        let mut issues = p.issues.clone();
+        issues.extend(read.unattached.iter().cloned());
+        let a = osteoguard_core::assess_with_issues(&p.record, &issues, as_of, config);
+        stats.patients += 1;
+        stats.data_quality_issues += a.data_quality.len() as u64;
+        *stats
+            .risk_categories
+            .entry(a.fracture_risk.category.clone())
+            .or_default() += 1;
+        if !a.findings.is_empty() {
+            stats.patients_with_findings += 1;
+        }
+        for f in &a.findings {
+            *stats
+                .findings_by_code
+                .entry(f.code.as_str().to_string())
+                .or_default() += 1;
+            *stats
+                .findings_by_severity
+                .entry(f.severity.as_str().to_string())
+                .or_default() += 1;
+            rows.push(Row {
+                patient_id: p.id.clone(),
+                age: a.patient.age_years,
+                sex: serde_json::to_value(a.patient.sex)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "unknown".into()),
+                code: f.code.as_str().to_string(),
+                severity: f.severity,
+                title: f.title.clone(),
+                summary: f.summary.clone(),
+                due: f.due,
+                evidence: unique_refs(f.evidence.iter().map(|e| e.reference.as_str())),
+                risk_category: a.fracture_risk.category.clone(),
+                status: None,
+            });
+        }
+    }
+    rows
+}
+
+/// Evaluates one shard file and writes its rows, sorted, to `run_path` (one JSON row a line).
+pub fn evaluate_shard(
+    shard: &Path,
+    run_path: &Path,
+    meds: &MedicationStore,
+    as_of: NaiveDate,
+    config: &Config,
+) -> Result<Pass2Stats, ScreenError> {
+    let bytes = std::fs::read(shard).map_err(|e| ScreenError::io(shard, e))?;
+    let mut lines: Vec<(&[u8], &[u8])> = bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|l| {
+            let tab = l.iter().position(|b| *b == b'\t')?;
+            Some((&l[..tab], &l[tab + 1..]))
+        })
+        .collect();
+    lines.sort_unstable();
+    let mut stats = Pass2Stats::default();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let id = lines[i].0;
+        let mut j = i;
+        let mut resources = Vec::new();
+        while j < lines.len() && lines[j].0 == id {
+            match serde_json::from_slice::<Value>(lines[j].1) {
+                Ok(v) => resources.push(v),
+                Err(_) => stats.unparsable_lines += 1,
+            }
+            j += 1;
+        }
+        rows.extend(assess_patient(resources, meds, as_of, config, &mut stats));
+        i = j;
+    }
+    drop(lines);
+    drop(bytes);
+    rows.sort_by_cached_key(sort_key);
+    write_rows(run_path, &rows)?;
+    Ok(stats)
+}
+
+pub fn write_rows(path: &Path, rows: &[Row]) -> Result<(), ScreenError> {
+    let f = std::fs::File::create(path).map_err(|e| ScreenError::io(path, e))?;
+    let mut w = BufWriter::new(f);
+    for r in rows {
+        serde_json::to_writer(&mut w, r).map_err(|e| ScreenError::Internal(e.to_string()))?;
+        w.write_all(b"\n").map_err(|e| ScreenError::io(path, e))?;
+    }
+    w.flush().map_err(|e| ScreenError::io(path, e))
+}
+
+pub fn run_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("rows-{i:04}.ndjson"))
+}

@@ -1,0 +1,479 @@
+//! Pass-1 routing: a cheap look at each NDJSON line (resource type, patient, codes) that decides
+//! where the raw line goes, *without* building a `serde_json::Value`.
+//!
+//! The one decision function is [`decide`]. It keeps every resource a rule can read and drops
+//! (counting them as "ignored", never silently) the types and codes no rule reads. It is
+//! deliberately conservative: when in doubt (unknown code system, unparsable code, Conditions,
+//! any medication resource) the line is kept and the FHIR reader decides.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// Code systems the reader matches Observations and Procedures on (knowledge.md §10).
+const LOINC: &str = "http://loinc.org";
+const SNOMED: &str = "http://snomed.info/sct";
+const CPT: &str = "http://www.ama-assn.org/go/cpt";
+const CPT_OID: &str = "urn:oid:2.16.840.1.113883.6.12";
+const OSTEOGUARD: &str = "http://osteoguard.org/fhir/CodeSystem/osteoguard";
+
+/// LOINC codes of knowledge.md §10.2 that the reader maps (osteoguard-fhir `terminology::observation`).
+const OBSERVATION_LOINC: &[&str] = &[
+    "38267-1", "24966-4", "85394-5", "38264-8", "80946-7", "80945-9", "38261-4", "46278-8",
+    "46279-6", "80933-5", "38263-0", "80948-3", "80947-5", "24701-5", "80934-3", "38265-5",
+    "38250-5", "24890-6", "90265-0", "41171-0", "77370-5", "98979-8", "62238-1", "33914-3",
+    "48642-3", "48643-1", "2160-0", "38483-4", "17861-6", "49765-1", "1751-7", "62292-8", "1989-3",
+    "14635-7", "29463-7", "3141-9", "72514-3", "38208-5",
+];
+
+/// CPT / SNOMED procedure codes of knowledge.md §10.3 (osteoguard-fhir `terminology::procedure`).
+const PROCEDURE_CPT: &[&str] = &[
+    "22510", "22511", "22512", "22520", "22521", "22522", "22513", "22514", "22515", "22523",
+    "22524", "22525", "72141", "72142", "72146", "72147", "72148", "72149", "72156", "72157",
+    "72158", "72125", "72126", "72127", "72128", "72129", "72130", "72131", "72132", "72133",
+    "72020", "72040", "72050", "72052", "72070", "72072", "72074", "72080", "72081", "72082",
+    "72083", "72084", "72100", "72110", "72114", "72120", "77080", "77081", "77085",
+];
+const PROCEDURE_SNOMED: &[&str] = &["312681000"];
+
+#[derive(Deserialize)]
+pub struct Coding<'a> {
+    #[serde(borrow, default)]
+    pub system: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub code: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+pub struct CodeableConcept<'a> {
+    #[serde(borrow, default)]
+    pub coding: Option<Vec<Coding<'a>>>,
+}
+
+#[derive(Deserialize)]
+pub struct Reference<'a> {
+    #[serde(borrow, default)]
+    pub reference: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+pub struct Component<'a> {
+    #[serde(borrow, default)]
+    pub code: Option<CodeableConcept<'a>>,
+}
+
+/// The fields pass 1 looks at. Everything else in the line is skipped by the tokenizer
+/// (no allocation, no `Value`).
+#[derive(Deserialize)]
+pub struct Peek<'a> {
+    #[serde(rename = "resourceType", borrow, default)]
+    pub resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub subject: Option<Reference<'a>>,
+    #[serde(borrow, default)]
+    pub patient: Option<Reference<'a>>,
+    #[serde(borrow, default)]
+    pub beneficiary: Option<Reference<'a>>,
+    #[serde(borrow, default)]
+    pub code: Option<CodeableConcept<'a>>,
+    #[serde(borrow, default)]
+    pub component: Option<Vec<Component<'a>>>,
+}
+
+/// Where a line goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Append to the shard of this patient id.
+    Patient(String),
+    /// A `Medication` resource (no patient): kept in the medication store, joined in pass 2.
+    Medication(String),
+    /// No rule reads it (counted per type as ignored).
+    Ignored,
+    /// A resource a rule could read but without a usable patient reference (counted).
+    Unattached,
+}
+
+/// The patient id a reference points to: `Patient/x`, `…/Patient/x/_history/1`, `urn:uuid:x`.
+pub fn patient_id_of(reference: &str) -> Option<&str> {
+    if let Some(rest) = reference.strip_prefix("urn:uuid:") {
+        return valid_id(rest);
+    }
+    let idx = reference.rfind("Patient/")?;
+    if idx > 0 && !reference[..idx].ends_with('/') {
+        return None; // e.g. "RelatedPatient/x"
+    }
+    let rest = &reference[idx + "Patient/".len()..];
+    valid_id(rest.split('/').next().unwrap_or(rest))
+}
+
+/// Shard file lines are `id \t json`: ids with control characters are not accepted.
+fn valid_id(id: &str) -> Option<&str> {
+    if id.is_empty() || id.bytes().any(|b| b < 0x20) {
+        None
+    } else {
+        Some(id)
+    }
+}
+
+fn any_coding(cc: Option<&CodeableConcept<'_>>, f: &dyn Fn(&str, &str) -> bool) -> bool {
+    cc.and_then(|c| c.coding.as_ref()).is_some_and(|cs| {
+        cs.iter().any(|c| match (&c.system, &c.code) {
+            (Some(s), Some(k)) => f(s, k),
+            _ => false,
+        })
+    })
+}
+
+fn has_coding(cc: Option<&CodeableConcept<'_>>) -> bool {
+    match cc.and_then(|c| c.coding.as_ref()) {
+        Some(c) => !c.is_empty(),
+        None => false,
+    }
+}
+
+/// Could the reader use an Observation with this code (or component codes)?
+fn observation_relevant(p: &Peek<'_>) -> bool {
+    let f = |s: &str, c: &str| {
+        s == OSTEOGUARD || (s == LOINC && OBSERVATION_LOINC.contains(&c)) || !is_known_system(s)
+    };
+    // No coding at all: keep (the reader reports it as not understood).
+    let uncoded = !has_coding(p.code.as_ref());
+    uncoded
+        || any_coding(p.code.as_ref(), &f)
+        || p.component
+            .as_ref()
+            .is_some_and(|cs| cs.iter().any(|c| any_coding(c.code.as_ref(), &f)))
+}
+
+fn procedure_relevant(p: &Peek<'_>) -> bool {
+    let uncoded = !has_coding(p.code.as_ref());
+    uncoded
+        || any_coding(p.code.as_ref(), &|s, c| match s {
+            CPT | CPT_OID => PROCEDURE_CPT.contains(&c),
+            SNOMED => PROCEDURE_SNOMED.contains(&c),
+            other => !is_known_system(other),
+        })
+}
+
+/// Systems whose relevant codes are fully listed above; codes of any other system are kept.
+fn is_known_system(s: &str) -> bool {
+    matches!(s, LOINC | SNOMED | CPT | CPT_OID | OSTEOGUARD)
+        || s.starts_with("http://terminology.hl7.org/")
+}
+
+/// Resource types the reader maps into the patient model.
+pub fn type_is_read(ty: &str) -> bool {
+    matches!(
+        ty,
+        "Patient"
+            | "Observation"
+            | "Condition"
+            | "Procedure"
+            | "MedicationRequest"
+            | "MedicationStatement"
+            | "MedicationAdministration"
+            | "MedicationDispense"
+            | "Medication"
+    )
+}
+
+/// THE routing decision (see the module doc). `p` is the peeked line.
+pub fn decide(p: &Peek<'_>) -> Decision {
+    let ty = p.resource_type.as_deref().unwrap_or("");
+    if !type_is_read(ty) {
+        return Decision::Ignored;
+    }
+    match ty {
+        "Patient" => {
+            return match p.id.as_deref().and_then(valid_id) {
+                Some(id) => Decision::Patient(id.to_string()),
+                None => Decision::Unattached,
+            }
+        }
+        "Medication" => {
+            return match p.id.as_deref().and_then(valid_id) {
+                Some(id) => Decision::Medication(id.to_string()),
+                None => Decision::Unattached,
+            }
+        }
+        "Observation" if !observation_relevant(p) => return Decision::Ignored,
+        "Procedure" if !procedure_relevant(p) => return Decision::Ignored,
+        _ => {}
+    }
+    let r = p
+        .subject
+        .as_ref()
+        .or(p.patient.as_ref())
+        .or(p.beneficiary.as_ref())
+        .and_then(|r| r.reference.as_deref())
+        .and_then(patient_id_of);
+    match r {
+        Some(id) => Decision::Patient(id.to_string()),
+        None => Decision::Unattached,
+    }
+}
+
+/// Peeks a line; `None` when it is not a JSON object of the expected shape (the caller falls
+/// back to a full parse so that nothing is lost).
+pub fn peek(line: &[u8]) -> Option<Peek<'_>> {
+    serde_json::from_slice::<Peek<'_>>(line).ok()
+}
+
+/// Fallback for lines the narrow peek could not read (odd shapes, duplicate keys): a full
+/// parse, then the same decision on the same fields.
+pub fn decide_slow(line: &[u8]) -> Option<(String, Decision)> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let ty = v.get("resourceType")?.as_str()?.to_string();
+    // Rebuild a Peek from the Value via a round trip of just the needed fields.
+    let mut slim = serde_json::Map::new();
+    for k in [
+        "resourceType",
+        "id",
+        "subject",
+        "patient",
+        "beneficiary",
+        "code",
+        "component",
+    ] {
+        if let Some(x) = v.get(k) {
+            slim.insert(k.to_string(), x.clone());
+        }
+    }
+    let text = serde_json::to_vec(&serde_json::Value::Object(slim)).ok()?;
+    let d = match serde_json::from_slice::<Peek<'_>>(&text) {
+        Ok(p) => decide(&p),
+        // Still odd (e.g. subject is not an object): keep it when its type is read, so the
+        // reader reports the problem; patient unknown → unattached.
+        Err(_) if type_is_read(&ty) => Decision::Unattached,
+        Err(_) => Decision::Ignored,
+    };
+    Some((ty, d))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte-level fast path
+// ---------------------------------------------------------------------------------------------
+
+const UCUM: &str = "http://unitsofmeasure.org";
+
+/// Reads the JSON string value after the key that ends at `at` (`"key"` already matched):
+/// `None` if the value is not a plain string (object, escape sequences …).
+fn string_value_after(line: &[u8], mut at: usize) -> Option<Result<&[u8], ()>> {
+    while at < line.len() && line[at].is_ascii_whitespace() {
+        at += 1;
+    }
+    if line.get(at) != Some(&b':') {
+        return Some(Err(())); // the word appeared inside a string, not as a key
+    }
+    at += 1;
+    while at < line.len() && line[at].is_ascii_whitespace() {
+        at += 1;
+    }
+    if line.get(at) != Some(&b'"') {
+        return Some(Err(())); // e.g. `"code": {` — a CodeableConcept, not a code
+    }
+    let start = at + 1;
+    let len = memchr::memchr(b'"', &line[start..])?;
+    let v = &line[start..start + len];
+    if v.contains(&b'\\') {
+        return None;
+    }
+    Some(Ok(v))
+}
+
+/// Decides *without parsing* that a line is certainly ignored, and returns its resource type.
+///
+/// Used before [`peek`] so the ~85 % of lines no rule reads cost a prefix compare and a few
+/// `memmem` scans instead of a JSON tokenisation. It only answers when it is sure (otherwise
+/// `None`, and the line is peeked):
+/// * the line starts with `{"resourceType":"T"` (the top-level type: it is the first key) and
+///   `T` is a type the reader does not map; or
+/// * `T` is Observation / Procedure, every `"system"` value in the line is one whose relevant
+///   codes are all listed here (LOINC, SNOMED CT, CPT, UCUM, terminology.hl7.org), at least one
+///   is the type's coding system, and no `"code"` value anywhere in the line is a relevant code
+///   — so no coding of the resource (code or component) can be one the reader maps.
+pub fn fast_ignored(line: &[u8]) -> Option<&str> {
+    const PREFIX: &[u8] = b"{\"resourceType\":\"";
+    let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = line[start..].strip_prefix(PREFIX)?;
+    let end = memchr::memchr(b'"', rest)?;
+    let ty = std::str::from_utf8(&rest[..end]).ok()?;
+    if !type_is_read(ty) {
+        return Some(ty);
+    }
+    let observation = match ty {
+        "Observation" => true,
+        "Procedure" => false,
+        _ => return None,
+    };
+    let mut own_system = false;
+    for pos in memchr::memmem::find_iter(line, b"\"system\"") {
+        match string_value_after(line, pos + 8)? {
+            Err(()) => return None,
+            Ok(v) => {
+                let v = std::str::from_utf8(v).ok()?;
+                match v {
+                    LOINC if observation => own_system = true,
+                    SNOMED | CPT | CPT_OID if !observation => own_system = true,
+                    LOINC | SNOMED | CPT | CPT_OID | UCUM => {}
+                    _ if v.starts_with("http://terminology.hl7.org/") => {}
+                    _ => return None,
+                }
+            }
+        }
+    }
+    if !own_system {
+        return None;
+    }
+    for pos in memchr::memmem::find_iter(line, b"\"code\"") {
+        match string_value_after(line, pos + 6)? {
+            Err(()) => {}
+            Ok(v) => {
+                let v = std::str::from_utf8(v).ok()?;
+                let relevant = if observation {
+                    OBSERVATION_LOINC.contains(&v)
+                } else {
+                    PROCEDURE_CPT.contains(&v) || PROCEDURE_SNOMED.contains(&v)
+                };
+                if relevant {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(line: &str) -> Decision {
+        decide(&peek(line.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn references() {
+        assert_eq!(patient_id_of("Patient/p1"), Some("p1"));
+        assert_eq!(patient_id_of("urn:uuid:abc"), Some("abc"));
+        assert_eq!(
+            patient_id_of("http://x/fhir/Patient/p1/_history/2"),
+            Some("p1")
+        );
+        assert_eq!(patient_id_of("Group/g"), None);
+        assert_eq!(patient_id_of("RelatedPatient/x"), None);
+    }
+
+    #[test]
+    fn decisions() {
+        assert_eq!(
+            d(r#"{"resourceType":"Patient","id":"p1"}"#),
+            Decision::Patient("p1".into())
+        );
+        assert_eq!(
+            d(r#"{"resourceType":"Encounter","id":"e","subject":{"reference":"Patient/p1"}}"#),
+            Decision::Ignored
+        );
+        assert_eq!(
+            d(
+                r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p1"}}"#
+            ),
+            Decision::Ignored
+        );
+        assert_eq!(
+            d(
+                r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"33914-3"}]},"subject":{"reference":"Patient/p1"}}"#
+            ),
+            Decision::Patient("p1".into())
+        );
+        // Component code recognised: kept.
+        assert_eq!(
+            d(
+                r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"1-1"}]},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"38267-1"}]}}],"subject":{"reference":"urn:uuid:p1"}}"#
+            ),
+            Decision::Patient("p1".into())
+        );
+        // Unknown system: kept (conservative).
+        assert_eq!(
+            d(
+                r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://lab/x","code":"1"}]},"subject":{"reference":"Patient/p1"}}"#
+            ),
+            Decision::Patient("p1".into())
+        );
+        assert_eq!(
+            d(
+                r#"{"resourceType":"Procedure","code":{"coding":[{"system":"http://snomed.info/sct","code":"430193006"}]},"subject":{"reference":"Patient/p1"}}"#
+            ),
+            Decision::Ignored
+        );
+        assert_eq!(
+            d(r#"{"resourceType":"Medication","id":"m1"}"#),
+            Decision::Medication("m1".into())
+        );
+        assert_eq!(
+            d(r#"{"resourceType":"Condition","subject":{"reference":"Group/1"}}"#),
+            Decision::Unattached
+        );
+        assert_eq!(
+            d(r#"{"resourceType":"Condition","subject":{"reference":"Patient/a\tb"}}"#),
+            Decision::Unattached
+        );
+    }
+
+    /// The fast path never ignores what the full decision keeps.
+    #[test]
+    fn fast_path_agrees_with_decide() {
+        let lines = [
+            r#"{"resourceType":"Encounter","id":"e","subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p1"},"valueQuantity":{"value":1,"system":"http://unitsofmeasure.org","code":"/min"}}"#,
+            r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"33914-3"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"1-1"}]},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"38267-1"}]}}],"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://lab/x","code":"1"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Observation","code":{"text":"no coding"},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://osteoguard.org/fhir/CodeSystem/osteoguard","code":"frax-mof"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Procedure","code":{"coding":[{"system":"http://snomed.info/sct","code":"430193006"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Procedure","code":{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"22511"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Procedure","code":{"coding":[{"system":"http://snomed.info/sct","code":"312681000"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"38\u0032\u0036\u0037-1"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"Condition","code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"  {"resourceType" : "Encounter"}"#,
+        ];
+        for l in lines {
+            let full = d(l);
+            if let Some(ty) = fast_ignored(l.as_bytes()) {
+                assert_eq!(
+                    full,
+                    Decision::Ignored,
+                    "fast path ignored a kept line: {l}"
+                );
+                assert_eq!(
+                    Some(ty),
+                    peek(l.as_bytes()).unwrap().resource_type.as_deref()
+                );
+            }
+        }
+        assert_eq!(fast_ignored(lines[0].as_bytes()), Some("Encounter"));
+        assert_eq!(fast_ignored(lines[1].as_bytes()), Some("Observation"));
+        assert_eq!(fast_ignored(lines[7].as_bytes()), Some("Procedure"));
+        assert_eq!(fast_ignored(lines[2].as_bytes()), None);
+        assert_eq!(fast_ignored(lines[10].as_bytes()), None);
+    }
+
+    #[test]
+    fn escaped_strings_and_fallback() {
+        assert_eq!(
+            d(r#"{"resourceType":"Patient","id":"p\u0031"}"#),
+            Decision::Patient("p1".into())
+        );
+        // Duplicate key: narrow peek fails, slow path decides.
+        let line = br#"{"resourceType":"Condition","subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p1"}}"#;
+        assert!(peek(line).is_none());
+        assert_eq!(
+            decide_slow(line).map(|x| x.1),
+            Some(Decision::Patient("p1".into()))
+        );
+        assert!(decide_slow(b"not json").is_none());
+    }
+}

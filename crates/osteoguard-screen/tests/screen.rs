@@ -1,0 +1,452 @@
+//! Integration tests of population screening.
+//!
+//! * screen == per-patient assess, on the shared Synthea Bulk exports and on a synthetic export;
+//! * the synthetic scenarios produce exactly their expected findings (knowledge.md §11);
+//! * a second run marks findings new / persisting / resolved;
+//! * SIGKILL mid-run leaves the previous outputs intact and a re-run completes.
+//!
+//! The kill test spawns this crate's own `osteoguard-screen` binary (`CARGO_BIN_EXE_…`, built by
+//! cargo for these tests) rather than locating `target/debug/osteoguard` of the CLI crate, which
+//! `cargo test -p osteoguard-screen` would not build.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use osteoguard_core::Config;
+use osteoguard_screen::synth::{read_expected, ExpectedFinding};
+use osteoguard_screen::{run_screen, ScreenArgs, SynthArgs};
+use serde_json::Value;
+
+const AS_OF: &str = "2025-06-30";
+
+fn shared_dir() -> PathBuf {
+    match std::env::var_os("OSTEOGUARD_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+}
+
+fn synth(dir: &Path, patients: u64, seed: u64) {
+    osteoguard_screen::synth::generate(&SynthArgs {
+        patients,
+        seed,
+        out: dir.to_path_buf(),
+        as_of: AS_OF.into(),
+        filler: 12,
+        quiet: true,
+    })
+    .expect("synth");
+}
+
+/// A comparable worklist row: patient, code, severity, summary, due, evidence references.
+type Key = (String, String, String, String, Option<String>, Vec<String>);
+
+/// The worklist rows of `worklist.json`, in file order (status dropped).
+fn worklist_rows(out: &Path) -> Vec<(Key, Value)> {
+    let text = std::fs::read_to_string(out.join("worklist.json")).expect("worklist.json");
+    let v: Value = serde_json::from_str(&text).expect("worklist.json is JSON");
+    v["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            let key = (
+                s("patientId"),
+                s("code"),
+                s("severity"),
+                s("summary"),
+                r["due"].as_str().map(str::to_string),
+                r["evidence"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            );
+            (key, r.clone())
+        })
+        .collect()
+}
+
+/// Per-patient assess over the whole export read at once by `osteoguard_fhir::read_path`
+/// (what `osteoguard assess --patient` does), independently of the screening pipeline.
+fn per_patient_assess(export: &Path, as_of: &str) -> (usize, BTreeSet<Key>) {
+    let as_of: NaiveDate = as_of.parse().unwrap();
+    let read = osteoguard_fhir::read_path(export).expect("read_path");
+    let config = Config::default();
+    let mut keys = BTreeSet::new();
+    for p in &read.patients {
+        let mut issues = p.issues.clone();
+        issues.extend(read.unattached.iter().cloned());
+        let a = osteoguard_core::assess_with_issues(&p.record, &issues, as_of, &config);
+        for f in &a.findings {
+            keys.insert((
+                p.id.clone(),
+                f.code.as_str().to_string(),
+                f.severity.as_str().to_string(),
+                f.summary.clone(),
+                f.due.map(|d| d.to_string()),
+                {
+                    // Worklists list each evidence reference once, in first-seen order.
+                    let mut seen = BTreeSet::new();
+                    f.evidence
+                        .iter()
+                        .filter(|e| seen.insert(e.reference.clone()))
+                        .map(|e| e.reference.clone())
+                        .collect()
+                },
+            ));
+        }
+    }
+    (read.patients.len(), keys)
+}
+
+fn screen(export: &Path, out: &Path, as_of: &str) -> osteoguard_screen::Summary {
+    let mut a = ScreenArgs::new(export, as_of, out);
+    a.jobs = Some(2);
+    run_screen(&a).expect("screen")
+}
+
+fn assert_matches_assess(export: &Path, as_of: &str) -> Vec<(Key, Value)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let summary = screen(export, &out, as_of);
+    let rows = worklist_rows(&out);
+    let got: BTreeSet<Key> = rows.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(got.len(), rows.len(), "duplicate worklist rows");
+    let (n_patients, want) = per_patient_assess(export, as_of);
+    assert_eq!(summary.patients_read as usize, n_patients, "patients read");
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{}: screen differs from per-patient assess\nmissing from screen: {missing:#?}\nextra in screen: {extra:#?}",
+        export.display()
+    );
+    // Worklist order: most severe first, then earliest due date.
+    let rank = |s: &str| match s {
+        "critical" => 0,
+        "high" => 1,
+        "moderate" => 2,
+        _ => 3,
+    };
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|(k, _)| {
+            (
+                rank(&k.2),
+                k.4.clone().unwrap_or_else(|| "9999".into()),
+                k.0.clone(),
+                k.1.clone(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "worklist not in severity / due order");
+    // The CSV holds the same rows in the same order.
+    let mut rdr = csv::Reader::from_path(out.join("worklist.csv")).unwrap();
+    let csv_ids: Vec<(String, String)> = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[3].to_string())
+        })
+        .collect();
+    let json_ids: Vec<(String, String)> = rows
+        .iter()
+        .map(|(k, _)| (k.0.clone(), k.1.clone()))
+        .collect();
+    assert_eq!(csv_ids, json_ids);
+    let html = std::fs::read_to_string(out.join("worklist.html")).unwrap();
+    assert_eq!(html.matches("<tr data-rank=").count(), rows.len());
+    rows
+}
+
+#[test]
+fn shared_synthea_exports_match_per_patient_assess() {
+    let shared = shared_dir().join("data");
+    let mut ran = 0;
+    for (name, as_of) in [
+        ("bulk-10-patients", "2024-06-01"),
+        ("synthea-r4-cohort-ndjson", "2019-06-01"),
+    ] {
+        let dir = shared.join(name);
+        if !dir.is_dir() {
+            eprintln!(
+                "SKIPPED: {} not found (set OSTEOGUARD_SHARED)",
+                dir.display()
+            );
+            continue;
+        }
+        assert_matches_assess(&dir, as_of);
+        ran += 1;
+    }
+    if ran == 0 {
+        eprintln!("SKIPPED: no shared data");
+    }
+}
+
+#[test]
+fn synthetic_export_matches_per_patient_assess() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("export");
+    synth(&exp, 400, 11);
+    assert_matches_assess(&exp, AS_OF);
+}
+
+#[test]
+fn synthetic_scenarios_produce_exactly_their_expected_findings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("export");
+    synth(&exp, 600, 5);
+    let out = tmp.path().join("out");
+    let summary = screen(&exp, &out, AS_OF);
+    let expected = read_expected(&exp).unwrap();
+    assert_eq!(summary.patients_read as usize, expected.len());
+    let mut got: BTreeMap<String, BTreeSet<ExpectedFinding>> = BTreeMap::new();
+    for (k, _) in worklist_rows(&out) {
+        got.entry(k.0).or_default().insert(ExpectedFinding {
+            code: k.1,
+            severity: k.2,
+        });
+    }
+    let mut scenarios = BTreeSet::new();
+    let mut failures = BTreeMap::new();
+    for e in &expected {
+        scenarios.insert(e.scenario.clone());
+        let want: BTreeSet<ExpectedFinding> = e.findings.iter().cloned().collect();
+        let have = got.remove(&e.patient).unwrap_or_default();
+        if want != have {
+            failures.entry(e.scenario.clone()).or_insert_with(|| {
+                let missing: Vec<String> = want
+                    .difference(&have)
+                    .map(|f| format!("{} ({})", f.code, f.severity))
+                    .collect();
+                let extra: Vec<String> = have
+                    .difference(&want)
+                    .map(|f| format!("{} ({})", f.code, f.severity))
+                    .collect();
+                format!("{}: missing {missing:?}, unexpected {extra:?}", e.patient)
+            });
+        }
+    }
+    assert!(
+        got.is_empty(),
+        "findings for unknown patients: {:?}",
+        got.keys().take(5).collect::<Vec<_>>()
+    );
+    assert!(
+        scenarios.len() >= 10,
+        "every scenario present: {scenarios:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "scenarios whose findings differ from knowledge.md §11:\n{failures:#?}"
+    );
+}
+
+fn run_rows(out: &Path) -> BTreeMap<(String, String), String> {
+    let text = std::fs::read_to_string(out.join("worklist.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r["patientId"].as_str().unwrap().to_string(),
+                    r["code"].as_str().unwrap().to_string(),
+                ),
+                r["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn second_run_marks_new_persisting_and_resolved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("export");
+    synth(&exp, 300, 3);
+    let out = tmp.path().join("out");
+    let s1 = screen(&exp, &out, AS_OF);
+    let r1 = run_rows(&out);
+    assert_eq!(s1.run_id, 1);
+    assert_eq!(s1.previous_run_id, None);
+    assert!(r1.values().all(|s| s == "new"));
+    assert_eq!(s1.status.new as usize, r1.len());
+    // Three months later: denosumab schedules move on, GC courses age.
+    let s2 = screen(&exp, &out, "2025-09-30");
+    let r2 = run_rows(&out);
+    assert_eq!(s2.previous_run_id, Some(1));
+    for (k, st) in &r2 {
+        let want = if r1.contains_key(k) {
+            "persisting"
+        } else {
+            "new"
+        };
+        assert_eq!(st, want, "{k:?}");
+    }
+    let resolved_want: BTreeSet<_> = r1
+        .keys()
+        .filter(|k| !r2.contains_key(*k))
+        .cloned()
+        .collect();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("worklist.json")).unwrap()).unwrap();
+    let resolved_got: BTreeSet<_> = v["resolved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["patientId"].as_str().unwrap().to_string(),
+                r["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(resolved_got, resolved_want);
+    assert_eq!(s2.status.resolved as usize, resolved_want.len());
+    if !r1.is_empty() {
+        assert!(s2.status.persisting > 0, "some findings persist");
+        assert!(
+            s2.status.new > 0 && s2.status.resolved > 0,
+            "the schedule moved: {:?}",
+            s2.status
+        );
+    }
+    // The registry holds both runs, keyed by run.
+    let db = rusqlite::Connection::open(out.join("registry.sqlite")).unwrap();
+    let runs: i64 = db
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 2);
+    let resolved_db: i64 = db
+        .query_row(
+            "SELECT count(*) FROM findings WHERE run_id = 2 AND status = 'resolved'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(resolved_db as usize, resolved_want.len());
+}
+
+fn snapshot(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    [
+        "worklist.csv",
+        "worklist.json",
+        "worklist.html",
+        "summary.json",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), std::fs::read(out.join(f)).unwrap()))
+    .collect()
+}
+
+fn leftovers(out: &Path) -> Vec<String> {
+    std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// Spawns the binary, waits until `ready(out)` holds, then SIGKILLs it.
+fn kill_when(export: &Path, out: &Path, env: (&str, &str), ready: impl Fn(&Path) -> bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_osteoguard-screen"))
+        .args([
+            "screen",
+            export.to_str().unwrap(),
+            "--as-of",
+            "2025-08-15",
+            "--jobs",
+            "1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out)
+        .env(env.0, env.1)
+        .spawn()
+        .expect("spawn osteoguard-screen");
+    let t = Instant::now();
+    while !ready(out) {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "run never reached the kill point"
+        );
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("run finished before it could be killed: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    child.kill().expect("SIGKILL"); // Child::kill is SIGKILL on Unix
+    let st = child.wait().unwrap();
+    assert!(!st.success(), "the run was killed, not finished");
+}
+
+#[test]
+fn sigkill_mid_run_leaves_previous_outputs_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("export");
+    synth(&exp, 300, 9);
+    let out = tmp.path().join("out");
+    screen(&exp, &out, AS_OF);
+    let before = snapshot(&out);
+
+    // Killed in pass 2 (shards being evaluated).
+    kill_when(
+        &exp,
+        &out,
+        ("OSTEOGUARD_SCREEN_TEST_DELAY_MS", "400"),
+        |o| leftovers(o).iter().any(|n| n.starts_with(".screen-tmp-")),
+    );
+    assert_eq!(snapshot(&out), before, "outputs changed by a killed run");
+
+    // Killed while the new worklists are being written (temporary files exist).
+    kill_when(
+        &exp,
+        &out,
+        ("OSTEOGUARD_SCREEN_TEST_MERGE_DELAY_MS", "5"),
+        |o| {
+            leftovers(o)
+                .iter()
+                .any(|n| n.starts_with(".worklist.csv.tmp-"))
+        },
+    );
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "outputs changed by a run killed while writing"
+    );
+    assert!(
+        !leftovers(&out).is_empty(),
+        "the killed runs left their temporary files"
+    );
+
+    // A re-run completes, cleans up after the killed runs and publishes new outputs.
+    let s = screen(&exp, &out, "2025-08-15");
+    assert_eq!(
+        s.previous_run_id,
+        Some(1),
+        "killed runs were never committed"
+    );
+    assert_eq!(s.run_id, 2);
+    let left: Vec<String> = leftovers(&out)
+        .into_iter()
+        .filter(|n| !n.starts_with(".registry"))
+        .collect();
+    assert!(left.is_empty(), "leftovers after re-run: {left:?}");
+    let text = std::fs::read_to_string(out.join("worklist.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["asOf"], "2025-08-15");
+}
