@@ -10,31 +10,10 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-/// Code systems the reader matches Observations and Procedures on (knowledge.md §10).
-const LOINC: &str = "http://loinc.org";
-const SNOMED: &str = "http://snomed.info/sct";
-const CPT: &str = "http://www.ama-assn.org/go/cpt";
-const CPT_OID: &str = "urn:oid:2.16.840.1.113883.6.12";
-const OSTEOGUARD: &str = "http://osteoguard.org/fhir/CodeSystem/osteoguard";
-
-/// LOINC codes of knowledge.md §10.2 that the reader maps (osteoguard-fhir `terminology::observation`).
-const OBSERVATION_LOINC: &[&str] = &[
-    "38267-1", "24966-4", "85394-5", "38264-8", "80946-7", "80945-9", "38261-4", "46278-8",
-    "46279-6", "80933-5", "38263-0", "80948-3", "80947-5", "24701-5", "80934-3", "38265-5",
-    "38250-5", "24890-6", "90265-0", "41171-0", "77370-5", "98979-8", "62238-1", "33914-3",
-    "48642-3", "48643-1", "2160-0", "38483-4", "17861-6", "49765-1", "1751-7", "62292-8", "1989-3",
-    "14635-7", "29463-7", "3141-9", "72514-3", "38208-5",
-];
-
-/// CPT / SNOMED procedure codes of knowledge.md §10.3 (osteoguard-fhir `terminology::procedure`).
-const PROCEDURE_CPT: &[&str] = &[
-    "22510", "22511", "22512", "22520", "22521", "22522", "22513", "22514", "22515", "22523",
-    "22524", "22525", "72141", "72142", "72146", "72147", "72148", "72149", "72156", "72157",
-    "72158", "72125", "72126", "72127", "72128", "72129", "72130", "72131", "72132", "72133",
-    "72020", "72040", "72050", "72052", "72070", "72072", "72074", "72080", "72081", "72082",
-    "72083", "72084", "72100", "72110", "72114", "72120", "77080", "77081", "77085",
-];
-const PROCEDURE_SNOMED: &[&str] = &["312681000"];
+/// Code systems the reader matches Observations and Procedures on (knowledge.md §10); the
+/// relevance decision asks the reader's own value sets (`osteoguard_fhir::terminology`), so the
+/// filter can never drop a code the reader would map.
+use osteoguard_fhir::terminology::{CPT, CPT_OID, LOINC, OSTEOGUARD, SNOMED};
 
 #[derive(Deserialize)]
 pub struct Coding<'a> {
@@ -136,7 +115,9 @@ fn has_coding(cc: Option<&CodeableConcept<'_>>) -> bool {
 /// Could the reader use an Observation with this code (or component codes)?
 fn observation_relevant(p: &Peek<'_>) -> bool {
     let f = |s: &str, c: &str| {
-        s == OSTEOGUARD || (s == LOINC && OBSERVATION_LOINC.contains(&c)) || !is_known_system(s)
+        s == OSTEOGUARD
+            || osteoguard_fhir::terminology::observation(s, c).is_some()
+            || !is_known_system(s)
     };
     // No coding at all: keep (the reader reports it as not understood).
     let uncoded = !has_coding(p.code.as_ref());
@@ -150,10 +131,8 @@ fn observation_relevant(p: &Peek<'_>) -> bool {
 fn procedure_relevant(p: &Peek<'_>) -> bool {
     let uncoded = !has_coding(p.code.as_ref());
     uncoded
-        || any_coding(p.code.as_ref(), &|s, c| match s {
-            CPT | CPT_OID => PROCEDURE_CPT.contains(&c),
-            SNOMED => PROCEDURE_SNOMED.contains(&c),
-            other => !is_known_system(other),
+        || any_coding(p.code.as_ref(), &|s, c| {
+            osteoguard_fhir::terminology::procedure(s, c).is_some() || !is_known_system(s)
         })
 }
 
@@ -332,10 +311,13 @@ pub fn fast_ignored(line: &[u8]) -> Option<&str> {
             Err(()) => {}
             Ok(v) => {
                 let v = std::str::from_utf8(v).ok()?;
+                // Any `code` value that the reader would map under the line's own system
+                // keeps the line (conservative: the full decision then looks closer).
                 let relevant = if observation {
-                    OBSERVATION_LOINC.contains(&v)
+                    osteoguard_fhir::terminology::observation(LOINC, v).is_some()
                 } else {
-                    PROCEDURE_CPT.contains(&v) || PROCEDURE_SNOMED.contains(&v)
+                    osteoguard_fhir::terminology::procedure(CPT, v).is_some()
+                        || osteoguard_fhir::terminology::procedure(SNOMED, v).is_some()
                 };
                 if relevant {
                     return None;

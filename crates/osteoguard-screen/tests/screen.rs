@@ -179,10 +179,13 @@ fn shared_synthea_exports_match_per_patient_assess() {
     ] {
         let dir = shared.join(name);
         if !dir.is_dir() {
-            eprintln!(
-                "SKIPPED: {} not found (set OSTEOGUARD_SHARED)",
+            // CI always has ../shared; a silent skip would hide a broken setup.
+            assert!(
+                std::env::var_os("OSTEOGUARD_ALLOW_NO_SHARED").is_some(),
+                "{} not found (set OSTEOGUARD_SHARED, or OSTEOGUARD_ALLOW_NO_SHARED=1 to skip)",
                 dir.display()
             );
+            eprintln!("SKIPPED: {} not found", dir.display());
             continue;
         }
         assert_matches_assess(&dir, as_of);
