@@ -1,0 +1,345 @@
+//! # osteoguard-py — the osteoguard engine for Python and Apache Spark
+//!
+//! What goes in: FHIR R4 resources as NDJSON lines (strings), an as-of date and, optionally, a
+//! site configuration (TOML text). What comes out: the `osteoguard.assessment/1` JSON of one
+//! patient ([`assess_lines`]), or the worklist rows of many patients in one call
+//! ([`worklist_for_groups`], the vectorised entry point a Spark executor calls once per Arrow
+//! batch), plus the per-line decision the Spark job takes *before* the shuffle
+//! ([`classify_line`]): which patient a line belongs to, and whether any rule can use it.
+//!
+//! Data flow on Spark (see `docs/spark.md`): NDJSON lines → [`classify_line`] on the executors
+//! (drop what no rule uses) → shuffle by patient id → [`worklist_for_groups`] per batch of
+//! patients → Parquet / CSV sorted in worklist order.
+//!
+//! *Invariant:* no clinical logic and no second copy of a decision lives here. The routing is
+//! `osteoguard screen`'s pass-1 router (`osteoguard_screen::route::decide`) refined by the FHIR
+//! reader's own disposition ([`reader_uses`]); evaluation and rows are screen's
+//! (`osteoguard_screen::pass2::assess_patient`, `output::csv_record`), which call
+//! `osteoguard_fhir::read_resources` and `osteoguard_core::assess_with_issues`. So `screen` and
+//! the Spark job give the same worklist by construction; the tests check it on real exports.
+//!
+//! *Invariant:* without the `extension-module` feature this crate has no Python dependency at
+//! all, so `cargo test --workspace` needs no Python development setup; maturin turns the feature
+//! on (python/pyproject.toml).
+//!
+//! ```
+//! let lines = vec![
+//!     r#"{"resourceType":"Patient","id":"p1","gender":"female","birthDate":"1950-03-15"}"#.to_string(),
+//! ];
+//! let a = osteoguard_py::assess_lines(&lines, "2023-06-15", None, None).unwrap();
+//! assert_eq!(a.schema, "osteoguard.assessment/1");
+//! assert_eq!(a.patient.age_years, Some(73));
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::NaiveDate;
+use osteoguard_core::{assess_with_issues, Assessment, Config, ConfigError};
+use osteoguard_fhir::read_resources;
+use osteoguard_screen::output::csv_record;
+use osteoguard_screen::pass2::{assess_patient, MedicationStore, Pass2Stats, Row};
+use osteoguard_screen::route::{self, Decision};
+use serde_json::{json, Value};
+
+#[cfg(feature = "extension-module")]
+mod python;
+
+/// Top-level tables of a site configuration file that belong to other components.
+const OTHER_SECTIONS: &[&str] = &["server", "screen", "spark"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PyEngineError {
+    #[error("as-of date {0:?} is not YYYY-MM-DD")]
+    AsOf(String),
+    #[error("site configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("line {line}: not valid JSON: {message}")]
+    Json { line: usize, message: String },
+    #[error("no patient in the input")]
+    NoPatient,
+    #[error("{count} patients in the input ({ids}); name one")]
+    SeveralPatients { count: usize, ids: String },
+    #[error("patient {0:?} is not in the input")]
+    UnknownPatient(String),
+    #[error("medication store: {0}")]
+    Io(String),
+    #[error("{what}: {count} values for {expected} patients")]
+    Shape {
+        what: &'static str,
+        count: usize,
+        expected: usize,
+    },
+}
+
+pub fn parse_as_of(as_of: &str) -> Result<NaiveDate, PyEngineError> {
+    NaiveDate::parse_from_str(as_of.trim(), "%Y-%m-%d")
+        .map_err(|_| PyEngineError::AsOf(as_of.to_string()))
+}
+
+/// The default configuration, or a validated site configuration (TOML text).
+pub fn parse_config(toml: Option<&str>) -> Result<Config, PyEngineError> {
+    match toml {
+        None => Ok(Config::default()),
+        Some(text) => Ok(Config::from_toml_str_allowing(text, OTHER_SECTIONS)?),
+    }
+}
+
+fn parse_lines(lines: &[String]) -> Result<Vec<Value>, PyEngineError> {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| PyEngineError::Json {
+                line: i + 1,
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Assesses one patient from NDJSON lines (`osteoguard.assess` in Python). With several patients
+/// in the lines, `patient` names the one to assess.
+pub fn assess_lines(
+    lines: &[String],
+    as_of: &str,
+    patient: Option<&str>,
+    config_toml: Option<&str>,
+) -> Result<Assessment, PyEngineError> {
+    let as_of = parse_as_of(as_of)?;
+    let config = parse_config(config_toml)?;
+    let out = read_resources(parse_lines(lines)?);
+    let pd = match (patient, out.patients.len()) {
+        (Some(id), _) => out
+            .patient(id)
+            .ok_or_else(|| PyEngineError::UnknownPatient(id.to_string()))?,
+        (None, 0) => return Err(PyEngineError::NoPatient),
+        (None, 1) => &out.patients[0],
+        (None, n) => {
+            return Err(PyEngineError::SeveralPatients {
+                count: n,
+                ids: out
+                    .patients
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    };
+    Ok(assess_with_issues(&pd.record, &pd.issues, as_of, &config))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-line decisions taken on the executors before the shuffle
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the FHIR reader can use this resource: its own disposition of it, read alone.
+/// `Ignored` means no rule reads it (other codes, other types); `Used` and `NotUnderstood`
+/// (relevant-looking, with a data-quality issue) count as relevant. Patients and Medications
+/// (which the reader only uses through a medication record naming them) are relevant.
+///
+/// Until osteoguard-fhir exposes a per-resource disposition, this asks
+/// `osteoguard_fhir::read_resources` about the one resource and reads its per-type counts: the
+/// decision is the reader's, not a copy of its value sets.
+pub fn reader_uses(resource: Value) -> bool {
+    let ty = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match ty.as_str() {
+        "" => false,
+        "Patient" | "Medication" => true,
+        _ => {
+            let out = read_resources(vec![resource]);
+            out.stats
+                .by_type
+                .get(&ty)
+                .is_some_and(|c| c.used > 0 || c.not_understood > 0)
+        }
+    }
+}
+
+/// What the Spark job does with one NDJSON line before the shuffle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineAction {
+    /// Ship the line to the group of this patient id.
+    Keep(String),
+    /// Ship only the patient id: screen's router keeps the line but the reader ignores it, so
+    /// it cannot change a finding; it can still make the reader create a placeholder patient
+    /// when the export has no Patient of this id, which the key alone reproduces.
+    KeyOnly(String),
+    /// A Medication (no patient of its own), joined to the groups that name it (by id).
+    Shared(String),
+    /// Nothing of it can reach a worklist.
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DropReason {
+    Blank,
+    /// Not JSON, or JSON without `resourceType` (e.g. a bulk-data `log.ndjson` line).
+    NotFhir,
+    /// A type or code no rule reads.
+    Irrelevant,
+    /// Readable by a rule but without a usable patient reference (screen counts it unattached).
+    NoPatient,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Blank => "blank",
+            DropReason::NotFhir => "not-fhir",
+            DropReason::Irrelevant => "irrelevant",
+            DropReason::NoPatient => "no-patient",
+        }
+    }
+}
+
+/// The per-line decision: `osteoguard screen`'s pass-1 router (`route::decide`: patient id,
+/// types and codes no rule reads), then the FHIR reader's own disposition ([`reader_uses`]) of
+/// what the router keeps. Same input, same decision, on any executor.
+pub fn classify_line(line: &str) -> LineAction {
+    let bytes = line.trim_end_matches(['\r', '\n']).as_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return LineAction::Drop(DropReason::Blank);
+    }
+    let decision = match route::peek(bytes) {
+        Some(p) if p.resource_type.is_some() => route::decide(&p),
+        Some(_) => return LineAction::Drop(DropReason::NotFhir),
+        None => match route::decide_slow(bytes) {
+            Some((_, d)) => d,
+            None => return LineAction::Drop(DropReason::NotFhir),
+        },
+    };
+    match decision {
+        Decision::Ignored => LineAction::Drop(DropReason::Irrelevant),
+        Decision::Unattached => LineAction::Drop(DropReason::NoPatient),
+        Decision::Medication(id) => LineAction::Shared(id),
+        Decision::Patient(id) => {
+            let used = match serde_json::from_slice::<Value>(bytes) {
+                Ok(v) => reader_uses(v),
+                // Unparsable lines go to their group: screen counts them there.
+                Err(_) => true,
+            };
+            if used {
+                LineAction::Keep(id)
+            } else {
+                LineAction::KeyOnly(id)
+            }
+        }
+    }
+}
+
+/// `osteoguard.is_relevant(line)`: whether the Spark job ships this line to an executor that
+/// evaluates its patient ([`classify_line`] keeps it, or joins it as a Medication).
+pub fn is_relevant(line: &str) -> bool {
+    matches!(
+        classify_line(line),
+        LineAction::Keep(_) | LineAction::Shared(_)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worklist rows (screen's own)
+// ---------------------------------------------------------------------------------------------
+
+/// The worklist columns, in order: `osteoguard screen`'s worklist.csv header.
+pub const WORKLIST_COLUMNS: [&str; 11] = osteoguard_screen::output::CSV_HEADER;
+
+/// One worklist row as screen's worklist.csv writes it, plus the severity rank for sorting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorklistRecord {
+    pub fields: [String; 11],
+    /// 0 info … 3 critical (worklist order: most severe first).
+    pub severity_rank: u8,
+}
+
+/// The rows of many patients in one call (the vectorised entry point): `groups[i]` holds the
+/// NDJSON lines of patient id `keys[i]`, in any order (sorted here, as screen sorts a shard, so
+/// the result does not depend on the shuffle). `shared` holds `(id, line)` of the Medication
+/// resources; each group gets those it names. Rows come per patient, in input order; the caller
+/// sorts globally by [`osteoguard_screen::pass2::sort_key`]'s order.
+pub fn worklist_for_groups(
+    keys: &[String],
+    groups: &[Vec<String>],
+    shared: &[(String, String)],
+    as_of: &str,
+    config_toml: Option<&str>,
+) -> Result<Vec<Row>, PyEngineError> {
+    if keys.len() != groups.len() {
+        return Err(PyEngineError::Shape {
+            what: "groups",
+            count: groups.len(),
+            expected: keys.len(),
+        });
+    }
+    let as_of = parse_as_of(as_of)?;
+    let config = parse_config(config_toml)?;
+    let meds = medication_store(shared)?;
+    let mut stats = Pass2Stats::default();
+    let mut rows = Vec::new();
+    for (key, lines) in keys.iter().zip(groups) {
+        let mut sorted: Vec<&str> = lines
+            .iter()
+            .map(|l| l.trim_end_matches(['\r', '\n']))
+            .collect();
+        sorted.sort_unstable();
+        let mut values: Vec<Value> = sorted
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if values.is_empty() {
+            // Only key markers: screen would have handed the reader the lines the filter
+            // dropped, and the reader would have made a placeholder patient of `key` from them.
+            values.push(json!({
+                "resourceType": "Basic",
+                "id": "osteoguard-spark-key",
+                "subject": {"reference": format!("Patient/{key}")},
+            }));
+        }
+        rows.extend(assess_patient(values, &meds, as_of, &config, &mut stats));
+    }
+    Ok(rows)
+}
+
+/// The same rows as [`worklist_for_groups`], formatted as screen's CSV writer formats them.
+pub fn worklist_records(rows: &[Row]) -> Vec<WorklistRecord> {
+    rows.iter()
+        .map(|r| WorklistRecord {
+            fields: csv_record(r),
+            severity_rank: r.severity as u8,
+        })
+        .collect()
+}
+
+/// Screen's Medication store, built from `(id, line)` pairs (screen keeps, among resources with
+/// the same id, the smallest text; so does its loader, which is reused here through a file).
+fn medication_store(shared: &[(String, String)]) -> Result<MedicationStore, PyEngineError> {
+    if shared.is_empty() {
+        return Ok(MedicationStore::default());
+    }
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "osteoguard-py-meds-{}-{}.tsv",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut text = String::new();
+    for (id, line) in shared {
+        text.push_str(id);
+        text.push('\t');
+        text.push_str(line.trim_end_matches(['\r', '\n']));
+        text.push('\n');
+    }
+    let written = std::fs::write(&path, text).map_err(|e| PyEngineError::Io(e.to_string()));
+    let store = written
+        .and_then(|()| MedicationStore::load(&path).map_err(|e| PyEngineError::Io(e.to_string())));
+    let _ = std::fs::remove_file(&path);
+    store
+}
+
+#[cfg(test)]
+mod tests;

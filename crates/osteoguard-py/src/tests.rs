@@ -1,0 +1,276 @@
+//! Unit tests of the per-line decision, and the Spark plan checked without Spark:
+//! classify → group by patient → [`worklist_for_groups`] → sort gives, byte for byte, the
+//! worklist.csv of `osteoguard screen` on the shared real exports.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn classify_keeps_patients_and_what_a_rule_reads() {
+    let p = r#"{"resourceType":"Patient","id":"p1","gender":"female"}"#;
+    assert_eq!(classify_line(p), LineAction::Keep("p1".into()));
+    let dxa = json!({"resourceType": "Observation", "id": "o1", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "38267-1"}]},
+        "subject": {"reference": "urn:uuid:p1"}, "effectiveDateTime": "2023-01-01",
+        "valueQuantity": {"value": -2.6}});
+    assert_eq!(
+        classify_line(&dxa.to_string()),
+        LineAction::Keep("p1".into())
+    );
+    assert!(is_relevant(&dxa.to_string()));
+    let med = r#"{"resourceType":"Medication","id":"m1"}"#;
+    assert_eq!(classify_line(med), LineAction::Shared("m1".into()));
+}
+
+#[test]
+fn classify_drops_what_no_rule_reads() {
+    let enc = r#"{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/p1"}}"#;
+    assert_eq!(classify_line(enc), LineAction::Drop(DropReason::Irrelevant));
+    assert!(!is_relevant(enc));
+    // Screen's router keeps a medication record of any drug; the reader ignores lisinopril.
+    let lisinopril = json!({"resourceType": "MedicationRequest", "id": "r", "status": "active",
+        "intent": "order", "subject": {"reference": "Patient/p1"}, "authoredOn": "2020-01-01",
+        "medicationCodeableConcept": {"coding": [{"system":
+            "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}]}});
+    assert_eq!(
+        classify_line(&lisinopril.to_string()),
+        LineAction::KeyOnly("p1".into())
+    );
+    let no_patient = r#"{"resourceType":"Condition","id":"c","subject":{"reference":"Group/g"}}"#;
+    assert_eq!(
+        classify_line(no_patient),
+        LineAction::Drop(DropReason::NoPatient)
+    );
+    assert_eq!(classify_line("  "), LineAction::Drop(DropReason::Blank));
+    assert_eq!(
+        classify_line("{not json"),
+        LineAction::Drop(DropReason::NotFhir)
+    );
+    let log = r#"{"exportId":"x","eventId":"kickoff"}"#;
+    assert_eq!(classify_line(log), LineAction::Drop(DropReason::NotFhir));
+}
+
+#[test]
+fn worklist_for_groups_checks_its_inputs() {
+    let e = worklist_for_groups(&["a".into()], &[], &[], "2024-01-01", None).unwrap_err();
+    assert!(matches!(e, PyEngineError::Shape { .. }));
+    let e = worklist_for_groups(&[], &[], &[], "2024-13-01", None).unwrap_err();
+    assert!(matches!(e, PyEngineError::AsOf(_)));
+    let e = worklist_for_groups(&[], &[], &[], "2024-01-01", Some("[nope]\nx = 1\n")).unwrap_err();
+    assert!(matches!(e, PyEngineError::Config(_)));
+}
+
+#[test]
+fn assess_lines_names_the_patient_problem() {
+    let two = vec![
+        r#"{"resourceType":"Patient","id":"a"}"#.to_string(),
+        r#"{"resourceType":"Patient","id":"b"}"#.to_string(),
+    ];
+    assert!(matches!(
+        assess_lines(&two, "2024-01-01", None, None),
+        Err(PyEngineError::SeveralPatients { count: 2, .. })
+    ));
+    let a = assess_lines(&two, "2024-01-01", Some("b"), None).unwrap();
+    assert_eq!(a.patient.reference, "Patient/b");
+    assert!(matches!(
+        assess_lines(&[], "2024-01-01", None, None),
+        Err(PyEngineError::NoPatient)
+    ));
+    assert!(matches!(
+        assess_lines(&["{".to_string()], "2024-01-01", None, None),
+        Err(PyEngineError::Json { line: 1, .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Spark plan without Spark, against `osteoguard screen`
+// ---------------------------------------------------------------------------------------------
+
+fn shared_dir() -> PathBuf {
+    match std::env::var_os("OSTEOGUARD_SHARED") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+}
+
+fn export_lines(dir: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.ends_with(".ndjson") || n.ends_with(".ndjson.gz")
+        })
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let mut text = String::new();
+        if f.extension().is_some_and(|e| e == "gz") {
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .unwrap();
+        } else {
+            text = String::from_utf8(bytes).unwrap();
+        }
+        lines.extend(text.lines().map(str::to_string));
+    }
+    lines
+}
+
+/// What the Spark job computes, on one core, as CSV text (status left empty: no registry).
+fn spark_plan_csv(lines: &[String], as_of: &str) -> String {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut shared = Vec::new();
+    for l in lines {
+        match classify_line(l) {
+            LineAction::Keep(k) => groups.entry(k).or_default().push(l.clone()),
+            LineAction::KeyOnly(k) => {
+                groups.entry(k).or_default();
+            }
+            LineAction::Shared(id) => shared.push((id, l.clone())),
+            LineAction::Drop(_) => {}
+        }
+    }
+    let keys: Vec<String> = groups.keys().cloned().collect();
+    let groups: Vec<Vec<String>> = groups.into_values().collect();
+    let rows = worklist_for_groups(&keys, &groups, &shared, as_of, None).unwrap();
+    let mut records = worklist_records(&rows);
+    records.sort_by_cached_key(|r| {
+        let due = NaiveDate::parse_from_str(&r.fields[7], "%Y-%m-%d").unwrap_or(NaiveDate::MAX);
+        (
+            std::cmp::Reverse(r.severity_rank),
+            due,
+            r.fields[0].clone(),
+            r.fields[3].clone(),
+        )
+    });
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(WORKLIST_COLUMNS).unwrap();
+    for r in records {
+        w.write_record(&r.fields).unwrap();
+    }
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+/// `osteoguard screen`'s worklist.csv, with the registry's status column blanked.
+fn screen_csv(export: &Path, as_of: &str) -> String {
+    let out = std::env::temp_dir().join(format!(
+        "osteoguard-py-test-{}-{}-{as_of}",
+        std::process::id(),
+        export.file_name().unwrap().to_string_lossy()
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut args = osteoguard_screen::ScreenArgs::new(export, as_of, &out);
+    args.format = vec![osteoguard_screen::Format::Csv];
+    args.jobs = Some(1);
+    osteoguard_screen::screen(args).unwrap();
+    let text = std::fs::read(out.join("worklist.csv")).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let mut r = csv::Reader::from_reader(&text[..]);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(r.headers().unwrap()).unwrap();
+    for rec in r.records() {
+        let mut f: Vec<String> = rec.unwrap().iter().map(str::to_string).collect();
+        f[5].clear();
+        w.write_record(&f).unwrap();
+    }
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+fn check_export(name: &str) {
+    let dir = shared_dir().join("data").join(name);
+    if !dir.is_dir() {
+        eprintln!(
+            "skipping: {} not found (set OSTEOGUARD_SHARED)",
+            dir.display()
+        );
+        return;
+    }
+    let lines = export_lines(&dir);
+    for as_of in ["2019-06-30", "2024-06-30"] {
+        let spark = spark_plan_csv(&lines, as_of);
+        let screen = screen_csv(&dir, as_of);
+        assert!(
+            screen.lines().count() > 1,
+            "{name} {as_of}: screen found nothing"
+        );
+        assert_eq!(spark, screen, "{name} {as_of}");
+    }
+}
+
+#[test]
+fn spark_plan_equals_screen_on_bulk_10() {
+    check_export("bulk-10-patients");
+}
+
+#[test]
+fn spark_plan_equals_screen_on_synthea_cohort() {
+    check_export("synthea-r4-cohort-ndjson");
+}
+
+#[test]
+fn medication_resources_reach_the_groups_that_name_them() {
+    let lines: Vec<String> = [
+        json!({"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1950-01-01"}),
+        json!({"resourceType": "Medication", "id": "m1",
+               "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8640"}]}}),
+        json!({"resourceType": "MedicationRequest", "id": "r1", "status": "active", "intent": "order",
+               "subject": {"reference": "Patient/p"}, "authoredOn": "2023-01-01",
+               "medicationReference": {"reference": "Medication/m1"},
+               "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 10, "unit": "mg"}}],
+                                      "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}}]}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    let with = worklist_for_groups(
+        &["p".into()],
+        &[vec![lines[0].clone(), lines[2].clone()]],
+        &[("m1".into(), lines[1].clone())],
+        "2023-09-01",
+        None,
+    )
+    .unwrap();
+    let without = worklist_for_groups(
+        &["p".into()],
+        &[vec![lines[0].clone(), lines[2].clone()]],
+        &[],
+        "2023-09-01",
+        None,
+    )
+    .unwrap();
+    assert!(
+        with.iter()
+            .any(|r| r.code == "gc-bone-protection" || r.code == "gc-fracture-risk-assessment-due"),
+        "{with:?}"
+    );
+    assert_ne!(with, without);
+}
+
+#[test]
+fn placeholder_patients_survive_the_filter() {
+    // No Patient resource: screen hands the reader the ignored-by-the-reader line, and the
+    // reader makes a placeholder of it; the Spark plan ships only the key and gets the same.
+    let line = json!({"resourceType": "MedicationRequest", "id": "r", "status": "active",
+        "intent": "order", "subject": {"reference": "Patient/ghost"}, "authoredOn": "2020-01-01",
+        "medicationCodeableConcept": {"coding": [{"system":
+            "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}]}})
+    .to_string();
+    let whole = assess_patient(
+        vec![serde_json::from_str(&line).unwrap()],
+        &MedicationStore::default(),
+        "2024-01-01".parse().unwrap(),
+        &Config::default(),
+        &mut Pass2Stats::default(),
+    );
+    let keyed = worklist_for_groups(&["ghost".into()], &[vec![]], &[], "2024-01-01", None).unwrap();
+    assert_eq!(keyed, whole);
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Benchmark: `osteoguard screen` and the Spark job on the same synthetic export, in one session.
+
+    python python/bench_spark.py --patients 100000 --work /tmp/ogbench \
+        --osteoguard target/release/osteoguard [--masters 'local[1],local[2]']
+
+Steps: `osteoguard synth` (skipped if WORK/export exists with the same patient count), then
+`osteoguard screen` (all cores), then `python -m osteoguard.spark` once per master, each in a
+fresh process (JVM start-up included in the wall time; the job's own time, from reading the
+export to the last file written, is reported too). Every Spark worklist is checked to be the
+same as screen's (status column blanked: the Spark job keeps no run registry). Prints a JSON
+record and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def sh(cmd, env=None):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env)
+    return time.perf_counter() - t
+
+
+def cpu_children():
+    """User + system CPU seconds of every finished child process (and their reaped children)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def worklist_digest(path: Path):
+    """(rows, sha256) of a worklist.csv with the status column blanked."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, newline="", encoding="utf-8") as f:
+        r = csv.reader(f)
+        header = next(r)
+        status = header.index("status")
+        h.update(("\x1f".join(header) + "\n").encode())
+        for row in r:
+            row[status] = ""
+            h.update(("\x1f".join(row) + "\n").encode())
+            n += 1
+    return n, h.hexdigest()
+
+
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--patients", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--work", default="/tmp/osteoguard-bench")
+    p.add_argument("--osteoguard", default="target/release/osteoguard",
+                   help="binary with `screen` and `synth` subcommands")
+    p.add_argument("--masters", default="local[1],local[2]")
+    p.add_argument("--driver-memory", default="6g")
+    p.add_argument("--skip-screen", action="store_true")
+    args = p.parse_args(argv)
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    export = work / "export"
+    manifest = export / "synth-manifest.json"
+    result = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "patients": args.patients,
+        "seed": args.seed,
+    }
+    if not (manifest.exists() and json.loads(manifest.read_text()).get("patients") == args.patients):
+        result["synthSeconds"] = round(sh([args.osteoguard, "synth", "--patients", str(args.patients),
+                                           "--seed", str(args.seed), "--out", str(export), "-q"]), 2)
+    m = json.loads(manifest.read_text())
+    as_of = m.get("asOf", "2025-06-30")
+    result.update(asOf=as_of, exportLines=m.get("lines"), exportBytes=m.get("bytes"))
+
+    runs = []
+    if not args.skip_screen:
+        out = work / "screen"
+        load = loadavg()
+        cpu0 = cpu_children()
+        secs = sh([args.osteoguard, "screen", str(export), "--as-of", as_of, "--out", str(out),
+                   "--format", "csv", "-q"])
+        rows, digest = worklist_digest(out / "worklist.csv")
+        runs.append({"run": "osteoguard screen (all cores)", "seconds": round(secs, 2),
+                     "patientsPerSecond": round(args.patients / secs, 1), "rows": rows,
+                     "digest": digest, "loadBefore": load,
+                     "cpuSeconds": round(cpu_children() - cpu0, 1)})
+
+    env = dict(os.environ)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {args.driver_memory} pyspark-shell"
+    for master in [x.strip() for x in args.masters.split(",") if x.strip()]:
+        out = work / ("spark-" + master.replace("[", "").replace("]", "").replace("*", "all"))
+        load = loadavg()
+        secs = sh([sys.executable, "-m", "osteoguard.spark", str(export), "--as-of", as_of,
+                   "--out", str(out), "--master", master], env=env)
+        summary = json.loads((out / "summary.json").read_text())
+        rows, digest = worklist_digest(out / "worklist.csv")
+        runs.append({"run": f"Spark job, {master}", "seconds": round(secs, 2),
+                     "jobSeconds": summary["seconds"],
+                     "patientsPerSecond": round(args.patients / secs, 1),
+                     "jobPatientsPerSecond": round(args.patients / summary["seconds"], 1),
+                     "rows": rows, "digest": digest, "lines": summary["lines"], "loadBefore": load})
+    result["runs"] = runs
+    digests = {r["digest"] for r in runs}
+    result["sameWorklist"] = len(digests) == 1
+    spark = {r["run"]: r for r in runs if r["run"].startswith("Spark")}
+    one, two = spark.get("Spark job, local[1]"), spark.get("Spark job, local[2]")
+    if one and two:
+        result["scaling_local1_to_local2"] = round(one["seconds"] / two["seconds"], 2)
+        result["scaling_job_local1_to_local2"] = round(one["jobSeconds"] / two["jobSeconds"], 2)
+
+    print(json.dumps(result, indent=2))
+    print()
+    print("| run | wall s | patients/s | job s (excl. JVM start) | rows |")
+    print("|---|---:|---:|---:|---:|")
+    for r in runs:
+        print(f"| {r['run']} | {r['seconds']} | {r['patientsPerSecond']} | "
+              f"{r.get('jobSeconds', '–')} | {r['rows']} |")
+    (work / "bench-result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["sameWorklist"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
