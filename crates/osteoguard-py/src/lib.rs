@@ -247,12 +247,12 @@ pub fn is_relevant(line: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 /// The worklist columns, in order: `osteoguard screen`'s worklist.csv header.
-pub const WORKLIST_COLUMNS: [&str; 11] = osteoguard_screen::output::CSV_HEADER;
+pub const WORKLIST_COLUMNS: [&str; 12] = osteoguard_screen::output::CSV_HEADER;
 
 /// One worklist row as screen's worklist.csv writes it, plus the severity rank for sorting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorklistRecord {
-    pub fields: [String; 11],
+    pub fields: [String; 12],
     /// 0 info … 3 critical (worklist order: most severe first).
     pub severity_rank: u8,
 }

@@ -287,7 +287,7 @@ pub fn merge_runs(
 // Writers
 // ---------------------------------------------------------------------------------------------
 
-pub const CSV_HEADER: [&str; 11] = [
+pub const CSV_HEADER: [&str; 12] = [
     "patient_id",
     "age",
     "sex",
@@ -299,9 +299,10 @@ pub const CSV_HEADER: [&str; 11] = [
     "evidence",
     "risk_category",
     "title",
+    "provenance",
 ];
 
-pub fn csv_record(r: &Row) -> [String; 11] {
+pub fn csv_record(r: &Row) -> [String; 12] {
     [
         r.patient_id.clone(),
         r.age.map(|a| a.to_string()).unwrap_or_default(),
@@ -314,6 +315,7 @@ pub fn csv_record(r: &Row) -> [String; 11] {
         r.evidence.join(" "),
         r.risk_category.clone(),
         r.title.clone(),
+        r.provenance.clone(),
     ]
 }
 

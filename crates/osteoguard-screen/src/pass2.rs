@@ -34,6 +34,10 @@ pub struct Row {
     /// `new | persisting` (filled in by the registry; `resolved` rows are listed separately).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Provenance stamp: `osteoguard <version> · knowledge <version> · <config hash>`, so any
+    /// row can be traced to the rules and settings that produced it.
+    #[serde(default)]
+    pub provenance: String,
 }
 
 /// Worklist order: most severe first, then most overdue (earliest due; no due date last), then
@@ -243,6 +247,12 @@ pub fn assess_patient(
                 evidence: unique_refs(f.evidence.iter().map(|e| e.reference.as_str())),
                 risk_category: a.fracture_risk.category.clone(),
                 status: None,
+                provenance: format!(
+                    "osteoguard {} · knowledge {} · {}",
+                    a.provenance.engine_version,
+                    a.provenance.knowledge_version,
+                    a.provenance.config_hash
+                ),
             });
         }
     }

@@ -152,10 +152,19 @@ fn assert_matches_assess(export: &Path, as_of: &str) -> Vec<(Key, Value)> {
     assert_eq!(keys, sorted, "worklist not in severity / due order");
     // The CSV holds the same rows in the same order.
     let mut rdr = csv::Reader::from_path(out.join("worklist.csv")).unwrap();
+    let prov_col = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "provenance")
+        .expect("provenance column");
+    let hash = osteoguard_core::Config::default().provenance().config_hash;
     let csv_ids: Vec<(String, String)> = rdr
         .records()
         .map(|r| {
             let r = r.unwrap();
+            // Every row carries the stamp of the rules and settings that produced it.
+            assert!(r[prov_col].ends_with(&hash), "{}", &r[prov_col]);
             (r[0].to_string(), r[3].to_string())
         })
         .collect();
