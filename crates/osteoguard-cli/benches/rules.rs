@@ -69,11 +69,19 @@ fn bench(c: &mut Criterion) {
     let config = Config::default();
     let seed = seed_record();
     let as_of = d("2023-09-28");
+    // Baseline measured in the same run: cloning the record, the floor of any evaluation that
+    // looks at every item once (the engine's first step, `visible_at`, is such a pass).
+    c.bench_function("baseline/clone-seed-record", |b| {
+        b.iter(|| black_box(&seed).clone())
+    });
     c.bench_function("assess/seed-patient", |b| {
         b.iter(|| assess(black_box(&seed), black_box(as_of), &config))
     });
     let long = twenty_year_record();
     let as_of = d("2023-12-31");
+    c.bench_function("baseline/clone-20-year-record", |b| {
+        b.iter(|| black_box(&long).clone())
+    });
     c.bench_function("assess/20-years-monthly", |b| {
         b.iter(|| assess(black_box(&long), black_box(as_of), &config))
     });
