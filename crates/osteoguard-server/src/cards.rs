@@ -720,6 +720,14 @@ pub fn resources_of(f: &Finding) -> Vec<String> {
     v
 }
 
+/// The assessment says zoledronic acid is contraindicated by renal function (knowledge.md §8).
+pub fn zoledronate_contraindicated(ctx: &CardContext) -> bool {
+    ctx.assessment
+        .findings
+        .iter()
+        .any(|f| f.code == FindingCode::ZoledronateRenalContraindication)
+}
+
 /// Builds the card for one finding.
 pub fn card(ctx: &CardContext, f: &Finding) -> (Uuid, Value) {
     let evidence_refs: Vec<String> = f.evidence.iter().map(|e| e.reference.clone()).collect();
@@ -755,7 +763,14 @@ pub fn card(ctx: &CardContext, f: &Finding) -> (Uuid, Value) {
     if let Some(u) = url {
         c["source"]["url"] = json!(u);
     }
-    let (suggestions, alternatives) = suggestions_for(ctx, f);
+    let (mut suggestions, mut alternatives) = suggestions_for(ctx, f);
+    // Never suggest what the record contraindicates: with zoledronate-renal-contraindication in
+    // the assessment, no card offers a zoledronic-acid order (that card itself offers the
+    // alternatives). Suggestions that only *delete* a zoledronate draft stay.
+    if zoledronate_contraindicated(ctx) && f.code != FindingCode::ZoledronateRenalContraindication {
+        suggestions.retain(|s| !s.key.contains("zoledron"));
+        alternatives = alternatives && suggestions.len() > 1;
+    }
     if !suggestions.is_empty() {
         let list: Vec<Value> = suggestions
             .into_iter()

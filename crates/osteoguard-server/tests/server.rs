@@ -726,3 +726,32 @@ async fn info_logs_carry_no_patient_data() {
         assert!(!logs.contains(secret), "{secret} in logs:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn no_card_suggests_zoledronate_when_renal_function_forbids_it() {
+    // Example 7: denosumab due soon, zoledronate planned, CrCl 21.6 mL/min (< 35).
+    let h = start().await;
+    let req = patient_view("example-7", "2024-09-20", prefetch_from(&example7()));
+    let (s, v) = h.call(PV, &req).await;
+    assert_eq!(s, 200, "{v}");
+    check_response(&v).unwrap();
+    assert!(find_card(&v, "zoledronate-renal-contraindication").is_some());
+    let due = find_card(&v, "denosumab-due-soon")
+        .unwrap_or_else(|| panic!("no due-soon card; cards: {:?}", card_codes(&v)));
+    for card in v["cards"].as_array().unwrap() {
+        if card["extension"]["org.osteoguard.finding"]["code"]
+            == "zoledronate-renal-contraindication"
+        {
+            continue;
+        }
+        for sug in card["suggestions"].as_array().into_iter().flatten() {
+            for a in sug["actions"].as_array().into_iter().flatten() {
+                let creates_zol = a["type"] == "create"
+                    && a["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "77655";
+                assert!(!creates_zol, "zoledronate offered despite CrCl < 35: {sug}");
+            }
+        }
+    }
+    assert!(due["suggestions"].as_array().is_some_and(|s| !s.is_empty()));
+    h.server.shutdown().await;
+}
