@@ -33,8 +33,12 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `$OSTEOGUARD_SHARED/data`, else `../shared/data` beside the checkout.
 pub fn shared_data() -> PathBuf {
-    workspace().join("../shared/data")
+    match std::env::var_os("OSTEOGUARD_SHARED") {
+        Some(p) => PathBuf::from(p).join("data"),
+        None => workspace().join("../shared/data"),
+    }
 }
 
 pub fn read_json(p: impl AsRef<std::path::Path>) -> Value {
