@@ -135,17 +135,22 @@ impl Collector {
         lenient: bool,
     ) -> Result<(), ReadError> {
         let text = utf8(bytes, location, 0)?;
+        if text.trim_start_matches('\u{feff}').trim().is_empty() {
+            return Err(ReadError::Json {
+                location: location.to_string(),
+                message: "empty file (no JSON document)".into(),
+            });
+        }
         match serde_json::from_str::<Value>(text) {
             Ok(v) => self.add_top(v, location, lenient),
             Err(e) => {
-                let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
-                if lines > 1 && e.to_string().contains("trailing characters") {
-                    return self.add_ndjson_bytes(bytes, location, lenient);
+                if e.is_syntax() && e.to_string().starts_with("trailing characters") {
+                    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+                    if lines > 1 {
+                        return self.add_ndjson_bytes(bytes, location, lenient);
+                    }
                 }
-                Err(ReadError::Json {
-                    location: location.to_string(),
-                    message: e.to_string(),
-                })
+                Err(json_error(location, None, &e))
             }
         }
     }
@@ -173,6 +178,7 @@ impl Collector {
     ) -> Result<(), ReadError> {
         let mut not_fhir: Vec<usize> = Vec::new();
         let mut first_err = None;
+        let mut any = false;
         for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
             let n = i + 1;
             let text = utf8(line, location, n)?;
@@ -180,15 +186,17 @@ impl Collector {
             if text.is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(text).map_err(|e| ReadError::Json {
-                location: format!("{location}:{n}"),
-                message: e.to_string(),
-            })?;
+            any = true;
+            let v: Value =
+                serde_json::from_str(text).map_err(|e| json_error(location, Some(n), &e))?;
             let o = format!("{location}:{n}");
             if let Err(e) = self.add_value(v, None, &o, 0) {
                 not_fhir.push(n);
                 first_err.get_or_insert(e);
             }
+        }
+        if !any {
+            self.note(location, "", "no resources (empty NDJSON file)");
         }
         if let Some(e) = first_err {
             if !lenient {
@@ -284,9 +292,29 @@ fn utf8<'a>(bytes: &'a [u8], location: &str, line: usize) -> Result<&'a str, Rea
         } else {
             bytes[..valid].iter().filter(|b| **b == b'\n').count() + 1
         };
+        let what = if line > 0 { "line" } else { "file" };
         ReadError::Json {
             location: format!("{location}:{n}"),
-            message: format!("invalid UTF-8 (byte {})", valid),
+            message: format!("invalid UTF-8 at byte {valid} of the {what}"),
         }
     })
+}
+
+/// A serde_json error as `file:line:column` + the reason (`line` = the NDJSON line, whose own
+/// line number is always 1).
+fn json_error(location: &str, line: Option<usize>, e: &serde_json::Error) -> ReadError {
+    let text = e.to_string();
+    let reason = match text.rfind(" at line ") {
+        Some(p) => &text[..p],
+        None => text.as_str(),
+    };
+    let (l, c) = (line.unwrap_or(e.line()), e.column());
+    let hint = match e.classify() {
+        serde_json::error::Category::Eof => " (the file is truncated)",
+        _ => "",
+    };
+    ReadError::Json {
+        location: format!("{location}:{l}:{c}"),
+        message: format!("{reason}{hint}"),
+    }
 }

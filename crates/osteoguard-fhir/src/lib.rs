@@ -55,6 +55,7 @@ mod dates;
 mod input;
 mod med;
 mod obs;
+mod shape;
 pub mod terminology;
 pub mod units;
 mod util;
@@ -91,7 +92,12 @@ pub struct Stats {
 
 impl Stats {
     fn tally(&mut self, ty: &str, d: Disposition) {
-        let c = self.by_type.entry(ty.to_string()).or_default();
+        if !self.by_type.contains_key(ty) {
+            self.by_type.insert(ty.to_string(), TypeCounts::default());
+        }
+        let Some(c) = self.by_type.get_mut(ty) else {
+            return;
+        };
         c.read += 1;
         match d {
             Disposition::Used => c.used += 1,
@@ -405,7 +411,9 @@ fn build(c: input::Collector) -> ReadOutput {
             disp[i] = Some((Disposition::Ignored, Some(id.clone())));
             continue;
         }
+        let bad = shape::check(&r.value, "Patient", &mut issues);
         let patient = map_patient(&r.value, id, &mut issues);
+        issues.retain_specific(&bad);
         patients.insert(
             id.clone(),
             PatientData {
@@ -433,6 +441,7 @@ fn build(c: input::Collector) -> ReadOutput {
             | "OperationOutcome" | "Bundle" => PatientLink::Absent,
             _ => patient_link(v, &index),
         };
+        let bad = shape::check(v, ty, &mut issues);
         // Map (independent of the patient).
         let mut med_used = None;
         let (d, item) = match ty.as_str() {
@@ -483,6 +492,14 @@ fn build(c: input::Collector) -> ReadOutput {
                 (o.disposition, o.item.map(Item::Proc))
             }
             _ => (Disposition::Ignored, None),
+        };
+        issues.retain_specific(&bad);
+        // A wrong shape where the code, medication or patient should be: not understood, not
+        // "irrelevant".
+        let d = if d == Disposition::Ignored && bad.iter().any(|f| shape::is_identity(f)) {
+            Disposition::NotUnderstood
+        } else {
+            d
         };
         let target = match link {
             PatientLink::Known(p) => Some(p),

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::dates::{self, Pick};
 use crate::terminology::{self, MedCode, ProductRoute, SNOMED};
 use crate::units::{self, ProductUnit};
-use crate::util::{arr, cc_text, codings, join, num, s, Issues};
+use crate::util::{arr, cc_text, codings, join, num, num_problem, s, Issues};
 use crate::Disposition;
 
 /// How `medication[x]` was resolved by the reader.
@@ -149,7 +149,7 @@ fn ratio_mg_per_unit(r: &Value, field: &str, issues: &mut Issues) -> Option<(f64
 /// A dose Quantity → mg of the ingredient.
 fn dose_to_mg(q: &Value, field: &str, p: &Product, issues: &mut Issues) -> Option<f64> {
     let Some(v) = q.get("value").and_then(num) else {
-        issues.add(join(field, "value"), "no usable numeric value");
+        issues.add(join(field, "value"), num_problem(q.get("value")));
         return None;
     };
     if v < 0.0 {
@@ -223,10 +223,25 @@ fn dose_to_mg(q: &Value, field: &str, p: &Product, issues: &mut Issues) -> Optio
     Some(v * mg)
 }
 
+/// More administrations per day than this (one a minute) is garbage, not a regimen.
+const MAX_PER_DAY: f64 = 1440.0;
+
 /// `timing` → administrations per day (§2.3 step 2).
 fn per_day(timing: &Value, field: &str, issues: &mut Issues) -> Option<f64> {
     let rep = timing.get("repeat");
     if let Some(r) = rep {
+        // A frequency/period that is present but not a usable number is not "once".
+        for key in ["frequencyMax", "frequency", "period"] {
+            if let Some(x) = r.get(key) {
+                if num(x).is_none() {
+                    issues.add(
+                        join(field, &format!("repeat.{key}")),
+                        format!("not a usable number ({x}): daily dose not computable"),
+                    );
+                    return None;
+                }
+            }
+        }
         let freq = r
             .get("frequencyMax")
             .and_then(num)
@@ -263,7 +278,14 @@ fn per_day(timing: &Value, field: &str, issues: &mut Issues) -> Option<f64> {
                 return None;
             }
             let x = f / days;
-            return x.is_finite().then_some(x);
+            if !x.is_finite() || x > MAX_PER_DAY {
+                issues.add(
+                    join(field, "repeat"),
+                    format!("implausible timing: {f} per {p} {unit} ({x:e} per day): daily dose not computable"),
+                );
+                return None;
+            }
+            return Some(x);
         }
         let when = arr(r, "when").len();
         if when > 0 {
@@ -574,13 +596,18 @@ pub(crate) fn map(
                     .filter_map(|d| d.bounds.and_then(|b| b.start))
                     .min()
                     .or(validity.and_then(|v| v.start));
+                let why = if res.get("authoredOn").is_some() {
+                    "not usable"
+                } else {
+                    "missing"
+                };
                 if fallback.is_some() {
                     issues.add(
                         "authoredOn",
-                        "missing: visibility taken from the start of the order",
+                        format!("{why}: visibility taken from the start of the order"),
                     );
                 } else {
-                    issues.add("authoredOn", "missing: no visibility date");
+                    issues.add("authoredOn", format!("{why}: no visibility date"));
                 }
                 visible = fallback;
             }

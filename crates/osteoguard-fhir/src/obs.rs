@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::dates::{self, Pick};
 use crate::terminology::{self, EXT_FRAX_GC_ADJUSTED, SNOMED};
 use crate::units;
-use crate::util::{arr, choice, codings, join, num, s, Issues};
+use crate::util::{arr, choice, codings, join, num, num_problem, s, Issues};
 use crate::Disposition;
 
 pub(crate) struct ObsOutcome {
@@ -112,7 +112,7 @@ fn value_of(container: &Value, base: &str, issues: &mut Issues) -> (Val, String)
                 Val::Num(x, code, human)
             }
             None => {
-                issues.add(join(&field, "value"), "no usable numeric value");
+                issues.add(join(&field, "value"), num_problem(v.get("value")));
                 Val::None
             }
         },

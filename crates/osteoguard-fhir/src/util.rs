@@ -30,6 +30,21 @@ pub(crate) fn num(v: &Value) -> Option<f64> {
     }
 }
 
+/// Why `v` (the value of a Quantity, or absent) is not a usable number.
+pub(crate) fn num_problem(v: Option<&Value>) -> String {
+    match v {
+        None => "no usable numeric value: missing".into(),
+        Some(Value::Number(n)) => {
+            format!("no usable numeric value: {n} is out of range (|value| > {MAX_ABS:e})")
+        }
+        Some(Value::String(x)) if x.chars().count() > 40 => {
+            let short: String = x.chars().take(40).collect();
+            format!("no usable numeric value: the string {short:?}… is not a JSON number")
+        }
+        Some(x) => format!("no usable numeric value: {x} is not a JSON number"),
+    }
+}
+
 /// One `Coding` of a CodeableConcept.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Coding<'a> {
@@ -77,6 +92,18 @@ impl Issues {
             reference: reference.into(),
             list: Vec::new(),
         }
+    }
+    /// Drops the generic "missing / not usable" issues on fields whose wrong JSON shape was
+    /// already reported (the shape issue says more).
+    pub fn retain_specific(&mut self, wrong_shape: &[String]) {
+        if wrong_shape.is_empty() {
+            return;
+        }
+        self.list.retain(|i| {
+            !(wrong_shape.contains(&i.field)
+                && (matches!(i.problem.as_str(), "missing" | "not a string date")
+                    || i.problem.starts_with("no usable numeric value")))
+        });
     }
     pub fn add(&mut self, field: impl Into<String>, problem: impl Into<String>) {
         self.list.push(DataQualityIssue::new(
