@@ -271,3 +271,36 @@ impl RecordBuilder {
         self
     }
 }
+
+/// knowledge.md §11 Example 6: woman born 2000-01-10, methylprednisolone 1 g IV on 2024-06-01..03,
+/// prednisone 60 mg/day 2024-06-04..07-31 (completed), then 40 mg/day from 2024-08-01 (active).
+pub fn example_6_record() -> PatientRecord {
+    let mut b = RecordBuilder::new("2000-01-10", Sex::Female);
+    for day in ["2024-06-01", "2024-06-02", "2024-06-03"] {
+        b = b.administration(
+            Ingredient::Methylprednisolone,
+            day,
+            1000.0,
+            Route::Intravenous,
+        );
+    }
+    b.daily_order(
+        Ingredient::Prednisone,
+        MedicationStatus::Completed,
+        "2024-06-04",
+        Some("2024-07-31"),
+        Some(60.0),
+        Some(1.0),
+        Route::Oral,
+    )
+    .daily_order(
+        Ingredient::Prednisone,
+        MedicationStatus::Active,
+        "2024-08-01",
+        None,
+        Some(40.0),
+        Some(1.0),
+        Route::Oral,
+    )
+    .build()
+}

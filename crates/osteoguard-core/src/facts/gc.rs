@@ -994,44 +994,7 @@ mod tests {
 
     /// Example 6: pulses + taper; 9.67 g, 122 days ≥ 30 mg.
     fn example6() -> PatientRecord {
-        RecordBuilder::new("2000-01-10", Sex::Female)
-            .administration(
-                Ingredient::Methylprednisolone,
-                "2024-06-01",
-                1000.0,
-                Route::Intravenous,
-            )
-            .administration(
-                Ingredient::Methylprednisolone,
-                "2024-06-02",
-                1000.0,
-                Route::Intravenous,
-            )
-            .administration(
-                Ingredient::Methylprednisolone,
-                "2024-06-03",
-                1000.0,
-                Route::Intravenous,
-            )
-            .daily_order(
-                Ingredient::Prednisone,
-                Completed,
-                "2024-06-04",
-                Some("2024-07-31"),
-                Some(60.0),
-                Some(1.0),
-                Route::Oral,
-            )
-            .daily_order(
-                Ingredient::Prednisone,
-                Active,
-                "2024-08-01",
-                None,
-                Some(40.0),
-                Some(1.0),
-                Route::Oral,
-            )
-            .build()
+        crate::testkit::example_6_record()
     }
 
     #[test]
