@@ -204,16 +204,17 @@ pub struct Finding {
     pub references: Vec<String>,
     /// The knowledge.md section the rule implements.
     pub rule_section: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` when the finding has no due date (always present: a stable schema).
+    #[serde(default)]
     pub due: Option<NaiveDate>,
     /// Inputs that were missing (data-insufficient items, or conservative notes).
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    #[serde(default)]
     pub inputs_missing: Vec<String>,
     /// Conservative choices, UNVERIFIED thresholds and annotations (§2.8 replacement note …).
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    #[serde(default)]
     pub notes: Vec<String>,
     /// Vertebral levels the finding concerns, when any.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    #[serde(default)]
     pub levels: Vec<String>,
 }
 
