@@ -64,6 +64,7 @@ fn assess_json_is_byte_identical_across_runs_and_follows_the_contract() {
         "evidence",
         "recommendation",
         "citation",
+        "due",
     ] {
         assert!(f.get(key).is_some(), "finding field {key}");
     }
