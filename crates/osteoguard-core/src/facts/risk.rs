@@ -424,6 +424,37 @@ pub fn compute(
     }
     r.missing = missing;
 
+    // One criterion per threshold crossing, worded the same in every row of the §3.2 table.
+    let frax_crit = |f: &Option<FraxUsed>, name: &str, threshold: f64, places: usize| {
+        f.as_ref()
+            .filter(|f| at_least(f.adjusted, threshold))
+            .map(|f| {
+                crit(
+                    format!(
+                        "GC-adjusted FRAX {name} {:.*} % ≥ {threshold} %",
+                        places, f.adjusted
+                    ),
+                    vec![f.evidence.clone()],
+                )
+            })
+    };
+    // `lower < T ≤ upper` (no lower bound for the very-high row).
+    let t_crit = |lower: Option<f64>, upper: f64| {
+        t_min
+            .filter(|s| s.value <= upper && lower.is_none_or(|lo| s.value > lo))
+            .map(|s| {
+                crit(
+                    format!("{} T-score {:.1} ≤ {upper}", s.site.label(), s.value),
+                    t_ev(format!(
+                        "{} T-score {:.1} ({})",
+                        s.site.label(),
+                        s.value,
+                        s.date
+                    )),
+                )
+            })
+    };
+
     // --- Decision table ------------------------------------------------------------------------
     let (category, row, met): (RiskCategory, Option<&str>, Vec<Criterion>) = match input.age {
         Some(age) if age < t.adult_min_age => {
@@ -440,131 +471,32 @@ pub fn compute(
             if prior == Tri::True {
                 a1.push(fracture_crit());
             }
-            if let Some(s) = t_min.filter(|s| s.value <= t.t_very_high) {
-                a1.push(crit(
-                    format!(
-                        "{} T-score {:.1} ≤ {}",
-                        s.site.label(),
-                        s.value,
-                        t.t_very_high
-                    ),
-                    t_ev(format!(
-                        "{} T-score {:.1} ({})",
-                        s.site.label(),
-                        s.value,
-                        s.date
-                    )),
-                ));
-            }
-            if let Some(f) = mof
-                .as_ref()
-                .filter(|f| at_least(f.adjusted, t.frax_mof_very_high))
-            {
-                a1.push(crit(
-                    format!(
-                        "GC-adjusted FRAX MOF {:.1} % ≥ {} %",
-                        f.adjusted, t.frax_mof_very_high
-                    ),
-                    vec![f.evidence.clone()],
-                ));
-            }
-            if let Some(f) = hip
-                .as_ref()
-                .filter(|f| at_least(f.adjusted, t.frax_hip_very_high))
-            {
-                a1.push(crit(
-                    format!(
-                        "GC-adjusted FRAX hip {:.1} % ≥ {} %",
-                        f.adjusted, t.frax_hip_very_high
-                    ),
-                    vec![f.evidence.clone()],
-                ));
-            }
+            a1.extend(t_crit(None, t.t_very_high));
+            a1.extend(frax_crit(&mof, "MOF", t.frax_mof_very_high, 1));
+            a1.extend(frax_crit(&hip, "hip", t.frax_hip_very_high, 1));
             a1.extend(high_dose_met);
             if !a1.is_empty() {
                 (RiskCategory::VeryHigh, Some("A1"), a1)
             } else {
-                let mut a2: Vec<Criterion> = Vec::new();
-                if let Some(s) = t_min.filter(|s| s.value > t.t_very_high && s.value <= t.t_high) {
-                    a2.push(crit(
-                        format!("{} T-score {:.1} ≤ {}", s.site.label(), s.value, t.t_high),
-                        t_ev(format!(
-                            "{} T-score {:.1} ({})",
-                            s.site.label(),
-                            s.value,
-                            s.date
-                        )),
-                    ));
-                }
-                if let Some(f) = mof
-                    .as_ref()
-                    .filter(|f| at_least(f.adjusted, t.frax_mof_high))
-                {
-                    a2.push(crit(
-                        format!(
-                            "GC-adjusted FRAX MOF {:.1} % ≥ {} %",
-                            f.adjusted, t.frax_mof_high
-                        ),
-                        vec![f.evidence.clone()],
-                    ));
-                }
-                if let Some(f) = hip
-                    .as_ref()
-                    .filter(|f| at_least(f.adjusted, t.frax_hip_high))
-                {
-                    a2.push(crit(
-                        format!(
-                            "GC-adjusted FRAX hip {:.2} % ≥ {} %",
-                            f.adjusted, t.frax_hip_high
-                        ),
-                        vec![f.evidence.clone()],
-                    ));
-                }
+                let a2: Vec<Criterion> = [
+                    t_crit(Some(t.t_very_high), t.t_high),
+                    frax_crit(&mof, "MOF", t.frax_mof_high, 1),
+                    frax_crit(&hip, "hip", t.frax_hip_high, 2),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
                 if !a2.is_empty() {
                     (RiskCategory::High, Some("A2"), a2)
                 } else {
-                    let mut a3: Vec<Criterion> = Vec::new();
-                    if let Some(f) = mof
-                        .as_ref()
-                        .filter(|f| at_least(f.adjusted, t.frax_mof_moderate))
-                    {
-                        a3.push(crit(
-                            format!(
-                                "GC-adjusted FRAX MOF {:.1} % ≥ {} %",
-                                f.adjusted, t.frax_mof_moderate
-                            ),
-                            vec![f.evidence.clone()],
-                        ));
-                    }
-                    if let Some(f) = hip
-                        .as_ref()
-                        .filter(|f| at_least(f.adjusted, t.frax_hip_moderate))
-                    {
-                        a3.push(crit(
-                            format!(
-                                "GC-adjusted FRAX hip {:.2} % ≥ {} %",
-                                f.adjusted, t.frax_hip_moderate
-                            ),
-                            vec![f.evidence.clone()],
-                        ));
-                    }
-                    if let Some(s) = t_min.filter(|s| s.value > t.t_high && s.value <= t.t_moderate)
-                    {
-                        a3.push(crit(
-                            format!(
-                                "{} T-score {:.1} ≤ {}",
-                                s.site.label(),
-                                s.value,
-                                t.t_moderate
-                            ),
-                            t_ev(format!(
-                                "{} T-score {:.1} ({})",
-                                s.site.label(),
-                                s.value,
-                                s.date
-                            )),
-                        ));
-                    }
+                    let a3: Vec<Criterion> = [
+                        frax_crit(&mof, "MOF", t.frax_mof_moderate, 1),
+                        frax_crit(&hip, "hip", t.frax_hip_moderate, 2),
+                        t_crit(Some(t.t_high), t.t_moderate),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
                     if !a3.is_empty() {
                         (RiskCategory::Moderate, Some("A3"), a3)
                     } else {
