@@ -44,6 +44,39 @@ impl RecordBuilder {
         self.record
     }
 
+    /// The common part of every medication record: a new id, one ingredient, visible from
+    /// `visible`; the builders below fill in what differs.
+    fn medication(
+        &mut self,
+        kind: MedicationSource,
+        status: MedicationStatus,
+        ingredient: Ingredient,
+        visible: &str,
+        route: Route,
+    ) -> MedicationRecord {
+        let ty = match kind {
+            MedicationSource::Administration => "MedicationAdministration",
+            MedicationSource::Request => "MedicationRequest",
+            MedicationSource::Statement => "MedicationStatement",
+        };
+        MedicationRecord {
+            source: self.id(ty),
+            kind,
+            status,
+            ingredients: vec![ingredient],
+            display: ingredient.name().into(),
+            visible: Some(d(visible)),
+            authored: None,
+            effective: None,
+            validity: None,
+            expected_supply_days: None,
+            administered_mg: None,
+            route,
+            dosages: vec![],
+            planned_date: None,
+        }
+    }
+
     /// A completed administration of `ingredient` on `date` (`mg` per dose).
     pub fn administration(
         mut self,
@@ -52,23 +85,16 @@ impl RecordBuilder {
         mg: f64,
         route: Route,
     ) -> Self {
-        let source = self.id("MedicationAdministration");
-        self.record.medications.push(MedicationRecord {
-            source,
-            kind: MedicationSource::Administration,
-            status: MedicationStatus::Completed,
-            ingredients: vec![ingredient],
-            display: ingredient.name().into(),
-            visible: Some(d(date)),
-            authored: None,
-            effective: Some(Period::day(d(date))),
-            validity: None,
-            expected_supply_days: None,
-            administered_mg: Some(mg),
+        let mut m = self.medication(
+            MedicationSource::Administration,
+            MedicationStatus::Completed,
+            ingredient,
+            date,
             route,
-            dosages: vec![],
-            planned_date: None,
-        });
+        );
+        m.effective = Some(Period::day(d(date)));
+        m.administered_mg = Some(mg);
+        self.record.medications.push(m);
         self
     }
 
@@ -85,56 +111,35 @@ impl RecordBuilder {
         per_day: Option<f64>,
         route: Route,
     ) -> Self {
-        let source = self.id("MedicationRequest");
-        self.record.medications.push(MedicationRecord {
-            source,
-            kind: MedicationSource::Request,
-            status,
-            ingredients: vec![ingredient],
-            display: ingredient.name().into(),
-            visible: Some(d(start)),
-            authored: Some(d(start)),
-            effective: None,
-            validity: None,
-            expected_supply_days: None,
-            administered_mg: None,
+        let mut m = self.medication(MedicationSource::Request, status, ingredient, start, route);
+        m.authored = Some(d(start));
+        m.dosages = vec![Dosage {
+            dose_mg: mg,
+            per_day,
+            as_needed: false,
+            bounds: Some(Period {
+                start: Some(d(start)),
+                end: end.map(d),
+            }),
+            bounds_duration_days: None,
             route,
-            dosages: vec![Dosage {
-                dose_mg: mg,
-                per_day,
-                as_needed: false,
-                bounds: Some(Period {
-                    start: Some(d(start)),
-                    end: end.map(d),
-                }),
-                bounds_duration_days: None,
-                route,
-                sequence: None,
-            }],
-            planned_date: None,
-        });
+            sequence: None,
+        }];
+        self.record.medications.push(m);
         self
     }
 
     /// A MedicationRequest for `ingredient` authored on `date` with no dosage (an order).
     pub fn order(mut self, ingredient: Ingredient, status: MedicationStatus, date: &str) -> Self {
-        let source = self.id("MedicationRequest");
-        self.record.medications.push(MedicationRecord {
-            source,
-            kind: MedicationSource::Request,
+        let mut m = self.medication(
+            MedicationSource::Request,
             status,
-            ingredients: vec![ingredient],
-            display: ingredient.name().into(),
-            visible: Some(d(date)),
-            authored: Some(d(date)),
-            effective: None,
-            validity: None,
-            expected_supply_days: None,
-            administered_mg: None,
-            route: Route::Unknown,
-            dosages: vec![],
-            planned_date: None,
-        });
+            ingredient,
+            date,
+            Route::Unknown,
+        );
+        m.authored = Some(d(date));
+        self.record.medications.push(m);
         self
     }
 
@@ -146,27 +151,19 @@ impl RecordBuilder {
         start: &str,
         end: Option<&str>,
     ) -> Self {
-        let source = self.id("MedicationStatement");
         let asserted = end.unwrap_or(start);
-        self.record.medications.push(MedicationRecord {
-            source,
-            kind: MedicationSource::Statement,
+        let mut m = self.medication(
+            MedicationSource::Statement,
             status,
-            ingredients: vec![ingredient],
-            display: ingredient.name().into(),
-            visible: Some(d(asserted)),
-            authored: None,
-            effective: Some(Period {
-                start: Some(d(start)),
-                end: end.map(d),
-            }),
-            validity: None,
-            expected_supply_days: None,
-            administered_mg: None,
-            route: Route::Oral,
-            dosages: vec![],
-            planned_date: None,
+            ingredient,
+            asserted,
+            Route::Oral,
+        );
+        m.effective = Some(Period {
+            start: Some(d(start)),
+            end: end.map(d),
         });
+        self.record.medications.push(m);
         self
     }
 
