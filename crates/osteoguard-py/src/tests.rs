@@ -33,13 +33,22 @@ fn classify_drops_what_no_rule_reads() {
     let enc = r#"{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/p1"}}"#;
     assert_eq!(classify_line(enc), LineAction::Drop(DropReason::Irrelevant));
     assert!(!is_relevant(enc));
-    // Screen's router keeps a medication record of any drug; the reader ignores lisinopril.
+    // No rule reads lisinopril: screen's router drops it, as the reader would ignore it.
     let lisinopril = json!({"resourceType": "MedicationRequest", "id": "r", "status": "active",
         "intent": "order", "subject": {"reference": "Patient/p1"}, "authoredOn": "2020-01-01",
         "medicationCodeableConcept": {"coding": [{"system":
             "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}]}});
     assert_eq!(
         classify_line(&lisinopril.to_string()),
+        LineAction::Drop(DropReason::Irrelevant)
+    );
+    // Screen's router keeps a prednisone record; the reader ignores a proposal (not an order).
+    let proposal = json!({"resourceType": "MedicationRequest", "id": "r", "status": "active",
+        "intent": "proposal", "subject": {"reference": "Patient/p1"}, "authoredOn": "2020-01-01",
+        "medicationCodeableConcept": {"coding": [{"system":
+            "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312617"}]}});
+    assert_eq!(
+        classify_line(&proposal.to_string()),
         LineAction::KeyOnly("p1".into())
     );
     let no_patient = r#"{"resourceType":"Condition","id":"c","subject":{"reference":"Group/g"}}"#;

@@ -253,7 +253,7 @@ where
                     buf.truncate(filled);
                     let eof = filled < start + CHUNK;
                     if !eof {
-                        if let Some(nl) = buf.iter().rposition(|b| *b == b'\n') {
+                        if let Some(nl) = memchr::memrchr(b'\n', &buf) {
                             carry = buf[nl + 1..].to_vec();
                             buf.truncate(nl + 1);
                         } else {
@@ -297,10 +297,22 @@ where
 
 /// Splits a chunk into lines (without the `\n`, and without a trailing `\r`), skipping blanks.
 pub fn lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
-    chunk
-        .split(|b| *b == b'\n')
+    split_lines(chunk)
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+}
+
+/// Splits at every `\n` (like `slice::split`, including the empty piece after a final `\n`),
+/// with `memchr`'s vectorised search: the byte-at-a-time split was a tenth of pass 1's CPU.
+pub fn split_lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', chunk).chain(std::iter::once(chunk.len()));
+    std::iter::from_fn(move || {
+        let end = ends.next()?;
+        let line = &chunk[start..end];
+        start = end + 1;
+        Some(line)
+    })
 }
 
 struct Worker {
@@ -504,4 +516,28 @@ pub fn partition(
         },
         stats,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_lines_cuts_where_slice_split_does() {
+        for text in [
+            &b""[..],
+            b"\n",
+            b"a",
+            b"a\n",
+            b"a\nb",
+            b"\n\nab\n\ncd\r\n",
+            b"{\"x\":1}\n{\"y\":2}\n",
+        ] {
+            let ours: Vec<&[u8]> = split_lines(text).collect();
+            let std: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+            assert_eq!(ours, std, "{:?}", String::from_utf8_lossy(text));
+        }
+        let got: Vec<&[u8]> = lines(b"a\r\n \n\nb").collect();
+        assert_eq!(got, vec![&b"a"[..], b"b"]);
+    }
 }

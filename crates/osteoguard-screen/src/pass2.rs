@@ -115,8 +115,8 @@ impl MedicationStore {
     pub fn load(path: &Path) -> Result<Self, ScreenError> {
         let bytes = std::fs::read(path).map_err(|e| ScreenError::io(path, e))?;
         let mut by_id: HashMap<String, Box<serde_json::value::RawValue>> = HashMap::new();
-        for line in bytes.split(|b| *b == b'\n') {
-            let Some(tab) = line.iter().position(|b| *b == b'\t') else {
+        for line in crate::pass1::split_lines(&bytes) {
+            let Some(tab) = memchr::memchr(b'\t', line) else {
                 continue;
             };
             let id = String::from_utf8_lossy(&line[..tab]).into_owned();
@@ -268,10 +268,9 @@ pub fn evaluate_shard(
     config: &Config,
 ) -> Result<Pass2Stats, ScreenError> {
     let bytes = std::fs::read(shard).map_err(|e| ScreenError::io(shard, e))?;
-    let mut lines: Vec<(&[u8], &[u8])> = bytes
-        .split(|b| *b == b'\n')
+    let mut lines: Vec<(&[u8], &[u8])> = crate::pass1::split_lines(&bytes)
         .filter_map(|l| {
-            let tab = l.iter().position(|b| *b == b'\t')?;
+            let tab = memchr::memchr(b'\t', l)?;
             Some((&l[..tab], &l[tab + 1..]))
         })
         .collect();

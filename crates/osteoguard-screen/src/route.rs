@@ -3,8 +3,10 @@
 //!
 //! The one decision function is [`decide`]. It keeps every resource a rule can read and drops
 //! (counting them as "ignored", never silently) the types and codes no rule reads. It is
-//! deliberately conservative: when in doubt (unknown code system, unparsable code, Conditions,
-//! any medication resource) the line is kept and the FHIR reader decides.
+//! deliberately conservative: when in doubt (unknown or missing code system, unparsable or
+//! missing code, a medication given by reference) the line is kept and the FHIR reader decides.
+//! Every "ignored" here asks the reader's own value sets (`osteoguard_fhir::terminology`), and a
+//! test over the shared Synthea exports checks the reader ignores each line routed as ignored.
 
 use std::borrow::Cow;
 
@@ -59,6 +61,12 @@ pub struct Peek<'a> {
     pub code: Option<CodeableConcept<'a>>,
     #[serde(borrow, default)]
     pub component: Option<Vec<Component<'a>>>,
+    #[serde(rename = "medicationCodeableConcept", borrow, default)]
+    pub medication_codeable_concept: Option<CodeableConcept<'a>>,
+    /// Only whether it is there: a referenced Medication is joined in pass 2, so the line is
+    /// always kept.
+    #[serde(rename = "medicationReference", default)]
+    pub medication_reference: Option<serde::de::IgnoredAny>,
 }
 
 /// Where a line goes.
@@ -136,6 +144,43 @@ fn procedure_relevant(p: &Peek<'_>) -> bool {
         })
 }
 
+/// Is any coding of `cc` one of an unlisted system (or without a system)? Such a coding could be
+/// one the reader maps under a system this filter does not know, so the line is kept.
+fn any_unknown_system(cc: Option<&CodeableConcept<'_>>, known: &dyn Fn(&str) -> bool) -> bool {
+    cc.and_then(|c| c.coding.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| !c.system.as_deref().is_some_and(known)))
+}
+
+/// Could the reader use a Condition with this code? It maps Conditions on their codings only
+/// (ICD-10-CM first, then SNOMED CT: `osteoguard_fhir::terminology::condition`), so a Condition
+/// all of whose codings are of those systems and none of them mapped is certainly ignored.
+/// Why filter here: in Synthea-like records half of the Conditions (e.g. "Prediabetes") are
+/// read by no rule, and every kept line costs a full parse in pass 2.
+fn condition_relevant(p: &Peek<'_>) -> bool {
+    use osteoguard_fhir::terminology::{ICD10CM, ICD10CM_OID};
+    let cc = p.code.as_ref();
+    !has_coding(cc)
+        || any_unknown_system(cc, &|s| matches!(s, SNOMED | ICD10CM | ICD10CM_OID))
+        || any_coding(cc, &|s, c| {
+            osteoguard_fhir::terminology::condition(s, c).is_some()
+        })
+}
+
+/// Could the reader use a medication resource (request, statement, administration, dispense)?
+/// Kept when the medication is a reference (joined in pass 2), missing or uncoded (the reader
+/// reports it), of an unlisted system, or a coding the reader's medication table maps.
+fn medication_relevant(p: &Peek<'_>) -> bool {
+    use osteoguard_fhir::terminology::{ATC, RXNORM};
+    const RXNORM_OID: &str = "urn:oid:2.16.840.1.113883.6.88";
+    let cc = p.medication_codeable_concept.as_ref();
+    p.medication_reference.is_some()
+        || !has_coding(cc)
+        || any_unknown_system(cc, &|s| matches!(s, RXNORM | RXNORM_OID | ATC | SNOMED))
+        || any_coding(cc, &|s, c| {
+            osteoguard_fhir::terminology::medication(s, c).is_some()
+        })
+}
+
 /// Systems whose relevant codes are fully listed above; codes of any other system are kept.
 fn is_known_system(s: &str) -> bool {
     matches!(s, LOINC | SNOMED | CPT | CPT_OID | OSTEOGUARD)
@@ -179,6 +224,15 @@ pub fn decide(p: &Peek<'_>) -> Decision {
         }
         "Observation" if !observation_relevant(p) => return Decision::Ignored,
         "Procedure" if !procedure_relevant(p) => return Decision::Ignored,
+        "Condition" if !condition_relevant(p) => return Decision::Ignored,
+        "MedicationRequest"
+        | "MedicationStatement"
+        | "MedicationAdministration"
+        | "MedicationDispense"
+            if !medication_relevant(p) =>
+        {
+            return Decision::Ignored
+        }
         _ => {}
     }
     let r = p
@@ -215,6 +269,8 @@ pub fn decide_slow(line: &[u8]) -> Option<(String, Decision)> {
         "beneficiary",
         "code",
         "component",
+        "medicationCodeableConcept",
+        "medicationReference",
     ] {
         if let Some(x) = v.get(k) {
             slim.insert(k.to_string(), x.clone());
@@ -401,6 +457,72 @@ mod tests {
         assert_eq!(
             d(r#"{"resourceType":"Condition","subject":{"reference":"Patient/a\tb"}}"#),
             Decision::Unattached
+        );
+    }
+
+    #[test]
+    fn conditions_and_medications_no_rule_reads_are_ignored() {
+        let subj = r#""subject":{"reference":"Patient/p1"}"#;
+        let kept = Decision::Patient("p1".into());
+        let cond = |coding: &str| {
+            d(&format!(
+                r#"{{"resourceType":"Condition","code":{{"coding":[{coding}]}},{subj}}}"#
+            ))
+        };
+        // Prediabetes (SNOMED 15777000): no rule reads it.
+        assert_eq!(
+            cond(r#"{"system":"http://snomed.info/sct","code":"15777000"}"#),
+            Decision::Ignored
+        );
+        // Vertebral fracture, ICD-10-CM S32.010A: kept.
+        assert_eq!(
+            cond(r#"{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"S32.010A"}"#),
+            kept
+        );
+        // A mapped code next to an unmapped one: kept.
+        assert_eq!(
+            cond(
+                r#"{"system":"http://snomed.info/sct","code":"15777000"},{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"M80.08XA"}"#
+            ),
+            kept
+        );
+        // Unknown system, or none: kept.
+        assert_eq!(cond(r#"{"system":"http://local/dx","code":"1"}"#), kept);
+        assert_eq!(cond(r#"{"code":"15777000"}"#), kept);
+        assert_eq!(
+            d(&format!(
+                r#"{{"resourceType":"Condition","code":{{"text":"back pain"}},{subj}}}"#
+            )),
+            kept
+        );
+        let med = |ty: &str, m: &str| d(&format!(r#"{{"resourceType":"{ty}",{m},{subj}}}"#));
+        let rx = |code: &str| {
+            format!(
+                r#""medicationCodeableConcept":{{"coding":[{{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"{code}"}}]}}"#
+            )
+        };
+        // Amoxicillin 250 MG (RxNorm 308182): ignored; prednisone 5 MG tablet (312617): kept.
+        assert_eq!(med("MedicationRequest", &rx("308182")), Decision::Ignored);
+        assert_eq!(med("MedicationRequest", &rx("312617")), kept);
+        assert_eq!(
+            med("MedicationAdministration", &rx("308182")),
+            Decision::Ignored
+        );
+        // By reference (joined later), missing, or unknown system: kept.
+        assert_eq!(
+            med(
+                "MedicationRequest",
+                r#""medicationReference":{"reference":"Medication/m1"}"#
+            ),
+            kept
+        );
+        assert_eq!(med("MedicationStatement", r#""status":"active""#), kept);
+        assert_eq!(
+            med(
+                "MedicationRequest",
+                r#""medicationCodeableConcept":{"coding":[{"system":"http://local/drugs","code":"9"}]}"#
+            ),
+            kept
         );
     }
 

@@ -462,3 +462,111 @@ fn sigkill_mid_run_leaves_previous_outputs_intact() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["asOf"], "2025-08-15");
 }
+
+/// Every line pass 1 routes as "ignored" is one the FHIR reader itself ignores: checked on every
+/// resource of the shared data (Bulk exports line by line, Bundles entry by entry) — codings
+/// written by others, not by us.
+#[test]
+fn routing_ignores_only_what_the_reader_ignores() {
+    use osteoguard_screen::route::{decide, decide_slow, peek, type_is_read, Decision};
+    use std::io::Read;
+
+    fn resources_in(path: &Path, out: &mut Vec<Vec<u8>>) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let mut bytes = Vec::new();
+        let Ok(mut f) = std::fs::File::open(path) else {
+            return;
+        };
+        if name.ends_with(".gz") {
+            flate2::read::MultiGzDecoder::new(f)
+                .read_to_end(&mut bytes)
+                .expect("gunzip");
+        } else {
+            f.read_to_end(&mut bytes).expect("read");
+        }
+        if name.contains(".ndjson") {
+            out.extend(
+                bytes
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+        } else if name.ends_with(".json") {
+            let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+                return;
+            };
+            if v["resourceType"] == "Bundle" {
+                for e in v["entry"].as_array().into_iter().flatten() {
+                    if e["resource"].is_object() {
+                        out.push(serde_json::to_vec(&e["resource"]).expect("serialise"));
+                    }
+                }
+            } else if v["resourceType"].is_string() {
+                out.push(bytes);
+            }
+        }
+    }
+    fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                resources_in(&p, out);
+            }
+        }
+    }
+
+    let data = shared_dir().join("data");
+    if !data.is_dir() {
+        assert!(
+            std::env::var_os("OSTEOGUARD_ALLOW_NO_SHARED").is_some(),
+            "{} not found (set OSTEOGUARD_SHARED, or OSTEOGUARD_ALLOW_NO_SHARED=1 to skip)",
+            data.display()
+        );
+        eprintln!("SKIPPED: {} not found", data.display());
+        return;
+    }
+    let mut lines = Vec::new();
+    walk(&data, &mut lines);
+    let mut ignored_by_type: BTreeMap<String, usize> = BTreeMap::new();
+    for line in &lines {
+        let Some((ty, decision)) = (match peek(line) {
+            Some(p) => p
+                .resource_type
+                .as_deref()
+                .map(|t| (t.to_string(), decide(&p))),
+            None => decide_slow(line),
+        }) else {
+            continue;
+        };
+        if decision != Decision::Ignored || !type_is_read(&ty) {
+            continue;
+        }
+        let v: Value = serde_json::from_slice(line).expect("routed lines are JSON");
+        let read = osteoguard_fhir::read_resources(vec![v]);
+        let c = &read.stats.by_type[&ty];
+        assert_eq!(
+            (c.used, c.not_understood),
+            (0, 0),
+            "routed as ignored but the reader reads it: {}",
+            String::from_utf8_lossy(line)
+        );
+        *ignored_by_type.entry(ty).or_default() += 1;
+    }
+    eprintln!(
+        "{} resources; routed as ignored: {ignored_by_type:?}",
+        lines.len()
+    );
+    // The check must have had something to check for each filtered type.
+    for ty in ["Condition", "MedicationRequest", "Observation", "Procedure"] {
+        assert!(
+            ignored_by_type.get(ty).copied().unwrap_or(0) > 0,
+            "no {ty} routed as ignored in the shared data: {ignored_by_type:?}"
+        );
+    }
+}
