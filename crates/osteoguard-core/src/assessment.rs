@@ -184,7 +184,7 @@ pub fn assess_with_issues(
     config: &Config,
 ) -> Assessment {
     let ev = engine::evaluate(record, as_of, config);
-    let timeline = crate::timeline::build(&engine::visible_at(record, as_of), &ev, config);
+    let timeline = crate::timeline::build(&engine::visible_view(record, as_of), &ev, config);
     let mut a = build(record, reader_issues, as_of, config, ev);
     a.timeline = timeline;
     a

@@ -51,6 +51,30 @@ pub struct Config {
     pub disabled_findings: BTreeSet<FindingCode>,
     /// Keys overridden from their defaults, sorted.
     pub overridden: Vec<String>,
+    /// The last provenance stamp computed, with the settings it was computed from. Why: the
+    /// stamp (canonical text + SHA-256) cost 7 % of a screening run when recomputed for every
+    /// patient; the fields above are public, so the cache is used only while they still equal
+    /// the snapshot — a changed setting can never carry a stale hash.
+    stamp: StampCache,
+}
+
+/// The settings a stamp was computed from, and the stamp.
+type Stamped = (Thresholds, BTreeSet<FindingCode>, Vec<String>, Provenance);
+
+#[derive(Clone, Default)]
+struct StampCache(std::sync::OnceLock<Box<Stamped>>);
+
+/// A cache is not part of a configuration's identity.
+impl PartialEq for StampCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for StampCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StampCache")
+    }
 }
 
 /// The provenance stamp of a result (issue: governance).
@@ -191,6 +215,23 @@ impl Config {
     }
 
     pub fn provenance(&self) -> Provenance {
+        let cached = self.stamp.0.get_or_init(|| {
+            Box::new((
+                self.thresholds.clone(),
+                self.disabled_findings.clone(),
+                self.overridden.clone(),
+                self.compute_provenance(),
+            ))
+        });
+        let (t, d, o, p) = &**cached;
+        if *t == self.thresholds && *d == self.disabled_findings && *o == self.overridden {
+            p.clone()
+        } else {
+            self.compute_provenance()
+        }
+    }
+
+    fn compute_provenance(&self) -> Provenance {
         let digest = Sha256::digest(self.canonical_text().as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         Provenance {
@@ -221,6 +262,20 @@ mod tests {
             c.provenance().config_hash,
             Config::default().provenance().config_hash
         );
+    }
+
+    #[test]
+    fn a_setting_changed_after_stamping_changes_the_stamp() {
+        let mut c = Config::default();
+        let before = c.provenance();
+        assert_eq!(before, c.provenance());
+        c.thresholds.dmab_grace_end_days += 1;
+        let after = c.provenance();
+        assert_ne!(before.config_hash, after.config_hash);
+        assert_eq!(after, c.clone().provenance());
+        let mut fresh = Config::default();
+        fresh.thresholds.dmab_grace_end_days += 1;
+        assert_eq!(after, fresh.provenance());
     }
 
     #[test]

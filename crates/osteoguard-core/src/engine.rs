@@ -7,6 +7,7 @@
 //! * the §8 safety checks run after every rule that can recommend zoledronate;
 //! * `data-insufficient` is assembled last from the items every rule contributed.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use chrono::{Datelike, NaiveDate};
@@ -176,6 +177,23 @@ pub fn visible_at(record: &PatientRecord, as_of: NaiveDate) -> PatientRecord {
     r
 }
 
+/// [`visible_at`] without the copy when there is nothing to hide: the record itself when every
+/// item is visible on `as_of` and the lists are already canonical. Why: in a population screen
+/// `as_of` is usually after all the data, and copying each record (twice per assessment) was a
+/// fifth of the engine's time.
+pub fn visible_view(record: &PatientRecord, as_of: NaiveDate) -> Cow<'_, PatientRecord> {
+    let seen = |d: Option<NaiveDate>| d.is_none_or(|d| d <= as_of);
+    let all_seen = record.medications.iter().all(|m| seen(m.visible))
+        && record.observations.iter().all(|o| seen(o.visible))
+        && record.conditions.iter().all(|c| seen(c.visible))
+        && record.procedures.iter().all(|p| seen(p.date()));
+    if all_seen && record.is_canonical() {
+        Cow::Borrowed(record)
+    } else {
+        Cow::Owned(visible_at(record, as_of))
+    }
+}
+
 /// Result of [`evaluate`]: the facts and the outcome, before rendering.
 #[derive(Debug)]
 pub struct Evaluation {
@@ -191,7 +209,7 @@ pub struct Evaluation {
 
 /// Runs every rule over `record` at `as_of`.
 pub fn evaluate(record: &PatientRecord, as_of: NaiveDate, config: &Config) -> Evaluation {
-    let visible = visible_at(record, as_of);
+    let visible = visible_view(record, as_of);
     let age = visible.patient.birth_date.map(|b| age_at(b, as_of));
     let input = Input {
         record: &visible,
@@ -270,6 +288,33 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn visible_view_is_visible_at_without_the_copy() {
+        let mut r = crate::testkit::example_6_record();
+        for as_of in [
+            "2024-05-31",
+            "2024-06-01",
+            "2024-06-02",
+            "2024-12-01",
+            "2030-01-01",
+        ] {
+            let view = visible_view(&r, d(as_of));
+            assert_eq!(*view, visible_at(&r, d(as_of)), "{as_of}");
+        }
+        r.canonicalise();
+        assert!(matches!(
+            visible_view(&r, d("2030-01-01")),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(visible_view(&r, d("2024-06-01")), Cow::Owned(_)));
+        // Out of canonical order: copied and sorted, never borrowed as it is.
+        r.medications.reverse();
+        assert!(!r.is_canonical());
+        let view = visible_view(&r, d("2030-01-01"));
+        assert!(matches!(view, Cow::Owned(_)));
+        assert_eq!(*view, visible_at(&r, d("2030-01-01")));
     }
 
     #[test]

@@ -115,6 +115,22 @@ impl PatientRecord {
     /// Sorts every list by (date, source) so that evaluation never depends on the order the
     /// resources arrived in. The engine calls this itself; it is public for readers that want
     /// a canonical record.
+    /// Whether [`Self::canonicalise`] would leave the record as it is (each list already in
+    /// canonical order; the sort is stable, so an ordered list is unchanged).
+    pub fn is_canonical(&self) -> bool {
+        self.medications
+            .is_sorted_by(|a, b| (a.visible, &a.source) <= (b.visible, &b.source))
+            && self.observations.is_sorted_by(|a, b| {
+                (a.effective, a.visible, &a.source) <= (b.effective, b.visible, &b.source)
+            })
+            && self
+                .conditions
+                .is_sorted_by(|a, b| (a.visible, &a.source) <= (b.visible, &b.source))
+            && self
+                .procedures
+                .is_sorted_by(|a, b| (a.performed, &a.source) <= (b.performed, &b.source))
+    }
+
     pub fn canonicalise(&mut self) {
         self.medications
             .sort_by(|a, b| (a.visible, &a.source).cmp(&(b.visible, &b.source)));
