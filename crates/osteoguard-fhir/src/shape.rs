@@ -304,7 +304,7 @@ type Report = (usize, String, String);
 
 /// Checks `v` against `node` and everything below it; `trail` is the concrete path so far
 /// (rendered only when something is reported: no allocation on the common, clean path).
-fn walk(v: &Value, node: &Node, trail: &mut Vec<Seg<'static>>, out: &mut Vec<Report>) {
+fn walk(v: &Value, node: &'static Node, trail: &mut Vec<Seg<'static>>, out: &mut Vec<Report>) {
     for &(row, w) in &node.wants {
         if v.is_null() {
             out.push((
@@ -328,12 +328,41 @@ fn walk(v: &Value, node: &Node, trail: &mut Vec<Seg<'static>>, out: &mut Vec<Rep
         }
     }
     if let Value::Object(obj) = v {
-        for (key, child) in &node.keys {
-            if let Some(x) = obj.get(*key) {
-                trail.push(Seg::Key(key));
-                walk(x, child, trail, out);
-                trail.pop();
+        for_each_member(obj, &node.keys, |key, x, child| {
+            trail.push(Seg::Key(key));
+            walk(x, child, trail, out);
+            trail.pop();
+        });
+    }
+}
+
+/// Calls `f` for every member of `obj` that `keys` lists, in the object's order. Both maps
+/// iterate in sorted key order (serde_json's default `Map` is a `BTreeMap`), so one merge pass
+/// finds them without a lookup per member; should the object's keys ever come unsorted
+/// (serde_json built with `preserve_order`), the rest are looked up, so no member is missed.
+fn for_each_member<'v>(
+    obj: &'v serde_json::Map<String, Value>,
+    keys: &'static std::collections::BTreeMap<&'static str, Node>,
+    mut f: impl FnMut(&'static str, &'v Value, &'static Node),
+) {
+    let mut want = keys.iter().peekable();
+    let mut prev: Option<&str> = None;
+    let mut sorted = true;
+    for (k, x) in obj {
+        let k = k.as_str();
+        if prev.is_some_and(|p| p >= k) {
+            sorted = false;
+        }
+        prev = Some(k);
+        if sorted {
+            while want.next_if(|(w, _)| **w < k).is_some() {}
+            if let Some((w, child)) = want.peek() {
+                if **w == k {
+                    f(w, x, child);
+                }
             }
+        } else if let Some((w, child)) = keys.get_key_value(k) {
+            f(w, x, child);
         }
     }
 }
@@ -385,10 +414,7 @@ pub(crate) fn check(v: &Value, ty: &str, issues: &mut Issues) -> Vec<String> {
     let mut bad = Vec::new();
     let mut trail = Vec::new();
     let mut found = Vec::new();
-    for (key, x) in obj {
-        let Some((&name, node)) = root.keys.get_key_value(key.as_str()) else {
-            continue;
-        };
+    for_each_member(obj, &root.keys, |name, x, node| {
         trail.push(Seg::Key(name));
         walk(x, node, &mut trail, &mut found);
         trail.pop();
@@ -397,7 +423,7 @@ pub(crate) fn check(v: &Value, ty: &str, issues: &mut Issues) -> Vec<String> {
             issues.add(&field, problem);
             bad.push(field);
         }
-    }
+    });
     bad.sort();
     bad.dedup();
     bad
@@ -422,6 +448,37 @@ pub(crate) fn is_identity(field: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn member_walk_finds_exactly_the_listed_members() {
+        let Some(root) = table("MedicationRequest") else {
+            panic!("table");
+        };
+        let v = json!({"authoredOn": "2020", "aaa": 1, "intent": "order", "zzz": 2,
+            "dosageInstruction": [], "id": "x", "status": "active", "subject": {}});
+        let Some(obj) = v.as_object() else {
+            panic!("object");
+        };
+        let mut got = Vec::new();
+        for_each_member(obj, &root.keys, |k, _, _| got.push(k));
+        let want: Vec<&str> = obj
+            .keys()
+            .filter(|k| root.keys.contains_key(k.as_str()))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            got,
+            [
+                "authoredOn",
+                "dosageInstruction",
+                "id",
+                "intent",
+                "status",
+                "subject"
+            ]
+        );
+    }
 
     #[test]
     fn wrong_shapes_are_named() {
