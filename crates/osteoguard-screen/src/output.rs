@@ -82,6 +82,10 @@ pub struct RunInfo<'a> {
 
 impl Registry {
     /// Opens the registry and begins the run's transaction (committed by [`Registry::commit`]).
+    ///
+    /// The status CHECK is written with `OR`, not `IN (…)`: SQLite evaluates a constant `IN`
+    /// list in a CHECK through an ephemeral table built for every inserted row, which was a
+    /// third of the cost of an insert.
     pub fn open(path: &Path, info: &RunInfo<'_>) -> Result<Self, ScreenError> {
         let conn = Connection::open(path).map_err(db_err)?;
         conn.execute_batch(
@@ -104,7 +108,8 @@ impl Registry {
                  due TEXT,
                  summary TEXT NOT NULL,
                  evidence TEXT NOT NULL,
-                 status TEXT NOT NULL CHECK (status IN ('new','persisting','resolved'))
+                 status TEXT NOT NULL
+                   CHECK (status = 'new' OR status = 'persisting' OR status = 'resolved')
              );
              CREATE INDEX IF NOT EXISTS findings_key ON findings(run_id, patient_id, code);
              BEGIN IMMEDIATE;",
@@ -405,6 +410,43 @@ pub fn severity_rank(s: Severity) -> u8 {
         Severity::High => 3,
         Severity::Moderate => 2,
         Severity::Info => 1,
+    }
+}
+
+/// The worklist writers of one run (each present when its format was asked for).
+pub struct Writers {
+    pub csv: Option<CsvOut>,
+    pub json: Option<JsonOut>,
+    pub html: Option<HtmlOut>,
+}
+
+impl Writers {
+    pub fn row(&mut self, r: &Row) -> Result<(), ScreenError> {
+        if let Some(c) = self.csv.as_mut() {
+            c.row(r)?;
+        }
+        if let Some(j) = self.json.as_mut() {
+            j.row(r)?;
+        }
+        if let Some(h) = self.html.as_mut() {
+            h.row(r)?;
+        }
+        Ok(())
+    }
+
+    /// Completes every file (not yet renamed into place: see [`Pending::publish`]).
+    pub fn finish(self, resolved: &[Resolved]) -> Result<Vec<Pending>, ScreenError> {
+        let mut pending = Vec::new();
+        if let Some(c) = self.csv {
+            pending.push(c.finish()?);
+        }
+        if let Some(j) = self.json {
+            pending.push(j.finish(resolved)?);
+        }
+        if let Some(h) = self.html {
+            pending.push(h.finish(resolved)?);
+        }
+        Ok(pending)
     }
 }
 

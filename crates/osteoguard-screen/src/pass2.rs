@@ -1,12 +1,13 @@
 //! Pass 2: evaluate shard by shard, in parallel (rayon, `--jobs` threads).
 //!
-//! One shard file is read whole into memory, its lines are sorted by (patient id, raw line) —
+//! One shard file is read whole into memory, its lines are sorted by (patient id, text hash, text) —
 //! the order never depends on how pass-1 workers interleaved — and each patient's lines are
 //! parsed, joined with the `Medication` resources they reference, read by `osteoguard_fhir`
 //! and assessed by `osteoguard_core::assess_with_issues`. The findings of a shard are sorted
 //! into worklist order and written to a run file; the runs are merged by [`crate::output`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -268,10 +269,14 @@ pub fn evaluate_shard(
     config: &Config,
 ) -> Result<Pass2Stats, ScreenError> {
     let bytes = std::fs::read(shard).map_err(|e| ScreenError::io(shard, e))?;
-    let mut lines: Vec<(&[u8], &[u8])> = crate::pass1::split_lines(&bytes)
+    // Sorted by (patient id, hash of the text, text): a total order on the shard's content, so
+    // nothing depends on how pass-1 workers interleaved. Why the hash: one patient's lines
+    // share long prefixes (`{"category":[{"coding":…`), and comparing texts was most of the sort.
+    let mut lines: Vec<(&[u8], u64, &[u8])> = crate::pass1::split_lines(&bytes)
         .filter_map(|l| {
             let tab = memchr::memchr(b'\t', l)?;
-            Some((&l[..tab], &l[tab + 1..]))
+            let text = &l[tab + 1..];
+            Some((&l[..tab], rustc_hash::FxBuildHasher.hash_one(text), text))
         })
         .collect();
     lines.sort_unstable();
@@ -283,7 +288,7 @@ pub fn evaluate_shard(
         let mut j = i;
         let mut resources = Vec::new();
         while j < lines.len() && lines[j].0 == id {
-            match serde_json::from_slice::<Value>(lines[j].1) {
+            match serde_json::from_slice::<Value>(lines[j].2) {
                 Ok(v) => resources.push(v),
                 Err(_) => stats.unparsable_lines += 1,
             }
