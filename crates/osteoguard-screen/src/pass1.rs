@@ -23,10 +23,21 @@ use crate::ScreenError;
 
 /// Bytes per chunk handed to a worker.
 pub const CHUNK: usize = 4 << 20;
-/// A shard buffer is written out when it reaches this size.
+/// A shard buffer is written out when it reaches this size (or less: see [`flush_size`]).
 const SHARD_FLUSH: usize = 64 << 10;
-/// All shard buffers of one worker together never exceed this (then all are flushed and freed).
+/// All shard buffers of one worker together hold about this much (see [`flush_size`]).
 pub const WORKER_BUFFER_CAP: usize = 4 << 20;
+/// Smallest shard write.
+const MIN_SHARD_FLUSH: usize = 4 << 10;
+
+/// The size at which a worker writes a shard buffer out: `WORKER_BUFFER_CAP / shards`, at most
+/// 64 KiB. Why: a buffer keeps its capacity between writes, so a worker holds up to
+/// `shards × flush size`; with a fixed 64 KiB that grew with the population (417 shards × 64 KiB
+/// × 2 workers = 53 MB at 1 M patients). Scaled, a worker's buffers stay near 4 MiB at any size
+/// (writes get smaller instead: ~10 KiB at 417 shards).
+pub fn flush_size(shards: usize) -> usize {
+    (WORKER_BUFFER_CAP / shards.max(1)).clamp(MIN_SHARD_FLUSH, SHARD_FLUSH)
+}
 
 /// Per resource type: lines read, kept for evaluation, dropped as ignored, kept but unattached.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -211,13 +222,16 @@ where
     S: Fn(&mut W, &[u8]) -> Result<(), ScreenError> + Sync,
 {
     let jobs = jobs.max(1);
-    // Chunks travel as (buffer, valid length); workers hand emptied buffers back. Why: a fresh
-    // 4 MiB buffer per chunk cost page faults and zeroing on every chunk (a sixth of the reading
-    // thread); a recycled one is reused as it is. Memory: at most jobs·2 queued + jobs in work
-    // + jobs returned + the reader's own ≈ (4·jobs + 2) buffers, independent of the input.
+    // Chunks travel as (buffer, valid length); workers hand emptied buffers back, and no buffer
+    // is freed before the end. Why: a fresh 4 MiB buffer per chunk cost page faults and zeroing
+    // on every chunk (a sixth of the reading thread); and freeing 4 MiB blocks makes glibc raise
+    // its mmap threshold, after which they come from the heap and fragment it — peak memory then
+    // grew with the length of the run (50 → 115 MB over a 1 M-patient pass 1). Memory: at most
+    // jobs·2 queued + jobs in work + 2 with the reader = (3·jobs + 2) buffers, whatever the input.
     let (tx, rx) = sync_channel::<Chunk>(jobs * 2);
     let rx: Arc<Mutex<Receiver<Chunk>>> = Arc::new(Mutex::new(rx));
-    let (back_tx, back_rx) = sync_channel::<Vec<u8>>(jobs);
+    // Room for every buffer that can exist, so a returned buffer is never dropped.
+    let (back_tx, back_rx) = sync_channel::<Vec<u8>>(jobs * 3 + 2);
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for _ in 0..jobs {
@@ -237,7 +251,7 @@ where
                     match next {
                         Ok((buf, len)) => {
                             work(&mut w, &buf[..len])?;
-                            // A full pool just drops the buffer.
+                            // The pool has room for every buffer (see above).
                             let _ = back_tx.try_send(buf);
                         }
                         Err(_) => return Ok(w),
@@ -352,6 +366,8 @@ struct Worker {
     bufs: Vec<Vec<u8>>,
     med: Vec<u8>,
     buffered: usize,
+    /// [`flush_size`] of this run.
+    flush_at: usize,
 }
 
 struct Sinks {
@@ -462,7 +478,7 @@ fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), Screen
                 b.extend_from_slice(line);
                 b.push(b'\n');
                 w.buffered += id.len() + line.len() + 2;
-                if b.len() >= SHARD_FLUSH {
+                if b.len() >= w.flush_at {
                     sinks.write(s, b)?;
                     w.buffered -= b.len();
                     b.clear();
@@ -524,6 +540,7 @@ pub fn partition(
             bufs: (0..n_shards).map(|_| Vec::new()).collect(),
             med: Vec::new(),
             buffered: 0,
+            flush_at: flush_size(n_shards),
         },
         |w, chunk| {
             let before = w.stats.lines;
@@ -597,6 +614,19 @@ mod tests {
         want.sort();
         assert_eq!(got.len(), want.len());
         assert!(got == want);
+    }
+
+    /// A worker's shard buffers stay near `WORKER_BUFFER_CAP` whatever the number of shards.
+    #[test]
+    fn shard_buffers_do_not_grow_with_the_number_of_shards() {
+        assert_eq!(flush_size(8), SHARD_FLUSH);
+        assert_eq!(flush_size(42), SHARD_FLUSH);
+        for shards in [64, 417, 1024] {
+            let total = shards * flush_size(shards);
+            assert!(total <= WORKER_BUFFER_CAP, "{shards}: {total}");
+            assert!(total > WORKER_BUFFER_CAP / 2, "{shards}: {total}");
+        }
+        assert_eq!(flush_size(1 << 20), MIN_SHARD_FLUSH);
     }
 
     #[test]

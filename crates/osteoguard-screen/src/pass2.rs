@@ -268,27 +268,79 @@ pub fn evaluate_shard(
     as_of: NaiveDate,
     config: &Config,
 ) -> Result<Pass2Stats, ScreenError> {
-    let bytes = std::fs::read(shard).map_err(|e| ScreenError::io(shard, e))?;
+    SCRATCH
+        .with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch { bytes, lines } = &mut *scratch;
+            evaluate_lines(shard, bytes, lines, meds, as_of, config)
+        })
+        .and_then(|(mut rows, stats)| {
+            rows.sort_by_cached_key(sort_key);
+            write_rows(run_path, &rows)?;
+            Ok(stats)
+        })
+}
+
+/// One line of a shard: byte ranges of the patient id and the text, and the text's hash.
+type Span = (std::ops::Range<usize>, u64, std::ops::Range<usize>);
+
+/// A pass-2 thread's buffers, reused from shard to shard. Why: freeing a shard-sized buffer
+/// (~15 MB) after every shard makes glibc raise its mmap threshold, after which such buffers come
+/// from the heap and fragment it, so peak memory grew with the number of shards (i.e. with the
+/// population). Reused, they are allocated once per thread.
+#[derive(Default)]
+struct Scratch {
+    bytes: Vec<u8>,
+    lines: Vec<Span>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+fn evaluate_lines(
+    shard: &Path,
+    bytes: &mut Vec<u8>,
+    lines: &mut Vec<Span>,
+    meds: &MedicationStore,
+    as_of: NaiveDate,
+    config: &Config,
+) -> Result<(Vec<Row>, Pass2Stats), ScreenError> {
+    bytes.clear();
+    lines.clear();
+    std::fs::File::open(shard)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, bytes))
+        .map_err(|e| ScreenError::io(shard, e))?;
+    let bytes: &[u8] = bytes;
     // Sorted by (patient id, hash of the text, text): a total order on the shard's content, so
     // nothing depends on how pass-1 workers interleaved. Why the hash: one patient's lines
     // share long prefixes (`{"category":[{"coding":…`), and comparing texts was most of the sort.
-    let mut lines: Vec<(&[u8], u64, &[u8])> = crate::pass1::split_lines(&bytes)
-        .filter_map(|l| {
-            let tab = memchr::memchr(b'\t', l)?;
-            let text = &l[tab + 1..];
-            Some((&l[..tab], rustc_hash::FxBuildHasher.hash_one(text), text))
-        })
-        .collect();
-    lines.sort_unstable();
+    let base = bytes.as_ptr() as usize;
+    lines.extend(crate::pass1::split_lines(bytes).filter_map(|l| {
+        let tab = memchr::memchr(b'\t', l)?;
+        let start = l.as_ptr() as usize - base;
+        let text = &l[tab + 1..];
+        Some((
+            start..start + tab,
+            rustc_hash::FxBuildHasher.hash_one(text),
+            start + tab + 1..start + l.len(),
+        ))
+    }));
+    lines.sort_unstable_by(|a, b| {
+        bytes[a.0.clone()]
+            .cmp(&bytes[b.0.clone()])
+            .then(a.1.cmp(&b.1))
+            .then_with(|| bytes[a.2.clone()].cmp(&bytes[b.2.clone()]))
+    });
     let mut stats = Pass2Stats::default();
     let mut rows: Vec<Row> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        let id = lines[i].0;
+        let id = &bytes[lines[i].0.clone()];
         let mut j = i;
         let mut resources = Vec::new();
-        while j < lines.len() && lines[j].0 == id {
-            match serde_json::from_slice::<Value>(lines[j].2) {
+        while j < lines.len() && &bytes[lines[j].0.clone()] == id {
+            match serde_json::from_slice::<Value>(&bytes[lines[j].2.clone()]) {
                 Ok(v) => resources.push(v),
                 Err(_) => stats.unparsable_lines += 1,
             }
@@ -297,11 +349,7 @@ pub fn evaluate_shard(
         rows.extend(assess_patient(resources, meds, as_of, config, &mut stats));
         i = j;
     }
-    drop(lines);
-    drop(bytes);
-    rows.sort_by_cached_key(sort_key);
-    write_rows(run_path, &rows)?;
-    Ok(stats)
+    Ok((rows, stats))
 }
 
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<(), ScreenError> {
