@@ -198,7 +198,7 @@ pub fn assess_patient(
     stats: &mut Pass2Stats,
 ) -> Vec<Row> {
     let n = resources.len() as u64;
-    let read = osteoguard_fhir::read_resources(with_medications(resources, meds));
+    let mut read = osteoguard_fhir::read_resources(with_medications(resources, meds));
     for (ty, c) in &read.stats.by_type {
         let e = stats.reader_by_type.entry(ty.clone()).or_default();
         e.read += c.read;
@@ -211,7 +211,10 @@ pub fn assess_patient(
         return Vec::new();
     }
     let mut rows = Vec::new();
-    for p in &read.patients {
+    for p in read.patients.iter_mut() {
+        // Nothing after as-of is ever used: dropped here, the engine works on the record
+        // itself instead of a filtered copy (osteoguard_core::engine::visible_view).
+        osteoguard_core::engine::hide_after(&mut p.record, as_of);
         let mut issues = p.issues.clone();
         issues.extend(read.unattached.iter().cloned());
         let a = osteoguard_core::assess_with_issues(&p.record, &issues, as_of, config);
