@@ -33,22 +33,21 @@ fn classify_drops_what_no_rule_reads() {
     let enc = r#"{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/p1"}}"#;
     assert_eq!(classify_line(enc), LineAction::Drop(DropReason::Irrelevant));
     assert!(!is_relevant(enc));
-    // No rule reads lisinopril: screen's router drops it, as the reader would ignore it.
-    let lisinopril = json!({"resourceType": "MedicationRequest", "id": "r", "status": "active",
-        "intent": "order", "subject": {"reference": "Patient/p1"}, "authoredOn": "2020-01-01",
-        "medicationCodeableConcept": {"coding": [{"system":
-            "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}]}});
+    let request = |intent: &str, rxnorm: &str| {
+        json!({"resourceType": "MedicationRequest", "id": "r", "status": "active",
+            "intent": intent, "subject": {"reference": "Patient/p1"}, "authoredOn": "2020-01-01",
+            "medicationCodeableConcept": {"coding": [{"system":
+                "http://www.nlm.nih.gov/research/umls/rxnorm", "code": rxnorm}]}})
+        .to_string()
+    };
+    // No rule reads lisinopril (314076): screen's router drops it, as the reader would ignore it.
     assert_eq!(
-        classify_line(&lisinopril.to_string()),
+        classify_line(&request("order", "314076")),
         LineAction::Drop(DropReason::Irrelevant)
     );
-    // Screen's router keeps a prednisone record; the reader ignores a proposal (not an order).
-    let proposal = json!({"resourceType": "MedicationRequest", "id": "r", "status": "active",
-        "intent": "proposal", "subject": {"reference": "Patient/p1"}, "authoredOn": "2020-01-01",
-        "medicationCodeableConcept": {"coding": [{"system":
-            "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312617"}]}});
+    // Screen's router keeps prednisone (312617); the reader ignores a proposal (not an order).
     assert_eq!(
-        classify_line(&proposal.to_string()),
+        classify_line(&request("proposal", "312617")),
         LineAction::KeyOnly("p1".into())
     );
     let no_patient = r#"{"resourceType":"Condition","id":"c","subject":{"reference":"Group/g"}}"#;

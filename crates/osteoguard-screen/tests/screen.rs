@@ -29,6 +29,21 @@ fn shared_dir() -> PathBuf {
     }
 }
 
+/// Whether a shared-data directory is there. CI always has ../shared, so a missing one fails the
+/// test (a silent skip would hide a broken setup) unless OSTEOGUARD_ALLOW_NO_SHARED is set.
+fn present_or_allowed_skip(dir: &Path) -> bool {
+    if dir.is_dir() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("OSTEOGUARD_ALLOW_NO_SHARED").is_some(),
+        "{} not found (set OSTEOGUARD_SHARED, or OSTEOGUARD_ALLOW_NO_SHARED=1 to skip)",
+        dir.display()
+    );
+    eprintln!("SKIPPED: {} not found", dir.display());
+    false
+}
+
 fn synth(dir: &Path, patients: u64, seed: u64) {
     osteoguard_screen::synth::generate(&SynthArgs {
         patients,
@@ -187,14 +202,7 @@ fn shared_synthea_exports_match_per_patient_assess() {
         ("synthea-r4-cohort-ndjson", "2019-06-01"),
     ] {
         let dir = shared.join(name);
-        if !dir.is_dir() {
-            // CI always has ../shared; a silent skip would hide a broken setup.
-            assert!(
-                std::env::var_os("OSTEOGUARD_ALLOW_NO_SHARED").is_some(),
-                "{} not found (set OSTEOGUARD_SHARED, or OSTEOGUARD_ALLOW_NO_SHARED=1 to skip)",
-                dir.display()
-            );
-            eprintln!("SKIPPED: {} not found", dir.display());
+        if !present_or_allowed_skip(&dir) {
             continue;
         }
         assert_matches_assess(&dir, as_of);
@@ -522,13 +530,7 @@ fn routing_ignores_only_what_the_reader_ignores() {
     }
 
     let data = shared_dir().join("data");
-    if !data.is_dir() {
-        assert!(
-            std::env::var_os("OSTEOGUARD_ALLOW_NO_SHARED").is_some(),
-            "{} not found (set OSTEOGUARD_SHARED, or OSTEOGUARD_ALLOW_NO_SHARED=1 to skip)",
-            data.display()
-        );
-        eprintln!("SKIPPED: {} not found", data.display());
+    if !present_or_allowed_skip(&data) {
         return;
     }
     let mut lines = Vec::new();
