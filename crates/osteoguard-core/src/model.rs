@@ -115,33 +115,46 @@ impl PatientRecord {
     /// Sorts every list by (date, source) so that evaluation never depends on the order the
     /// resources arrived in. The engine calls this itself; it is public for readers that want
     /// a canonical record.
+    pub fn canonicalise(&mut self) {
+        self.medications
+            .sort_by(|a, b| med_order(a).cmp(&med_order(b)));
+        self.observations
+            .sort_by(|a, b| obs_order(a).cmp(&obs_order(b)));
+        self.conditions
+            .sort_by(|a, b| cond_order(a).cmp(&cond_order(b)));
+        self.procedures
+            .sort_by(|a, b| proc_order(a).cmp(&proc_order(b)));
+    }
+
     /// Whether [`Self::canonicalise`] would leave the record as it is (each list already in
     /// canonical order; the sort is stable, so an ordered list is unchanged).
     pub fn is_canonical(&self) -> bool {
         self.medications
-            .is_sorted_by(|a, b| (a.visible, &a.source) <= (b.visible, &b.source))
-            && self.observations.is_sorted_by(|a, b| {
-                (a.effective, a.visible, &a.source) <= (b.effective, b.visible, &b.source)
-            })
+            .is_sorted_by(|a, b| med_order(a) <= med_order(b))
+            && self
+                .observations
+                .is_sorted_by(|a, b| obs_order(a) <= obs_order(b))
             && self
                 .conditions
-                .is_sorted_by(|a, b| (a.visible, &a.source) <= (b.visible, &b.source))
+                .is_sorted_by(|a, b| cond_order(a) <= cond_order(b))
             && self
                 .procedures
-                .is_sorted_by(|a, b| (a.performed, &a.source) <= (b.performed, &b.source))
+                .is_sorted_by(|a, b| proc_order(a) <= proc_order(b))
     }
+}
 
-    pub fn canonicalise(&mut self) {
-        self.medications
-            .sort_by(|a, b| (a.visible, &a.source).cmp(&(b.visible, &b.source)));
-        self.observations.sort_by(|a, b| {
-            (a.effective, a.visible, &a.source).cmp(&(b.effective, b.visible, &b.source))
-        });
-        self.conditions
-            .sort_by(|a, b| (a.visible, &a.source).cmp(&(b.visible, &b.source)));
-        self.procedures
-            .sort_by(|a, b| (a.performed, &a.source).cmp(&(b.performed, &b.source)));
-    }
+/// The canonical order of each list (one definition for sorting and for checking the order).
+fn med_order(m: &MedicationRecord) -> impl Ord + '_ {
+    (m.visible, &m.source)
+}
+fn obs_order(o: &Observation) -> impl Ord + '_ {
+    (o.effective, o.visible, &o.source)
+}
+fn cond_order(c: &Condition) -> impl Ord + '_ {
+    (c.visible, &c.source)
+}
+fn proc_order(p: &Procedure) -> impl Ord + '_ {
+    (p.performed, &p.source)
 }
 
 // ---------------------------------------------------------------------------------------------
