@@ -14,6 +14,7 @@ use osteoguard_core::model::{
 use crate::units::{product_unit, ProductUnit};
 
 pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+pub const RXNORM_OID: &str = "urn:oid:2.16.840.1.113883.6.88";
 pub const ATC: &str = "http://www.whocc.no/atc";
 pub const SNOMED: &str = "http://snomed.info/sct";
 pub const LOINC: &str = "http://loinc.org";
@@ -127,11 +128,7 @@ fn med_table() -> &'static MedTable {
 /// Looks a medication coding up (RxNorm IN/SCD/SBD/GPCK, ATC, SNOMED substance/product).
 pub fn medication(system: &str, code: &str) -> Option<MedCode> {
     let t = med_table();
-    let sys = if system == "urn:oid:2.16.840.1.113883.6.88" {
-        RXNORM
-    } else {
-        system
-    };
+    let sys = if system == RXNORM_OID { RXNORM } else { system };
     if let Some(c) = t.exact.get(&(sys.to_string(), code.to_string())) {
         return Some(*c);
     }

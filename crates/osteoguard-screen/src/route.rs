@@ -173,8 +173,7 @@ fn condition_relevant(p: &Peek<'_>) -> bool {
 /// Kept when the medication is a reference (joined in pass 2), missing or uncoded (the reader
 /// reports it), of an unlisted system, or a coding the reader's medication table maps.
 fn medication_relevant(p: &Peek<'_>) -> bool {
-    use osteoguard_fhir::terminology::{ATC, RXNORM};
-    const RXNORM_OID: &str = "urn:oid:2.16.840.1.113883.6.88";
+    use osteoguard_fhir::terminology::{ATC, RXNORM, RXNORM_OID};
     let cc = p.medication_codeable_concept.as_ref();
     p.medication_reference.is_some()
         || !has_coding(cc)
