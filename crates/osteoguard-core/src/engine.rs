@@ -323,10 +323,10 @@ mod tests {
             Cow::Borrowed(_)
         ));
         assert!(matches!(visible_view(&r, d("2024-06-01")), Cow::Owned(_)));
-        // Out of canonical order: copied and sorted, never borrowed as it is.
         let mut hidden = r.clone();
         hide_after(&mut hidden, d("2024-06-01"));
         assert_eq!(hidden, visible_at(&r, d("2024-06-01")));
+        // Out of canonical order: copied and sorted, never borrowed as it is.
         r.medications.reverse();
         assert!(!r.is_canonical());
         let view = visible_view(&r, d("2030-01-01"));

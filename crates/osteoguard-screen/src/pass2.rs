@@ -318,10 +318,12 @@ fn evaluate_lines(
     // Sorted by (patient id, hash of the text, text): a total order on the shard's content, so
     // nothing depends on how pass-1 workers interleaved. Why the hash: one patient's lines
     // share long prefixes (`{"category":[{"coding":…`), and comparing texts was most of the sort.
-    let base = bytes.as_ptr() as usize;
+    // `split_lines` yields consecutive pieces separated by one `\n`: `at` is where each starts.
+    let mut at = 0;
     lines.extend(crate::pass1::split_lines(bytes).filter_map(|l| {
+        let start = at;
+        at += l.len() + 1;
         let tab = memchr::memchr(b'\t', l)?;
-        let start = l.as_ptr() as usize - base;
         let text = &l[tab + 1..];
         Some((
             start..start + tab,

@@ -178,6 +178,7 @@ const NAMES: [(&str, &str); 3] = [
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    let rounds = args.rounds.max(1);
     if let Some(phase) = &args.child {
         let m = run_child(&args, phase)?;
         println!("{}", serde_json::to_string(&m)?);
@@ -192,7 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|p| args.only.iter().any(|x| x == p))
         .collect();
     let mut runs: Vec<(usize, &str, Measure)> = Vec::new();
-    for round in 0..args.rounds.max(1) {
+    for round in 0..rounds {
         let mut order = phases.clone();
         if round % 2 == 1 {
             order.reverse();
@@ -214,7 +215,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.export_dir.display(),
         args.jobs,
         files.len(),
-        args.rounds.max(1)
+        rounds
     );
     println!();
     println!("| phase | wall s | CPU s | MB/s | resources/s | patients/s | peak RSS (MB) |");
@@ -264,7 +265,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "goal NOT met on both wall and CPU time"
             }
         );
-        let per_round: Vec<String> = (0..args.rounds.max(1))
+        let per_round: Vec<String> = (0..rounds)
             .filter_map(|r| {
                 let f = |p: &str| runs.iter().find(|x| x.0 == r && x.1 == p).map(|x| &x.2);
                 let (b, c) = (f("b")?, f("c")?);
