@@ -55,12 +55,14 @@ mod dates;
 mod input;
 mod med;
 mod obs;
+mod prune;
 mod shape;
 pub mod terminology;
 pub mod units;
 mod util;
 
 pub use dates::{parse as parse_fhir_datetime, FhirDateTime, PartialDate};
+pub use prune::{parse_all_for_reading, parse_for_reading, NEVER_READ};
 
 use crate::util::{arr, s, Issues};
 

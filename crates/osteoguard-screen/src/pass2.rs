@@ -340,16 +340,26 @@ fn evaluate_lines(
     let mut stats = Pass2Stats::default();
     let mut rows: Vec<Row> = Vec::new();
     let mut i = 0;
+    let mut texts: Vec<&[u8]> = Vec::new();
     while i < lines.len() {
         let id = &bytes[lines[i].0.clone()];
         let mut j = i;
-        let mut resources = Vec::new();
+        texts.clear();
         while j < lines.len() && &bytes[lines[j].0.clone()] == id {
-            match serde_json::from_slice::<Value>(&bytes[lines[j].2.clone()]) {
+            texts.push(&bytes[lines[j].2.clone()]);
+            j += 1;
+        }
+        // Parsed without the members the reader never reads (osteoguard_fhir::NEVER_READ):
+        // building and dropping those was most of the parse. Reading is unchanged (tested in
+        // osteoguard-fhir's tests/prune.rs). Medication resources are never in a patient's
+        // lines (pass 1 sends them to the MedicationStore), so the whole ones joined below
+        // cannot meet a pruned one of the same id in the reader's duplicate check.
+        let mut resources = Vec::with_capacity(texts.len());
+        for r in osteoguard_fhir::parse_all_for_reading(&texts) {
+            match r {
                 Ok(v) => resources.push(v),
                 Err(_) => stats.unparsable_lines += 1,
             }
-            j += 1;
         }
         rows.extend(assess_patient(resources, meds, as_of, config, &mut stats));
         i = j;

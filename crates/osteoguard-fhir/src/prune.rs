@@ -1,0 +1,370 @@
+//! Parsing resources for the reader without the elements it never reads.
+//!
+//! Why: in population screening, building `serde_json::Value` trees for the kept lines (and
+//! dropping them again) was ~30 % of the run's CPU, and most of a Synthea Patient (name, address,
+//! telecom, identifier, meta, …) and a good part of every other resource (category, encounter,
+//! performer, …) is never looked at. [`parse_for_reading`] skips the members listed in
+//! [`NEVER_READ`], at any depth, without allocating them.
+//!
+//! Invariants (tested in `tests/prune.rs` over every resource of the shared data, and below):
+//! * reading pruned resources gives exactly what reading the whole resources gives: no key in
+//!   [`NEVER_READ`] is named anywhere in this crate's source, so no mapping, shape check or
+//!   choice-type lookup (`value[x]` …) can see the difference;
+//! * the one place the reader compares whole resources — "exact duplicate (same type, id and
+//!   content)" — still compares whole resources: [`parse_all_for_reading`] parses in full every
+//!   resource whose type and id another one in the same batch shares, and every resource that
+//!   is not a plain resource (a Bundle, or no string `resourceType`).
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// Member names the reader never reads, at any depth (sorted: looked up by binary search).
+/// Adding a name here requires that it appears nowhere in this crate's source as a string
+/// literal (a test checks it); removing one is always safe.
+pub const NEVER_READ: &[&str] = &[
+    "address",
+    "asserter",
+    "basedOn",
+    "category",
+    "communication",
+    "contact",
+    "derivedFrom",
+    "encounter",
+    "generalPractitioner",
+    "hasMember",
+    "identifier",
+    "insurance",
+    "interpretation",
+    "link",
+    "location",
+    "managingOrganization",
+    "maritalStatus",
+    "meta",
+    "name",
+    "partOf",
+    "performer",
+    "photo",
+    "reasonCode",
+    "reasonReference",
+    "recorder",
+    "requester",
+    "specimen",
+    "supportingInformation",
+    "telecom",
+];
+
+fn never_read(key: &str) -> bool {
+    NEVER_READ.binary_search(&key).is_ok()
+}
+
+/// Parses one JSON text as `serde_json::from_slice::<Value>` would, minus the members named in
+/// [`NEVER_READ`] (at any depth). Same errors for the same texts: the skipped members are still
+/// parsed, only not kept.
+pub fn parse_for_reading(text: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let v = Pruned.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// Parses a batch of resource texts (e.g. one patient's NDJSON lines) for
+/// [`crate::read_resources`]: pruned as [`parse_for_reading`], except that resources whose
+/// `(resourceType, id)` another text of the batch shares are parsed whole, so that the reader's
+/// exact-duplicate check compares whole resources as it would have; and a batch holding anything
+/// but plain resources (a Bundle, or no string `resourceType`) is parsed whole.
+pub fn parse_all_for_reading(texts: &[&[u8]]) -> Vec<Result<Value, serde_json::Error>> {
+    let mut out: Vec<Result<Value, serde_json::Error>> =
+        texts.iter().map(|t| parse_for_reading(t)).collect();
+    let mut keyed: Vec<((&str, &str), usize)> = Vec::new();
+    for (i, r) in out.iter().enumerate() {
+        let Ok(v) = r else { continue };
+        match v.get("resourceType").and_then(Value::as_str) {
+            // A Bundle or a CDS Hooks request holds resources of its own that could share a type
+            // and id with the others: the batch is parsed whole, as before.
+            Some("Bundle") | None => {
+                return texts.iter().map(|t| serde_json::from_slice(t)).collect();
+            }
+            Some(ty) => {
+                if let Some(id) = v.get("id").and_then(Value::as_str) {
+                    keyed.push(((ty, id), i));
+                }
+            }
+        }
+    }
+    keyed.sort_unstable();
+    let mut whole: Vec<usize> = Vec::new();
+    for pair in keyed.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            whole.extend([pair[0].1, pair[1].1]);
+        }
+    }
+    for i in whole {
+        out[i] = serde_json::from_slice(texts[i]);
+    }
+    out
+}
+
+/// A `Value` with the never-read members left out. Mirrors serde_json's own `Value` visitor
+/// (numbers, last duplicate key wins), so that what is kept is identical.
+struct Pruned;
+
+impl<'de> DeserializeSeed<'de> for Pruned {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(PrunedVisitor)
+    }
+}
+
+struct PrunedVisitor;
+
+impl<'de> Visitor<'de> for PrunedVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Pruned.deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Pruned)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match key {
+                Some(k) => {
+                    let v = map.next_value_seed(Pruned)?;
+                    obj.insert(k, v);
+                }
+                None => map.next_value_seed(Discard)?,
+            }
+        }
+        Ok(Value::Object(obj))
+    }
+}
+
+/// A never-read member's value: parsed exactly as for a `Value` (strings decoded and checked,
+/// numbers converted, same nesting limit), so that a text is rejected exactly when
+/// `serde_json::from_slice::<Value>` rejects it — serde's `IgnoredAny` skips more leniently
+/// (no UTF-8, surrogate or number-range checks) — but nothing is allocated or kept.
+struct Discard;
+
+impl<'de> DeserializeSeed<'de> for Discard {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(DiscardVisitor)
+    }
+}
+
+struct DiscardVisitor;
+
+impl<'de> Visitor<'de> for DiscardVisitor {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        Discard.deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Discard)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Discard)?.is_some() {
+            map.next_value_seed(Discard)?;
+        }
+        Ok(())
+    }
+}
+
+/// A member name: `None` for the never-read ones (not allocated).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Option<String>, E> {
+        Ok((!never_read(s)).then(|| s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Option<String>, E> {
+        Ok((!never_read(&s)).then_some(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn list_is_sorted_and_unique() {
+        assert!(NEVER_READ.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// The guard behind the list: a name the reader spells out anywhere is not prunable.
+    #[test]
+    fn no_never_read_name_is_named_by_the_reader() {
+        const SOURCES: &[(&str, &str)] = &[
+            ("cond.rs", include_str!("cond.rs")),
+            ("dates.rs", include_str!("dates.rs")),
+            ("input.rs", include_str!("input.rs")),
+            ("lib.rs", include_str!("lib.rs")),
+            ("med.rs", include_str!("med.rs")),
+            ("obs.rs", include_str!("obs.rs")),
+            ("shape.rs", include_str!("shape.rs")),
+            ("terminology.rs", include_str!("terminology.rs")),
+            ("units.rs", include_str!("units.rs")),
+            ("util.rs", include_str!("util.rs")),
+        ];
+        for (file, text) in SOURCES {
+            for name in NEVER_READ {
+                for quoted in [
+                    format!("\"{name}\""),
+                    format!("\"{name}."),
+                    format!(".{name}\""),
+                    format!(".{name}."),
+                ] {
+                    assert!(
+                        !text.contains(&quoted),
+                        "{file} names {quoted}: remove {name:?} from NEVER_READ"
+                    );
+                }
+            }
+        }
+    }
+
+    fn prune_reference(v: &Value) -> Value {
+        match v {
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .filter(|(k, _)| !never_read(k))
+                    .map(|(k, x)| (k.clone(), prune_reference(x)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(prune_reference).collect()),
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn keeps_everything_else_exactly() {
+        let text = br#"{"resourceType":"Observation","id":"o\u0031","meta":{"x":[1,{"y":2}]},
+            "category":[{"coding":[{"code":"imaging","display":"Imaging"}]}],
+            "code":{"coding":[{"system":"http://loinc.org","code":"38267-1","display":"DXA"}],
+                    "text":"T"},"valueQuantity":{"value":-2.7,"unit":"{T-score}"},
+            "component":[{"code":{"text":"a","name":"n"},"valueInteger":18446744073709551615}],
+            "n":-12,"b":true,"z":null,"dup":1,"dup":2,"esc\u0061ped":"\"q\""}"#;
+        let full: Value = serde_json::from_slice(text).expect("valid");
+        let pruned = parse_for_reading(text).expect("valid");
+        assert_eq!(pruned, prune_reference(&full));
+        assert!(pruned.get("meta").is_none() && pruned.get("category").is_none());
+        assert_eq!(pruned["component"][0]["code"], json!({"text": "a"}));
+        assert_eq!(pruned["dup"], json!(2));
+        assert_eq!(pruned["escaped"], json!("\"q\""));
+    }
+
+    #[test]
+    fn rejects_what_serde_json_rejects() {
+        for bad in [
+            &b"{\"meta\": [1,}"[..],
+            b"{\"a\":1} x",
+            b"",
+            b"{\"name\": \"\xff\"}",
+            b"{\"meta\":",
+            b"{\"meta\": \"\\ud800\"}",
+            b"{\"meta\": 1e999}",
+            b"{\"meta\": \"a\x01b\"}",
+        ] {
+            assert!(serde_json::from_slice::<Value>(bad).is_err());
+            assert!(parse_for_reading(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn same_type_and_id_and_bundles_are_parsed_whole() {
+        let a = br#"{"resourceType":"Observation","id":"1","meta":{"v":"1"}}"#;
+        let b = br#"{"resourceType":"Observation","id":"1","meta":{"v":"2"}}"#;
+        let c = br#"{"resourceType":"Condition","id":"1","meta":{"v":"3"}}"#;
+        let d = br#"{"resourceType":"Bundle","meta":{},"entry":[]}"#;
+        let e = br#"{"meta":{"v":"4"}}"#;
+        let whole = |t: &[u8]| serde_json::from_slice::<Value>(t).expect("valid");
+        let got = parse_all_for_reading(&[a, b, c, b"not json"]);
+        let ok: Vec<&Value> = got.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(ok.len(), 3);
+        assert_eq!(ok[0], &whole(a));
+        assert_eq!(ok[1], &whole(b));
+        assert!(ok[2].get("meta").is_none(), "no other Condition/1: pruned");
+        assert!(got[3].is_err());
+        for other in [&d[..], &e[..]] {
+            let got = parse_all_for_reading(&[c, other]);
+            assert_eq!(
+                got[0].as_ref().ok(),
+                Some(&whole(c)),
+                "a batch with a Bundle: whole"
+            );
+            assert_eq!(got[1].as_ref().ok(), Some(&whole(other)));
+        }
+    }
+}
