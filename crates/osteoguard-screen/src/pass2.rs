@@ -284,8 +284,8 @@ pub fn evaluate_shard(
         })
 }
 
-/// One line of a shard: byte ranges of the patient id and the text, and the text's hash.
-type Span = (std::ops::Range<usize>, u64, std::ops::Range<usize>);
+/// One line of a shard: the patient id's hash and byte range, the text's hash and byte range.
+type Span = (u64, std::ops::Range<usize>, u64, std::ops::Range<usize>);
 
 /// A pass-2 thread's buffers, reused from shard to shard. Why: freeing a shard-sized buffer
 /// (~15 MB) after every shard makes glibc raise its mmap threshold, after which such buffers come
@@ -315,38 +315,40 @@ fn evaluate_lines(
         .and_then(|mut f| std::io::Read::read_to_end(&mut f, bytes))
         .map_err(|e| ScreenError::io(shard, e))?;
     let bytes: &[u8] = bytes;
-    // Sorted by (patient id, hash of the text, text): a total order on the shard's content, so
-    // nothing depends on how pass-1 workers interleaved. Why the hash: one patient's lines
-    // share long prefixes (`{"category":[{"coding":…`), and comparing texts was most of the sort.
+    // Sorted by (hash of the patient id, patient id, hash of the text, text): a total order on
+    // the shard's content, so nothing depends on how pass-1 workers interleaved, and each
+    // patient's lines are together. Why the hashes: ids and one patient's lines share long
+    // prefixes (`syn000…`, `{"category":[{"coding":…`), and comparing bytes was most of the sort.
     // `split_lines` yields consecutive pieces separated by one `\n`: `at` is where each starts.
     let mut at = 0;
     lines.extend(crate::pass1::split_lines(bytes).filter_map(|l| {
         let start = at;
         at += l.len() + 1;
         let tab = memchr::memchr(b'\t', l)?;
-        let text = &l[tab + 1..];
+        let (id, text) = (&l[..tab], &l[tab + 1..]);
         Some((
+            rustc_hash::FxBuildHasher.hash_one(id),
             start..start + tab,
             rustc_hash::FxBuildHasher.hash_one(text),
             start + tab + 1..start + l.len(),
         ))
     }));
     lines.sort_unstable_by(|a, b| {
-        bytes[a.0.clone()]
-            .cmp(&bytes[b.0.clone()])
-            .then(a.1.cmp(&b.1))
-            .then_with(|| bytes[a.2.clone()].cmp(&bytes[b.2.clone()]))
+        a.0.cmp(&b.0)
+            .then_with(|| bytes[a.1.clone()].cmp(&bytes[b.1.clone()]))
+            .then(a.2.cmp(&b.2))
+            .then_with(|| bytes[a.3.clone()].cmp(&bytes[b.3.clone()]))
     });
     let mut stats = Pass2Stats::default();
     let mut rows: Vec<Row> = Vec::new();
     let mut i = 0;
     let mut texts: Vec<&[u8]> = Vec::new();
     while i < lines.len() {
-        let id = &bytes[lines[i].0.clone()];
+        let (id_hash, id) = (lines[i].0, &bytes[lines[i].1.clone()]);
         let mut j = i;
         texts.clear();
-        while j < lines.len() && &bytes[lines[j].0.clone()] == id {
-            texts.push(&bytes[lines[j].2.clone()]);
+        while j < lines.len() && lines[j].0 == id_hash && &bytes[lines[j].1.clone()] == id {
+            texts.push(&bytes[lines[j].3.clone()]);
             j += 1;
         }
         // Parsed without the members the reader never reads (osteoguard_fhir::NEVER_READ):
