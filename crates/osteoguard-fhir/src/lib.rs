@@ -200,14 +200,16 @@ pub fn read_resources(resources: Vec<serde_json::Value>) -> ReadOutput {
 // Building the output
 // ---------------------------------------------------------------------------------------------
 
+/// Lookups into the resources read, borrowing their `(type, id)` keys (no `Type/id` string is
+/// built per resource or per reference: that was a measurable part of reading a population).
 struct Index<'a> {
-    /// `Type/id` → raw index (first occurrence).
-    by_key: BTreeMap<String, usize>,
+    /// `(type, id)` → raw index (first occurrence).
+    by_key: BTreeMap<(&'a str, &'a str), usize>,
     /// `fullUrl` → raw index.
     by_full_url: BTreeMap<&'a str, usize>,
-    keys: Vec<(String, String)>,
+    keys: &'a [(String, String)],
     /// bare id → raw index (first occurrence), for `urn:uuid:<id>` without a matching fullUrl.
-    by_id: BTreeMap<String, usize>,
+    by_id: BTreeMap<&'a str, usize>,
 }
 
 enum PatientLink {
@@ -227,7 +229,7 @@ impl Index<'_> {
             return self.by_id.get(uuid).copied();
         }
         let (ty, id) = type_and_id(reference)?;
-        self.by_key.get(&format!("{ty}/{id}")).copied()
+        self.by_key.get(&(ty, id)).copied()
     }
 }
 
@@ -355,10 +357,9 @@ fn build(c: input::Collector) -> ReadOutput {
     let mut duplicate = vec![false; raws.len()];
     let mut dup_count = 0usize;
     for (i, (ty, id)) in keys.iter().enumerate() {
-        let k = format!("{ty}/{id}");
-        match by_key.get(&k) {
+        match by_key.get(&(ty.as_str(), id.as_str())) {
             None => {
-                by_key.insert(k, i);
+                by_key.insert((ty.as_str(), id.as_str()), i);
             }
             Some(&first) => {
                 if raws[first].value == raws[i].value {
@@ -366,7 +367,7 @@ fn build(c: input::Collector) -> ReadOutput {
                     dup_count += 1;
                 } else {
                     out.unattached.push(DataQualityIssue::new(
-                        k,
+                        format!("{ty}/{id}"),
                         "id",
                         format!(
                             "a different resource with the same id was read before (at {}); both are kept",
@@ -385,12 +386,12 @@ fn build(c: input::Collector) -> ReadOutput {
     }
     let mut by_id = BTreeMap::new();
     for (i, (_, id)) in keys.iter().enumerate() {
-        by_id.entry(id.clone()).or_insert(i);
+        by_id.entry(id.as_str()).or_insert(i);
     }
     let index = Index {
         by_key,
         by_full_url,
-        keys,
+        keys: &keys,
         by_id,
     };
 
