@@ -436,19 +436,17 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map(std::time::Duration::from_millis);
-    // A pipeline of three threads: this one merges the runs; the recorder inserts each row into
-    // the registry (which decides new / persisting); the writer formats the worklists. Why: the
-    // merge comes after pass 2, when every core is free, and one thread doing all three was a
-    // serial tail of ~15 % of the run. The channels are FIFO, so the files keep worklist order.
+    // A pipeline of threads: this one merges the runs; the recorder inserts each row into the
+    // registry (which decides new / persisting); one writer per worklist format formats it.
+    // Why: the merge comes after pass 2, when every core is free, and one thread doing it all
+    // was a serial tail of ~15 % of the run (one writer for all three formats was still the
+    // slowest stage). The channels are FIFO, so the files keep worklist order.
     let (merged_tx, merged_rx) = std::sync::mpsc::sync_channel::<pass2::Row>(4096);
-    let (listed_tx, listed_rx) = std::sync::mpsc::sync_channel::<pass2::Row>(4096);
+    let output::Writers { csv, json, html } = writers;
     let (merged, recorded, written) = std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> Result<output::Writers, ScreenError> {
-            for row in listed_rx {
-                writers.row(&row)?;
-            }
-            Ok(writers)
-        });
+        let (csv_tx, csv_done) = spawn_writer(scope, csv, output::CsvOut::row);
+        let (json_tx, json_done) = spawn_writer(scope, json, output::JsonOut::row);
+        let (html_tx, html_done) = spawn_writer(scope, html, output::HtmlOut::row);
         let recorder = scope.spawn(
             move || -> Result<(output::Registry, Recorded), ScreenError> {
                 let mut rec = Recorded {
@@ -469,10 +467,12 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
                     }
                     row.status = Some(st.to_string());
                     rec.worklist_rows += 1;
-                    // A closed channel means the writer stopped on an error: reported below.
-                    listed_tx
-                        .send(row)
-                        .map_err(|_| ScreenError::Internal("worklist writer stopped".into()))?;
+                    let row = std::sync::Arc::new(row);
+                    for tx in [&csv_tx, &json_tx, &html_tx].into_iter().flatten() {
+                        // A closed channel means a writer stopped on an error: reported below.
+                        tx.send(row.clone())
+                            .map_err(|_| ScreenError::Internal("worklist writer stopped".into()))?;
+                    }
                 }
                 Ok((registry, rec))
             },
@@ -486,13 +486,16 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
                 .map_err(|_| ScreenError::Internal("registry recorder stopped".into()))
         });
         drop(merged_tx);
-        let panicked = |what: &str| ScreenError::Internal(format!("{what} panicked"));
         let recorded = recorder
             .join()
             .unwrap_or_else(|_| Err(panicked("registry recorder")));
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(panicked("worklist writer")));
+        let written = (|| {
+            Ok(output::Writers {
+                csv: csv_done.map(join_writer).transpose()?,
+                json: json_done.map(join_writer).transpose()?,
+                html: html_done.map(join_writer).transpose()?,
+            })
+        })();
         (merged, recorded, written)
     });
     // The most downstream error explains the others ("stopped" is only their consequence).
@@ -584,6 +587,40 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
 }
 
 /// What the registry recorder counted while the runs were merged.
+type WriterThread<'s, W> = std::thread::ScopedJoinHandle<'s, Result<W, ScreenError>>;
+
+/// Starts the writer thread of one worklist format (when that format was asked for): it formats
+/// every row it receives, then hands the writer back for `finish`.
+fn spawn_writer<'s, W: Send + 's>(
+    scope: &'s std::thread::Scope<'s, '_>,
+    writer: Option<W>,
+    row: fn(&mut W, &pass2::Row) -> Result<(), ScreenError>,
+) -> (
+    Option<std::sync::mpsc::SyncSender<std::sync::Arc<pass2::Row>>>,
+    Option<WriterThread<'s, W>>,
+) {
+    let Some(mut w) = writer else {
+        return (None, None);
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<pass2::Row>>(4096);
+    let done = scope.spawn(move || -> Result<W, ScreenError> {
+        for r in rx {
+            row(&mut w, &r)?;
+        }
+        Ok(w)
+    });
+    (Some(tx), Some(done))
+}
+
+fn join_writer<W>(t: WriterThread<'_, W>) -> Result<W, ScreenError> {
+    t.join()
+        .unwrap_or_else(|_| Err(panicked("worklist writer")))
+}
+
+fn panicked(what: &str) -> ScreenError {
+    ScreenError::Internal(format!("{what} panicked"))
+}
+
 struct Recorded {
     status: StatusCounts,
     total_rows: u64,
