@@ -440,8 +440,9 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     // registry (which decides new / persisting); one writer per worklist format formats it.
     // Why: the merge comes after pass 2, when every core is free, and one thread doing it all
     // was a serial tail of ~15 % of the run (one writer for all three formats was still the
-    // slowest stage). The channels are FIFO, so the files keep worklist order.
-    let (merged_tx, merged_rx) = std::sync::mpsc::sync_channel::<pass2::Row>(4096);
+    // slowest stage). Rows travel in batches (a hand-over per row woke a thread per row and
+    // channel). The channels are FIFO, so the files keep worklist order.
+    let (merged_tx, merged_rx) = std::sync::mpsc::sync_channel::<Vec<pass2::Row>>(16);
     let output::Writers { csv, json, html } = writers;
     let (merged, recorded, written) = std::thread::scope(|scope| {
         let (csv_tx, csv_done) = spawn_writer(scope, csv, output::CsvOut::row);
@@ -454,37 +455,47 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
                     total_rows: 0,
                     worklist_rows: 0,
                 };
-                for mut row in merged_rx {
-                    let st = registry.record(&row)?;
-                    rec.total_rows += 1;
-                    if st == "new" {
-                        rec.status.new += 1;
-                    } else {
-                        rec.status.persisting += 1;
+                for batch in merged_rx {
+                    let mut listed = Vec::with_capacity(batch.len());
+                    for mut row in batch {
+                        let st = registry.record(&row)?;
+                        rec.total_rows += 1;
+                        if st == "new" {
+                            rec.status.new += 1;
+                        } else {
+                            rec.status.persisting += 1;
+                        }
+                        if row.severity < min {
+                            continue;
+                        }
+                        row.status = Some(st.to_string());
+                        rec.worklist_rows += 1;
+                        listed.push(row);
                     }
-                    if row.severity < min {
-                        continue;
-                    }
-                    row.status = Some(st.to_string());
-                    rec.worklist_rows += 1;
-                    let row = std::sync::Arc::new(row);
+                    let listed = std::sync::Arc::new(listed);
                     for tx in [&csv_tx, &json_tx, &html_tx].into_iter().flatten() {
                         // A closed channel means a writer stopped on an error: reported below.
-                        tx.send(row.clone())
+                        tx.send(listed.clone())
                             .map_err(|_| ScreenError::Internal("worklist writer stopped".into()))?;
                     }
                 }
                 Ok((registry, rec))
             },
         );
+        let stopped = |_| ScreenError::Internal("registry recorder stopped".into());
+        let mut batch = Vec::with_capacity(ROW_BATCH);
         let merged = output::merge_runs(&runs, |row| {
             if let Some(d) = merge_delay {
                 std::thread::sleep(d);
             }
-            merged_tx
-                .send(row)
-                .map_err(|_| ScreenError::Internal("registry recorder stopped".into()))
-        });
+            batch.push(row);
+            if batch.len() == ROW_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(ROW_BATCH));
+                merged_tx.send(full).map_err(stopped)?;
+            }
+            Ok(())
+        })
+        .and_then(|()| merged_tx.send(batch).map_err(stopped));
         drop(merged_tx);
         let recorded = recorder
             .join()
@@ -587,6 +598,12 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
 }
 
 /// What the registry recorder counted while the runs were merged.
+/// Rows per hand-over between the merge, the registry recorder and the writers.
+const ROW_BATCH: usize = 256;
+
+/// The sending end of a writer thread's channel of row batches (shared by all writers).
+type BatchSender = std::sync::mpsc::SyncSender<std::sync::Arc<Vec<pass2::Row>>>;
+
 type WriterThread<'s, W> = std::thread::ScopedJoinHandle<'s, Result<W, ScreenError>>;
 
 /// Starts the writer thread of one worklist format (when that format was asked for): it formats
@@ -595,17 +612,16 @@ fn spawn_writer<'s, W: Send + 's>(
     scope: &'s std::thread::Scope<'s, '_>,
     writer: Option<W>,
     row: fn(&mut W, &pass2::Row) -> Result<(), ScreenError>,
-) -> (
-    Option<std::sync::mpsc::SyncSender<std::sync::Arc<pass2::Row>>>,
-    Option<WriterThread<'s, W>>,
-) {
+) -> (Option<BatchSender>, Option<WriterThread<'s, W>>) {
     let Some(mut w) = writer else {
         return (None, None);
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<pass2::Row>>(4096);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<pass2::Row>>>(16);
     let done = scope.spawn(move || -> Result<W, ScreenError> {
-        for r in rx {
-            row(&mut w, &r)?;
+        for batch in rx {
+            for r in batch.iter() {
+                row(&mut w, r)?;
+            }
         }
         Ok(w)
     });
