@@ -4,6 +4,8 @@
 //! resources), every `.ndjson` / `.ndjson.gz` file decompressed and concatenated in memory.
 //! * `serde_json_value`: `serde_json::from_slice::<serde_json::Value>` on every line (the floor:
 //!   parse only);
+//! * `parse_for_reading`: `osteoguard_fhir::parse_for_reading` on every line (the same parse,
+//!   without the members the reader never reads: what `osteoguard screen` does in pass 2);
 //! * `osteoguard_fhir`: `read_ndjson_bytes` on the whole buffer (parse, group by patient, map
 //!   codes/units/dates, build the patient records).
 //!
@@ -56,6 +58,19 @@ fn parse_values(bytes: &[u8]) -> usize {
     n
 }
 
+fn parse_pruned(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let v = osteoguard_fhir::parse_for_reading(line).expect("valid JSON");
+        black_box(&v);
+        n += 1;
+    }
+    n
+}
+
 fn read_fhir(bytes: &[u8]) -> usize {
     let out = osteoguard_fhir::read_ndjson_bytes(bytes, "cohort.ndjson").expect("reads");
     black_box(&out);
@@ -66,6 +81,7 @@ fn bench(c: &mut Criterion) {
     let bytes = cohort_bytes();
     let resources = parse_values(&bytes);
     assert_eq!(read_fhir(&bytes), resources);
+    assert_eq!(parse_pruned(&bytes), resources);
     eprintln!(
         "input: {:.1} MB, {} resources",
         bytes.len() as f64 / 1e6,
@@ -79,6 +95,7 @@ fn bench(c: &mut Criterion) {
         g.sample_size(10);
         g.throughput(tp);
         g.bench_function("serde_json_value", |b| b.iter(|| parse_values(&bytes)));
+        g.bench_function("parse_for_reading", |b| b.iter(|| parse_pruned(&bytes)));
         g.bench_function("osteoguard_fhir", |b| b.iter(|| read_fhir(&bytes)));
         g.finish();
     }
