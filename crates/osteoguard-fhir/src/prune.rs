@@ -71,10 +71,23 @@ never_read!(
 /// [`NEVER_READ`] (at any depth). Same errors for the same texts: the skipped members are still
 /// parsed, only not kept.
 pub fn parse_for_reading(text: &[u8]) -> Result<Value, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let v = Pruned.deserialize(&mut de)?;
-    de.end()?;
-    Ok(v)
+    // Why validate the whole text first: parsing from a `&str` skips serde_json's UTF-8 check
+    // of every string, and one pass over the line is cheaper than one per string. A text that is
+    // not UTF-8 is parsed from bytes, so it fails exactly where and how it would have.
+    match std::str::from_utf8(text) {
+        Ok(t) => {
+            let mut de = serde_json::Deserializer::from_str(t);
+            let v = Pruned.deserialize(&mut de)?;
+            de.end()?;
+            Ok(v)
+        }
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_slice(text);
+            let v = Pruned.deserialize(&mut de)?;
+            de.end()?;
+            Ok(v)
+        }
+    }
 }
 
 /// Parses a batch of resource texts (e.g. one patient's NDJSON lines) for
@@ -342,6 +355,8 @@ mod tests {
             b"{\"a\":1} x",
             b"",
             b"{\"name\": \"\xff\"}",
+            b"{\"gender\": \"\xff\"}",
+            b"{\"gender\": \"a\"}\xff",
             b"{\"meta\":",
             b"{\"meta\": \"\\ud800\"}",
             b"{\"meta\": 1e999}",
