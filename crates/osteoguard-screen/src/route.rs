@@ -253,7 +253,12 @@ pub fn decide(p: &Peek<'_>) -> Decision {
 /// Peeks a line; `None` when it is not a JSON object of the expected shape (the caller falls
 /// back to a full parse so that nothing is lost).
 pub fn peek(line: &[u8]) -> Option<Peek<'_>> {
-    serde_json::from_slice::<Peek<'_>>(line).ok()
+    // From `&str` when the line is UTF-8 (one check of the line instead of one per string, as
+    // in `osteoguard_fhir::parse_for_reading`); from bytes otherwise, failing as before.
+    match std::str::from_utf8(line) {
+        Ok(text) => serde_json::from_str::<Peek<'_>>(text).ok(),
+        Err(_) => serde_json::from_slice::<Peek<'_>>(line).ok(),
+    }
 }
 
 /// Fallback for lines the narrow peek could not read (odd shapes, duplicate keys): a full
