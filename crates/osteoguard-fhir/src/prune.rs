@@ -75,19 +75,18 @@ pub fn parse_for_reading(text: &[u8]) -> Result<Value, serde_json::Error> {
     // of every string, and one pass over the line is cheaper than one per string. A text that is
     // not UTF-8 is parsed from bytes, so it fails exactly where and how it would have.
     match std::str::from_utf8(text) {
-        Ok(t) => {
-            let mut de = serde_json::Deserializer::from_str(t);
-            let v = Pruned.deserialize(&mut de)?;
-            de.end()?;
-            Ok(v)
-        }
-        Err(_) => {
-            let mut de = serde_json::Deserializer::from_slice(text);
-            let v = Pruned.deserialize(&mut de)?;
-            de.end()?;
-            Ok(v)
-        }
+        Ok(t) => parse_whole(serde_json::Deserializer::from_str(t)),
+        Err(_) => parse_whole(serde_json::Deserializer::from_slice(text)),
     }
+}
+
+/// One pruned value that must be the whole input (trailing whitespace only).
+fn parse_whole<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+) -> Result<Value, serde_json::Error> {
+    let v = Pruned.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
 }
 
 /// Parses a batch of resource texts (e.g. one patient's NDJSON lines) for

@@ -597,7 +597,6 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     Ok(summary)
 }
 
-/// What the registry recorder counted while the runs were merged.
 /// Rows per hand-over between the merge, the registry recorder and the writers.
 const ROW_BATCH: usize = 256;
 
@@ -637,6 +636,7 @@ fn panicked(what: &str) -> ScreenError {
     ScreenError::Internal(format!("{what} panicked"))
 }
 
+/// What the registry recorder counted while the runs were merged.
 struct Recorded {
     status: StatusCounts,
     total_rows: u64,

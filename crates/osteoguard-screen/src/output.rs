@@ -424,7 +424,8 @@ pub fn severity_rank(s: Severity) -> u8 {
     }
 }
 
-/// The worklist writers of one run (each present when its format was asked for).
+/// The worklist writers of one run (each present when its format was asked for; during the merge
+/// each runs on its own thread, `spawn_writer` in lib.rs).
 pub struct Writers {
     pub csv: Option<CsvOut>,
     pub json: Option<JsonOut>,
@@ -432,19 +433,6 @@ pub struct Writers {
 }
 
 impl Writers {
-    pub fn row(&mut self, r: &Row) -> Result<(), ScreenError> {
-        if let Some(c) = self.csv.as_mut() {
-            c.row(r)?;
-        }
-        if let Some(j) = self.json.as_mut() {
-            j.row(r)?;
-        }
-        if let Some(h) = self.html.as_mut() {
-            h.row(r)?;
-        }
-        Ok(())
-    }
-
     /// Completes every file (not yet renamed into place: see [`Pending::publish`]).
     pub fn finish(self, resolved: &[Resolved]) -> Result<Vec<Pending>, ScreenError> {
         let mut pending = Vec::new();
