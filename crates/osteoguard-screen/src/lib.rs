@@ -442,7 +442,8 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     // was a serial tail of ~15 % of the run (one writer for all three formats was still the
     // slowest stage). Rows travel in batches (a hand-over per row woke a thread per row and
     // channel). The channels are FIFO, so the files keep worklist order.
-    let (merged_tx, merged_rx) = std::sync::mpsc::sync_channel::<Vec<pass2::Row>>(16);
+    let (merged_tx, merged_rx) =
+        std::sync::mpsc::sync_channel::<Vec<pass2::Row>>(BATCHES_IN_FLIGHT);
     let output::Writers { csv, json, html } = writers;
     let (merged, recorded, written) = std::thread::scope(|scope| {
         let (csv_tx, csv_done) = spawn_writer(scope, csv, output::CsvOut::row);
@@ -600,6 +601,10 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
 /// Rows per hand-over between the merge, the registry recorder and the writers.
 const ROW_BATCH: usize = 256;
 
+/// Batches a channel holds: with the one being worked on, at most `(1 + 3) × 5 × 256` rows are
+/// in flight across the merge (a few MB), whatever the population.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// The sending end of a writer thread's channel of row batches (shared by all writers).
 type BatchSender = std::sync::mpsc::SyncSender<std::sync::Arc<Vec<pass2::Row>>>;
 
@@ -615,7 +620,8 @@ fn spawn_writer<'s, W: Send + 's>(
     let Some(mut w) = writer else {
         return (None, None);
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<pass2::Row>>>(16);
+    let (tx, rx) =
+        std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<pass2::Row>>>(BATCHES_IN_FLIGHT);
     let done = scope.spawn(move || -> Result<W, ScreenError> {
         for batch in rx {
             for r in batch.iter() {
