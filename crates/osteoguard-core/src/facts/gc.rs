@@ -1002,6 +1002,40 @@ mod tests {
         );
     }
 
+    /// The per-day series buffer is reused by the thread: a patient computed after a longer,
+    /// heavier history must not inherit any of its days.
+    #[test]
+    fn reused_series_buffer_carries_nothing_over() {
+        let short = RecordBuilder::new("1960-01-01", Sex::Male)
+            .daily_order(
+                Ingredient::Dexamethasone,
+                Completed,
+                "2024-01-01",
+                Some("2024-01-05"),
+                Some(4.0),
+                Some(2.0),
+                Route::Oral,
+            )
+            .build();
+        let alone = std::thread::spawn({
+            let short = short.clone();
+            move || gc_at(&short, "2024-03-01")
+        })
+        .join()
+        .expect("fresh thread");
+        // A long hydrocortisone history first, on this thread, then the short one.
+        let long = hydrocortisone_three_lines("1990-01-01");
+        let _ = gc_at(&long, "2024-03-01");
+        let after = gc_at(&short, "2024-03-01");
+        assert_eq!(after.series, alone.series);
+        assert!(close(
+            after.cumulative_g_last365,
+            alone.cumulative_g_last365
+        ));
+        assert_eq!(after.days_ge_30_last365, alone.days_ge_30_last365);
+        assert_eq!(after.continuous_days_ge_2_5, alone.continuous_days_ge_2_5);
+    }
+
     /// Example 6: pulses + taper; 9.67 g, 122 days ≥ 30 mg.
     fn example6() -> PatientRecord {
         crate::testkit::example_6_record()
