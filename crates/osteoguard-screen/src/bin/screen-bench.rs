@@ -106,14 +106,13 @@ fn floor(files: &[PathBuf], jobs: usize, parse: Parse) -> Result<(u64, u64), Scr
                 // (b) uses serde_json's faster entry point: the line's UTF-8 checked once, then
                 // parsed from `&str` (from bytes, every string is checked on its own) — the same
                 // one `screen` uses, so the floor is not handicapped.
-                let v = match (parse, std::str::from_utf8(l)) {
-                    (Parse::No, _) => None,
-                    (Parse::FromText, Ok(text)) => {
-                        serde_json::from_str::<serde_json::Value>(text).ok()
-                    }
-                    (Parse::FromText | Parse::FromBytes, _) => {
-                        serde_json::from_slice::<serde_json::Value>(l).ok()
-                    }
+                let v = match parse {
+                    Parse::No => None,
+                    Parse::FromText => match std::str::from_utf8(l) {
+                        Ok(text) => serde_json::from_str::<serde_json::Value>(text).ok(),
+                        Err(_) => serde_json::from_slice::<serde_json::Value>(l).ok(),
+                    },
+                    Parse::FromBytes => serde_json::from_slice::<serde_json::Value>(l).ok(),
                 };
                 std::hint::black_box(&v);
                 w.1 += 1;
