@@ -1,10 +1,10 @@
 //! Condition and Procedure mapping (knowledge.md §1.2, §1.6, §7.2, §10.3, §10.3a, §10.4).
 
+use crate::json::Value;
 use osteoguard_core::model::{
     Condition, ConditionKind, FractureMechanism, FractureSite, Period, Procedure, ProcedureStatus,
     SourceRef, Verification, VertebralLevel, VertebralLocation,
 };
-use serde_json::Value;
 
 use crate::dates::{self, Pick};
 use crate::terminology::{

@@ -1,7 +1,7 @@
 //! FHIR `date` / `dateTime` / `instant` parsing (see the crate docs for the rules).
 
+use crate::json::Value;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use serde_json::Value;
 
 use crate::util::Issues;
 

@@ -4,8 +4,8 @@
 use std::io::Read;
 use std::path::Path;
 
+use crate::json::Value;
 use osteoguard_core::DataQualityIssue;
-use serde_json::Value;
 
 use crate::util::s;
 use crate::ReadError;
@@ -16,20 +16,20 @@ const MAX_GZ_BYTES: u64 = 1 << 30;
 const MAX_DEPTH: usize = 32;
 
 /// One resource as read, with where it came from.
-pub(crate) struct Raw {
-    pub value: Value,
+pub(crate) struct Raw<'a> {
+    pub value: Value<'a>,
     pub full_url: Option<String>,
     pub origin: String,
 }
 
 #[derive(Default)]
-pub(crate) struct Collector {
-    pub raws: Vec<Raw>,
+pub(crate) struct Collector<'a> {
+    pub raws: Vec<Raw<'a>>,
     /// File-level problems (they end in `ReadOutput::unattached`).
     pub notes: Vec<DataQualityIssue>,
 }
 
-impl Collector {
+impl<'a> Collector<'a> {
     fn note(&mut self, location: &str, field: &str, problem: impl Into<String>) {
         self.notes
             .push(DataQualityIssue::new(location, field, problem));
@@ -39,7 +39,7 @@ impl Collector {
     /// request/prefetch object, or a Bulk Data manifest (skipped). `Err` = not FHIR.
     pub fn add_value(
         &mut self,
-        v: Value,
+        v: Value<'a>,
         full_url: Option<String>,
         origin: &str,
         depth: usize,
@@ -141,7 +141,7 @@ impl Collector {
                 message: "empty file (no JSON document)".into(),
             });
         }
-        match serde_json::from_str::<Value>(text) {
+        match crate::json::parse_owned(text) {
             Ok(v) => self.add_top(v, location, lenient),
             Err(e) => {
                 if e.is_syntax() && e.to_string().starts_with("trailing characters") {
@@ -155,7 +155,7 @@ impl Collector {
         }
     }
 
-    fn add_top(&mut self, v: Value, location: &str, lenient: bool) -> Result<(), ReadError> {
+    fn add_top(&mut self, v: Value<'a>, location: &str, lenient: bool) -> Result<(), ReadError> {
         match self.add_value(v, None, location, 0) {
             Ok(()) => Ok(()),
             Err(message) if lenient => {
@@ -187,8 +187,8 @@ impl Collector {
                 continue;
             }
             any = true;
-            let v: Value =
-                serde_json::from_str(text).map_err(|e| json_error(location, Some(n), &e))?;
+            let v =
+                crate::json::parse_owned(text).map_err(|e| json_error(location, Some(n), &e))?;
             let o = format!("{location}:{n}");
             if let Err(e) = self.add_value(v, None, &o, 0) {
                 not_fhir.push(n);

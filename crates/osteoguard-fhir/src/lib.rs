@@ -45,14 +45,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::json::Value;
 use osteoguard_core::model::{Patient, PatientRecord, Sex, SourceRef};
 use osteoguard_core::DataQualityIssue;
 use serde::Serialize;
-use serde_json::Value;
 
 mod cond;
 mod dates;
 mod input;
+pub mod json;
 mod med;
 mod obs;
 mod prune;
@@ -186,6 +187,12 @@ pub fn read_ndjson_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, Rea
 /// Reads already-parsed resources (e.g. CDS Hooks prefetch entries; Bundles are expanded).
 /// `null` values are absent; values that are not FHIR are noted in `unattached`.
 pub fn read_resources(resources: Vec<serde_json::Value>) -> ReadOutput {
+    read_parsed(resources.iter().map(Value::from_serde).collect())
+}
+
+/// Reads resources already parsed into the reader's tree (e.g. by [`parse_all_for_reading`],
+/// borrowing from the caller's text), exactly as [`read_resources`] reads the same resources.
+pub fn read_parsed(resources: Vec<Value<'_>>) -> ReadOutput {
     let mut c = input::Collector::default();
     for (i, v) in resources.into_iter().enumerate() {
         let o = format!("resources[{i}]");

@@ -1,12 +1,12 @@
 //! MedicationRequest / MedicationStatement / MedicationAdministration → `MedicationRecord`
 //! (knowledge.md §1.2, §1.6, §2.1–2.3, §10.1).
 
+use crate::json::Value;
 use chrono::NaiveDate;
 use osteoguard_core::model::{
     Dosage, Ingredient, MedicationRecord, MedicationSource, MedicationStatus, Period, Route,
     SourceRef,
 };
-use serde_json::Value;
 
 use crate::dates::{self, Pick};
 use crate::terminology::{self, MedCode, ProductRoute, SNOMED};
@@ -17,9 +17,9 @@ use crate::Disposition;
 /// How `medication[x]` was resolved by the reader.
 pub(crate) enum MedSource<'a> {
     /// `medicationCodeableConcept`.
-    Concept(&'a Value),
+    Concept(&'a Value<'a>),
     /// A resolved `Medication` resource (contained or in the input).
-    Resource(&'a Value),
+    Resource(&'a Value<'a>),
     /// A reference that could not be resolved.
     Unresolved(String),
     Missing,

@@ -1,10 +1,10 @@
 //! Observation → `Observation` items (knowledge.md §1.3, §3.4, §6, §7.2, §10.2, §10.4).
 
+use crate::json::Value;
 use chrono::NaiveDateTime;
 use osteoguard_core::model::{
     Observation, ObservationKind, ObservationStatus, Side, SourceRef, VertebralLevel,
 };
-use serde_json::Value;
 
 use crate::dates::{self, Pick};
 use crate::terminology::{self, EXT_FRAX_GC_ADJUSTED, SNOMED};

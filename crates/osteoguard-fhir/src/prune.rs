@@ -16,7 +16,8 @@
 //!   is not a plain resource (a Bundle, or no string `resourceType`).
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+
+use crate::json::{self, Value};
 
 /// Member names the reader never reads, at any depth ([`NEVER_READ`], sorted), and the test
 /// for one of them. Why a `match` rather than a search of the list: the test runs for every
@@ -29,7 +30,7 @@ macro_rules! never_read {
         /// it); removing one is always safe.
         pub const NEVER_READ: &[&str] = &[$($name),*];
 
-        fn never_read(key: &str) -> bool {
+        pub(crate) fn never_read(key: &str) -> bool {
             matches!(key, $($name)|*)
         }
     };
@@ -67,36 +68,21 @@ never_read!(
     "telecom",
 );
 
-/// Parses one JSON text as `serde_json::from_slice::<Value>` would, minus the members named in
-/// [`NEVER_READ`] (at any depth). Same errors for the same texts: the skipped members are still
-/// parsed, only not kept.
-pub fn parse_for_reading(text: &[u8]) -> Result<Value, serde_json::Error> {
-    // Why validate the whole text first: parsing from a `&str` skips serde_json's UTF-8 check
-    // of every string, and one pass over the line is cheaper than one per string. A text that is
-    // not UTF-8 is parsed from bytes, so it fails exactly where and how it would have.
-    match std::str::from_utf8(text) {
-        Ok(t) => parse_whole(serde_json::Deserializer::from_str(t)),
-        Err(_) => parse_whole(serde_json::Deserializer::from_slice(text)),
-    }
-}
-
-/// One pruned value that must be the whole input (trailing whitespace only).
-fn parse_whole<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-) -> Result<Value, serde_json::Error> {
-    let v = Pruned.deserialize(&mut de)?;
-    de.end()?;
-    Ok(v)
+/// Parses one JSON text as `serde_json::from_slice::<Value>` would — same errors for the same
+/// texts: the skipped members are still parsed, only not kept — into the reader's borrowed tree,
+/// minus the members named in [`NEVER_READ`] (at any depth).
+pub fn parse_for_reading(text: &[u8]) -> Result<Value<'_>, serde_json::Error> {
+    json::parse_bytes(text, true)
 }
 
 /// Parses a batch of resource texts (e.g. one patient's NDJSON lines) for
-/// [`crate::read_resources`]: pruned as [`parse_for_reading`], except that resources whose
+/// [`crate::read_parsed`]: pruned as [`parse_for_reading`], except that resources whose
 /// `(resourceType, id)` another text of the batch shares are parsed whole, so that the reader's
 /// exact-duplicate check compares whole resources as it would have; and a batch holding anything
 /// but plain resources (a Bundle, or no string `resourceType`) is parsed whole.
-pub fn parse_all_for_reading(texts: &[&[u8]]) -> Vec<Result<Value, serde_json::Error>> {
-    let mut out: Vec<Result<Value, serde_json::Error>> =
-        texts.iter().map(|t| parse_for_reading(t)).collect();
+pub fn parse_all_for_reading<'t>(texts: &[&'t [u8]]) -> Vec<Result<Value<'t>, serde_json::Error>> {
+    let mut out: Vec<Result<Value<'t>, serde_json::Error>> =
+        texts.iter().map(|t| json::parse_bytes(t, true)).collect();
     let mut keyed: Vec<((&str, &str), usize)> = Vec::new();
     for (i, r) in out.iter().enumerate() {
         let Ok(v) = r else { continue };
@@ -104,7 +90,7 @@ pub fn parse_all_for_reading(texts: &[&[u8]]) -> Vec<Result<Value, serde_json::E
             // A Bundle or a CDS Hooks request holds resources of its own that could share a type
             // and id with the others: the batch is parsed whole, as before.
             Some("Bundle") | None => {
-                return texts.iter().map(|t| serde_json::from_slice(t)).collect();
+                return texts.iter().map(|t| json::parse(t)).collect();
             }
             Some(ty) => {
                 if let Some(id) = v.get("id").and_then(Value::as_str) {
@@ -121,84 +107,16 @@ pub fn parse_all_for_reading(texts: &[&[u8]]) -> Vec<Result<Value, serde_json::E
         }
     }
     for i in whole {
-        out[i] = serde_json::from_slice(texts[i]);
+        out[i] = json::parse(texts[i]);
     }
     out
-}
-
-/// A `Value` with the never-read members left out. Mirrors serde_json's own `Value` visitor
-/// (numbers, last duplicate key wins), so that what is kept is identical.
-struct Pruned;
-
-impl<'de> DeserializeSeed<'de> for Pruned {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(PrunedVisitor)
-    }
-}
-
-struct PrunedVisitor;
-
-impl<'de> Visitor<'de> for PrunedVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any valid JSON value")
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(s.to_owned()))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(s))
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Pruned.deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element_seed(Pruned)? {
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut obj = Map::new();
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            match key {
-                Some(k) => {
-                    let v = map.next_value_seed(Pruned)?;
-                    obj.insert(k, v);
-                }
-                None => map.next_value_seed(Discard)?,
-            }
-        }
-        Ok(Value::Object(obj))
-    }
 }
 
 /// A never-read member's value: parsed exactly as for a `Value` (strings decoded and checked,
 /// numbers converted, same nesting limit), so that a text is rejected exactly when
 /// `serde_json::from_slice::<Value>` rejects it — serde's `IgnoredAny` skips more leniently
 /// (no UTF-8, surrogate or number-range checks) — but nothing is allocated or kept.
-struct Discard;
+pub(crate) struct Discard;
 
 impl<'de> DeserializeSeed<'de> for Discard {
     type Value = ();
@@ -250,35 +168,10 @@ impl<'de> Visitor<'de> for DiscardVisitor {
     }
 }
 
-/// A member name: `None` for the never-read ones (not allocated).
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Option<String>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a member name")
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Option<String>, E> {
-        Ok((!never_read(s)).then(|| s.to_owned()))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Option<String>, E> {
-        Ok((!never_read(&s)).then_some(s))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn list_is_sorted_and_unique() {
@@ -339,7 +232,7 @@ mod tests {
             "component":[{"code":{"text":"a","name":"n"},"valueInteger":18446744073709551615}],
             "n":-12,"b":true,"z":null,"dup":1,"dup":2,"esc\u0061ped":"\"q\""}"#;
         let full: Value = serde_json::from_slice(text).expect("valid");
-        let pruned = parse_for_reading(text).expect("valid");
+        let pruned = parse_for_reading(text).expect("valid").to_serde();
         assert_eq!(pruned, prune_reference(&full));
         assert!(pruned.get("meta").is_none() && pruned.get("category").is_none());
         assert_eq!(pruned["component"][0]["code"], json!({"text": "a"}));
@@ -375,20 +268,23 @@ mod tests {
         let e = br#"{"meta":{"v":"4"}}"#;
         let whole = |t: &[u8]| serde_json::from_slice::<Value>(t).expect("valid");
         let got = parse_all_for_reading(&[a, b, c, b"not json"]);
-        let ok: Vec<&Value> = got.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let ok: Vec<Value> = got
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(json::Value::to_serde))
+            .collect();
         assert_eq!(ok.len(), 3);
-        assert_eq!(ok[0], &whole(a));
-        assert_eq!(ok[1], &whole(b));
+        assert_eq!(ok[0], whole(a));
+        assert_eq!(ok[1], whole(b));
         assert!(ok[2].get("meta").is_none(), "no other Condition/1: pruned");
         assert!(got[3].is_err());
         for other in [&d[..], &e[..]] {
             let got = parse_all_for_reading(&[c, other]);
-            assert_eq!(
-                got[0].as_ref().ok(),
-                Some(&whole(c)),
-                "a batch with a Bundle: whole"
-            );
-            assert_eq!(got[1].as_ref().ok(), Some(&whole(other)));
+            let got: Vec<Option<Value>> = got
+                .iter()
+                .map(|r| r.as_ref().ok().map(json::Value::to_serde))
+                .collect();
+            assert_eq!(got[0], Some(whole(c)), "a batch with a Bundle: whole");
+            assert_eq!(got[1], Some(whole(other)));
         }
     }
 }

@@ -5,7 +5,7 @@
 //! One table, per resource type: `path` uses `[]` for "every element of this array". Only the
 //! elements some mapping reads are listed; others are not the reader's business.
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::util::Issues;
 
@@ -336,33 +336,21 @@ fn walk(v: &Value, node: &'static Node, trail: &mut Vec<Seg<'static>>, out: &mut
     }
 }
 
-/// Calls `f` for every member of `obj` that `keys` lists, in the object's order. Both maps
-/// iterate in sorted key order (serde_json's default `Map` is a `BTreeMap`), so one merge pass
-/// finds them without a lookup per member; should the object's keys ever come unsorted
-/// (serde_json built with `preserve_order`), the rest are looked up, so no member is missed.
-fn for_each_member<'v>(
-    obj: &'v serde_json::Map<String, Value>,
+/// Calls `f` for every member of `obj` that `keys` lists, in the object's order. Both iterate in
+/// sorted key order (a `json::Map` keeps its members sorted), so one merge pass finds them
+/// without a lookup per member.
+fn for_each_member<'v, 'j>(
+    obj: &'v crate::json::Map<'j>,
     keys: &'static std::collections::BTreeMap<&'static str, Node>,
-    mut f: impl FnMut(&'static str, &'v Value, &'static Node),
+    mut f: impl FnMut(&'static str, &'v Value<'j>, &'static Node),
 ) {
     let mut want = keys.iter().peekable();
-    let mut prev: Option<&str> = None;
-    let mut sorted = true;
-    for (k, x) in obj {
-        let k = k.as_str();
-        if prev.is_some_and(|p| p >= k) {
-            sorted = false;
-        }
-        prev = Some(k);
-        if sorted {
-            while want.next_if(|(w, _)| **w < k).is_some() {}
-            if let Some((w, child)) = want.peek() {
-                if **w == k {
-                    f(w, x, child);
-                }
+    for (k, x) in obj.iter() {
+        while want.next_if(|(w, _)| **w < k).is_some() {}
+        if let Some((w, child)) = want.peek() {
+            if **w == k {
+                f(w, x, child);
             }
-        } else if let Some((w, child)) = keys.get_key_value(k) {
-            f(w, x, child);
         }
     }
 }
@@ -456,15 +444,16 @@ mod tests {
         };
         let v = json!({"authoredOn": "2020", "aaa": 1, "intent": "order", "zzz": 2,
             "dosageInstruction": [], "id": "x", "status": "active", "subject": {}});
+        let v = Value::from_serde(&v);
         let Some(obj) = v.as_object() else {
             panic!("object");
         };
         let mut got = Vec::new();
         for_each_member(obj, &root.keys, |k, _, _| got.push(k));
         let want: Vec<&str> = obj
-            .keys()
-            .filter(|k| root.keys.contains_key(k.as_str()))
-            .map(String::as_str)
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| root.keys.contains_key(k))
             .collect();
         assert_eq!(got, want);
         assert_eq!(
@@ -485,6 +474,7 @@ mod tests {
         let v = json!({"resourceType": "MedicationRequest", "status": 5,
             "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": "5"}}]}],
             "code": {"coding": {"code": "x"}}});
+        let v = Value::from_serde(&v);
         let mut is = Issues::new("MedicationRequest/x");
         let bad = check(&v, "MedicationRequest", &mut is);
         assert_eq!(

@@ -1,7 +1,7 @@
 //! UCUM (and common non-UCUM spellings) to the canonical units of knowledge.md §1.3.
 
+use crate::json::Value;
 use osteoguard_core::model::ObservationKind;
-use serde_json::Value;
 
 use crate::util::s;
 
@@ -20,7 +20,7 @@ pub fn norm(unit: &str) -> String {
 }
 
 /// The unit of a Quantity: UCUM `code` when present, else the human `unit`.
-pub fn quantity_unit(q: &Value) -> Option<&str> {
+pub fn quantity_unit<'v>(q: &'v Value<'_>) -> Option<&'v str> {
     s(q, "code")
         .filter(|c| !c.trim().is_empty())
         .or_else(|| s(q, "unit").filter(|u| !u.trim().is_empty()))

@@ -1,7 +1,7 @@
 //! Small helpers for walking `serde_json::Value` FHIR resources and collecting data-quality issues.
 
+use crate::json::Value;
 use osteoguard_core::DataQualityIssue;
-use serde_json::Value;
 
 /// Largest magnitude accepted for any numeric input (doses, values, frequencies). Anything larger
 /// is treated as garbage (guards overflow in conversions).
@@ -13,7 +13,7 @@ pub(crate) fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// The array at `key` (empty when missing or not an array).
-pub(crate) fn arr<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+pub(crate) fn arr<'a, 'j>(v: &'a Value<'j>, key: &str) -> &'a [Value<'j>] {
     match v.get(key) {
         Some(Value::Array(a)) => a.as_slice(),
         _ => &[],
@@ -55,7 +55,7 @@ pub(crate) struct Coding<'a> {
 
 /// The codings of a CodeableConcept (entries without a code are skipped; a missing system is
 /// `""`, which matches no terminology table).
-pub(crate) fn codings(cc: &Value) -> Vec<Coding<'_>> {
+pub(crate) fn codings<'a>(cc: &'a Value<'_>) -> Vec<Coding<'a>> {
     arr(cc, "coding")
         .iter()
         .filter_map(|c| {
@@ -124,12 +124,12 @@ pub(crate) fn join(prefix: &str, field: &str) -> String {
 }
 
 /// The first key of the form `<prefix><Suffix>` present in `v` (FHIR choice types `value[x]`).
-pub(crate) fn choice<'a>(v: &'a Value, prefix: &str) -> Option<(&'a str, &'a Value)> {
+pub(crate) fn choice<'a, 'j>(v: &'a Value<'j>, prefix: &str) -> Option<(&'a str, &'a Value<'j>)> {
     let obj = v.as_object()?;
     obj.iter().find_map(|(k, val)| {
         let rest = k.strip_prefix(prefix)?;
         if rest.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
-            Some((k.as_str(), val))
+            Some((k, val))
         } else {
             None
         }

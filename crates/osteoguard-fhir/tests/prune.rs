@@ -1,12 +1,15 @@
 //! Reading resources parsed by `parse_all_for_reading` (never-read members left out) gives
-//! exactly what reading the whole resources gives, over every file of the shared data.
+//! exactly what reading the whole resources gives, over every file of the shared data; and the
+//! reader's borrowed JSON tree (`osteoguard_fhir::json`) is serde_json's `Value` of the same text.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use common::{files, read_bytes, shared};
-use osteoguard_fhir::{parse_all_for_reading, parse_for_reading, read_resources, NEVER_READ};
+use osteoguard_fhir::{
+    json, parse_all_for_reading, parse_for_reading, read_parsed, read_resources, NEVER_READ,
+};
 use serde_json::Value;
 
 /// The texts of one file: its lines for NDJSON, the whole document otherwise, plus each Bundle
@@ -50,13 +53,13 @@ fn prune_reference(v: &Value) -> Value {
 }
 
 fn compare_reading(dir: &Path, texts: &[&[u8]], whole: &[Value]) {
-    let batch: Vec<Value> = parse_all_for_reading(texts)
+    let batch: Vec<json::Value> = parse_all_for_reading(texts)
         .into_iter()
         .filter_map(Result::ok)
         .collect();
     assert_eq!(batch.len(), whole.len());
     let a = read_resources(whole.to_vec());
-    let b = read_resources(batch);
+    let b = read_parsed(batch);
     for (pa, pb) in a.patients.iter().zip(&b.patients) {
         assert_eq!(
             pa,
@@ -96,8 +99,16 @@ fn pruned_reading_equals_whole_reading_over_shared_data() {
                 "{}",
                 String::from_utf8_lossy(t)
             );
+            let tree = json::parse(t);
+            assert_eq!(full.is_ok(), tree.is_ok(), "{}", String::from_utf8_lossy(t));
+            if let (Ok(f), Ok(tree)) = (&full, &tree) {
+                // The reader's tree is serde_json's Value, borrowed: same content, same text.
+                assert_eq!(&tree.to_serde(), f);
+                assert_eq!(tree.to_string(), f.to_string());
+                assert_eq!(tree, &json::Value::from_serde(f));
+            }
             if let (Ok(f), Ok(p)) = (&full, &pruned) {
-                assert_eq!(p, &prune_reference(f));
+                assert_eq!(p.to_serde(), prune_reference(f));
                 pruned_members += (f.to_string().len() > p.to_string().len()) as usize;
             }
             if let Ok(f) = full {
@@ -135,11 +146,11 @@ fn duplicates_are_judged_on_whole_resources() {
         .iter()
         .map(|t| serde_json::from_slice(t).expect("valid"))
         .collect();
-    let batch: Vec<Value> = parse_all_for_reading(&[a, b])
+    let batch: Vec<json::Value> = parse_all_for_reading(&[a, b])
         .into_iter()
         .map(|r| r.expect("valid"))
         .collect();
-    let (x, y) = (read_resources(whole), read_resources(batch));
+    let (x, y) = (read_resources(whole), read_parsed(batch));
     assert_eq!(x, y);
     let issues: Vec<&str> = x.patients[0]
         .issues

@@ -300,6 +300,10 @@ pub fn worklist_for_groups(
                 "subject": {"reference": format!("Patient/{key}")},
             }));
         }
+        let values = values
+            .iter()
+            .map(osteoguard_fhir::json::Value::from_serde)
+            .collect();
         rows.extend(assess_patient(values, &meds, as_of, &config, &mut stats));
     }
     Ok(rows)

@@ -273,7 +273,7 @@ fn placeholder_patients_survive_the_filter() {
             "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}]}})
     .to_string();
     let whole = assess_patient(
-        vec![serde_json::from_str(&line).unwrap()],
+        vec![osteoguard_fhir::json::parse(line.as_bytes()).unwrap()],
         &MedicationStore::default(),
         "2024-01-01".parse().unwrap(),
         &Config::default(),

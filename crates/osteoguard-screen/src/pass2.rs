@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use osteoguard_core::{Config, Severity};
+use osteoguard_fhir::json::Value;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::ScreenError;
 
@@ -142,10 +142,11 @@ impl MedicationStore {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
-    fn get(&self, id: &str) -> Option<Value> {
+    /// The Medication with this id, parsed whole, borrowing from the store.
+    fn get(&self, id: &str) -> Option<Value<'_>> {
         self.by_id
             .get(id)
-            .and_then(|r| serde_json::from_str(r.get()).ok())
+            .and_then(|r| osteoguard_fhir::json::parse(r.get().as_bytes()).ok())
     }
 }
 
@@ -154,7 +155,7 @@ fn old_le(a: &serde_json::value::RawValue, b: &serde_json::value::RawValue) -> b
 }
 
 /// `Medication/x` (or `urn:uuid:x`) targets of a medication resource's `medicationReference`.
-fn medication_ref(v: &Value) -> Option<&str> {
+fn medication_ref<'v>(v: &'v Value<'_>) -> Option<&'v str> {
     let r = v.get("medicationReference")?.get("reference")?.as_str()?;
     if let Some(id) = r.strip_prefix("urn:uuid:") {
         return Some(id);
@@ -164,7 +165,10 @@ fn medication_ref(v: &Value) -> Option<&str> {
 }
 
 /// Adds the Medication resources the patient's resources reference.
-pub fn with_medications(mut resources: Vec<Value>, meds: &MedicationStore) -> Vec<Value> {
+pub fn with_medications<'a>(
+    mut resources: Vec<Value<'a>>,
+    meds: &'a MedicationStore,
+) -> Vec<Value<'a>> {
     if meds.is_empty() {
         return resources;
     }
@@ -191,14 +195,14 @@ pub fn unique_refs<'a>(refs: impl Iterator<Item = &'a str>) -> Vec<String> {
 
 /// Assesses one patient's resources; returns the rows (all severities) and updates `stats`.
 pub fn assess_patient(
-    resources: Vec<Value>,
+    resources: Vec<Value<'_>>,
     meds: &MedicationStore,
     as_of: NaiveDate,
     config: &Config,
     stats: &mut Pass2Stats,
 ) -> Vec<Row> {
     let n = resources.len() as u64;
-    let mut read = osteoguard_fhir::read_resources(with_medications(resources, meds));
+    let mut read = osteoguard_fhir::read_parsed(with_medications(resources, meds));
     for (ty, c) in &read.stats.by_type {
         let e = stats.reader_by_type.entry(ty.clone()).or_default();
         e.read += c.read;
