@@ -243,49 +243,35 @@ pub fn parse(text: &[u8]) -> Result<Value<'_>, serde_json::Error> {
 /// every string, and one pass over the line is cheaper than one per string. A text that is not
 /// UTF-8 is parsed from bytes, so it fails exactly where and how it would have.
 pub(crate) fn parse_bytes(text: &[u8], prune: bool) -> Result<Value<'_>, serde_json::Error> {
+    let build = Build {
+        prune,
+        owned: false,
+    };
     match std::str::from_utf8(text) {
-        Ok(t) => parse_str(t, prune),
-        Err(_) => parse_slice(text, prune),
+        Ok(t) => whole(serde_json::Deserializer::from_str(t), build),
+        Err(_) => whole(serde_json::Deserializer::from_slice(text), build),
     }
-}
-
-/// Parses one JSON text (UTF-8 already checked) into a tree borrowing from it; with `prune`,
-/// members named in [`crate::NEVER_READ`] are parsed but left out.
-pub(crate) fn parse_str(text: &str, prune: bool) -> Result<Value<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let v = Build {
-        prune,
-        owned: false,
-    }
-    .deserialize(&mut de)?;
-    de.end()?;
-    Ok(v)
-}
-
-/// As [`parse_str`], from bytes (fails on invalid UTF-8 exactly where serde_json does).
-pub(crate) fn parse_slice(text: &[u8], prune: bool) -> Result<Value<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let v = Build {
-        prune,
-        owned: false,
-    }
-    .deserialize(&mut de)?;
-    de.end()?;
-    Ok(v)
 }
 
 /// Parses one whole JSON text into a tree that owns its strings (for input that does not outlive
 /// the reading, e.g. a file of a directory), nothing pruned.
 pub(crate) fn parse_owned(text: &str) -> Result<Value<'static>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let v = Build {
+    let build = Build {
         prune: false,
         owned: true,
-    }
-    .deserialize(&mut de)?;
-    de.end()?;
+    };
     // Every string is already owned: this moves them (and rebuilds the containers in place).
-    Ok(v.into_owned())
+    whole(serde_json::Deserializer::from_str(text), build).map(Value::into_owned)
+}
+
+/// One value that must be the whole input (trailing whitespace only).
+fn whole<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    build: Build,
+) -> Result<Value<'de>, serde_json::Error> {
+    let v = build.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
 }
 
 /// Builds a [`Value`] as serde_json's own visitor builds a `serde_json::Value` (numbers, last

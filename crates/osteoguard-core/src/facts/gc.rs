@@ -975,10 +975,9 @@ mod tests {
         assert!(close(g.current_daily_peq.unwrap(), 10.0));
     }
 
-    #[test]
-    fn dexamethasone_five_days_cumulative() {
-        // 4 mg BID × 5 days → 53.3 mg PEq/day, 0.267 g.
-        let r = RecordBuilder::new("1960-01-01", Sex::Male)
+    /// 4 mg BID from 2024-01-01 to 2024-01-05.
+    fn dexamethasone_five_days() -> PatientRecord {
+        RecordBuilder::new("1960-01-01", Sex::Male)
             .daily_order(
                 Ingredient::Dexamethasone,
                 Completed,
@@ -988,7 +987,13 @@ mod tests {
                 Some(2.0),
                 Route::Oral,
             )
-            .build();
+            .build()
+    }
+
+    #[test]
+    fn dexamethasone_five_days_cumulative() {
+        // 4 mg BID × 5 days → 53.3 mg PEq/day, 0.267 g.
+        let r = dexamethasone_five_days();
         let g = gc_at(&r, "2024-03-01");
         assert!((g.cumulative_g_last365 - 0.2667).abs() < 1e-3);
         assert_eq!(g.days_ge_30_last365, 5);
@@ -1006,17 +1011,7 @@ mod tests {
     /// heavier history must not inherit any of its days.
     #[test]
     fn reused_series_buffer_carries_nothing_over() {
-        let short = RecordBuilder::new("1960-01-01", Sex::Male)
-            .daily_order(
-                Ingredient::Dexamethasone,
-                Completed,
-                "2024-01-01",
-                Some("2024-01-05"),
-                Some(4.0),
-                Some(2.0),
-                Route::Oral,
-            )
-            .build();
+        let short = dexamethasone_five_days();
         let alone = std::thread::spawn({
             let short = short.clone();
             move || gc_at(&short, "2024-03-01")
