@@ -85,14 +85,6 @@ impl<'a> Map<'a> {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value<'a>)> {
         self.members.iter().map(|(k, v)| (k.as_ref(), v))
     }
-
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
 }
 
 impl<'a> IntoIterator for Map<'a> {

@@ -1,7 +1,7 @@
 //! Parsing resources for the reader without the elements it never reads.
 //!
-//! Why: in population screening, building `serde_json::Value` trees for the kept lines (and
-//! dropping them again) was ~30 % of the run's CPU, and most of a Synthea Patient (name, address,
+//! Why: in population screening, building JSON trees for the kept lines (and dropping them
+//! again) was ~30 % of the run's CPU, and most of a Synthea Patient (name, address,
 //! telecom, identifier, meta, …) and a good part of every other resource (category, encounter,
 //! performer, …) is never looked at. [`parse_for_reading`] skips the members listed in
 //! [`NEVER_READ`], at any depth, without allocating them.

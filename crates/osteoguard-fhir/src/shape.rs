@@ -256,9 +256,10 @@ struct Node {
 }
 
 impl Node {
-    fn insert(&mut self, row: usize, path: &'static str, w: Want) {
+    /// Adds the row whose path is the concatenation of `parts` (`["a.b[]", "c"]` = `a.b[].c`).
+    fn insert(&mut self, row: usize, parts: &[&'static str], w: Want) {
         let mut at = self;
-        for seg in path.split('.') {
+        for seg in parts.iter().flat_map(|p| p.split('.')) {
             let (key, each) = match seg.strip_suffix("[]") {
                 Some(k) => (k, true),
                 None => (seg, false),
@@ -374,14 +375,12 @@ fn table(ty: &str) -> Option<&'static Node> {
             let mut row = 0;
             for rs in [Some(COMMON), rows(ty)].into_iter().flatten() {
                 for (path, w) in rs.flat {
-                    root.insert(row, path, *w);
+                    root.insert(row, &[path], *w);
                     row += 1;
                 }
                 for (at, sub) in rs.nested {
                     for (path, w) in *sub {
-                        // Leaked once per row at first use: the table lives for the process.
-                        let full: &'static str = Box::leak(format!("{at}.{path}").into_boxed_str());
-                        root.insert(row, full, *w);
+                        root.insert(row, &[at, path], *w);
                         row += 1;
                     }
                 }

@@ -402,36 +402,33 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         "provenance": provenance,
     });
     let want = |f: Format| args.format.contains(&f);
-    let mut writers = output::Writers {
-        csv: None,
-        json: None,
-        html: None,
-    };
-    if want(Format::Csv) {
-        writers.csv = Some(output::CsvOut::new(output::Pending::new(
-            args.out.join("worklist.csv"),
-        ))?);
-    }
-    if want(Format::Json) {
-        writers.json = Some(output::JsonOut::new(
-            output::Pending::new(args.out.join("worklist.json")),
-            &header,
-        )?);
-    }
-    if want(Format::Html) {
-        writers.html = Some(output::HtmlOut::new(
-            output::Pending::new(args.out.join("worklist.html")),
-            &format!("osteoguard worklist — as of {as_of}"),
-            &format!(
-                "run {} · {} patients · export {} · engine {} · config {}",
-                registry.run_id,
-                p2.patients,
-                export_str,
-                provenance.engine_version,
-                provenance.config_hash
-            ),
-        )?);
-    }
+    let csv = want(Format::Csv)
+        .then(|| output::CsvOut::new(output::Pending::new(args.out.join("worklist.csv"))))
+        .transpose()?;
+    let json = want(Format::Json)
+        .then(|| {
+            output::JsonOut::new(
+                output::Pending::new(args.out.join("worklist.json")),
+                &header,
+            )
+        })
+        .transpose()?;
+    let html = want(Format::Html)
+        .then(|| {
+            output::HtmlOut::new(
+                output::Pending::new(args.out.join("worklist.html")),
+                &format!("osteoguard worklist — as of {as_of}"),
+                &format!(
+                    "run {} · {} patients · export {} · engine {} · config {}",
+                    registry.run_id,
+                    p2.patients,
+                    export_str,
+                    provenance.engine_version,
+                    provenance.config_hash
+                ),
+            )
+        })
+        .transpose()?;
     let merge_delay = std::env::var("OSTEOGUARD_SCREEN_TEST_MERGE_DELAY_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -444,7 +441,6 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     // channel). The channels are FIFO, so the files keep worklist order.
     let (merged_tx, merged_rx) =
         std::sync::mpsc::sync_channel::<Vec<pass2::Row>>(BATCHES_IN_FLIGHT);
-    let output::Writers { csv, json, html } = writers;
     let (merged, recorded, written) = std::thread::scope(|scope| {
         let (csv_tx, csv_done) = spawn_writer(scope, csv, output::CsvOut::row);
         let (json_tx, json_done) = spawn_writer(scope, json, output::JsonOut::row);

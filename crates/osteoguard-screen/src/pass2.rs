@@ -1,8 +1,8 @@
 //! Pass 2: evaluate shard by shard, in parallel (rayon, `--jobs` threads).
 //!
-//! One shard file is read whole into memory, its lines are sorted by (patient id, text hash, text) —
-//! the order never depends on how pass-1 workers interleaved — and each patient's lines are
-//! parsed, joined with the `Medication` resources they reference, read by `osteoguard_fhir`
+//! One shard file is read whole into memory, its lines are sorted by (patient-id hash, patient id,
+//! text hash, text) — the order never depends on how pass-1 workers interleaved — and each
+//! patient's lines are parsed (into the reader's borrowed tree, never-read members left out), joined with the `Medication` resources they reference, read by `osteoguard_fhir`
 //! and assessed by `osteoguard_core::assess_with_issues`. The findings of a shard are sorted
 //! into worklist order and written to a run file; the runs are merged by [`crate::output`].
 
