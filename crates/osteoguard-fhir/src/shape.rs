@@ -5,7 +5,9 @@
 //! One table, per resource type: `path` uses `[]` for "every element of this array". Only the
 //! elements some mapping reads are listed; others are not the reader's business.
 
-use crate::json::Value;
+use std::cmp::Ordering;
+
+use crate::json::{name_cmp, Value};
 
 use crate::util::Issues;
 
@@ -347,9 +349,12 @@ fn for_each_member<'v, 'j>(
 ) {
     let mut want = keys.iter().peekable();
     for (k, x) in obj.iter() {
-        while want.next_if(|(w, _)| **w < k).is_some() {}
+        while want
+            .next_if(|(w, _)| name_cmp(w, k) == Ordering::Less)
+            .is_some()
+        {}
         if let Some((w, child)) = want.peek() {
-            if **w == k {
+            if w.len() == k.len() && w.as_bytes() == k.as_bytes() {
                 f(w, x, child);
             }
         }
