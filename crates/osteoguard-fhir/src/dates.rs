@@ -47,11 +47,24 @@ pub struct FhirDateTime {
 }
 
 fn digits(s: &str, n: usize) -> Option<u32> {
-    if s.len() == n && s.bytes().all(|b| b.is_ascii_digit()) {
-        s.parse().ok()
+    if s.len() == n && n <= 9 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Some(s.bytes().fold(0, |acc, b| acc * 10 + u32::from(b - b'0')))
     } else {
         None
     }
+}
+
+/// The pieces of `s` between `sep`s, at most `N` of them (`None` when there are more). Why not
+/// a `Vec`: every date of every resource is parsed, and two vectors per date were most of a
+/// population screening's date parsing.
+fn split_upto<const N: usize>(s: &str, sep: char) -> Option<([&str; N], usize)> {
+    let mut out = [""; N];
+    let mut n = 0;
+    for piece in s.split(sep) {
+        *out.get_mut(n)? = piece;
+        n += 1;
+    }
+    Some((out, n))
 }
 
 /// Parses `YYYY`, `YYYY-MM`, `YYYY-MM-DD`, `YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm]`.
@@ -61,10 +74,10 @@ pub fn parse(text: &str) -> Result<FhirDateTime, String> {
         Some((d, tm)) => (d, Some(tm)),
         None => (t, None),
     };
-    let parts: Vec<&str> = date_part.split('-').collect();
     let bad = || format!("not a FHIR date/dateTime: {text:?}");
-    let year = parts.first().and_then(|y| digits(y, 4)).ok_or_else(bad)? as i32;
-    let date = match parts.len() {
+    let (parts, count) = split_upto::<3>(date_part, '-').ok_or_else(bad)?;
+    let year = digits(parts[0], 4).ok_or_else(bad)? as i32;
+    let date = match count {
         1 => PartialDate::Year(year),
         2 => {
             let m = digits(parts[1], 2).ok_or_else(bad)?;
@@ -117,15 +130,16 @@ pub fn parse(text: &str) -> Result<FhirDateTime, String> {
                 Some(_) => return Err(bad()),
                 None => (clock, None),
             };
-            let hp: Vec<&str> = hms.split(':').collect();
-            if hp.len() < 2 || hp.len() > 3 {
+            let (hp, count) = split_upto::<3>(hms, ':').ok_or_else(bad)?;
+            if count < 2 {
                 return Err(bad());
             }
             let h = digits(hp[0], 2).ok_or_else(bad)?;
             let mi = digits(hp[1], 2).ok_or_else(bad)?;
-            let se = match hp.get(2) {
-                Some(x) => digits(x, 2).ok_or_else(bad)?,
-                None => 0,
+            let se = if count == 3 {
+                digits(hp[2], 2).ok_or_else(bad)?
+            } else {
+                0
             };
             Some(
                 NaiveTime::from_hms_opt(h, mi, se)
@@ -258,5 +272,17 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("2023-01-01T").is_err());
         assert!(parse("２０２３").is_err());
+        // Too many or too few pieces (the splits are bounded, not collected).
+        assert!(parse("2023-01-01-01").is_err());
+        assert!(parse("2023-01-01T10:00:00:00Z").is_err());
+        assert!(parse("2023-01-01T10Z").is_err());
+        assert!(parse("-").is_err());
+        let hm = parse("2023-01-01T10:30Z").map(|p| p.time);
+        assert_eq!(hm, Ok(NaiveTime::from_hms_opt(10, 30, 0)));
+        let exact = parse("2023-01-01-01").err();
+        assert_eq!(
+            exact.as_deref(),
+            Some("not a FHIR date/dateTime: \"2023-01-01-01\"")
+        );
     }
 }
