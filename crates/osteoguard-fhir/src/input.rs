@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::json::Value;
+use crate::json::{Arena, Value};
 use osteoguard_core::DataQualityIssue;
 
 use crate::util::s;
@@ -22,14 +22,23 @@ pub(crate) struct Raw<'a> {
     pub origin: String,
 }
 
-#[derive(Default)]
 pub(crate) struct Collector<'a> {
+    /// Where the trees of texts read by the collector live.
+    arena: &'a Arena,
     pub raws: Vec<Raw<'a>>,
     /// File-level problems (they end in `ReadOutput::unattached`).
     pub notes: Vec<DataQualityIssue>,
 }
 
 impl<'a> Collector<'a> {
+    pub fn new(arena: &'a Arena) -> Self {
+        Collector {
+            arena,
+            raws: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
     fn note(&mut self, location: &str, field: &str, problem: impl Into<String>) {
         self.notes
             .push(DataQualityIssue::new(location, field, problem));
@@ -51,26 +60,23 @@ impl<'a> Collector<'a> {
         match v {
             Value::Null => Ok(()),
             Value::Array(items) => {
-                for (i, item) in items.into_iter().enumerate() {
+                for (i, item) in items.iter().enumerate() {
                     let o = format!("{origin}[{i}]");
-                    if let Err(e) = self.add_value(item, None, &o, depth + 1) {
+                    if let Err(e) = self.add_value(item.clone(), None, &o, depth + 1) {
                         self.note(&o, "", e);
                     }
                 }
                 Ok(())
             }
-            Value::Object(mut map) => {
+            Value::Object(map) => {
                 match map.get("resourceType") {
-                    Some(Value::String(t)) if t == "Bundle" => {
-                        let entries = match map.remove("entry") {
-                            Some(Value::Array(e)) => e,
-                            _ => Vec::new(),
-                        };
-                        for (i, mut e) in entries.into_iter().enumerate() {
-                            let fu = s(&e, "fullUrl").map(str::to_string);
+                    Some(Value::String(t)) if *t == "Bundle" => {
+                        let entries = map.get("entry").and_then(Value::as_array).unwrap_or(&[]);
+                        for (i, e) in entries.iter().enumerate() {
+                            let fu = s(e, "fullUrl").map(str::to_string);
                             let o = format!("{origin} entry[{i}]");
-                            if let Some(r) = e.get_mut("resource").map(Value::take) {
-                                if let Err(err) = self.add_value(r, fu, &o, depth + 1) {
+                            if let Some(r) = e.get("resource") {
+                                if let Err(err) = self.add_value(r.clone(), fu, &o, depth + 1) {
                                     self.note(&o, "resource", err);
                                 }
                             }
@@ -87,8 +93,8 @@ impl<'a> Collector<'a> {
                     }
                     Some(_) => Err("resourceType is not a string".into()),
                     None => {
-                        let prefetch = map.remove("prefetch");
-                        let context = map.remove("context");
+                        let prefetch = map.get("prefetch");
+                        let context = map.get("context");
                         if map.contains_key("transactionTime") && map.contains_key("output") {
                             // Bulk Data manifest: the files are read from the directory.
                             return Ok(());
@@ -96,19 +102,20 @@ impl<'a> Collector<'a> {
                         let mut any = false;
                         if let Some(Value::Object(p)) = prefetch {
                             any = true;
-                            for (k, val) in p {
+                            for (k, val) in p.iter() {
                                 let o = format!("{origin} prefetch.{k}");
-                                if let Err(e) = self.add_value(val, None, &o, depth + 1) {
+                                if let Err(e) = self.add_value(val.clone(), None, &o, depth + 1) {
                                     self.note(&o, "", e);
                                 }
                             }
                         }
-                        if let Some(Value::Object(mut c)) = context {
+                        if let Some(Value::Object(c)) = context {
                             any = true;
                             for k in ["draftOrders", "medications"] {
-                                if let Some(val) = c.remove(k) {
+                                if let Some(val) = c.get(k) {
                                     let o = format!("{origin} context.{k}");
-                                    if let Err(e) = self.add_value(val, None, &o, depth + 1) {
+                                    if let Err(e) = self.add_value(val.clone(), None, &o, depth + 1)
+                                    {
                                         self.note(&o, "", e);
                                     }
                                 }
@@ -141,7 +148,7 @@ impl<'a> Collector<'a> {
                 message: "empty file (no JSON document)".into(),
             });
         }
-        match crate::json::parse_owned(text) {
+        match crate::json::parse_copy(self.arena, text) {
             Ok(v) => self.add_top(v, location, lenient),
             Err(e) => {
                 if e.is_syntax() && e.to_string().starts_with("trailing characters") {
@@ -187,8 +194,8 @@ impl<'a> Collector<'a> {
                 continue;
             }
             any = true;
-            let v =
-                crate::json::parse_owned(text).map_err(|e| json_error(location, Some(n), &e))?;
+            let v = crate::json::parse_copy(self.arena, text)
+                .map_err(|e| json_error(location, Some(n), &e))?;
             let o = format!("{location}:{n}");
             if let Err(e) = self.add_value(v, None, &o, 0) {
                 not_fhir.push(n);

@@ -1,30 +1,36 @@
-//! The JSON tree the reader maps from: `serde_json::Value`'s shape and methods, but strings and
-//! member names borrow from the text they were parsed from (`Cow`), and an object is a sorted
-//! vector of members instead of a `BTreeMap`.
+//! The JSON tree the reader maps from: `serde_json::Value`'s shape and methods, but every node
+//! lives in an [`Arena`] (a bump allocator) and strings and member names borrow from the text
+//! they were parsed from; an object is a sorted slice of members instead of a `BTreeMap`.
 //!
 //! Why: building `serde_json::Value`s — a `String` per member name and per string, a B-tree node
 //! per object — and dropping them again was the largest single cost of reading a population
 //! (BENCHMARKS.md, "Population screening"). The reader only looks things up; it never needs
-//! owned copies.
+//! owned copies. With the nodes in an arena, a tree costs no allocation per object or array and
+//! no walk to free it: the arena is reset (population screening: once per patient) or dropped.
 //!
 //! Invariants, so that reading is exactly what it was with `serde_json::Value`:
 //! * an object's members are sorted by name and unique, the last of duplicate names winning —
 //!   `serde_json::Map`'s (`BTreeMap`'s) iteration order and semantics;
 //! * numbers are `serde_json::Number`, built as serde_json builds them;
-//! * equality is structural, as `serde_json::Value`'s; `Display` is serde_json's compact JSON.
+//! * equality is structural, as `serde_json::Value`'s; `Display` is serde_json's compact JSON;
+//! * a tree needs no `Drop` (checked at compile time below): the arena never runs destructors.
 //!
 //! `tests/prune.rs` checks, for every text of the shared data, that the tree equals and prints
 //! as serde_json's `Value` of the same text, and that reading it gives what reading the
 //! `serde_json::Value` gives. When this module replaced `serde_json::Value` in the reader, the
 //! `Debug` of every `ReadOutput` over the shared data (read by directory, by file and from
-//! values) was byte-identical before and after (BENCHMARKS.md, "FHIR reading").
+//! values) was byte-identical before and after (BENCHMARKS.md, "FHIR reading"); the same check
+//! was repeated when the nodes moved into the arena.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
+
+/// Where the nodes of trees live (`bumpalo::Bump`): reset it to reuse its memory for the next
+/// trees, drop it to free them all at once.
+pub type Arena = bumpalo::Bump;
 
 /// A JSON value (see the module doc).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -33,10 +39,13 @@ pub enum Value<'a> {
     Null,
     Bool(bool),
     Number(Number),
-    String(Cow<'a, str>),
-    Array(Vec<Value<'a>>),
+    String(&'a str),
+    Array(&'a [Value<'a>]),
     Object(Map<'a>),
 }
+
+// The arena never runs destructors: a tree must not own anything that needs one.
+const _: () = assert!(!std::mem::needs_drop::<Value<'static>>());
 
 /// `str`'s order (bytes, then length), compared in line. Why: member names are a few bytes
 /// long, and `str::cmp` calls `memcmp` for every comparison — sorting each object's members
@@ -56,32 +65,35 @@ pub(crate) fn name_cmp(a: &str, b: &str) -> Ordering {
 const LINEAR_LOOKUP_MAX: usize = 16;
 
 /// A JSON object: members sorted by name, names unique.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Map<'a> {
-    members: Vec<(Cow<'a, str>, Value<'a>)>,
+    members: &'a [(&'a str, Value<'a>)],
+}
+
+/// Sorts members given in text order by name and keeps the last of equal names (serde_json's
+/// semantics); returns how many are kept (at the front).
+fn sort_members(members: &mut [(&str, Value<'_>)]) -> usize {
+    if !members
+        .windows(2)
+        .any(|w| name_cmp(w[0].0, w[1].0) != Ordering::Less)
+    {
+        return members.len();
+    }
+    // Stable: equal names keep their text order, so the last one is last.
+    members.sort_by(|a, b| name_cmp(a.0, b.0));
+    let mut kept = 0;
+    for i in 0..members.len() {
+        if kept > 0 && members[kept - 1].0 == members[i].0 {
+            members.swap(kept - 1, i);
+        } else {
+            members.swap(kept, i);
+            kept += 1;
+        }
+    }
+    kept
 }
 
 impl<'a> Map<'a> {
-    /// From members in text order: sorted by name, the last of equal names kept.
-    fn from_members(mut members: Vec<(Cow<'a, str>, Value<'a>)>) -> Self {
-        if members
-            .windows(2)
-            .any(|w| name_cmp(&w[0].0, &w[1].0) != Ordering::Less)
-        {
-            // Stable: equal names keep their text order, so the last one is last.
-            members.sort_by(|a, b| name_cmp(&a.0, &b.0));
-            let mut out: Vec<(Cow<'a, str>, Value<'a>)> = Vec::with_capacity(members.len());
-            for m in members {
-                match out.last_mut() {
-                    Some(last) if last.0 == m.0 => *last = m,
-                    _ => out.push(m),
-                }
-            }
-            members = out;
-        }
-        Map { members }
-    }
-
     /// Where `key` is. Objects up to [`LINEAR_LOOKUP_MAX`] members are scanned comparing
     /// lengths first, so a name is compared byte by byte only when the length matches. Why: a
     /// binary search calls `memcmp` at every step; in the population profile the lookups of the
@@ -99,60 +111,38 @@ impl<'a> Map<'a> {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
-        self.position(key).map(|i| &self.members[i].1)
-    }
-
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value<'a>> {
-        self.position(key).map(|i| &mut self.members[i].1)
+    pub fn get(&self, key: &str) -> Option<&'a Value<'a>> {
+        let members = self.members;
+        self.position(key).map(|i| &members[i].1)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
         self.position(key).is_some()
     }
 
-    pub fn remove(&mut self, key: &str) -> Option<Value<'a>> {
-        self.position(key).map(|i| self.members.remove(i).1)
-    }
-
     /// Members in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value<'a>)> {
-        self.members.iter().map(|(k, v)| (k.as_ref(), v))
-    }
-}
-
-impl<'a> IntoIterator for Map<'a> {
-    type Item = (Cow<'a, str>, Value<'a>);
-    type IntoIter = std::vec::IntoIter<(Cow<'a, str>, Value<'a>)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.members.into_iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a Value<'a>)> {
+        self.members.iter().map(|(k, v)| (*k, v))
     }
 }
 
 impl<'a> Value<'a> {
     /// The member `key` of an object.
-    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
+    pub fn get(&self, key: &str) -> Option<&'a Value<'a>> {
         match self {
             Value::Object(m) => m.get(key),
             _ => None,
         }
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value<'a>> {
-        match self {
-            Value::Object(m) => m.get_mut(key),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
+    pub fn as_str(&self) -> Option<&'a str> {
         match self {
             Value::String(s) => Some(s),
             _ => None,
         }
     }
 
-    pub fn as_array(&self) -> Option<&Vec<Value<'a>>> {
+    pub fn as_array(&self) -> Option<&'a [Value<'a>]> {
         match self {
             Value::Array(a) => Some(a),
             _ => None,
@@ -195,11 +185,6 @@ impl<'a> Value<'a> {
         matches!(self, Value::Object(_))
     }
 
-    /// Takes the value out, leaving `null`.
-    pub fn take(&mut self) -> Value<'a> {
-        std::mem::take(self)
-    }
-
     /// The same value as a `serde_json::Value` (messages, tests).
     pub fn to_serde(&self) -> serde_json::Value {
         match self {
@@ -216,39 +201,42 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// A view of a `serde_json::Value` (strings and names borrowed from it).
-    pub fn from_serde(v: &'a serde_json::Value) -> Value<'a> {
+    /// A view of a `serde_json::Value`: strings and names borrowed from it, the nodes in `arena`.
+    pub fn from_serde(arena: &'a Arena, v: &'a serde_json::Value) -> Value<'a> {
         match v {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => Value::Number(n.clone()),
-            serde_json::Value::String(s) => Value::String(Cow::Borrowed(s)),
-            serde_json::Value::Array(a) => Value::Array(a.iter().map(Value::from_serde).collect()),
+            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::Array(a) => Value::Array(
+                arena.alloc_slice_fill_iter(a.iter().map(|x| Value::from_serde(arena, x))),
+            ),
             // serde_json's map iterates sorted with unique names: already a valid `Map`.
-            serde_json::Value::Object(m) => Value::Object(Map::from_members(
-                m.iter()
-                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Value::from_serde(v)))
-                    .collect(),
-            )),
+            serde_json::Value::Object(m) => Value::Object(Map {
+                members: arena.alloc_slice_fill_iter(
+                    m.iter()
+                        .map(|(k, x)| (k.as_str(), Value::from_serde(arena, x))),
+                ),
+            }),
         }
     }
 
-    /// The same value owning all its strings.
-    pub fn into_owned(self) -> Value<'static> {
-        match self {
-            Value::Null => Value::Null,
-            Value::Bool(b) => Value::Bool(b),
-            Value::Number(n) => Value::Number(n),
-            Value::String(s) => Value::String(Cow::Owned(s.into_owned())),
-            Value::Array(a) => Value::Array(a.into_iter().map(Value::into_owned).collect()),
-            Value::Object(m) => Value::Object(Map {
-                members: m
-                    .members
-                    .into_iter()
-                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
-                    .collect(),
-            }),
-        }
+    /// An object of these members (any order; the last of equal names kept), in `arena`.
+    pub fn object(
+        arena: &'a Arena,
+        members: impl IntoIterator<Item = (&'a str, Value<'a>)>,
+    ) -> Self {
+        let mut members: Vec<(&'a str, Value<'a>)> = members.into_iter().collect();
+        let kept = sort_members(&mut members);
+        Value::Object(Map {
+            members: arena.alloc_slice_clone(&members[..kept]),
+        })
+    }
+
+    /// An array of these items, in `arena`.
+    pub fn array(arena: &'a Arena, items: impl IntoIterator<Item = Value<'a>>) -> Self {
+        let items: Vec<Value<'a>> = items.into_iter().collect();
+        Value::Array(arena.alloc_slice_clone(&items))
     }
 }
 
@@ -259,19 +247,26 @@ impl fmt::Display for Value<'_> {
     }
 }
 
-/// Parses one JSON text into a tree borrowing from it: what `serde_json::from_slice::<Value>`
-/// would read, and failing where it fails.
-pub fn parse(text: &[u8]) -> Result<Value<'_>, serde_json::Error> {
-    parse_bytes(text, false)
+/// Parses one JSON text into a tree borrowing from it, its nodes in `arena`: what
+/// `serde_json::from_slice::<Value>` would read, and failing where it fails.
+pub fn parse<'a>(arena: &'a Arena, text: &'a [u8]) -> Result<Value<'a>, serde_json::Error> {
+    parse_bytes(arena, text, false, &mut Scratch::default())
 }
 
 /// Why validate the whole text first: parsing from a `&str` skips serde_json's UTF-8 check of
 /// every string, and one pass over the line is cheaper than one per string. A text that is not
 /// UTF-8 is parsed from bytes, so it fails exactly where and how it would have.
-pub(crate) fn parse_bytes(text: &[u8], prune: bool) -> Result<Value<'_>, serde_json::Error> {
+pub(crate) fn parse_bytes<'a>(
+    arena: &'a Arena,
+    text: &'a [u8],
+    prune: bool,
+    scratch: &mut Scratch<'a>,
+) -> Result<Value<'a>, serde_json::Error> {
+    scratch.clear();
     let build = Build {
         prune,
-        owned: false,
+        arena,
+        scratch,
     };
     match std::str::from_utf8(text) {
         Ok(t) => whole(serde_json::Deserializer::from_str(t), build),
@@ -279,140 +274,160 @@ pub(crate) fn parse_bytes(text: &[u8], prune: bool) -> Result<Value<'_>, serde_j
     }
 }
 
-/// Parses one whole JSON text into a tree that owns its strings (for input that does not outlive
-/// the reading, e.g. a file of a directory), nothing pruned.
-pub(crate) fn parse_owned(text: &str) -> Result<Value<'static>, serde_json::Error> {
+/// Parses one whole JSON text that does not outlive the reading (e.g. a file of a directory),
+/// nothing pruned: the text is first copied into `arena`, and the tree borrows from the copy.
+pub(crate) fn parse_copy<'a>(arena: &'a Arena, text: &str) -> Result<Value<'a>, serde_json::Error> {
+    let text: &'a str = arena.alloc_str(text);
     let build = Build {
         prune: false,
-        owned: true,
+        arena,
+        scratch: &mut Scratch::default(),
     };
-    // Every string is already owned: this moves them (and rebuilds the containers in place).
-    whole(serde_json::Deserializer::from_str(text), build).map(Value::into_owned)
+    whole(serde_json::Deserializer::from_str(text), build)
 }
 
 /// One value that must be the whole input (trailing whitespace only).
-fn whole<'de, R: serde_json::de::Read<'de>>(
+fn whole<'a, R: serde_json::de::Read<'a>>(
     mut de: serde_json::Deserializer<R>,
-    build: Build,
-) -> Result<Value<'de>, serde_json::Error> {
+    build: Build<'_, 'a>,
+) -> Result<Value<'a>, serde_json::Error> {
     let v = build.deserialize(&mut de)?;
     de.end()?;
     Ok(v)
 }
 
-/// Builds a [`Value`] as serde_json's own visitor builds a `serde_json::Value` (numbers, last
-/// duplicate name wins), borrowing strings the text holds unescaped.
-#[derive(Clone, Copy)]
-struct Build {
-    prune: bool,
-    /// Copy every string (no borrowing from the text).
-    owned: bool,
+/// Stacks the members and items of the objects and arrays being parsed, shared by all levels of
+/// one parse (and reused across the texts of a batch): JSON does not say how many members an
+/// object has, and the arena wants each object's members as one slice of the final size.
+#[derive(Default)]
+pub(crate) struct Scratch<'a> {
+    members: Vec<(&'a str, Value<'a>)>,
+    items: Vec<Value<'a>>,
 }
 
-impl<'de> DeserializeSeed<'de> for Build {
-    type Value = Value<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value<'de>, D::Error> {
+impl Scratch<'_> {
+    /// Forgets what a failed parse left (a parse that succeeds leaves nothing).
+    fn clear(&mut self) {
+        self.members.clear();
+        self.items.clear();
+    }
+}
+
+/// Builds a [`Value`] as serde_json's own visitor builds a `serde_json::Value` (numbers, last
+/// duplicate name wins), borrowing strings the text holds unescaped and putting the others in
+/// the arena.
+struct Build<'s, 'a> {
+    prune: bool,
+    arena: &'a Arena,
+    scratch: &'s mut Scratch<'a>,
+}
+
+impl<'a> Build<'_, 'a> {
+    /// The seed for a nested value, stacking on the same scratch.
+    fn nested(&mut self) -> Build<'_, 'a> {
+        Build {
+            prune: self.prune,
+            arena: self.arena,
+            scratch: &mut *self.scratch,
+        }
+    }
+}
+
+impl<'a> DeserializeSeed<'a> for Build<'_, 'a> {
+    type Value = Value<'a>;
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Value<'a>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Build {
-    type Value = Value<'de>;
+impl<'a> Visitor<'a> for Build<'_, 'a> {
+    type Value = Value<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any valid JSON value")
     }
-    fn visit_bool<E>(self, b: bool) -> Result<Value<'de>, E> {
+    fn visit_bool<E>(self, b: bool) -> Result<Value<'a>, E> {
         Ok(Value::Bool(b))
     }
-    fn visit_i64<E>(self, n: i64) -> Result<Value<'de>, E> {
+    fn visit_i64<E>(self, n: i64) -> Result<Value<'a>, E> {
         Ok(Value::Number(n.into()))
     }
-    fn visit_u64<E>(self, n: u64) -> Result<Value<'de>, E> {
+    fn visit_u64<E>(self, n: u64) -> Result<Value<'a>, E> {
         Ok(Value::Number(n.into()))
     }
-    fn visit_f64<E>(self, n: f64) -> Result<Value<'de>, E> {
+    fn visit_f64<E>(self, n: f64) -> Result<Value<'a>, E> {
         Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
     }
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Value<'de>, E> {
-        Ok(Value::String(if self.owned {
-            Cow::Owned(s.to_owned())
-        } else {
-            Cow::Borrowed(s)
-        }))
+    fn visit_borrowed_str<E>(self, s: &'a str) -> Result<Value<'a>, E> {
+        Ok(Value::String(s))
     }
-    fn visit_str<E>(self, s: &str) -> Result<Value<'de>, E> {
-        Ok(Value::String(Cow::Owned(s.to_owned())))
+    fn visit_str<E>(self, s: &str) -> Result<Value<'a>, E> {
+        Ok(Value::String(self.arena.alloc_str(s)))
     }
-    fn visit_string<E>(self, s: String) -> Result<Value<'de>, E> {
-        Ok(Value::String(Cow::Owned(s)))
-    }
-    fn visit_none<E>(self) -> Result<Value<'de>, E> {
+    fn visit_none<E>(self) -> Result<Value<'a>, E> {
         Ok(Value::Null)
     }
-    fn visit_unit<E>(self) -> Result<Value<'de>, E> {
+    fn visit_unit<E>(self) -> Result<Value<'a>, E> {
         Ok(Value::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value<'de>, D::Error> {
+    fn visit_some<D: Deserializer<'a>>(self, d: D) -> Result<Value<'a>, D::Error> {
         self.deserialize(d)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element_seed(self)? {
-            items.push(v);
+    fn visit_seq<A: SeqAccess<'a>>(mut self, mut seq: A) -> Result<Value<'a>, A::Error> {
+        let start = self.scratch.items.len();
+        while let Some(v) = seq.next_element_seed(self.nested())? {
+            self.scratch.items.push(v);
         }
+        let items = self.arena.alloc_slice_clone(&self.scratch.items[start..]);
+        self.scratch.items.truncate(start);
         Ok(Value::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
-        let mut members = Vec::new();
+    fn visit_map<A: MapAccess<'a>>(mut self, mut map: A) -> Result<Value<'a>, A::Error> {
+        let start = self.scratch.members.len();
         while let Some(key) = map.next_key_seed(Name {
             prune: self.prune,
-            owned: self.owned,
+            arena: self.arena,
         })? {
             match key {
                 Some(k) => {
-                    let v = map.next_value_seed(self)?;
-                    members.push((k, v));
+                    let v = map.next_value_seed(self.nested())?;
+                    self.scratch.members.push((k, v));
                 }
                 None => map.next_value_seed(crate::prune::Discard)?,
             }
         }
-        Ok(Value::Object(Map::from_members(members)))
+        let kept = sort_members(&mut self.scratch.members[start..]);
+        let members = self
+            .arena
+            .alloc_slice_clone(&self.scratch.members[start..start + kept]);
+        self.scratch.members.truncate(start);
+        Ok(Value::Object(Map { members }))
     }
 }
 
 /// A member name: `None` for a pruned one (not kept).
-struct Name {
+struct Name<'a> {
     prune: bool,
-    owned: bool,
+    arena: &'a Arena,
 }
 
-impl<'de> DeserializeSeed<'de> for Name {
-    type Value = Option<Cow<'de, str>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+impl<'a> DeserializeSeed<'a> for Name<'a> {
+    type Value = Option<&'a str>;
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for Name {
-    type Value = Option<Cow<'de, str>>;
+impl<'a> Visitor<'a> for Name<'a> {
+    type Value = Option<&'a str>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a member name")
     }
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-        if self.prune && crate::prune::never_read(s) {
-            Ok(None)
-        } else if self.owned {
-            Ok(Some(Cow::Owned(s.to_owned())))
-        } else {
-            Ok(Some(Cow::Borrowed(s)))
-        }
+    fn visit_borrowed_str<E>(self, s: &'a str) -> Result<Self::Value, E> {
+        Ok((!(self.prune && crate::prune::never_read(s))).then_some(s))
     }
     fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-        Ok((!(self.prune && crate::prune::never_read(s))).then(|| Cow::Owned(s.to_owned())))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
-        Ok((!(self.prune && crate::prune::never_read(&s))).then_some(Cow::Owned(s)))
+        Ok((!(self.prune && crate::prune::never_read(s))).then(|| &*self.arena.alloc_str(s)))
     }
 }
 
@@ -444,7 +459,8 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join(",")
             );
-            let ours = parse(text.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let arena = Arena::new();
+            let ours = parse(&arena, text.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let theirs: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let map = ours.as_object().ok_or_else(|| TestCaseError::fail("not an object"))?;

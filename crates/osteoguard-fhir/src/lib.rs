@@ -48,7 +48,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::json::Value;
+use crate::json::{Arena, Value};
 use osteoguard_core::model::{Patient, PatientRecord, Sex, SourceRef};
 use osteoguard_core::DataQualityIssue;
 use serde::Serialize;
@@ -168,21 +168,24 @@ pub enum ReadError {
 /// In a directory, files that are JSON but not FHIR are skipped with a note in `unattached`;
 /// a single such file is an error.
 pub fn read_path(path: &Path) -> Result<ReadOutput, ReadError> {
-    let mut c = input::Collector::default();
+    let arena = Arena::new();
+    let mut c = input::Collector::new(&arena);
     c.add_path(path, false, 0)?;
     Ok(build(c))
 }
 
 /// Reads a Bundle or a single resource (or a CDS Hooks request) from JSON bytes.
 pub fn read_json_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadError> {
-    let mut c = input::Collector::default();
+    let arena = Arena::new();
+    let mut c = input::Collector::new(&arena);
     c.add_json_bytes(bytes, location, false)?;
     Ok(build(c))
 }
 
 /// Reads NDJSON bytes (one resource per line).
 pub fn read_ndjson_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadError> {
-    let mut c = input::Collector::default();
+    let arena = Arena::new();
+    let mut c = input::Collector::new(&arena);
     c.add_ndjson_bytes(bytes, location, false)?;
     Ok(build(c))
 }
@@ -190,13 +193,21 @@ pub fn read_ndjson_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, Rea
 /// Reads already-parsed resources (e.g. CDS Hooks prefetch entries; Bundles are expanded).
 /// `null` values are absent; values that are not FHIR are noted in `unattached`.
 pub fn read_resources(resources: Vec<serde_json::Value>) -> ReadOutput {
-    read_parsed(resources.iter().map(Value::from_serde).collect())
+    let arena = Arena::new();
+    read_parsed(
+        resources
+            .iter()
+            .map(|v| Value::from_serde(&arena, v))
+            .collect(),
+    )
 }
 
 /// Reads resources already parsed into the reader's tree (e.g. by [`parse_all_for_reading`],
 /// borrowing from the caller's text), exactly as [`read_resources`] reads the same resources.
 pub fn read_parsed(resources: Vec<Value<'_>>) -> ReadOutput {
-    let mut c = input::Collector::default();
+    // Nothing is parsed here: the arena stays empty (it allocates nothing until used).
+    let arena = Arena::new();
+    let mut c = input::Collector::new(&arena);
     for (i, v) in resources.into_iter().enumerate() {
         let o = format!("resources[{i}]");
         if let Err(e) = c.add_value(v, None, &o, 0) {
@@ -342,7 +353,7 @@ fn placeholder(id: &str) -> PatientData {
 }
 
 fn build(c: input::Collector) -> ReadOutput {
-    let input::Collector { raws, notes } = c;
+    let input::Collector { raws, notes, .. } = c;
     let mut out = ReadOutput {
         unattached: notes,
         ..ReadOutput::default()

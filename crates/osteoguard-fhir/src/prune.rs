@@ -17,7 +17,7 @@
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::json::{self, Value};
+use crate::json::{self, Arena, Value};
 
 /// Member names the reader never reads, at any depth ([`NEVER_READ`], sorted), and the test
 /// for one of them. Why a `match` rather than a search of the list: the test runs for every
@@ -71,8 +71,11 @@ never_read!(
 /// Parses one JSON text as `serde_json::from_slice::<Value>` would — same errors for the same
 /// texts: the skipped members are still parsed, only not kept — into the reader's borrowed tree,
 /// minus the members named in [`NEVER_READ`] (at any depth).
-pub fn parse_for_reading(text: &[u8]) -> Result<Value<'_>, serde_json::Error> {
-    json::parse_bytes(text, true)
+pub fn parse_for_reading<'a>(
+    arena: &'a Arena,
+    text: &'a [u8],
+) -> Result<Value<'a>, serde_json::Error> {
+    json::parse_bytes(arena, text, true, &mut json::Scratch::default())
 }
 
 /// Parses a batch of resource texts (e.g. one patient's NDJSON lines) for
@@ -80,9 +83,15 @@ pub fn parse_for_reading(text: &[u8]) -> Result<Value<'_>, serde_json::Error> {
 /// `(resourceType, id)` another text of the batch shares are parsed whole, so that the reader's
 /// exact-duplicate check compares whole resources as it would have; and a batch holding anything
 /// but plain resources (a Bundle, or no string `resourceType`) is parsed whole.
-pub fn parse_all_for_reading<'t>(texts: &[&'t [u8]]) -> Vec<Result<Value<'t>, serde_json::Error>> {
+pub fn parse_all_for_reading<'t>(
+    arena: &'t Arena,
+    texts: &[&'t [u8]],
+) -> Vec<Result<Value<'t>, serde_json::Error>> {
+    let mut scratch = json::Scratch::default();
+    let mut parse =
+        |text: &'t [u8], prune: bool| json::parse_bytes(arena, text, prune, &mut scratch);
     let mut out: Vec<Result<Value<'t>, serde_json::Error>> =
-        texts.iter().map(|t| json::parse_bytes(t, true)).collect();
+        texts.iter().map(|t| parse(t, true)).collect();
     let mut keyed: Vec<((&str, &str), usize)> = Vec::new();
     for (i, r) in out.iter().enumerate() {
         let Ok(v) = r else { continue };
@@ -90,7 +99,7 @@ pub fn parse_all_for_reading<'t>(texts: &[&'t [u8]]) -> Vec<Result<Value<'t>, se
             // A Bundle or a CDS Hooks request holds resources of its own that could share a type
             // and id with the others: the batch is parsed whole, as before.
             Some("Bundle") | None => {
-                return texts.iter().map(|t| json::parse(t)).collect();
+                return texts.iter().map(|t| parse(t, false)).collect();
             }
             Some(ty) => {
                 if let Some(id) = v.get("id").and_then(Value::as_str) {
@@ -107,7 +116,7 @@ pub fn parse_all_for_reading<'t>(texts: &[&'t [u8]]) -> Vec<Result<Value<'t>, se
         }
     }
     for i in whole {
-        out[i] = json::parse(texts[i]);
+        out[i] = parse(texts[i], false);
     }
     out
 }
@@ -232,7 +241,8 @@ mod tests {
             "component":[{"code":{"text":"a","name":"n"},"valueInteger":18446744073709551615}],
             "n":-12,"b":true,"z":null,"dup":1,"dup":2,"esc\u0061ped":"\"q\""}"#;
         let full: Value = serde_json::from_slice(text).expect("valid");
-        let pruned = parse_for_reading(text).expect("valid").to_serde();
+        let arena = json::Arena::new();
+        let pruned = parse_for_reading(&arena, text).expect("valid").to_serde();
         assert_eq!(pruned, prune_reference(&full));
         assert!(pruned.get("meta").is_none() && pruned.get("category").is_none());
         assert_eq!(pruned["component"][0]["code"], json!({"text": "a"}));
@@ -255,7 +265,10 @@ mod tests {
             b"{\"meta\": \"a\x01b\"}",
         ] {
             assert!(serde_json::from_slice::<Value>(bad).is_err());
-            assert!(parse_for_reading(bad).is_err(), "{bad:?}");
+            assert!(
+                parse_for_reading(&json::Arena::new(), bad).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -267,7 +280,8 @@ mod tests {
         let d = br#"{"resourceType":"Bundle","meta":{},"entry":[]}"#;
         let e = br#"{"meta":{"v":"4"}}"#;
         let whole = |t: &[u8]| serde_json::from_slice::<Value>(t).expect("valid");
-        let got = parse_all_for_reading(&[a, b, c, b"not json"]);
+        let arena = json::Arena::new();
+        let got = parse_all_for_reading(&arena, &[&a[..], &b[..], &c[..], b"not json"]);
         let ok: Vec<Value> = got
             .iter()
             .filter_map(|r| r.as_ref().ok().map(json::Value::to_serde))
@@ -278,7 +292,7 @@ mod tests {
         assert!(ok[2].get("meta").is_none(), "no other Condition/1: pruned");
         assert!(got[3].is_err());
         for other in [&d[..], &e[..]] {
-            let got = parse_all_for_reading(&[c, other]);
+            let got = parse_all_for_reading(&arena, &[&c[..], other]);
             let got: Vec<Option<Value>> = got
                 .iter()
                 .map(|r| r.as_ref().ok().map(json::Value::to_serde))

@@ -448,7 +448,8 @@ mod tests {
         };
         let v = json!({"authoredOn": "2020", "aaa": 1, "intent": "order", "zzz": 2,
             "dosageInstruction": [], "id": "x", "status": "active", "subject": {}});
-        let v = Value::from_serde(&v);
+        let arena = crate::json::Arena::new();
+        let v = Value::from_serde(&arena, &v);
         let Some(obj) = v.as_object() else {
             panic!("object");
         };
@@ -478,7 +479,8 @@ mod tests {
         let v = json!({"resourceType": "MedicationRequest", "status": 5,
             "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": "5"}}]}],
             "code": {"coding": {"code": "x"}}});
-        let v = Value::from_serde(&v);
+        let arena = crate::json::Arena::new();
+        let v = Value::from_serde(&arena, &v);
         let mut is = Issues::new("MedicationRequest/x");
         let bad = check(&v, "MedicationRequest", &mut is);
         assert_eq!(

@@ -15,7 +15,7 @@ pub(crate) fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 /// The array at `key` (empty when missing or not an array).
 pub(crate) fn arr<'a, 'j>(v: &'a Value<'j>, key: &str) -> &'a [Value<'j>] {
     match v.get(key) {
-        Some(Value::Array(a)) => a.as_slice(),
+        Some(Value::Array(a)) => a,
         _ => &[],
     }
 }

@@ -53,7 +53,8 @@ fn prune_reference(v: &Value) -> Value {
 }
 
 fn compare_reading(dir: &Path, texts: &[&[u8]], whole: &[Value]) {
-    let batch: Vec<json::Value> = parse_all_for_reading(texts)
+    let arena = json::Arena::new();
+    let batch: Vec<json::Value> = parse_all_for_reading(&arena, texts)
         .into_iter()
         .filter_map(Result::ok)
         .collect();
@@ -90,22 +91,23 @@ fn pruned_reading_equals_whole_reading_over_shared_data() {
         let texts: Vec<Vec<u8>> = paths.iter().flat_map(|p| texts_of(p)).collect();
         let refs: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
         let (mut whole, mut parsed) = (Vec::new(), Vec::new());
+        let arena = json::Arena::new();
         for t in &refs {
             let full = serde_json::from_slice::<Value>(t);
-            let pruned = parse_for_reading(t);
+            let pruned = parse_for_reading(&arena, t);
             assert_eq!(
                 full.is_ok(),
                 pruned.is_ok(),
                 "{}",
                 String::from_utf8_lossy(t)
             );
-            let tree = json::parse(t);
+            let tree = json::parse(&arena, t);
             assert_eq!(full.is_ok(), tree.is_ok(), "{}", String::from_utf8_lossy(t));
             if let (Ok(f), Ok(tree)) = (&full, &tree) {
                 // The reader's tree is serde_json's Value, borrowed: same content, same text.
                 assert_eq!(&tree.to_serde(), f);
                 assert_eq!(tree.to_string(), f.to_string());
-                assert_eq!(tree, &json::Value::from_serde(f));
+                assert_eq!(tree, &json::Value::from_serde(&arena, f));
             }
             if let (Ok(f), Ok(p)) = (&full, &pruned) {
                 assert_eq!(p.to_serde(), prune_reference(f));
@@ -146,7 +148,8 @@ fn duplicates_are_judged_on_whole_resources() {
         .iter()
         .map(|t| serde_json::from_slice(t).expect("valid"))
         .collect();
-    let batch: Vec<json::Value> = parse_all_for_reading(&[a, b])
+    let arena = json::Arena::new();
+    let batch: Vec<json::Value> = parse_all_for_reading(&arena, &[&a[..], &b[..]])
         .into_iter()
         .map(|r| r.expect("valid"))
         .collect();

@@ -300,11 +300,14 @@ pub fn worklist_for_groups(
                 "subject": {"reference": format!("Patient/{key}")},
             }));
         }
+        let arena = osteoguard_fhir::json::Arena::new();
         let values = values
             .iter()
-            .map(osteoguard_fhir::json::Value::from_serde)
+            .map(|v| osteoguard_fhir::json::Value::from_serde(&arena, v))
             .collect();
-        rows.extend(assess_patient(values, &meds, as_of, &config, &mut stats));
+        rows.extend(assess_patient(
+            values, &meds, &arena, as_of, &config, &mut stats,
+        ));
     }
     Ok(rows)
 }

@@ -272,9 +272,11 @@ fn placeholder_patients_survive_the_filter() {
         "medicationCodeableConcept": {"coding": [{"system":
             "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}]}})
     .to_string();
+    let arena = osteoguard_fhir::json::Arena::new();
     let whole = assess_patient(
-        vec![osteoguard_fhir::json::parse(line.as_bytes()).unwrap()],
+        vec![osteoguard_fhir::json::parse(&arena, line.as_bytes()).unwrap()],
         &MedicationStore::default(),
+        &arena,
         "2024-01-01".parse().unwrap(),
         &Config::default(),
         &mut Pass2Stats::default(),

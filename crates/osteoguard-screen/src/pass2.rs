@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use osteoguard_core::{Config, Severity};
-use osteoguard_fhir::json::Value;
+use osteoguard_fhir::json::{Arena, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::ScreenError;
@@ -142,11 +142,11 @@ impl MedicationStore {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
-    /// The Medication with this id, parsed whole, borrowing from the store.
-    fn get(&self, id: &str) -> Option<Value<'_>> {
+    /// The Medication with this id, parsed whole, borrowing from the store (nodes in `arena`).
+    fn get<'a>(&'a self, arena: &'a Arena, id: &str) -> Option<Value<'a>> {
         self.by_id
             .get(id)
-            .and_then(|r| osteoguard_fhir::json::parse(r.get().as_bytes()).ok())
+            .and_then(|r| osteoguard_fhir::json::parse(arena, r.get().as_bytes()).ok())
     }
 }
 
@@ -168,6 +168,7 @@ fn medication_ref<'v>(v: &'v Value<'_>) -> Option<&'v str> {
 pub fn with_medications<'a>(
     mut resources: Vec<Value<'a>>,
     meds: &'a MedicationStore,
+    arena: &'a Arena,
 ) -> Vec<Value<'a>> {
     if meds.is_empty() {
         return resources;
@@ -178,7 +179,7 @@ pub fn with_medications<'a>(
         .map(str::to_string)
         .collect();
     for id in wanted {
-        if let Some(m) = meds.get(&id) {
+        if let Some(m) = meds.get(arena, &id) {
             resources.push(m);
         }
     }
@@ -194,15 +195,16 @@ pub fn unique_refs<'a>(refs: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 /// Assesses one patient's resources; returns the rows (all severities) and updates `stats`.
-pub fn assess_patient(
-    resources: Vec<Value<'_>>,
-    meds: &MedicationStore,
+pub fn assess_patient<'a>(
+    resources: Vec<Value<'a>>,
+    meds: &'a MedicationStore,
+    arena: &'a Arena,
     as_of: NaiveDate,
     config: &Config,
     stats: &mut Pass2Stats,
 ) -> Vec<Row> {
     let n = resources.len() as u64;
-    let mut read = osteoguard_fhir::read_parsed(with_medications(resources, meds));
+    let mut read = osteoguard_fhir::read_parsed(with_medications(resources, meds, arena));
     for (ty, c) in &read.stats.by_type {
         let e = stats.reader_by_type.entry(ty.clone()).or_default();
         e.read += c.read;
@@ -278,8 +280,12 @@ pub fn evaluate_shard(
     SCRATCH
         .with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            let Scratch { bytes, lines } = &mut *scratch;
-            evaluate_lines(shard, bytes, lines, meds, as_of, config)
+            let Scratch {
+                bytes,
+                lines,
+                arena,
+            } = &mut *scratch;
+            evaluate_lines(shard, bytes, lines, arena, meds, as_of, config)
         })
         .and_then(|(mut rows, stats)| {
             rows.sort_by_cached_key(sort_key);
@@ -297,6 +303,9 @@ type Span = (u64, std::ops::Range<usize>, u64, std::ops::Range<usize>);
 /// population). Reused, they are allocated once per thread.
 #[derive(Default)]
 struct Scratch {
+    /// Where the patient's parsed resources live: reset after each patient, so a thread keeps
+    /// about one patient's trees whatever the population.
+    arena: Arena,
     bytes: Vec<u8>,
     lines: Vec<Span>,
 }
@@ -309,6 +318,7 @@ fn evaluate_lines(
     shard: &Path,
     bytes: &mut Vec<u8>,
     lines: &mut Vec<Span>,
+    arena: &mut Arena,
     meds: &MedicationStore,
     as_of: NaiveDate,
     config: &Config,
@@ -361,13 +371,16 @@ fn evaluate_lines(
         // lines (pass 1 sends them to the MedicationStore), so the whole ones joined below
         // cannot meet a pruned one of the same id in the reader's duplicate check.
         let mut resources = Vec::with_capacity(texts.len());
-        for r in osteoguard_fhir::parse_all_for_reading(&texts) {
+        for r in osteoguard_fhir::parse_all_for_reading(arena, &texts) {
             match r {
                 Ok(v) => resources.push(v),
                 Err(_) => stats.unparsable_lines += 1,
             }
         }
-        rows.extend(assess_patient(resources, meds, as_of, config, &mut stats));
+        rows.extend(assess_patient(
+            resources, meds, arena, as_of, config, &mut stats,
+        ));
+        arena.reset();
         i = j;
     }
     Ok((rows, stats))
