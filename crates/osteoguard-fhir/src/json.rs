@@ -220,24 +220,6 @@ impl<'a> Value<'a> {
             }),
         }
     }
-
-    /// An object of these members (any order; the last of equal names kept), in `arena`.
-    pub fn object(
-        arena: &'a Arena,
-        members: impl IntoIterator<Item = (&'a str, Value<'a>)>,
-    ) -> Self {
-        let mut members: Vec<(&'a str, Value<'a>)> = members.into_iter().collect();
-        let kept = sort_members(&mut members);
-        Value::Object(Map {
-            members: arena.alloc_slice_clone(&members[..kept]),
-        })
-    }
-
-    /// An array of these items, in `arena`.
-    pub fn array(arena: &'a Arena, items: impl IntoIterator<Item = Value<'a>>) -> Self {
-        let items: Vec<Value<'a>> = items.into_iter().collect();
-        Value::Array(arena.alloc_slice_clone(&items))
-    }
 }
 
 impl fmt::Display for Value<'_> {
@@ -463,6 +445,13 @@ mod tests {
             let ours = parse(&arena, text.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let theirs: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // Same members, same order, the last of duplicate names kept.
+            prop_assert_eq!(ours.to_serde(), theirs.clone());
+            let kept: Vec<&str> = ours
+                .as_object()
+                .map(|m| m.iter().map(|(k, _)| k).collect())
+                .unwrap_or_default();
+            prop_assert!(kept.windows(2).all(|w| w[0] < w[1]), "sorted, unique: {:?}", kept);
             let map = ours.as_object().ok_or_else(|| TestCaseError::fail("not an object"))?;
             for key in names.iter().chain(&probes) {
                 prop_assert_eq!(
