@@ -7,8 +7,9 @@
 //! (its `prefetch` values and `context.draftOrders`), or already-parsed resources
 //! ([`read_resources`], CDS Hooks prefetch: `null` and OperationOutcome values count as absent).
 //! Everything is read from [`json::Value`], serde_json's shape with strings borrowed from the
-//! input and nodes in an arena ([`json::Arena`]); [`read_parsed`] takes such trees directly (population screening parses them with
-//! [`parse_all_for_reading`], leaving out the members in [`NEVER_READ`]).
+//! input and nodes in an arena ([`json::Arena`]); [`read_parsed`] takes such trees directly
+//! (population screening parses them with [`parse_all_for_reading`], leaving out the members in
+//! [`NEVER_READ`]).
 //! What comes out: a [`ReadOutput`]: one [`PatientData`] per patient (an
 //! `osteoguard_core::model::PatientRecord` plus the data-quality issues met and per-type
 //! counts), never a partial failure: only input that is not JSON / not FHIR is an error.

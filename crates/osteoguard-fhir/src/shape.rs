@@ -354,7 +354,7 @@ fn for_each_member<'v, 'j>(
             .is_some()
         {}
         if let Some((w, child)) = want.peek() {
-            if w.len() == k.len() && w.as_bytes() == k.as_bytes() {
+            if **w == k {
                 f(w, x, child);
             }
         }

@@ -1,4 +1,5 @@
-//! Small helpers for walking `serde_json::Value` FHIR resources and collecting data-quality issues.
+//! Small helpers for walking FHIR resources (the reader's `json::Value` tree) and collecting
+//! data-quality issues.
 
 use crate::json::Value;
 use osteoguard_core::DataQualityIssue;
