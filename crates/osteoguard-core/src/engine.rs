@@ -113,6 +113,7 @@ impl Finding {
             inputs_missing: Vec::new(),
             notes: Vec::new(),
             levels: Vec::new(),
+            trace: Vec::new(),
         }
     }
     pub fn with_evidence(mut self, e: impl IntoIterator<Item = Evidence>) -> Self {
@@ -129,6 +130,11 @@ impl Finding {
     }
     pub fn with_levels(mut self, levels: impl IntoIterator<Item = String>) -> Self {
         self.levels.extend(levels);
+        self
+    }
+    /// Adds a line to the machine-readable trace (spec vocabulary stays out of the clinical text).
+    pub fn with_trace(mut self, line: impl Into<String>) -> Self {
+        self.trace.push(line.into());
         self
     }
 }

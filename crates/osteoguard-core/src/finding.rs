@@ -216,6 +216,12 @@ pub struct Finding {
     /// Vertebral levels the finding concerns, when any.
     #[serde(default)]
     pub levels: Vec<String>,
+    /// Machine-readable trace of how the rule decided, in the specification's own vocabulary
+    /// (knowledge.md section, clause and item numbers, named quantities such as `D_last`,
+    /// verification status of thresholds). Kept out of `summary`, `recommendation` and `notes`,
+    /// which a clinician reads; the JSON keeps it and `--verbose` prints it.
+    #[serde(default)]
+    pub trace: Vec<String>,
 }
 
 /// A dated to-do derived from the findings and schedules.

@@ -386,6 +386,7 @@ fn denosumab_stop_finding(
                 .into(),
         ],
         levels: Vec::new(),
+        trace: Vec::new(),
     })
 }
 

@@ -73,6 +73,7 @@ fn finding(
         inputs_missing: vec![],
         notes: vec![],
         levels: vec![],
+        trace: vec![],
     }
 }
 
