@@ -211,3 +211,33 @@ pub fn render_with(a: &Assessment, options: TextOptions) -> String {
     );
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osteoguard_core::testkit::text_scenarios;
+    use osteoguard_core::Config;
+
+    /// The clinician's text leaves the specification's vocabulary out; `--verbose` prints the
+    /// rule section and each trace line of every finding.
+    #[test]
+    fn trace_and_section_only_when_verbose() {
+        let s = text_scenarios()
+            .into_iter()
+            .find(|s| s.name == "glucocorticoid-fracture")
+            .expect("scenario");
+        let a = osteoguard_core::assess(&s.record, s.as_of, &Config::default());
+        let traced: Vec<&String> = a.findings.iter().flat_map(|f| &f.trace).collect();
+        assert!(!traced.is_empty(), "the scenario has trace lines");
+        let plain = render(&a);
+        let verbose = render_with(&a, TextOptions { verbose: true });
+        assert!(!plain.contains("knowledge.md §"), "{plain}");
+        assert!(!plain.contains("trace:"), "{plain}");
+        for t in traced {
+            assert!(verbose.contains(&format!("    trace: {t}")), "{verbose}");
+        }
+        for f in &a.findings {
+            assert!(verbose.contains(&format!("    rule: knowledge.md {}", f.rule_section)));
+        }
+    }
+}
