@@ -593,7 +593,14 @@ mod tests {
     /// citation key of `sources.rs`, or a name that contains a digit (25-OH vitamin D, a unit).
     #[test]
     fn rule_text_has_no_number_literals() {
-        const NAMES: &[&str] = &["CKD stage 4–5", "25-OH", "1.73 m²", "/10", "ctx-3-months", "ctx-6-months"];
+        const NAMES: &[&str] = &[
+            "CKD stage 4–5",
+            "25-OH",
+            "1.73 m²",
+            "/10",
+            "ctx-3-months",
+            "ctx-6-months",
+        ];
         let files = [
             ("acute_ovcf", include_str!("rules/acute_ovcf.rs")),
             (

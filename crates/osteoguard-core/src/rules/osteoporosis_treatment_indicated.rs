@@ -33,7 +33,8 @@ use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity}
 use crate::model::FractureSite;
 use crate::tri::Tri;
 
-pub const CITATION: &str = "ACR-2022 (strong recommendation for moderate, high and very high risk); WHO-1994";
+pub const CITATION: &str =
+    "ACR-2022 (strong recommendation for moderate, high and very high risk); WHO-1994";
 
 const SECTION: &str = "§9 osteoporosis-treatment-indicated; §4.2; §4.3";
 
