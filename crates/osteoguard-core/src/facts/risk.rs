@@ -573,6 +573,101 @@ fn no_age(x: &RowInputs<'_>) -> RowMatch {
     })
 }
 
+/// §3.5: whether the ACR-2022 GIOP recommendations apply, for the basis.
+fn gc_scope_line(gc: &GcExposure, t: &Thresholds, peq: f64) -> String {
+    match gc.qualifying {
+    Tri::True => format!(
+        "GC-qualifying (ACR-2022 GIOP recommendations apply): {peq:.1} mg prednisone-equivalent/day{}",
+        if gc.open_ended {
+            format!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+        } else {
+            format!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+        }
+    ),
+    Tri::Unknown => "GC-qualifying status unknown: a systemic glucocorticoid is present but its dose is not computable (treated as qualifying for assessment)".to_string(),
+    Tri::False if gc.present => format!(
+        "Not GC-qualifying: {peq:.1} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
+        gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
+    ),
+    Tri::False => "Not GC-qualifying: no current systemic glucocorticoid; ACR-2022 GIOP recommendations do not apply".to_string(),
+}
+}
+
+/// The high-dose criteria shared by A1 and B1 (> 30 days ≥ 30 mg, ≥ 5 g in the last year):
+/// those met, and their three-valued state. The known series can establish TRUE; with an unknown
+/// dose they cannot be FALSE.
+fn high_dose_criteria(gc: &GcExposure, t: &Thresholds) -> (Vec<Criterion>, Tri) {
+    let gc_ev: Vec<Evidence> = gc.evidence.clone();
+    let mut high_dose_met: Vec<Criterion> = Vec::new();
+    if gc.days_ge_30_last365 > t.gc_very_high_days {
+        high_dose_met.push(crit(
+            format!(
+                "{} days ≥ {} mg PEq in the last {} days (> {})",
+                gc.days_ge_30_last365,
+                t.gc_very_high_daily_mg,
+                t.gc_exposure_window_days,
+                t.gc_very_high_days
+            ),
+            gc_ev.clone(),
+        ));
+    }
+    if at_least(gc.cumulative_g_last365, t.gc_very_high_cumulative_g) {
+        high_dose_met.push(crit(
+            format!(
+                "cumulative {:.2} g PEq in the last {} days (≥ {} g)",
+                gc.cumulative_g_last365, t.gc_exposure_window_days, t.gc_very_high_cumulative_g
+            ),
+            gc_ev.clone(),
+        ));
+    }
+    let high_dose_tri = if !high_dose_met.is_empty() {
+        Tri::True
+    } else if gc.unknown_dose_records.is_empty() {
+        Tri::False
+    } else {
+        Tri::Unknown
+    };
+    (high_dose_met, high_dose_tri)
+}
+
+/// The inputs missing for the category (they never block one established by a TRUE criterion).
+fn missing_inputs(
+    input: &Input<'_>,
+    dxa: &DxaFacts,
+    t_min: Option<&ScoreReading>,
+    frax_known: bool,
+    prior: Tri,
+    high_dose: Tri,
+) -> Vec<String> {
+    let t = input.t;
+    let mut missing: Vec<String> = Vec::new();
+    let adult_young = input
+        .age
+        .is_some_and(|a| a >= t.adult_min_age && a < t.frax_min_age);
+    if adult_young {
+        if dxa.min_z.is_none() && dxa.latest_change.is_none() {
+            missing.push("DXA (Z-score hip/spine)".into());
+        }
+    } else {
+        if t_min.is_none() {
+            missing.push("DXA (T-score hip/spine)".into());
+        }
+        if !frax_known {
+            missing.push(format!(
+                "FRAX (MOF and hip) within {} days",
+                t.frax_max_age_days
+            ));
+        }
+    }
+    if prior == Tri::Unknown {
+        missing.push("fracture history".into());
+    }
+    if high_dose == Tri::Unknown {
+        missing.push("glucocorticoid dose".into());
+    }
+    missing
+}
+
 pub fn compute(
     input: &Input<'_>,
     gc: &GcExposure,
@@ -585,22 +680,7 @@ pub fn compute(
 
     // --- GC state (§3.5: the basis says whether the GIOP recommendations apply) -------------
     let peq = gc.current_daily_peq.unwrap_or(gc.current_daily_peq_known);
-    r.basis.push(match gc.qualifying {
-        Tri::True => format!(
-            "GC-qualifying (ACR-2022 GIOP recommendations apply): {peq:.1} mg prednisone-equivalent/day{}",
-            if gc.open_ended {
-                format!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
-            } else {
-                format!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
-            }
-        ),
-        Tri::Unknown => "GC-qualifying status unknown: a systemic glucocorticoid is present but its dose is not computable (treated as qualifying for assessment)".to_string(),
-        Tri::False if gc.present => format!(
-            "Not GC-qualifying: {peq:.1} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
-            gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
-        ),
-        Tri::False => "Not GC-qualifying: no current systemic glucocorticoid; ACR-2022 GIOP recommendations do not apply".to_string(),
-    });
+    r.basis.push(gc_scope_line(gc, t, peq));
 
     // --- Inputs ------------------------------------------------------------------------------
     let (prior, fx_ev) = prior_osteoporotic_fracture(spine);
@@ -662,66 +742,17 @@ pub fn compute(
         ));
     }
 
-    // High-dose criteria (shared by A1 and B1). The known series can establish TRUE; with an
-    // unknown dose they cannot be FALSE.
-    let gc_ev: Vec<Evidence> = gc.evidence.clone();
-    let mut high_dose_met: Vec<Criterion> = Vec::new();
-    if gc.days_ge_30_last365 > t.gc_very_high_days {
-        high_dose_met.push(crit(
-            format!(
-                "{} days ≥ {} mg PEq in the last {} days (> {})",
-                gc.days_ge_30_last365,
-                t.gc_very_high_daily_mg,
-                t.gc_exposure_window_days,
-                t.gc_very_high_days
-            ),
-            gc_ev.clone(),
-        ));
-    }
-    if at_least(gc.cumulative_g_last365, t.gc_very_high_cumulative_g) {
-        high_dose_met.push(crit(
-            format!(
-                "cumulative {:.2} g PEq in the last {} days (≥ {} g)",
-                gc.cumulative_g_last365, t.gc_exposure_window_days, t.gc_very_high_cumulative_g
-            ),
-            gc_ev.clone(),
-        ));
-    }
-    let high_dose_tri = if !high_dose_met.is_empty() {
-        Tri::True
-    } else if gc.unknown_dose_records.is_empty() {
-        Tri::False
-    } else {
-        Tri::Unknown
-    };
+    let (high_dose_met, high_dose_tri) = high_dose_criteria(gc, t);
 
     // Missing inputs (they never block a category established by a TRUE criterion).
-    let mut missing: Vec<String> = Vec::new();
-    let adult_young = input
-        .age
-        .is_some_and(|a| a >= t.adult_min_age && a < t.frax_min_age);
-    if adult_young {
-        if dxa.min_z.is_none() && dxa.latest_change.is_none() {
-            missing.push("DXA (Z-score hip/spine)".into());
-        }
-    } else {
-        if t_min.is_none() {
-            missing.push("DXA (T-score hip/spine)".into());
-        }
-        if mof.is_none() || hip.is_none() {
-            missing.push(format!(
-                "FRAX (MOF and hip) within {} days",
-                t.frax_max_age_days
-            ));
-        }
-    }
-    if prior == Tri::Unknown {
-        missing.push("fracture history".into());
-    }
-    if high_dose_tri == Tri::Unknown {
-        missing.push("glucocorticoid dose".into());
-    }
-    r.missing = missing;
+    r.missing = missing_inputs(
+        input,
+        dxa,
+        t_min,
+        mof.is_some() && hip.is_some(),
+        prior,
+        high_dose_tri,
+    );
 
     // --- Decision table (§3.2): the rows, top-down -------------------------------------------
     let x = RowInputs {
