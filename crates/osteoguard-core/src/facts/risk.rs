@@ -291,9 +291,13 @@ impl RowInputs<'_> {
         })
     }
 
-    fn t_evidence(&self, text: String) -> Vec<Evidence> {
+    /// The lowest T-score as evidence: "total hip T-score -2.7 (2024-09-01)".
+    fn t_evidence(&self) -> Vec<Evidence> {
         self.t_min
-            .map(|s| vec![Evidence::new(&s.source, Some(s.date), text)])
+            .map(|s| {
+                let text = format!("{} T-score {:.1} ({})", s.site.label(), s.value, s.date);
+                vec![Evidence::new(&s.source, Some(s.date), text)]
+            })
             .unwrap_or_default()
     }
 
@@ -304,12 +308,7 @@ impl RowInputs<'_> {
             .map(|s| {
                 crit(
                     format!("{} T-score {:.1} ≤ {upper}", s.site.label(), s.value),
-                    self.t_evidence(format!(
-                        "{} T-score {:.1} ({})",
-                        s.site.label(),
-                        s.value,
-                        s.date
-                    )),
+                    self.t_evidence(),
                 )
             })
     }
@@ -422,12 +421,7 @@ fn a4_low(x: &RowInputs<'_>) -> Vec<Criterion> {
                         s.value,
                         t.t_moderate
                     ),
-                    x.t_evidence(format!(
-                        "{} T-score {:.1} ({})",
-                        s.site.label(),
-                        s.value,
-                        s.date
-                    )),
+                    x.t_evidence(),
                 ),
             ]
         }
