@@ -68,6 +68,9 @@ struct AssessArgs {
     /// Site configuration (TOML): threshold overrides, switched-off findings.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Text format: also print each finding's specification section and rule trace.
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -207,7 +210,12 @@ fn assess(args: AssessArgs) -> anyhow::Result<()> {
     issues.extend(read.unattached.iter().cloned());
     let assessment = osteoguard_core::assess_with_issues(&patient.record, &issues, as_of, &config);
     let text = match args.format {
-        Format::Text => osteoguard_report::text::render(&assessment),
+        Format::Text => osteoguard_report::text::render_with(
+            &assessment,
+            osteoguard_report::text::TextOptions {
+                verbose: args.verbose,
+            },
+        ),
         Format::Json => osteoguard_report::json::render(&assessment),
         Format::Html => osteoguard_report::html::render(&assessment),
     };

@@ -90,6 +90,30 @@ fn text_output_names_the_most_severe_finding_first() {
 }
 
 #[test]
+fn verbose_text_adds_the_rule_trace() {
+    let run = |extra: &[&str]| {
+        let out = bin()
+            .args(["assess", "--as-of", "2023-08-23"])
+            .args(extra)
+            .arg(seed())
+            .output()
+            .expect("runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plain = run(&[]);
+    let verbose = run(&["--verbose"]);
+    assert!(!plain.contains("    rule: "), "{plain}");
+    assert!(!plain.contains("    trace: "), "{plain}");
+    assert!(verbose.contains("    rule: knowledge.md §"), "{verbose}");
+    assert!(verbose.contains("    trace: "), "{verbose}");
+    // Verbose only adds lines.
+    for line in plain.lines() {
+        assert!(verbose.contains(line), "{line}");
+    }
+}
+
+#[test]
 fn bad_usage_and_unreadable_input_exit_2_with_a_clear_message() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (

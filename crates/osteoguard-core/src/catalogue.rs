@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::finding::FindingCode;
 use crate::rules;
-use crate::thresholds::{ThresholdValue, TABLE};
+use crate::thresholds::{ThresholdValue, Thresholds, TABLE};
 
 /// One finding code as the catalogue shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -22,8 +22,8 @@ pub struct RuleEntry {
     /// knowledge.md section of the rule.
     pub section: &'static str,
     pub citation: &'static str,
-    /// When each severity applies.
-    pub severities: &'static str,
+    /// When each severity applies (numbers from the effective thresholds).
+    pub severities: String,
     /// Record inputs the rule reads.
     pub inputs: &'static str,
     pub disabled: bool,
@@ -46,117 +46,173 @@ pub struct ThresholdEntry {
     pub overridden: bool,
 }
 
-/// (section, citation, severities, inputs) per code.
-fn describe(code: FindingCode) -> (&'static str, &'static str, &'static str, &'static str) {
+/// (section, citation, severities, inputs) per code; every number in the severities comes from
+/// `t`, so a site override changes the words.
+fn describe(
+    code: FindingCode,
+    t: &Thresholds,
+) -> (&'static str, &'static str, String, &'static str) {
     use FindingCode::*;
     match code {
         GcBoneProtection => (
             "§2.6, §4.1, §9",
             rules::gc_bone_protection::CITATION,
-            "moderate",
+            "moderate".into(),
             "systemic glucocorticoid orders/statements/administrations; calcium and vitamin D supplements; age",
         ),
         GcFractureRiskAssessmentDue => (
             "§4.1, §4.4, §9",
             rules::gc_fracture_risk_assessment_due::CITATION,
-            "moderate; high when no baseline DXA more than 182 days after glucocorticoid start",
+            format!(
+                "moderate; high when no baseline DXA more than {} days after glucocorticoid start",
+                t.baseline_dxa_days
+            ),
             "glucocorticoid course start; DXA results; FRAX; active osteoporosis therapy; risk category; age",
         ),
         OsteoporosisTreatmentIndicated => (
             "§4.2, §4.3, §9",
             rules::osteoporosis_treatment_indicated::CITATION,
-            "high for very high/high risk or WHO clause (b); moderate for moderate risk",
+            format!(
+                "high for very high/high risk, or from age {} with osteoporosis by T-score \
+                 (≤ {}) or a prior hip/vertebral fragility fracture; moderate for moderate risk",
+                t.treatment_b_min_age, t.t_high
+            ),
             "risk category; glucocorticoid scope; T-scores; hip/vertebral fractures; active and planned osteoporosis therapy",
         ),
         AnabolicTherapyPreferred => (
             "§4.2, §9",
             rules::anabolic_therapy_preferred::CITATION,
-            "moderate",
+            "moderate".into(),
             "risk category; anabolic, denosumab and other osteoporosis therapy history; age",
         ),
         DenosumabDueSoon => (
             "§5.1, §9",
             rules::denosumab_due_soon::CITATION,
-            "info from day 154 to 182 after the last dose; moderate from day 183 to the grace end (210)",
+            format!(
+                "info from day {} to {} after the last dose; moderate from day {} to the grace end ({})",
+                t.dmab_due_soon_start_days,
+                t.dmab_due_days,
+                t.dmab_due_days + 1,
+                t.dmab_grace_end_days
+            ),
             "denosumab administrations/statements/orders; bisphosphonate after the last dose",
         ),
         DenosumabOverdue => (
             "§5.1, §9",
             rules::denosumab_overdue::CITATION,
-            "high after the grace end (day 211–294); critical after the long-delay limit (day 295+)",
+            format!(
+                "high after the grace end (day {}–{}); critical after the long-delay limit (day {}+)",
+                t.dmab_grace_end_days + 1,
+                t.dmab_long_delay_days,
+                t.dmab_long_delay_days + 1
+            ),
             "denosumab doses; bisphosphonate after the last dose",
         ),
         DenosumabDiscontinuationWithoutTransition => (
             "§5.2, §5.3, §9",
             rules::denosumab_discontinuation_without_transition::CITATION,
-            "high; critical with ≥ 4 doses, a prevalent vertebral fracture, or after the long-delay limit",
+            format!(
+                "high; critical with ≥ {} doses, a prevalent vertebral fracture, or after the \
+                 long-delay limit (day {})",
+                t.dmab_many_doses, t.dmab_long_delay_days
+            ),
             "denosumab doses and stop records; bisphosphonate after the last dose; vertebral fractures; renal function (never recommends zoledronate when contraindicated)",
         ),
         PostDenosumabCtxMonitoring => (
             "§5.3, §5.4, §9",
             rules::post_denosumab_ctx_monitoring::CITATION,
-            "info while CTX not yet due; moderate when a CTX check is overdue; high when CTX is elevated",
+            format!(
+                "info while CTX not yet due; moderate when a CTX check is overdue; high when CTX \
+                 is elevated (above the lab's upper limit or {} ng/L)",
+                t.ctx_limit_ng_l
+            ),
             "zoledronate after denosumab; serum CTX with reference range",
         ),
         ReboundVertebralFracturesSuspected => (
             "§5.5, §9",
             rules::rebound_vertebral_fractures_suspected::CITATION,
-            "critical with ≥ 2 fractures in the rebound window; high with one fracture plus BMD loss or elevated CTX",
+            format!(
+                "critical with ≥ 2 fractures in the rebound window (day {}–{} after the last \
+                 dose); high with one fracture plus BMD loss or elevated CTX",
+                t.rebound_window_start_days, t.rebound_window_end_days
+            ),
             "denosumab doses; vertebral fracture onsets; serial DXA; CTX",
         ),
         BmdSignificantLoss => (
             "§6.2, §9",
             rules::bmd_significant_loss::CITATION,
-            "moderate; high when the later T-score ≤ −2.5 or the loss ≥ 2× LSC (≥ 1.0 T)",
+            format!(
+                "moderate; high when the later T-score ≤ {} or the loss ≥ {}× LSC (≥ {} T)",
+                t.t_high, t.lsc_large_multiple, t.t_drop_large
+            ),
             "serial DXA BMD/T-scores by site, device, facility LSC; vertebral fractures and augmentation (spine validity)",
         ),
         AcuteOvcf => (
             "§7.1, §7.4, §9",
             rules::acute_ovcf::CITATION,
-            "high",
+            format!(
+                "high (fracture or MRI oedema within {} days)",
+                t.subacute_max_days
+            ),
             "vertebral fracture conditions; MRI oedema; augmentation procedures",
         ),
         OvcfRefractoryPainAugmentationCandidate => (
             "§7.5, §9",
             rules::ovcf_refractory_pain_augmentation_candidate::CITATION,
-            "high",
+            format!(
+                "high (pain ≥ {}/10 after ≥ {} days of conservative care)",
+                t.augmentation_pain_min, t.conservative_care_min_days
+            ),
             "per-level spine state; MRI oedema; pain scores; fracture onset; exclusion conditions",
         ),
         OvcfImagingRecommended => (
             "§7.7, §9",
             rules::ovcf_imaging_recommended::CITATION,
-            "moderate; high when an unconfirmed fracture comes with pain ≥ 7",
+            format!(
+                "moderate (pain ≥ {}/10, or a rise of {} points after augmentation); high when an \
+                 unconfirmed fracture comes with pain ≥ {}/10",
+                t.imaging_pain_min, t.imaging_pain_rise, t.imaging_pain_high
+            ),
             "per-level spine state; MRI confirmation; pain scores; augmentation; spine imaging dates",
         ),
         NewFractureAfterAugmentation => (
             "§7.6, §9",
             rules::new_fracture_after_augmentation::CITATION,
-            "moderate; high if adjacent or ≤ 90 days after augmentation; critical with ≥ 2 new fractures",
+            format!(
+                "moderate (within {} days of augmentation); high if adjacent or ≤ {} days after \
+                 augmentation; critical with ≥ 2 new fractures",
+                t.new_fracture_window_days, t.new_fracture_early_days
+            ),
             "augmentation procedures with levels; vertebral fracture onsets",
         ),
         ZoledronateRenalContraindication => (
             "§8, §9",
             rules::zoledronate_renal_contraindication::CITATION,
-            "critical",
+            format!("critical (CrCl or eGFR < {} mL/min)", t.zoledronate_min_crcl),
             "planned or recommended zoledronate; creatinine, weight, age, sex (Cockcroft–Gault); eGFR",
         ),
         HypocalcaemiaAntiresorptiveCaution => (
             "§8, §9",
             rules::hypocalcaemia_antiresorptive_caution::CITATION,
-            "critical for low corrected calcium; high for eGFR < 30 on denosumab",
+            format!(
+                "critical for corrected calcium < {} mg/dL; high for eGFR < {} on denosumab",
+                t.calcium_low_mg_dl, t.dmab_ckd_egfr_min
+            ),
             "active/planned/due/recommended antiresorptive; calcium, albumin, eGFR or CrCl",
         ),
         VitaminDDeficiencyAntiresorptiveCaution => (
             "§8, §9",
             rules::vitamin_d_deficiency_antiresorptive_caution::CITATION,
-            "high",
+            format!("high (25-OH vitamin D < {} ng/mL)", t.vitamin_d_min_ng_ml),
             "active/planned/due/recommended antiresorptive; 25-OH vitamin D",
         ),
         DataInsufficient => (
             "§1.4, §9",
             rules::data_insufficient::CITATION,
-            "moderate when a safety check is blocked (items 3–5); otherwise info",
-            "the closed list of items 1–9 of §9",
+            "moderate when a safety check is blocked (renal function, calcium, vitamin D or \
+             CKD unknown before an antiresorptive); otherwise info"
+                .into(),
+            "the closed list of missing inputs of knowledge.md §9",
         ),
     }
 }
@@ -166,7 +222,7 @@ pub fn entries(config: &Config) -> Vec<RuleEntry> {
     FindingCode::ALL
         .into_iter()
         .map(|code| {
-            let (section, citation, severities, inputs) = describe(code);
+            let (section, citation, severities, inputs) = describe(code, &config.thresholds);
             let thresholds = TABLE
                 .iter()
                 .filter(|s| s.used_by.contains(&code.as_str()))
@@ -222,9 +278,41 @@ mod tests {
         for spec in TABLE {
             assert!(!spec.used_by.is_empty(), "{} is used by no rule", spec.key);
             for code in spec.used_by {
-                assert!(FindingCode::parse(code).is_some(), "{}: {code}", spec.key);
+                assert!(
+                    *code == "tasks" || FindingCode::parse(code).is_some(),
+                    "{}: {code}",
+                    spec.key
+                );
+            }
+            // A hand-typed clause (older rows) may only repeat what the sources show.
+            for code in spec.declared_used_by {
+                assert!(spec.used_by.contains(code), "{}: {code}", spec.key);
             }
         }
+    }
+
+    /// The computed readers agree with what the rule modules plainly read (spot checks that
+    /// would catch a broken source scan).
+    #[test]
+    fn used_by_is_computed_from_the_rule_sources() {
+        let of = |key: &str| {
+            TABLE
+                .iter()
+                .find(|s| s.key == key)
+                .map(|s| s.used_by)
+                .unwrap_or_default()
+        };
+        assert!(of("denosumab.grace_end_days").contains(&"denosumab-overdue"));
+        assert!(of("spine.augmentation_pain_min")
+            .contains(&"ovcf-refractory-pain-augmentation-candidate"));
+        // Through the risk facts.
+        assert!(of("risk.t_score_very_high").contains(&"osteoporosis-treatment-indicated"));
+        // Through a shared safety helper.
+        assert!(
+            of("safety.planned_order_window_days").contains(&"zoledronate-renal-contraindication")
+        );
+        assert_eq!(of("denosumab.osteoporosis_dose_mg"), &["tasks"]);
+        assert!(!of("spine.acute_max_days").contains(&"zoledronate-renal-contraindication"));
     }
 
     #[test]

@@ -608,6 +608,18 @@ pub enum VertebralLocation {
     Unspecified,
 }
 
+/// The one wording of a vertebral location in every text: "L1", "T5–T6" (a grouped code, en
+/// dash) or "level not recorded".
+impl std::fmt::Display for VertebralLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VertebralLocation::Level(l) => f.write_str(l.label()),
+            VertebralLocation::Pair(a, b) => write!(f, "{a}–{b}"),
+            VertebralLocation::Unspecified => f.write_str("level not recorded"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "site", content = "location")]
 pub enum FractureSite {

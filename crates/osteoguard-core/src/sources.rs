@@ -3,9 +3,11 @@
 //! Rules cite tags (`ECTS-2021; CUMMINGS-2018`); the engine attaches the full reference of every
 //! tag a finding cites (`Finding::references`), so a reader never has to look a tag up.
 
-/// One source: tag, label, full reference and a URL. DOI links only where the DOI was checked
-/// against a public record (ACR-2022: PubMed 37845798; ACR-2017: the article's own header);
-/// otherwise a PubMed/DailyMed search link, which cannot point at the wrong paper.
+/// One source: tag, label, full reference and a URL. A DOI link wherever the DOI was checked
+/// against a public record (docs/sources.md says where); otherwise the article's record page or,
+/// when no record could be confirmed, the journal's own page (never a search URL for a paper,
+/// which can point at the wrong one). The prescribing-information links are DailyMed's label
+/// finder for the brand name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
     pub tag: &'static str,
@@ -32,31 +34,31 @@ pub const SOURCES: &[Source] = &[
         tag: "KANIS-2011",
         label: "Adjustment of FRAX for glucocorticoid dose (Kanis et al., Osteoporos Int 2011)",
         reference: "Kanis JA, Johansson H, Oden A, McCloskey EV. Guidance for the adjustment of FRAX according to the dose of glucocorticoids. Osteoporos Int 2011;22(3):809–816.",
-        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Kanis+FRAX+glucocorticoids+2011"),
+        url: Some("https://doi.org/10.1007/s00198-010-1524-7"),
     },
     Source {
         tag: "ECTS-2021",
         label: "ECTS 2021 position statement: discontinuation of denosumab (Tsourdi et al., JCEM 2021)",
         reference: "Tsourdi E, Zillikens MC, Meier C, et al. Fracture risk and management of discontinuation of denosumab therapy: a systematic review and position statement by ECTS. J Clin Endocrinol Metab 2021;106(1):264–281.",
-        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Tsourdi+denosumab+discontinuation+ECTS+2021"),
+        url: Some("https://pure.au.dk/portal/en/publications/fracture-risk-and-management-of-discontinuation-of-denosumab-therapy(30703304-af07-450f-b284-5d1c9ae31a62).html"),
     },
     Source {
         tag: "ECTS-2017",
         label: "ECTS 2017 position statement: discontinuation of denosumab (Tsourdi et al., Bone 2017)",
         reference: "Tsourdi E, Langdahl B, Cohen-Solal M, et al. Discontinuation of denosumab therapy for osteoporosis: a systematic review and position statement by ECTS. Bone 2017;105:11–17.",
-        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Tsourdi+denosumab+discontinuation+Bone+2017"),
+        url: Some("https://www.sciencedirect.com/journal/bone"),
     },
     Source {
         tag: "CUMMINGS-2018",
         label: "Vertebral fractures after discontinuation of denosumab (Cummings et al., JBMR 2018)",
         reference: "Cummings SR, Ferrari S, Eastell R, et al. Vertebral fractures after discontinuation of denosumab: a post hoc analysis of the randomized placebo-controlled FREEDOM trial and its extension. J Bone Miner Res 2018;33(2):190–198.",
-        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Cummings+vertebral+fractures+discontinuation+denosumab+FREEDOM"),
+        url: Some("https://academic.oup.com/jbmr"),
     },
     Source {
         tag: "LYU-2020",
         label: "Delayed denosumab injections and fracture risk (Lyu et al., Ann Intern Med 2020)",
         reference: "Lyu H, Yoshida K, Zhao SS, et al. Delayed denosumab injections and fracture risk among patients with osteoporosis: a population-based cohort study. Ann Intern Med 2020;173(7):516–526.",
-        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Lyu+delayed+denosumab+injections+fracture+risk"),
+        url: Some("https://doi.org/10.7326/M20-0882"),
     },
     Source {
         tag: "PROLIA-PI",
@@ -86,7 +88,7 @@ pub const SOURCES: &[Source] = &[
         tag: "GENANT-1993",
         label: "Genant semiquantitative vertebral fracture assessment (JBMR 1993)",
         reference: "Genant HK, Wu CY, van Kuijk C, Nevitt MC. Vertebral fracture assessment using a semiquantitative technique. J Bone Miner Res 1993;8:1137–1148.",
-        url: Some("https://pubmed.ncbi.nlm.nih.gov/?term=Genant+semiquantitative+vertebral+fracture+1993"),
+        url: Some("https://academic.oup.com/jbmr"),
     },
     Source {
         tag: "ACR-AC-VCF",
@@ -125,6 +127,50 @@ pub fn cited(citation: &str) -> Vec<&'static Source> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Papers link to the paper (a DOI or a record page) or, unconfirmed, to the journal:
+    /// never to a literature search.
+    #[test]
+    fn no_paper_links_to_a_search() {
+        for s in SOURCES {
+            if let Some(url) = s.url {
+                assert!(!url.contains("pubmed.ncbi.nlm.nih.gov/?term"), "{}", s.tag);
+                assert!(url.starts_with("https://"), "{}", s.tag);
+            }
+        }
+        let tags: Vec<_> = SOURCES.iter().map(|s| s.tag).collect();
+        let mut unique = tags.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(tags.len(), unique.len(), "each reference once");
+    }
+
+    /// Rules cite by key: every tag a rule's citation names is in the table, and a citation
+    /// holds no copy of a full reference.
+    #[test]
+    fn rules_cite_by_key() {
+        use crate::rules::*;
+        let citations = [
+            acute_ovcf::CITATION,
+            anabolic_therapy_preferred::CITATION,
+            gc_bone_protection::CITATION,
+            gc_fracture_risk_assessment_due::CITATION,
+            hypocalcaemia_antiresorptive_caution::CITATION,
+            new_fracture_after_augmentation::CITATION,
+            osteoporosis_treatment_indicated::CITATION,
+            ovcf_imaging_recommended::CITATION,
+            ovcf_refractory_pain_augmentation_candidate::CITATION,
+            vitamin_d_deficiency_antiresorptive_caution::CITATION,
+            zoledronate_renal_contraindication::CITATION,
+        ];
+        for c in citations {
+            assert!(!cited(c).is_empty(), "{c}");
+            for s in SOURCES {
+                assert!(!c.contains(s.reference), "{c} copies {}", s.tag);
+            }
+            assert!(!c.contains(" et al"), "{c}");
+        }
+    }
 
     #[test]
     fn tags_are_found_in_citations() {

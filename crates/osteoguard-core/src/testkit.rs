@@ -301,3 +301,133 @@ pub fn example_6_record() -> PatientRecord {
     )
     .build()
 }
+
+/// A named record and the date to assess it on.
+pub struct Scenario {
+    pub name: &'static str,
+    pub record: PatientRecord,
+    pub as_of: NaiveDate,
+}
+
+/// Records that, between them, make every rule of this crate that writes clinical text fire
+/// (used by the tests of what clinicians read: no internal vocabulary, numbers from the
+/// threshold table).
+pub fn text_scenarios() -> Vec<Scenario> {
+    use VertebralLevel::*;
+    vec![
+        // A 74-year-old on prednisone 10 mg/day for 8 months with a vertebral fracture, no DXA, no
+        // supplements: bone protection, risk assessment, treatment and anabolic therapy.
+        Scenario {
+            name: "glucocorticoid-fracture",
+            record: RecordBuilder::new("1950-03-15", Sex::Female)
+                .daily_order(
+                    Ingredient::Prednisone,
+                    MedicationStatus::Active,
+                    "2024-01-01",
+                    None,
+                    Some(10.0),
+                    Some(1.0),
+                    Route::Oral,
+                )
+                .vertebral_fracture(L2, "2024-02-01", "2024-02-02")
+                .build(),
+            as_of: d("2024-09-15"),
+        },
+        // Prednisone 5 mg/day since 2023, a DXA of 2021 (repeat overdue) with a T-score of −2.0, no FRAX.
+        Scenario {
+            name: "glucocorticoid-dxa-overdue",
+            record: RecordBuilder::new("1970-03-15", Sex::Female)
+                .daily_order(
+                    Ingredient::Prednisone,
+                    MedicationStatus::Active,
+                    "2023-01-01",
+                    None,
+                    Some(5.0),
+                    Some(1.0),
+                    Route::Oral,
+                )
+                .observation(
+                    ObservationKind::TScore(DxaSite::TotalHip),
+                    "2021-06-01",
+                    -2.0,
+                )
+                .build(),
+            as_of: d("2024-09-15"),
+        },
+        // Seed L1: painful, MRI-confirmed acute fracture after 5 weeks of conservative care.
+        Scenario {
+            name: "refractory-pain",
+            record: RecordBuilder::new("1950-03-15", Sex::Female)
+                .vertebral_fracture(L1, "2023-07-15", "2023-07-17")
+                .edema(L1, "2023-07-17", true)
+                .observation(ObservationKind::Pain, "2023-08-22", 8.0)
+                .build(),
+            as_of: d("2023-08-23"),
+        },
+        // An unconfirmed recent fracture with pain 8: imaging.
+        Scenario {
+            name: "imaging",
+            record: RecordBuilder::new("1950-03-15", Sex::Female)
+                .vertebral_fracture(L3, "2023-09-01", "2023-09-02")
+                .observation(ObservationKind::Pain, "2023-09-10", 8.0)
+                .build(),
+            as_of: d("2023-09-11"),
+        },
+        // A new adjacent fracture 40 days after vertebroplasty.
+        Scenario {
+            name: "new-fracture-after-augmentation",
+            record: RecordBuilder::new("1950-03-15", Sex::Female)
+                .vertebral_fracture(L1, "2023-01-01", "2023-01-02")
+                .procedure(ProcedureKind::Vertebroplasty, &[L1], "2023-01-20")
+                .vertebral_fracture(L2, "2023-03-01", "2023-03-01")
+                .build(),
+            as_of: d("2023-03-05"),
+        },
+        // Denosumab stopped 8 months ago (zoledronate recommended) with CrCl ≈ 17 mL/min, low
+        // calcium and low vitamin D: the §8 safety checks.
+        Scenario {
+            name: "denosumab-stopped-renal",
+            record: RecordBuilder::new("1945-02-02", Sex::Female)
+                .administration(
+                    Ingredient::Denosumab,
+                    "2023-07-01",
+                    60.0,
+                    Route::Subcutaneous,
+                )
+                .administration(
+                    Ingredient::Denosumab,
+                    "2024-01-02",
+                    60.0,
+                    Route::Subcutaneous,
+                )
+                .observation(ObservationKind::Creatinine, "2024-09-10", 2.0)
+                .observation(ObservationKind::BodyWeight, "2024-09-10", 48.0)
+                .observation(ObservationKind::Calcium, "2024-09-10", 8.0)
+                .observation(ObservationKind::VitaminD25, "2024-09-10", 12.0)
+                .build(),
+            as_of: d("2024-09-15"),
+        },
+        // Denosumab due in two weeks with eGFR 25: the CKD caution.
+        Scenario {
+            name: "denosumab-due-ckd",
+            record: RecordBuilder::new("1945-02-02", Sex::Female)
+                .administration(
+                    Ingredient::Denosumab,
+                    "2023-10-01",
+                    60.0,
+                    Route::Subcutaneous,
+                )
+                .administration(
+                    Ingredient::Denosumab,
+                    "2024-04-03",
+                    60.0,
+                    Route::Subcutaneous,
+                )
+                .observation(ObservationKind::Egfr, "2024-09-10", 25.0)
+                .observation(ObservationKind::Calcium, "2024-09-10", 9.2)
+                .observation(ObservationKind::VitaminD25, "2024-09-10", 30.0)
+                .build(),
+            as_of: d("2024-09-20"),
+        },
+    ]
+}

@@ -14,11 +14,10 @@ use crate::model::{
 
 fn site_label(site: FractureSite) -> String {
     match site {
-        FractureSite::Vertebral(VertebralLocation::Level(l)) => l.label().to_string(),
-        FractureSite::Vertebral(VertebralLocation::Pair(a, b)) => format!("{a}-{b}"),
         FractureSite::Vertebral(VertebralLocation::Unspecified) => {
             "vertebra (level unknown)".into()
         }
+        FractureSite::Vertebral(loc) => loc.to_string(),
         FractureSite::Hip => "hip".into(),
         FractureSite::Wrist => "wrist".into(),
         FractureSite::Humerus => "humerus".into(),

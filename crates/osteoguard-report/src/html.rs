@@ -277,7 +277,13 @@ fn findings_section(findings: &[&Finding], sources: &Sources) -> Markup {
                     }
                     @for m in &f.inputs_missing { p.missing { "Missing: " (m) } }
                     @for n in &f.notes { p.note { "Note: " (n) } }
-                    p.cite { "Source: " cite { (f.citation) } " · knowledge.md " (f.rule_section) }
+                    p.cite { "Source: " cite { (f.citation) } }
+                    // The specification's vocabulary, folded away: a clinician reads the text above.
+                    details.trace {
+                        summary { "Rule trace" }
+                        p { "knowledge.md " (f.rule_section) }
+                        @for t in &f.trace { p { (t) } }
+                    }
                 }
             }
         }

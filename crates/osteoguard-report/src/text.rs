@@ -20,8 +20,22 @@ fn opt<T: std::fmt::Display>(v: Option<T>, unknown: &str) -> String {
         .unwrap_or_else(|| unknown.to_string())
 }
 
-/// Renders the assessment as plain text.
+/// What the text rendering shows besides the clinical text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TextOptions {
+    /// Also print each finding's specification section and machine-readable trace (spec
+    /// vocabulary: knowledge.md sections, clause and item numbers, verification states) and the
+    /// decision-table row of the risk category. A clinician's report leaves them out.
+    pub verbose: bool,
+}
+
+/// Renders the assessment as plain text, as a clinician reads it.
 pub fn render(a: &Assessment) -> String {
+    render_with(a, TextOptions::default())
+}
+
+/// Renders the assessment as plain text with `options`.
+pub fn render_with(a: &Assessment, options: TextOptions) -> String {
     let mut s = String::new();
     // `write!` to a String cannot fail; the results are ignored deliberately.
     let age = a
@@ -42,6 +56,7 @@ pub fn render(a: &Assessment) -> String {
         .fracture_risk
         .row
         .as_deref()
+        .filter(|_| options.verbose)
         .map(|r| format!(" [ACR-2022 row {r}]"))
         .unwrap_or_default();
     let _ = writeln!(
@@ -149,13 +164,15 @@ pub fn render(a: &Assessment) -> String {
         for n in &f.notes {
             let _ = writeln!(s, "    note: {n}");
         }
-        let _ = writeln!(
-            s,
-            "    Source: {} (knowledge.md {})",
-            f.citation, f.rule_section
-        );
+        let _ = writeln!(s, "    Source: {}", f.citation);
         for r in &f.references {
             let _ = writeln!(s, "      {r}");
+        }
+        if options.verbose {
+            let _ = writeln!(s, "    rule: knowledge.md {}", f.rule_section);
+            for t in &f.trace {
+                let _ = writeln!(s, "    trace: {t}");
+            }
         }
     }
     if !a.tasks.is_empty() {
@@ -193,4 +210,34 @@ pub fn render(a: &Assessment) -> String {
         }
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osteoguard_core::testkit::text_scenarios;
+    use osteoguard_core::Config;
+
+    /// The clinician's text leaves the specification's vocabulary out; `--verbose` prints the
+    /// rule section and each trace line of every finding.
+    #[test]
+    fn trace_and_section_only_when_verbose() {
+        let s = text_scenarios()
+            .into_iter()
+            .find(|s| s.name == "glucocorticoid-fracture")
+            .expect("scenario");
+        let a = osteoguard_core::assess(&s.record, s.as_of, &Config::default());
+        let traced: Vec<&String> = a.findings.iter().flat_map(|f| &f.trace).collect();
+        assert!(!traced.is_empty(), "the scenario has trace lines");
+        let plain = render(&a);
+        let verbose = render_with(&a, TextOptions { verbose: true });
+        assert!(!plain.contains("knowledge.md §"), "{plain}");
+        assert!(!plain.contains("trace:"), "{plain}");
+        for t in traced {
+            assert!(verbose.contains(&format!("    trace: {t}")), "{verbose}");
+        }
+        for f in &a.findings {
+            assert!(verbose.contains(&format!("    rule: knowledge.md {}", f.rule_section)));
+        }
+    }
 }

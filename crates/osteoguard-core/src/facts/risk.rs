@@ -20,13 +20,14 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::dxa::DxaFacts;
+use super::dxa::{DxaFacts, ScoreReading};
 use super::gc::{above, at_least, GcExposure};
 use super::spine::SpineFacts;
 use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
 use crate::finding::Evidence;
-use crate::model::{days, FractureSite, Observation, ObservationKind, VertebralLocation};
+use crate::model::{days, FractureSite, Observation, ObservationKind};
+use crate::thresholds::Thresholds;
 use crate::tri::Tri;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -108,14 +109,6 @@ impl Default for RiskAssessment {
     }
 }
 
-fn location_label(loc: VertebralLocation) -> String {
-    match loc {
-        VertebralLocation::Level(l) => l.label().to_string(),
-        VertebralLocation::Pair(a, b) => format!("{a}–{b}"),
-        VertebralLocation::Unspecified => "level not recorded".to_string(),
-    }
-}
-
 fn site_label(site: FractureSite) -> &'static str {
     match site {
         FractureSite::Vertebral(_) => "vertebral",
@@ -141,7 +134,7 @@ pub fn prior_osteoporotic_fracture(spine: &SpineFacts) -> (Tri, Vec<Evidence>) {
             onset,
             format!(
                 "vertebral fracture {} (onset {})",
-                location_label(f.location),
+                f.location,
                 fmt_date(onset)
             ),
         ));
@@ -247,6 +240,8 @@ fn adjust(o: &Observation, label: &str, multiplier_if_high: f64, peq: f64, high:
     }
 }
 
+/// One criterion of a row that is met, with the evidence for it.
+#[derive(Debug, Clone)]
 struct Criterion {
     text: String,
     evidence: Vec<Evidence>,
@@ -257,6 +252,414 @@ fn crit(text: impl Into<String>, evidence: Vec<Evidence>) -> Criterion {
         text: text.into(),
         evidence,
     }
+}
+
+/// What the rows of the §3.2 table read, computed once.
+struct RowInputs<'a> {
+    t: &'a Thresholds,
+    gc: &'a GcExposure,
+    dxa: &'a DxaFacts,
+    /// Current prednisone-equivalent dose (the known part when not computable).
+    peq: f64,
+    prior: Tri,
+    fracture_evidence: Vec<Evidence>,
+    mof: Option<FraxUsed>,
+    hip: Option<FraxUsed>,
+    /// `min_T_hip_spine`.
+    t_min: Option<&'a ScoreReading>,
+    /// The high-dose criteria met (shared by A1 and B1).
+    high_dose_met: Vec<Criterion>,
+    /// The high-dose criteria: TRUE when one is met, UNKNOWN when a GC dose in the last year is
+    /// not computable, else FALSE.
+    high_dose: Tri,
+}
+
+impl RowInputs<'_> {
+    fn prior_fracture(&self) -> Option<Criterion> {
+        (self.prior == Tri::True).then(|| {
+            crit(
+                format!(
+                    "prior osteoporotic fracture: {}",
+                    self.fracture_evidence
+                        .iter()
+                        .map(|e| e.detail.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                self.fracture_evidence.clone(),
+            )
+        })
+    }
+
+    /// The lowest T-score as evidence: "total hip T-score -2.7 (2024-09-01)".
+    fn t_evidence(&self) -> Vec<Evidence> {
+        self.t_min
+            .map(|s| {
+                let text = format!("{} T-score {:.1} ({})", s.site.label(), s.value, s.date);
+                vec![Evidence::new(&s.source, Some(s.date), text)]
+            })
+            .unwrap_or_default()
+    }
+
+    /// `lower < T ≤ upper` (no lower bound for the very-high row).
+    fn t_score(&self, lower: Option<f64>, upper: f64) -> Option<Criterion> {
+        self.t_min
+            .filter(|s| s.value <= upper && lower.is_none_or(|lo| s.value > lo))
+            .map(|s| {
+                crit(
+                    format!("{} T-score {:.1} ≤ {upper}", s.site.label(), s.value),
+                    self.t_evidence(),
+                )
+            })
+    }
+
+    /// GC-adjusted FRAX at or above `threshold`, worded the same in every row.
+    fn frax(f: &Option<FraxUsed>, name: &str, threshold: f64, places: usize) -> Option<Criterion> {
+        f.as_ref()
+            .filter(|f| at_least(f.adjusted, threshold))
+            .map(|f| {
+                crit(
+                    format!(
+                        "GC-adjusted FRAX {name} {:.*} % ≥ {threshold} %",
+                        places, f.adjusted
+                    ),
+                    vec![f.evidence.clone()],
+                )
+            })
+    }
+}
+
+/// The row of the table that matched, and the basis line a row without criteria adds.
+struct RowMatch {
+    category: RiskCategory,
+    row: Option<&'static str>,
+    met: Vec<Criterion>,
+    note: Option<String>,
+}
+
+impl RowMatch {
+    fn met(category: RiskCategory, row: &'static str, met: Vec<Criterion>) -> Option<Self> {
+        (!met.is_empty()).then_some(RowMatch {
+            category,
+            row: Some(row),
+            met,
+            note: None,
+        })
+    }
+    fn indeterminate(row: Option<&'static str>, note: impl Into<String>) -> Self {
+        RowMatch {
+            category: RiskCategory::Indeterminate,
+            row,
+            met: Vec::new(),
+            note: Some(note.into()),
+        }
+    }
+}
+
+/// A1 very high: prior osteoporotic fracture; T ≤ −3.5; GC-adjusted FRAX MOF ≥ 30 % or hip
+/// ≥ 4.5 %; > 30 days ≥ 30 mg or ≥ 5 g in the last year.
+fn a1_very_high(x: &RowInputs<'_>) -> Vec<Criterion> {
+    let t = x.t;
+    let mut met: Vec<Criterion> = x.prior_fracture().into_iter().collect();
+    met.extend(x.t_score(None, t.t_very_high));
+    met.extend(RowInputs::frax(&x.mof, "MOF", t.frax_mof_very_high, 1));
+    met.extend(RowInputs::frax(&x.hip, "hip", t.frax_hip_very_high, 1));
+    met.extend(x.high_dose_met.iter().cloned());
+    met
+}
+
+/// A2 high: −3.5 < T ≤ −2.5; GC-adjusted FRAX MOF ≥ 20 % or hip ≥ 3 %.
+fn a2_high(x: &RowInputs<'_>) -> Vec<Criterion> {
+    let t = x.t;
+    [
+        x.t_score(Some(t.t_very_high), t.t_high),
+        RowInputs::frax(&x.mof, "MOF", t.frax_mof_high, 1),
+        RowInputs::frax(&x.hip, "hip", t.frax_hip_high, 2),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A3 moderate: GC-adjusted FRAX MOF ≥ 10 % or hip ≥ 1 %; −2.5 < T ≤ −1.0.
+fn a3_moderate(x: &RowInputs<'_>) -> Vec<Criterion> {
+    let t = x.t;
+    [
+        RowInputs::frax(&x.mof, "MOF", t.frax_mof_moderate, 1),
+        RowInputs::frax(&x.hip, "hip", t.frax_hip_moderate, 2),
+        x.t_score(Some(t.t_high), t.t_moderate),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A4 low: FRAX MOF and hip and a T-score all known and below the moderate thresholds, no prior
+/// fracture on record, and the high-dose criteria known FALSE.
+fn a4_low(x: &RowInputs<'_>) -> Vec<Criterion> {
+    let t = x.t;
+    match (&x.mof, &x.hip, x.t_min) {
+        (Some(m), Some(h), Some(s))
+            if m.adjusted < t.frax_mof_moderate
+                && h.adjusted < t.frax_hip_moderate
+                && s.value > t.t_moderate
+                && x.prior != Tri::True
+                && x.high_dose == Tri::False =>
+        {
+            vec![
+                crit(
+                    format!(
+                        "GC-adjusted FRAX MOF {:.1} % < {} % and hip {:.2} % < {} %",
+                        m.adjusted, t.frax_mof_moderate, h.adjusted, t.frax_hip_moderate
+                    ),
+                    vec![m.evidence.clone(), h.evidence.clone()],
+                ),
+                crit(
+                    format!(
+                        "{} T-score {:.1} > {}",
+                        s.site.label(),
+                        s.value,
+                        t.t_moderate
+                    ),
+                    x.t_evidence(),
+                ),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Adults from `frax_min_age`: rows A1–A5, top-down, first match wins; A5 indeterminate.
+fn table_a(x: &RowInputs<'_>) -> RowMatch {
+    RowMatch::met(RiskCategory::VeryHigh, "A1", a1_very_high(x))
+        .or_else(|| RowMatch::met(RiskCategory::High, "A2", a2_high(x)))
+        .or_else(|| RowMatch::met(RiskCategory::Moderate, "A3", a3_moderate(x)))
+        .or_else(|| RowMatch::met(RiskCategory::Low, "A4", a4_low(x)))
+        .unwrap_or_else(|| {
+            RowMatch::indeterminate(
+                Some("A5"),
+                "Indeterminate (A5): no criterion of rows A1–A3 is met and row A4 (low) needs FRAX MOF and hip, a T-score and the high-dose criteria all known and low",
+            )
+        })
+}
+
+/// B1 very high: prior osteoporotic fracture; > 30 days ≥ 30 mg or ≥ 5 g in the last year.
+fn b1_very_high(x: &RowInputs<'_>) -> Vec<Criterion> {
+    let mut met: Vec<Criterion> = x.prior_fracture().into_iter().collect();
+    met.extend(x.high_dose_met.iter().cloned());
+    met
+}
+
+/// B2 moderate: continuing ≥ 7.5 mg for ≥ 182 days AND (Z < −3.0 OR BMD loss > LSC within a
+/// year), in three-valued logic; the criteria met when TRUE.
+fn b2_moderate(x: &RowInputs<'_>) -> (Tri, Vec<Criterion>) {
+    let (t, gc, dxa, peq) = (x.t, x.gc, x.dxa, x.peq);
+    let dose_met = at_least(peq, t.gc_young_continuing_mg)
+        && gc.continuous_days_ge_7_5 >= t.gc_young_continuing_days;
+    let dose_tri = if dose_met {
+        Tri::True
+    } else if gc.current_daily_peq.is_none() {
+        Tri::Unknown
+    } else {
+        Tri::False
+    };
+    let z_low = dxa.min_z.as_ref().filter(|z| z.value < t.young_z_threshold);
+    let loss = dxa.latest_change.as_ref().filter(|c| {
+        c.significant_loss && days(c.earlier, c.later) <= t.young_bmd_loss_interval_days
+    });
+    let bone_tri = if z_low.is_some() || loss.is_some() {
+        Tri::True
+    } else if dxa.min_z.is_some() {
+        Tri::False
+    } else {
+        Tri::Unknown
+    };
+    let b2 = dose_tri.and(bone_tri);
+    if b2 != Tri::True {
+        return (b2, Vec::new());
+    }
+    let mut met = vec![crit(
+        format!(
+            "continuing {peq:.1} mg PEq/day, {} days ≥ {} mg (≥ {})",
+            gc.continuous_days_ge_7_5, t.gc_young_continuing_mg, t.gc_young_continuing_days
+        ),
+        gc.evidence.clone(),
+    )];
+    if let Some(z) = z_low {
+        met.push(crit(
+            format!(
+                "{} Z-score {:.1} < {}",
+                z.site.label(),
+                z.value,
+                t.young_z_threshold
+            ),
+            vec![Evidence::new(
+                &z.source,
+                Some(z.date),
+                format!("{} Z-score {:.1}", z.site.label(), z.value),
+            )],
+        ));
+    }
+    if let Some(l) = loss {
+        met.push(crit(
+            format!(
+                "significant BMD loss at {} between {} and {}",
+                l.site.label(),
+                l.earlier,
+                l.later
+            ),
+            l.evidence.clone(),
+        ));
+    }
+    (b2, met)
+}
+
+/// Whether any DXA result is on record (B3, B4).
+fn has_dxa(x: &RowInputs<'_>) -> bool {
+    x.dxa.latest_dxa.is_some() || x.dxa.min_z.is_some() || x.t_min.is_some()
+}
+
+/// B3 low: GC-qualifying, B1 and B2 each known FALSE, with a DXA.
+fn b3_low(x: &RowInputs<'_>, b2: Tri) -> Vec<Criterion> {
+    if x.gc.qualifying == Tri::True && b2 == Tri::False && x.high_dose == Tri::False && has_dxa(x) {
+        vec![crit(
+            "GC-qualifying, no very-high or moderate criterion (rows B1–B2), DXA available",
+            Vec::new(),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// B4 indeterminate: no DXA and no fracture data.
+fn b4_no_data(x: &RowInputs<'_>) -> bool {
+    !has_dxa(x) && x.prior != Tri::False
+}
+
+/// Adults from `adult_min_age` to under `frax_min_age`: rows B1–B5, top-down (FRAX is not used);
+/// B5 indeterminate.
+fn table_b(x: &RowInputs<'_>) -> RowMatch {
+    if let Some(m) = RowMatch::met(RiskCategory::VeryHigh, "B1", b1_very_high(x)) {
+        return m;
+    }
+    let (b2, met) = b2_moderate(x);
+    RowMatch::met(RiskCategory::Moderate, "B2", met)
+        .or_else(|| RowMatch::met(RiskCategory::Low, "B3", b3_low(x, b2)))
+        .unwrap_or_else(|| {
+            if b4_no_data(x) {
+                RowMatch::indeterminate(Some("B4"), "Indeterminate (B4): no DXA and no fracture data")
+            } else {
+                RowMatch::indeterminate(
+                    Some("B5"),
+                    "Indeterminate (B5): none of rows B1–B3 applies; the ACR-2022 table has no category for this young adult (e.g. not GC-qualifying, or GC dose unknown)",
+                )
+            }
+        })
+}
+
+/// Without a birth date only the criteria common to both tables (A1/B1) can be judged.
+fn no_age(x: &RowInputs<'_>) -> RowMatch {
+    RowMatch::met(RiskCategory::VeryHigh, "A1/B1", b1_very_high(x)).unwrap_or_else(|| {
+        RowMatch::indeterminate(
+            None,
+            "Indeterminate: age unknown (no birth date), table cannot be chosen",
+        )
+    })
+}
+
+/// §3.5: whether the ACR-2022 GIOP recommendations apply, for the basis.
+fn gc_scope_line(gc: &GcExposure, t: &Thresholds, peq: f64) -> String {
+    match gc.qualifying {
+    Tri::True => format!(
+        "GC-qualifying (ACR-2022 GIOP recommendations apply): {peq:.1} mg prednisone-equivalent/day{}",
+        if gc.open_ended {
+            format!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+        } else {
+            format!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+        }
+    ),
+    Tri::Unknown => "GC-qualifying status unknown: a systemic glucocorticoid is present but its dose is not computable (treated as qualifying for assessment)".to_string(),
+    Tri::False if gc.present => format!(
+        "Not GC-qualifying: {peq:.1} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
+        gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
+    ),
+    Tri::False => "Not GC-qualifying: no current systemic glucocorticoid; ACR-2022 GIOP recommendations do not apply".to_string(),
+}
+}
+
+/// The high-dose criteria shared by A1 and B1 (> 30 days ≥ 30 mg, ≥ 5 g in the last year):
+/// those met, and their three-valued state. The known series can establish TRUE; with an unknown
+/// dose they cannot be FALSE.
+fn high_dose_criteria(gc: &GcExposure, t: &Thresholds) -> (Vec<Criterion>, Tri) {
+    let gc_ev: Vec<Evidence> = gc.evidence.clone();
+    let mut high_dose_met: Vec<Criterion> = Vec::new();
+    if gc.days_ge_30_last365 > t.gc_very_high_days {
+        high_dose_met.push(crit(
+            format!(
+                "{} days ≥ {} mg PEq in the last {} days (> {})",
+                gc.days_ge_30_last365,
+                t.gc_very_high_daily_mg,
+                t.gc_exposure_window_days,
+                t.gc_very_high_days
+            ),
+            gc_ev.clone(),
+        ));
+    }
+    if at_least(gc.cumulative_g_last365, t.gc_very_high_cumulative_g) {
+        high_dose_met.push(crit(
+            format!(
+                "cumulative {:.2} g PEq in the last {} days (≥ {} g)",
+                gc.cumulative_g_last365, t.gc_exposure_window_days, t.gc_very_high_cumulative_g
+            ),
+            gc_ev.clone(),
+        ));
+    }
+    let high_dose_tri = if !high_dose_met.is_empty() {
+        Tri::True
+    } else if gc.unknown_dose_records.is_empty() {
+        Tri::False
+    } else {
+        Tri::Unknown
+    };
+    (high_dose_met, high_dose_tri)
+}
+
+/// The inputs missing for the category (they never block one established by a TRUE criterion).
+fn missing_inputs(
+    input: &Input<'_>,
+    dxa: &DxaFacts,
+    t_min: Option<&ScoreReading>,
+    frax_known: bool,
+    prior: Tri,
+    high_dose: Tri,
+) -> Vec<String> {
+    let t = input.t;
+    let mut missing: Vec<String> = Vec::new();
+    let adult_young = input
+        .age
+        .is_some_and(|a| a >= t.adult_min_age && a < t.frax_min_age);
+    if adult_young {
+        if dxa.min_z.is_none() && dxa.latest_change.is_none() {
+            missing.push("DXA (Z-score hip/spine)".into());
+        }
+    } else {
+        if t_min.is_none() {
+            missing.push("DXA (T-score hip/spine)".into());
+        }
+        if !frax_known {
+            missing.push(format!(
+                "FRAX (MOF and hip) within {} days",
+                t.frax_max_age_days
+            ));
+        }
+    }
+    if prior == Tri::Unknown {
+        missing.push("fracture history".into());
+    }
+    if high_dose == Tri::Unknown {
+        missing.push("glucocorticoid dose".into());
+    }
+    missing
 }
 
 pub fn compute(
@@ -271,22 +674,7 @@ pub fn compute(
 
     // --- GC state (§3.5: the basis says whether the GIOP recommendations apply) -------------
     let peq = gc.current_daily_peq.unwrap_or(gc.current_daily_peq_known);
-    r.basis.push(match gc.qualifying {
-        Tri::True => format!(
-            "GC-qualifying (ACR-2022 GIOP recommendations apply): {peq:.1} mg prednisone-equivalent/day{}",
-            if gc.open_ended {
-                format!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
-            } else {
-                format!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
-            }
-        ),
-        Tri::Unknown => "GC-qualifying status unknown: a systemic glucocorticoid is present but its dose is not computable (treated as qualifying for assessment)".to_string(),
-        Tri::False if gc.present => format!(
-            "Not GC-qualifying: {peq:.1} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
-            gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
-        ),
-        Tri::False => "Not GC-qualifying: no current systemic glucocorticoid; ACR-2022 GIOP recommendations do not apply".to_string(),
-    });
+    r.basis.push(gc_scope_line(gc, t, peq));
 
     // --- Inputs ------------------------------------------------------------------------------
     let (prior, fx_ev) = prior_osteoporotic_fracture(spine);
@@ -341,11 +729,6 @@ pub fn compute(
     let mof = r.gc_frax_mof.clone();
     let hip = r.gc_frax_hip.clone();
     let t_min = dxa.min_t.as_ref();
-    let t_ev = |txt: String| -> Vec<Evidence> {
-        t_min
-            .map(|s| vec![Evidence::new(&s.source, Some(s.date), txt)])
-            .unwrap_or_default()
-    };
     if let Some(s) = t_min.filter(|s| s.stale) {
         r.basis.push(format!(
             "T-score from {} is older than {} days (stale; still used)",
@@ -353,304 +736,52 @@ pub fn compute(
         ));
     }
 
-    // High-dose criteria (shared by A1 and B1). The known series can establish TRUE; with an
-    // unknown dose they cannot be FALSE.
-    let gc_ev: Vec<Evidence> = gc.evidence.clone();
-    let mut high_dose_met: Vec<Criterion> = Vec::new();
-    if gc.days_ge_30_last365 > t.gc_very_high_days {
-        high_dose_met.push(crit(
-            format!(
-                "{} days ≥ {} mg PEq in the last 365 days (> {})",
-                gc.days_ge_30_last365, t.gc_very_high_daily_mg, t.gc_very_high_days
-            ),
-            gc_ev.clone(),
-        ));
-    }
-    if at_least(gc.cumulative_g_last365, t.gc_very_high_cumulative_g) {
-        high_dose_met.push(crit(
-            format!(
-                "cumulative {:.2} g PEq in the last 365 days (≥ {} g)",
-                gc.cumulative_g_last365, t.gc_very_high_cumulative_g
-            ),
-            gc_ev.clone(),
-        ));
-    }
-    let high_dose_tri = if !high_dose_met.is_empty() {
-        Tri::True
-    } else if gc.unknown_dose_records.is_empty() {
-        Tri::False
-    } else {
-        Tri::Unknown
-    };
-    let fracture_crit = || {
-        crit(
-            format!(
-                "prior osteoporotic fracture: {}",
-                fx_ev
-                    .iter()
-                    .map(|e| e.detail.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            fx_ev.clone(),
-        )
-    };
+    let (high_dose_met, high_dose_tri) = high_dose_criteria(gc, t);
 
     // Missing inputs (they never block a category established by a TRUE criterion).
-    let mut missing: Vec<String> = Vec::new();
-    let adult_young = input
-        .age
-        .is_some_and(|a| a >= t.adult_min_age && a < t.frax_min_age);
-    if adult_young {
-        if dxa.min_z.is_none() && dxa.latest_change.is_none() {
-            missing.push("DXA (Z-score hip/spine)".into());
-        }
-    } else {
-        if t_min.is_none() {
-            missing.push("DXA (T-score hip/spine)".into());
-        }
-        if mof.is_none() || hip.is_none() {
-            missing.push(format!(
-                "FRAX (MOF and hip) within {} days",
-                t.frax_max_age_days
-            ));
-        }
-    }
-    if prior == Tri::Unknown {
-        missing.push("fracture history".into());
-    }
-    if high_dose_tri == Tri::Unknown {
-        missing.push("glucocorticoid dose".into());
-    }
-    r.missing = missing;
+    r.missing = missing_inputs(
+        input,
+        dxa,
+        t_min,
+        mof.is_some() && hip.is_some(),
+        prior,
+        high_dose_tri,
+    );
 
-    // One criterion per threshold crossing, worded the same in every row of the §3.2 table.
-    let frax_crit = |f: &Option<FraxUsed>, name: &str, threshold: f64, places: usize| {
-        f.as_ref()
-            .filter(|f| at_least(f.adjusted, threshold))
-            .map(|f| {
-                crit(
-                    format!(
-                        "GC-adjusted FRAX {name} {:.*} % ≥ {threshold} %",
-                        places, f.adjusted
-                    ),
-                    vec![f.evidence.clone()],
-                )
-            })
+    // --- Decision table (§3.2): the rows, top-down -------------------------------------------
+    let x = RowInputs {
+        t,
+        gc,
+        dxa,
+        peq,
+        prior,
+        fracture_evidence: fx_ev,
+        mof,
+        hip,
+        t_min,
+        high_dose_met,
+        high_dose: high_dose_tri,
     };
-    // `lower < T ≤ upper` (no lower bound for the very-high row).
-    let t_crit = |lower: Option<f64>, upper: f64| {
-        t_min
-            .filter(|s| s.value <= upper && lower.is_none_or(|lo| s.value > lo))
-            .map(|s| {
-                crit(
-                    format!("{} T-score {:.1} ≤ {upper}", s.site.label(), s.value),
-                    t_ev(format!(
-                        "{} T-score {:.1} ({})",
-                        s.site.label(),
-                        s.value,
-                        s.date
-                    )),
-                )
-            })
-    };
-
-    // --- Decision table ------------------------------------------------------------------------
-    let (category, row, met): (RiskCategory, Option<&str>, Vec<Criterion>) = match input.age {
+    let matched = match input.age {
         Some(age) if age < t.adult_min_age => {
-            r.basis.push(format!(
-                "Under {} years: no fracture-risk category (ACR-2022 adult table)",
-                t.adult_min_age
-            ));
             r.missing.clear();
-            (RiskCategory::Indeterminate, None, Vec::new())
+            RowMatch::indeterminate(
+                None,
+                format!(
+                    "Under {} years: no fracture-risk category (ACR-2022 adult table)",
+                    t.adult_min_age
+                ),
+            )
         }
-        Some(age) if age >= t.frax_min_age => {
-            // A1
-            let mut a1: Vec<Criterion> = Vec::new();
-            if prior == Tri::True {
-                a1.push(fracture_crit());
-            }
-            a1.extend(t_crit(None, t.t_very_high));
-            a1.extend(frax_crit(&mof, "MOF", t.frax_mof_very_high, 1));
-            a1.extend(frax_crit(&hip, "hip", t.frax_hip_very_high, 1));
-            a1.extend(high_dose_met);
-            if !a1.is_empty() {
-                (RiskCategory::VeryHigh, Some("A1"), a1)
-            } else {
-                let a2: Vec<Criterion> = [
-                    t_crit(Some(t.t_very_high), t.t_high),
-                    frax_crit(&mof, "MOF", t.frax_mof_high, 1),
-                    frax_crit(&hip, "hip", t.frax_hip_high, 2),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                if !a2.is_empty() {
-                    (RiskCategory::High, Some("A2"), a2)
-                } else {
-                    let a3: Vec<Criterion> = [
-                        frax_crit(&mof, "MOF", t.frax_mof_moderate, 1),
-                        frax_crit(&hip, "hip", t.frax_hip_moderate, 2),
-                        t_crit(Some(t.t_high), t.t_moderate),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                    if !a3.is_empty() {
-                        (RiskCategory::Moderate, Some("A3"), a3)
-                    } else {
-                        // A4: all three inputs known and low, high-dose criteria known FALSE.
-                        let low = match (&mof, &hip, t_min) {
-                            (Some(m), Some(h), Some(s))
-                                if m.adjusted < t.frax_mof_moderate
-                                    && h.adjusted < t.frax_hip_moderate
-                                    && s.value > t.t_moderate
-                                    && prior != Tri::True
-                                    && high_dose_tri == Tri::False =>
-                            {
-                                Some(vec![
-                                    crit(
-                                        format!(
-                                            "GC-adjusted FRAX MOF {:.1} % < {} % and hip {:.2} % < {} %",
-                                            m.adjusted, t.frax_mof_moderate, h.adjusted, t.frax_hip_moderate
-                                        ),
-                                        vec![m.evidence.clone(), h.evidence.clone()],
-                                    ),
-                                    crit(
-                                        format!("{} T-score {:.1} > {}", s.site.label(), s.value, t.t_moderate),
-                                        t_ev(format!("{} T-score {:.1} ({})", s.site.label(), s.value, s.date)),
-                                    ),
-                                ])
-                            }
-                            _ => None,
-                        };
-                        match low {
-                            Some(c) => (RiskCategory::Low, Some("A4"), c),
-                            None => {
-                                r.basis.push(
-                                    "Indeterminate (A5): no criterion of rows A1–A3 is met and row A4 (low) needs FRAX MOF and hip, a T-score and the high-dose criteria all known and low".to_string(),
-                                );
-                                (RiskCategory::Indeterminate, Some("A5"), Vec::new())
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Some(_) => {
-            // 18–39 years (B rows); FRAX is not used (§3.2).
-            let mut b1: Vec<Criterion> = Vec::new();
-            if prior == Tri::True {
-                b1.push(fracture_crit());
-            }
-            b1.extend(high_dose_met);
-            if !b1.is_empty() {
-                (RiskCategory::VeryHigh, Some("B1"), b1)
-            } else {
-                // B2: continuing ≥ 7.5 mg for ≥ 182 days AND (Z < −3.0 OR BMD loss > LSC in 1 y).
-                let dose_met = at_least(peq, t.gc_young_continuing_mg)
-                    && gc.continuous_days_ge_7_5 >= t.gc_young_continuing_days;
-                let dose_tri = if dose_met {
-                    Tri::True
-                } else if gc.current_daily_peq.is_none() {
-                    Tri::Unknown
-                } else {
-                    Tri::False
-                };
-                let z_low = dxa.min_z.as_ref().filter(|z| z.value < t.young_z_threshold);
-                let loss = dxa.latest_change.as_ref().filter(|c| {
-                    c.significant_loss && days(c.earlier, c.later) <= t.young_bmd_loss_interval_days
-                });
-                let bone_tri = if z_low.is_some() || loss.is_some() {
-                    Tri::True
-                } else if dxa.min_z.is_some() {
-                    Tri::False
-                } else {
-                    Tri::Unknown
-                };
-                let b2 = dose_tri.and(bone_tri);
-                let has_dxa = dxa.latest_dxa.is_some() || dxa.min_z.is_some() || t_min.is_some();
-                if b2 == Tri::True {
-                    let mut c = vec![crit(
-                        format!(
-                            "continuing {peq:.1} mg PEq/day, {} days ≥ {} mg (≥ {})",
-                            gc.continuous_days_ge_7_5,
-                            t.gc_young_continuing_mg,
-                            t.gc_young_continuing_days
-                        ),
-                        gc.evidence.clone(),
-                    )];
-                    if let Some(z) = z_low {
-                        c.push(crit(
-                            format!(
-                                "{} Z-score {:.1} < {}",
-                                z.site.label(),
-                                z.value,
-                                t.young_z_threshold
-                            ),
-                            vec![Evidence::new(
-                                &z.source,
-                                Some(z.date),
-                                format!("{} Z-score {:.1}", z.site.label(), z.value),
-                            )],
-                        ));
-                    }
-                    if let Some(l) = loss {
-                        c.push(crit(
-                            format!(
-                                "significant BMD loss at {} between {} and {}",
-                                l.site.label(),
-                                l.earlier,
-                                l.later
-                            ),
-                            l.evidence.clone(),
-                        ));
-                    }
-                    (RiskCategory::Moderate, Some("B2"), c)
-                } else if gc.qualifying == Tri::True
-                    && b2 == Tri::False
-                    && high_dose_tri == Tri::False
-                    && has_dxa
-                {
-                    (
-                        RiskCategory::Low,
-                        Some("B3"),
-                        vec![crit(
-                            "GC-qualifying, no very-high or moderate criterion (rows B1–B2), DXA available",
-                            Vec::new(),
-                        )],
-                    )
-                } else if !has_dxa && prior != Tri::False {
-                    r.basis
-                        .push("Indeterminate (B4): no DXA and no fracture data".to_string());
-                    (RiskCategory::Indeterminate, Some("B4"), Vec::new())
-                } else {
-                    r.basis.push(
-                        "Indeterminate (B5): none of rows B1–B3 applies; the ACR-2022 table has no category for this young adult (e.g. not GC-qualifying, or GC dose unknown)".to_string(),
-                    );
-                    (RiskCategory::Indeterminate, Some("B5"), Vec::new())
-                }
-            }
-        }
+        Some(age) if age >= t.frax_min_age => table_a(&x),
+        Some(_) => table_b(&x),
         None => {
-            // Without a birth date only the criteria common to both tables can be judged.
-            let mut common: Vec<Criterion> = Vec::new();
-            if prior == Tri::True {
-                common.push(fracture_crit());
-            }
-            common.extend(high_dose_met);
             r.missing.push("birth date (age)".into());
-            if !common.is_empty() {
-                (RiskCategory::VeryHigh, Some("A1/B1"), common)
-            } else {
-                r.basis.push(
-                    "Indeterminate: age unknown (no birth date), table cannot be chosen".into(),
-                );
-                (RiskCategory::Indeterminate, None, Vec::new())
-            }
+            no_age(&x)
         }
     };
+    r.basis.extend(matched.note);
+    let (category, row, met) = (matched.category, matched.row, matched.met);
     r.category = category;
     r.row = row.map(str::to_string);
     r.criteria_met = met.iter().map(|c| c.text.clone()).collect();
@@ -698,9 +829,8 @@ mod tests {
     use super::*;
     use crate::facts::dxa::{BmdChange, ScoreReading};
     use crate::facts::spine::{Augmentation, FractureEvent};
-    use crate::model::{DxaSite, PatientRecord, Sex, SourceRef, VertebralLevel};
+    use crate::model::{DxaSite, PatientRecord, Sex, SourceRef, VertebralLevel, VertebralLocation};
     use crate::testkit::{d, RecordBuilder};
-    use crate::thresholds::Thresholds;
 
     const AS_OF: &str = "2024-09-15";
 
@@ -1157,5 +1287,137 @@ mod tests {
         let a = risk(&r, &gc_qualifying(10.0), &fractured(), &DxaFacts::default());
         assert_eq!(a.category, RiskCategory::Indeterminate);
         assert!(a.basis.iter().any(|b| b.starts_with("Under 18")));
+    }
+
+    /// The §3.2 table row by row: one case per row, each reaching exactly that row.
+    #[test]
+    fn each_row_of_the_table_is_reached_by_its_case() {
+        let old = "1945-02-02";
+        let young = "1994-01-01";
+        let mut b2_gc = gc_qualifying(7.5);
+        b2_gc.continuous_days_ge_7_5 = 182;
+        let none = SpineFacts::default();
+        let cases: Vec<(&str, PatientRecord, GcExposure, SpineFacts, DxaFacts)> = vec![
+            (
+                "A1",
+                frax_record(old, None, None),
+                no_gc(),
+                none.clone(),
+                t_score(-3.5),
+            ),
+            (
+                "A2",
+                frax_record(old, None, None),
+                no_gc(),
+                none.clone(),
+                t_score(-2.5),
+            ),
+            (
+                "A3",
+                frax_record(old, None, None),
+                no_gc(),
+                none.clone(),
+                t_score(-1.0),
+            ),
+            (
+                "A4",
+                frax_record(old, Some(5.0), Some(0.5)),
+                no_gc(),
+                none.clone(),
+                t_score(-0.5),
+            ),
+            (
+                "A5",
+                frax_record(old, None, None),
+                no_gc(),
+                none.clone(),
+                DxaFacts::default(),
+            ),
+            (
+                "B1",
+                frax_record(young, None, None),
+                no_gc(),
+                fractured(),
+                DxaFacts::default(),
+            ),
+            (
+                "B2",
+                frax_record(young, None, None),
+                b2_gc.clone(),
+                none.clone(),
+                z_score(-3.1),
+            ),
+            (
+                "B3",
+                frax_record(young, None, None),
+                b2_gc.clone(),
+                none.clone(),
+                z_score(-3.0),
+            ),
+            (
+                "B4",
+                frax_record(young, None, None),
+                b2_gc,
+                none.clone(),
+                DxaFacts::default(),
+            ),
+            (
+                "B5",
+                frax_record(young, None, None),
+                no_gc(),
+                none,
+                z_score(-1.0),
+            ),
+        ];
+        for (row, record, gc, spine, dxa) in cases {
+            let a = risk(&record, &gc, &spine, &dxa);
+            assert_eq!(a.row.as_deref(), Some(row), "{row}: {:?}", a.basis);
+            let expected = match row {
+                "A1" | "B1" => RiskCategory::VeryHigh,
+                "A2" => RiskCategory::High,
+                "A3" | "B2" => RiskCategory::Moderate,
+                "A4" | "B3" => RiskCategory::Low,
+                _ => RiskCategory::Indeterminate,
+            };
+            assert_eq!(a.category, expected, "{row}");
+        }
+    }
+
+    /// Top-down, first match wins: a T-score of the very-high row and a FRAX of the high row give
+    /// A1 with only A1's criteria.
+    #[test]
+    fn rows_are_evaluated_top_down() {
+        let r = frax_record("1945-02-02", Some(25.0), None);
+        let a = risk(&r, &no_gc(), &SpineFacts::default(), &t_score(-3.6));
+        assert_eq!(a.row.as_deref(), Some("A1"));
+        assert_eq!(a.criteria_met.len(), 1, "{:?}", a.criteria_met);
+        assert!(
+            a.criteria_met[0].contains("T-score -3.6"),
+            "{:?}",
+            a.criteria_met
+        );
+    }
+
+    /// A4 needs the high-dose criteria known FALSE: an uncomputable GC dose makes it A5.
+    #[test]
+    fn low_needs_the_high_dose_criteria_known() {
+        let r = frax_record("1945-02-02", Some(5.0), Some(0.5));
+        let mut gc = no_gc();
+        gc.unknown_dose_records = vec![SourceRef::new("MedicationRequest/unknown")];
+        let a = risk(&r, &gc, &SpineFacts::default(), &t_score(-0.5));
+        assert_eq!(a.row.as_deref(), Some("A5"));
+        assert!(a.missing.iter().any(|m| m == "glucocorticoid dose"));
+    }
+
+    /// The one wording of a vertebral location.
+    #[test]
+    fn vertebral_locations_read_one_way() {
+        use VertebralLevel::*;
+        assert_eq!(VertebralLocation::Level(L1).to_string(), "L1");
+        assert_eq!(VertebralLocation::Pair(T5, T6).to_string(), "T5–T6");
+        assert_eq!(
+            VertebralLocation::Unspecified.to_string(),
+            "level not recorded"
+        );
     }
 }

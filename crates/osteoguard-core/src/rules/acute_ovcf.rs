@@ -111,10 +111,15 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_evidence(evidence)
     .with_levels(levels.iter().map(|l| l.level.label().to_string()));
     for l in levels.iter().filter(|l| l.age_indeterminate) {
-        f = f.with_note(format!(
-            "{}: onset unknown and no MRI — treated as subacute, not assumed chronic (§7.4 step 5)",
-            l.level
-        ));
+        f = f
+            .with_note(format!(
+                "{}: onset unknown and no MRI — treated as subacute, not assumed chronic",
+                l.level
+            ))
+            .with_trace(format!(
+                "{}: age_indeterminate (knowledge.md §7.4 step 5)",
+                l.level
+            ));
     }
     let estimated: Vec<&FractureEvent> = ctx
         .spine
@@ -127,11 +132,16 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         })
         .collect();
     for e in estimated {
-        f = f.with_note(format!(
-            "{}: onset not recorded; the recorded date {} is used (onset_estimated)",
-            e.location_label(),
-            e.recorded.map(|d| d.to_string()).unwrap_or_default()
-        ));
+        f = f
+            .with_note(format!(
+                "{}: onset not recorded; the recorded date {} is used",
+                e.location_label(),
+                e.recorded.map(|d| d.to_string()).unwrap_or_default()
+            ))
+            .with_trace(format!(
+                "{}: onset_estimated (knowledge.md §7.2)",
+                e.location_label()
+            ));
     }
     out.push(f);
 }

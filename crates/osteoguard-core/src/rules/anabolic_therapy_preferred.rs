@@ -24,13 +24,14 @@
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::risk::RiskCategory;
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity};
 use crate::model::Ingredient;
 use crate::tri::Tri;
 
-pub const CITATION: &str = "ACR-2022 (conditional recommendation): Humphrey MB, Russell L, Danila MI, et al. 2022 American College of Rheumatology Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis. Arthritis Rheumatol 2023;75(12):2088–2102";
+pub const CITATION: &str = "ACR-2022 (conditional recommendation)";
 
-pub const RECOMMENDATION: &str = "Very high fracture risk: consider an anabolic agent (teriparatide or abaloparatide) as initial therapy, followed by an antiresorptive.";
+pub const RECOMMENDATION: &str = "Very high fracture risk: consider an anabolic agent \
+     (teriparatide or abaloparatide) as initial therapy, followed by an antiresorptive.";
 
 const SECTION: &str = "§9 anabolic-therapy-preferred; §4.2";
 
@@ -67,20 +68,14 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         return;
     }
     let t = ctx.t();
-    let row = ctx
-        .risk
-        .row
-        .as_deref()
-        .map(|r| format!(" {r}"))
-        .unwrap_or_default();
     let mut summary = format!(
-        "Very high fracture risk{row}: {}; no anabolic therapy and no denosumab within {} days",
+        "Very high fracture risk: {}; no anabolic therapy and no denosumab within {}",
         if ctx.risk.criteria_met.is_empty() {
             "criteria in the risk basis".to_string()
         } else {
             ctx.risk.criteria_met.join("; ")
         },
-        t.anabolic_dmab_lookback_days
+        days_in_words(t.anabolic_dmab_lookback_days)
     );
     let oral: Vec<&str> = ctx
         .therapy
@@ -99,6 +94,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         CITATION,
         SECTION,
     )
+    .with_trace(format!(
+        "ACR-2022 risk table row {} (knowledge.md §3.2)",
+        ctx.risk.row.as_deref().unwrap_or("-")
+    ))
     .with_evidence(ctx.risk.evidence.iter().cloned())
     .with_evidence([Evidence::derived(format!(
         "cumulative teriparatide/abaloparatide {} days (< {}); no denosumab dose within {} days",

@@ -24,9 +24,21 @@ use crate::engine::{Ctx, Outcome};
 use crate::finding::{Evidence, Finding, FindingCode, Severity};
 use crate::tri::Tri;
 
-pub const CITATION: &str = "ACR-2022 (non-pharmacological recommendations): Humphrey MB, Russell L, Danila MI, et al. 2022 American College of Rheumatology Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis. Arthritis Rheumatol 2023;75(12):2088–2102";
+pub const CITATION: &str = "ACR-2022 (non-pharmacological recommendations)";
 
-pub const RECOMMENDATION: &str = "Long-term glucocorticoid use: ensure calcium 1000–1200 mg/day and vitamin D 600–800 IU/day plus lifestyle measures (exercise, no smoking, alcohol ≤1–2 drinks/day).";
+/// The recommendation, with the intake figures of the threshold table (a site may set its own).
+pub fn recommendation(t: &crate::thresholds::Thresholds) -> String {
+    format!(
+        "Long-term glucocorticoid use: ensure calcium {}–{} mg/day and vitamin D {}–{} IU/day plus \
+         lifestyle measures (exercise, no smoking, alcohol ≤{}–{} drinks/day).",
+        t.calcium_intake_min_mg,
+        t.calcium_intake_max_mg,
+        t.vitamin_d_intake_min_iu,
+        t.vitamin_d_intake_max_iu,
+        t.alcohol_max_drinks_low,
+        t.alcohol_max_drinks_high
+    )
+}
 
 const SECTION: &str = "§9 gc-bone-protection; §4.1; §2.8";
 
@@ -88,7 +100,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         FindingCode::GcBoneProtection,
         Severity::Moderate,
         summary,
-        RECOMMENDATION,
+        recommendation(ctx.t()),
         CITATION,
         SECTION,
     )
@@ -109,14 +121,16 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         ));
     }
     if ctx.gc.qualifying == Tri::Unknown {
-        f = f.with_note(
-            "Glucocorticoid dose not computable: treated as long-term use (conservative, knowledge.md §2.6).",
-        );
+        f = f
+            .with_note(
+                "Glucocorticoid dose not computable: treated as long-term use (conservative).",
+            )
+            .with_trace("gc_qualifying UNKNOWN treated as qualifying (knowledge.md §2.6)");
     }
     if ctx.gc.oral_budesonide {
-        f = f.with_note(
-            "Oral budesonide present: excluded from the prednisone-equivalent dose (knowledge.md §2.1).",
-        );
+        f = f
+            .with_note("Oral budesonide present: excluded from the prednisone-equivalent dose.")
+            .with_trace("oral budesonide excluded from PEq (knowledge.md §2.1)");
     }
     if ctx.age().is_none() {
         f = f.with_note("Age unknown (no birth date): treated as an adult.");

@@ -30,13 +30,20 @@ use chrono::NaiveDate;
 
 use crate::engine::{Ctx, InsufficientItem, Outcome};
 use crate::facts::risk::RiskCategory;
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity};
 use crate::model::{add_days, days};
 use crate::tri::Tri;
 
-pub const CITATION: &str = "ACR-2022 (initial assessment as soon as possible, within 6 months of GC start; BMD every 1–2 years): Humphrey MB, Russell L, Danila MI, et al. 2022 American College of Rheumatology Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis. Arthritis Rheumatol 2023;75(12):2088–2102";
+pub const CITATION: &str = "ACR-2022 (initial and repeat fracture-risk assessment)";
 
-pub const RECOMMENDATION: &str = "Fracture-risk assessment is due: DXA with vertebral fracture assessment (or spine X-ray) and, if ≥40 years, FRAX with glucocorticoid adjustment.";
+/// The recommendation; the FRAX age limit comes from the threshold table.
+pub fn recommendation(t: &crate::thresholds::Thresholds) -> String {
+    format!(
+        "Fracture-risk assessment is due: DXA with vertebral fracture assessment (or spine \
+         X-ray) and, if ≥{} years, FRAX with glucocorticoid adjustment.",
+        t.frax_min_age
+    )
+}
 
 const SECTION: &str = "§9 gc-fracture-risk-assessment-due; §4.1; §4.4";
 
@@ -123,14 +130,7 @@ fn report_insufficient(ctx: &Ctx<'_>, out: &mut Outcome) {
             item: 2,
             rule: "fracture-risk category (GC-qualifying patient)".into(),
             missing,
-            evidence: vec![Evidence::derived(format!(
-                "risk category indeterminate{}",
-                ctx.risk
-                    .row
-                    .as_deref()
-                    .map(|r| format!(" (row {r})"))
-                    .unwrap_or_default()
-            ))],
+            evidence: vec![Evidence::derived("fracture-risk category indeterminate")],
         });
     }
 }
@@ -160,9 +160,9 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut evidence: Vec<Evidence> = ctx.gc.evidence.clone();
     if let (Some(due), Some(start)) = (a, ctx.gc.gc_start_date) {
         reasons.push(format!(
-            "no DXA since {} (baseline due by {due}, {} days after GC start)",
+            "no DXA since {} (baseline due by {due}, {} after glucocorticoid start)",
             add_days(start, -t.dxa_lookback_before_gc_days),
-            t.baseline_dxa_days
+            days_in_words(t.baseline_dxa_days)
         ));
     }
     if let Some((latest, due)) = b {
@@ -204,7 +204,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         FindingCode::GcFractureRiskAssessmentDue,
         severity,
         summary,
-        RECOMMENDATION,
+        recommendation(t),
         CITATION,
         SECTION,
     )
@@ -217,9 +217,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         ));
     }
     if ctx.gc.qualifying == Tri::Unknown {
-        f = f.with_note(
-            "Glucocorticoid dose not computable: treated as qualifying for assessment (conservative, knowledge.md §2.6).",
-        );
+        f = f
+            .with_note(
+                "Glucocorticoid dose not computable: treated as qualifying for assessment (conservative).",
+            )
+            .with_trace("gc_qualifying UNKNOWN treated as qualifying (knowledge.md §2.6)");
     }
     if dd {
         f.inputs_missing.extend(ctx.risk.missing.iter().cloned());

@@ -243,17 +243,20 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         FindingCode::HypocalcaemiaAntiresorptiveCaution,
         severity,
         summary,
-        "Correct hypocalcaemia (and assess CKD-MBD if eGFR <30) before giving zoledronate or \
-         denosumab.",
+        format!(
+            "Correct hypocalcaemia (and assess CKD-MBD if eGFR <{}) before giving zoledronate or \
+             denosumab.",
+            t.dmab_ckd_egfr_min
+        ),
         CITATION,
         SECTION,
     )
     .with_evidence(evidence)
     .with_note(format!(
-        "Calcium must be within {} days (engine convention, UNVERIFIED); the CKD check uses \
-         eGFR/creatinine within {} days.",
+        "Calcium must be within {} days; the CKD check uses eGFR/creatinine within {} days.",
         t.renal_fresh_days, t.ckd_fresh_days
-    ));
+    ))
+    .with_trace("safety.renal_fresh_days: engine convention, UNVERIFIED (knowledge.md §8)");
     out.push(f);
 }
 

@@ -26,7 +26,7 @@ use crate::facts::spine::FractureEvent;
 use crate::finding::{Evidence, Finding, FindingCode, Severity};
 use crate::model::{days, SourceRef, VertebralLevel};
 
-pub const CITATION: &str = "SEED; general PVP literature (rates UNVERIFIED)";
+pub const CITATION: &str = "SEED";
 const SECTION: &str = "§7.6; §9 new-fracture-after-augmentation";
 
 /// One augmentation that opens a window (`level` `None` = not recorded).
@@ -217,9 +217,13 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(evidence)
     .with_levels(levels)
-    .with_note(
-        "Window of 365 days after augmentation is an engine convention; rates of new fractures \
-         after augmentation are UNVERIFIED (§12.13)",
+    .with_note(format!(
+        "New fractures are counted for {} days after augmentation; published rates of new \
+         fractures after augmentation vary.",
+        ctx.t().new_fracture_window_days
+    ))
+    .with_trace(
+        "spine.new_fracture_window_days: engine convention; rates UNVERIFIED (knowledge.md §12.13)",
     );
     if found.iter().any(|n| n.fracture.onset_estimated) {
         f = f.with_note("Some fracture onsets are estimated from the recorded date");

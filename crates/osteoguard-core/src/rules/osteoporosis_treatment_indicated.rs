@@ -33,7 +33,8 @@ use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity}
 use crate::model::FractureSite;
 use crate::tri::Tri;
 
-pub const CITATION: &str = "ACR-2022 (strong recommendation for moderate, high and very high risk): Humphrey MB, Russell L, Danila MI, et al. 2022 American College of Rheumatology Guideline for the Prevention and Treatment of Glucocorticoid-Induced Osteoporosis. Arthritis Rheumatol 2023;75(12):2088–2102; WHO-1994: WHO Study Group. Assessment of fracture risk and its application to screening for postmenopausal osteoporosis. WHO Technical Report Series 843, 1994 (osteoporosis: T-score ≤ −2.5)";
+pub const CITATION: &str =
+    "ACR-2022 (strong recommendation for moderate, high and very high risk); WHO-1994";
 
 const SECTION: &str = "§9 osteoporosis-treatment-indicated; §4.2; §4.3";
 
@@ -127,7 +128,7 @@ fn report_side_items(ctx: &Ctx<'_>, out: &mut Outcome) {
             s.source.as_str(),
             "MedicationRequest.status",
             format!(
-                "{} order authored {} is older than {} days and was never given: treated as stale, not planned (knowledge.md §8)",
+                "{} order authored {} is older than {} days and was never given: treated as stale, not planned",
                 s.agent.name(),
                 s.date.map_or_else(|| "on an unknown date".to_string(), |d| d.to_string()),
                 ctx.t().planned_order_window_days
@@ -158,17 +159,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     };
     let mut reasons: Vec<String> = Vec::new();
     if a || cat != RiskCategory::Indeterminate {
-        let row = ctx
-            .risk
-            .row
-            .as_deref()
-            .map(|r| format!(" {r}"))
-            .unwrap_or_default();
         if ctx.risk.criteria_met.is_empty() {
-            reasons.push(format!("risk category {}{row}", cat.label()));
+            reasons.push(format!("risk category {}", cat.label()));
         } else {
             reasons.push(format!(
-                "risk category {}{row}: {}",
+                "risk category {}: {}",
                 cat.label(),
                 ctx.risk.criteria_met.join("; ")
             ));
@@ -202,6 +197,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         CITATION,
         SECTION,
     )
+    .with_trace(format!(
+        "ACR-2022 risk table row {} (knowledge.md §3.2); clause (a) {a}, clause (b) {}",
+        ctx.risk.row.as_deref().unwrap_or("-"),
+        b.is_some()
+    ))
     .with_evidence(ctx.risk.evidence.iter().cloned())
     .with_evidence(
         b.unwrap_or_default()
@@ -215,7 +215,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             .map(|s| Evidence::new(s, None, "medication status unknown")),
     )
     .with_evidence([Evidence::derived(format!(
-        "no active osteoporosis pharmacotherapy on {} (knowledge.md §4.3)",
+        "no active osteoporosis pharmacotherapy on {}",
         ctx.as_of()
     ))]);
     for note in ctx.risk.basis.iter().filter(|b| {
@@ -227,7 +227,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         f = f.with_note(note.clone());
     }
     if ctx.gc.qualifying == Tri::Unknown && a {
-        f = f.with_note("Glucocorticoid dose not computable: treated as GC-qualifying (conservative, knowledge.md §2.6).");
+        f = f
+            .with_note(
+                "Glucocorticoid dose not computable: treated as GC-qualifying (conservative).",
+            )
+            .with_trace("gc_qualifying UNKNOWN treated as qualifying (knowledge.md §2.6)");
     }
     out.push(f);
 }

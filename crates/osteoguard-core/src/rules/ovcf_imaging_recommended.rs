@@ -185,9 +185,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_evidence(evidence)
     .with_levels(names);
     if clause_a {
-        f = f.with_note(
-            "Augmentation candidacy is UNKNOWN until MRI confirms acuity at the level (§7.5-2)",
-        );
+        f = f
+            .with_note(
+                "Whether augmentation is an option cannot be judged until MRI confirms the \
+                 fracture's acuity at the level.",
+            )
+            .with_trace("augmentation candidacy UNKNOWN until MRI confirms (knowledge.md §7.5-2)");
     }
     out.push(f);
 }

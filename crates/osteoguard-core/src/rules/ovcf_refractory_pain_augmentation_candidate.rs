@@ -25,7 +25,7 @@
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::{LevelStatus, PainReading};
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity};
 use crate::model::days;
 
 pub const CITATION: &str = "SEED (multi-society position); ACR-AC-VCF";
@@ -87,8 +87,8 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             .map(|r| r.as_str())
             .collect();
         let note = format!(
-            "info: augmentation criteria met at {} but a contraindication is documented ({}): \
-             not referred for augmentation (§7.5-5)",
+            "Augmentation criteria met at {} but a contraindication is documented ({}): not \
+             referred for augmentation",
             names.join(", "),
             refs.join(", ")
         );
@@ -98,6 +98,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             .find(|f| f.code == FindingCode::AcuteOvcf)
         {
             f.notes.push(note);
+            f.trace.push(
+                "ovcf-refractory-pain-augmentation-candidate suppressed by a documented exclusion \
+                 (knowledge.md §7.5-5)"
+                    .to_string(),
+            );
         }
         return;
     }
@@ -125,16 +130,18 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         FindingCode::OvcfRefractoryPainAugmentationCandidate,
         Severity::High,
         format!(
-            "{}; pain {}/10 on {} despite ≥ {} days of conservative care",
+            "{}; pain {}/10 on {} despite ≥ {} of conservative care",
             phrases.join("; "),
             pain.value,
             pain.date(),
-            ctx.t().conservative_care_min_days
+            days_in_words(ctx.t().conservative_care_min_days)
         ),
         format!(
-            "Painful unhealed vertebral fracture at {} refractory to ≥4 weeks of conservative \
-             care (pain ≥7/10): refer for vertebral augmentation evaluation.",
-            names.join(", ")
+            "Painful unhealed vertebral fracture at {} refractory to ≥{} of conservative care \
+             (pain ≥{}/10): refer for vertebral augmentation evaluation.",
+            names.join(", "),
+            days_in_words(ctx.t().conservative_care_min_days),
+            ctx.t().augmentation_pain_min
         ),
         CITATION,
         SECTION,
@@ -143,9 +150,9 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_levels(names)
     .with_note(
         "Referral for evaluation only: augmentation efficacy is debated (sham-controlled trials \
-         largely negative); exclude infection, coagulopathy, neurological deficit and malignancy \
-         (§7.5-5, §12.5)",
+         largely negative); exclude infection, coagulopathy, neurological deficit and malignancy.",
     )
+    .with_trace("referral only; exclusions per knowledge.md §7.5-5, evidence §12.5")
     .with_note(
         "Conservative care counted from fracture onset (no documented conservative-care start)",
     );
@@ -253,6 +260,7 @@ mod tests {
         assert!(acute
             .notes
             .iter()
-            .any(|n| n.starts_with("info: augmentation criteria met at L1")));
+            .any(|n| n.starts_with("Augmentation criteria met at L1")));
+        assert!(acute.trace.iter().any(|t| t.contains("§7.5-5")));
     }
 }

@@ -20,7 +20,7 @@
 use super::post_denosumab_ctx_monitoring::{ctx_done_from, monitoring};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::risk::RiskCategory;
-use crate::finding::{FindingCode, Task};
+use crate::finding::{days_in_words, FindingCode, Task};
 use crate::model::{add_days, ObservationKind};
 use crate::tri::Tri;
 
@@ -44,12 +44,15 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
             code: "denosumab-next-dose".into(),
             description: if overdue {
                 format!(
-                    "Denosumab 60 mg dose overdue since {due} (last dose {}): give now or start \
+                    "Denosumab {} mg dose overdue since {due} (last dose {}): give now or start \
                      bisphosphonate transition",
-                    last.date
+                    t.dmab_dose_mg, last.date
                 )
             } else {
-                format!("Next denosumab 60 mg dose (last dose {})", last.date)
+                format!(
+                    "Next denosumab {} mg dose (last dose {})",
+                    t.dmab_dose_mg, last.date
+                )
             },
             due: Some(due),
             finding: linked(
@@ -69,7 +72,10 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
         if !ctx_done_from(z, t.ctx_first_window_days, ctx) {
             tasks.push(Task {
                 code: "ctx-3-months".into(),
-                description: format!("Fasting serum CTX 3 months after zoledronate ({z})"),
+                description: format!(
+                    "Fasting serum CTX {} after zoledronate ({z})",
+                    days_in_words(t.ctx_first_due_days)
+                ),
                 due: Some(add_days(z, t.ctx_first_due_days)),
                 finding,
             });
@@ -77,7 +83,10 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
         if !ctx_done_from(z, t.ctx_second_window_days, ctx) {
             tasks.push(Task {
                 code: "ctx-6-months".into(),
-                description: format!("Fasting serum CTX 6 months after zoledronate ({z})"),
+                description: format!(
+                    "Fasting serum CTX {} after zoledronate ({z})",
+                    days_in_words(t.ctx_second_due_days)
+                ),
                 due: Some(add_days(z, t.ctx_second_due_days)),
                 finding,
             });

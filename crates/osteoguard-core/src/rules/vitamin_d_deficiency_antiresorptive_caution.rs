@@ -21,7 +21,7 @@ use crate::facts::labs::{self, LabValue};
 use crate::finding::{Evidence, Finding, FindingCode, Severity};
 use crate::model::ObservationKind;
 
-pub const CITATION: &str = "brief; ACR-2022 (supplementation; threshold UNVERIFIED)";
+pub const CITATION: &str = "ACR-2022";
 const SECTION: &str = "§8; §9 vitamin-d-deficiency-antiresorptive-caution";
 const RULE: &str = "vitamin-d-deficiency-antiresorptive-caution";
 
@@ -84,7 +84,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         format!("25-OH vitamin D {} ng/mL", vd.value),
     )])
     .with_evidence(in_play)
-    .with_note("20 ng/mL cut-off (IOM sufficiency) is UNVERIFIED (knowledge.md §8).");
+    .with_note(format!(
+        "The {} ng/mL cut-off follows the IOM sufficiency level; a site may set its own.",
+        t.vitamin_d_min_ng_ml
+    ))
+    .with_trace("safety.vitamin_d_min_ng_ml: IOM cut-off UNVERIFIED (knowledge.md §8)");
     out.push(f);
 }
 

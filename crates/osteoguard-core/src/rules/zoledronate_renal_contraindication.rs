@@ -95,14 +95,16 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_evidence(reading.evidence.iter().cloned())
     .with_evidence(reasons)
     .with_note(format!(
-        "Renal values must be within {} days of the as-of date (engine convention, UNVERIFIED).",
+        "Renal values must be within {} days of the assessment date.",
         t.renal_fresh_days
-    ));
+    ))
+    .with_trace("safety.renal_fresh_days: engine convention, UNVERIFIED (knowledge.md §8)");
     if reading.measure == RenalMeasure::Egfr {
-        f = f.with_note(
-            "CrCl not computable (creatinine, weight or age missing): eGFR used as fallback \
-             (engine convention).",
-        );
+        f = f
+            .with_note(
+                "CrCl not computable (creatinine, weight or age missing): eGFR used instead.",
+            )
+            .with_trace("eGFR fallback for CrCl: engine convention (knowledge.md §8)");
     }
     out.push(f);
 }
