@@ -219,8 +219,10 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
         return course;
     };
 
-    // Explicit stop (§9 discontinuation (b)): the newest denosumab order is stopped/completed, or
-    // the newest statement is stopped; and no dose was documented after the stop (a restart).
+    // Explicit stop (§9 discontinuation (b)): the newest denosumab order by authoredOn is
+    // stopped/completed, whenever it was authored (v0.10.3: a standing order written before the
+    // first dose and later set to stopped is the usual pattern); or the newest statement is
+    // stopped and no dose was documented after the stop (a restart).
     let newest = |kind: MedicationSource| {
         schedule
             .iter()
@@ -242,10 +244,10 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
     });
     let stopped_statement =
         newest(MedicationSource::Statement).filter(|(_, m)| m.status == MedicationStatus::Stopped);
+    let stopped_statement = stopped_statement.filter(|(date, _)| d_last.date <= *date);
     course.explicitly_stopped = [stopped_request, stopped_statement]
         .into_iter()
         .flatten()
-        .filter(|(date, _)| d_last.date <= *date)
         .map(|(_, m)| m.source.clone())
         .min();
 
@@ -561,6 +563,44 @@ mod tests {
             )
             .build();
         assert!(course(&r, "2023-05-01").explicitly_stopped.is_some());
+    }
+
+    /// v0.10.3 clause (b): the newest denosumab order counts whenever it was authored — a
+    /// standing order written before the first dose and later set to stopped.
+    #[test]
+    fn stopped_standing_order_authored_before_the_doses_counts() {
+        let b = || {
+            patient()
+                .order(Ingredient::Denosumab, Stopped, "2021-10-01")
+                .administration(
+                    Ingredient::Denosumab,
+                    "2021-10-27",
+                    60.0,
+                    Route::Subcutaneous,
+                )
+                .administration(
+                    Ingredient::Denosumab,
+                    "2022-04-27",
+                    60.0,
+                    Route::Subcutaneous,
+                )
+        };
+        let c = course(&b().build(), "2022-11-01");
+        assert_eq!(
+            c.explicitly_stopped,
+            Some(SourceRef::new("MedicationRequest/t1"))
+        );
+        // The same order still active: no explicit stop.
+        let r = patient()
+            .order(Ingredient::Denosumab, Active, "2021-10-01")
+            .administration(
+                Ingredient::Denosumab,
+                "2021-10-27",
+                60.0,
+                Route::Subcutaneous,
+            )
+            .build();
+        assert!(course(&r, "2022-11-01").explicitly_stopped.is_none());
     }
 
     #[test]

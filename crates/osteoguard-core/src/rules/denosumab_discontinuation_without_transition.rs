@@ -13,7 +13,8 @@
 //! **Criteria:**
 //! * inclusion: [`on_schedule_course`] (≥ 1 dose, no `transition_given`) AND ANY of
 //!   (a) [`past_grace`] (`as_of − D_last > GRACE_END`);
-//!   (b) [`explicitly_stopped_after_due`] (stopped order/statement and `as_of − D_last ≥ DUE`);
+//!   (b) [`explicitly_stopped_after_due`] (stopped order/statement and `as_of − D_last ≥ DUE`;
+//!   v0.10.3: the newest order by authoredOn counts whenever it was authored);
 //! * severity: critical when [`many_doses`] (`dose_count ≥ 4`), [`prevalent_vertebral_fracture`]
 //!   or [`long_delay`] (`> LONG_DELAY`); else high.
 //!
@@ -187,7 +188,13 @@ mod tests {
             .build();
         assert_eq!(at(&r, 181), None);
         assert_eq!(at(&r, 182), Some(Severity::High));
-        // A dose after the stop record means denosumab was restarted: no explicit stop.
+    }
+
+    /// v0.10.3 clause (b): the most recent denosumab order by authoredOn counts whenever it was
+    /// authored — a standing order written before the first dose and later set to stopped
+    /// (before v0.10.3 a dose after the order's authoredOn hid the stop on days 182–210).
+    #[test]
+    fn stopped_standing_order_authored_before_the_doses() {
         let r = doses(1)
             .order(
                 Ingredient::Denosumab,
@@ -195,7 +202,19 @@ mod tests {
                 "2022-01-01",
             )
             .build();
-        assert_eq!(at(&r, 200), None);
+        assert_eq!(at(&r, 181), None);
+        assert_eq!(at(&r, 182), Some(Severity::High));
+        assert_eq!(at(&r, 200), Some(Severity::High));
+        // The same standing order still active: only clause (a), from day 211.
+        let r = doses(1)
+            .order(
+                Ingredient::Denosumab,
+                MedicationStatus::Active,
+                "2022-01-01",
+            )
+            .build();
+        assert_eq!(at(&r, 210), None);
+        assert_eq!(at(&r, 211), Some(Severity::High));
     }
 
     #[test]
