@@ -29,6 +29,9 @@ pub mod tasks;
 pub mod vitamin_d_deficiency_antiresorptive_caution;
 pub mod zoledronate_renal_contraindication;
 
+#[cfg(test)]
+mod v0_10_3_tests;
+
 /// Evaluates every rule in dependency order.
 pub fn run_all(ctx: &Ctx<'_>, out: &mut Outcome) {
     // GIOP (§2, §4)
