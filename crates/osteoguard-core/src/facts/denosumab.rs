@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::Input;
 use crate::model::{
-    Ingredient, MedicationRecord, MedicationSource, MedicationStatus, Route, SourceRef,
+    add_days, Ingredient, MedicationRecord, MedicationSource, MedicationStatus, Route, SourceRef,
 };
 use crate::thresholds::Thresholds;
 
@@ -67,6 +67,46 @@ pub struct DenosumabCourse {
     pub oncology_records: Vec<SourceRef>,
     /// An active denosumab order with an explicit occurrence (for "due", §8).
     pub ordered_occurrence: Option<(NaiveDate, SourceRef)>,
+    /// The schedule from `D_last` (§5.1, §5.3), computed once for every rule and output;
+    /// `None` without a dated dose.
+    pub schedule: Option<Schedule>,
+}
+
+/// The denosumab schedule from `D_last` (§5.1) and the ECTS transition plan (§5.3), in dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// `D_last + DUE`: the next dose is due.
+    pub next_due: NaiveDate,
+    /// `D_last + DUE_SOON_START`: "due soon" from here.
+    pub due_soon_start: NaiveDate,
+    /// `D_last + GRACE_END`: the last day a dose is still on time (LYU-2020).
+    pub grace_end: NaiveDate,
+    /// `D_last + LONG_DELAY`: after this the delay is long (LYU-2020, HR 3.91).
+    pub long_delay: NaiveDate,
+    /// When a bisphosphonate transition is due if denosumab stops (§5.3-2, §9 clause (c)):
+    /// `max(D_last + DUE, as_of)`.
+    pub transition_due: NaiveDate,
+    /// CTX 3 and 6 months after a transition given on `transition_due` (§5.3-4).
+    pub transition_ctx_due: [NaiveDate; 2],
+}
+
+impl Schedule {
+    pub fn from_last_dose(d_last: NaiveDate, as_of: NaiveDate, t: &Thresholds) -> Self {
+        let next_due = add_days(d_last, t.dmab_due_days);
+        let transition_due = next_due.max(as_of);
+        Schedule {
+            next_due,
+            due_soon_start: add_days(d_last, t.dmab_due_soon_start_days),
+            grace_end: add_days(d_last, t.dmab_grace_end_days),
+            long_delay: add_days(d_last, t.dmab_long_delay_days),
+            transition_due,
+            transition_ctx_due: [
+                add_days(transition_due, t.ctx_first_due_days),
+                add_days(transition_due, t.ctx_second_due_days),
+            ],
+        }
+    }
 }
 
 impl DenosumabCourse {
@@ -218,6 +258,7 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
     let Some(d_last) = course.d_last.clone() else {
         return course;
     };
+    course.schedule = Some(Schedule::from_last_dose(d_last.date, as_of, t));
 
     // Explicit stop (§9 discontinuation (b)): the newest denosumab order by authoredOn is
     // stopped/completed, whenever it was authored (v0.10.3: a standing order written before the
