@@ -538,7 +538,7 @@ mod tests {
         let out = testing::plain(&r, d("2023-09-28"));
         assert!(!out.fired(FindingCode::ReboundVertebralFracturesSuspected));
         assert!(out.insufficient.iter().any(|i| i.item == 7));
-        let in_window = vec![
+        let in_window = [
             fracture(VertebralLevel::L5, "2023-07-20"),
             fracture(VertebralLevel::L5, "2023-07-15"),
         ];
