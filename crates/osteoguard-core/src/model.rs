@@ -371,6 +371,11 @@ impl MedicationRecord {
     pub fn has(&self, i: Ingredient) -> bool {
         self.ingredients.contains(&i)
     }
+    /// The administration (or statement) date: `effective` start, else its end. The one
+    /// definition every fact and output uses.
+    pub fn administration_date(&self) -> Option<NaiveDate> {
+        self.effective.and_then(|p| p.start.or(p.end))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

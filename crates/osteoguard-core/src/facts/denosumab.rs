@@ -148,7 +148,7 @@ fn documents_given(m: &MedicationRecord) -> bool {
 /// The dose date a record documents in its own tier (§5.1), `None` = no usable date.
 fn dose_date(m: &MedicationRecord) -> Option<NaiveDate> {
     match m.kind {
-        MedicationSource::Administration => m.effective.and_then(|p| p.start.or(p.end)),
+        MedicationSource::Administration => m.administration_date(),
         // effectiveDateTime only: a one-day period.
         MedicationSource::Statement => m.effective.and_then(|p| match (p.start, p.end) {
             (Some(a), Some(b)) if a == b => Some(a),
@@ -164,8 +164,8 @@ fn bisphosphonate_start(m: &MedicationRecord, agent: Ingredient) -> Option<Naive
         return None;
     }
     match m.kind {
-        MedicationSource::Administration => m.effective.and_then(|p| p.start.or(p.end)),
-        MedicationSource::Statement => m.effective.and_then(|p| p.start.or(p.end)),
+        MedicationSource::Administration => m.administration_date(),
+        MedicationSource::Statement => m.administration_date(),
         MedicationSource::Request => {
             let intravenous = m.route == Route::Intravenous
                 || m.dosages.iter().any(|d| d.route == Route::Intravenous);
@@ -642,6 +642,38 @@ mod tests {
             )
             .build();
         assert!(course(&r, "2022-11-01").explicitly_stopped.is_none());
+    }
+
+    /// §4 (issue 15): the administration date is one method — effective start, else end —
+    /// and the dose dates use it (an administration recorded with only an end date counts).
+    #[test]
+    fn administration_date_is_start_else_end() {
+        let mut r = patient()
+            .administration(
+                Ingredient::Denosumab,
+                "2022-10-27",
+                60.0,
+                Route::Subcutaneous,
+            )
+            .build();
+        assert_eq!(
+            r.medications[0].administration_date(),
+            Some(d("2022-10-27"))
+        );
+        r.medications[0].effective = Some(Period {
+            start: None,
+            end: Some(d("2022-10-28")),
+        });
+        assert_eq!(
+            r.medications[0].administration_date(),
+            Some(d("2022-10-28"))
+        );
+        assert_eq!(dates(&course(&r, "2023-01-01")), ["2022-10-28"]);
+        r.medications[0].effective = Some(Period::between(d("2022-10-20"), d("2022-10-28")));
+        assert_eq!(
+            r.medications[0].administration_date(),
+            Some(d("2022-10-20"))
+        );
     }
 
     #[test]
