@@ -23,8 +23,9 @@
 //! [`super::safety::zoledronate_planned_or_recommended`]); this finding suppresses
 //! `osteoporosis-treatment-indicated`.
 
-use super::denosumab_due_soon::{course_line, dose_evidence, on_schedule_course, schedule_notes};
-use super::denosumab_overdue::{long_delay, past_grace};
+use super::denosumab_common::{
+    course_line, dose_evidence, long_delay, on_schedule_course, past_grace, schedule_notes,
+};
 use super::safety::{
     zoledronate_renal, zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED,
 };

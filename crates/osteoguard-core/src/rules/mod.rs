@@ -12,6 +12,7 @@ pub mod acute_ovcf;
 pub mod anabolic_therapy_preferred;
 pub mod bmd_significant_loss;
 pub mod data_insufficient;
+pub mod denosumab_common;
 pub mod denosumab_discontinuation_without_transition;
 pub mod denosumab_due_soon;
 pub mod denosumab_overdue;

@@ -23,11 +23,12 @@
 
 use chrono::NaiveDate;
 
+use super::denosumab_common::{ctx_after, ctx_elevated, ctx_limit};
 use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::denosumab::Dose;
 use crate::finding::{Evidence, Finding, FindingCode, Severity};
-use crate::model::{add_days, days, Observation, ObservationKind};
+use crate::model::{add_days, days, Observation};
 
 pub const CITATION: &str = "ECTS-2021 (details UNVERIFIED)";
 const SECTION: &str = "§5.3–§5.4; §9 post-denosumab-ctx-monitoring";
@@ -41,29 +42,6 @@ pub fn zoledronate_transition<'c>(ctx: &'c Ctx<'_>) -> Option<&'c Dose> {
 /// `0 ≤ as_of − Z ≤ ctx_monitoring_span_days`.
 pub fn within_monitoring_span(z: NaiveDate, ctx: &Ctx<'_>) -> bool {
     (0..=ctx.t().ctx_monitoring_span_days).contains(&days(z, ctx.as_of()))
-}
-
-/// `CTX_LIMIT` = min(lab upper reference limit, configured limit), §5.4.
-pub fn ctx_limit(o: &Observation, ctx: &Ctx<'_>) -> f64 {
-    match o.reference_high {
-        Some(h) => h.min(ctx.t().ctx_limit_ng_l),
-        None => ctx.t().ctx_limit_ng_l,
-    }
-}
-
-/// `ctx_elevated` for one CTX observation.
-pub fn ctx_elevated(o: &Observation, ctx: &Ctx<'_>) -> bool {
-    o.value.is_some_and(|v| v > ctx_limit(o, ctx))
-}
-
-/// Usable CTX observations with a value, dated after `after` (exclusive) and on/before as_of.
-pub fn ctx_after<'c>(ctx: &'c Ctx<'_>, after: NaiveDate) -> Vec<&'c Observation> {
-    ctx.record()
-        .observations
-        .iter()
-        .filter(|o| o.kind == ObservationKind::Ctx && o.status.is_usable() && o.value.is_some())
-        .filter(|o| o.date().is_some_and(|d| d > after && d <= ctx.as_of()))
-        .collect()
 }
 
 /// Elevated CTX dated > Z + `ctx_meaningful_after_days`.
@@ -213,7 +191,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Ingredient, PatientRecord, Route, Sex};
+    use crate::model::{Ingredient, ObservationKind, PatientRecord, Route, Sex};
     use crate::rules::safety::testing;
     use crate::testkit::{d, RecordBuilder};
 

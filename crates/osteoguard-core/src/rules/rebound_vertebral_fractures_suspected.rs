@@ -32,7 +32,7 @@
 
 use chrono::NaiveDate;
 
-use super::post_denosumab_ctx_monitoring::{ctx_after, ctx_elevated, ctx_limit};
+use super::denosumab_common::{ctx_after, ctx_elevated, ctx_limit};
 use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::FractureEvent;
