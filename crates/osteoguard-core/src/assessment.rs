@@ -259,12 +259,15 @@ fn build(
     ev: Evaluation,
 ) -> Assessment {
     let Evaluation {
-        gc,
-        spine,
-        dxa,
-        dmab,
-        therapy: _,
-        risk,
+        facts:
+            engine::Facts {
+                gc,
+                spine,
+                dxa,
+                dmab,
+                therapy: _,
+                risk,
+            },
         outcome,
         age,
         drafts,

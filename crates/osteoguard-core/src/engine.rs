@@ -20,19 +20,60 @@ use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity,
 use crate::model::{Ingredient, MedicationSource, MedicationStatus, PatientRecord, SourceRef};
 use crate::rules;
 
-/// Everything a rule may read.
-#[derive(Debug)]
-pub struct Ctx<'a> {
-    pub input: Input<'a>,
+/// The named quantities of the specification (knowledge.md §2–§8), computed once per
+/// evaluation. One struct for [`Ctx`] (what rules read), [`Evaluation`] (what outputs read) and
+/// the test harness; both dereference to it, so `ctx.dmab` and `ev.dmab` read the same field.
+#[derive(Debug, Default)]
+pub struct Facts {
     pub gc: facts::gc::GcExposure,
     pub spine: facts::spine::SpineFacts,
     pub dxa: facts::dxa::DxaFacts,
     pub dmab: facts::denosumab::DenosumabCourse,
     pub therapy: facts::therapy::TherapyFacts,
     pub risk: facts::risk::RiskAssessment,
+}
+
+impl Facts {
+    /// Every fact, in dependency order.
+    pub fn compute(input: &Input<'_>) -> Facts {
+        let gc = facts::gc::compute(input);
+        let spine = facts::spine::compute(input);
+        let dxa = facts::dxa::compute(input, &spine);
+        let dmab = facts::denosumab::compute(input);
+        let therapy = facts::therapy::compute(input, &dmab);
+        let risk = facts::risk::compute(input, &gc, &spine, &dxa, &therapy);
+        Facts {
+            gc,
+            spine,
+            dxa,
+            dmab,
+            therapy,
+            risk,
+        }
+    }
+}
+
+/// Everything a rule may read: the input, the [`Facts`] (through `Deref`) and the drafts.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub input: Input<'a>,
+    pub facts: Facts,
     /// The draft orders of an order-select / order-sign context (empty otherwise): the record
     /// holds them "as if signed" (§9 "Order hooks", v0.10.3).
     pub drafts: Vec<DraftOrder>,
+}
+
+impl std::ops::Deref for Ctx<'_> {
+    type Target = Facts;
+    fn deref(&self) -> &Facts {
+        &self.facts
+    }
+}
+
+impl std::ops::DerefMut for Ctx<'_> {
+    fn deref_mut(&mut self) -> &mut Facts {
+        &mut self.facts
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -277,15 +318,10 @@ pub fn as_if_signed(
     (r, sent)
 }
 
-/// Result of [`evaluate`]: the facts and the outcome, before rendering.
+/// Result of [`evaluate`]: the facts (through `Deref`) and the outcome, before rendering.
 #[derive(Debug)]
 pub struct Evaluation {
-    pub gc: facts::gc::GcExposure,
-    pub spine: facts::spine::SpineFacts,
-    pub dxa: facts::dxa::DxaFacts,
-    pub dmab: facts::denosumab::DenosumabCourse,
-    pub therapy: facts::therapy::TherapyFacts,
-    pub risk: facts::risk::RiskAssessment,
+    pub facts: Facts,
     pub outcome: Outcome,
     pub age: Option<i64>,
     /// The draft orders of a what-if evaluation ([`evaluate_what_if`]); empty otherwise.
@@ -327,20 +363,9 @@ fn evaluate_with_drafts(
         t: &config.thresholds,
         age,
     };
-    let gc = facts::gc::compute(&input);
-    let spine = facts::spine::compute(&input);
-    let dxa = facts::dxa::compute(&input, &spine);
-    let dmab = facts::denosumab::compute(&input);
-    let therapy = facts::therapy::compute(&input, &dmab);
-    let risk = facts::risk::compute(&input, &gc, &spine, &dxa, &therapy);
     let ctx = Ctx {
+        facts: Facts::compute(&input),
         input,
-        gc,
-        spine,
-        dxa,
-        dmab,
-        therapy,
-        risk,
         drafts,
     };
     let mut out = Outcome::default();
@@ -368,16 +393,18 @@ fn evaluate_with_drafts(
     out.data_quality = dq.into_iter().collect();
 
     Evaluation {
-        gc: ctx.gc,
-        spine: ctx.spine,
-        dxa: ctx.dxa,
-        dmab: ctx.dmab,
-        therapy: ctx.therapy,
-        risk: ctx.risk,
+        facts: ctx.facts,
         outcome: out,
         age,
         drafts: ctx.drafts,
         zoledronate_renal,
+    }
+}
+
+impl std::ops::Deref for Evaluation {
+    type Target = Facts;
+    fn deref(&self) -> &Facts {
+        &self.facts
     }
 }
 

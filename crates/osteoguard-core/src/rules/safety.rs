@@ -362,8 +362,8 @@ pub(crate) mod testing {
     use chrono::NaiveDate;
 
     use crate::config::Config;
-    use crate::engine::{sort_findings, visible_at, Ctx, Outcome};
-    use crate::facts::{self, Input};
+    use crate::engine::{sort_findings, visible_at, Ctx, Facts, Outcome};
+    use crate::facts::Input;
     use crate::model::PatientRecord;
 
     pub fn run(
@@ -383,20 +383,9 @@ pub(crate) mod testing {
             t: &config.thresholds,
             age,
         };
-        let gc = facts::gc::compute(&input);
-        let spine = facts::spine::compute(&input);
-        let dxa = facts::dxa::compute(&input, &spine);
-        let dmab = facts::denosumab::compute(&input);
-        let therapy = facts::therapy::compute(&input, &dmab);
-        let risk = facts::risk::compute(&input, &gc, &spine, &dxa, &therapy);
         let mut ctx = Ctx {
+            facts: Facts::compute(&input),
             input,
-            gc,
-            spine,
-            dxa,
-            dmab,
-            therapy,
-            risk,
             drafts: Vec::new(),
         };
         adjust(&mut ctx);
@@ -457,13 +446,11 @@ mod tests {
                 age: Some(79),
             };
             let ctx = Ctx {
+                facts: crate::engine::Facts {
+                    dmab: crate::facts::denosumab::compute(&input),
+                    ..Default::default()
+                },
                 input,
-                gc: Default::default(),
-                spine: Default::default(),
-                dxa: Default::default(),
-                dmab: crate::facts::denosumab::compute(&input),
-                therapy: Default::default(),
-                risk: Default::default(),
                 drafts: Vec::new(),
             };
             due.push(denosumab_due_by_schedule(&ctx));
