@@ -725,7 +725,9 @@ mod tests {
     }
 
     fn dxa_at(b: RecordBuilder, as_of: &str) -> DxaFacts {
-        crate::engine::evaluate(&b.build(), d(as_of), &Config::default()).facts.dxa
+        crate::engine::evaluate(&b.build(), d(as_of), &Config::default())
+            .facts
+            .dxa
     }
 
     fn device(b: RecordBuilder, name: &str) -> RecordBuilder {

@@ -126,19 +126,23 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         ));
     }
     if losses.iter().any(|c| c.approximate_t_based) {
-        f = f.with_note(
-            "approximate_t_based: no BMD (g/cm²) at both scans; a T-score decrease ≥ 0.5 is taken \
-             as ≈ the least significant change (§6.2)",
-        );
+        f = f
+            .with_note(format!(
+                "Approximate: no BMD (g/cm²) at both scans; a T-score decrease of at least {} is \
+                 taken as the least significant change.",
+                ctx.t().t_drop_significant
+            ))
+            .with_trace("approximate_t_based (§6.2 T-score fallback)");
     } else if losses.iter().any(|c| {
         c.evidence
             .iter()
             .all(|e| !e.detail.starts_with("facility LSC"))
     }) {
-        f = f.with_note(
-            "Default least significant change used (facility LSC not supplied; ISCD defaults \
-             UNVERIFIED, §12.15)",
-        );
+        f = f
+            .with_note(
+                "Default least significant change used (the facility's LSC was not supplied).",
+            )
+            .with_trace("default LSC: ISCD defaults UNVERIFIED (§6.2, §12.15)");
     }
     for n in &ctx.dxa.comparison_notes {
         f = f.with_note(format!("Not compared: {n}"));
@@ -270,7 +274,18 @@ mod tests {
         let e = eval(b(-1.5), "2022-07-01");
         assert_eq!(severity(&e), Some(Severity::Moderate));
         let f = e.outcome.get(FindingCode::BmdSignificantLoss).cloned();
-        assert!(f.is_some_and(|f| f.notes.iter().any(|n| n.contains("approximate_t_based"))));
+        // The flag is machine-readable (trace); the clinician reads plain words with the
+        // configured threshold.
+        assert!(f.is_some_and(
+            |f| f.trace.iter().any(|n| n.contains("approximate_t_based"))
+                && f.notes
+                    .iter()
+                    .any(|n| n.starts_with("Approximate") && n.contains("at least 0.5"))
+                && !f
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("approximate_t_based") || n.contains('§'))
+        ));
         assert_eq!(severity(&eval(b(-2.0), "2022-07-01")), Some(Severity::High));
     }
 

@@ -172,9 +172,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         "§9 denosumab-discontinuation-without-transition clause {}",
         clauses.join(", ")
     ))
+    .with_trace("ECTS-2021 transition details (agent choice, CTX algorithm) from memory — UNVERIFIED (knowledge.md §5.3)")
     .with_note(
-        "ECTS-2021 transition details (agent choice, CTX algorithm) are from memory — UNVERIFIED \
-         (knowledge.md §5.3).",
+        "The transition details (agent choice, CTX follow-up) await confirmation against the \
+         ECTS-2021 statement.",
     );
     out.push(schedule_notes(ctx, f));
 }

@@ -95,7 +95,9 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         severity,
         summary,
         format!(
-            "Next denosumab 60 mg dose due on {due}; do not delay beyond 4 weeks (by {latest_on_time})."
+            "Next denosumab 60 mg dose due on {due}; do not delay beyond {} days (by \
+             {latest_on_time}).",
+            t.dmab_grace_end_days - t.dmab_due_days
         ),
         CITATION,
         SECTION,

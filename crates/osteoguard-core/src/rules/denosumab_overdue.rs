@@ -49,9 +49,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         "{} — overdue by {late_by} days{}",
         course_line(ctx).unwrap_or_default(),
         if long_delay(n, ctx) {
-            " (more than 16 weeks late)"
+            format!(
+                " (more than {} days late)",
+                t.dmab_long_delay_days - t.dmab_due_days
+            )
         } else {
-            ""
+            String::new()
         }
     );
     let f = Finding::new(

@@ -31,6 +31,8 @@ pub mod vitamin_d_deficiency_antiresorptive_caution;
 pub mod zoledronate_renal_contraindication;
 
 #[cfg(test)]
+mod text_thresholds_tests;
+#[cfg(test)]
 mod v0_10_3_tests;
 
 /// Evaluates every rule in dependency order.

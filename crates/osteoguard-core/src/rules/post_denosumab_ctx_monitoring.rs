@@ -181,10 +181,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_evidence(evidence)
     .with_due(next_ctx_due(z.date, ctx))
     .with_note(format!(
-        "CTX limit = min(lab upper limit, {} ng/L) — UNVERIFIED (knowledge.md §5.4, §12.10); \
-         use a fasting morning serum sample (not checked).",
+        "CTX limit: the lower of the lab's upper reference limit and {} ng/L; use a fasting \
+         morning serum sample (not checked).",
         t.ctx_limit_ng_l
-    ));
+    ))
+    .with_trace("CTX_LIMIT default UNVERIFIED (knowledge.md §5.4, §12.10)");
     out.push(f);
 }
 

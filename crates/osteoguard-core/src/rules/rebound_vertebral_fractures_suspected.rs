@@ -259,10 +259,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(evidence)
     .with_levels(levels)
-    .with_note(
-        "Rebound window opens at day 183 (conservative) and closes at day 730 (engine \
-         convention, knowledge.md §12.12).",
-    );
+    .with_note(format!(
+        "Fractures count from day {} to day {} after the last dose.",
+        ctx.t().rebound_window_start_days,
+        ctx.t().rebound_window_end_days
+    ))
+    .with_trace("rebound window: opens at the first late day (conservative), closes at an engine-convention bound (knowledge.md §5.5, §12.12)");
     out.push(f);
 }
 
