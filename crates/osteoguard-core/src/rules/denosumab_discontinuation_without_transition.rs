@@ -218,7 +218,7 @@ fn clause_c_recommendation(ctx: &Ctx<'_>, s: &Schedule, evidence: &mut Vec<Evide
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::facts::spine::{FractureEvent, SpineFacts};
     use crate::model::{
@@ -228,7 +228,8 @@ mod tests {
     use crate::rules::safety::testing;
     use crate::testkit::{d, RecordBuilder};
 
-    fn doses(n: usize) -> RecordBuilder {
+    /// A course of `n` doses 182 days apart, the last on 2022-10-27.
+    pub(crate) fn doses(n: usize) -> RecordBuilder {
         let mut b = RecordBuilder::new("1950-03-15", Sex::Female);
         for i in 0..n {
             let date = add_days(d("2022-10-27"), -182 * (n - 1 - i) as i64);
@@ -480,42 +481,27 @@ mod tests {
             with_draft(b, Ingredient::Denosumab, MedicationStatus::Stopped)
         };
         // Age 72, 50 kg, female: CrCl ≈ 50 mL/min with creatinine 0.8, ≈ 16 with 2.5.
-        let (ok, stop) = rec(Some(0.8));
-        let out = what_if(&ok, &[stop], 30);
-        let f = out
-            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
-            .expect("fires");
-        assert!(
-            f.recommendation.contains("give zoledronic acid"),
-            "{}",
-            f.recommendation
-        );
+        let run = |creatinine: Option<f64>| {
+            let (r, stop) = rec(creatinine);
+            let out = what_if(&r, &[stop], 30);
+            let text = out
+                .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+                .map(|f| f.recommendation.clone());
+            let text = text.expect("clause (c) fires");
+            (out, text)
+        };
+        let (out, text) = run(Some(0.8));
+        assert!(text.contains("give zoledronic acid"), "{text}");
         assert!(!out.fired(FindingCode::ZoledronateRenalContraindication));
 
-        let (bad, stop) = rec(Some(2.5));
-        let out = what_if(&bad, &[stop], 30);
-        let f = out
-            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
-            .expect("fires");
-        assert!(
-            !f.recommendation.contains("give zoledronic acid"),
-            "{}",
-            f.recommendation
-        );
-        assert!(f.recommendation.contains(ZOLEDRONATE_CONTRAINDICATED));
+        let (out, text) = run(Some(2.5));
+        assert!(!text.contains("give zoledronic acid"), "{text}");
+        assert!(text.contains(ZOLEDRONATE_CONTRAINDICATED));
         assert!(out.fired(FindingCode::ZoledronateRenalContraindication));
 
-        let (unknown, stop) = rec(None);
-        let out = what_if(&unknown, &[stop], 30);
-        let f = out
-            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
-            .expect("fires");
-        assert!(
-            !f.recommendation.contains("give zoledronic acid"),
-            "{}",
-            f.recommendation
-        );
-        assert!(f.recommendation.contains("renal function is unknown"));
+        let (out, text) = run(None);
+        assert!(!text.contains("give zoledronic acid"), "{text}");
+        assert!(text.contains("renal function is unknown"));
         assert!(out.insufficient.iter().any(|i| i.item == 3));
     }
 }

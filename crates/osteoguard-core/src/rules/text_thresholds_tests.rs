@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::engine::evaluate;
-use crate::model::{add_days, DxaSite, Ingredient, ObservationKind, Route, Sex};
+use crate::model::{add_days, DxaSite, ObservationKind, Sex};
 use crate::testkit::{d, RecordBuilder};
 use crate::FindingCode;
 
@@ -24,23 +24,9 @@ fn finding_text(
     )
 }
 
-fn dmab_course(n: usize) -> RecordBuilder {
-    let mut b = RecordBuilder::new("1950-03-15", Sex::Female);
-    for i in 0..n {
-        let date = add_days(d("2022-10-27"), -182 * (n - 1 - i) as i64);
-        b = b.administration(
-            Ingredient::Denosumab,
-            &date.to_string(),
-            60.0,
-            Route::Subcutaneous,
-        );
-    }
-    b
-}
-
 #[test]
 fn denosumab_grace_and_long_delay_follow_the_table() {
-    let b = dmab_course(2).build();
+    let b = super::denosumab_discontinuation_without_transition::tests::doses(2).build();
     let default = Config::default();
     let mut site = Config::default();
     site.thresholds.dmab_grace_end_days = 217;
@@ -87,7 +73,7 @@ fn t_score_fallback_note_follows_the_table() {
 
 #[test]
 fn rebound_window_note_follows_the_table() {
-    let b = dmab_course(6)
+    let b = super::denosumab_discontinuation_without_transition::tests::doses(6)
         .vertebral_fracture(crate::model::VertebralLevel::L1, "2023-07-15", "2023-07-17")
         .vertebral_fracture(crate::model::VertebralLevel::L2, "2023-07-31", "2023-08-01")
         .build();
