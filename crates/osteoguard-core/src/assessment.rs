@@ -8,11 +8,13 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::config::{Config, Provenance};
-use crate::engine::{self, Evaluation};
+use crate::engine::{self, DraftOrder, Evaluation};
+use crate::facts::denosumab::Schedule;
 use crate::facts::dxa::WhoCategory;
 use crate::facts::spine::LevelState;
 use crate::finding::{DataQualityIssue, Evidence, Finding, Task};
-use crate::model::{DxaSite, PatientRecord, ProcedureKind, Sex};
+use crate::model::{DxaSite, PatientRecord, ProcedureKind, Sex, SourceRef};
+use crate::rules::safety::ZoledronateRenal;
 use crate::tri::Tri;
 
 pub const SCHEMA: &str = "osteoguard.assessment/1";
@@ -34,6 +36,41 @@ pub struct Assessment {
     pub tasks: Vec<Task>,
     pub data_quality: Vec<DataQualityIssue>,
     pub provenance: Provenance,
+    /// The §8 renal verdict for zoledronic acid at as-of: `acceptable | contraindicated |
+    /// unknown` (the CDS cards offer zoledronic acid only when `acceptable`).
+    pub zoledronate_renal: ZoledronateRenal,
+    /// Threshold values the renderings draw (chart lines and shading), from the threshold
+    /// table, so a site override changes the chart too.
+    pub display_thresholds: DisplayThresholds,
+    /// The draft orders of an order-hook what-if evaluation ([`assess_what_if`]), as sent;
+    /// absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub draft_orders: Vec<DraftOrder>,
+}
+
+/// Threshold values the chart draws (knowledge.md §2.6/§2.7, §5.1, §6.1/§3.2).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisplayThresholds {
+    /// GC dose lines (mg PEq/day): the course threshold and the higher-dose band.
+    pub gc_dose_lines_mg_per_day: Vec<f64>,
+    /// T-score lines: osteoporosis and the very-high-risk band.
+    pub t_score_lines: Vec<f64>,
+    /// Days one denosumab dose covers (`DUE`).
+    pub denosumab_cover_days: i64,
+    /// Days after the due date a dose is still on time (`GRACE_END − DUE`, LYU-2020).
+    pub denosumab_grace_days: i64,
+}
+
+impl DisplayThresholds {
+    pub fn from(t: &crate::thresholds::Thresholds) -> Self {
+        DisplayThresholds {
+            gc_dose_lines_mg_per_day: vec![t.gc_scope_min_peq_mg, t.gc_high_dose_peq_mg],
+            t_score_lines: vec![t.t_high, t.t_very_high],
+            denosumab_cover_days: t.dmab_due_days,
+            denosumab_grace_days: t.dmab_grace_end_days - t.dmab_due_days,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,6 +123,10 @@ pub struct DenosumabSummary {
     pub doses: Vec<NaiveDate>,
     pub transition: Option<NaiveDate>,
     pub transition_agent: Option<String>,
+    /// The schedule from the last dose (next due, due-soon start, end of grace, long-delay date,
+    /// transition due and its CTX dates), computed once in the core (§5.1, §5.3); `null`
+    /// without a dated dose.
+    pub schedule: Option<Schedule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -190,6 +231,26 @@ pub fn assess_with_issues(
     a
 }
 
+/// The order hooks' what-if assessment (knowledge.md §9 "Order hooks", v0.10.3): `record`
+/// holds the draft orders `drafts` (MedicationRequests, status as sent); they are evaluated as
+/// if signed ([`engine::as_if_signed`]) and every finding — clause (c) of
+/// `denosumab-discontinuation-without-transition` and the §8 checks included — comes from this
+/// one assessment.
+pub fn assess_what_if(
+    record: &PatientRecord,
+    reader_issues: &[DataQualityIssue],
+    drafts: &[SourceRef],
+    as_of: NaiveDate,
+    config: &Config,
+) -> Assessment {
+    let (signed, _) = engine::as_if_signed(record, drafts, as_of);
+    let ev = engine::evaluate_what_if(record, drafts, as_of, config);
+    let timeline = crate::timeline::build(&engine::visible_view(&signed, as_of), &ev, config);
+    let mut a = build(&signed, reader_issues, as_of, config, ev);
+    a.timeline = timeline;
+    a
+}
+
 fn build(
     record: &PatientRecord,
     reader_issues: &[DataQualityIssue],
@@ -198,14 +259,19 @@ fn build(
     ev: Evaluation,
 ) -> Assessment {
     let Evaluation {
-        gc,
-        spine,
-        dxa,
-        dmab,
-        therapy: _,
-        risk,
+        facts:
+            engine::Facts {
+                gc,
+                spine,
+                dxa,
+                dmab,
+                therapy: _,
+                risk,
+            },
         outcome,
         age,
+        drafts,
+        zoledronate_renal,
     } = ev;
     let t = &config.thresholds;
 
@@ -223,8 +289,8 @@ fn build(
             Some(_) => "long-overdue",
         }
     };
-    let next_due = match (&dmab.d_last, &dmab.transition) {
-        (Some(d), None) => Some(crate::model::add_days(d.date, t.dmab_due_days)),
+    let next_due = match (&dmab.schedule, &dmab.transition) {
+        (Some(s), None) => Some(s.next_due),
         _ => None,
     };
 
@@ -276,6 +342,7 @@ fn build(
             doses: dmab.doses.iter().map(|d| d.date).collect(),
             transition: dmab.transition.as_ref().map(|t| t.date),
             transition_agent: dmab.transition.as_ref().map(|t| t.agent.name().to_string()),
+            schedule: dmab.schedule,
         },
         bone_density: BoneDensitySummary {
             who_category: dxa.who,
@@ -308,5 +375,8 @@ fn build(
         tasks: outcome.tasks,
         data_quality,
         provenance: config.provenance(),
+        zoledronate_renal,
+        display_thresholds: DisplayThresholds::from(t),
+        draft_orders: drafts,
     }
 }

@@ -14,20 +14,66 @@ use chrono::{Datelike, NaiveDate};
 
 use crate::config::Config;
 use crate::facts::{self, Input};
+use serde::Serialize;
+
 use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity, Task};
-use crate::model::PatientRecord;
+use crate::model::{Ingredient, MedicationSource, MedicationStatus, PatientRecord, SourceRef};
 use crate::rules;
 
-/// Everything a rule may read.
-#[derive(Debug)]
-pub struct Ctx<'a> {
-    pub input: Input<'a>,
+/// The named quantities of the specification (knowledge.md §2–§8), computed once per
+/// evaluation. One struct for [`Ctx`] (what rules read), [`Evaluation`] (what outputs read) and
+/// the test harness; both dereference to it, so `ctx.dmab` and `ev.dmab` read the same field.
+#[derive(Debug, Default)]
+pub struct Facts {
     pub gc: facts::gc::GcExposure,
     pub spine: facts::spine::SpineFacts,
     pub dxa: facts::dxa::DxaFacts,
     pub dmab: facts::denosumab::DenosumabCourse,
     pub therapy: facts::therapy::TherapyFacts,
     pub risk: facts::risk::RiskAssessment,
+}
+
+impl Facts {
+    /// Every fact, in dependency order.
+    pub fn compute(input: &Input<'_>) -> Facts {
+        let gc = facts::gc::compute(input);
+        let spine = facts::spine::compute(input);
+        let dxa = facts::dxa::compute(input, &spine);
+        let dmab = facts::denosumab::compute(input);
+        let therapy = facts::therapy::compute(input, &dmab);
+        let risk = facts::risk::compute(input, &gc, &spine, &dxa, &therapy);
+        Facts {
+            gc,
+            spine,
+            dxa,
+            dmab,
+            therapy,
+            risk,
+        }
+    }
+}
+
+/// Everything a rule may read: the input, the [`Facts`] (through `Deref`) and the drafts.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub input: Input<'a>,
+    pub facts: Facts,
+    /// The draft orders of an order-select / order-sign context (empty otherwise): the record
+    /// holds them "as if signed" (§9 "Order hooks", v0.10.3).
+    pub drafts: Vec<DraftOrder>,
+}
+
+impl std::ops::Deref for Ctx<'_> {
+    type Target = Facts;
+    fn deref(&self) -> &Facts {
+        &self.facts
+    }
+}
+
+impl std::ops::DerefMut for Ctx<'_> {
+    fn deref_mut(&mut self) -> &mut Facts {
+        &mut self.facts
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -214,21 +260,101 @@ pub fn visible_view(record: &PatientRecord, as_of: NaiveDate) -> Cow<'_, Patient
     }
 }
 
-/// Result of [`evaluate`]: the facts and the outcome, before rendering.
+/// A draft order of an order-select / order-sign context (knowledge.md §9 "Order hooks",
+/// v0.10.3). The record holds it "as if signed"; this keeps what the client sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DraftOrder {
+    pub reference: SourceRef,
+    pub ingredients: Vec<Ingredient>,
+    /// The status as sent (before `draft` became `active`).
+    pub status: MedicationStatus,
+}
+
+impl DraftOrder {
+    /// The draft sets its agent to `stopped`, `completed` or `cancelled` (§9 clause (c)).
+    pub fn stops(&self) -> bool {
+        matches!(
+            self.status,
+            MedicationStatus::Stopped | MedicationStatus::Completed | MedicationStatus::Cancelled
+        )
+    }
+    pub fn has(&self, i: Ingredient) -> bool {
+        self.ingredients.contains(&i)
+    }
+}
+
+/// The record with the draft orders `drafts` (MedicationRequests already in `record`) "as if
+/// signed" (§9 "Order hooks", v0.10.3): status `draft` becomes `active`, other statuses (e.g.
+/// `stopped`) are kept, and a missing `authoredOn` is `as_of`. Returns the drafts as sent.
+pub fn as_if_signed(
+    record: &PatientRecord,
+    drafts: &[SourceRef],
+    as_of: NaiveDate,
+) -> (PatientRecord, Vec<DraftOrder>) {
+    let mut r = record.clone();
+    let mut sent = Vec::new();
+    for m in r
+        .medications
+        .iter_mut()
+        .filter(|m| m.kind == MedicationSource::Request && drafts.contains(&m.source))
+    {
+        sent.push(DraftOrder {
+            reference: m.source.clone(),
+            ingredients: m.ingredients.clone(),
+            status: m.status,
+        });
+        if m.status == MedicationStatus::Draft {
+            m.status = MedicationStatus::Active;
+        }
+        if m.authored.is_none() {
+            m.authored = Some(as_of);
+        }
+        if m.visible.is_none() {
+            m.visible = Some(as_of);
+        }
+    }
+    sent.sort_by(|a, b| a.reference.cmp(&b.reference));
+    (r, sent)
+}
+
+/// Result of [`evaluate`]: the facts (through `Deref`) and the outcome, before rendering.
 #[derive(Debug)]
 pub struct Evaluation {
-    pub gc: facts::gc::GcExposure,
-    pub spine: facts::spine::SpineFacts,
-    pub dxa: facts::dxa::DxaFacts,
-    pub dmab: facts::denosumab::DenosumabCourse,
-    pub therapy: facts::therapy::TherapyFacts,
-    pub risk: facts::risk::RiskAssessment,
+    pub facts: Facts,
     pub outcome: Outcome,
     pub age: Option<i64>,
+    /// The draft orders of a what-if evaluation ([`evaluate_what_if`]); empty otherwise.
+    pub drafts: Vec<DraftOrder>,
+    /// The §8 renal verdict for zoledronic acid at `as_of`.
+    pub zoledronate_renal: rules::safety::ZoledronateRenal,
 }
 
 /// Runs every rule over `record` at `as_of`.
 pub fn evaluate(record: &PatientRecord, as_of: NaiveDate, config: &Config) -> Evaluation {
+    evaluate_with_drafts(record, as_of, config, Vec::new())
+}
+
+/// The what-if evaluation of the order hooks (knowledge.md §9 "Order hooks", v0.10.3): the
+/// draft orders `drafts` (MedicationRequests of `record`) are evaluated as if signed
+/// ([`as_if_signed`]) and the whole assessment runs at `as_of`, clause (c) of
+/// `denosumab-discontinuation-without-transition` and the §8 safety checks included.
+pub fn evaluate_what_if(
+    record: &PatientRecord,
+    drafts: &[SourceRef],
+    as_of: NaiveDate,
+    config: &Config,
+) -> Evaluation {
+    let (signed, sent) = as_if_signed(record, drafts, as_of);
+    evaluate_with_drafts(&signed, as_of, config, sent)
+}
+
+fn evaluate_with_drafts(
+    record: &PatientRecord,
+    as_of: NaiveDate,
+    config: &Config,
+    drafts: Vec<DraftOrder>,
+) -> Evaluation {
     let visible = visible_view(record, as_of);
     let age = visible.patient.birth_date.map(|b| age_at(b, as_of));
     let input = Input {
@@ -237,23 +363,14 @@ pub fn evaluate(record: &PatientRecord, as_of: NaiveDate, config: &Config) -> Ev
         t: &config.thresholds,
         age,
     };
-    let gc = facts::gc::compute(&input);
-    let spine = facts::spine::compute(&input);
-    let dxa = facts::dxa::compute(&input, &spine);
-    let dmab = facts::denosumab::compute(&input);
-    let therapy = facts::therapy::compute(&input, &dmab);
-    let risk = facts::risk::compute(&input, &gc, &spine, &dxa, &therapy);
     let ctx = Ctx {
+        facts: Facts::compute(&input),
         input,
-        gc,
-        spine,
-        dxa,
-        dmab,
-        therapy,
-        risk,
+        drafts,
     };
     let mut out = Outcome::default();
     rules::run_all(&ctx, &mut out);
+    let zoledronate_renal = rules::safety::zoledronate_renal_status(&ctx);
 
     // Site configuration may switch findings off (issue: governance); data-insufficient items of
     // a disabled rule are still reported, since the data problem remains.
@@ -276,14 +393,18 @@ pub fn evaluate(record: &PatientRecord, as_of: NaiveDate, config: &Config) -> Ev
     out.data_quality = dq.into_iter().collect();
 
     Evaluation {
-        gc: ctx.gc,
-        spine: ctx.spine,
-        dxa: ctx.dxa,
-        dmab: ctx.dmab,
-        therapy: ctx.therapy,
-        risk: ctx.risk,
+        facts: ctx.facts,
         outcome: out,
         age,
+        drafts: ctx.drafts,
+        zoledronate_renal,
+    }
+}
+
+impl std::ops::Deref for Evaluation {
+    type Target = Facts;
+    fn deref(&self) -> &Facts {
+        &self.facts
     }
 }
 

@@ -42,7 +42,7 @@ pub mod thresholds;
 mod timeline;
 pub mod tri;
 
-pub use assessment::{assess, assess_with_issues, Assessment, SCHEMA};
+pub use assessment::{assess, assess_what_if, assess_with_issues, Assessment, SCHEMA};
 pub use config::{Config, ConfigError, Provenance};
 pub use finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity, Task};
 pub use tri::Tri;

@@ -371,6 +371,11 @@ impl MedicationRecord {
     pub fn has(&self, i: Ingredient) -> bool {
         self.ingredients.contains(&i)
     }
+    /// The administration (or statement) date: `effective` start, else its end. The one
+    /// definition every fact and output uses.
+    pub fn administration_date(&self) -> Option<NaiveDate> {
+        self.effective.and_then(|p| p.start.or(p.end))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,8 +491,12 @@ pub struct Observation {
     pub visible: Option<NaiveDate>,
     pub reference_low: Option<f64>,
     pub reference_high: Option<f64>,
-    /// Device identity for DXA comparability (§6.2).
+    /// Device identity for DXA comparability (§6.2): the reference's display, else its text.
     pub device: Option<String>,
+    /// The referenced Device's manufacturer (contained or in the input), v0.10.3 §6.2: when
+    /// known, DXA scans are compared by it.
+    #[serde(default)]
+    pub device_manufacturer: Option<String>,
     pub side: Option<Side>,
     pub level: Option<VertebralLevel>,
     /// FRAX: value already includes the GC-dose adjustment (§3.3).
@@ -501,6 +510,13 @@ pub struct Observation {
 impl Observation {
     pub fn date(&self) -> Option<NaiveDate> {
         self.effective.map(|t| t.date()).or(self.visible)
+    }
+    /// What DXA comparability compares (§6.2): the Device's manufacturer when known (v0.10.3),
+    /// else the device text.
+    pub fn device_identity(&self) -> Option<&str> {
+        self.device_manufacturer
+            .as_deref()
+            .or(self.device.as_deref())
     }
 }
 

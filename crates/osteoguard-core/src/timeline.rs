@@ -75,7 +75,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
         if !administered {
             continue;
         }
-        let Some(date) = m.effective.and_then(|p| p.start.or(p.end)) else {
+        let Some(date) = m.administration_date() else {
             continue;
         };
         for agent in [Ingredient::ZoledronicAcid, Ingredient::Ibandronate] {

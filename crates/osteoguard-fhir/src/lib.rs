@@ -501,7 +501,9 @@ fn build(c: input::Collector) -> ReadOutput {
                 (o.disposition, o.record.map(Item::Med))
             }
             "Observation" => {
-                let o = obs::map(v, &reference, &mut issues);
+                let (device, device_at) = referenced_device(v, &index, &raws);
+                med_used = device_at;
+                let o = obs::map(v, device, &reference, &mut issues);
                 let items = o.items;
                 (
                     o.disposition,
@@ -570,7 +572,7 @@ fn build(c: input::Collector) -> ReadOutput {
             }
         }
     }
-    // Medication resources referenced by a used record count as used.
+    // Medication (and Device) resources referenced by a used record count as used.
     for j in used_medications {
         if let Some((d, _)) = disp[j].as_mut() {
             *d = Disposition::Used;
@@ -604,6 +606,29 @@ fn build(c: input::Collector) -> ReadOutput {
         })
         .collect();
     out
+}
+
+/// The Device an Observation's `device` references (§6.2, v0.10.3): a contained `#id` Device,
+/// or a Device in the input (with its raw index, so it counts as used).
+fn referenced_device<'v>(
+    v: &'v json::Value<'v>,
+    index: &Index<'_>,
+    raws: &'v [input::Raw<'v>],
+) -> (Option<&'v json::Value<'v>>, Option<usize>) {
+    let Some(rf) = v.get("device").and_then(|d| s(d, "reference")) else {
+        return (None, None);
+    };
+    let is_device = |d: &json::Value| s(d, "resourceType") == Some("Device");
+    if let Some(want) = rf.strip_prefix('#') {
+        let found = arr(v, "contained")
+            .iter()
+            .find(|c| s(c, "id") == Some(want) && is_device(c));
+        return (found, None);
+    }
+    match index.lookup(rf) {
+        Some(j) if index.keys[j].0 == "Device" => (Some(&raws[j].value), Some(j)),
+        _ => (None, None),
+    }
 }
 
 enum Item {

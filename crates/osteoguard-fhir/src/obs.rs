@@ -228,7 +228,15 @@ fn frax_gc_adjusted(res: &Value) -> bool {
     })
 }
 
-pub(crate) fn map(res: &Value, reference: &str, issues: &mut Issues) -> ObsOutcome {
+/// `device` — the Device resource the Observation's `device` references, resolved by the caller
+/// (a contained `#id` Device or a Device in the input): DXA scans are compared by its
+/// `manufacturer` (§6.2, v0.10.3).
+pub(crate) fn map(
+    res: &Value,
+    device: Option<&Value>,
+    reference: &str,
+    issues: &mut Issues,
+) -> ObsOutcome {
     let Some(code) = res.get("code") else {
         issues.add("code", "missing");
         return ObsOutcome {
@@ -298,6 +306,11 @@ pub(crate) fn map(res: &Value, reference: &str, issues: &mut Issues) -> ObsOutco
     if visible.is_none() {
         issues.add("effective[x]", "no effective or issued date");
     }
+    let device_manufacturer = device
+        .and_then(|d| s(d, "manufacturer"))
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string);
     let device = res.get("device").and_then(|d| {
         s(d, "display")
             .or_else(|| s(d, "reference"))
@@ -384,6 +397,7 @@ pub(crate) fn map(res: &Value, reference: &str, issues: &mut Issues) -> ObsOutco
             reference_low: low,
             reference_high: high,
             device: device.clone(),
+            device_manufacturer: device_manufacturer.clone(),
             side: side.or(bs_side),
             level,
             frax_gc_adjusted: is_frax && frax_gc_adjusted(res),

@@ -14,7 +14,8 @@
 //! invocations (EHRs de-duplicate on it; feedback attaches to the finding).
 
 use chrono::NaiveDate;
-use osteoguard_core::model::{add_days, Ingredient, MedicationStatus};
+use osteoguard_core::model::{Ingredient, MedicationStatus};
+use osteoguard_core::rules::safety::ZoledronateRenal;
 use osteoguard_core::{Assessment, Finding, FindingCode, Severity};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -28,21 +29,15 @@ pub const SNOMED: &str = "http://snomed.info/sct";
 pub const OVERRIDE_SYSTEM: &str = "http://osteoguard.org/fhir/CodeSystem/override-reason";
 pub const FINDING_SYSTEM: &str = "http://osteoguard.org/fhir/CodeSystem/finding";
 
-/// A draft order of the request (order-select / order-sign), as the reader understood it.
-#[derive(Debug, Clone)]
-pub struct DraftInfo {
-    /// `MedicationRequest/<id>`.
-    pub reference: String,
-    pub ingredients: Vec<Ingredient>,
-    /// Status as sent by the client (before the "as if placed" mapping).
-    pub original_status: String,
-}
-
 pub struct CardContext<'a> {
     pub patient_id: &'a str,
     pub as_of: NaiveDate,
+    /// The one assessment every card comes from (for order hooks the core's what-if
+    /// assessment; its `draftOrders` are the drafts as sent).
     pub assessment: &'a Assessment,
-    pub drafts: &'a [DraftInfo],
+    /// order-select / order-sign: the clinician is about to sign, so zoledronic acid is offered
+    /// only when the assessment's renal verdict allows it (knowledge.md §8).
+    pub order_hook: bool,
 }
 
 impl CardContext<'_> {
@@ -299,19 +294,21 @@ fn lab(ctx: &CardContext, code: FindingCode, loinc: &'static str, display: &'sta
     )
 }
 
-/// Zoledronate transition date: 6 months after the last denosumab dose, not before as-of.
-fn transition_date(ctx: &CardContext) -> NaiveDate {
-    match ctx.assessment.denosumab.last_dose {
-        Some(d) => add_days(d, 182).max(ctx.as_of),
-        None => ctx.as_of,
+/// Zoledronate transition date and its two CTX dates, as the core's denosumab schedule states
+/// them (knowledge.md §5.3); as-of when no dose is dated.
+fn transition_dates(ctx: &CardContext) -> (NaiveDate, Option<NaiveDate>) {
+    match &ctx.assessment.denosumab.schedule {
+        Some(s) => (s.transition_due, Some(s.transition_ctx_due[0])),
+        None => (ctx.as_of, None),
     }
 }
 
 fn draft_refs_with(ctx: &CardContext, i: Ingredient) -> Vec<String> {
-    ctx.drafts
+    ctx.assessment
+        .draft_orders
         .iter()
-        .filter(|d| d.ingredients.contains(&i))
-        .map(|d| d.reference.clone())
+        .filter(|d| d.has(i))
+        .map(|d| d.reference.as_str().to_string())
         .collect()
 }
 
@@ -326,39 +323,52 @@ fn suggestions_for(ctx: &CardContext, f: &Finding) -> (Vec<Suggestion>, bool) {
     };
     match code {
         DenosumabDiscontinuationWithoutTransition => {
-            let t = transition_date(ctx);
-            (
-                vec![
-                    Suggestion {
-                        key: "zoledronate-transition",
-                        label: format!(
-                            "Zoledronic acid 5 mg IV on {t}, CTX 3 and 6 months after (ECTS plan)"
-                        ),
-                        recommended: true,
-                        actions: vec![zol(ctx, Some(t)), ctx_lab(ctx, code, Some(add_days(t, 91)))],
-                    },
-                    Suggestion {
-                        key: "alendronate-transition",
-                        label: "Alendronate 70 mg weekly (shorter denosumab courses / lower risk)"
-                            .into(),
-                        recommended: false,
-                        actions: vec![create(
-                            "Order alendronate 70 mg weekly",
-                            med_request(ctx, &ALENDRONATE, Some(t), code),
-                        )],
-                    },
-                    Suggestion {
-                        key: "denosumab-continue",
-                        label: "Continue denosumab: give the next 60 mg dose now".into(),
-                        recommended: false,
-                        actions: vec![create(
-                            "Order denosumab 60 mg SC",
-                            med_request(ctx, &DENOSUMAB, Some(ctx.as_of), code),
-                        )],
-                    },
-                ],
-                true,
-            )
+            let (t, first_ctx) = transition_dates(ctx);
+            let mut v = Vec::new();
+            if ctx.assessment.zoledronate_renal == ZoledronateRenal::Unknown {
+                v.push(Suggestion {
+                    key: "renal-function",
+                    label: "Check renal function (creatinine) before choosing the transition agent"
+                        .into(),
+                    recommended: true,
+                    actions: vec![lab(
+                        ctx,
+                        code,
+                        "2160-0",
+                        "Creatinine [Mass/volume] in Serum or Plasma",
+                    )],
+                });
+            }
+            v.extend([
+                Suggestion {
+                    key: "zoledronate-transition",
+                    label: format!(
+                        "Zoledronic acid 5 mg IV on {t}, CTX 3 and 6 months after (ECTS plan)"
+                    ),
+                    recommended: true,
+                    actions: vec![zol(ctx, Some(t)), ctx_lab(ctx, code, first_ctx)],
+                },
+                Suggestion {
+                    key: "alendronate-transition",
+                    label: "Alendronate 70 mg weekly (shorter denosumab courses / lower risk)"
+                        .into(),
+                    recommended: false,
+                    actions: vec![create(
+                        "Order alendronate 70 mg weekly",
+                        med_request(ctx, &ALENDRONATE, Some(t), code),
+                    )],
+                },
+                Suggestion {
+                    key: "denosumab-continue",
+                    label: "Continue denosumab: give the next 60 mg dose now".into(),
+                    recommended: false,
+                    actions: vec![create(
+                        "Order denosumab 60 mg SC",
+                        med_request(ctx, &DENOSUMAB, Some(ctx.as_of), code),
+                    )],
+                },
+            ]);
+            (v, true)
         }
         DenosumabOverdue | DenosumabDueSoon => {
             let due = f.due.unwrap_or(ctx.as_of).max(ctx.as_of);
@@ -378,10 +388,10 @@ fn suggestions_for(ctx: &CardContext, f: &Finding) -> (Vec<Suggestion>, bool) {
                         label: "Stop denosumab with a zoledronic acid transition (ECTS plan)"
                             .into(),
                         recommended: false,
-                        actions: vec![
-                            zol(ctx, Some(transition_date(ctx))),
-                            ctx_lab(ctx, code, Some(add_days(transition_date(ctx), 91))),
-                        ],
+                        actions: {
+                            let (t, first_ctx) = transition_dates(ctx);
+                            vec![zol(ctx, Some(t)), ctx_lab(ctx, code, first_ctx)]
+                        },
                     },
                 ],
                 true,
@@ -720,12 +730,19 @@ pub fn resources_of(f: &Finding) -> Vec<String> {
     v
 }
 
-/// The assessment says zoledronic acid is contraindicated by renal function (knowledge.md §8).
-pub fn zoledronate_contraindicated(ctx: &CardContext) -> bool {
-    ctx.assessment
-        .findings
-        .iter()
-        .any(|f| f.code == FindingCode::ZoledronateRenalContraindication)
+/// Whether a card may offer zoledronic acid (knowledge.md §8), from the assessment alone: never
+/// when it is renally contraindicated; at order time (order hooks) only when a fresh renal value
+/// allows it.
+pub fn zoledronate_may_be_offered(ctx: &CardContext) -> bool {
+    let contraindicated = ctx.assessment.zoledronate_renal == ZoledronateRenal::Contraindicated
+        || ctx
+            .assessment
+            .findings
+            .iter()
+            .any(|f| f.code == FindingCode::ZoledronateRenalContraindication);
+    let unknown_at_order_time =
+        ctx.order_hook && ctx.assessment.zoledronate_renal == ZoledronateRenal::Unknown;
+    !(contraindicated || unknown_at_order_time)
 }
 
 /// Builds the card for one finding.
@@ -764,10 +781,11 @@ pub fn card(ctx: &CardContext, f: &Finding) -> (Uuid, Value) {
         c["source"]["url"] = json!(u);
     }
     let (mut suggestions, mut alternatives) = suggestions_for(ctx, f);
-    // Never suggest what the record contraindicates: with zoledronate-renal-contraindication in
-    // the assessment, no card offers a zoledronic-acid order (that card itself offers the
-    // alternatives). Suggestions that only *delete* a zoledronate draft stay.
-    if zoledronate_contraindicated(ctx) && f.code != FindingCode::ZoledronateRenalContraindication {
+    // Never suggest what the record contraindicates: with zoledronate renally contraindicated
+    // (or, at order time, renal function unknown), no card offers a zoledronic-acid order (the
+    // contraindication card itself offers the alternatives). Suggestions that only *delete* a
+    // zoledronate draft stay.
+    if !zoledronate_may_be_offered(ctx) && f.code != FindingCode::ZoledronateRenalContraindication {
         suggestions.retain(|s| !s.key.contains("zoledron"));
         alternatives = alternatives && suggestions.len() > 1;
     }
@@ -793,15 +811,6 @@ pub fn card(ctx: &CardContext, f: &Finding) -> (Uuid, Value) {
         c["selectionBehavior"] = json!(behaviour);
     }
     (uuid, c)
-}
-
-/// Whether a draft MedicationRequest stops an agent (`stopped`, `cancelled`, `completed`,
-/// `entered-in-error`).
-pub fn is_stopping(status: &str) -> bool {
-    matches!(
-        status,
-        "stopped" | "cancelled" | "completed" | "entered-in-error"
-    )
 }
 
 /// Maps the reader's status of a draft back to a FHIR status string (for logs and tests).

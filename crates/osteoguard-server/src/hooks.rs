@@ -1,5 +1,6 @@
 //! One CDS Hooks invocation: parse the request, gather the patient's data (prefetch, else fetch
-//! from `fhirServer`), add the draft orders "as if placed", assess, and turn findings into cards.
+//! from `fhirServer`), assess — for order hooks the core's what-if assessment of the draft
+//! orders as if signed — and turn findings into cards. The service holds no clinical logic.
 //!
 //! The engine never reads the clock: the as-of date is `extension["osteoguard.asOf"]` (or
 //! `context["osteoguard.asOf"]`) when the client sends one (tests, replay), else the date the
@@ -9,13 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use osteoguard_core::model::{add_days, Ingredient, MedicationSource, PatientRecord};
+use osteoguard_core::model::SourceRef;
 use osteoguard_core::{
-    assess_with_issues, Assessment, Config, Evidence, Finding, FindingCode, Severity,
+    assess_what_if, assess_with_issues, Assessment, Config, Finding, FindingCode, Severity,
 };
 use serde_json::{Map, Value};
 
-use crate::cards::{self, CardContext, DraftInfo};
+use crate::cards::{self, CardContext};
 use crate::discovery::{fill, Hook, PREFETCH};
 use crate::fetch::{is_absent, next_link, resources_of, FhirClient};
 
@@ -235,17 +236,13 @@ fn dedupe(items: impl IntoIterator<Item = Value>) -> Vec<Value> {
     by_key.into_values().chain(anonymous).collect()
 }
 
-/// Draft orders "as if placed": `draft` → `active` (an active order not yet given is *planned*
-/// under knowledge.md §8; a glucocorticoid order counts as exposure), a missing `authoredOn`
-/// is the as-of date, a missing subject is the context patient. Returns the resources and
-/// `reference → status as sent`.
-fn prepare_drafts(
-    drafts: &[Value],
-    patient_id: &str,
-    as_of: NaiveDate,
-) -> (Vec<Value>, BTreeMap<String, String>) {
+/// Draft orders ready to be read with the record: an `id` when the client sent none and the
+/// context patient as subject when missing (so the reader attaches them). Nothing clinical
+/// happens here: the core evaluates them as if signed (`osteoguard_core::assess_what_if`,
+/// knowledge.md §9 "Order hooks"). Returns the resources and the MedicationRequest references.
+fn prepare_drafts(drafts: &[Value], patient_id: &str) -> (Vec<Value>, Vec<SourceRef>) {
     let mut out = Vec::new();
-    let mut sent = BTreeMap::new();
+    let mut refs = Vec::new();
     for (i, d) in drafts.iter().enumerate() {
         let mut r = d.clone();
         let Some(obj) = r.as_object_mut() else {
@@ -260,17 +257,6 @@ fn prepare_drafts(
             obj.insert("id".into(), Value::String(format!("draft-{i}")));
         }
         if rt == "MedicationRequest" {
-            let status = obj
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("draft")
-                .to_string();
-            if status == "draft" {
-                obj.insert("status".into(), Value::String("active".into()));
-            }
-            if !obj.contains_key("authoredOn") {
-                obj.insert("authoredOn".into(), Value::String(as_of.to_string()));
-            }
             if !obj.contains_key("subject") {
                 obj.insert(
                     "subject".into(),
@@ -278,24 +264,29 @@ fn prepare_drafts(
                 );
             }
             if let Some((_, id)) = key_of(&r) {
-                sent.insert(format!("MedicationRequest/{id}"), status);
+                refs.push(SourceRef::new(format!("MedicationRequest/{id}")));
             }
         }
         out.push(r);
     }
-    (out, sent)
+    (out, refs)
 }
 
+/// Reads `resources` and assesses the context patient; with `drafts` (order hooks) the core's
+/// what-if assessment evaluates them as if signed.
 fn assess_patient(
     resources: Vec<Value>,
     patient_id: &str,
+    drafts: Option<&[SourceRef]>,
     as_of: NaiveDate,
     config: &Config,
-) -> Option<(PatientRecord, Assessment)> {
+) -> Option<Assessment> {
     let read = osteoguard_fhir::read_resources(resources);
     let pd = read.patients.into_iter().find(|p| p.id == patient_id)?;
-    let a = assess_with_issues(&pd.record, &pd.issues, as_of, config);
-    Some((pd.record, a))
+    Some(match drafts {
+        Some(d) => assess_what_if(&pd.record, &pd.issues, d, as_of, config),
+        None => assess_with_issues(&pd.record, &pd.issues, as_of, config),
+    })
 }
 
 /// The result of one evaluation: the response cards and `(uuid, finding code, severity)` of each.
@@ -305,140 +296,42 @@ pub struct Evaluated {
     pub issued: Vec<(String, String, String)>,
 }
 
-/// Order hooks: the card that stopping denosumab needs when the engine has no finding for it
-/// yet (it fires only once the dose is late): plan the transition per ECTS-2021.
-fn denosumab_stop_finding(
-    record: &PatientRecord,
-    a: &Assessment,
-    drafts: &[DraftInfo],
-    as_of: NaiveDate,
-) -> Option<Finding> {
-    let stop = drafts.iter().find(|d| {
-        d.ingredients.contains(&Ingredient::Denosumab) && cards::is_stopping(&d.original_status)
-    })?;
-    let transition_ordered = drafts.iter().any(|d| {
-        !cards::is_stopping(&d.original_status)
-            && d.ingredients.iter().any(|i| {
-                matches!(
-                    i,
-                    Ingredient::ZoledronicAcid
-                        | Ingredient::Alendronate
-                        | Ingredient::Risedronate
-                        | Ingredient::Ibandronate
-                )
-            })
-    });
-    if transition_ordered || a.denosumab.transition.is_some() || a.denosumab.dose_count == 0 {
-        return None;
-    }
-    let last = a.denosumab.last_dose?;
-    let due = add_days(last, 182).max(as_of);
-    let mut evidence = vec![Evidence {
-        reference: stop.reference.clone(),
-        detail: format!(
-            "order being signed sets denosumab to `{}`",
-            stop.original_status
-        ),
-        date: Some(as_of),
-    }];
-    if let Some(m) = record.medications.iter().find(|m| {
-        m.has(Ingredient::Denosumab)
-            && m.kind == MedicationSource::Administration
-            && m.effective.and_then(|p| p.start) == Some(last)
-    }) {
-        evidence.push(Evidence {
-            reference: m.source.0.clone(),
-            detail: format!(
-                "last denosumab dose ({} doses documented)",
-                a.denosumab.dose_count
-            ),
-            date: Some(last),
-        });
-    }
-    let severity = if a.denosumab.dose_count >= 4 {
-        Severity::Critical
-    } else {
-        Severity::High
-    };
-    Some(Finding {
-        code: FindingCode::DenosumabDiscontinuationWithoutTransition,
-        severity,
-        title: FindingCode::DenosumabDiscontinuationWithoutTransition
-            .title()
-            .to_string(),
-        summary: format!(
-            "Denosumab is being stopped without a follow-on plan; transition due {due}."
-        ),
-        evidence,
-        recommendation: format!(
-            "Plan the transition now: zoledronic acid 5 mg IV 6 months after the last injection \
-             (due {due}) or oral alendronate, then CTX at 3 and 6 months, per ECTS; stopping \
-             denosumab without it risks rebound vertebral fractures."
-        ),
-        citation: "ECTS-2021; CUMMINGS-2018".into(),
-        references: vec![],
-        rule_section: "§5.2–5.3".into(),
-        due: Some(due),
-        inputs_missing: Vec::new(),
-        notes: vec![
-            "Raised by the order hook: the draft stops denosumab before the engine's own \
-             discontinuation rule applies (it waits for the dose to be late)."
-                .into(),
-        ],
-        levels: Vec::new(),
-        trace: Vec::new(),
-    })
-}
-
-/// Evaluates one request (CPU only; run it off the async runtime).
+/// Evaluates one request (CPU only; run it off the async runtime). Every card comes from one
+/// core assessment — for order hooks the what-if assessment of the drafts as if signed; the
+/// service adds no finding of its own (knowledge.md §9 "Order hooks").
 pub fn evaluate(p: &Parsed, resources: Vec<Value>, as_of: NaiveDate, config: &Config) -> Evaluated {
     let base = dedupe(resources);
-    let (draft_resources, sent_status) = prepare_drafts(&p.drafts, &p.patient_id, as_of);
-    let full = if draft_resources.is_empty() {
-        base.clone()
+    let (draft_resources, draft_refs) = prepare_drafts(&p.drafts, &p.patient_id);
+    let order_hook = p.hook.is_order();
+    let a = if order_hook {
+        let full = dedupe(base.iter().cloned().chain(draft_resources));
+        assess_patient(full, &p.patient_id, Some(&draft_refs), as_of, config)
     } else {
-        dedupe(base.iter().cloned().chain(draft_resources))
+        assess_patient(base.clone(), &p.patient_id, None, as_of, config)
     };
-    let Some((record, a)) = assess_patient(full, &p.patient_id, as_of, config) else {
+    let Some(a) = a else {
         return Evaluated::default();
     };
-    let drafts: Vec<DraftInfo> = record
-        .medications
-        .iter()
-        .filter_map(|m| {
-            sent_status.get(&m.source.0).map(|s| DraftInfo {
-                reference: m.source.0.clone(),
-                ingredients: m.ingredients.clone(),
-                original_status: s.clone(),
-            })
-        })
-        .collect();
 
     let mut findings: Vec<Finding> = a.findings.clone();
-    if p.hook.is_order() {
-        let draft_refs: BTreeSet<&str> = sent_status.keys().map(String::as_str).collect();
+    if order_hook {
+        // Card selection (not a clinical decision): what the drafts change, or anything urgent
+        // at sign time.
+        let drafts: BTreeSet<&str> = draft_refs.iter().map(SourceRef::as_str).collect();
         let baseline: BTreeMap<FindingCode, Severity> =
-            match assess_patient(base, &p.patient_id, as_of, config) {
-                Some((_, b)) => b.findings.iter().map(|f| (f.code, f.severity)).collect(),
+            match assess_patient(base, &p.patient_id, None, as_of, config) {
+                Some(b) => b.findings.iter().map(|f| (f.code, f.severity)).collect(),
                 None => BTreeMap::new(),
             };
         findings.retain(|f| {
             let cites_draft = f
                 .evidence
                 .iter()
-                .any(|e| draft_refs.contains(e.reference.as_str()));
+                .any(|e| drafts.contains(e.reference.as_str()));
             let new_or_worse = !matches!(baseline.get(&f.code), Some(s) if *s >= f.severity);
             let urgent = p.hook == Hook::OrderSign && f.severity >= Severity::High;
             cites_draft || new_or_worse || urgent
         });
-        if !findings
-            .iter()
-            .any(|f| f.code == FindingCode::DenosumabDiscontinuationWithoutTransition)
-        {
-            if let Some(f) = denosumab_stop_finding(&record, &a, &drafts, as_of) {
-                findings.push(f);
-            }
-        }
     }
     findings.sort_by(|x, y| y.severity.cmp(&x.severity).then(x.code.cmp(&y.code)));
 
@@ -446,7 +339,7 @@ pub fn evaluate(p: &Parsed, resources: Vec<Value>, as_of: NaiveDate, config: &Co
         patient_id: &p.patient_id,
         as_of,
         assessment: &a,
-        drafts: &drafts,
+        order_hook,
     };
     let mut out = Evaluated::default();
     for f in &findings {

@@ -534,11 +534,18 @@ async fn stopping_or_not_renewing_denosumab_gets_the_transition_card() {
         .unwrap()
         .iter()
         .any(|r| r == "MedicationRequest/dmab-order"));
-    assert!(card["suggestions"][0]["actions"]
-        .as_array()
+    // The seed has no renal value in the 30 days before 2022-12-01: renal function is unknown,
+    // so the order-time card never tells the clinician to give zoledronic acid (knowledge.md §8,
+    // issue 15); it asks for creatinine first and still offers the alternatives.
+    assert!(!offers_zoledronate(card), "{card}");
+    assert!(!card["detail"]
+        .as_str()
         .unwrap()
-        .iter()
-        .any(|a| a["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "77655"));
+        .contains("give zoledronic acid"));
+    assert_eq!(
+        card["suggestions"][0]["actions"][0]["resource"]["code"]["coding"][0]["code"],
+        "2160-0"
+    );
 
     // Not renewed: an unrelated order at 2023-06-15 still shows the transition card at sign time.
     let amox = read_json(shared_data().join("cds-hooks/context-example-1.json"))["context"]
@@ -753,5 +760,101 @@ async fn no_card_suggests_zoledronate_when_renal_function_forbids_it() {
         }
     }
     assert!(due["suggestions"].as_array().is_some_and(|s| !s.is_empty()));
+    h.server.shutdown().await;
+}
+
+fn offers_zoledronate(card: &Value) -> bool {
+    card["suggestions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["actions"].as_array().into_iter().flatten())
+        .any(|a| {
+            a["type"] == "create"
+                && a["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "77655"
+        })
+}
+
+/// Issue 15 / knowledge.md §9 clause (c) and §8, through the real HTTP service: order-sign
+/// stopping denosumab 30 days after the last dose (before any dose is late). The card comes
+/// from the core's what-if assessment; with CrCl < 35 or unknown renal function it never says
+/// "give zoledronic acid" nor offers a zoledronic-acid order; with CrCl ≥ 35 it does.
+#[tokio::test]
+async fn order_sign_stopping_denosumab_follows_the_renal_verdict() {
+    let h = start().await;
+    let stop = json!({"resourceType": "MedicationRequest", "id": "dmab-stop", "status": "stopped", "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "993449", "display": "denosumab"}]},
+        "subject": {"reference": "Patient/ku-73f"}});
+    let lab = |id: &str, loinc: &str, value: f64, unit: &str| {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+            "subject": {"reference": "Patient/ku-73f"}, "effectiveDateTime": "2022-11-20",
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
+    };
+    // Seed: last denosumab 2022-10-27 (6 doses); as-of 2022-11-26 = day 30. Age 72, female.
+    let call = |creatinine: Option<f64>| {
+        let mut record = seed_resources();
+        if let Some(c) = creatinine {
+            record.push(lab("crea", "2160-0", c, "mg/dL"));
+            record.push(lab("weight", "29463-7", 50.0, "kg"));
+        }
+        order_request(
+            "order-sign",
+            "ku-73f",
+            "2022-11-26",
+            &record,
+            vec![stop.clone()],
+        )
+    };
+    let card_of = |v: &Value| -> Value {
+        find_card(v, "denosumab-discontinuation-without-transition")
+            .cloned()
+            .unwrap_or_else(|| panic!("no stop card: {:?}", card_codes(v)))
+    };
+    let recommends_giving = |card: &Value| {
+        card["detail"]
+            .as_str()
+            .unwrap()
+            .contains("give zoledronic acid")
+    };
+
+    // CrCl ≈ 16 mL/min (creatinine 2.5 mg/dL): contraindicated.
+    let (s, v) = h.call(OSIGN, &call(Some(2.5))).await;
+    assert_eq!(s, 200, "{v}");
+    check_response(&v).unwrap();
+    let card = card_of(&v);
+    assert_eq!(card["indicator"], "critical", "6 doses: critical");
+    assert!(!recommends_giving(&card), "{card}");
+    assert!(!offers_zoledronate(&card), "{card}");
+    assert!(
+        find_card(&v, "zoledronate-renal-contraindication").is_some(),
+        "{:?}",
+        card_codes(&v)
+    );
+    for c in v["cards"].as_array().unwrap() {
+        if c["extension"]["org.osteoguard.finding"]["code"] != "zoledronate-renal-contraindication"
+        {
+            assert!(!offers_zoledronate(c), "{c}");
+        }
+    }
+
+    // Renal function unknown: no creatinine or eGFR.
+    let (s, v) = h.call(OSIGN, &call(None)).await;
+    assert_eq!(s, 200, "{v}");
+    let card = card_of(&v);
+    assert!(!recommends_giving(&card), "{card}");
+    assert!(!offers_zoledronate(&card), "{card}");
+    assert!(card["detail"]
+        .as_str()
+        .unwrap()
+        .contains("renal function is unknown"));
+
+    // CrCl ≈ 50 mL/min: the ECTS plan with zoledronic acid, due 2023-04-27 (D_last + 182).
+    let (s, v) = h.call(OSIGN, &call(Some(0.8))).await;
+    assert_eq!(s, 200, "{v}");
+    let card = card_of(&v);
+    assert!(recommends_giving(&card), "{card}");
+    assert!(offers_zoledronate(&card), "{card}");
+    assert!(card["detail"].as_str().unwrap().contains("2023-04-27"));
     h.server.shutdown().await;
 }

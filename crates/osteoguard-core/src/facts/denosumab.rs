@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::Input;
 use crate::model::{
-    Ingredient, MedicationRecord, MedicationSource, MedicationStatus, Route, SourceRef,
+    add_days, Ingredient, MedicationRecord, MedicationSource, MedicationStatus, Route, SourceRef,
 };
 use crate::thresholds::Thresholds;
 
@@ -67,6 +67,46 @@ pub struct DenosumabCourse {
     pub oncology_records: Vec<SourceRef>,
     /// An active denosumab order with an explicit occurrence (for "due", §8).
     pub ordered_occurrence: Option<(NaiveDate, SourceRef)>,
+    /// The schedule from `D_last` (§5.1, §5.3), computed once for every rule and output;
+    /// `None` without a dated dose.
+    pub schedule: Option<Schedule>,
+}
+
+/// The denosumab schedule from `D_last` (§5.1) and the ECTS transition plan (§5.3), in dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// `D_last + DUE`: the next dose is due.
+    pub next_due: NaiveDate,
+    /// `D_last + DUE_SOON_START`: "due soon" from here.
+    pub due_soon_start: NaiveDate,
+    /// `D_last + GRACE_END`: the last day a dose is still on time (LYU-2020).
+    pub grace_end: NaiveDate,
+    /// `D_last + LONG_DELAY`: after this the delay is long (LYU-2020, HR 3.91).
+    pub long_delay: NaiveDate,
+    /// When a bisphosphonate transition is due if denosumab stops (§5.3-2, §9 clause (c)):
+    /// `max(D_last + DUE, as_of)`.
+    pub transition_due: NaiveDate,
+    /// CTX 3 and 6 months after a transition given on `transition_due` (§5.3-4).
+    pub transition_ctx_due: [NaiveDate; 2],
+}
+
+impl Schedule {
+    pub fn from_last_dose(d_last: NaiveDate, as_of: NaiveDate, t: &Thresholds) -> Self {
+        let next_due = add_days(d_last, t.dmab_due_days);
+        let transition_due = next_due.max(as_of);
+        Schedule {
+            next_due,
+            due_soon_start: add_days(d_last, t.dmab_due_soon_start_days),
+            grace_end: add_days(d_last, t.dmab_grace_end_days),
+            long_delay: add_days(d_last, t.dmab_long_delay_days),
+            transition_due,
+            transition_ctx_due: [
+                add_days(transition_due, t.ctx_first_due_days),
+                add_days(transition_due, t.ctx_second_due_days),
+            ],
+        }
+    }
 }
 
 impl DenosumabCourse {
@@ -108,7 +148,7 @@ fn documents_given(m: &MedicationRecord) -> bool {
 /// The dose date a record documents in its own tier (§5.1), `None` = no usable date.
 fn dose_date(m: &MedicationRecord) -> Option<NaiveDate> {
     match m.kind {
-        MedicationSource::Administration => m.effective.and_then(|p| p.start.or(p.end)),
+        MedicationSource::Administration => m.administration_date(),
         // effectiveDateTime only: a one-day period.
         MedicationSource::Statement => m.effective.and_then(|p| match (p.start, p.end) {
             (Some(a), Some(b)) if a == b => Some(a),
@@ -124,8 +164,8 @@ fn bisphosphonate_start(m: &MedicationRecord, agent: Ingredient) -> Option<Naive
         return None;
     }
     match m.kind {
-        MedicationSource::Administration => m.effective.and_then(|p| p.start.or(p.end)),
-        MedicationSource::Statement => m.effective.and_then(|p| p.start.or(p.end)),
+        MedicationSource::Administration => m.administration_date(),
+        MedicationSource::Statement => m.administration_date(),
         MedicationSource::Request => {
             let intravenous = m.route == Route::Intravenous
                 || m.dosages.iter().any(|d| d.route == Route::Intravenous);
@@ -218,9 +258,12 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
     let Some(d_last) = course.d_last.clone() else {
         return course;
     };
+    course.schedule = Some(Schedule::from_last_dose(d_last.date, as_of, t));
 
-    // Explicit stop (§9 discontinuation (b)): the newest denosumab order is stopped/completed, or
-    // the newest statement is stopped; and no dose was documented after the stop (a restart).
+    // Explicit stop (§9 discontinuation (b)): the newest denosumab order by authoredOn is
+    // stopped/completed, whenever it was authored (v0.10.3: a standing order written before the
+    // first dose and later set to stopped is the usual pattern); or the newest statement is
+    // stopped and no dose was documented after the stop (a restart).
     let newest = |kind: MedicationSource| {
         schedule
             .iter()
@@ -242,10 +285,10 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
     });
     let stopped_statement =
         newest(MedicationSource::Statement).filter(|(_, m)| m.status == MedicationStatus::Stopped);
+    let stopped_statement = stopped_statement.filter(|(date, _)| d_last.date <= *date);
     course.explicitly_stopped = [stopped_request, stopped_statement]
         .into_iter()
         .flatten()
-        .filter(|(date, _)| d_last.date <= *date)
         .map(|(_, m)| m.source.clone())
         .min();
 
@@ -561,6 +604,76 @@ mod tests {
             )
             .build();
         assert!(course(&r, "2023-05-01").explicitly_stopped.is_some());
+    }
+
+    /// v0.10.3 clause (b): the newest denosumab order counts whenever it was authored — a
+    /// standing order written before the first dose and later set to stopped.
+    #[test]
+    fn stopped_standing_order_authored_before_the_doses_counts() {
+        let b = || {
+            patient()
+                .order(Ingredient::Denosumab, Stopped, "2021-10-01")
+                .administration(
+                    Ingredient::Denosumab,
+                    "2021-10-27",
+                    60.0,
+                    Route::Subcutaneous,
+                )
+                .administration(
+                    Ingredient::Denosumab,
+                    "2022-04-27",
+                    60.0,
+                    Route::Subcutaneous,
+                )
+        };
+        let c = course(&b().build(), "2022-11-01");
+        assert_eq!(
+            c.explicitly_stopped,
+            Some(SourceRef::new("MedicationRequest/t1"))
+        );
+        // The same order still active: no explicit stop.
+        let r = patient()
+            .order(Ingredient::Denosumab, Active, "2021-10-01")
+            .administration(
+                Ingredient::Denosumab,
+                "2021-10-27",
+                60.0,
+                Route::Subcutaneous,
+            )
+            .build();
+        assert!(course(&r, "2022-11-01").explicitly_stopped.is_none());
+    }
+
+    /// §4 (issue 15): the administration date is one method — effective start, else end —
+    /// and the dose dates use it (an administration recorded with only an end date counts).
+    #[test]
+    fn administration_date_is_start_else_end() {
+        let mut r = patient()
+            .administration(
+                Ingredient::Denosumab,
+                "2022-10-27",
+                60.0,
+                Route::Subcutaneous,
+            )
+            .build();
+        assert_eq!(
+            r.medications[0].administration_date(),
+            Some(d("2022-10-27"))
+        );
+        r.medications[0].effective = Some(Period {
+            start: None,
+            end: Some(d("2022-10-28")),
+        });
+        assert_eq!(
+            r.medications[0].administration_date(),
+            Some(d("2022-10-28"))
+        );
+        assert_eq!(dates(&course(&r, "2023-01-01")), ["2022-10-28"]);
+        r.medications[0].effective = Some(Period::between(d("2022-10-20"), d("2022-10-28")));
+        assert_eq!(
+            r.medications[0].administration_date(),
+            Some(d("2022-10-20"))
+        );
     }
 
     #[test]

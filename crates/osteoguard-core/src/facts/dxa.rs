@@ -7,9 +7,11 @@
 //!   site measured then, the earlier scan is the most recent one of the same site dated
 //!   ≥ `bmd_min_interval_days` before it that is comparable (older scans are tried when the
 //!   newest candidate is not comparable, e.g. another device).
-//! * Devices are compared by their full identity (trimmed, case-insensitive): a different model
-//!   of the same manufacturer is refused too (conservative — a refused comparison surfaces as
-//!   data-insufficient item 6 instead of a possibly false loss).
+//! * Devices are compared by the referenced Device's manufacturer when the reader found one
+//!   (v0.10.3: a contained `#dxa` Device or a Device in the input), else by their full identity
+//!   (trimmed, case-insensitive): then a different model of the same manufacturer is refused too
+//!   (conservative — a refused comparison surfaces as data-insufficient item 6 instead of a
+//!   possibly false loss).
 //! * `comparison_possible` is `None` when fewer than two DXA dates exist *or* no DXA is dated
 //!   ≥ 180 days before the latest one (a short interval is not a data gap, §6.2 noise rule).
 //! * Facility LSC (§6.2): an `Lsc` Observation belonging to the later scan's result (same
@@ -251,8 +253,8 @@ fn scans(input: &Input<'_>) -> Vec<Scan> {
         } else {
             reading.t = Some((value, o.source.clone()));
         }
-        if o.device.is_some() {
-            reading.device = o.device.clone();
+        if let Some(id) = o.device_identity() {
+            reading.device = Some(id.to_string());
         }
     }
     out.sort_by_key(|a| (a.site, a.date));
@@ -334,7 +336,10 @@ fn facility_lsc(
     }
     let same_day: Vec<_> = lsc
         .iter()
-        .filter(|(o, _)| o.date() == Some(later_date) && same_device(&o.device, &later.device))
+        .filter(|(o, _)| {
+            o.date() == Some(later_date)
+                && same_device(&o.device_identity().map(str::to_string), &later.device)
+        })
         .collect();
     let first = same_day.first()?;
     let unique = same_day
@@ -720,7 +725,9 @@ mod tests {
     }
 
     fn dxa_at(b: RecordBuilder, as_of: &str) -> DxaFacts {
-        crate::engine::evaluate(&b.build(), d(as_of), &Config::default()).dxa
+        crate::engine::evaluate(&b.build(), d(as_of), &Config::default())
+            .facts
+            .dxa
     }
 
     fn device(b: RecordBuilder, name: &str) -> RecordBuilder {
@@ -835,6 +842,41 @@ mod tests {
         assert_eq!(f.comparison_possible, Some(false));
         assert!(f.latest_change.is_none());
         assert!(f.comparison_notes.iter().any(|n| n.contains("devices")));
+    }
+
+    /// v0.10.3 §6.2: scans are compared by the referenced Device's manufacturer when known.
+    #[test]
+    fn devices_compared_by_manufacturer() {
+        let scan = |b: RecordBuilder, date: &str, bmd: f64, device: &str, maker: &str| {
+            let (device, maker) = (device.to_string(), maker.to_string());
+            b.observation(Bmd(DxaSite::TotalHip), date, bmd)
+                .with_last_observation(move |o| {
+                    o.device = Some(device);
+                    o.device_manufacturer = Some(maker);
+                })
+        };
+        // The same contained reference text "#dxa", different manufacturers: not comparable.
+        let b = scan(patient(), "2022-01-01", 0.8, "#dxa", "GE Healthcare");
+        let b = scan(b, "2023-01-01", 0.7, "#dxa", "Hologic");
+        let f = dxa_at(b, "2023-02-01");
+        assert_eq!(f.comparison_possible, Some(false));
+        assert!(f.changes.is_empty());
+        assert!(f
+            .comparison_notes
+            .iter()
+            .any(|n| n.contains("GE Healthcare vs Hologic")));
+        // Different models, one manufacturer (case and spaces aside): comparable.
+        let b = scan(
+            patient(),
+            "2022-01-01",
+            0.8,
+            "Lunar Prodigy",
+            "GE Healthcare",
+        );
+        let b = scan(b, "2023-01-01", 0.7, "Lunar iDXA", " ge healthcare");
+        let f = dxa_at(b, "2023-02-01");
+        assert_eq!(f.comparison_possible, Some(true));
+        assert!(f.latest_change.is_some_and(|c| c.significant_loss));
     }
 
     #[test]

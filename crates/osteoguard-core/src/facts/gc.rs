@@ -909,7 +909,9 @@ mod tests {
     use crate::testkit::{d, RecordBuilder};
 
     fn gc_at(record: &PatientRecord, as_of: &str) -> GcExposure {
-        crate::engine::evaluate(record, d(as_of), &Config::default()).gc
+        crate::engine::evaluate(record, d(as_of), &Config::default())
+            .facts
+            .gc
     }
 
     fn close(a: f64, b: f64) -> bool {

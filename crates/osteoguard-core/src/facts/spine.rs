@@ -709,7 +709,9 @@ mod tests {
     use crate::testkit::{d, RecordBuilder};
 
     fn spine_at(b: RecordBuilder, as_of: &str) -> SpineFacts {
-        crate::engine::evaluate(&b.build(), d(as_of), &Config::default()).spine
+        crate::engine::evaluate(&b.build(), d(as_of), &Config::default())
+            .facts
+            .spine
     }
 
     fn state(s: &SpineFacts, l: VertebralLevel) -> LevelState {
@@ -853,7 +855,9 @@ mod tests {
         r.conditions[0].verification = crate::model::Verification::Refuted;
         r.conditions[1].verification = crate::model::Verification::EnteredInError;
         r.conditions[2].subsequent_encounter = true;
-        let s = crate::engine::evaluate(&r, d("2023-01-10"), &Config::default()).spine;
+        let s = crate::engine::evaluate(&r, d("2023-01-10"), &Config::default())
+            .facts
+            .spine;
         assert!(s.fractures.is_empty());
         assert_eq!(s.refuted_fractures.len(), 1);
         assert!(s.levels.iter().all(|l| l.state == LevelState::Unknown));

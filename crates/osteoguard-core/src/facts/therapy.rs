@@ -111,11 +111,9 @@ fn documents_use(m: &MedicationRecord) -> bool {
 fn documented_dose_date(m: &MedicationRecord) -> Option<NaiveDate> {
     use MedicationStatus::*;
     match m.kind {
-        MedicationSource::Administration if m.status == Completed => {
-            m.effective.and_then(|p| p.start.or(p.end))
-        }
+        MedicationSource::Administration if m.status == Completed => m.administration_date(),
         MedicationSource::Statement if matches!(m.status, Active | Completed | Stopped) => {
-            m.effective.and_then(|p| p.start.or(p.end))
+            m.administration_date()
         }
         MedicationSource::Request if m.status == Completed => m.authored,
         _ => None,

@@ -6,12 +6,14 @@
 //! §12.15). Strength: professional-society position (measurement principle).
 //!
 //! **Criteria** (facts in [`crate::facts::dxa`]):
-//! * inclusion: [`significant_loss`] — the latest two comparable scans at one site, at least
+//! * inclusion: [`significant_losses`] — the latest two comparable scans at a site, at least
 //!   `bmd_min_interval_days` apart (§6.2 comparability: same site, like hip side, same device,
 //!   lumbar spine not confounded by fracture/cement), show a BMD decrease ≥ LSC (facility LSC,
 //!   else the site default), or — T-scores only — a T-score decrease ≥ `t_drop_significant`;
-//! * severity high: [`later_scan_osteoporotic`] (later T ≤ `t_high`) or [`large_loss`]
-//!   (≥ `lsc_large_multiple` × LSC, or ≥ `t_drop_large` T when T-based); else moderate;
+//! * severity ([`site_severity`], v0.10.3: judged at every site with a significant loss, the
+//!   highest wins, one finding names all such sites): high if [`later_scan_osteoporotic`]
+//!   (later T ≤ `t_high`) or [`large_loss`] (≥ `lsc_large_multiple` × LSC, or ≥ `t_drop_large` T
+//!   when T-based); else moderate;
 //! * data-insufficient item 6: [`comparison_refused`] — ≥ 2 scans exist but the latest cannot be
 //!   validly compared with any earlier scan ≥ 180 days before it (§9 row `data-insufficient`).
 //!
@@ -25,12 +27,14 @@ use crate::finding::{Finding, FindingCode, Severity};
 pub const CITATION: &str = "ISCD";
 const SECTION: &str = "§6.2; §9 bmd-significant-loss";
 
-/// The change between the latest two comparable scans, when it is a significant loss.
-pub fn significant_loss<'a>(ctx: &'a Ctx<'_>) -> Option<&'a BmdChange> {
+/// Every site whose latest two comparable scans show a significant loss (v0.10.3: the rule is
+/// judged at each such site), in reporting priority (lumbar spine, total hip, femoral neck).
+pub fn significant_losses<'a>(ctx: &'a Ctx<'_>) -> Vec<&'a BmdChange> {
     ctx.dxa
-        .latest_change
-        .as_ref()
+        .changes
+        .iter()
         .filter(|c| c.significant_loss)
+        .collect()
 }
 
 /// The later scan's T-score at the site is in the osteoporosis range (≤ −2.5).
@@ -41,6 +45,15 @@ pub fn later_scan_osteoporotic(change: &BmdChange, ctx: &Ctx<'_>) -> bool {
 /// Loss ≥ 2 × LSC (or ≥ 1.0 T-score when T-based); computed in the DXA facts.
 pub fn large_loss(change: &BmdChange) -> bool {
     change.large_loss
+}
+
+/// Severity at one site with a significant loss (§9).
+pub fn site_severity(change: &BmdChange, ctx: &Ctx<'_>) -> Severity {
+    if later_scan_osteoporotic(change, ctx) || large_loss(change) {
+        Severity::High
+    } else {
+        Severity::Moderate
+    }
 }
 
 /// ≥ 2 scans, an earlier one ≥ 180 days before the latest, but no valid comparison.
@@ -67,57 +80,83 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             ),
         );
     }
-    let Some(change) = significant_loss(ctx) else {
+    let losses = significant_losses(ctx);
+    let Some(severity) = losses.iter().map(|c| site_severity(c, ctx)).max() else {
         return;
     };
-    let severity = if later_scan_osteoporotic(change, ctx) || large_loss(change) {
-        Severity::High
-    } else {
-        Severity::Moderate
-    };
-    let delta = match (change.pct_change, change.approximate_t_based) {
+    let delta = |c: &BmdChange| match (c.pct_change, c.approximate_t_based) {
         (Some(p), false) => format!("{p:+.1} %"),
-        _ => change
+        _ => c
             .t_change
             .map(|t| format!("T-score {t:+.1}"))
             .unwrap_or_default(),
     };
-    let mut summary = change.describe();
-    if let Some(t) = change.later_t {
-        summary.push_str(&format!("; later T {t:.1}"));
-    }
+    let sites: Vec<String> = losses
+        .iter()
+        .map(|c| format!("{} ({})", c.site.label(), delta(c)))
+        .collect();
+    let summary: Vec<String> = losses
+        .iter()
+        .map(|c| {
+            let mut s = c.describe();
+            if let Some(t) = c.later_t {
+                s.push_str(&format!("; later T {t:.1}"));
+            }
+            s
+        })
+        .collect();
     let mut f = Finding::new(
         FindingCode::BmdSignificantLoss,
         severity,
-        summary,
+        summary.join(". "),
         format!(
-            "Significant BMD loss at {} ({delta}); review adherence, secondary causes, \
+            "Significant BMD loss at {}; review adherence, secondary causes, \
              glucocorticoid dose and treatment efficacy.",
-            change.site.label()
+            join_and(&sites)
         ),
         CITATION,
         SECTION,
     )
-    .with_evidence(change.evidence.iter().cloned());
-    if change.approximate_t_based {
-        f = f.with_note(
-            "approximate_t_based: no BMD (g/cm²) at both scans; a T-score decrease ≥ 0.5 is taken \
-             as ≈ the least significant change (§6.2)",
-        );
-    } else if change
-        .evidence
-        .iter()
-        .all(|e| !e.detail.starts_with("facility LSC"))
-    {
-        f = f.with_note(
-            "Default least significant change used (facility LSC not supplied; ISCD defaults \
-             UNVERIFIED, §12.15)",
-        );
+    .with_evidence(losses.iter().flat_map(|c| c.evidence.iter().cloned()));
+    for c in &losses {
+        f = f.with_trace(format!(
+            "§9 bmd-significant-loss at {}: {:?}",
+            c.site.label(),
+            site_severity(c, ctx)
+        ));
+    }
+    if losses.iter().any(|c| c.approximate_t_based) {
+        f = f
+            .with_note(format!(
+                "Approximate: no BMD (g/cm²) at both scans; a T-score decrease of at least {} is \
+                 taken as the least significant change.",
+                ctx.t().t_drop_significant
+            ))
+            .with_trace("approximate_t_based (§6.2 T-score fallback)");
+    } else if losses.iter().any(|c| {
+        c.evidence
+            .iter()
+            .all(|e| !e.detail.starts_with("facility LSC"))
+    }) {
+        f = f
+            .with_note(
+                "Default least significant change used (the facility's LSC was not supplied).",
+            )
+            .with_trace("default LSC: ISCD defaults UNVERIFIED (§6.2, §12.15)");
     }
     for n in &ctx.dxa.comparison_notes {
         f = f.with_note(format!("Not compared: {n}"));
     }
     out.push(f);
+}
+
+/// "a", "a and b", "a, b and c".
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -235,7 +274,18 @@ mod tests {
         let e = eval(b(-1.5), "2022-07-01");
         assert_eq!(severity(&e), Some(Severity::Moderate));
         let f = e.outcome.get(FindingCode::BmdSignificantLoss).cloned();
-        assert!(f.is_some_and(|f| f.notes.iter().any(|n| n.contains("approximate_t_based"))));
+        // The flag is machine-readable (trace); the clinician reads plain words with the
+        // configured threshold.
+        assert!(f.is_some_and(
+            |f| f.trace.iter().any(|n| n.contains("approximate_t_based"))
+                && f.notes
+                    .iter()
+                    .any(|n| n.starts_with("Approximate") && n.contains("at least 0.5"))
+                && !f
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("approximate_t_based") || n.contains('§'))
+        ));
         assert_eq!(severity(&eval(b(-2.0), "2022-07-01")), Some(Severity::High));
     }
 
@@ -266,5 +316,50 @@ mod tests {
         assert!(item6(&e));
         let i = e.outcome.insufficient.iter().find(|i| i.item == 6);
         assert!(i.is_some_and(|i| i.missing.contains("confounded") && i.missing.contains("L1, L4")));
+    }
+
+    /// v0.10.3: severity is judged at every site with a significant decrease; the highest wins
+    /// and one finding names all such sites.
+    #[test]
+    fn severity_over_every_site_highest_wins() {
+        let b = |hip_later: f64| {
+            patient()
+                .observation(TScore(DxaSite::LumbarSpine), "2021-06-15", -1.3)
+                .observation(TScore(DxaSite::TotalHip), "2021-06-15", -1.8)
+                .observation(TScore(DxaSite::LumbarSpine), "2022-06-15", -2.2)
+                .observation(TScore(DxaSite::TotalHip), "2022-06-15", hip_later)
+        };
+        // Spine −0.9 T (moderate there), hip −0.9 T to −2.7 (osteoporotic: high there).
+        let e = eval(b(-2.7), "2022-07-01");
+        assert_eq!(severity(&e), Some(Severity::High));
+        let f = e.outcome.get(FindingCode::BmdSignificantLoss).cloned();
+        let f = f.expect("fires");
+        assert!(
+            f.recommendation.contains("lumbar spine (T-score -0.9)")
+                && f.recommendation.contains("total hip (T-score -0.9)"),
+            "{}",
+            f.recommendation
+        );
+        assert_eq!(
+            e.outcome
+                .findings
+                .iter()
+                .filter(|f| f.code == FindingCode::BmdSignificantLoss)
+                .count(),
+            1
+        );
+        assert_eq!(f.evidence.len(), 4);
+        // Boundary: hip later T −2.4 (not ≤ −2.5, decrease 0.6 < 1.0): moderate at both sites.
+        assert_eq!(
+            severity(&eval(b(-2.4), "2022-07-01")),
+            Some(Severity::Moderate)
+        );
+        // Hip later T −2.5 (≤ −2.5): high.
+        assert_eq!(severity(&eval(b(-2.5), "2022-07-01")), Some(Severity::High));
+        // Hip without a significant decrease (−0.4 T): only the spine is named, moderate.
+        let e = eval(b(-2.2), "2022-07-01");
+        assert_eq!(severity(&e), Some(Severity::Moderate));
+        let f = e.outcome.get(FindingCode::BmdSignificantLoss).cloned();
+        assert!(f.is_some_and(|f| !f.recommendation.contains("total hip")));
     }
 }

@@ -13,7 +13,8 @@
 //! **Criteria:**
 //! * inclusion: [`on_schedule_course`] (≥ 1 dose, no `transition_given`) AND ANY of
 //!   (a) [`past_grace`] (`as_of − D_last > GRACE_END`);
-//!   (b) [`explicitly_stopped_after_due`] (stopped order/statement and `as_of − D_last ≥ DUE`);
+//!   (b) [`explicitly_stopped_after_due`] (stopped order/statement and `as_of − D_last ≥ DUE`;
+//!   v0.10.3: the newest order by authoredOn counts whenever it was authored);
 //! * severity: critical when [`many_doses`] (`dose_count ≥ 4`), [`prevalent_vertebral_fracture`]
 //!   or [`long_delay`] (`> LONG_DELAY`); else high.
 //!
@@ -22,11 +23,16 @@
 //! [`super::safety::zoledronate_planned_or_recommended`]); this finding suppresses
 //! `osteoporosis-treatment-indicated`.
 
-use super::denosumab_due_soon::{course_line, dose_evidence, on_schedule_course, schedule_notes};
-use super::denosumab_overdue::{long_delay, past_grace};
-use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
-use crate::engine::{Ctx, Outcome};
+use super::denosumab_common::{
+    course_line, dose_evidence, long_delay, on_schedule_course, past_grace, schedule_notes,
+};
+use super::safety::{
+    zoledronate_renal, zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED,
+};
+use crate::engine::{Ctx, DraftOrder, Outcome};
+use crate::facts::denosumab::Schedule;
 use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::model::Ingredient;
 
 pub const CITATION: &str = "ECTS-2021; CUMMINGS-2018";
 const SECTION: &str = "§5.2–§5.3; §9 denosumab-discontinuation-without-transition";
@@ -34,6 +40,22 @@ const SECTION: &str = "§5.2–§5.3; §9 denosumab-discontinuation-without-tran
 /// Clause (b): an explicit stop recorded and the next dose is at least due.
 pub fn explicitly_stopped_after_due(days_since: i64, ctx: &Ctx<'_>) -> bool {
     ctx.dmab.explicitly_stopped.is_some() && days_since >= ctx.t().dmab_due_days
+}
+
+/// Clause (c) (v0.10.3, order hooks only): a draft order of this context sets denosumab to
+/// `stopped`, `completed` or `cancelled`, and no bisphosphonate transition is ordered in the
+/// same context (a draft zoledronate, alendronate, risedronate or ibandronate order that does
+/// not itself stop). Fires whatever `as_of − D_last` is.
+pub fn stopped_by_draft<'a>(ctx: &'a Ctx<'_>) -> Option<&'a DraftOrder> {
+    let stop = ctx
+        .drafts
+        .iter()
+        .find(|d| d.has(Ingredient::Denosumab) && d.stops())?;
+    let transition_ordered = ctx
+        .drafts
+        .iter()
+        .any(|d| !d.stops() && d.ingredients.iter().any(|i| i.is_bisphosphonate()));
+    (!transition_ordered).then_some(stop)
 }
 
 /// `dmab_dose_count ≥ 4` (ECTS: longer courses rebound harder).
@@ -60,7 +82,8 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     };
     let clause_a = past_grace(n, ctx);
     let clause_b = explicitly_stopped_after_due(n, ctx);
-    if !(clause_a || clause_b) {
+    let clause_c = stopped_by_draft(ctx);
+    if !(clause_a || clause_b || clause_c.is_some()) {
         return;
     }
 
@@ -87,9 +110,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         Severity::Critical
     };
 
-    let why = match (clause_a, clause_b) {
-        (true, _) => "no dose or bisphosphonate since",
-        (false, _) => "denosumab recorded as stopped, no bisphosphonate since",
+    let why = match (clause_c.is_some(), clause_a) {
+        (true, _) => "the order being signed stops denosumab, no bisphosphonate ordered or given",
+        (false, true) => "no dose or bisphosphonate since",
+        (false, false) => "denosumab recorded as stopped, no bisphosphonate since",
     };
     let mut summary = format!("{} — {why}", course_line(ctx).unwrap_or_default());
     if !reasons.is_empty() {
@@ -101,19 +125,39 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         evidence.push(Evidence::new(s, None, "denosumab recorded as stopped"));
     }
     let contraindicated = zoledronate_renally_contraindicated(ctx);
-    let recommendation = match &contraindicated {
-        None => "Denosumab appears discontinued without follow-on therapy: start zoledronate (or \
-                 oral bisphosphonate) now and monitor CTX, per ECTS."
-            .to_string(),
-        Some(r) => {
-            evidence.extend(r.evidence.iter().cloned());
-            format!(
-                "Denosumab appears discontinued without follow-on therapy: {ZOLEDRONATE_CONTRAINDICATED} \
-                 ({}); monitor CTX, per ECTS.",
-                r.describe()
-            )
+    let mut due = None;
+    let recommendation = match (clause_c, &ctx.dmab.schedule) {
+        (Some(stop), Some(schedule)) => {
+            evidence.push(Evidence::new(
+                &stop.reference,
+                Some(ctx.as_of()),
+                "the order being signed stops denosumab",
+            ));
+            due = Some(schedule.transition_due);
+            clause_c_recommendation(ctx, schedule, &mut evidence)
         }
+        _ => match &contraindicated {
+            None => "Denosumab appears discontinued without follow-on therapy: start zoledronate \
+                     (or oral bisphosphonate) now and monitor CTX, per ECTS."
+                .to_string(),
+            Some(r) => {
+                evidence.extend(r.evidence.iter().cloned());
+                format!(
+                    "Denosumab appears discontinued without follow-on therapy: \
+                     {ZOLEDRONATE_CONTRAINDICATED} ({}); monitor CTX, per ECTS.",
+                    r.describe()
+                )
+            }
+        },
     };
+    let clauses: Vec<&str> = [
+        (clause_a, "(a) past the grace period"),
+        (clause_b, "(b) explicitly stopped, next dose at least due"),
+        (clause_c.is_some(), "(c) a draft order stops denosumab"),
+    ]
+    .into_iter()
+    .filter_map(|(on, c)| on.then_some(c))
+    .collect();
     let f = Finding::new(
         FindingCode::DenosumabDiscontinuationWithoutTransition,
         severity,
@@ -123,15 +167,58 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         SECTION,
     )
     .with_evidence(evidence)
+    .with_due(due)
+    .with_trace(format!(
+        "§9 denosumab-discontinuation-without-transition clause {}",
+        clauses.join(", ")
+    ))
+    .with_trace("ECTS-2021 transition details (agent choice, CTX algorithm) from memory — UNVERIFIED (knowledge.md §5.3)")
     .with_note(
-        "ECTS-2021 transition details (agent choice, CTX algorithm) are from memory — UNVERIFIED \
-         (knowledge.md §5.3).",
+        "The transition details (agent choice, CTX follow-up) await confirmation against the \
+         ECTS-2021 statement.",
     );
     out.push(schedule_notes(ctx, f));
 }
 
+/// The clause (c) recommendation (§9), by the §8 renal verdict: zoledronic acid is named as
+/// something to give only when a fresh renal value allows it; when it is contraindicated the
+/// text says so; when renal function is unknown it asks for it first.
+fn clause_c_recommendation(ctx: &Ctx<'_>, s: &Schedule, evidence: &mut Vec<Evidence>) -> String {
+    let (due, ctx_first, ctx_second) = (
+        s.transition_due,
+        s.transition_ctx_due[0],
+        s.transition_ctx_due[1],
+    );
+    match zoledronate_renal(ctx) {
+        Some(r) if r.value < ctx.t().zoledronate_min_crcl => {
+            evidence.extend(r.evidence.iter().cloned());
+            format!(
+                "Denosumab is being stopped without a transition plan: \
+                 {ZOLEDRONATE_CONTRAINDICATED} ({}); plan the follow-on therapy by {due}, \
+                 then check CTX ({ctx_first}, {ctx_second}), per ECTS.",
+                r.describe()
+            )
+        }
+        Some(r) => {
+            evidence.extend(r.evidence.iter().cloned());
+            format!(
+                "Denosumab is being stopped without a transition plan: give zoledronic acid 5 mg \
+                 IV 6 months after the last injection (due {due}) or start oral alendronate, then \
+                 check CTX at 3 and 6 months ({ctx_first}, {ctx_second}), per ECTS."
+            )
+        }
+        None => format!(
+            "Denosumab is being stopped without a transition plan: renal function is unknown \
+             (no creatinine or eGFR within {} days) — check it before choosing zoledronic acid \
+             (due {due}) or oral alendronate, then check CTX ({ctx_first}, {ctx_second}), per \
+             ECTS.",
+            ctx.t().renal_fresh_days
+        ),
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::facts::spine::{FractureEvent, SpineFacts};
     use crate::model::{
@@ -141,7 +228,8 @@ mod tests {
     use crate::rules::safety::testing;
     use crate::testkit::{d, RecordBuilder};
 
-    fn doses(n: usize) -> RecordBuilder {
+    /// A course of `n` doses 182 days apart, the last on 2022-10-27.
+    pub(crate) fn doses(n: usize) -> RecordBuilder {
         let mut b = RecordBuilder::new("1950-03-15", Sex::Female);
         for i in 0..n {
             let date = add_days(d("2022-10-27"), -182 * (n - 1 - i) as i64);
@@ -187,7 +275,13 @@ mod tests {
             .build();
         assert_eq!(at(&r, 181), None);
         assert_eq!(at(&r, 182), Some(Severity::High));
-        // A dose after the stop record means denosumab was restarted: no explicit stop.
+    }
+
+    /// v0.10.3 clause (b): the most recent denosumab order by authoredOn counts whenever it was
+    /// authored — a standing order written before the first dose and later set to stopped
+    /// (before v0.10.3 a dose after the order's authoredOn hid the stop on days 182–210).
+    #[test]
+    fn stopped_standing_order_authored_before_the_doses() {
         let r = doses(1)
             .order(
                 Ingredient::Denosumab,
@@ -195,7 +289,19 @@ mod tests {
                 "2022-01-01",
             )
             .build();
-        assert_eq!(at(&r, 200), None);
+        assert_eq!(at(&r, 181), None);
+        assert_eq!(at(&r, 182), Some(Severity::High));
+        assert_eq!(at(&r, 200), Some(Severity::High));
+        // The same standing order still active: only clause (a), from day 211.
+        let r = doses(1)
+            .order(
+                Ingredient::Denosumab,
+                MedicationStatus::Active,
+                "2022-01-01",
+            )
+            .build();
+        assert_eq!(at(&r, 210), None);
+        assert_eq!(at(&r, 211), Some(Severity::High));
     }
 
     #[test]
@@ -272,5 +378,130 @@ mod tests {
         assert!(!f.recommendation.contains("start zoledronate"));
         assert!(f.recommendation.contains(ZOLEDRONATE_CONTRAINDICATED));
         assert!(out.fired(FindingCode::ZoledronateRenalContraindication));
+    }
+
+    /// `doses(n)` plus a draft order (no authoredOn) with `status` for `ingredient`; returns the
+    /// record and the draft's reference.
+    fn with_draft(
+        b: RecordBuilder,
+        ingredient: Ingredient,
+        status: MedicationStatus,
+    ) -> (crate::model::PatientRecord, SourceRef) {
+        let mut r = b.order(ingredient, status, "2000-01-01").build();
+        let m = r.medications.last_mut().expect("the draft");
+        m.authored = None;
+        m.visible = None;
+        let source = m.source.clone();
+        (r, source)
+    }
+
+    fn what_if(r: &crate::model::PatientRecord, drafts: &[SourceRef], n: i64) -> Outcome {
+        testing::what_if(r, drafts, add_days(d("2022-10-27"), n))
+    }
+
+    /// v0.10.3 clause (c): a draft order stopping denosumab fires whatever `as_of − D_last` is;
+    /// due = max(D_last + 182, as_of); severity as for every clause.
+    #[test]
+    fn clause_c_fires_at_any_day_with_its_due_date() {
+        let (r, stop) = with_draft(doses(2), Ingredient::Denosumab, MedicationStatus::Stopped);
+        let out = what_if(&r, std::slice::from_ref(&stop), 30);
+        let f = out
+            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+            .expect("clause (c) fires on day 30");
+        assert_eq!(f.severity, Severity::High);
+        assert_eq!(f.due, Some(d("2023-04-27")));
+        assert!(f.evidence.iter().any(|e| e.reference == stop.as_str()));
+        assert!(f.trace.iter().any(|t| t.contains("(c)")));
+        // Outside an order hook the same record does not fire on day 30 (clause b needs ≥ 182).
+        assert!(!testing::plain(&r, add_days(d("2022-10-27"), 30))
+            .fired(FindingCode::DenosumabDiscontinuationWithoutTransition));
+        // Day 250: due is as-of.
+        let f = what_if(&r, std::slice::from_ref(&stop), 250)
+            .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+            .cloned();
+        assert_eq!(f.and_then(|f| f.due), Some(add_days(d("2022-10-27"), 250)));
+        // Cancelled and completed stop too; an active (renewed) draft does not.
+        for status in [MedicationStatus::Cancelled, MedicationStatus::Completed] {
+            let (r, stop) = with_draft(doses(2), Ingredient::Denosumab, status);
+            assert!(what_if(&r, &[stop], 30)
+                .fired(FindingCode::DenosumabDiscontinuationWithoutTransition));
+        }
+        let (r, renew) = with_draft(doses(2), Ingredient::Denosumab, MedicationStatus::Draft);
+        assert!(!what_if(&r, &[renew], 30)
+            .fired(FindingCode::DenosumabDiscontinuationWithoutTransition));
+    }
+
+    #[test]
+    fn clause_c_severity_many_doses_or_long_delay() {
+        let sev = |n_doses: usize, day: i64| {
+            let (r, stop) = with_draft(
+                doses(n_doses),
+                Ingredient::Denosumab,
+                MedicationStatus::Stopped,
+            );
+            what_if(&r, &[stop], day)
+                .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+                .map(|f| f.severity)
+        };
+        assert_eq!(sev(3, 30), Some(Severity::High));
+        assert_eq!(sev(4, 30), Some(Severity::Critical));
+        assert_eq!(sev(3, 294), Some(Severity::High));
+        assert_eq!(sev(3, 295), Some(Severity::Critical));
+    }
+
+    /// A bisphosphonate ordered in the same context is the transition: clause (c) does not fire.
+    #[test]
+    fn clause_c_not_when_a_transition_is_ordered_with_it() {
+        let (r, stop) = with_draft(doses(2), Ingredient::Denosumab, MedicationStatus::Stopped);
+        let mut r2 = r.clone();
+        let mut zol = r.medications.last().cloned().expect("draft");
+        zol.source = SourceRef::new("MedicationRequest/zol-draft");
+        zol.ingredients = vec![Ingredient::Alendronate];
+        zol.status = MedicationStatus::Draft;
+        r2.medications.push(zol.clone());
+        let out = what_if(&r2, &[stop.clone(), zol.source.clone()], 30);
+        assert!(!out.fired(FindingCode::DenosumabDiscontinuationWithoutTransition));
+        // Without the alendronate draft it fires.
+        assert!(
+            what_if(&r, &[stop], 30).fired(FindingCode::DenosumabDiscontinuationWithoutTransition)
+        );
+    }
+
+    /// §8 with clause (c): never "give zoledronic acid" when CrCl < 35 or renal function is
+    /// unknown; with a fresh CrCl ≥ 35 the ECTS plan names it.
+    #[test]
+    fn clause_c_never_gives_zoledronate_when_renal_function_forbids_or_is_unknown() {
+        let rec = |creatinine: Option<f64>| {
+            let mut b = doses(2);
+            if let Some(c) = creatinine {
+                b = b
+                    .observation(ObservationKind::Creatinine, "2022-11-20", c)
+                    .observation(ObservationKind::BodyWeight, "2022-11-20", 50.0);
+            }
+            with_draft(b, Ingredient::Denosumab, MedicationStatus::Stopped)
+        };
+        // Age 72, 50 kg, female: CrCl ≈ 50 mL/min with creatinine 0.8, ≈ 16 with 2.5.
+        let run = |creatinine: Option<f64>| {
+            let (r, stop) = rec(creatinine);
+            let out = what_if(&r, &[stop], 30);
+            let text = out
+                .get(FindingCode::DenosumabDiscontinuationWithoutTransition)
+                .map(|f| f.recommendation.clone());
+            let text = text.expect("clause (c) fires");
+            (out, text)
+        };
+        let (out, text) = run(Some(0.8));
+        assert!(text.contains("give zoledronic acid"), "{text}");
+        assert!(!out.fired(FindingCode::ZoledronateRenalContraindication));
+
+        let (out, text) = run(Some(2.5));
+        assert!(!text.contains("give zoledronic acid"), "{text}");
+        assert!(text.contains(ZOLEDRONATE_CONTRAINDICATED));
+        assert!(out.fired(FindingCode::ZoledronateRenalContraindication));
+
+        let (out, text) = run(None);
+        assert!(!text.contains("give zoledronic acid"), "{text}");
+        assert!(text.contains("renal function is unknown"));
+        assert!(out.insufficient.iter().any(|i| i.item == 3));
     }
 }

@@ -17,17 +17,12 @@
 //! documented without any usable date) and an info data-quality note for oncology denosumab
 //! (Xgeva 120 mg) records, which are recognised and excluded from the schedule (§5.1).
 
+use super::denosumab_common::{course_line, dose_evidence, on_schedule_course, schedule_notes};
 use crate::engine::{Ctx, Outcome};
-use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity};
-use crate::model::add_days;
+use crate::finding::{DataQualityIssue, Finding, FindingCode, Severity};
 
 pub const CITATION: &str = "PROLIA-PI; LYU-2020";
 const SECTION: &str = "§5.1; §9 denosumab-due-soon";
-
-/// ≥ 1 dated osteoporosis-schedule dose and no bisphosphonate transition after it.
-pub fn on_schedule_course(ctx: &Ctx<'_>) -> bool {
-    ctx.dmab.dose_count >= 1 && ctx.dmab.transition.is_none()
-}
 
 /// `DUE_SOON_START ≤ as_of − D_last ≤ GRACE_END`.
 pub fn in_due_soon_window(days_since: i64, ctx: &Ctx<'_>) -> bool {
@@ -38,61 +33,6 @@ pub fn in_due_soon_window(days_since: i64, ctx: &Ctx<'_>) -> bool {
 /// Past the 6-month date (still within grace): moderate.
 pub fn past_due_date(days_since: i64, ctx: &Ctx<'_>) -> bool {
     days_since > ctx.t().dmab_due_days
-}
-
-/// "Last denosumab 2022-10-27 (6 doses); 231 days ago, due 2023-04-27", shared by the
-/// denosumab rules.
-pub(crate) fn course_line(ctx: &Ctx<'_>) -> Option<String> {
-    let last = ctx.dmab.d_last.as_ref()?;
-    let n = ctx.dmab.days_since_last(ctx.as_of())?;
-    let due = add_days(last.date, ctx.t().dmab_due_days);
-    Some(format!(
-        "Last denosumab {} ({} dose{}); {n} days ago, due {due}",
-        last.date,
-        ctx.dmab.dose_count,
-        if ctx.dmab.dose_count == 1 { "" } else { "s" }
-    ))
-}
-
-/// Evidence: every distinct dose used (the last one marked).
-pub(crate) fn dose_evidence(ctx: &Ctx<'_>) -> Vec<Evidence> {
-    let n = ctx.dmab.doses.len();
-    ctx.dmab
-        .doses
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let what = if i + 1 == n {
-                format!("denosumab 60 mg dose {} (last, D_last)", i + 1)
-            } else {
-                format!("denosumab 60 mg dose {}", i + 1)
-            };
-            Evidence::new(&d.source, Some(d.date), what)
-        })
-        .collect()
-}
-
-/// Notes every denosumab schedule finding carries (uncertain dates, oncology records).
-pub(crate) fn schedule_notes(ctx: &Ctx<'_>, mut f: Finding) -> Finding {
-    if ctx.dmab.uncertain_dates {
-        f = f.with_note(
-            "Dose dates taken from MedicationRequest.authoredOn (uncertain_date): confirm the \
-             administration dates.",
-        );
-    }
-    if !ctx.dmab.oncology_records.is_empty() {
-        f = f.with_note(format!(
-            "Denosumab 120 mg (Xgeva, oncology) record(s) excluded from the osteoporosis \
-             schedule: {}.",
-            ctx.dmab
-                .oncology_records
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    f
 }
 
 pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
@@ -123,15 +63,16 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     if !on_schedule_course(ctx) {
         return;
     }
-    let (Some(last), Some(n)) = (&ctx.dmab.d_last, ctx.dmab.days_since_last(ctx.as_of())) else {
+    let (Some(schedule), Some(n)) = (&ctx.dmab.schedule, ctx.dmab.days_since_last(ctx.as_of()))
+    else {
         return;
     };
     if !in_due_soon_window(n, ctx) {
         return;
     }
     let t = ctx.t();
-    let due = add_days(last.date, t.dmab_due_days);
-    let latest_on_time = add_days(last.date, t.dmab_grace_end_days);
+    let due = schedule.next_due;
+    let latest_on_time = schedule.grace_end;
     let (severity, timing) = if past_due_date(n, ctx) {
         (
             Severity::Moderate,
@@ -154,7 +95,9 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         severity,
         summary,
         format!(
-            "Next denosumab 60 mg dose due on {due}; do not delay beyond 4 weeks (by {latest_on_time})."
+            "Next denosumab 60 mg dose due on {due}; do not delay beyond {} days (by \
+             {latest_on_time}).",
+            t.dmab_grace_end_days - t.dmab_due_days
         ),
         CITATION,
         SECTION,
@@ -167,7 +110,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Ingredient, MedicationStatus, Route, Sex};
+    use crate::model::{add_days, Ingredient, MedicationStatus, Route, Sex};
     use crate::rules::safety::testing;
     use crate::testkit::{d, RecordBuilder};
 

@@ -17,36 +17,28 @@
 //! (294). Mutually exclusive with `denosumab-due-soon` by day ranges; may co-fire with
 //! `denosumab-discontinuation-without-transition` (§9 "Firing order").
 
-use super::denosumab_due_soon::{course_line, dose_evidence, on_schedule_course, schedule_notes};
+use super::denosumab_common::{
+    course_line, dose_evidence, long_delay, on_schedule_course, past_grace, schedule_notes,
+};
 use crate::engine::{Ctx, Outcome};
 use crate::finding::{Finding, FindingCode, Severity};
-use crate::model::add_days;
 
 pub const CITATION: &str = "LYU-2020; CUMMINGS-2018";
 const SECTION: &str = "§5.1; §9 denosumab-overdue";
-
-/// `as_of − D_last > GRACE_END` (on time = within 4 weeks of the due date).
-pub fn past_grace(days_since: i64, ctx: &Ctx<'_>) -> bool {
-    days_since > ctx.t().dmab_grace_end_days
-}
-
-/// `as_of − D_last > LONG_DELAY` (> 16 weeks late).
-pub fn long_delay(days_since: i64, ctx: &Ctx<'_>) -> bool {
-    days_since > ctx.t().dmab_long_delay_days
-}
 
 pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     if !on_schedule_course(ctx) {
         return;
     }
-    let (Some(last), Some(n)) = (&ctx.dmab.d_last, ctx.dmab.days_since_last(ctx.as_of())) else {
+    let (Some(schedule), Some(n)) = (&ctx.dmab.schedule, ctx.dmab.days_since_last(ctx.as_of()))
+    else {
         return;
     };
     if !past_grace(n, ctx) {
         return;
     }
     let t = ctx.t();
-    let due = add_days(last.date, t.dmab_due_days);
+    let due = schedule.next_due;
     let late_by = n - t.dmab_due_days;
     let severity = if long_delay(n, ctx) {
         Severity::Critical
@@ -57,9 +49,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         "{} — overdue by {late_by} days{}",
         course_line(ctx).unwrap_or_default(),
         if long_delay(n, ctx) {
-            " (more than 16 weeks late)"
+            format!(
+                " (more than {} days late)",
+                t.dmab_long_delay_days - t.dmab_due_days
+            )
         } else {
-            ""
+            String::new()
         }
     );
     let f = Finding::new(
@@ -81,7 +76,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Ingredient, Route, Sex};
+    use crate::model::{add_days, Ingredient, Route, Sex};
     use crate::rules::safety::testing;
     use crate::testkit::{d, RecordBuilder};
 

@@ -12,6 +12,7 @@ pub mod acute_ovcf;
 pub mod anabolic_therapy_preferred;
 pub mod bmd_significant_loss;
 pub mod data_insufficient;
+pub mod denosumab_common;
 pub mod denosumab_discontinuation_without_transition;
 pub mod denosumab_due_soon;
 pub mod denosumab_overdue;
@@ -28,6 +29,11 @@ pub mod safety;
 pub mod tasks;
 pub mod vitamin_d_deficiency_antiresorptive_caution;
 pub mod zoledronate_renal_contraindication;
+
+#[cfg(test)]
+mod text_thresholds_tests;
+#[cfg(test)]
+mod v0_10_3_tests;
 
 /// Evaluates every rule in dependency order.
 pub fn run_all(ctx: &Ctx<'_>, out: &mut Outcome) {

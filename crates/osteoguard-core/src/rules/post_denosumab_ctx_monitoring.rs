@@ -23,11 +23,12 @@
 
 use chrono::NaiveDate;
 
+use super::denosumab_common::{ctx_after, ctx_elevated, ctx_limit};
 use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::denosumab::Dose;
 use crate::finding::{Evidence, Finding, FindingCode, Severity};
-use crate::model::{add_days, days, Observation, ObservationKind};
+use crate::model::{add_days, days, Observation};
 
 pub const CITATION: &str = "ECTS-2021 (details UNVERIFIED)";
 const SECTION: &str = "§5.3–§5.4; §9 post-denosumab-ctx-monitoring";
@@ -41,29 +42,6 @@ pub fn zoledronate_transition<'c>(ctx: &'c Ctx<'_>) -> Option<&'c Dose> {
 /// `0 ≤ as_of − Z ≤ ctx_monitoring_span_days`.
 pub fn within_monitoring_span(z: NaiveDate, ctx: &Ctx<'_>) -> bool {
     (0..=ctx.t().ctx_monitoring_span_days).contains(&days(z, ctx.as_of()))
-}
-
-/// `CTX_LIMIT` = min(lab upper reference limit, configured limit), §5.4.
-pub fn ctx_limit(o: &Observation, ctx: &Ctx<'_>) -> f64 {
-    match o.reference_high {
-        Some(h) => h.min(ctx.t().ctx_limit_ng_l),
-        None => ctx.t().ctx_limit_ng_l,
-    }
-}
-
-/// `ctx_elevated` for one CTX observation.
-pub fn ctx_elevated(o: &Observation, ctx: &Ctx<'_>) -> bool {
-    o.value.is_some_and(|v| v > ctx_limit(o, ctx))
-}
-
-/// Usable CTX observations with a value, dated after `after` (exclusive) and on/before as_of.
-pub fn ctx_after<'c>(ctx: &'c Ctx<'_>, after: NaiveDate) -> Vec<&'c Observation> {
-    ctx.record()
-        .observations
-        .iter()
-        .filter(|o| o.kind == ObservationKind::Ctx && o.status.is_usable() && o.value.is_some())
-        .filter(|o| o.date().is_some_and(|d| d > after && d <= ctx.as_of()))
-        .collect()
 }
 
 /// Elevated CTX dated > Z + `ctx_meaningful_after_days`.
@@ -203,17 +181,18 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_evidence(evidence)
     .with_due(next_ctx_due(z.date, ctx))
     .with_note(format!(
-        "CTX limit = min(lab upper limit, {} ng/L) — UNVERIFIED (knowledge.md §5.4, §12.10); \
-         use a fasting morning serum sample (not checked).",
+        "CTX limit: the lower of the lab's upper reference limit and {} ng/L; use a fasting \
+         morning serum sample (not checked).",
         t.ctx_limit_ng_l
-    ));
+    ))
+    .with_trace("CTX_LIMIT default UNVERIFIED (knowledge.md §5.4, §12.10)");
     out.push(f);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Ingredient, PatientRecord, Route, Sex};
+    use crate::model::{Ingredient, ObservationKind, PatientRecord, Route, Sex};
     use crate::rules::safety::testing;
     use crate::testkit::{d, RecordBuilder};
 

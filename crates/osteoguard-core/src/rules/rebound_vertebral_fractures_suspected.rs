@@ -18,7 +18,8 @@
 //! * `F` = incident vertebral fractures with [`in_rebound_window`]:
 //!   `D_last + 183 ≤ onset ≤ D_last + 730` (onset = period.start, `onset_for_windows`), no
 //!   denosumab dose in `(D_last, onset]` (true by construction: `D_last` is the last dose), and
-//!   not a prevalent fracture of unknown age;
+//!   not a prevalent fracture of unknown age; `|F|` counts fractures ([`distinct_fractures`],
+//!   v0.10.3): records at one level are one fracture, each record without a level counts as one;
 //! * `|F| ≥ 2` → critical;
 //! * `|F| = 1` → high when [`supporting_evidence`] is TRUE: significant BMD loss between a DXA
 //!   dated ≤ `D_last + 30` (on treatment) and a later DXA dated > `D_last + 30`
@@ -31,7 +32,7 @@
 
 use chrono::NaiveDate;
 
-use super::post_denosumab_ctx_monitoring::{ctx_after, ctx_elevated, ctx_limit};
+use super::denosumab_common::{ctx_after, ctx_elevated, ctx_limit};
 use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::FractureEvent;
@@ -104,6 +105,28 @@ pub fn supporting_evidence(d_last: NaiveDate, ctx: &Ctx<'_>) -> (Tri, Vec<Eviden
     (support, evidence)
 }
 
+/// `F` of §5.5 counted as fractures (v0.10.3): records at one level (or one grouped level pair)
+/// are one fracture, represented by the record with the earliest onset in the window; each
+/// record without a level counts as one (the record cannot tell several fractures from one
+/// entered several times, and under-counting a rebound cascade is the worse error).
+pub fn distinct_fractures<'a>(in_window: &[&'a FractureEvent]) -> Vec<&'a FractureEvent> {
+    let mut out: Vec<&'a FractureEvent> = Vec::new();
+    for f in in_window {
+        let same = (f.location != VertebralLocation::Unspecified)
+            .then(|| out.iter().position(|g| g.location == f.location))
+            .flatten();
+        match same {
+            Some(i) => {
+                if (f.onset_for_windows, &f.source) < (out[i].onset_for_windows, &out[i].source) {
+                    out[i] = f;
+                }
+            }
+            None => out.push(f),
+        }
+    }
+    out
+}
+
 fn location_label(l: &VertebralLocation) -> String {
     match l {
         VertebralLocation::Level(l) => l.label().to_string(),
@@ -119,12 +142,13 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let Some(d_last) = ctx.dmab.d_last.as_ref() else {
         return;
     };
-    let in_window: Vec<&FractureEvent> = ctx
+    let records: Vec<&FractureEvent> = ctx
         .spine
         .fractures
         .iter()
         .filter(|f| in_rebound_window(f, d_last.date, ctx))
         .collect();
+    let in_window = distinct_fractures(&records);
     let severity = match in_window.len() {
         0 => return,
         1 => {
@@ -235,10 +259,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(evidence)
     .with_levels(levels)
-    .with_note(
-        "Rebound window opens at day 183 (conservative) and closes at day 730 (engine \
-         convention, knowledge.md §12.12).",
-    );
+    .with_note(format!(
+        "Fractures count from day {} to day {} after the last dose.",
+        ctx.t().rebound_window_start_days,
+        ctx.t().rebound_window_end_days
+    ))
+    .with_trace("rebound window: opens at the first late day (conservative), closes at an engine-convention bound (knowledge.md §5.5, §12.12)");
     out.push(f);
 }
 
@@ -442,5 +468,85 @@ mod tests {
         assert!(!f.recommendation.contains("(zoledronate) promptly"));
         assert!(f.recommendation.contains(ZOLEDRONATE_CONTRAINDICATED));
         assert!(out.fired(FindingCode::ZoledronateRenalContraindication));
+    }
+
+    fn unlocated(id: &str, start: &str) -> FractureEvent {
+        FractureEvent {
+            source: SourceRef::new(format!("Condition/{id}")),
+            location: VertebralLocation::Unspecified,
+            ..fracture(VertebralLevel::L1, start)
+        }
+    }
+
+    /// v0.10.3 `|F|`: records at one level are one fracture; each record without a level
+    /// counts as one.
+    #[test]
+    fn records_at_one_level_count_once_levelless_records_each_count() {
+        let severity = |fx: Vec<FractureEvent>| {
+            let out = run(&seed().build(), "2023-09-28", fx);
+            (
+                out.get(FindingCode::ReboundVertebralFracturesSuspected)
+                    .map(|f| f.severity),
+                out.insufficient.iter().any(|i| i.item == 7),
+            )
+        };
+        let mut again = fracture(VertebralLevel::L5, "2023-08-01");
+        again.source = SourceRef::new("Condition/fx-L5-again");
+        // The same L5 fracture documented twice: |F| = 1, no support → item 7, not critical.
+        assert_eq!(
+            severity(vec![
+                fracture(VertebralLevel::L5, "2023-07-15"),
+                again.clone()
+            ]),
+            (None, true)
+        );
+        // Two levels: |F| = 2 → critical.
+        assert_eq!(
+            severity(vec![
+                fracture(VertebralLevel::L5, "2023-07-15"),
+                again,
+                fracture(VertebralLevel::L4, "2023-07-20"),
+            ]),
+            (Some(Severity::Critical), false)
+        );
+        // One located and one level-less record: |F| = 2.
+        assert_eq!(
+            severity(vec![
+                fracture(VertebralLevel::L5, "2023-07-15"),
+                unlocated("u1", "2023-07-15"),
+            ]),
+            (Some(Severity::Critical), false)
+        );
+        // Two level-less records: each counts, |F| = 2.
+        assert_eq!(
+            severity(vec![
+                unlocated("u1", "2023-07-15"),
+                unlocated("u2", "2023-07-15")
+            ]),
+            (Some(Severity::Critical), false)
+        );
+        // One level-less record alone: |F| = 1.
+        assert_eq!(severity(vec![unlocated("u1", "2023-07-15")]), (None, true));
+    }
+
+    /// Through the spine facts: two Conditions for L5 are one fracture; the earliest onset that
+    /// lies in the window represents it.
+    #[test]
+    fn duplicate_level_records_through_the_spine_facts() {
+        let r = seed()
+            .vertebral_fracture(VertebralLevel::L5, "2023-07-15", "2023-07-17")
+            .vertebral_fracture(VertebralLevel::L5, "2023-07-15", "2023-08-02")
+            .build();
+        let out = testing::plain(&r, d("2023-09-28"));
+        assert!(!out.fired(FindingCode::ReboundVertebralFracturesSuspected));
+        assert!(out.insufficient.iter().any(|i| i.item == 7));
+        let in_window = [
+            fracture(VertebralLevel::L5, "2023-07-20"),
+            fracture(VertebralLevel::L5, "2023-07-15"),
+        ];
+        let refs: Vec<&FractureEvent> = in_window.iter().collect();
+        let one = distinct_fractures(&refs);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].onset_for_windows, Some(d("2023-07-15")));
     }
 }

@@ -14,6 +14,7 @@
 //!   (sex unknown/other → the lower, conservative CrCl).
 
 use chrono::NaiveDate;
+use serde::Serialize;
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::labs::{self, LabValue};
@@ -275,6 +276,28 @@ pub fn zoledronate_renally_contraindicated(ctx: &Ctx<'_>) -> Option<RenalReading
     zoledronate_renal(ctx).filter(|r| r.value < ctx.t().zoledronate_min_crcl)
 }
 
+/// The §8 renal verdict for zoledronic acid at `as_of`, as the outputs carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZoledronateRenal {
+    /// A fresh CrCl (else eGFR) at or above the limit.
+    Acceptable,
+    /// Below the limit: no output may recommend zoledronic acid.
+    Contraindicated,
+    /// No fresh renal value: zoledronic acid may not be given before renal function is known.
+    #[default]
+    Unknown,
+}
+
+/// [`ZoledronateRenal`] from the fresh renal reading (§8).
+pub fn zoledronate_renal_status(ctx: &Ctx<'_>) -> ZoledronateRenal {
+    match zoledronate_renal(ctx) {
+        None => ZoledronateRenal::Unknown,
+        Some(r) if r.value < ctx.t().zoledronate_min_crcl => ZoledronateRenal::Contraindicated,
+        Some(_) => ZoledronateRenal::Acceptable,
+    }
+}
+
 /// A calcium value with its albumin correction (§8).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CalciumReading {
@@ -339,8 +362,8 @@ pub(crate) mod testing {
     use chrono::NaiveDate;
 
     use crate::config::Config;
-    use crate::engine::{sort_findings, visible_at, Ctx, Outcome};
-    use crate::facts::{self, Input};
+    use crate::engine::{sort_findings, visible_at, Ctx, Facts, Outcome};
+    use crate::facts::Input;
     use crate::model::PatientRecord;
 
     pub fn run(
@@ -360,20 +383,10 @@ pub(crate) mod testing {
             t: &config.thresholds,
             age,
         };
-        let gc = facts::gc::compute(&input);
-        let spine = facts::spine::compute(&input);
-        let dxa = facts::dxa::compute(&input, &spine);
-        let dmab = facts::denosumab::compute(&input);
-        let therapy = facts::therapy::compute(&input, &dmab);
-        let risk = facts::risk::compute(&input, &gc, &spine, &dxa, &therapy);
         let mut ctx = Ctx {
+            facts: Facts::compute(&input),
             input,
-            gc,
-            spine,
-            dxa,
-            dmab,
-            therapy,
-            risk,
+            drafts: Vec::new(),
         };
         adjust(&mut ctx);
         let mut out = Outcome::default();
@@ -385,6 +398,17 @@ pub(crate) mod testing {
     /// Runs with the facts as computed.
     pub fn plain(record: &PatientRecord, as_of: NaiveDate) -> Outcome {
         run(record, as_of, |_| {})
+    }
+
+    /// The what-if run of the order hooks: `drafts` (MedicationRequests of `record`) as if
+    /// signed ([`crate::engine::as_if_signed`]).
+    pub fn what_if(
+        record: &PatientRecord,
+        drafts: &[crate::model::SourceRef],
+        as_of: NaiveDate,
+    ) -> Outcome {
+        let (signed, sent) = crate::engine::as_if_signed(record, drafts, as_of);
+        run(&signed, as_of, move |ctx| ctx.drafts = sent)
     }
 }
 
@@ -422,13 +446,12 @@ mod tests {
                 age: Some(79),
             };
             let ctx = Ctx {
+                facts: crate::engine::Facts {
+                    dmab: crate::facts::denosumab::compute(&input),
+                    ..Default::default()
+                },
                 input,
-                gc: Default::default(),
-                spine: Default::default(),
-                dxa: Default::default(),
-                dmab: crate::facts::denosumab::compute(&input),
-                therapy: Default::default(),
-                risk: Default::default(),
+                drafts: Vec::new(),
             };
             due.push(denosumab_due_by_schedule(&ctx));
         }

@@ -22,14 +22,11 @@ const LANE_GAP: f64 = 12.0;
 const LABEL_PX: f64 = 11.0;
 const MAX_LABEL_ROWS: usize = 10;
 
-/// GC dose thresholds drawn on the chart (knowledge.md §2: 2.5 mg/day defines a course, 7.5
-/// mg/day the higher-risk band).
-const GC_THRESHOLDS: [f64; 2] = [2.5, 7.5];
-/// A dose given within 4 weeks of its due date is on time (knowledge.md §5 `GRACE_END` − due =
-/// 210 − 182 days, LYU-2020): such a short gap is shaded lightly and not labelled overdue.
-const DMAB_GRACE_DAYS: i64 = 28;
-/// T-score lines: −2.5 osteoporosis, −3.5 very-high-risk band.
-const T_LINES: [f64; 2] = [-2.5, -3.5];
+// The clinical numbers the chart draws — GC dose lines (knowledge.md §2: the course threshold
+// and the higher-dose band), T-score lines (osteoporosis, very-high-risk band), the days one
+// denosumab dose covers and the grace after its due date (§5.1, LYU-2020: a dose given within
+// the grace is on time, its short gap shaded lightly and not labelled overdue) — come from the
+// assessment (`displayThresholds`, the core's threshold table), never from literals here.
 
 /// The whole-record date range: from the earliest dated item to `max(timeline.end, asOf)`.
 pub fn record_range(a: &Assessment) -> (NaiveDate, NaiveDate) {
@@ -64,7 +61,7 @@ pub fn doses(a: &Assessment) -> Vec<TimelineDose> {
             v.push(TimelineDose {
                 agent: "denosumab".into(),
                 date: *d,
-                covers_days: 182,
+                covers_days: a.display_thresholds.denosumab_cover_days,
                 reference: String::new(),
             });
         }
@@ -86,6 +83,8 @@ pub struct Gap {
     pub open: bool,
     /// No transition therapy documented (open gaps only).
     pub no_transition: bool,
+    /// Days after the due date a dose is still on time (the assessment's display thresholds).
+    pub grace_days: i64,
 }
 
 impl Gap {
@@ -94,7 +93,7 @@ impl Gap {
     }
     /// A closed gap within the 4-week grace: the next dose was on time.
     pub fn within_grace(&self) -> bool {
-        !self.open && self.days() <= DMAB_GRACE_DAYS
+        !self.open && self.days() <= self.grace_days
     }
     pub fn label(&self) -> String {
         let mut s = format!("denosumab overdue {} days", self.days());
@@ -119,6 +118,7 @@ pub fn denosumab_gaps(a: &Assessment, doses: &[TimelineDose]) -> Vec<Gap> {
                 to: w[1].date,
                 open: false,
                 no_transition: false,
+                grace_days: a.display_thresholds.denosumab_grace_days,
             });
         }
     }
@@ -144,6 +144,7 @@ pub fn denosumab_gaps(a: &Assessment, doses: &[TimelineDose]) -> Vec<Gap> {
                 to,
                 open,
                 no_transition: open,
+                grace_days: a.display_thresholds.denosumab_grace_days,
             });
         }
     }
@@ -500,8 +501,8 @@ impl Chart<'_> {
                 }
                 text.ytick x=(Num(X0 - 4.0)) y=(Num(ys.y(0.0) + 4.0)) text-anchor="end" { "0" }
                 text.ytick x=(Num(X0 - 4.0)) y=(Num(ys.y(top) + 4.0)) text-anchor="end" { (fmt_num(top)) }
-                @for t in GC_THRESHOLDS {
-                    line class={ "thr thr-gc-" (fmt_num(t * 10.0)) } x1=(Num(X0)) x2=(Num(X1)) y1=(Num(ys.y(t))) y2=(Num(ys.y(t))) {}
+                @for (i, t) in self.a.display_thresholds.gc_dose_lines_mg_per_day.iter().copied().enumerate() {
+                    line class={ "thr thr-gc-" (fmt_num(t * 10.0)) " thr-" (i + 1) } x1=(Num(X0)) x2=(Num(X1)) y1=(Num(ys.y(t))) y2=(Num(ys.y(t))) {}
                     text.thr-lbl x=(Num(X0 - 4.0)) y=(Num(ys.y(t) + 4.0)) text-anchor="end" { (fmt_num(t)) }
                 }
                 @if series.is_empty() {
@@ -562,7 +563,7 @@ impl Chart<'_> {
                             fill=(if g.within_grace() { "#fbe3e0".to_string() } else { format!("url(#{}-hatch)", self.id) })
                             data-gap=[self.hook("denosumab")] data-from=[self.hook(g.from)] data-to=[self.hook(g.to)] data-days=[self.hook(g.days())] data-open=[self.hook(g.open)] {
                             title {
-                                @if g.within_grace() { "next denosumab dose " (g.days()) " days after due (within the 4-week grace)" }
+                                @if g.within_grace() { "next denosumab dose " (g.days()) " days after due (within the " (g.grace_days) "-day grace)" }
                                 @else { (g.label()) }
                                 ", " (g.from) " to " (g.to)
                             }
@@ -631,8 +632,8 @@ impl Chart<'_> {
                 (self.frame(y, h, "DXA T-score", &legend))
                 text.ytick x=(Num(X0 - 4.0)) y=(Num(ys.y(hi) + 4.0)) text-anchor="end" { (fmt_num(hi)) }
                 text.ytick x=(Num(X0 - 4.0)) y=(Num(ys.y(lo) + 4.0)) text-anchor="end" { (fmt_num(lo)) }
-                @for t in T_LINES {
-                    line class={ "thr thr-t" (fmt_num(-t * 10.0)) } x1=(Num(X0)) x2=(Num(X1)) y1=(Num(ys.y(t))) y2=(Num(ys.y(t))) {}
+                @for (i, t) in self.a.display_thresholds.t_score_lines.iter().copied().enumerate() {
+                    line class={ "thr thr-t" (fmt_num(-t * 10.0)) " thr-" (i + 1) } x1=(Num(X0)) x2=(Num(X1)) y1=(Num(ys.y(t))) y2=(Num(ys.y(t))) {}
                     text.thr-lbl x=(Num(X0 - 4.0)) y=(Num(ys.y(t) + 4.0)) text-anchor="end" { (fmt_num(t)) }
                 }
                 @if pts.is_empty() {

@@ -26,6 +26,13 @@ fn add(date: NaiveDate, days: i64) -> NaiveDate {
     date + chrono::Duration::days(days)
 }
 
+/// The chart's threshold values from the default threshold table.
+pub fn display_thresholds() -> osteoguard_core::assessment::DisplayThresholds {
+    osteoguard_core::assessment::DisplayThresholds::from(
+        &osteoguard_core::Config::default().thresholds,
+    )
+}
+
 pub fn provenance() -> Provenance {
     Provenance {
         engine: "osteoguard".into(),
@@ -182,6 +189,7 @@ pub fn seed_like() -> Assessment {
             doses: dmab.iter().map(|x| d(x)).collect(),
             transition: Some(d("2023-08-31")),
             transition_agent: Some("zoledronic acid".into()),
+            schedule: None,
         },
         bone_density: BoneDensitySummary {
             who_category: Some(WhoCategory::SevereOsteoporosis),
@@ -337,6 +345,9 @@ pub fn seed_like() -> Assessment {
             "suspected, recorded as present",
         )],
         provenance: provenance(),
+        zoledronate_renal: Default::default(),
+        display_thresholds: display_thresholds(),
+        draft_orders: vec![],
     }
 }
 
@@ -377,6 +388,7 @@ pub fn minimal() -> Assessment {
             doses: vec![],
             transition: None,
             transition_agent: None,
+            schedule: None,
         },
         bone_density: BoneDensitySummary {
             who_category: None,
@@ -392,6 +404,9 @@ pub fn minimal() -> Assessment {
         tasks: vec![],
         data_quality: vec![],
         provenance: provenance(),
+        zoledronate_renal: Default::default(),
+        display_thresholds: display_thresholds(),
+        draft_orders: vec![],
     }
 }
 
