@@ -4,7 +4,9 @@
 //! `order-select`, `order-sign`), the feedback endpoint, `/healthz`, and stores issued cards,
 //! feedback and the JWT replay cache in an embedded SQLite file. See `docs/cds-hooks.md`.
 //!
-//! Layers, outermost first: tracing (no patient data at `info`), CORS (configured origins),
+//! Connections are accepted by [`listener`] (header and idle timeouts, connection cap with
+//! eviction of idle connections and 503 shedding). Layers, outermost first: tracing (no patient
+//! data at `info`), CORS (configured origins), in-flight cap (503 + `Retry-After` above it),
 //! request-body limit, per-request timeout; then JWT verification ([`auth`]) on every
 //! service call and feedback post (discovery and `/healthz` are public), then the hook
 //! pipeline ([`hooks`]): parse → prefetch or fetch ([`fetch`]) → FHIR reader → engine →
@@ -16,6 +18,7 @@ pub mod config;
 pub mod discovery;
 pub mod fetch;
 pub mod hooks;
+pub mod listener;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +55,19 @@ pub struct ServeArgs {
     /// Accept unsigned requests (local testing only; never the default; loopback only).
     #[arg(long)]
     pub insecure_dev: bool,
+    /// Open connections at most (default 1024); at the cap the longest-idle one is closed.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Requests processed at once at most (default 64); above it 503 with Retry-After.
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Milliseconds to receive a complete request head (default 10000).
+    #[arg(long)]
+    pub header_timeout_ms: Option<u64>,
+    /// Milliseconds after which a silent connection with no request in flight is closed
+    /// (default 30000).
+    #[arg(long)]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
@@ -100,6 +117,14 @@ pub struct AppState {
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+/// The load-shedding answer: `503` with `Retry-After`.
+fn overloaded(retry_after_secs: u64, message: &str) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
 }
 
 fn unauthorized(e: &auth::AuthError) -> Response {
@@ -373,7 +398,7 @@ pub fn router(state: AppState) -> Router {
     if state.bench_body.is_some() {
         app = app.route("/bench/static", get(bench_static));
     }
-    let mut app = app
+    let app = app
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -381,6 +406,20 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(cfg.body_limit_bytes));
+    // Requests in flight are capped; above the cap the request is refused at once (503 +
+    // Retry-After) rather than queued. The body is read inside, so the cap bounds buffering too.
+    let retry_after = cfg.retry_after_secs;
+    let mut app = app.layer(
+        tower::ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(
+                move |_: tower::BoxError| async move {
+                    tracing::info!(status = 503, "in-flight limit reached: request shed");
+                    overloaded(retry_after, "too many requests in flight; retry later")
+                },
+            ))
+            .load_shed()
+            .concurrency_limit(cfg.max_in_flight.max(1)),
+    );
     if let Some(c) = cors_layer(&cfg.cors_origins) {
         app = app.layer(c);
     }
@@ -449,6 +488,12 @@ pub async fn start(
     bench_body: Option<Bytes>,
 ) -> Result<RunningServer, ServeError> {
     let addr = SocketAddr::new(cfg.bind, cfg.port);
+    let limits = listener::Limits {
+        max_connections: cfg.max_connections,
+        header_timeout: Duration::from_millis(cfg.header_timeout_ms),
+        idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
+        retry_after_secs: cfg.retry_after_secs,
+    };
     let state = build_state(cfg, bench_body)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -458,13 +503,7 @@ pub async fn start(
         .map_err(|source| ServeError::Bind { addr, source })?;
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(listener::run(listener, app, limits, rx));
     Ok(RunningServer {
         addr,
         shutdown: tx,
@@ -508,10 +547,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// File descriptors kept beyond `max_connections` (database, logs, outgoing FHIR calls).
+const FD_RESERVE: u64 = 256;
+
 /// `osteoguard serve`.
 pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
     init_tracing();
     let cfg = ServerConfig::load(&args, &|k| std::env::var(k).ok())?;
+    // Room for every allowed connection plus the database, logs and outgoing FHIR calls.
+    let wanted = cfg.max_connections as u64 + FD_RESERVE;
+    match listener::raise_fd_limit(wanted) {
+        Ok(n) if n < wanted => tracing::warn!(
+            limit = n,
+            wanted,
+            "open-file limit below max_connections + reserve: lower --max-connections or raise `ulimit -n`"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -537,6 +590,10 @@ pub fn feedback_report(args: FeedbackReportArgs) -> Result<(), ServeError> {
         port: None,
         db: args.db.clone(),
         insecure_dev: false,
+        max_connections: None,
+        max_in_flight: None,
+        header_timeout_ms: None,
+        idle_timeout_ms: None,
     };
     let cfg = ServerConfig::load(&serve_args, &|k| std::env::var(k).ok())?;
     if !cfg.db.exists() {
