@@ -185,6 +185,23 @@ async fn bench_static(State(st): State<AppState>) -> Response {
     }
 }
 
+/// A refused hook request: 400 or 412 with the message; the log names the code only (the
+/// message may carry identifiers).
+fn hook_refusal(service: &str, e: &hooks::HookError) -> Response {
+    let (status, code) = match e {
+        hooks::HookError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+        hooks::HookError::Precondition(_) => (StatusCode::PRECONDITION_FAILED, "data-unavailable"),
+        hooks::HookError::Inconsistent(_) => (StatusCode::PRECONDITION_FAILED, "data-inconsistent"),
+    };
+    tracing::info!(
+        service,
+        status = status.as_u16(),
+        reason = code,
+        "hook request refused"
+    );
+    error(status, code, &e.to_string())
+}
+
 async fn hook_handler(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -209,10 +226,7 @@ async fn hook_handler(
     };
     let parsed = match hooks::parse(svc.hook, &json) {
         Ok(p) => p,
-        Err(e) => {
-            tracing::info!(service = svc.id, status = 400, "hook request refused");
-            return error(StatusCode::BAD_REQUEST, "bad-request", &e.to_string());
-        }
+        Err(e) => return hook_refusal(svc.id, &e),
     };
     tracing::debug!(service = svc.id, hook_instance = %parsed.hook_instance, patient = %parsed.patient_id, "hook request");
     // The HTTP edge is the only place that reads the clock.
@@ -221,14 +235,7 @@ async fn hook_handler(
         .unwrap_or_else(|| chrono::Local::now().date_naive());
     let resources = match hooks::gather(&st.fhir, &parsed).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::info!(service = svc.id, status = 412, reason = %e, "data unavailable");
-            return error(
-                StatusCode::PRECONDITION_FAILED,
-                "data-unavailable",
-                &e.to_string(),
-            );
-        }
+        Err(e) => return hook_refusal(svc.id, &e),
     };
     let cfg = st.cfg.clone();
     let evaluated = match tokio::task::spawn_blocking(move || {
