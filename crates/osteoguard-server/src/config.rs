@@ -36,12 +36,9 @@ use crate::ServeArgs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The cause is in the message, not also a `source` (the printed chain would repeat it).
+    #[error("{path}: cannot read: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("environment variable {name}={value:?}: {message}")]
@@ -51,7 +48,13 @@ pub enum ConfigError {
         message: String,
     },
     #[error("thresholds: {0}")]
-    Engine(#[from] osteoguard_core::ConfigError),
+    Engine(osteoguard_core::ConfigError),
+}
+
+impl From<osteoguard_core::ConfigError> for ConfigError {
+    fn from(e: osteoguard_core::ConfigError) -> Self {
+        ConfigError::Engine(e)
+    }
 }
 
 /// One trusted JWT issuer (a CDS client / EHR) and where its public keys are.
@@ -199,7 +202,7 @@ impl ServerConfig {
         if let Some(path) = &file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
                 path: path.display().to_string(),
-                source: e,
+                cause: e,
             })?;
             base_url_set = cfg.apply_toml(&text, path)?;
         }

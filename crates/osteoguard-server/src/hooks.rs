@@ -39,7 +39,12 @@ const ECHO_CHARS: usize = 64;
 
 /// `s` cut to [`ECHO_CHARS`] characters (with `…` when cut): messages never echo a huge value.
 pub fn clip(s: &str) -> String {
-    match s.char_indices().nth(ECHO_CHARS) {
+    clip_chars(s, ECHO_CHARS)
+}
+
+/// `s` cut to `max` characters, with `…` when cut.
+pub fn clip_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
@@ -221,8 +226,9 @@ pub fn parse(hook: Hook, body: &Value) -> Result<Parsed, HookError> {
         .ok_or_else(|| bad("`hook` is required"))?;
     if sent_hook != hook.as_str() {
         return Err(HookError::BadRequest(format!(
-            "this service answers `{}`, not `{sent_hook}`",
-            hook.as_str()
+            "this service answers `{}`, not `{}`",
+            hook.as_str(),
+            clip(sent_hook)
         )));
     }
     let hook_instance = obj

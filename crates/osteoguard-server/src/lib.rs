@@ -95,11 +95,12 @@ pub enum ServeError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    /// The cause is part of the message and not also a `source` (printing the chain would
+    /// repeat it).
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{0}")]
     Setup(String),
@@ -115,8 +116,80 @@ pub struct AppState {
     bench_body: Option<Bytes>,
 }
 
+/// At most this many characters of message in an error body.
+const MAX_MESSAGE_CHARS: usize = 512;
+
+/// The documented error body `{"error": code, "message": …}` (message bounded).
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let message = hooks::clip_chars(message, MAX_MESSAGE_CHARS);
     (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+/// Error responses produced outside the handlers (unknown path, wrong method, body limit,
+/// timeout) get the documented JSON error body; their other headers (`Allow`, …) are kept.
+async fn json_errors(body_limit: usize, resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "no such endpoint".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            "method not allowed on this endpoint (see the Allow header)".to_string(),
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request-timeout",
+            "the request took longer than request_timeout_ms".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload-too-large",
+            format!("the request body exceeds body_limit_bytes ({body_limit} bytes)"),
+        ),
+        s => (
+            "error",
+            s.canonical_reason().unwrap_or("request failed").to_string(),
+        ),
+    };
+    let (parts, _) = resp.into_parts();
+    let mut out = error(status, code, &message);
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// POST bodies must be JSON (`application/json`, or a `+json` type); else 415.
+fn require_json(headers: &HeaderMap) -> Result<(), Response> {
+    let sent = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = sent
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return Ok(());
+    }
+    let what = match sent {
+        Some(v) => format!("`{}`", hooks::clip(&v)),
+        None => "no Content-Type".to_string(),
+    };
+    Err(error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        &format!("the body must be application/json, not {what}"),
+    ))
 }
 
 /// The load-shedding answer: `503` with `Retry-After`.
@@ -220,6 +293,9 @@ async fn hook_handler(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Err(r) = require_json(&headers) {
+        return r;
+    }
     let json: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => return error(StatusCode::BAD_REQUEST, "bad-request", "body is not JSON"),
@@ -345,6 +421,9 @@ async fn feedback_handler(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Err(r) = require_json(&headers) {
+        return r;
+    }
     let json: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => return error(StatusCode::BAD_REQUEST, "bad-request", "body is not JSON"),
@@ -413,6 +492,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(cfg.body_limit_bytes));
+    let body_limit = cfg.body_limit_bytes;
+    let app = app.layer(axum::middleware::map_response(move |r: Response| {
+        json_errors(body_limit, r)
+    }));
     // Requests in flight are capped; above the cap the request is refused at once (503 +
     // Retry-After) rather than queued. The body is read inside, so the cap bounds buffering too.
     let retry_after = cfg.retry_after_secs;
@@ -504,10 +587,10 @@ pub async fn start(
     let state = build_state(cfg, bench_body)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|cause| ServeError::Bind { addr, cause })?;
     let addr = listener
         .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|cause| ServeError::Bind { addr, cause })?;
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(listener::run(listener, app, limits, rx));
