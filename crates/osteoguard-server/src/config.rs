@@ -513,6 +513,48 @@ jwks_file = "keys.json"
     }
 
     #[test]
+    fn connection_limits_from_file_env_and_flags() {
+        let d = ServerConfig::default();
+        assert!(d.max_connections > 0 && d.max_in_flight > 0);
+        assert!(d.header_timeout_ms > 0 && d.idle_timeout_ms > 0);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osteoguard.toml");
+        std::fs::write(
+            &path,
+            "[server]\nmax_connections = 300\nmax_in_flight = 7\nheader_timeout_ms = 1500\n\
+             idle_timeout_ms = 2500\nretry_after_secs = 3\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path.clone());
+        let c = ServerConfig::load(&a, &|_| None).unwrap();
+        assert_eq!(
+            (c.max_connections, c.max_in_flight, c.header_timeout_ms),
+            (300, 7, 1500)
+        );
+        assert_eq!((c.idle_timeout_ms, c.retry_after_secs), (2500, 3));
+        let env = |k: &str| (k == "OSTEOGUARD_MAX_IN_FLIGHT").then(|| "9".to_string());
+        assert_eq!(ServerConfig::load(&a, &env).unwrap().max_in_flight, 9);
+        a.max_in_flight = Some(11);
+        a.header_timeout_ms = Some(700);
+        let c = ServerConfig::load(&a, &env).unwrap();
+        assert_eq!((c.max_in_flight, c.header_timeout_ms), (11, 700));
+        // Zero would refuse everything or never time out.
+        a.max_connections = Some(0);
+        let e = ServerConfig::load(&a, &env).unwrap_err();
+        assert!(e.to_string().contains("max_connections"), "{e}");
+        std::fs::write(&path, "[server]\nidle_timeout_ms = 0\n").unwrap();
+        let e = ServerConfig::load(&args_with(path), &|_| None).unwrap_err();
+        assert!(e.to_string().contains("idle_timeout_ms"), "{e}");
+    }
+
+    fn args_with(config: PathBuf) -> ServeArgs {
+        let mut a = args();
+        a.config = Some(config);
+        a
+    }
+
+    #[test]
     fn unknown_server_key_and_bad_env_are_refused() {
         let mut c = ServerConfig::default();
         let e = c
