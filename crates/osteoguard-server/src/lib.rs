@@ -503,7 +503,7 @@ pub fn router(state: AppState) -> Router {
         tower::ServiceBuilder::new()
             .layer(HandleErrorLayer::new(
                 move |_: tower::BoxError| async move {
-                    tracing::info!(status = 503, "in-flight limit reached: request shed");
+                    tracing::debug!(status = 503, "in-flight limit reached: request shed");
                     overloaded(retry_after, "too many requests in flight; retry later")
                 },
             ))

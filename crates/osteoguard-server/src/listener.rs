@@ -235,7 +235,7 @@ pub async fn run(
                     return;
                 }
             }
-            tracing::info!(status = 503, "connection limit reached: connection shed");
+            tracing::debug!(status = 503, "connection limit reached: connection shed");
             shed(stream, sh.limits.retry_after_secs).await;
             drop(extra);
         });
