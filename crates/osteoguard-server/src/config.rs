@@ -446,16 +446,7 @@ mod tests {
     use super::*;
 
     fn args() -> ServeArgs {
-        ServeArgs {
-            config: None,
-            port: None,
-            db: None,
-            insecure_dev: false,
-            max_connections: None,
-            max_in_flight: None,
-            header_timeout_ms: None,
-            idle_timeout_ms: None,
-        }
+        ServeArgs::default()
     }
 
     #[test]

@@ -41,7 +41,7 @@ use tower_http::trace::TraceLayer;
 
 pub use config::{ServerConfig, TrustedIssuer};
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// Configuration file (TOML): `[server]` table plus threshold overrides.
     #[arg(long)]
@@ -677,13 +677,8 @@ pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
 pub fn feedback_report(args: FeedbackReportArgs) -> Result<(), ServeError> {
     let serve_args = ServeArgs {
         config: args.config.clone(),
-        port: None,
         db: args.db.clone(),
-        insecure_dev: false,
-        max_connections: None,
-        max_in_flight: None,
-        header_timeout_ms: None,
-        idle_timeout_ms: None,
+        ..ServeArgs::default()
     };
     let cfg = ServerConfig::load(&serve_args, &|k| std::env::var(k).ok())?;
     if !cfg.db.exists() {

@@ -8,32 +8,13 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const PV: &str = "/cds-services/osteoguard-patient-view";
 /// Upper bound for anything the server should do "soon" (a close, a shed answer).
 const BOUND: Duration = Duration::from_secs(10);
-
-fn small_request() -> Value {
-    patient_view(
-        "nobody",
-        "2023-06-15",
-        prefetch_from(&[
-            json!({"resourceType": "Patient", "id": "nobody", "gender": "female", "birthDate": "1950-01-01"}),
-        ]),
-    )
-}
-
-/// A request whose data must come from `fhir_base` (all prefetch absent).
-fn fetching_request(patient: &str, fhir_base: String) -> Value {
-    let mut req = patient_view(patient, "2023-06-15", json!({}));
-    req["fhirServer"] = json!(fhir_base);
-    req["fhirAuthorization"] = json!({"access_token": FHIR_TOKEN, "token_type": "Bearer",
-        "expires_in": 300, "scope": "patient/*.read", "subject": "osteoguard"});
-    req
-}
 
 /// Reads until the peer closes (EOF or reset); `None` if it is still open after [`BOUND`].
 async fn read_until_closed(s: &mut TcpStream) -> Option<String> {
@@ -69,8 +50,9 @@ async fn wait_for_fhir_calls(fhir: &FhirServer, patients: &[&str]) {
     .expect("the slow requests reached the FHIR server");
 }
 
-fn spawn_call(h: &Harness, body: Value) -> tokio::task::JoinHandle<u16> {
-    let (http, url, token) = (h.http.clone(), h.url(PV), h.keys.token());
+/// Sends `body` from `http` in a task; the status (0 if the request failed).
+fn spawn_call(h: &Harness, http: &reqwest::Client, body: Value) -> tokio::task::JoinHandle<u16> {
+    let (http, url, token) = (http.clone(), h.url(PV), h.keys.token());
     tokio::spawn(async move {
         http.post(url)
             .bearer_auth(token)
@@ -121,7 +103,7 @@ async fn partial_header_connection_is_closed_after_the_header_timeout() {
     assert!(read_until_closed(&mut silent).await.is_some());
 
     // The service itself is unaffected.
-    let (status, body) = h.call(PV, &small_request()).await;
+    let (status, body) = h.call(PV, &nobody_request()).await;
     assert_eq!(status, 200, "{body}");
     h.server.shutdown().await;
 }
@@ -155,17 +137,10 @@ async fn above_the_in_flight_cap_a_request_gets_503_with_retry_after() {
     })
     .await;
     // One request waits on the slow FHIR server (3 s) and holds the only slot.
-    let slow = spawn_call(&h, fetching_request("ku-73f", fhir.url("slow")));
+    let slow = spawn_call(&h, &h.http, fetch_all_request("ku-73f", fhir.url("slow")));
     wait_for_fhir_calls(&fhir, &["ku-73f"]).await;
 
-    let r = h
-        .http
-        .post(h.url(PV))
-        .bearer_auth(h.keys.token())
-        .json(&small_request())
-        .send()
-        .await
-        .unwrap();
+    let r = h.send(PV, &nobody_request()).await;
     assert_eq!(r.status().as_u16(), 503);
     assert_eq!(r.headers().get("retry-after").unwrap(), "1");
     let v: Value = r.json().await.unwrap();
@@ -173,7 +148,7 @@ async fn above_the_in_flight_cap_a_request_gets_503_with_retry_after() {
     assert!(v.get("cards").is_none(), "a refusal carries no cards");
 
     assert_eq!(slow.await.unwrap(), 200, "the request in flight completes");
-    let (status, body) = h.call(PV, &small_request()).await;
+    let (status, body) = h.call(PV, &nobody_request()).await;
     assert_eq!(status, 200, "the slot is free again: {body}");
     h.server.shutdown().await;
 }
@@ -189,7 +164,7 @@ async fn at_the_connection_cap_idle_connections_make_room_and_busy_ones_shed() {
     // Two idle connections fill the cap; a new request closes the idler one and is served.
     let mut idle1 = TcpStream::connect(h.server.addr).await.unwrap();
     let _idle2 = TcpStream::connect(h.server.addr).await.unwrap();
-    let (status, body) = h.call(PV, &small_request()).await;
+    let (status, body) = h.call(PV, &nobody_request()).await;
     assert_eq!(status, 200, "{body}");
     assert!(
         read_until_closed(&mut idle1).await.is_some(),
@@ -204,17 +179,11 @@ async fn at_the_connection_cap_idle_connections_make_room_and_busy_ones_shed() {
         .unwrap();
     let mut pending = Vec::new();
     for p in ["ku-73f", "example-7"] {
-        let body = fetching_request(p, fhir.url("slow"));
-        let (http, url, token) = (http.clone(), h.url(PV), h.keys.token());
-        pending.push(tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }));
+        pending.push(spawn_call(
+            &h,
+            &http,
+            fetch_all_request(p, fhir.url("slow")),
+        ));
     }
     wait_for_fhir_calls(&fhir, &["ku-73f", "example-7"]).await;
     let mut s = TcpStream::connect(h.server.addr).await.unwrap();
@@ -253,7 +222,8 @@ async fn a_request_is_answered_while_2000_idle_connections_are_held() {
         }
         held.push(s);
     }
-    let answered = tokio::time::timeout(Duration::from_secs(1), h.call(PV, &small_request())).await;
+    let answered =
+        tokio::time::timeout(Duration::from_secs(1), h.call(PV, &nobody_request())).await;
     let (status, body) = answered.expect("answered within 1 s while the connections are held");
     assert_eq!(status, 200, "{body}");
     check_response(&body).unwrap();

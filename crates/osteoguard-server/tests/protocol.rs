@@ -13,16 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const PV: &str = "/cds-services/osteoguard-patient-view";
 const FB: &str = "/cds-services/osteoguard-patient-view/feedback";
 
-fn small_request() -> Value {
-    patient_view(
-        "nobody",
-        "2023-06-15",
-        prefetch_from(&[
-            json!({"resourceType": "Patient", "id": "nobody", "gender": "female", "birthDate": "1950-01-01"}),
-        ]),
-    )
-}
-
 /// Asserts the documented error body `{"error": code, "message": …}` and returns the message.
 async fn error_body(r: reqwest::Response, status: u16, code: &str) -> String {
     assert_eq!(r.status().as_u16(), status);
@@ -42,7 +32,7 @@ async fn error_body(r: reqwest::Response, status: u16, code: &str) -> String {
 #[tokio::test]
 async fn post_bodies_must_be_json_else_415() {
     let h = start().await;
-    let body = small_request().to_string();
+    let body = nobody_request().to_string();
     for (path, ct) in [
         (PV, Some("text/plain")),
         (PV, Some("application/x-www-form-urlencoded")),
@@ -83,7 +73,7 @@ async fn not_found_and_method_not_allowed_answer_the_json_error_body() {
     let r = h.http.get(h.url("/no/such/path")).send().await.unwrap();
     error_body(r, 404, "not-found").await;
     // An unknown service keeps its own code.
-    let (s, v) = h.call("/cds-services/nope", &small_request()).await;
+    let (s, v) = h.call("/cds-services/nope", &nobody_request()).await;
     assert_eq!((s, v["error"].as_str()), (404, Some("unknown-service")));
 
     let r = h.http.get(h.url(PV)).send().await.unwrap();
@@ -102,17 +92,10 @@ async fn not_found_and_method_not_allowed_answer_the_json_error_body() {
 #[tokio::test]
 async fn too_large_bodies_answer_413_with_the_json_error_body() {
     let h = start_with(|c| c.body_limit_bytes = 10_000).await;
-    let mut req = small_request();
+    let mut req = nobody_request();
     req["context"]["padding"] = json!("x".repeat(20_000));
     // Declared length over the limit.
-    let r = h
-        .http
-        .post(h.url(PV))
-        .bearer_auth(h.keys.token())
-        .json(&req)
-        .send()
-        .await
-        .unwrap();
+    let r = h.send(PV, &req).await;
     let m = error_body(r, 413, "payload-too-large").await;
     assert!(m.contains("10000"), "{m}");
 
@@ -153,18 +136,8 @@ async fn a_request_timeout_answers_408_with_the_json_error_body() {
         c.fhir_timeout_ms = 5_000;
     })
     .await;
-    let mut req = patient_view("ku-73f", "2023-06-15", json!({}));
-    req["fhirServer"] = json!(fhir.url("slow"));
-    req["fhirAuthorization"] = json!({"access_token": FHIR_TOKEN, "token_type": "Bearer",
-        "expires_in": 300, "scope": "patient/*.read", "subject": "osteoguard"});
-    let r = h
-        .http
-        .post(h.url(PV))
-        .bearer_auth(h.keys.token())
-        .json(&req)
-        .send()
-        .await
-        .unwrap();
+    let req = fetch_all_request("ku-73f", fhir.url("slow"));
+    let r = h.send(PV, &req).await;
     error_body(r, 408, "request-timeout").await;
     h.server.shutdown().await;
 }
@@ -172,7 +145,7 @@ async fn a_request_timeout_answers_408_with_the_json_error_body() {
 #[tokio::test]
 async fn messages_are_bounded() {
     let h = start_with(|c| c.body_limit_bytes = 32 * 1024 * 1024).await;
-    let mut req = small_request();
+    let mut req = nobody_request();
     req["hook"] = json!("h".repeat(10 * 1024 * 1024));
     let (s, v) = h.call(PV, &req).await;
     assert_eq!(s, 400, "{}", v.to_string().len());
@@ -185,7 +158,7 @@ async fn messages_are_bounded() {
         .post(h.url(PV))
         .bearer_auth(h.keys.token())
         .header("content-type", format!("text/{}", "p".repeat(100_000)))
-        .body(small_request().to_string())
+        .body(nobody_request().to_string())
         .send()
         .await
         .unwrap();
@@ -256,13 +229,7 @@ async fn an_unusable_db_path_is_named_once_with_its_reason() {
     // An unreadable configuration file is named once too.
     let args = osteoguard_server::ServeArgs {
         config: Some(dir.path().join("missing.toml")),
-        port: None,
-        db: None,
-        insecure_dev: false,
-        max_connections: None,
-        max_in_flight: None,
-        header_timeout_ms: None,
-        idle_timeout_ms: None,
+        ..Default::default()
     };
     let e = osteoguard_server::ServerConfig::load(&args, &|_| None).unwrap_err();
     let m = format!("{:#}", anyhow::anyhow!(e));

@@ -166,10 +166,7 @@ async fn no_patient_resource_anywhere_is_412() {
     let fhir = start_fhir(fhir_corpus(), 50).await;
     let h = start().await;
     // The FHIR server has data for nobody of that id: the Patient read is a 404.
-    let mut req = patient_view("not-on-the-server", "2023-06-15", json!({}));
-    req["fhirServer"] = json!(fhir.url("fhir"));
-    req["fhirAuthorization"] = json!({"access_token": FHIR_TOKEN, "token_type": "Bearer",
-        "expires_in": 300, "scope": "patient/*.read", "subject": "osteoguard"});
+    let req = fetch_all_request("not-on-the-server", fhir.url("fhir"));
     refused(
         &h,
         &req,
