@@ -166,8 +166,8 @@ async fn json_errors(body_limit: usize, resp: Response) -> Response {
     out
 }
 
-/// POST bodies must be JSON (`application/json`, or a `+json` type); else 415.
-fn require_json(headers: &HeaderMap) -> Result<(), Response> {
+/// POST bodies must be JSON (`application/json`, or a `+json` type); else the 415 answer.
+fn refuse_non_json(headers: &HeaderMap) -> Option<Response> {
     let sent = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -179,13 +179,13 @@ fn require_json(headers: &HeaderMap) -> Result<(), Response> {
     if essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
     {
-        return Ok(());
+        return None;
     }
     let what = match sent {
         Some(v) => format!("`{}`", hooks::clip(&v)),
         None => "no Content-Type".to_string(),
     };
-    Err(error(
+    Some(error(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported-media-type",
         &format!("the body must be application/json, not {what}"),
@@ -293,7 +293,7 @@ async fn hook_handler(
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = require_json(&headers) {
+    if let Some(r) = refuse_non_json(&headers) {
         return r;
     }
     let json: Value = match serde_json::from_slice(&body) {
@@ -421,7 +421,7 @@ async fn feedback_handler(
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = require_json(&headers) {
+    if let Some(r) = refuse_non_json(&headers) {
         return r;
     }
     let json: Value = match serde_json::from_slice(&body) {
