@@ -12,6 +12,11 @@
 //! request_timeout_ms = 15000
 //! fhir_timeout_ms = 5000
 //! fhir_max_pages = 50
+//! max_connections = 1024
+//! max_in_flight = 64
+//! header_timeout_ms = 10000
+//! idle_timeout_ms = 30000
+//! retry_after_secs = 1
 //! jku_allow_list = ["https://ehr.example.org/.well-known/jwks.json"]
 //!
 //! [[server.trusted_issuers]]
@@ -31,12 +36,9 @@ use crate::ServeArgs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The cause is in the message, not also a `source` (the printed chain would repeat it).
+    #[error("{path}: cannot read: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("environment variable {name}={value:?}: {message}")]
@@ -46,7 +48,13 @@ pub enum ConfigError {
         message: String,
     },
     #[error("thresholds: {0}")]
-    Engine(#[from] osteoguard_core::ConfigError),
+    Engine(osteoguard_core::ConfigError),
+}
+
+impl From<osteoguard_core::ConfigError> for ConfigError {
+    fn from(e: osteoguard_core::ConfigError) -> Self {
+        ConfigError::Engine(e)
+    }
 }
 
 /// One trusted JWT issuer (a CDS client / EHR) and where its public keys are.
@@ -87,6 +95,11 @@ struct ServerTable {
     clock_skew_secs: Option<u64>,
     jwks_cache_secs: Option<u64>,
     bench_endpoint: Option<bool>,
+    max_connections: Option<usize>,
+    max_in_flight: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    retry_after_secs: Option<u64>,
 }
 
 /// The effective service configuration.
@@ -113,6 +126,16 @@ pub struct ServerConfig {
     pub insecure_dev: bool,
     /// Serve `GET /bench/static` (a static JSON body for the load benchmark's baseline).
     pub bench_endpoint: bool,
+    /// Open connections at most; at the cap the longest-idle one is closed, else 503.
+    pub max_connections: usize,
+    /// Requests being processed at most; above it `503` with `Retry-After`.
+    pub max_in_flight: usize,
+    /// Time to receive a complete request head, from when the connection waits for one.
+    pub header_timeout_ms: u64,
+    /// A connection with no request in flight that sends nothing this long is closed.
+    pub idle_timeout_ms: u64,
+    /// `Retry-After` (seconds) of a load-shedding `503`.
+    pub retry_after_secs: u64,
     /// Thresholds and switched-off findings for the engine.
     pub engine: osteoguard_core::Config,
 }
@@ -138,6 +161,11 @@ impl Default for ServerConfig {
             jwks_cache_secs: 300,
             insecure_dev: false,
             bench_endpoint: false,
+            max_connections: 1024,
+            max_in_flight: 64,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
+            retry_after_secs: 1,
             engine: osteoguard_core::Config::default(),
         }
     }
@@ -174,7 +202,7 @@ impl ServerConfig {
         if let Some(path) = &file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
                 path: path.display().to_string(),
-                source: e,
+                cause: e,
             })?;
             base_url_set = cfg.apply_toml(&text, path)?;
         }
@@ -186,10 +214,41 @@ impl ServerConfig {
             cfg.db = db.clone();
         }
         cfg.insecure_dev = args.insecure_dev;
+        if let Some(v) = args.max_connections {
+            cfg.max_connections = v;
+        }
+        if let Some(v) = args.max_in_flight {
+            cfg.max_in_flight = v;
+        }
+        if let Some(v) = args.header_timeout_ms {
+            cfg.header_timeout_ms = v;
+        }
+        if let Some(v) = args.idle_timeout_ms {
+            cfg.idle_timeout_ms = v;
+        }
+        cfg.check_limits().map_err(|message| ConfigError::Invalid {
+            path: "command line / environment".into(),
+            message,
+        })?;
         if !base_url_set {
             cfg.base_url = format!("http://localhost:{}", cfg.port);
         }
         Ok(cfg)
+    }
+
+    /// Every connection limit must be positive (0 would refuse everything or never time out).
+    pub fn check_limits(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("max_connections", self.max_connections as u64),
+            ("max_in_flight", self.max_in_flight as u64),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(format!("server.{name} must be greater than 0"));
+            }
+        }
+        Ok(())
     }
 
     /// Applies a TOML file; returns whether it set `base_url`.
@@ -267,6 +326,22 @@ impl ServerConfig {
         if let Some(v) = t.bench_endpoint {
             self.bench_endpoint = v;
         }
+        if let Some(v) = t.max_connections {
+            self.max_connections = v;
+        }
+        if let Some(v) = t.max_in_flight {
+            self.max_in_flight = v;
+        }
+        if let Some(v) = t.header_timeout_ms {
+            self.header_timeout_ms = v;
+        }
+        if let Some(v) = t.idle_timeout_ms {
+            self.idle_timeout_ms = v;
+        }
+        if let Some(v) = t.retry_after_secs {
+            self.retry_after_secs = v;
+        }
+        self.check_limits().map_err(invalid)?;
         Ok(base_set)
     }
 
@@ -315,6 +390,18 @@ impl ServerConfig {
         if let Some(v) = env("OSTEOGUARD_FHIR_TIMEOUT_MS") {
             self.fhir_timeout_ms = parse("OSTEOGUARD_FHIR_TIMEOUT_MS", &v)?;
         }
+        if let Some(v) = env("OSTEOGUARD_MAX_CONNECTIONS") {
+            self.max_connections = parse("OSTEOGUARD_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = env("OSTEOGUARD_MAX_IN_FLIGHT") {
+            self.max_in_flight = parse("OSTEOGUARD_MAX_IN_FLIGHT", &v)?;
+        }
+        if let Some(v) = env("OSTEOGUARD_HEADER_TIMEOUT_MS") {
+            self.header_timeout_ms = parse("OSTEOGUARD_HEADER_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = env("OSTEOGUARD_IDLE_TIMEOUT_MS") {
+            self.idle_timeout_ms = parse("OSTEOGUARD_IDLE_TIMEOUT_MS", &v)?;
+        }
         // One trusted issuer from the environment: `OSTEOGUARD_TRUSTED_ISSUER=<iss>` plus
         // `OSTEOGUARD_JWKS_FILE` or `OSTEOGUARD_JWKS_URL` (container deployments).
         if let Some(iss) = env("OSTEOGUARD_TRUSTED_ISSUER") {
@@ -359,12 +446,7 @@ mod tests {
     use super::*;
 
     fn args() -> ServeArgs {
-        ServeArgs {
-            config: None,
-            port: None,
-            db: None,
-            insecure_dev: false,
-        }
+        ServeArgs::default()
     }
 
     #[test]
@@ -419,6 +501,48 @@ jwks_file = "keys.json"
         a.port = Some(9200);
         let c = ServerConfig::load(&a, &env).unwrap();
         assert_eq!(c.port, 9200);
+    }
+
+    #[test]
+    fn connection_limits_from_file_env_and_flags() {
+        let d = ServerConfig::default();
+        assert!(d.max_connections > 0 && d.max_in_flight > 0);
+        assert!(d.header_timeout_ms > 0 && d.idle_timeout_ms > 0);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osteoguard.toml");
+        std::fs::write(
+            &path,
+            "[server]\nmax_connections = 300\nmax_in_flight = 7\nheader_timeout_ms = 1500\n\
+             idle_timeout_ms = 2500\nretry_after_secs = 3\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path.clone());
+        let c = ServerConfig::load(&a, &|_| None).unwrap();
+        assert_eq!(
+            (c.max_connections, c.max_in_flight, c.header_timeout_ms),
+            (300, 7, 1500)
+        );
+        assert_eq!((c.idle_timeout_ms, c.retry_after_secs), (2500, 3));
+        let env = |k: &str| (k == "OSTEOGUARD_MAX_IN_FLIGHT").then(|| "9".to_string());
+        assert_eq!(ServerConfig::load(&a, &env).unwrap().max_in_flight, 9);
+        a.max_in_flight = Some(11);
+        a.header_timeout_ms = Some(700);
+        let c = ServerConfig::load(&a, &env).unwrap();
+        assert_eq!((c.max_in_flight, c.header_timeout_ms), (11, 700));
+        // Zero would refuse everything or never time out.
+        a.max_connections = Some(0);
+        let e = ServerConfig::load(&a, &env).unwrap_err();
+        assert!(e.to_string().contains("max_connections"), "{e}");
+        std::fs::write(&path, "[server]\nidle_timeout_ms = 0\n").unwrap();
+        let e = ServerConfig::load(&args_with(path), &|_| None).unwrap_err();
+        assert!(e.to_string().contains("idle_timeout_ms"), "{e}");
+    }
+
+    fn args_with(config: PathBuf) -> ServeArgs {
+        let mut a = args();
+        a.config = Some(config);
+        a
     }
 
     #[test]

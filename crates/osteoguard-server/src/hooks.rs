@@ -28,6 +28,163 @@ pub enum HookError {
     /// 412: the data needed could not be obtained (prefetch incomplete, FHIR server failed).
     #[error("{0}")]
     Precondition(String),
+    /// 412: the data sent or fetched cannot be the context patient's (another patient's
+    /// resources, resources without a subject, no Patient at all): answering with cards, or
+    /// with none, would mislead.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// At most this many characters of a client-supplied value are echoed in a message.
+const ECHO_CHARS: usize = 64;
+
+/// `s` cut to [`ECHO_CHARS`] characters (with `…` when cut): messages never echo a huge value.
+pub fn clip(s: &str) -> String {
+    clip_chars(s, ECHO_CHARS)
+}
+
+/// `s` cut to `max` characters, with `…` when cut.
+pub fn clip_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Resource types the engine reads from a patient's record: each must name its patient.
+const PATIENT_SCOPED: [&str; 6] = [
+    "MedicationRequest",
+    "MedicationAdministration",
+    "MedicationStatement",
+    "Observation",
+    "Condition",
+    "Procedure",
+];
+
+/// The patient id a reference points to (`Patient/x`, `…/Patient/x[/_history/n]`,
+/// `urn:uuid:x`), or `None` when it names something else.
+fn referenced_patient(reference: &str) -> Option<&str> {
+    if let Some(id) = reference.strip_prefix("urn:uuid:") {
+        return Some(id);
+    }
+    let mut parts: Vec<&str> = reference.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.len() >= 4 && parts[parts.len() - 2] == "_history" {
+        parts.truncate(parts.len() - 2);
+    }
+    match parts.as_slice() {
+        [.., "Patient", id] => Some(id),
+        _ => None,
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Checks one resource found under `source` (e.g. "prefetch `conditions`") against the
+/// context patient: a Patient must be that patient; a resource naming a patient must name this
+/// one; the clinical types the engine reads must name one.
+fn check_resource(source: &str, r: &Value, patient_id: &str) -> Result<(), HookError> {
+    let rt = r
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let id = r.get("id").and_then(Value::as_str).unwrap_or("(no id)");
+    let what = format!("{}/{}", clip(rt), clip(id));
+    let context = format!("Patient/{}", clip(patient_id));
+    if rt == "Patient" {
+        if id != patient_id {
+            return Err(HookError::Inconsistent(format!(
+                "{source}: {what} is not the context patient {context}"
+            )));
+        }
+        return Ok(());
+    }
+    let reference = r
+        .get("subject")
+        .or_else(|| r.get("patient"))
+        .map(|s| s.get("reference").and_then(Value::as_str));
+    match reference {
+        None if PATIENT_SCOPED.contains(&rt) => Err(HookError::Inconsistent(format!(
+            "{source}: {what} has no subject, so it cannot be attributed to {context}"
+        ))),
+        None => Ok(()),
+        Some(reference) => match reference.and_then(referenced_patient) {
+            Some(p) if p == patient_id => Ok(()),
+            _ => Err(HookError::Inconsistent(format!(
+                "{source}: {what} has subject {}, not the context patient {context}",
+                reference.map_or("without a Patient reference".to_string(), |r| format!(
+                    "`{}`",
+                    clip(r)
+                ))
+            ))),
+        },
+    }
+}
+
+/// Checks a prefetch value: `null`, an OperationOutcome (absent), a resource or a Bundle whose
+/// resources all belong to the context patient; under `patient`, the Patient itself.
+fn check_prefetch(key: &str, v: &Value, patient_id: &str) -> Result<(), HookError> {
+    let key = clip(key);
+    let obj = match v {
+        Value::Null => return Ok(()),
+        Value::Object(o) => o,
+        other => {
+            return Err(HookError::BadRequest(format!(
+                "prefetch `{key}` must be a FHIR resource, a Bundle or null, not a {}",
+                json_kind(other)
+            )))
+        }
+    };
+    let Some(rt) = obj.get("resourceType").and_then(Value::as_str) else {
+        return Err(HookError::BadRequest(format!(
+            "prefetch `{key}` is an object without a `resourceType`: not a FHIR resource"
+        )));
+    };
+    if is_absent(v) {
+        return Ok(());
+    }
+    if key == "patient" && rt != "Patient" {
+        return Err(HookError::Inconsistent(format!(
+            "prefetch `patient` holds a {}, not the Patient: cards need the patient's demographics",
+            clip(rt)
+        )));
+    }
+    check_resources(&format!("prefetch `{key}`"), v, patient_id)
+}
+
+/// Checks every resource of `v` (a resource or a Bundle) with [`check_resource`].
+fn check_resources(source: &str, v: &Value, patient_id: &str) -> Result<(), HookError> {
+    let mut resources = Vec::new();
+    resources_of(v, &mut resources);
+    resources
+        .iter()
+        .try_for_each(|r| check_resource(source, r, patient_id))
+}
+
+/// The record must hold the context patient's Patient resource: no cards (and no empty card
+/// list) are computed without demographics.
+fn require_patient(pool: &[Value], patient_id: &str) -> Result<(), HookError> {
+    let found = pool.iter().any(|r| {
+        r.get("resourceType").and_then(Value::as_str) == Some("Patient")
+            && r.get("id").and_then(Value::as_str) == Some(patient_id)
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(HookError::Inconsistent(format!(
+            "no Patient/{} in the prefetch or on the FHIR server: cards need the patient's \
+             demographics",
+            clip(patient_id)
+        )))
+    }
 }
 
 /// A validated request.
@@ -70,8 +227,9 @@ pub fn parse(hook: Hook, body: &Value) -> Result<Parsed, HookError> {
         .ok_or_else(|| bad("`hook` is required"))?;
     if sent_hook != hook.as_str() {
         return Err(HookError::BadRequest(format!(
-            "this service answers `{}`, not `{sent_hook}`",
-            hook.as_str()
+            "this service answers `{}`, not `{}`",
+            hook.as_str(),
+            clip(sent_hook)
         )));
     }
     let hook_instance = obj
@@ -119,13 +277,20 @@ pub fn parse(hook: Hook, body: &Value) -> Result<Parsed, HookError> {
             }
         }
     }
-    let patient_id = match context.get("patientId").and_then(Value::as_str) {
-        Some(p) if !p.is_empty() => p.to_string(),
-        _ => drafts
+    let patient_id = match context.get("patientId") {
+        Some(Value::String(p)) if !p.is_empty() => p.to_string(),
+        None | Some(Value::Null) => drafts
             .iter()
             .find_map(patient_from_ref)
             .ok_or_else(|| bad("`context.patientId` is required"))?,
+        Some(_) => return Err(bad("`context.patientId` must be a non-empty string")),
     };
+    // The Patient first: a different patient is the clearest message.
+    let mut entries: Vec<(&String, &Value)> = prefetch.iter().collect();
+    entries.sort_by_key(|(k, _)| k.as_str() != "patient");
+    for (key, v) in entries {
+        check_prefetch(key, v, &patient_id)?;
+    }
     let as_of = match obj
         .get("extension")
         .and_then(|e| e.get("osteoguard.asOf"))
@@ -163,6 +328,7 @@ pub async fn gather(client: &Arc<FhirClient>, p: &Parsed) -> Result<Vec<Value>, 
         .map(|(k, t)| (*k, fill(t, &p.patient_id)))
         .collect();
     if missing.is_empty() && to_follow.is_empty() {
+        require_patient(&pool, &p.patient_id)?;
         return Ok(pool);
     }
     let Some(server) = p.fhir_server.clone() else {
@@ -180,20 +346,31 @@ pub async fn gather(client: &Arc<FhirClient>, p: &Parsed) -> Result<Vec<Value>, 
     let mut set = tokio::task::JoinSet::new();
     for (key, query) in missing {
         let (c, s, t) = (client.clone(), server.clone(), p.token.clone());
+        let pid = p.patient_id.clone();
         set.spawn(async move {
-            c.query(&s, t.as_deref(), &query)
+            let got = c
+                .query(&s, t.as_deref(), &query)
                 .await
-                .map_err(|e| format!("fetching {key}: {e}"))
+                .map_err(|e| HookError::Precondition(format!("fetching {key}: {e}")))?;
+            let source = format!("`{key}` fetched from fhirServer");
+            for r in &got {
+                check_resource(&source, r, &pid)?;
+            }
+            Ok(got)
         });
     }
     for bundle in to_follow {
         let (c, s, t) = (client.clone(), server.clone(), p.token.clone());
+        let pid = p.patient_id.clone();
         set.spawn(async move {
             let mut out = Vec::new();
             c.follow(&s, t.as_deref(), &bundle, &mut out)
                 .await
-                .map(|_| out)
-                .map_err(|e| format!("paging a prefetched search: {e}"))
+                .map_err(|e| HookError::Precondition(format!("paging a prefetched search: {e}")))?;
+            for r in &out {
+                check_resource("a page of a prefetched search", r, &pid)?;
+            }
+            Ok(out)
         });
     }
     let mut first_error = None;
@@ -204,13 +381,17 @@ pub async fn gather(client: &Arc<FhirClient>, p: &Parsed) -> Result<Vec<Value>, 
                 first_error.get_or_insert(e);
             }
             Err(e) => {
-                first_error.get_or_insert(format!("fetch task failed: {e}"));
+                first_error
+                    .get_or_insert(HookError::Precondition(format!("fetch task failed: {e}")));
             }
         }
     }
     match first_error {
-        Some(e) => Err(HookError::Precondition(e)),
-        None => Ok(pool),
+        Some(e) => Err(e),
+        None => {
+            require_patient(&pool, &p.patient_id)?;
+            Ok(pool)
+        }
     }
 }
 

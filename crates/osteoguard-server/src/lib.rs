@@ -4,7 +4,9 @@
 //! `order-select`, `order-sign`), the feedback endpoint, `/healthz`, and stores issued cards,
 //! feedback and the JWT replay cache in an embedded SQLite file. See `docs/cds-hooks.md`.
 //!
-//! Layers, outermost first: tracing (no patient data at `info`), CORS (configured origins),
+//! Connections are accepted by [`listener`] (header and idle timeouts, connection cap with
+//! eviction of idle connections and 503 shedding). Layers, outermost first: tracing (no patient
+//! data at `info`), CORS (configured origins), in-flight cap (503 + `Retry-After` above it),
 //! request-body limit, per-request timeout; then JWT verification ([`auth`]) on every
 //! service call and feedback post (discovery and `/healthz` are public), then the hook
 //! pipeline ([`hooks`]): parse → prefetch or fetch ([`fetch`]) → FHIR reader → engine →
@@ -16,6 +18,7 @@ pub mod config;
 pub mod discovery;
 pub mod fetch;
 pub mod hooks;
+pub mod listener;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,7 +41,7 @@ use tower_http::trace::TraceLayer;
 
 pub use config::{ServerConfig, TrustedIssuer};
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// Configuration file (TOML): `[server]` table plus threshold overrides.
     #[arg(long)]
@@ -51,6 +55,19 @@ pub struct ServeArgs {
     /// Accept unsigned requests (local testing only; never the default; loopback only).
     #[arg(long)]
     pub insecure_dev: bool,
+    /// Open connections at most (default 1024); at the cap the longest-idle one is closed.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Requests processed at once at most (default 64); above it 503 with Retry-After.
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Milliseconds to receive a complete request head (default 10000).
+    #[arg(long)]
+    pub header_timeout_ms: Option<u64>,
+    /// Milliseconds after which a silent connection with no request in flight is closed
+    /// (default 30000).
+    #[arg(long)]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
@@ -78,11 +95,12 @@ pub enum ServeError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    /// The cause is part of the message and not also a `source` (printing the chain would
+    /// repeat it).
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{0}")]
     Setup(String),
@@ -98,8 +116,88 @@ pub struct AppState {
     bench_body: Option<Bytes>,
 }
 
+/// At most this many characters of message in an error body.
+const MAX_MESSAGE_CHARS: usize = 512;
+
+/// The documented error body `{"error": code, "message": …}` (message bounded).
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let message = hooks::clip_chars(message, MAX_MESSAGE_CHARS);
     (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+/// Error responses produced outside the handlers (unknown path, wrong method, body limit,
+/// timeout) get the documented JSON error body; their other headers (`Allow`, …) are kept.
+async fn json_errors(body_limit: usize, resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "no such endpoint".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            "method not allowed on this endpoint (see the Allow header)".to_string(),
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request-timeout",
+            "the request took longer than request_timeout_ms".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload-too-large",
+            format!("the request body exceeds body_limit_bytes ({body_limit} bytes)"),
+        ),
+        s => (
+            "error",
+            s.canonical_reason().unwrap_or("request failed").to_string(),
+        ),
+    };
+    let (parts, _) = resp.into_parts();
+    let mut out = error(status, code, &message);
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// POST bodies must be JSON (`application/json`, or a `+json` type); else the 415 answer.
+fn refuse_non_json(headers: &HeaderMap) -> Option<Response> {
+    let sent = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = sent
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return None;
+    }
+    let what = match sent {
+        Some(v) => format!("`{}`", hooks::clip(&v)),
+        None => "no Content-Type".to_string(),
+    };
+    Some(error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        &format!("the body must be application/json, not {what}"),
+    ))
+}
+
+/// The load-shedding answer: `503` with `Retry-After`.
+fn overloaded(retry_after_secs: u64, message: &str) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
 }
 
 fn unauthorized(e: &auth::AuthError) -> Response {
@@ -160,6 +258,23 @@ async fn bench_static(State(st): State<AppState>) -> Response {
     }
 }
 
+/// A refused hook request: 400 or 412 with the message; the log names the code only (the
+/// message may carry identifiers).
+fn hook_refusal(service: &str, e: &hooks::HookError) -> Response {
+    let (status, code) = match e {
+        hooks::HookError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+        hooks::HookError::Precondition(_) => (StatusCode::PRECONDITION_FAILED, "data-unavailable"),
+        hooks::HookError::Inconsistent(_) => (StatusCode::PRECONDITION_FAILED, "data-inconsistent"),
+    };
+    tracing::info!(
+        service,
+        status = status.as_u16(),
+        reason = code,
+        "hook request refused"
+    );
+    error(status, code, &e.to_string())
+}
+
 async fn hook_handler(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -178,16 +293,16 @@ async fn hook_handler(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Some(r) = refuse_non_json(&headers) {
+        return r;
+    }
     let json: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => return error(StatusCode::BAD_REQUEST, "bad-request", "body is not JSON"),
     };
     let parsed = match hooks::parse(svc.hook, &json) {
         Ok(p) => p,
-        Err(e) => {
-            tracing::info!(service = svc.id, status = 400, "hook request refused");
-            return error(StatusCode::BAD_REQUEST, "bad-request", &e.to_string());
-        }
+        Err(e) => return hook_refusal(svc.id, &e),
     };
     tracing::debug!(service = svc.id, hook_instance = %parsed.hook_instance, patient = %parsed.patient_id, "hook request");
     // The HTTP edge is the only place that reads the clock.
@@ -196,14 +311,7 @@ async fn hook_handler(
         .unwrap_or_else(|| chrono::Local::now().date_naive());
     let resources = match hooks::gather(&st.fhir, &parsed).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::info!(service = svc.id, status = 412, reason = %e, "data unavailable");
-            return error(
-                StatusCode::PRECONDITION_FAILED,
-                "data-unavailable",
-                &e.to_string(),
-            );
-        }
+        Err(e) => return hook_refusal(svc.id, &e),
     };
     let cfg = st.cfg.clone();
     let evaluated = match tokio::task::spawn_blocking(move || {
@@ -313,6 +421,9 @@ async fn feedback_handler(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Some(r) = refuse_non_json(&headers) {
+        return r;
+    }
     let json: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => return error(StatusCode::BAD_REQUEST, "bad-request", "body is not JSON"),
@@ -373,7 +484,7 @@ pub fn router(state: AppState) -> Router {
     if state.bench_body.is_some() {
         app = app.route("/bench/static", get(bench_static));
     }
-    let mut app = app
+    let app = app
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -381,6 +492,24 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(cfg.body_limit_bytes));
+    let body_limit = cfg.body_limit_bytes;
+    let app = app.layer(axum::middleware::map_response(move |r: Response| {
+        json_errors(body_limit, r)
+    }));
+    // Requests in flight are capped; above the cap the request is refused at once (503 +
+    // Retry-After) rather than queued. The body is read inside, so the cap bounds buffering too.
+    let retry_after = cfg.retry_after_secs;
+    let mut app = app.layer(
+        tower::ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(
+                move |_: tower::BoxError| async move {
+                    tracing::debug!(status = 503, "in-flight limit reached: request shed");
+                    overloaded(retry_after, "too many requests in flight; retry later")
+                },
+            ))
+            .load_shed()
+            .concurrency_limit(cfg.max_in_flight.max(1)),
+    );
     if let Some(c) = cors_layer(&cfg.cors_origins) {
         app = app.layer(c);
     }
@@ -449,22 +578,22 @@ pub async fn start(
     bench_body: Option<Bytes>,
 ) -> Result<RunningServer, ServeError> {
     let addr = SocketAddr::new(cfg.bind, cfg.port);
+    let limits = listener::Limits {
+        max_connections: cfg.max_connections,
+        header_timeout: Duration::from_millis(cfg.header_timeout_ms),
+        idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
+        retry_after_secs: cfg.retry_after_secs,
+    };
     let state = build_state(cfg, bench_body)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|cause| ServeError::Bind { addr, cause })?;
     let addr = listener
         .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|cause| ServeError::Bind { addr, cause })?;
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(listener::run(listener, app, limits, rx));
     Ok(RunningServer {
         addr,
         shutdown: tx,
@@ -508,10 +637,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// File descriptors kept beyond `max_connections` (database, logs, outgoing FHIR calls).
+const FD_RESERVE: u64 = 256;
+
 /// `osteoguard serve`.
 pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
     init_tracing();
     let cfg = ServerConfig::load(&args, &|k| std::env::var(k).ok())?;
+    // Room for every allowed connection plus the database, logs and outgoing FHIR calls.
+    let wanted = cfg.max_connections as u64 + FD_RESERVE;
+    match listener::raise_fd_limit(wanted) {
+        Ok(n) if n < wanted => tracing::warn!(
+            limit = n,
+            wanted,
+            "open-file limit below max_connections + reserve: lower --max-connections or raise `ulimit -n`"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -534,9 +677,8 @@ pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
 pub fn feedback_report(args: FeedbackReportArgs) -> Result<(), ServeError> {
     let serve_args = ServeArgs {
         config: args.config.clone(),
-        port: None,
         db: args.db.clone(),
-        insecure_dev: false,
+        ..ServeArgs::default()
     };
     let cfg = ServerConfig::load(&serve_args, &|k| std::env::var(k).ok())?;
     if !cfg.db.exists() {

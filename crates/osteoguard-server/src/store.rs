@@ -10,18 +10,27 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+/// Causes are part of each message and not also a `source`: printing the error chain
+/// (`{:#}`) would otherwise repeat them.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
+    #[error("database {path}: {cause}")]
     Open {
         path: String,
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
+    #[error("database {path}: cannot create or write the file: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
     #[error("database lock poisoned")]
     Poisoned,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e)
+    }
 }
 
 pub struct Store {
@@ -90,10 +99,22 @@ pub struct ReportRow {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
+        let open_err = |cause| StoreError::Open {
             path: path.display().to_string(),
-            source,
+            cause,
         };
+        // SQLite says only "unable to open database file": open it here first for the
+        // operating system's reason (no such directory, read-only file system, permission).
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|cause| StoreError::Io {
+                path: path.display().to_string(),
+                cause,
+            })?;
         let conn = Connection::open(path).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;

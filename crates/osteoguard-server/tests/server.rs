@@ -68,7 +68,11 @@ async fn discovery_lists_three_services_with_prefetch_templates() {
 /// server (the examples name unreachable hosts), gets a spec-valid answer.
 #[tokio::test]
 async fn official_example_requests_get_spec_valid_responses() {
-    let fhir = start_fhir(fhir_corpus(), 3).await;
+    // The examples' patient 1288992 exists on their EHR: without its Patient resource the
+    // service refuses (412, no cards are computed without demographics).
+    let mut corpus = fhir_corpus();
+    corpus.push(json!({"resourceType": "Patient", "id": "1288992", "gender": "female", "birthDate": "1960-04-01"}));
+    let fhir = start_fhir(corpus, 3).await;
     let h = start().await;
     let dir = shared_data().join("cds-hooks");
     let full = |name: &str| -> Value {

@@ -262,6 +262,9 @@ fn config(db: &std::path::Path) -> ServerConfig {
         insecure_dev: true,
         bench_endpoint: true,
         request_timeout_ms: 30_000,
+        // The benchmark measures throughput up to 1,024 clients, not load shedding.
+        max_in_flight: 1024,
+        max_connections: 4096,
         ..ServerConfig::default()
     }
 }

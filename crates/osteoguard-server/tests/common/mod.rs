@@ -350,6 +350,26 @@ pub fn seed_resources() -> Vec<Value> {
     bundle_resources(&read_json(workspace().join("examples/seed-case.json")))
 }
 
+/// A patient-view for a patient with a Patient resource and nothing else (nothing to fetch).
+pub fn nobody_request() -> Value {
+    patient_view(
+        "nobody",
+        "2023-06-15",
+        prefetch_from(&[
+            json!({"resourceType": "Patient", "id": "nobody", "gender": "female", "birthDate": "1950-01-01"}),
+        ]),
+    )
+}
+
+/// A patient-view without prefetch: everything is fetched from `fhir_base` with the token.
+pub fn fetch_all_request(patient: &str, fhir_base: String) -> Value {
+    let mut req = patient_view(patient, "2023-06-15", json!({}));
+    req["fhirServer"] = json!(fhir_base);
+    req["fhirAuthorization"] = json!({"access_token": FHIR_TOKEN, "token_type": "Bearer",
+        "expires_in": 300, "scope": "patient/*.read", "subject": "osteoguard"});
+    req
+}
+
 pub fn patient_view(patient: &str, as_of: &str, prefetch: Value) -> Value {
     json!({
         "hook": "patient-view",
@@ -385,6 +405,16 @@ impl Harness {
         let status = resp.status().as_u16();
         let v = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, v)
+    }
+    /// POST JSON with a fresh valid ES384 token; the raw response.
+    pub async fn send(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(self.keys.token())
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
     /// POST with a fresh valid ES384 token.
     pub async fn call(&self, path: &str, body: &Value) -> (u16, Value) {
