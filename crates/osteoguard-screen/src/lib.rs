@@ -30,6 +30,7 @@
 //! referenced by `medicationReference` (they belong to no patient): they are held in memory,
 //! which grows with the size of the formulary, not of the population.
 
+pub mod fault;
 pub mod output;
 pub mod pass1;
 pub mod pass2;
@@ -571,8 +572,7 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     };
     let sp = output::Pending::new(args.out.join("summary.json"));
     let mut w = sp.create()?;
-    serde_json::to_writer_pretty(&mut w, &summary)
-        .map_err(|e| ScreenError::Internal(e.to_string()))?;
+    serde_json::to_writer_pretty(&mut w, &summary).map_err(|e| output::json_err(&sp.tmp, e))?;
     std::io::Write::write_all(&mut w, b"\n").map_err(|e| ScreenError::io(&sp.tmp, e))?;
     output::finish(w, &sp.tmp)?;
     pending.push(sp);

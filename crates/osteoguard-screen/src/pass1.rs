@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::fault::OutFile;
 use crate::progress::Progress;
 use crate::route::{decide, decide_slow, fast_ignored, peek, Decision};
 use crate::ScreenError;
@@ -232,6 +233,10 @@ where
     let rx: Arc<Mutex<Receiver<Chunk>>> = Arc::new(Mutex::new(rx));
     // Room for every buffer that can exist, so a returned buffer is never dropped.
     let (back_tx, back_rx) = sync_channel::<Vec<u8>>(jobs * 3 + 2);
+    // Set by a worker that stopped on an error (a full disk …): the reader stops too. Why: the
+    // other workers may still be draining the queue, and reading the rest of the export only
+    // to throw it away could take minutes.
+    let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for _ in 0..jobs {
@@ -239,27 +244,38 @@ where
             let back_tx = back_tx.clone();
             let work = &work;
             let make_worker = &make_worker;
+            let failed = &failed;
             handles.push(scope.spawn(move || -> Result<W, ScreenError> {
                 let mut w = make_worker();
                 loop {
                     let next = match rx.lock() {
                         Ok(guard) => guard.recv(),
                         Err(_) => {
-                            return Err(ScreenError::Internal("worker queue poisoned".into()))
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(ScreenError::Internal("worker queue poisoned".into()));
                         }
                     };
                     match next {
                         Ok((buf, len)) => {
-                            work(&mut w, &buf[..len])?;
+                            if let Err(e) = work(&mut w, &buf[..len]) {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
                             // The pool has room for every buffer (see above).
                             let _ = back_tx.try_send(buf);
                         }
                         Err(_) => return Ok(w),
                     }
                 }
+                // `rx` (this worker's handle on the queue) is dropped here.
             }));
         }
         drop(back_tx);
+        // Only the workers hold the queue: when the last one has returned (on an error, say),
+        // the receiver is gone and a `send` fails instead of blocking for ever (it did: a full
+        // disk in pass 1 hung the run at 0 % CPU).
+        drop(rx);
+        let stop = || ScreenError::Internal("all workers stopped".into());
         // A buffer of at least `len` bytes, recycled when one is free (its old bytes are
         // overwritten before they are read; only growth is zeroed).
         let take = |len: usize| -> Vec<u8> {
@@ -276,6 +292,9 @@ where
                 // `buf[..start]` holds the incomplete last line of the previous chunk.
                 let mut start = 0;
                 loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return Err(stop());
+                    }
                     let end = start + CHUNK;
                     if buf.len() < end {
                         buf.resize(end, 0);
@@ -293,7 +312,7 @@ where
                     if filled < end {
                         // End of the file: the rest is its last chunk.
                         if filled > 0 && tx.send((buf, filled)).is_err() {
-                            return Err(ScreenError::Internal("all workers stopped".into()));
+                            return Err(stop());
                         }
                         tick();
                         break;
@@ -311,7 +330,7 @@ where
                     next[..rest].copy_from_slice(&buf[len..filled]);
                     let full = std::mem::replace(&mut buf, next);
                     if tx.send((full, len)).is_err() {
-                        return Err(ScreenError::Internal("all workers stopped".into()));
+                        return Err(stop());
                     }
                     start = rest;
                     tick();
@@ -321,8 +340,9 @@ where
         };
         let produced = produce();
         drop(tx);
+        // A worker's error explains the reader's "all workers stopped": it is reported first.
         let mut out = Vec::new();
-        let mut first_err = produced.err();
+        let mut first_err = None;
         for h in handles {
             match h.join() {
                 Ok(Ok(w)) => out.push(w),
@@ -334,7 +354,7 @@ where
                 }
             }
         }
-        match first_err {
+        match first_err.or(produced.err()) {
             Some(e) => Err(e),
             None => Ok(out),
         }
@@ -371,8 +391,8 @@ struct Worker {
 }
 
 struct Sinks {
-    shards: Vec<Mutex<File>>,
-    med: Mutex<File>,
+    shards: Vec<Mutex<OutFile>>,
+    med: Mutex<OutFile>,
     paths: Vec<PathBuf>,
     med_path: PathBuf,
 }
@@ -504,12 +524,12 @@ pub fn partition(
     let mut paths = Vec::with_capacity(n_shards);
     for i in 0..n_shards {
         let p = dir.join(format!("shard-{i:04}.tsv"));
-        let f = File::create(&p).map_err(|e| ScreenError::io(&p, e))?;
+        let f = OutFile::create(&p).map_err(|e| ScreenError::io(&p, e))?;
         shards.push(Mutex::new(f));
         paths.push(p);
     }
     let med_path = dir.join("medications.tsv");
-    let med = Mutex::new(File::create(&med_path).map_err(|e| ScreenError::io(&med_path, e))?);
+    let med = Mutex::new(OutFile::create(&med_path).map_err(|e| ScreenError::io(&med_path, e))?);
     let sinks = Sinks {
         shards,
         med,

@@ -387,10 +387,10 @@ fn evaluate_lines(
 }
 
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<(), ScreenError> {
-    let f = std::fs::File::create(path).map_err(|e| ScreenError::io(path, e))?;
+    let f = crate::fault::OutFile::create(path).map_err(|e| ScreenError::io(path, e))?;
     let mut w = BufWriter::new(f);
     for r in rows {
-        serde_json::to_writer(&mut w, r).map_err(|e| ScreenError::Internal(e.to_string()))?;
+        serde_json::to_writer(&mut w, r).map_err(|e| crate::output::json_err(path, e))?;
         w.write_all(b"\n").map_err(|e| ScreenError::io(path, e))?;
     }
     w.flush().map_err(|e| ScreenError::io(path, e))
