@@ -67,6 +67,7 @@ pub mod units;
 mod util;
 
 pub use dates::{parse as parse_fhir_datetime, FhirDateTime, PartialDate};
+pub use input::regular_file;
 pub use prune::{parse_all_for_reading, parse_for_reading, NEVER_READ};
 
 use crate::util::{arr, s, Issues};
@@ -163,14 +164,61 @@ pub enum ReadError {
     Json { location: String, message: String },
     #[error("{location}: not FHIR: {message}")]
     NotFhir { location: String, message: String },
+    /// Input refused before it is read: a line or document over [`ReadLimits`], a file that is
+    /// not a regular file (a device, a FIFO).
+    #[error("{location}: refused: {message}")]
+    Refused { location: String, message: String },
+}
+
+/// Bounds on what one read holds in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The longest NDJSON line (one resource) and the largest single JSON document (file) read,
+    /// in bytes. Default [`ReadLimits::DEFAULT_MAX_LINE_BYTES`].
+    pub max_line_bytes: u64,
+}
+
+impl ReadLimits {
+    /// 64 MiB: far above any real resource (the largest line of the shared exports is a few
+    /// hundred kB), far below what would exhaust memory.
+    pub const DEFAULT_MAX_LINE_BYTES: u64 = 64 << 20;
+
+    /// Limits with the longest line given in MiB (as the command-line options take it).
+    pub fn with_max_line_mib(mib: u64) -> Self {
+        ReadLimits {
+            max_line_bytes: mib.saturating_mul(1 << 20),
+        }
+    }
+
+    /// `64 MiB`, `1536 bytes`: a limit as the errors name it.
+    pub fn describe(bytes: u64) -> String {
+        if bytes % (1 << 20) == 0 {
+            format!("{} MiB", bytes >> 20)
+        } else {
+            format!("{bytes} bytes")
+        }
+    }
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
+        }
+    }
 }
 
 /// Reads a Bundle, an NDJSON file (optionally `.gz`) or a Bulk Data export directory.
 /// In a directory, files that are JSON but not FHIR are skipped with a note in `unattached`;
 /// a single such file is an error.
 pub fn read_path(path: &Path) -> Result<ReadOutput, ReadError> {
+    read_path_with(path, ReadLimits::default())
+}
+
+/// [`read_path`] with explicit [`ReadLimits`].
+pub fn read_path_with(path: &Path, limits: ReadLimits) -> Result<ReadOutput, ReadError> {
     let arena = Arena::new();
-    let mut c = input::Collector::new(&arena);
+    let mut c = input::Collector::new(&arena, limits);
     c.add_path(path, false, 0)?;
     Ok(build(c))
 }
@@ -178,7 +226,7 @@ pub fn read_path(path: &Path) -> Result<ReadOutput, ReadError> {
 /// Reads a Bundle or a single resource (or a CDS Hooks request) from JSON bytes.
 pub fn read_json_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadError> {
     let arena = Arena::new();
-    let mut c = input::Collector::new(&arena);
+    let mut c = input::Collector::new(&arena, ReadLimits::default());
     c.add_json_bytes(bytes, location, false)?;
     Ok(build(c))
 }
@@ -186,7 +234,7 @@ pub fn read_json_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadE
 /// Reads NDJSON bytes (one resource per line).
 pub fn read_ndjson_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadError> {
     let arena = Arena::new();
-    let mut c = input::Collector::new(&arena);
+    let mut c = input::Collector::new(&arena, ReadLimits::default());
     c.add_ndjson_bytes(bytes, location, false)?;
     Ok(build(c))
 }
@@ -208,7 +256,7 @@ pub fn read_resources(resources: Vec<serde_json::Value>) -> ReadOutput {
 pub fn read_parsed(resources: Vec<Value<'_>>) -> ReadOutput {
     // Nothing is parsed here: the arena stays empty (it allocates nothing until used).
     let arena = Arena::new();
-    let mut c = input::Collector::new(&arena);
+    let mut c = input::Collector::new(&arena, ReadLimits::default());
     for (i, v) in resources.into_iter().enumerate() {
         let o = format!("resources[{i}]");
         if let Err(e) = c.add_value(v, None, &o, 0) {

@@ -100,7 +100,14 @@ pub struct ScreenArgs {
     /// Input bytes per shard (memory per worker in pass 2 is at most about this).
     #[arg(long, default_value_t = 64)]
     pub shard_mb: u64,
+    /// Longest NDJSON line (one resource) read, in MiB: a longer one is an error naming the file
+    /// and line (a 3 GB line must not be read into memory).
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE_MIB)]
+    pub max_line_mb: u64,
 }
+
+/// The default of `--max-line-mb` (`osteoguard_fhir::ReadLimits::DEFAULT_MAX_LINE_BYTES`).
+pub const DEFAULT_MAX_LINE_MIB: u64 = osteoguard_fhir::ReadLimits::DEFAULT_MAX_LINE_BYTES >> 20;
 
 impl ScreenArgs {
     /// Arguments with the defaults of the command line.
@@ -116,6 +123,7 @@ impl ScreenArgs {
             config: None,
             quiet: true,
             shard_mb: 64,
+            max_line_mb: DEFAULT_MAX_LINE_MIB,
         }
     }
 }
@@ -146,6 +154,10 @@ pub struct SynthArgs {
 pub enum ScreenError {
     #[error("{0}")]
     Usage(String),
+    /// Input that cannot be read as it is (a line over the limit, not a regular file, a line
+    /// that is not JSON): exit 2, like `assess`.
+    #[error("{0}")]
+    Input(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -328,7 +340,8 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         .map_err(|e| ScreenError::io(&args.out, e))?;
 
     // Pass 1.
-    let (shards, p1) = pass1::partition(&files, tmp.path(), n_shards, jobs, &progress)?;
+    let max_line = osteoguard_fhir::ReadLimits::with_max_line_mib(args.max_line_mb).max_line_bytes;
+    let (shards, p1) = pass1::partition(&files, tmp.path(), n_shards, jobs, max_line, &progress)?;
     let t1 = Instant::now();
     let meds = pass2::MedicationStore::load(&shards.medications)?;
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -103,7 +103,8 @@ pub fn shard_of(id: &str, shards: usize) -> usize {
 /// is not FHIR and is skipped; so are `.json` files (manifests, side files) — list them with
 /// [`skipped_files`].
 pub fn input_files(path: &Path) -> Result<Vec<PathBuf>, ScreenError> {
-    if path.is_file() {
+    if !path.is_dir() {
+        regular(path)?;
         return Ok(vec![path.to_path_buf()]);
     }
     let mut v = Vec::new();
@@ -152,12 +153,24 @@ fn walk(
                 walk(&p, depth + 1, out, skipped)?;
             }
         } else if is_ndjson(&name) {
+            regular(&p)?;
             out.push(p);
         } else if name.ends_with(".json") || name.ends_with(".json.gz") {
             skipped.push(p);
         }
     }
     Ok(())
+}
+
+/// Only regular files are read: a device (a symlink to `/dev/zero`), a FIFO or a socket is
+/// refused (exit 2), as `assess` refuses it.
+fn regular(path: &Path) -> Result<(), ScreenError> {
+    osteoguard_fhir::regular_file(path)
+        .map(|_| ())
+        .map_err(|e| match e {
+            osteoguard_fhir::ReadError::Io { source, .. } => ScreenError::io(path, source),
+            other => ScreenError::Input(other.to_string()),
+        })
 }
 
 /// Estimated uncompressed size (gzip counted ×8) — used to choose the shard count.
@@ -210,9 +223,14 @@ type Chunk = (Vec<u8>, usize);
 
 /// Reads `files` and calls `sink` with chunks of whole lines (each ends with `\n`, except
 /// possibly the last of a file). Runs `jobs` consumer threads over a bounded channel.
+/// A line longer than `max_line` bytes is an error naming the file and line, raised after
+/// reading at most `max_line + CHUNK` bytes of it (a 3 GB line is never held in memory).
+/// Cost: chunks are at most `max_line` bytes, so only the first line of a chunk can be longer
+/// than `max_line` — one length test (and a `memchr` to its end) per chunk, nothing per line.
 pub fn for_each_chunk<W, S>(
     files: &[PathBuf],
     jobs: usize,
+    max_line: u64,
     disk_counter: Arc<AtomicU64>,
     mut tick: impl FnMut(),
     make_worker: impl Fn() -> W + Sync,
@@ -285,17 +303,22 @@ where
             }
             b
         };
+        let chunk = usize::try_from(max_line)
+            .unwrap_or(usize::MAX)
+            .clamp(1, CHUNK);
         let mut produce = || -> Result<(), ScreenError> {
             for path in files {
                 let mut r = open_stream(path, Arc::clone(&disk_counter))?;
-                let mut buf = take(CHUNK);
-                // `buf[..start]` holds the incomplete last line of the previous chunk.
+                let mut buf = take(chunk);
+                // `buf[..start]` holds the incomplete last line of the previous chunk; `buf[0]`
+                // is always the start of a line, at byte `base` of the (decompressed) file.
                 let mut start = 0;
+                let mut base = 0u64;
                 loop {
                     if failed.load(Ordering::Relaxed) {
                         return Err(stop());
                     }
-                    let end = start + CHUNK;
+                    let end = start + chunk;
                     if buf.len() < end {
                         buf.resize(end, 0);
                     }
@@ -311,6 +334,9 @@ where
                     }
                     if filled < end {
                         // End of the file: the rest is its last chunk.
+                        if first_line_len(&buf[..filled], start) as u64 > max_line {
+                            return Err(line_too_long(path, base, max_line));
+                        }
                         if filled > 0 && tx.send((buf, filled)).is_err() {
                             return Err(stop());
                         }
@@ -320,18 +346,25 @@ where
                     let len = match memchr::memrchr(b'\n', &buf[start..filled]) {
                         Some(nl) => start + nl + 1,
                         None => {
-                            // A single line longer than CHUNK: keep reading into it.
+                            // A single line longer than a chunk: keep reading into it.
+                            if filled as u64 > max_line {
+                                return Err(line_too_long(path, base, max_line));
+                            }
                             start = filled;
                             continue;
                         }
                     };
+                    if first_line_len(&buf[..filled], start) as u64 > max_line {
+                        return Err(line_too_long(path, base, max_line));
+                    }
                     let rest = filled - len;
-                    let mut next = take(rest + CHUNK);
+                    let mut next = take(rest + chunk);
                     next[..rest].copy_from_slice(&buf[len..filled]);
                     let full = std::mem::replace(&mut buf, next);
                     if tx.send((full, len)).is_err() {
                         return Err(stop());
                     }
+                    base += len as u64;
                     start = rest;
                     tick();
                 }
@@ -359,6 +392,45 @@ where
             None => Ok(out),
         }
     })
+}
+
+/// The length of the first line of `buf` when it began in an earlier chunk (`start` > 0: its
+/// first `start` bytes); 0 otherwise (then every line of `buf` fits in one chunk). The line that
+/// began in an earlier chunk is the only one that can be longer than a chunk.
+fn first_line_len(buf: &[u8], start: usize) -> usize {
+    if start == 0 {
+        return 0;
+    }
+    memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |nl| start + nl)
+}
+
+/// The error for a line longer than `max_line` that starts at byte `offset` of `path` (after
+/// decompression). The line number is counted here, on the error path only, by reading the
+/// file again up to `offset`: pass 1 does not count lines as it reads.
+fn line_too_long(path: &Path, offset: u64, max_line: u64) -> ScreenError {
+    let line = open_stream(path, Arc::new(AtomicU64::new(0)))
+        .ok()
+        .and_then(|r| {
+            let mut r = BufReader::with_capacity(1 << 16, r.take(offset));
+            let mut n = 1u64;
+            loop {
+                let buf = r.fill_buf().ok()?;
+                if buf.is_empty() {
+                    return Some(n);
+                }
+                n += memchr::memchr_iter(b'\n', buf).count() as u64;
+                let k = buf.len();
+                r.consume(k);
+            }
+        });
+    let at = match line {
+        Some(n) => format!("{}:{n}", path.display()),
+        None => format!("{} (byte {offset})", path.display()),
+    };
+    ScreenError::Input(format!(
+        "{at}: refused: the line is longer than {} (the limit of one resource; raise it with --max-line-mb)",
+        osteoguard_fhir::ReadLimits::describe(max_line)
+    ))
 }
 
 /// Splits a chunk into lines (without the `\n`, and without a trailing `\r`), skipping blanks.
@@ -518,6 +590,7 @@ pub fn partition(
     dir: &Path,
     n_shards: usize,
     jobs: usize,
+    max_line: u64,
     progress: &Progress,
 ) -> Result<(Shards, Pass1Stats), ScreenError> {
     let mut shards = Vec::with_capacity(n_shards);
@@ -548,6 +621,7 @@ pub fn partition(
     let workers = for_each_chunk(
         files,
         jobs,
+        max_line,
         Arc::clone(&disk),
         || {
             progress.tick_pass1(
@@ -620,6 +694,7 @@ mod tests {
         let out = for_each_chunk(
             &files,
             2,
+            u64::MAX,
             Arc::new(AtomicU64::new(0)),
             || {},
             Vec::new,

@@ -1,0 +1,151 @@
+//! Issue 16 through the real `osteoguard` binary: bounded memory on huge lines and non-regular
+//! files, and one reading of bad records by `inspect`, `assess` and `screen`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_osteoguard"))
+}
+
+/// A fresh directory under cargo's per-target temporary directory.
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("hardening-tests")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    dir
+}
+
+/// Runs the binary under a virtual-memory limit (`ulimit -v`, in KiB) far below the input's
+/// size: reading a 3 GB line into memory would fail the allocation (abort, not exit 2).
+fn run_bounded(args: &[&str], limit_kib: u64) -> Output {
+    let mut script = format!("ulimit -v {limit_kib}; exec \"$0\"");
+    for i in 1..=args.len() {
+        script.push_str(&format!(" \"${i}\""));
+    }
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_osteoguard"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The four commands over one input (screen writes into `out`).
+fn every_command<'a>(input: &'a str, out: &'a str) -> Vec<Vec<&'a str>> {
+    vec![
+        vec!["inspect", input],
+        vec!["inspect", input, "--format", "json"],
+        vec!["assess", input, "--as-of", "2023-06-15"],
+        vec!["screen", input, "--as-of", "2023-06-15", "--out", out, "-q"],
+    ]
+}
+
+/// A sparse 3 GB NDJSON file (one line of NUL bytes, no newline), a sparse 3 GB JSON file and a
+/// symlink to /dev/zero: every command refuses them with exit 2 and a message naming the file
+/// (and line), under a 1.5 GB address-space limit — before the fix `inspect` reached 6.3 GB.
+#[test]
+fn huge_lines_and_devices_are_refused_without_large_memory() {
+    const GB: u64 = 1 << 30;
+    let limit_kib = 1536 * 1024;
+    let d = tmp_dir("huge");
+    let out = d.join("out");
+    let out = out.to_str().unwrap();
+
+    let ndjson = d.join("export-ndjson");
+    std::fs::create_dir_all(&ndjson).unwrap();
+    let big = ndjson.join("Observation.ndjson");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(3 * GB)
+        .unwrap();
+    let json = d.join("bundle.json");
+    std::fs::File::create(&json)
+        .unwrap()
+        .set_len(3 * GB)
+        .unwrap();
+    let zero_dir = d.join("export-zero");
+    std::fs::create_dir_all(&zero_dir).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero_dir.join("Patient.ndjson")).unwrap();
+
+    let cases: [(&Path, &Path, &str); 4] = [
+        (&ndjson, &big, ":1: refused: the line is longer than 64 MiB"),
+        (&big, &big, ":1: refused: the line is longer than 64 MiB"),
+        (
+            &zero_dir,
+            &zero_dir.join("Patient.ndjson"),
+            ": refused: not a regular file (a character device)",
+        ),
+        (
+            &json,
+            &json,
+            ":1: refused: the JSON document is larger than 64 MiB",
+        ),
+    ];
+    for (input, file, want) in cases {
+        for args in every_command(input.to_str().unwrap(), out) {
+            if args[0] == "screen" && input == json.as_path() {
+                continue; // screening reads NDJSON only: a .json file is no export
+            }
+            let o = run_bounded(&args, limit_kib);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+            let named = format!("{}{want}", file.display());
+            assert!(err.contains(&named), "{args:?}: want {named:?} in {err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `--max-line-mb` sets the limit; a FIFO is refused like a device (without blocking on it).
+#[test]
+fn the_line_limit_is_configurable_and_fifos_are_refused() {
+    let d = tmp_dir("limit");
+    let exp = d.join("export");
+    std::fs::create_dir_all(&exp).unwrap();
+    let patient =
+        r#"{"resourceType":"Patient","id":"p","gender":"female","birthDate":"1950-01-01"}"#;
+    let long = format!(
+        r#"{{"resourceType":"Observation","id":"o","status":"final","subject":{{"reference":"Patient/p"}},"code":{{"text":"{}"}}}}"#,
+        "x".repeat(3 << 20)
+    );
+    std::fs::write(exp.join("Patient.ndjson"), format!("{patient}\n")).unwrap();
+    std::fs::write(exp.join("Observation.ndjson"), format!("\n{long}\n")).unwrap();
+    let out = d.join("out");
+    let e = exp.to_str().unwrap();
+    for args in every_command(e, out.to_str().unwrap()) {
+        let mut small = args.clone();
+        small.extend(["--max-line-mb", "2"]);
+        let o = bin().args(&small).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{small:?}: {}", stderr(&o));
+        let named = format!(
+            "{}:2: refused: the line is longer than 2 MiB",
+            exp.join("Observation.ndjson").display()
+        );
+        assert!(stderr(&o).contains(&named), "{small:?}: {}", stderr(&o));
+        let mut large = args.clone();
+        large.extend(["--max-line-mb", "4"]);
+        let o = bin().args(&large).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{large:?}: {}", stderr(&o));
+    }
+    let fifo = exp.join("Condition.ndjson");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED the FIFO case: mkfifo not available");
+        return;
+    }
+    for args in every_command(e, out.to_str().unwrap()) {
+        let o = bin().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let named = format!("{}: refused: not a regular file (a FIFO)", fifo.display());
+        assert!(stderr(&o).contains(&named), "{args:?}: {}", stderr(&o));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
