@@ -192,7 +192,7 @@ impl ReadLimits {
 
     /// `64 MiB`, `1536 bytes`: a limit as the errors name it.
     pub fn describe(bytes: u64) -> String {
-        if bytes % (1 << 20) == 0 {
+        if bytes.is_multiple_of(1 << 20) {
             format!("{} MiB", bytes >> 20)
         } else {
             format!("{bytes} bytes")
