@@ -149,3 +149,101 @@ fn the_line_limit_is_configurable_and_fifos_are_refused() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+fn json_of(o: &Output) -> serde_json::Value {
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).expect("JSON output")
+}
+
+/// Issue 16 item 6: a Bundle under another `resourceType` is an error naming the file and the
+/// value (its entries are not silently dropped); an unknown `resourceType` is "not understood"
+/// with a data-quality entry naming file, line and value — in inspect, assess and screen.
+#[test]
+fn wrong_and_unknown_resource_types_are_never_silently_lost() {
+    let d = tmp_dir("types");
+    let bundle = d.join("bundle.json");
+    let entry = r#"{"resource":{"resourceType":"Patient","id":"p","gender":"female","birthDate":"1950-01-01"}}"#;
+    std::fs::write(
+        &bundle,
+        format!(r#"{{"resourceType":"Patient","type":"collection","entry":[{entry}]}}"#),
+    )
+    .unwrap();
+    for args in [
+        vec!["inspect", bundle.to_str().unwrap()],
+        vec!["assess", bundle.to_str().unwrap(), "--as-of", "2023-06-15"],
+    ] {
+        let o = bin().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "{}: not FHIR: resourceType \"Patient\" on a Bundle-shaped object",
+                bundle.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
+
+    let exp = d.join("export");
+    std::fs::create_dir_all(&exp).unwrap();
+    std::fs::write(
+        exp.join("Patient.ndjson"),
+        "{\"resourceType\":\"Patient\",\"id\":\"p\",\"gender\":\"female\",\"birthDate\":\"1950-01-01\"}\n",
+    )
+    .unwrap();
+    let mut obs = String::new();
+    for i in 0..17 {
+        obs.push_str(&format!(
+            "{{\"resourceType\":\"Observationz\",\"id\":\"o{i}\",\"status\":\"final\",\"subject\":{{\"reference\":\"Patient/p\"}},\"code\":{{\"coding\":[{{\"system\":\"http://loinc.org\",\"code\":\"38265-5\"}}]}},\"effectiveDateTime\":\"2023-01-05\",\"valueQuantity\":{{\"value\":-2.6,\"unit\":\"{{T-score}}\"}}}}\n"
+        ));
+    }
+    let obs_file = exp.join("Observation.ndjson");
+    std::fs::write(&obs_file, obs).unwrap();
+    let e = exp.to_str().unwrap();
+
+    let v = json_of(
+        &bin()
+            .args(["inspect", e, "--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(v["total"]["Observationz"]["not_understood"], 17, "{v}");
+    assert_eq!(v["total"]["Observationz"]["ignored"], 0, "{v}");
+    let issues = v["patients"][0]["notUnderstood"].to_string();
+    let at_line_3 = format!("{}:3", obs_file.display());
+    assert!(
+        issues.contains("Observationz") && issues.contains(&at_line_3),
+        "{issues}"
+    );
+
+    let v = json_of(
+        &bin()
+            .args(["assess", e, "--as-of", "2023-06-15", "--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    let dq = v["dataQuality"].to_string();
+    assert!(
+        dq.contains("Observationz") && dq.contains(&at_line_3),
+        "{dq}"
+    );
+
+    let out = d.join("out");
+    let o = bin()
+        .args(["screen", e, "--as-of", "2023-06-15", "-q", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        s["resources"]["byType"]["Observationz"]["ignored"], 0,
+        "{s}"
+    );
+    assert_eq!(
+        s["resources"]["readerByType"]["Observationz"]["notUnderstood"], 17,
+        "{s}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -30,6 +30,9 @@ pub(crate) struct Collector<'a> {
     pub raws: Vec<Raw<'a>>,
     /// File-level problems (they end in `ReadOutput::unattached`).
     pub notes: Vec<DataQualityIssue>,
+    /// Objects that cannot be read without losing records (a Bundle-shaped object with another
+    /// `resourceType`): an error for a file, a data-quality issue for parsed values.
+    pub refused: Vec<ReadError>,
 }
 
 impl<'a> Collector<'a> {
@@ -39,6 +42,15 @@ impl<'a> Collector<'a> {
             limits,
             raws: Vec::new(),
             notes: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+
+    /// The first refused object as the error of the whole read.
+    pub fn check_refused(&mut self) -> Result<(), ReadError> {
+        match self.refused.is_empty() {
+            true => Ok(()),
+            false => Err(self.refused.swap_remove(0)),
         }
     }
 
@@ -84,6 +96,17 @@ impl<'a> Collector<'a> {
                                 }
                             }
                         }
+                        Ok(())
+                    }
+                    Some(Value::String(t)) if !t.is_empty() && bundle_shaped(map.get("entry")) => {
+                        // A Bundle under another name: its entries would silently be lost.
+                        self.refused.push(ReadError::NotFhir {
+                            location: origin.to_string(),
+                            message: format!(
+                                "resourceType {t:?} on a Bundle-shaped object (entry[].resource): \
+                                 its entries would be lost; expected \"Bundle\""
+                            ),
+                        });
                         Ok(())
                     }
                     Some(Value::String(t)) if !t.is_empty() => {
@@ -406,6 +429,14 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     }
     let _ = meta;
     "not a file"
+}
+
+/// `entry` with `entry[].resource`: the shape of a Bundle (no other resource type has it;
+/// `List.entry` holds `item`).
+fn bundle_shaped(entry: Option<&Value<'_>>) -> bool {
+    entry
+        .and_then(Value::as_array)
+        .is_some_and(|es| es.iter().any(|e| e.get("resource").is_some()))
 }
 
 fn is_fhir_file(name: &str) -> bool {

@@ -61,6 +61,7 @@ pub mod json;
 mod med;
 mod obs;
 mod prune;
+mod resource_types;
 mod shape;
 pub mod terminology;
 pub mod units;
@@ -69,6 +70,7 @@ mod util;
 pub use dates::{parse as parse_fhir_datetime, FhirDateTime, PartialDate};
 pub use input::regular_file;
 pub use prune::{parse_all_for_reading, parse_for_reading, NEVER_READ};
+pub use resource_types::is_resource_type;
 
 use crate::util::{arr, s, Issues};
 
@@ -220,6 +222,7 @@ pub fn read_path_with(path: &Path, limits: ReadLimits) -> Result<ReadOutput, Rea
     let arena = Arena::new();
     let mut c = input::Collector::new(&arena, limits);
     c.add_path(path, false, 0)?;
+    c.check_refused()?;
     Ok(build(c))
 }
 
@@ -228,6 +231,7 @@ pub fn read_json_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadE
     let arena = Arena::new();
     let mut c = input::Collector::new(&arena, ReadLimits::default());
     c.add_json_bytes(bytes, location, false)?;
+    c.check_refused()?;
     Ok(build(c))
 }
 
@@ -236,6 +240,7 @@ pub fn read_ndjson_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, Rea
     let arena = Arena::new();
     let mut c = input::Collector::new(&arena, ReadLimits::default());
     c.add_ndjson_bytes(bytes, location, false)?;
+    c.check_refused()?;
     Ok(build(c))
 }
 
@@ -402,7 +407,23 @@ fn placeholder(id: &str) -> PatientData {
 }
 
 fn build(c: input::Collector) -> ReadOutput {
-    let input::Collector { raws, notes, .. } = c;
+    let input::Collector {
+        raws,
+        mut notes,
+        refused,
+        ..
+    } = c;
+    // Parsed values (CDS Hooks prefetch, screening) have no error to return: a refused object
+    // is a data-quality issue there, never silent.
+    for r in refused {
+        let (location, message) = match r {
+            ReadError::NotFhir { location, message }
+            | ReadError::Json { location, message }
+            | ReadError::Refused { location, message } => (location, message),
+            ReadError::Io { path, source } => (path, source.to_string()),
+        };
+        notes.push(DataQualityIssue::new(location, "resourceType", message));
+    }
     let mut out = ReadOutput {
         unattached: notes,
         ..ReadOutput::default()
@@ -563,6 +584,18 @@ fn build(c: input::Collector) -> ReadOutput {
             "Procedure" => {
                 let o = cond::map_procedure(v, &reference, &mut issues);
                 (o.disposition, o.item.map(Item::Proc))
+            }
+            // A misspelled type ("Observationz") is not an irrelevant resource: it may be the
+            // very record a rule needs.
+            _ if !resource_types::is_resource_type(ty) => {
+                issues.add(
+                    "resourceType",
+                    format!(
+                        "{ty:?} is not a FHIR resource type (at {}): not understood",
+                        r.origin
+                    ),
+                );
+                (Disposition::NotUnderstood, None)
             }
             _ => (Disposition::Ignored, None),
         };
