@@ -247,3 +247,62 @@ fn wrong_and_unknown_resource_types_are_never_silently_lost() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A Bundle: one female patient and one daily hydrocortisone order of `dose` (value, UCUM unit).
+fn hydrocortisone_bundle(value: f64, unit: &str) -> String {
+    serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1950-03-15"}},
+        {"resource": {"resourceType": "MedicationRequest", "id": "hc", "status": "active",
+            "intent": "order", "subject": {"reference": "Patient/p"}, "authoredOn": "2022-01-01",
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "5492"}]},
+            "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}]}]}}
+    ]})
+    .to_string()
+}
+
+/// Issue 16 item 7: hydrocortisone entered in grams (20 g/day) does not become 5,000 mg/day
+/// prednisone-equivalent: the dose is unknown (data-insufficient), with a data-quality entry
+/// naming the resource and field; the same order in milligrams counts as before.
+#[test]
+fn an_implausible_glucocorticoid_dose_is_unknown_not_exposure() {
+    let d = tmp_dir("dose");
+    let assess = |name: &str, value: f64, unit: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, hydrocortisone_bundle(value, unit)).unwrap();
+        json_of(
+            &bin()
+                .args(["assess", "--as-of", "2023-06-15", "--format", "json"])
+                .arg(&p)
+                .output()
+                .unwrap(),
+        )
+    };
+    let v = assess("grams.json", 20.0, "g");
+    assert!(
+        v["glucocorticoid"]["currentPrednisoneEquivalentMgPerDay"].is_null(),
+        "{v}"
+    );
+    assert_eq!(v["glucocorticoid"]["qualifying"], "unknown");
+    let dq = v["dataQuality"].as_array().unwrap();
+    assert!(
+        dq.iter().any(|i| i["reference"] == "MedicationRequest/hc"
+            && i["field"].as_str().unwrap().contains("dose")
+            && i["problem"].as_str().unwrap().contains("plausible maximum")),
+        "{dq:?}"
+    );
+    let codes: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"data-insufficient"), "{codes:?}");
+
+    let v = assess("milligrams.json", 20.0, "mg");
+    assert_eq!(
+        v["glucocorticoid"]["currentPrednisoneEquivalentMgPerDay"], 5.0,
+        "20 mg hydrocortisone is 5 mg PEq/day"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
