@@ -306,3 +306,95 @@ fn an_implausible_glucocorticoid_dose_is_unknown_not_exposure() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 16 item 5: a Patient id that appears twice with different sex and birth date is read
+/// the same way by `assess` and `screen`, whichever line comes first: what the two disagree on is
+/// unknown, and the problem is in assess's dataQuality, in the patient's worklist rows and in
+/// summary.json. (The patient is on prednisone 10 mg/day, so there are findings to list.)
+#[test]
+fn screen_and_assess_read_a_conflicting_duplicate_patient_alike() {
+    let d = tmp_dir("duplicate");
+    let a = r#"{"resourceType":"Patient","id":"p","gender":"female","birthDate":"1950-03-15"}"#;
+    let b = r#"{"resourceType":"Patient","id":"p","gender":"male","birthDate":"1961-07-01"}"#;
+    let med = r#"{"resourceType":"MedicationRequest","id":"m","status":"active","intent":"order","subject":{"reference":"Patient/p"},"authoredOn":"2022-01-01","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"8640"}]},"dosageInstruction":[{"timing":{"repeat":{"frequency":1,"period":1,"periodUnit":"d"}},"doseAndRate":[{"doseQuantity":{"value":10,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"}}]}]}"#;
+    let mut assessed = Vec::new();
+    for (n, (first, second)) in [(a, b), (b, a)].into_iter().enumerate() {
+        let exp = d.join(format!("export-{n}"));
+        std::fs::create_dir_all(&exp).unwrap();
+        std::fs::write(exp.join("Patient.ndjson"), format!("{first}\n{second}\n")).unwrap();
+        std::fs::write(exp.join("MedicationRequest.ndjson"), format!("{med}\n")).unwrap();
+        let v = json_of(
+            &bin()
+                .args(["assess", "--as-of", "2023-06-15", "--format", "json"])
+                .arg(&exp)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(v["patient"]["sex"], "unknown", "{}", v["patient"]);
+        assert!(v["patient"]["ageYears"].is_null(), "{}", v["patient"]);
+        let dq = v["dataQuality"].as_array().unwrap();
+        let conflict = dq
+            .iter()
+            .find(|i| {
+                i["reference"] == "Patient/p"
+                    && i["problem"]
+                        .as_str()
+                        .unwrap()
+                        .contains("disagrees on gender")
+            })
+            .unwrap_or_else(|| panic!("{dq:?}"))
+            .clone();
+        assert!(conflict["problem"].as_str().unwrap().contains("birthDate"));
+        assessed.push((
+            v["patient"].clone(),
+            conflict.clone(),
+            v["findings"].clone(),
+        ));
+
+        let out = d.join(format!("out-{n}"));
+        let o = bin()
+            .args(["screen", "--as-of", "2023-06-15", "-q", "--out"])
+            .arg(&out)
+            .arg(&exp)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let w: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("worklist.json")).unwrap()).unwrap();
+        let rows = w["rows"].as_array().unwrap();
+        assert!(!rows.is_empty(), "the patient has findings");
+        let want = format!("id: {}", conflict["problem"].as_str().unwrap());
+        for r in rows {
+            assert_eq!(r["sex"], "unknown", "{r}");
+            assert!(r["age"].is_null(), "{r}");
+            let dq: Vec<&str> = r["dataQuality"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no dataQuality in {r}"))
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect();
+            assert!(dq.contains(&want.as_str()), "{dq:?} lacks {want}");
+        }
+        let codes: std::collections::BTreeSet<String> = rows
+            .iter()
+            .filter_map(|r| r["code"].as_str().map(str::to_string))
+            .collect();
+        let assess_codes: std::collections::BTreeSet<String> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["code"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(codes, assess_codes, "screen lists what assess finds");
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(s["resources"]["patientsWithRecordIssues"], 1, "{s}");
+        let examples = s["resources"]["recordIssueExamples"].to_string();
+        assert!(examples.contains("disagrees on gender"), "{examples}");
+    }
+    assert_eq!(
+        assessed[0], assessed[1],
+        "the order of the two lines does not matter"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -388,6 +388,40 @@ fn map_patient(v: &Value, id: &str, issues: &mut Issues) -> Patient {
     }
 }
 
+/// Merges a second Patient resource of the same id into the first, order-independently: a
+/// value they disagree on becomes unknown (a death date: the earlier one is kept — "unknown"
+/// would read as alive). Returns what they disagreed on, each pair of values sorted.
+fn reconcile(first: &mut Patient, other: &Patient) -> Vec<String> {
+    fn pair<T: std::fmt::Debug>(a: &T, b: &T) -> String {
+        let mut v = [format!("{a:?}"), format!("{b:?}")];
+        v.sort();
+        format!("{} / {}", v[0], v[1])
+    }
+    let mut conflicts = Vec::new();
+    if first.sex != other.sex {
+        conflicts.push(format!("gender ({})", pair(&first.sex, &other.sex)));
+        first.sex = Sex::Unknown;
+    }
+    if first.birth_date != other.birth_date {
+        conflicts.push(format!(
+            "birthDate ({})",
+            pair(&first.birth_date, &other.birth_date)
+        ));
+        first.birth_date = None;
+    }
+    if first.deceased != other.deceased {
+        conflicts.push(format!(
+            "deceased ({})",
+            pair(&first.deceased, &other.deceased)
+        ));
+        first.deceased = match (first.deceased, other.deceased) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    conflicts
+}
+
 fn placeholder(id: &str) -> PatientData {
     PatientData {
         id: id.to_string(),
@@ -496,12 +530,24 @@ fn build(c: input::Collector) -> ReadOutput {
         }
         let reference = format!("Patient/{id}");
         let mut issues = Issues::new(&reference);
-        if patients.contains_key(id) {
-            issues.add("id", "second Patient resource with this id: not used");
-            let p = patients.get_mut(id);
-            if let Some(p) = p {
-                p.issues.extend(issues.list);
-            }
+        if let Some(p) = patients.get_mut(id) {
+            // Two different Patient resources with one id: whatever they disagree on is
+            // UNKNOWN — the same reading whichever comes first, so `screen` (which cannot know
+            // the file order) and `assess` read the record alike (issue 16).
+            let bad = shape::check(&r.value, "Patient", &mut issues);
+            let other = map_patient(&r.value, id, &mut issues);
+            issues.retain_specific(&bad);
+            let conflicts = reconcile(&mut p.record.patient, &other);
+            let problem = if conflicts.is_empty() {
+                "second Patient resource with this id (different content, same sex, birth and death dates)".to_string()
+            } else {
+                format!(
+                    "second Patient resource with this id disagrees on {}: read as unknown",
+                    conflicts.join(", ")
+                )
+            };
+            issues.add("id", problem);
+            p.issues.extend(issues.list);
             disp[i] = Some((Disposition::Ignored, Some(id.clone())));
             continue;
         }

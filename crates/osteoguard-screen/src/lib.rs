@@ -245,6 +245,11 @@ pub struct ResourceSummary {
     pub skipped_files: Vec<String>,
     /// What the FHIR reader did with the kept resources.
     pub reader_by_type: BTreeMap<String, pass2::ReaderCounts>,
+    /// Patients whose own record has a problem (two Patient resources that disagree, none at
+    /// all …): listed in their worklist rows' `dataQuality` too.
+    pub patients_with_record_issues: u64,
+    /// The first of those problems (`Patient/<id> field: problem`, sorted).
+    pub record_issue_examples: Vec<String>,
 }
 
 pub const SUMMARY_SCHEMA: &str = "osteoguard.screen-summary/1";
@@ -574,6 +579,8 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
             by_type: p1.by_type.clone(),
             skipped_files: skipped.iter().map(|p| p.display().to_string()).collect(),
             reader_by_type: p2.reader_by_type.clone(),
+            patients_with_record_issues: p2.patients_with_record_issues,
+            record_issue_examples: p2.record_issue_examples.clone(),
         },
         timings: Timings {
             pass1_ms: ms(t1 - t0),
