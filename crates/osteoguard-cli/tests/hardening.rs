@@ -398,3 +398,45 @@ fn screen_and_assess_read_a_conflicting_duplicate_patient_alike() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 16 item 5: two JSON objects on one NDJSON line. `assess` and `inspect` refuse the file
+/// (exit 2, file:line:column); `screen` gives the same error instead of listing the patient
+/// without the line (before: unknown age and sex, one "not FHIR" line counted).
+#[test]
+fn two_objects_on_one_line_are_the_same_error_in_assess_and_screen() {
+    let d = tmp_dir("two-objects");
+    let exp = d.join("export");
+    std::fs::create_dir_all(&exp).unwrap();
+    let file = exp.join("Patient.ndjson");
+    std::fs::write(
+        &file,
+        concat!(
+            "{\"resourceType\":\"Patient\",\"id\":\"q\",\"gender\":\"male\"}\n",
+            "{\"resourceType\":\"Patient\",\"id\":\"p\",\"gender\":\"female\",\"birthDate\":\"1950-01-01\"}",
+            "{\"resourceType\":\"Observation\",\"id\":\"x\",\"status\":\"final\",\"subject\":{\"reference\":\"Patient/p\"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = d.join("out");
+    let mut messages = Vec::new();
+    for args in every_command(exp.to_str().unwrap(), out.to_str().unwrap()) {
+        let o = bin().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        let want = format!("{}:2:", file.display());
+        assert!(
+            err.contains(&want) && err.contains("not valid JSON: trailing characters"),
+            "{args:?}: {err}"
+        );
+        messages.push(err);
+    }
+    assert!(
+        messages.windows(2).all(|w| w[0] == w[1]),
+        "one message: {messages:?}"
+    );
+    assert!(
+        !out.join("worklist.json").exists(),
+        "no worklist from a refused export"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -158,6 +158,11 @@ pub enum ScreenError {
     /// that is not JSON): exit 2, like `assess`.
     #[error("{0}")]
     Input(String),
+    /// A line of a pass-1 chunk that cannot be read, `at` bytes into the chunk; `message` starts
+    /// with the column (turned into [`ScreenError::Input`] `file:line:column: …` by the reader
+    /// of the chunk).
+    #[error("byte {at} of a chunk: {message}")]
+    BadLine { at: u64, message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,

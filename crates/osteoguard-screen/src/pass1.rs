@@ -218,8 +218,9 @@ pub fn open_stream(
     }
 }
 
-/// A buffer and how many of its bytes are the chunk.
-type Chunk = (Vec<u8>, usize);
+/// A buffer, how many of its bytes are the chunk, the index of its file and the offset of its
+/// first byte in that (decompressed) file — to name the line of an error.
+type Chunk = (Vec<u8>, usize, usize, u64);
 
 /// Reads `files` and calls `sink` with chunks of whole lines (each ends with `\n`, except
 /// possibly the last of a file). Runs `jobs` consumer threads over a bounded channel.
@@ -274,10 +275,15 @@ where
                         }
                     };
                     match next {
-                        Ok((buf, len)) => {
+                        Ok((buf, len, file, base)) => {
                             if let Err(e) = work(&mut w, &buf[..len]) {
                                 failed.store(true, Ordering::Relaxed);
-                                return Err(e);
+                                return Err(match e {
+                                    ScreenError::BadLine { at, message } => ScreenError::Input(
+                                        format!("{}:{message}", line_at(&files[file], base + at)),
+                                    ),
+                                    e => e,
+                                });
                             }
                             // The pool has room for every buffer (see above).
                             let _ = back_tx.try_send(buf);
@@ -307,7 +313,7 @@ where
             .unwrap_or(usize::MAX)
             .clamp(1, CHUNK);
         let mut produce = || -> Result<(), ScreenError> {
-            for path in files {
+            for (file, path) in files.iter().enumerate() {
                 let mut r = open_stream(path, Arc::clone(&disk_counter))?;
                 let mut buf = take(chunk);
                 // `buf[..start]` holds the incomplete last line of the previous chunk; `buf[0]`
@@ -337,7 +343,7 @@ where
                         if first_line_len(&buf[..filled], start) as u64 > max_line {
                             return Err(line_too_long(path, base, max_line));
                         }
-                        if filled > 0 && tx.send((buf, filled)).is_err() {
+                        if filled > 0 && tx.send((buf, filled, file, base)).is_err() {
                             return Err(stop());
                         }
                         tick();
@@ -361,7 +367,7 @@ where
                     let mut next = take(rest + chunk);
                     next[..rest].copy_from_slice(&buf[len..filled]);
                     let full = std::mem::replace(&mut buf, next);
-                    if tx.send((full, len)).is_err() {
+                    if tx.send((full, len, file, base)).is_err() {
                         return Err(stop());
                     }
                     base += len as u64;
@@ -405,9 +411,19 @@ fn first_line_len(buf: &[u8], start: usize) -> usize {
 }
 
 /// The error for a line longer than `max_line` that starts at byte `offset` of `path` (after
-/// decompression). The line number is counted here, on the error path only, by reading the
-/// file again up to `offset`: pass 1 does not count lines as it reads.
+/// decompression).
 fn line_too_long(path: &Path, offset: u64, max_line: u64) -> ScreenError {
+    ScreenError::Input(format!(
+        "{}: refused: the line is longer than {} (the limit of one resource; raise it with --max-line-mb)",
+        line_at(path, offset),
+        osteoguard_fhir::ReadLimits::describe(max_line)
+    ))
+}
+
+/// `path:LINE` for the line starting at byte `offset` of the (decompressed) file. The line
+/// number is counted here, on the error path only, by reading the file again up to `offset`:
+/// pass 1 does not count lines as it reads.
+fn line_at(path: &Path, offset: u64) -> String {
     let line = open_stream(path, Arc::new(AtomicU64::new(0)))
         .ok()
         .and_then(|r| {
@@ -423,14 +439,10 @@ fn line_too_long(path: &Path, offset: u64, max_line: u64) -> ScreenError {
                 r.consume(k);
             }
         });
-    let at = match line {
+    match line {
         Some(n) => format!("{}:{n}", path.display()),
         None => format!("{} (byte {offset})", path.display()),
-    };
-    ScreenError::Input(format!(
-        "{at}: refused: the line is longer than {} (the limit of one resource; raise it with --max-line-mb)",
-        osteoguard_fhir::ReadLimits::describe(max_line)
-    ))
+    }
 }
 
 /// Splits a chunk into lines (without the `\n`, and without a trailing `\r`), skipping blanks.
@@ -538,6 +550,19 @@ fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), Screen
             None => match decide_slow(line) {
                 Some(x) => x,
                 None => {
+                    // Not JSON at all (two objects on one line, a truncated line, invalid
+                    // UTF-8): `assess` refuses the file, so screening does too (issue 16),
+                    // rather than list the patient without the line. JSON without a
+                    // resourceType is only counted, as `assess` skips it in a directory.
+                    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+                        let text = e.to_string();
+                        let reason = text.rfind(" at line ").map_or(&text[..], |p| &text[..p]);
+                        return Err(ScreenError::BadLine {
+                            at: (line.as_ptr() as usize - chunk.as_ptr() as usize) as u64,
+                            // `COLUMN: …`, so that the message reads as assess's.
+                            message: format!("{}: not valid JSON: {reason}", e.column()),
+                        });
+                    }
                     w.stats.not_fhir_lines += 1;
                     continue;
                 }
