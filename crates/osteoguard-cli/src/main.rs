@@ -68,9 +68,26 @@ struct AssessArgs {
     /// Site configuration (TOML): threshold overrides, switched-off findings.
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Text format: also print each finding's specification section and rule trace.
     #[arg(long)]
     verbose: bool,
+}
+
+/// Bounds on what one read holds in memory.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Longest NDJSON line / largest JSON file read, in MiB (longer: exit 2 naming file and line).
+    #[arg(long, default_value_t = osteoguard_screen::DEFAULT_MAX_LINE_MIB)]
+    max_line_mb: u64,
+}
+
+impl LimitArgs {
+    fn read(&self, input: &Path) -> anyhow::Result<osteoguard_fhir::ReadOutput> {
+        let limits = osteoguard_fhir::ReadLimits::with_max_line_mib(self.max_line_mb);
+        osteoguard_fhir::read_path_with(input, limits).map_err(|e| usage(anyhow!(e)))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,6 +102,8 @@ struct InspectArgs {
     input: PathBuf,
     #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
     format: InspectFormat,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -141,7 +160,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(a) => rules(a),
         Command::Serve(a) => osteoguard_server::serve(a).map_err(|e| anyhow!(e)),
         Command::FeedbackReport(a) => osteoguard_server::feedback_report(a).map_err(|e| anyhow!(e)),
-        Command::Screen(a) => osteoguard_screen::screen(a).map_err(|e| anyhow!(e)),
+        Command::Screen(a) => osteoguard_screen::screen(a).map_err(|e| match e {
+            // Bad usage and unreadable input: exit 2, as for assess.
+            osteoguard_screen::ScreenError::Usage(_) | osteoguard_screen::ScreenError::Input(_) => {
+                usage(anyhow!(e))
+            }
+            e => anyhow!(e),
+        }),
         Command::Synth(a) => osteoguard_screen::synth(a).map_err(|e| anyhow!(e)),
     }
 }
@@ -182,7 +207,7 @@ fn write_out(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
 fn assess(args: AssessArgs) -> anyhow::Result<()> {
     let as_of = parse_as_of(&args.as_of)?;
     let config = load_config(args.config.as_deref())?;
-    let read = osteoguard_fhir::read_path(&args.input).map_err(|e| usage(anyhow!(e)))?;
+    let read = args.limits.read(&args.input)?;
     let patient = match (&args.patient, read.patients.len()) {
         (_, 0) => {
             return Err(usage(anyhow!(
@@ -239,7 +264,7 @@ fn patient_list(read: &osteoguard_fhir::ReadOutput) -> String {
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<()> {
-    let read = osteoguard_fhir::read_path(&args.input).map_err(|e| usage(anyhow!(e)))?;
+    let read = args.limits.read(&args.input)?;
     let text = match args.format {
         InspectFormat::Json => {
             let patients: Vec<_> = read

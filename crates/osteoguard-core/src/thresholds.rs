@@ -488,6 +488,17 @@ threshold_table! {
     dmab_occurrence_window_days: i64 = 28; key "safety.denosumab_occurrence_window_days"; unit "days";
         range 0 ..= 90; "§8"; "engine convention"; configurable true;
         "An ordered denosumab occurrence this soon makes it 'due'";
+    // ---- issue 16: plausibility bounds of a glucocorticoid daily dose (mg of the ingredient) ----
+    // Above the bound, a dose is a data error (grams entered as milligrams …) and is treated as
+    // UNKNOWN (data-insufficient), never as exposure. Each bound is the highest daily amount a
+    // product label allows; see docs/dose-plausibility.md. Ingredients without a verified label
+    // bound have no row (no bound).
+    gc_max_daily_mg_hydrocortisone: f64 = 6000.0; key "glucocorticoid.plausible_max_daily_mg.hydrocortisone"; unit "mg/day";
+        range 240 ..= 20000; "§2.3"; "SOLU-CORTEF / A-HYDROCORT label: 100–500 mg IV, repeatable every 2 h (500 mg × 12)"; configurable true; used_by ["data-insufficient"];
+        "A hydrocortisone dose above this per day is implausible: treated as unknown";
+    gc_max_daily_mg_methylprednisolone: f64 = 27000.0; key "glucocorticoid.plausible_max_daily_mg.methylprednisolone"; unit "mg/day";
+        range 1000 ..= 60000; "§2.3"; "SOLU-MEDROL label: 30 mg/kg IV, repeatable every 4 h for 48 h (180 mg/kg/day at 150 kg)"; configurable true; used_by ["data-insufficient"];
+        "A methylprednisolone dose above this per day is implausible: treated as unknown";
 }
 
 /// The knowledge.md version these thresholds implement.

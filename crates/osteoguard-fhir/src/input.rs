@@ -1,14 +1,14 @@
 //! Reading inputs (files, directories, NDJSON, gzip, CDS Hooks requests) into a flat list of
 //! resources. Bundles are expanded here; mapping happens in `lib.rs`.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use crate::json::{Arena, Value};
 use osteoguard_core::DataQualityIssue;
 
 use crate::util::s;
-use crate::ReadError;
+use crate::{ReadError, ReadLimits};
 
 /// Largest decompressed gzip member accepted (guards gzip bombs).
 const MAX_GZ_BYTES: u64 = 1 << 30;
@@ -25,17 +25,32 @@ pub(crate) struct Raw<'a> {
 pub(crate) struct Collector<'a> {
     /// Where the trees of texts read by the collector live.
     arena: &'a Arena,
+    /// Largest NDJSON line or JSON document read.
+    limits: ReadLimits,
     pub raws: Vec<Raw<'a>>,
     /// File-level problems (they end in `ReadOutput::unattached`).
     pub notes: Vec<DataQualityIssue>,
+    /// Objects that cannot be read without losing records (a Bundle-shaped object with another
+    /// `resourceType`): an error for a file, a data-quality issue for parsed values.
+    pub refused: Vec<ReadError>,
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(arena: &'a Arena) -> Self {
+    pub fn new(arena: &'a Arena, limits: ReadLimits) -> Self {
         Collector {
             arena,
+            limits,
             raws: Vec::new(),
             notes: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+
+    /// The first refused object as the error of the whole read.
+    pub fn check_refused(&mut self) -> Result<(), ReadError> {
+        match self.refused.is_empty() {
+            true => Ok(()),
+            false => Err(self.refused.swap_remove(0)),
         }
     }
 
@@ -81,6 +96,17 @@ impl<'a> Collector<'a> {
                                 }
                             }
                         }
+                        Ok(())
+                    }
+                    Some(Value::String(t)) if !t.is_empty() && bundle_shaped(map.get("entry")) => {
+                        // A Bundle under another name: its entries would silently be lost.
+                        self.refused.push(ReadError::NotFhir {
+                            location: origin.to_string(),
+                            message: format!(
+                                "resourceType {t:?} on a Bundle-shaped object (entry[].resource): \
+                                 its entries would be lost; expected \"Bundle\""
+                            ),
+                        });
                         Ok(())
                     }
                     Some(Value::String(t)) if !t.is_empty() => {
@@ -183,12 +209,58 @@ impl<'a> Collector<'a> {
         location: &str,
         lenient: bool,
     ) -> Result<(), ReadError> {
+        self.add_ndjson_reader(bytes, location, lenient, None)
+    }
+
+    /// NDJSON from a stream, one line in memory at a time: a line longer than
+    /// [`ReadLimits::max_line_bytes`] is an error naming the file and line, found after reading
+    /// at most that many bytes of it (a 3 GB line, or `/dev/zero`, never lands in memory).
+    /// `total` caps the bytes of the whole stream (decompressed gzip).
+    fn add_ndjson_reader(
+        &mut self,
+        mut r: impl BufRead,
+        location: &str,
+        lenient: bool,
+        total: Option<(u64, &str)>,
+    ) -> Result<(), ReadError> {
+        let max = self.limits.max_line_bytes;
         let mut not_fhir: Vec<usize> = Vec::new();
         let mut first_err = None;
         let mut any = false;
-        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-            let n = i + 1;
-            let text = utf8(line, location, n)?;
+        let mut line = Vec::new();
+        let mut read_so_far = 0u64;
+        for n in 1.. {
+            line.clear();
+            let got = (&mut r)
+                .take(max.saturating_add(1))
+                .read_until(b'\n', &mut line)
+                .map_err(|e| ReadError::Io {
+                    path: format!("{location}:{n}"),
+                    source: e,
+                })?;
+            if got == 0 {
+                break;
+            }
+            read_so_far += got as u64;
+            if let Some((cap, what)) = total {
+                if read_so_far > cap {
+                    return Err(ReadError::Refused {
+                        location: format!("{location}:{n}"),
+                        message: what.to_string(),
+                    });
+                }
+            }
+            let body = line.strip_suffix(b"\n").unwrap_or(&line);
+            if body.len() as u64 > max {
+                return Err(ReadError::Refused {
+                    location: format!("{location}:{n}"),
+                    message: format!(
+                        "the line is longer than {} (the limit of one resource; raise it with --max-line-mb)",
+                        ReadLimits::describe(max)
+                    ),
+                });
+            }
+            let text = utf8(body, location, n)?;
             let text = text.trim_start_matches('\u{feff}').trim();
             if text.is_empty() {
                 continue;
@@ -261,27 +333,110 @@ impl<'a> Collector<'a> {
             return Ok(());
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let raw = std::fs::read(path).map_err(io)?;
-        let bytes = if name.ends_with(".gz") {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(raw.as_slice())
-                .take(MAX_GZ_BYTES + 1)
-                .read_to_end(&mut out)
-                .map_err(io)?;
-            if out.len() as u64 > MAX_GZ_BYTES {
-                return Err(io(std::io::Error::other("decompressed size exceeds 1 GiB")));
-            }
-            out
-        } else {
-            raw
-        };
+        let meta = regular_file(path)?;
+        let file = std::fs::File::open(path).map_err(io)?;
+        let gz = name.ends_with(".gz");
         let stem = name.strip_suffix(".gz").unwrap_or(name);
+        let max = self.limits.max_line_bytes;
         if stem.ends_with(".ndjson") || stem.ends_with(".jsonl") {
-            self.add_ndjson_bytes(&bytes, &loc, lenient)
+            return if gz {
+                let d = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+                self.add_ndjson_reader(
+                    std::io::BufReader::with_capacity(1 << 16, d),
+                    &loc,
+                    lenient,
+                    Some((MAX_GZ_BYTES, "decompressed size exceeds 1 GiB")),
+                )
+            } else {
+                self.add_ndjson_reader(
+                    std::io::BufReader::with_capacity(1 << 16, file),
+                    &loc,
+                    lenient,
+                    None,
+                )
+            };
+        }
+        // One JSON document: read whole, up to the limit.
+        let too_large = || {
+            ReadError::Refused {
+            location: format!("{loc}:1"),
+            message: format!(
+                "the JSON document is larger than {} (the limit of one document; raise it with --max-line-mb)",
+                ReadLimits::describe(max)
+            ),
+        }
+        };
+        if !gz && meta.len() > max {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        let cap = if gz { max.min(MAX_GZ_BYTES) } else { max };
+        let reader: Box<dyn Read> = if gz {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+                file,
+            )))
         } else {
-            self.add_json_bytes(&bytes, &loc, lenient)
+            Box::new(file)
+        };
+        reader
+            .take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > cap {
+            return Err(too_large());
+        }
+        self.add_json_bytes(&bytes, &loc, lenient)
+    }
+}
+
+/// The metadata of `path` (symlinks followed) when it is a regular file; a device (a symlink to
+/// `/dev/zero`), a FIFO or a socket is refused: reading it may never end.
+pub fn regular_file(path: &Path) -> Result<std::fs::Metadata, ReadError> {
+    let meta = std::fs::metadata(path).map_err(|source| ReadError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if meta.is_file() {
+        return Ok(meta);
+    }
+    Err(ReadError::Refused {
+        location: path.display().to_string(),
+        message: format!(
+            "not a regular file ({}): only regular files are read",
+            file_kind(&meta)
+        ),
+    })
+}
+
+/// What kind of non-regular file `meta` describes (for the error).
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
         }
     }
+    let _ = meta;
+    "not a file"
+}
+
+/// `entry` with `entry[].resource`: the shape of a Bundle (no other resource type has it;
+/// `List.entry` holds `item`).
+fn bundle_shaped(entry: Option<&Value<'_>>) -> bool {
+    entry
+        .and_then(Value::as_array)
+        .is_some_and(|es| es.iter().any(|e| e.get("resource").is_some()))
 }
 
 fn is_fhir_file(name: &str) -> bool {

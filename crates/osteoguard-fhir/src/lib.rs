@@ -61,13 +61,16 @@ pub mod json;
 mod med;
 mod obs;
 mod prune;
+mod resource_types;
 mod shape;
 pub mod terminology;
 pub mod units;
 mod util;
 
 pub use dates::{parse as parse_fhir_datetime, FhirDateTime, PartialDate};
+pub use input::regular_file;
 pub use prune::{parse_all_for_reading, parse_for_reading, NEVER_READ};
+pub use resource_types::is_resource_type;
 
 use crate::util::{arr, s, Issues};
 
@@ -163,31 +166,81 @@ pub enum ReadError {
     Json { location: String, message: String },
     #[error("{location}: not FHIR: {message}")]
     NotFhir { location: String, message: String },
+    /// Input refused before it is read: a line or document over [`ReadLimits`], a file that is
+    /// not a regular file (a device, a FIFO).
+    #[error("{location}: refused: {message}")]
+    Refused { location: String, message: String },
+}
+
+/// Bounds on what one read holds in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The longest NDJSON line (one resource) and the largest single JSON document (file) read,
+    /// in bytes. Default [`ReadLimits::DEFAULT_MAX_LINE_BYTES`].
+    pub max_line_bytes: u64,
+}
+
+impl ReadLimits {
+    /// 64 MiB: far above any real resource (the largest line of the shared exports is a few
+    /// hundred kB), far below what would exhaust memory.
+    pub const DEFAULT_MAX_LINE_BYTES: u64 = 64 << 20;
+
+    /// Limits with the longest line given in MiB (as the command-line options take it).
+    pub fn with_max_line_mib(mib: u64) -> Self {
+        ReadLimits {
+            max_line_bytes: mib.saturating_mul(1 << 20),
+        }
+    }
+
+    /// `64 MiB`, `1536 bytes`: a limit as the errors name it.
+    pub fn describe(bytes: u64) -> String {
+        if bytes.is_multiple_of(1 << 20) {
+            format!("{} MiB", bytes >> 20)
+        } else {
+            format!("{bytes} bytes")
+        }
+    }
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
+        }
+    }
 }
 
 /// Reads a Bundle, an NDJSON file (optionally `.gz`) or a Bulk Data export directory.
 /// In a directory, files that are JSON but not FHIR are skipped with a note in `unattached`;
 /// a single such file is an error.
 pub fn read_path(path: &Path) -> Result<ReadOutput, ReadError> {
+    read_path_with(path, ReadLimits::default())
+}
+
+/// [`read_path`] with explicit [`ReadLimits`].
+pub fn read_path_with(path: &Path, limits: ReadLimits) -> Result<ReadOutput, ReadError> {
     let arena = Arena::new();
-    let mut c = input::Collector::new(&arena);
+    let mut c = input::Collector::new(&arena, limits);
     c.add_path(path, false, 0)?;
+    c.check_refused()?;
     Ok(build(c))
 }
 
 /// Reads a Bundle or a single resource (or a CDS Hooks request) from JSON bytes.
 pub fn read_json_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadError> {
     let arena = Arena::new();
-    let mut c = input::Collector::new(&arena);
+    let mut c = input::Collector::new(&arena, ReadLimits::default());
     c.add_json_bytes(bytes, location, false)?;
+    c.check_refused()?;
     Ok(build(c))
 }
 
 /// Reads NDJSON bytes (one resource per line).
 pub fn read_ndjson_bytes(bytes: &[u8], location: &str) -> Result<ReadOutput, ReadError> {
     let arena = Arena::new();
-    let mut c = input::Collector::new(&arena);
+    let mut c = input::Collector::new(&arena, ReadLimits::default());
     c.add_ndjson_bytes(bytes, location, false)?;
+    c.check_refused()?;
     Ok(build(c))
 }
 
@@ -208,7 +261,7 @@ pub fn read_resources(resources: Vec<serde_json::Value>) -> ReadOutput {
 pub fn read_parsed(resources: Vec<Value<'_>>) -> ReadOutput {
     // Nothing is parsed here: the arena stays empty (it allocates nothing until used).
     let arena = Arena::new();
-    let mut c = input::Collector::new(&arena);
+    let mut c = input::Collector::new(&arena, ReadLimits::default());
     for (i, v) in resources.into_iter().enumerate() {
         let o = format!("resources[{i}]");
         if let Err(e) = c.add_value(v, None, &o, 0) {
@@ -335,6 +388,40 @@ fn map_patient(v: &Value, id: &str, issues: &mut Issues) -> Patient {
     }
 }
 
+/// Merges a second Patient resource of the same id into the first, order-independently: a
+/// value they disagree on becomes unknown (a death date: the earlier one is kept — "unknown"
+/// would read as alive). Returns what they disagreed on, each pair of values sorted.
+fn reconcile(first: &mut Patient, other: &Patient) -> Vec<String> {
+    fn pair<T: std::fmt::Debug>(a: &T, b: &T) -> String {
+        let mut v = [format!("{a:?}"), format!("{b:?}")];
+        v.sort();
+        format!("{} / {}", v[0], v[1])
+    }
+    let mut conflicts = Vec::new();
+    if first.sex != other.sex {
+        conflicts.push(format!("gender ({})", pair(&first.sex, &other.sex)));
+        first.sex = Sex::Unknown;
+    }
+    if first.birth_date != other.birth_date {
+        conflicts.push(format!(
+            "birthDate ({})",
+            pair(&first.birth_date, &other.birth_date)
+        ));
+        first.birth_date = None;
+    }
+    if first.deceased != other.deceased {
+        conflicts.push(format!(
+            "deceased ({})",
+            pair(&first.deceased, &other.deceased)
+        ));
+        first.deceased = match (first.deceased, other.deceased) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    conflicts
+}
+
 fn placeholder(id: &str) -> PatientData {
     PatientData {
         id: id.to_string(),
@@ -354,7 +441,23 @@ fn placeholder(id: &str) -> PatientData {
 }
 
 fn build(c: input::Collector) -> ReadOutput {
-    let input::Collector { raws, notes, .. } = c;
+    let input::Collector {
+        raws,
+        mut notes,
+        refused,
+        ..
+    } = c;
+    // Parsed values (CDS Hooks prefetch, screening) have no error to return: a refused object
+    // is a data-quality issue there, never silent.
+    for r in refused {
+        let (location, message) = match r {
+            ReadError::NotFhir { location, message }
+            | ReadError::Json { location, message }
+            | ReadError::Refused { location, message } => (location, message),
+            ReadError::Io { path, source } => (path, source.to_string()),
+        };
+        notes.push(DataQualityIssue::new(location, "resourceType", message));
+    }
     let mut out = ReadOutput {
         unattached: notes,
         ..ReadOutput::default()
@@ -427,12 +530,24 @@ fn build(c: input::Collector) -> ReadOutput {
         }
         let reference = format!("Patient/{id}");
         let mut issues = Issues::new(&reference);
-        if patients.contains_key(id) {
-            issues.add("id", "second Patient resource with this id: not used");
-            let p = patients.get_mut(id);
-            if let Some(p) = p {
-                p.issues.extend(issues.list);
-            }
+        if let Some(p) = patients.get_mut(id) {
+            // Two different Patient resources with one id: whatever they disagree on is
+            // UNKNOWN — the same reading whichever comes first, so `screen` (which cannot know
+            // the file order) and `assess` read the record alike (issue 16).
+            let bad = shape::check(&r.value, "Patient", &mut issues);
+            let other = map_patient(&r.value, id, &mut issues);
+            issues.retain_specific(&bad);
+            let conflicts = reconcile(&mut p.record.patient, &other);
+            let problem = if conflicts.is_empty() {
+                "second Patient resource with this id (different content, same sex, birth and death dates)".to_string()
+            } else {
+                format!(
+                    "second Patient resource with this id disagrees on {}: read as unknown",
+                    conflicts.join(", ")
+                )
+            };
+            issues.add("id", problem);
+            p.issues.extend(issues.list);
             disp[i] = Some((Disposition::Ignored, Some(id.clone())));
             continue;
         }
@@ -517,6 +632,18 @@ fn build(c: input::Collector) -> ReadOutput {
             "Procedure" => {
                 let o = cond::map_procedure(v, &reference, &mut issues);
                 (o.disposition, o.item.map(Item::Proc))
+            }
+            // A misspelled type ("Observationz") is not an irrelevant resource: it may be the
+            // very record a rule needs.
+            _ if !resource_types::is_resource_type(ty) => {
+                issues.add(
+                    "resourceType",
+                    format!(
+                        "{ty:?} is not a FHIR resource type (at {}): not understood",
+                        r.origin
+                    ),
+                );
+                (Disposition::NotUnderstood, None)
             }
             _ => (Disposition::Ignored, None),
         };

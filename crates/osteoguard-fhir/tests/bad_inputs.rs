@@ -375,7 +375,11 @@ fn hundred_megabyte_line() {
     assert!(std::fs::write(&p, &line).is_ok());
     drop(line);
     let before = peak_rss_mb();
-    let out = match read_path(&p) {
+    // Above the default limit of one line (64 MiB, issue 16): read with the limit raised.
+    let out = match osteoguard_fhir::read_path_with(
+        &p,
+        osteoguard_fhir::ReadLimits::with_max_line_mib(128),
+    ) {
         Ok(o) => o,
         Result::Err(e) => panic!("{e}"),
     };
@@ -426,4 +430,46 @@ fn values_with_wrong_shapes() {
     assert!(have.iter().any(|(r, f, p)| r == "MedicationStatement/ms"
         && f == "dosage[0].doseAndRate[0].doseQuantity.value"
         && p.contains("null")));
+}
+
+/// The line limit holds in gzip NDJSON and in a gzip JSON document too (issue 16): the error
+/// names the file and line, and the limit is the caller's.
+#[test]
+fn line_limit_in_gzip_files() {
+    use osteoguard_fhir::{read_path_with, ReadLimits};
+    use std::io::Write;
+    let long = format!(
+        r#"{{"resourceType":"Observation","id":"o","status":"final","subject":{{"reference":"Patient/p"}},"code":{{"text":"{}"}}}}"#,
+        "x".repeat(2 << 20)
+    );
+    let gz = |name: &str, text: &str| {
+        let p = tmp(name);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        assert!(e.write_all(text.as_bytes()).is_ok());
+        assert!(std::fs::write(&p, e.finish().unwrap_or_default()).is_ok());
+        p
+    };
+    let nd = gz(
+        "long-line.ndjson.gz",
+        &format!("{{\"resourceType\":\"Patient\",\"id\":\"p\"}}\n\n{long}\n"),
+    );
+    let doc = gz("long-doc.json.gz", &long);
+    for (p, line) in [(&nd, 3), (&doc, 1)] {
+        match read_path_with(p, ReadLimits::with_max_line_mib(1)) {
+            Result::Err(ReadError::Refused { location, message }) => {
+                assert_eq!(location, format!("{}:{line}", p.display()));
+                assert!(
+                    message.contains("longer than 1 MiB") || message.contains("larger than 1 MiB"),
+                    "{message}"
+                );
+            }
+            other => panic!("{:?}", other.map(|o| o.stats)),
+        }
+        let read = read_path_with(p, ReadLimits::with_max_line_mib(3));
+        assert!(
+            read.is_ok_and(|o| o.stats.total().read >= 1),
+            "{}",
+            p.display()
+        );
+    }
 }

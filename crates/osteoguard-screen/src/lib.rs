@@ -30,6 +30,7 @@
 //! referenced by `medicationReference` (they belong to no patient): they are held in memory,
 //! which grows with the size of the formulary, not of the population.
 
+pub mod fault;
 pub mod output;
 pub mod pass1;
 pub mod pass2;
@@ -99,7 +100,14 @@ pub struct ScreenArgs {
     /// Input bytes per shard (memory per worker in pass 2 is at most about this).
     #[arg(long, default_value_t = 64)]
     pub shard_mb: u64,
+    /// Longest NDJSON line (one resource) read, in MiB: a longer one is an error naming the file
+    /// and line (a 3 GB line must not be read into memory).
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE_MIB)]
+    pub max_line_mb: u64,
 }
+
+/// The default of `--max-line-mb` (`osteoguard_fhir::ReadLimits::DEFAULT_MAX_LINE_BYTES`).
+pub const DEFAULT_MAX_LINE_MIB: u64 = osteoguard_fhir::ReadLimits::DEFAULT_MAX_LINE_BYTES >> 20;
 
 impl ScreenArgs {
     /// Arguments with the defaults of the command line.
@@ -115,6 +123,7 @@ impl ScreenArgs {
             config: None,
             quiet: true,
             shard_mb: 64,
+            max_line_mb: DEFAULT_MAX_LINE_MIB,
         }
     }
 }
@@ -145,6 +154,15 @@ pub struct SynthArgs {
 pub enum ScreenError {
     #[error("{0}")]
     Usage(String),
+    /// Input that cannot be read as it is (a line over the limit, not a regular file, a line
+    /// that is not JSON): exit 2, like `assess`.
+    #[error("{0}")]
+    Input(String),
+    /// A line of a pass-1 chunk that cannot be read, `at` bytes into the chunk; `message` starts
+    /// with the column (turned into [`ScreenError::Input`] `file:line:column: …` by the reader
+    /// of the chunk).
+    #[error("byte {at} of a chunk: {message}")]
+    BadLine { at: u64, message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -232,6 +250,11 @@ pub struct ResourceSummary {
     pub skipped_files: Vec<String>,
     /// What the FHIR reader did with the kept resources.
     pub reader_by_type: BTreeMap<String, pass2::ReaderCounts>,
+    /// Patients whose own record has a problem (two Patient resources that disagree, none at
+    /// all …): listed in their worklist rows' `dataQuality` too.
+    pub patients_with_record_issues: u64,
+    /// The first of those problems (`Patient/<id> field: problem`, sorted).
+    pub record_issue_examples: Vec<String>,
 }
 
 pub const SUMMARY_SCHEMA: &str = "osteoguard.screen-summary/1";
@@ -327,7 +350,8 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         .map_err(|e| ScreenError::io(&args.out, e))?;
 
     // Pass 1.
-    let (shards, p1) = pass1::partition(&files, tmp.path(), n_shards, jobs, &progress)?;
+    let max_line = osteoguard_fhir::ReadLimits::with_max_line_mib(args.max_line_mb).max_line_bytes;
+    let (shards, p1) = pass1::partition(&files, tmp.path(), n_shards, jobs, max_line, &progress)?;
     let t1 = Instant::now();
     let meds = pass2::MedicationStore::load(&shards.medications)?;
 
@@ -560,6 +584,8 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
             by_type: p1.by_type.clone(),
             skipped_files: skipped.iter().map(|p| p.display().to_string()).collect(),
             reader_by_type: p2.reader_by_type.clone(),
+            patients_with_record_issues: p2.patients_with_record_issues,
+            record_issue_examples: p2.record_issue_examples.clone(),
         },
         timings: Timings {
             pass1_ms: ms(t1 - t0),
@@ -571,8 +597,7 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     };
     let sp = output::Pending::new(args.out.join("summary.json"));
     let mut w = sp.create()?;
-    serde_json::to_writer_pretty(&mut w, &summary)
-        .map_err(|e| ScreenError::Internal(e.to_string()))?;
+    serde_json::to_writer_pretty(&mut w, &summary).map_err(|e| output::json_err(&sp.tmp, e))?;
     std::io::Write::write_all(&mut w, b"\n").map_err(|e| ScreenError::io(&sp.tmp, e))?;
     output::finish(w, &sp.tmp)?;
     pending.push(sp);

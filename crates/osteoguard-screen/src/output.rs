@@ -17,6 +17,7 @@ use osteoguard_core::Severity;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::fault::OutFile;
 use crate::pass2::{sort_key, Row, SortKey};
 use crate::ScreenError;
 
@@ -46,8 +47,8 @@ impl Pending {
         let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
         Pending { tmp, dest }
     }
-    pub fn create(&self) -> Result<BufWriter<File>, ScreenError> {
-        let f = File::create(&self.tmp).map_err(|e| ScreenError::io(&self.tmp, e))?;
+    pub fn create(&self) -> Result<BufWriter<OutFile>, ScreenError> {
+        let f = OutFile::create(&self.tmp).map_err(|e| ScreenError::io(&self.tmp, e))?;
         Ok(BufWriter::with_capacity(1 << 20, f))
     }
     pub fn publish(&self) -> Result<(), ScreenError> {
@@ -55,8 +56,16 @@ impl Pending {
     }
 }
 
+/// A run that stops on an error (a full disk, a failed row) leaves no temporary file behind:
+/// whatever was not published is removed (after [`Pending::publish`] there is nothing to remove).
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 /// Flushes and fsyncs a writer before its file is renamed into place.
-pub fn finish(w: BufWriter<File>, path: &Path) -> Result<(), ScreenError> {
+pub fn finish(w: BufWriter<OutFile>, path: &Path) -> Result<(), ScreenError> {
     let f = w
         .into_inner()
         .map_err(|e| ScreenError::io(path, e.into_error()))?;
@@ -324,35 +333,51 @@ pub fn csv_record(r: &Row) -> [String; 12] {
     ]
 }
 
+/// A CSV error; an I/O one names the file (a full disk must say where).
+fn csv_err(path: &Path, e: csv::Error) -> ScreenError {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => ScreenError::io(path, io),
+        other => ScreenError::Internal(format!("{}: {other:?}", path.display())),
+    }
+}
+
+/// A serde_json error while writing; an I/O one names the file.
+pub(crate) fn json_err(path: &Path, e: serde_json::Error) -> ScreenError {
+    if e.is_io() {
+        ScreenError::io(path, e.into())
+    } else {
+        ScreenError::Internal(format!("{}: {e}", path.display()))
+    }
+}
+
 pub struct CsvOut {
-    w: csv::Writer<BufWriter<File>>,
+    w: csv::Writer<BufWriter<OutFile>>,
     p: Pending,
 }
 
 impl CsvOut {
     pub fn new(p: Pending) -> Result<Self, ScreenError> {
         let mut w = csv::Writer::from_writer(p.create()?);
-        w.write_record(CSV_HEADER)
-            .map_err(|e| ScreenError::Internal(e.to_string()))?;
+        w.write_record(CSV_HEADER).map_err(|e| csv_err(&p.tmp, e))?;
         Ok(CsvOut { w, p })
     }
     pub fn row(&mut self, r: &Row) -> Result<(), ScreenError> {
         self.w
             .write_record(csv_record(r))
-            .map_err(|e| ScreenError::Internal(e.to_string()))
+            .map_err(|e| csv_err(&self.p.tmp, e))
     }
     pub fn finish(self) -> Result<Pending, ScreenError> {
         let inner = self
             .w
             .into_inner()
-            .map_err(|e| ScreenError::Internal(e.to_string()))?;
+            .map_err(|e| ScreenError::io(&self.p.tmp, e.into_error()))?;
         finish(inner, &self.p.tmp)?;
         Ok(self.p)
     }
 }
 
 pub struct JsonOut {
-    w: BufWriter<File>,
+    w: BufWriter<OutFile>,
     p: Pending,
     first: bool,
 }
@@ -377,7 +402,7 @@ impl JsonOut {
         self.w
             .write_all(b"\n")
             .map_err(|e| ScreenError::io(&self.p.tmp, e))?;
-        serde_json::to_writer(&mut self.w, r).map_err(|e| ScreenError::Internal(e.to_string()))
+        serde_json::to_writer(&mut self.w, r).map_err(|e| json_err(&self.p.tmp, e))
     }
     pub fn finish(mut self, resolved: &[Resolved]) -> Result<Pending, ScreenError> {
         let res =
@@ -450,7 +475,7 @@ impl Writers {
 }
 
 pub struct HtmlOut {
-    w: BufWriter<File>,
+    w: BufWriter<OutFile>,
     p: Pending,
 }
 

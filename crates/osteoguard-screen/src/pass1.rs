@@ -9,14 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::fault::OutFile;
 use crate::progress::Progress;
 use crate::route::{decide, decide_slow, fast_ignored, peek, Decision};
 use crate::ScreenError;
@@ -102,7 +103,8 @@ pub fn shard_of(id: &str, shards: usize) -> usize {
 /// is not FHIR and is skipped; so are `.json` files (manifests, side files) — list them with
 /// [`skipped_files`].
 pub fn input_files(path: &Path) -> Result<Vec<PathBuf>, ScreenError> {
-    if path.is_file() {
+    if !path.is_dir() {
+        regular(path)?;
         return Ok(vec![path.to_path_buf()]);
     }
     let mut v = Vec::new();
@@ -151,12 +153,24 @@ fn walk(
                 walk(&p, depth + 1, out, skipped)?;
             }
         } else if is_ndjson(&name) {
+            regular(&p)?;
             out.push(p);
         } else if name.ends_with(".json") || name.ends_with(".json.gz") {
             skipped.push(p);
         }
     }
     Ok(())
+}
+
+/// Only regular files are read: a device (a symlink to `/dev/zero`), a FIFO or a socket is
+/// refused (exit 2), as `assess` refuses it.
+fn regular(path: &Path) -> Result<(), ScreenError> {
+    osteoguard_fhir::regular_file(path)
+        .map(|_| ())
+        .map_err(|e| match e {
+            osteoguard_fhir::ReadError::Io { source, .. } => ScreenError::io(path, source),
+            other => ScreenError::Input(other.to_string()),
+        })
 }
 
 /// Estimated uncompressed size (gzip counted ×8) — used to choose the shard count.
@@ -204,14 +218,20 @@ pub fn open_stream(
     }
 }
 
-/// A buffer and how many of its bytes are the chunk.
-type Chunk = (Vec<u8>, usize);
+/// A buffer, how many of its bytes are the chunk, the index of its file and the offset of its
+/// first byte in that (decompressed) file — to name the line of an error.
+type Chunk = (Vec<u8>, usize, usize, u64);
 
 /// Reads `files` and calls `sink` with chunks of whole lines (each ends with `\n`, except
 /// possibly the last of a file). Runs `jobs` consumer threads over a bounded channel.
+/// A line longer than `max_line` bytes is an error naming the file and line, raised after
+/// reading at most `max_line + CHUNK` bytes of it (a 3 GB line is never held in memory).
+/// Cost: chunks are at most `max_line` bytes, so only the first line of a chunk can be longer
+/// than `max_line` — one length test (and a `memchr` to its end) per chunk, nothing per line.
 pub fn for_each_chunk<W, S>(
     files: &[PathBuf],
     jobs: usize,
+    max_line: u64,
     disk_counter: Arc<AtomicU64>,
     mut tick: impl FnMut(),
     make_worker: impl Fn() -> W + Sync,
@@ -232,6 +252,10 @@ where
     let rx: Arc<Mutex<Receiver<Chunk>>> = Arc::new(Mutex::new(rx));
     // Room for every buffer that can exist, so a returned buffer is never dropped.
     let (back_tx, back_rx) = sync_channel::<Vec<u8>>(jobs * 3 + 2);
+    // Set by a worker that stopped on an error (a full disk …): the reader stops too. Why: the
+    // other workers may still be draining the queue, and reading the rest of the export only
+    // to throw it away could take minutes.
+    let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for _ in 0..jobs {
@@ -239,27 +263,43 @@ where
             let back_tx = back_tx.clone();
             let work = &work;
             let make_worker = &make_worker;
+            let failed = &failed;
             handles.push(scope.spawn(move || -> Result<W, ScreenError> {
                 let mut w = make_worker();
                 loop {
                     let next = match rx.lock() {
                         Ok(guard) => guard.recv(),
                         Err(_) => {
-                            return Err(ScreenError::Internal("worker queue poisoned".into()))
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(ScreenError::Internal("worker queue poisoned".into()));
                         }
                     };
                     match next {
-                        Ok((buf, len)) => {
-                            work(&mut w, &buf[..len])?;
+                        Ok((buf, len, file, base)) => {
+                            if let Err(e) = work(&mut w, &buf[..len]) {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(match e {
+                                    ScreenError::BadLine { at, message } => ScreenError::Input(
+                                        format!("{}:{message}", line_at(&files[file], base + at)),
+                                    ),
+                                    e => e,
+                                });
+                            }
                             // The pool has room for every buffer (see above).
                             let _ = back_tx.try_send(buf);
                         }
                         Err(_) => return Ok(w),
                     }
                 }
+                // `rx` (this worker's handle on the queue) is dropped here.
             }));
         }
         drop(back_tx);
+        // Only the workers hold the queue: when the last one has returned (on an error, say),
+        // the receiver is gone and a `send` fails instead of blocking for ever (it did: a full
+        // disk in pass 1 hung the run at 0 % CPU).
+        drop(rx);
+        let stop = || ScreenError::Internal("all workers stopped".into());
         // A buffer of at least `len` bytes, recycled when one is free (its old bytes are
         // overwritten before they are read; only growth is zeroed).
         let take = |len: usize| -> Vec<u8> {
@@ -269,14 +309,22 @@ where
             }
             b
         };
+        let chunk = usize::try_from(max_line)
+            .unwrap_or(usize::MAX)
+            .clamp(1, CHUNK);
         let mut produce = || -> Result<(), ScreenError> {
-            for path in files {
+            for (file, path) in files.iter().enumerate() {
                 let mut r = open_stream(path, Arc::clone(&disk_counter))?;
-                let mut buf = take(CHUNK);
-                // `buf[..start]` holds the incomplete last line of the previous chunk.
+                let mut buf = take(chunk);
+                // `buf[..start]` holds the incomplete last line of the previous chunk; `buf[0]`
+                // is always the start of a line, at byte `base` of the (decompressed) file.
                 let mut start = 0;
+                let mut base = 0u64;
                 loop {
-                    let end = start + CHUNK;
+                    if failed.load(Ordering::Relaxed) {
+                        return Err(stop());
+                    }
+                    let end = start + chunk;
                     if buf.len() < end {
                         buf.resize(end, 0);
                     }
@@ -292,8 +340,11 @@ where
                     }
                     if filled < end {
                         // End of the file: the rest is its last chunk.
-                        if filled > 0 && tx.send((buf, filled)).is_err() {
-                            return Err(ScreenError::Internal("all workers stopped".into()));
+                        if first_line_len(&buf[..filled], start) as u64 > max_line {
+                            return Err(line_too_long(path, base, max_line));
+                        }
+                        if filled > 0 && tx.send((buf, filled, file, base)).is_err() {
+                            return Err(stop());
                         }
                         tick();
                         break;
@@ -301,18 +352,25 @@ where
                     let len = match memchr::memrchr(b'\n', &buf[start..filled]) {
                         Some(nl) => start + nl + 1,
                         None => {
-                            // A single line longer than CHUNK: keep reading into it.
+                            // A single line longer than a chunk: keep reading into it.
+                            if filled as u64 > max_line {
+                                return Err(line_too_long(path, base, max_line));
+                            }
                             start = filled;
                             continue;
                         }
                     };
+                    if first_line_len(&buf[..filled], start) as u64 > max_line {
+                        return Err(line_too_long(path, base, max_line));
+                    }
                     let rest = filled - len;
-                    let mut next = take(rest + CHUNK);
+                    let mut next = take(rest + chunk);
                     next[..rest].copy_from_slice(&buf[len..filled]);
                     let full = std::mem::replace(&mut buf, next);
-                    if tx.send((full, len)).is_err() {
-                        return Err(ScreenError::Internal("all workers stopped".into()));
+                    if tx.send((full, len, file, base)).is_err() {
+                        return Err(stop());
                     }
+                    base += len as u64;
                     start = rest;
                     tick();
                 }
@@ -321,8 +379,9 @@ where
         };
         let produced = produce();
         drop(tx);
+        // A worker's error explains the reader's "all workers stopped": it is reported first.
         let mut out = Vec::new();
-        let mut first_err = produced.err();
+        let mut first_err = None;
         for h in handles {
             match h.join() {
                 Ok(Ok(w)) => out.push(w),
@@ -334,11 +393,56 @@ where
                 }
             }
         }
-        match first_err {
+        match first_err.or(produced.err()) {
             Some(e) => Err(e),
             None => Ok(out),
         }
     })
+}
+
+/// The length of the first line of `buf` when it began in an earlier chunk (`start` > 0: its
+/// first `start` bytes); 0 otherwise (then every line of `buf` fits in one chunk). The line that
+/// began in an earlier chunk is the only one that can be longer than a chunk.
+fn first_line_len(buf: &[u8], start: usize) -> usize {
+    if start == 0 {
+        return 0;
+    }
+    memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |nl| start + nl)
+}
+
+/// The error for a line longer than `max_line` that starts at byte `offset` of `path` (after
+/// decompression).
+fn line_too_long(path: &Path, offset: u64, max_line: u64) -> ScreenError {
+    ScreenError::Input(format!(
+        "{}: refused: the line is longer than {} (the limit of one resource; raise it with --max-line-mb)",
+        line_at(path, offset),
+        osteoguard_fhir::ReadLimits::describe(max_line)
+    ))
+}
+
+/// `path:LINE` for the line starting at byte `offset` of the (decompressed) file. The line
+/// number is counted here, on the error path only, by reading the file again up to `offset`:
+/// pass 1 does not count lines as it reads.
+fn line_at(path: &Path, offset: u64) -> String {
+    let line = open_stream(path, Arc::new(AtomicU64::new(0)))
+        .ok()
+        .and_then(|r| {
+            let mut r = BufReader::with_capacity(1 << 16, r.take(offset));
+            let mut n = 1u64;
+            loop {
+                let buf = r.fill_buf().ok()?;
+                if buf.is_empty() {
+                    return Some(n);
+                }
+                n += memchr::memchr_iter(b'\n', buf).count() as u64;
+                let k = buf.len();
+                r.consume(k);
+            }
+        });
+    match line {
+        Some(n) => format!("{}:{n}", path.display()),
+        None => format!("{} (byte {offset})", path.display()),
+    }
 }
 
 /// Splits a chunk into lines (without the `\n`, and without a trailing `\r`), skipping blanks.
@@ -371,8 +475,8 @@ struct Worker {
 }
 
 struct Sinks {
-    shards: Vec<Mutex<File>>,
-    med: Mutex<File>,
+    shards: Vec<Mutex<OutFile>>,
+    med: Mutex<OutFile>,
     paths: Vec<PathBuf>,
     med_path: PathBuf,
 }
@@ -446,6 +550,19 @@ fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), Screen
             None => match decide_slow(line) {
                 Some(x) => x,
                 None => {
+                    // Not JSON at all (two objects on one line, a truncated line, invalid
+                    // UTF-8): `assess` refuses the file, so screening does too (issue 16),
+                    // rather than list the patient without the line. JSON without a
+                    // resourceType is only counted, as `assess` skips it in a directory.
+                    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+                        let text = e.to_string();
+                        let reason = text.rfind(" at line ").map_or(&text[..], |p| &text[..p]);
+                        return Err(ScreenError::BadLine {
+                            at: (line.as_ptr() as usize - chunk.as_ptr() as usize) as u64,
+                            // `COLUMN: …`, so that the message reads as assess's.
+                            message: format!("{}: not valid JSON: {reason}", e.column()),
+                        });
+                    }
                     w.stats.not_fhir_lines += 1;
                     continue;
                 }
@@ -498,18 +615,19 @@ pub fn partition(
     dir: &Path,
     n_shards: usize,
     jobs: usize,
+    max_line: u64,
     progress: &Progress,
 ) -> Result<(Shards, Pass1Stats), ScreenError> {
     let mut shards = Vec::with_capacity(n_shards);
     let mut paths = Vec::with_capacity(n_shards);
     for i in 0..n_shards {
         let p = dir.join(format!("shard-{i:04}.tsv"));
-        let f = File::create(&p).map_err(|e| ScreenError::io(&p, e))?;
+        let f = OutFile::create(&p).map_err(|e| ScreenError::io(&p, e))?;
         shards.push(Mutex::new(f));
         paths.push(p);
     }
     let med_path = dir.join("medications.tsv");
-    let med = Mutex::new(File::create(&med_path).map_err(|e| ScreenError::io(&med_path, e))?);
+    let med = Mutex::new(OutFile::create(&med_path).map_err(|e| ScreenError::io(&med_path, e))?);
     let sinks = Sinks {
         shards,
         med,
@@ -528,6 +646,7 @@ pub fn partition(
     let workers = for_each_chunk(
         files,
         jobs,
+        max_line,
         Arc::clone(&disk),
         || {
             progress.tick_pass1(
@@ -600,6 +719,7 @@ mod tests {
         let out = for_each_chunk(
             &files,
             2,
+            u64::MAX,
             Arc::new(AtomicU64::new(0)),
             || {},
             Vec::new,

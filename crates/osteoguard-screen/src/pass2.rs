@@ -39,7 +39,15 @@ pub struct Row {
     /// row can be traced to the rules and settings that produced it.
     #[serde(default)]
     pub provenance: String,
+    /// Problems with the patient's own record (`Patient/<id>`: two Patient resources that
+    /// disagree, no Patient resource, an unreadable birth date …), as `field: problem`: they
+    /// bear on every finding of the patient (issue 16). Absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_quality: Vec<String>,
 }
+
+/// How many patient record problems `summary.json` quotes (the smallest, sorted).
+pub const RECORD_ISSUE_EXAMPLES: usize = 20;
 
 /// Worklist order: most severe first, then most overdue (earliest due; no due date last), then
 /// patient id and code for a total, deterministic order.
@@ -77,6 +85,10 @@ pub struct Pass2Stats {
     pub risk_categories: BTreeMap<String, u64>,
     pub reader_by_type: BTreeMap<String, ReaderCounts>,
     pub data_quality_issues: u64,
+    /// Patients whose own record (`Patient/<id>`) has a problem (see [`Row::data_quality`]).
+    pub patients_with_record_issues: u64,
+    /// The first [`RECORD_ISSUE_EXAMPLES`] such problems, `Patient/<id> field: problem`, sorted.
+    pub record_issue_examples: Vec<String>,
 }
 
 impl Pass2Stats {
@@ -86,6 +98,11 @@ impl Pass2Stats {
         self.resources_without_patient += o.resources_without_patient;
         self.unparsable_lines += o.unparsable_lines;
         self.data_quality_issues += o.data_quality_issues;
+        self.patients_with_record_issues += o.patients_with_record_issues;
+        self.record_issue_examples.extend(o.record_issue_examples);
+        self.record_issue_examples.sort();
+        self.record_issue_examples.dedup();
+        self.record_issue_examples.truncate(RECORD_ISSUE_EXAMPLES);
         for (k, v) in o.findings_by_code {
             *self.findings_by_code.entry(k).or_default() += v;
         }
@@ -221,6 +238,21 @@ pub fn assess_patient<'a>(
         // Nothing after as-of is ever used: dropped here, the engine works on the record
         // itself instead of a filtered copy (osteoguard_core::engine::visible_view).
         osteoguard_core::engine::hide_after(&mut p.record, as_of);
+        let own = format!("Patient/{}", p.id);
+        let record_issues: Vec<String> = p
+            .issues
+            .iter()
+            .filter(|i| i.reference == own)
+            .map(|i| format!("{}: {}", i.field, i.problem))
+            .collect();
+        if !record_issues.is_empty() {
+            stats.patients_with_record_issues += 1;
+            let examples = &mut stats.record_issue_examples;
+            examples.extend(record_issues.iter().map(|i| format!("{own} {i}")));
+            examples.sort();
+            examples.dedup();
+            examples.truncate(RECORD_ISSUE_EXAMPLES);
+        }
         let mut issues = p.issues.clone();
         issues.extend(read.unattached.iter().cloned());
         let a = osteoguard_core::assess_with_issues(&p.record, &issues, as_of, config);
@@ -263,6 +295,7 @@ pub fn assess_patient<'a>(
                     a.provenance.knowledge_version,
                     a.provenance.config_hash
                 ),
+                data_quality: record_issues.clone(),
             });
         }
     }
@@ -387,10 +420,10 @@ fn evaluate_lines(
 }
 
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<(), ScreenError> {
-    let f = std::fs::File::create(path).map_err(|e| ScreenError::io(path, e))?;
+    let f = crate::fault::OutFile::create(path).map_err(|e| ScreenError::io(path, e))?;
     let mut w = BufWriter::new(f);
     for r in rows {
-        serde_json::to_writer(&mut w, r).map_err(|e| ScreenError::Internal(e.to_string()))?;
+        serde_json::to_writer(&mut w, r).map_err(|e| crate::output::json_err(path, e))?;
         w.write_all(b"\n").map_err(|e| ScreenError::io(path, e))?;
     }
     w.flush().map_err(|e| ScreenError::io(path, e))

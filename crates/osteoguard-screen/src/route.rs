@@ -208,7 +208,9 @@ pub fn type_is_read(ty: &str) -> bool {
 /// THE routing decision (see the module doc). `p` is the peeked line.
 pub fn decide(p: &Peek<'_>) -> Decision {
     let ty = p.resource_type.as_deref().unwrap_or("");
-    if !type_is_read(ty) {
+    // A type no rule reads is ignored — unless it is no FHIR type at all ("Observationz"): then
+    // it goes to its patient and the reader reports it as not understood.
+    if !type_is_read(ty) && osteoguard_fhir::is_resource_type(ty) {
         return Decision::Ignored;
     }
     match ty {
@@ -343,7 +345,8 @@ pub fn fast_ignored(line: &[u8]) -> Option<&str> {
     let end = memchr::memchr(b'"', rest)?;
     let ty = std::str::from_utf8(&rest[..end]).ok()?;
     if !type_is_read(ty) {
-        return Some(ty);
+        // Not a FHIR type (a typo): the full decision keeps it (see `decide`).
+        return osteoguard_fhir::is_resource_type(ty).then_some(ty);
     }
     let observation = match ty {
         "Observation" => true,

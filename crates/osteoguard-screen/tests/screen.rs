@@ -572,3 +572,117 @@ fn routing_ignores_only_what_the_reader_ignores() {
         );
     }
 }
+
+/// Runs the binary to its end (a hang is a failure: the guard kills it after two minutes — a
+/// bound on a bug, not a timing assertion). Returns the exit code and standard error.
+fn run_binary(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osteoguard-screen"));
+    cmd.args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn osteoguard-screen");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("osteoguard-screen {args:?} hung (killed after 120 s)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+    }
+    (status.code(), err)
+}
+
+/// A full disk at any point of a run — pass-1 shards, pass-2 runs, the worklists, the summary —
+/// ends the run with exit 1 and a message naming the file and "no space left on device"; the
+/// previous outputs stay as they were and no temporary file or directory is left. Before the
+/// fix, a failed write in pass 1 hung the run for ever (the reader blocked in `send`). The
+/// full disk is the fault-injection seam of `osteoguard_screen::fault` (writes fail with ENOSPC
+/// after N bytes), swept from the first write to past the end of a whole run.
+#[test]
+fn a_full_disk_ends_the_run_with_the_path_and_leaves_previous_outputs_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("export");
+    synth(&exp, 300, 5);
+    let out = tmp.path().join("out");
+    screen(&exp, &out, AS_OF);
+    let before = snapshot(&out);
+    let export_bytes: u64 = std::fs::read_dir(&exp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    let outputs: u64 = before.values().map(|v| v.len() as u64).sum();
+    // From nothing written to more than a whole run writes (kept lines, runs and outputs).
+    let most = 2 * export_bytes + 2 * outputs;
+    let mut failed_in = BTreeSet::new();
+    let mut budget = 0u64;
+    let mut succeeded = false;
+    while budget <= most {
+        let (code, err) = run_binary(
+            &[
+                "screen",
+                exp.to_str().unwrap(),
+                "--as-of",
+                AS_OF,
+                "--jobs",
+                "2",
+                "--quiet",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[(
+                osteoguard_screen::fault::ENOSPC_AFTER_VAR,
+                budget.to_string(),
+            )],
+        );
+        let left: Vec<String> = leftovers(&out)
+            .into_iter()
+            .filter(|n| !n.starts_with(".registry"))
+            .collect();
+        assert!(left.is_empty(), "budget {budget}: left behind {left:?}");
+        match code {
+            Some(0) => {
+                succeeded = true;
+                break;
+            }
+            Some(1) => {
+                assert!(
+                    err.to_lowercase().contains("no space left on device"),
+                    "budget {budget}: {err}"
+                );
+                assert!(
+                    err.contains(out.to_str().unwrap()),
+                    "budget {budget}: the message names no path: {err}"
+                );
+                assert_eq!(snapshot(&out), before, "budget {budget}: outputs changed");
+                let file = err
+                    .rsplit('/')
+                    .next()
+                    .and_then(|f| f.split(['-', '.', ':']).find(|s| !s.is_empty()))
+                    .unwrap_or("")
+                    .to_string();
+                failed_in.insert(file);
+            }
+            other => panic!("budget {budget}: exit {other:?}: {err}"),
+        }
+        budget = budget * 9 / 8 + 4096;
+    }
+    assert!(succeeded, "no budget up to {most} bytes let the run finish");
+    for want in ["shard", "rows", "worklist"] {
+        assert!(
+            failed_in.contains(want),
+            "no failure while writing {want} files (failed in {failed_in:?})"
+        );
+    }
+}

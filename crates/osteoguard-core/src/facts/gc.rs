@@ -333,7 +333,11 @@ fn collect(input: &Input<'_>) -> Collected {
                 continue;
             };
             let date = iv.start;
-            match m.administered_mg {
+            let administered = match m.administered_mg {
+                Some(mg) if implausible(&mut c, m, ingredient, mg, t) => None,
+                x => x,
+            };
+            match administered {
                 None => {
                     c.unknown.push(UnknownDose {
                         source: m.source.clone(),
@@ -450,7 +454,17 @@ fn collect(input: &Input<'_>) -> Collected {
             regular_lines += 1;
             note_default_end(&mut c, m, &iv, t);
             let depot = ingredient == Ingredient::Triamcinolone && route == Route::Intramuscular;
-            match (line.dose_mg, line.per_day) {
+            // A dose above its plausibility bound is UNKNOWN (issue 16), never exposure.
+            let dose_mg = match (line.dose_mg, line.per_day) {
+                (Some(mg), Some(per_day))
+                    if implausible(&mut c, m, ingredient, mg * per_day, t) =>
+                {
+                    None
+                }
+                (Some(mg), None) if implausible(&mut c, m, ingredient, mg, t) => None,
+                (dose, _) => dose,
+            };
+            match (dose_mg, line.per_day) {
                 (Some(mg), Some(per_day)) => {
                     let daily_peq = mg * per_day * factor;
                     c.pieces.push(Piece {
@@ -560,6 +574,55 @@ fn collect(input: &Input<'_>) -> Collected {
         }
     }
     c
+}
+
+/// The plausibility bound of a daily dose of `i` (mg of the ingredient per day) from the
+/// threshold table, with its key; `None` = no bound (no verified label maximum).
+fn plausible_max_daily_mg(i: Ingredient, t: &Thresholds) -> Option<(f64, &'static str)> {
+    match i {
+        Ingredient::Hydrocortisone => Some((
+            t.gc_max_daily_mg_hydrocortisone,
+            "glucocorticoid.plausible_max_daily_mg.hydrocortisone",
+        )),
+        Ingredient::Methylprednisolone => Some((
+            t.gc_max_daily_mg_methylprednisolone,
+            "glucocorticoid.plausible_max_daily_mg.methylprednisolone",
+        )),
+        _ => None,
+    }
+}
+
+/// Is `daily_mg` of `ingredient` above its plausibility bound? Then a data-quality issue names
+/// the record and the field (once per record), and the caller treats the dose as unknown.
+fn implausible(
+    c: &mut Collected,
+    m: &MedicationRecord,
+    ingredient: Ingredient,
+    daily_mg: f64,
+    t: &Thresholds,
+) -> bool {
+    let Some((max, key)) = plausible_max_daily_mg(ingredient, t) else {
+        return false;
+    };
+    if !above(daily_mg, max) {
+        return false;
+    }
+    let field = match m.kind {
+        MedicationSource::Request => "MedicationRequest.dosageInstruction.doseAndRate.dose[x]",
+        MedicationSource::Statement => "MedicationStatement.dosage.doseAndRate.dose[x]",
+        MedicationSource::Administration => "MedicationAdministration.dosage.dose",
+    };
+    let problem = format!(
+        "{} {daily_mg} mg/day is above the plausible maximum of {max} mg/day ({key}; a unit \
+         error?): dose treated as unknown",
+        ingredient.name()
+    );
+    c.notes.push(format!("{}: {problem}", m.source));
+    let dq = DataQualityIssue::new(m.source.as_str(), field, problem);
+    if !c.data_quality.contains(&dq) {
+        c.data_quality.push(dq);
+    }
+    true
 }
 
 fn merge(a: Option<ActiveInterval>, b: ActiveInterval) -> ActiveInterval {
@@ -943,6 +1006,46 @@ mod tests {
             r.medications[0].dosages.push(l);
         }
         r
+    }
+
+    /// Issue 16: hydrocortisone entered in grams (20 g/day read as 20 000 mg) is above its
+    /// plausibility bound: the dose is UNKNOWN (data-insufficient, qualifying unknown), not
+    /// 5 000 mg PEq/day, and a data-quality issue names the record and field. A site that raises
+    /// the bound counts it again.
+    #[test]
+    fn implausible_hydrocortisone_dose_is_unknown() {
+        let mut r = hydrocortisone_three_lines("2015-01-01");
+        r.medications[0].dosages.truncate(1);
+        r.medications[0].dosages[0].dose_mg = Some(20_000.0);
+        let g = gc_at(&r, "2022-12-01");
+        assert_eq!(g.current_daily_peq, None, "{g:?}");
+        assert_eq!(g.qualifying, Tri::Unknown);
+        assert_eq!(
+            g.unknown_dose_records,
+            vec![r.medications[0].source.clone()]
+        );
+        assert!(g.series.iter().all(|(_, v)| *v == 0.0), "{:?}", g.series);
+        let dq = &g.data_quality;
+        assert!(
+            dq.iter()
+                .any(|i| i.reference == r.medications[0].source.as_str()
+                    && i.field.contains("dose")
+                    && i.problem.contains("plausible maximum")),
+            "{dq:?}"
+        );
+        // The bound is a threshold: a site may raise it (then the dose counts as recorded).
+        let bound = crate::thresholds::defaults::gc_max_daily_mg_hydrocortisone;
+        let mut config = Config::default();
+        // The highest the table allows (its range) is 20 000 mg/day.
+        config.thresholds.gc_max_daily_mg_hydrocortisone = 20_000.0;
+        let g = crate::engine::evaluate(&r, d("2022-12-01"), &config).gc;
+        assert!(
+            g.current_daily_peq.is_some_and(|v| v > bound * 0.25),
+            "{g:?}"
+        );
+        // At the bound itself the dose is plausible.
+        r.medications[0].dosages[0].dose_mg = Some(bound);
+        assert!(gc_at(&r, "2022-12-01").current_daily_peq.is_some());
     }
 
     #[test]

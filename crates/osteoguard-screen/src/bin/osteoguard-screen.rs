@@ -38,7 +38,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("osteoguard-screen: {e}");
             ExitCode::from(match e {
-                osteoguard_screen::ScreenError::Usage(_) => 2,
+                osteoguard_screen::ScreenError::Usage(_)
+                | osteoguard_screen::ScreenError::Input(_) => 2,
                 _ => 1,
             })
         }

@@ -97,6 +97,7 @@ fn floor(files: &[PathBuf], jobs: usize, parse: Parse) -> Result<(u64, u64), Scr
     let ws = for_each_chunk(
         files,
         jobs,
+        u64::MAX,
         Arc::new(AtomicU64::new(0)),
         || {},
         || (0u64, 0u64),
