@@ -1038,7 +1038,9 @@ mod tests {
         let mut config = Config::default();
         // The highest the table allows (its range) is 20 000 mg/day.
         config.thresholds.gc_max_daily_mg_hydrocortisone = 20_000.0;
-        let g = crate::engine::evaluate(&r, d("2022-12-01"), &config).gc;
+        let g = crate::engine::evaluate(&r, d("2022-12-01"), &config)
+            .facts
+            .gc;
         assert!(
             g.current_daily_peq.is_some_and(|v| v > bound * 0.25),
             "{g:?}"
