@@ -4,7 +4,8 @@
 //! A rule module `src/rules/<code>.rs` reads a threshold when its non-test code names the
 //! threshold's field (`t.dmab_grace_end_days`, `ctx.t().acute_max_days`), or when it reads a
 //! fact (`ctx.risk`, `ctx.spine` …), a shared rule module (`safety::`) or a sibling rule's helpers
-//! (`denosumab_due_soon::`) whose non-test code names it (or whose facts do). This over-approximates:
+//! (`denosumab_common::`) whose non-test code names it (or whose facts do). A rule module is one that
+//! declares `pub const CITATION`. This over-approximates:
 //! a reader of a fact is listed for every threshold that fact reads. `src/rules/tasks.rs` counts as the
 //! pseudo-code `tasks`. The result is written to `$OUT_DIR/used_by.rs` as a table of
 //! `(field, &[code])`, sorted; `thresholds.rs` includes it.
@@ -96,7 +97,10 @@ fn main() {
     let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (module, code) in modules.iter().filter(|(m, _)| m.starts_with("rules/")) {
         let stem = &module["rules/".len()..];
-        if matches!(stem, "safety") {
+        // A finding's own module declares its `CITATION`; the others (`safety`,
+        // `denosumab_common`, test modules) are shared helpers, counted for the rules that
+        // name them (`safety::`) below.
+        if stem != "tasks" && !code.contains("pub const CITATION") {
             continue;
         }
         let finding = if stem == "tasks" {

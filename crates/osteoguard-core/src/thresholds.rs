@@ -494,10 +494,10 @@ threshold_table! {
     // product label allows; see docs/dose-plausibility.md. Ingredients without a verified label
     // bound have no row (no bound).
     gc_max_daily_mg_hydrocortisone: f64 = 6000.0; key "glucocorticoid.plausible_max_daily_mg.hydrocortisone"; unit "mg/day";
-        range 240 ..= 20000; "§2.3"; "SOLU-CORTEF / A-HYDROCORT label: 100–500 mg IV, repeatable every 2 h (500 mg × 12)"; configurable true; used_by ["data-insufficient"];
+        range 240 ..= 20000; "§2.3"; "SOLU-CORTEF / A-HYDROCORT label: 100–500 mg IV, repeatable every 2 h (500 mg × 12)"; configurable true;
         "A hydrocortisone dose above this per day is implausible: treated as unknown";
     gc_max_daily_mg_methylprednisolone: f64 = 27000.0; key "glucocorticoid.plausible_max_daily_mg.methylprednisolone"; unit "mg/day";
-        range 1000 ..= 60000; "§2.3"; "SOLU-MEDROL label: 30 mg/kg IV, repeatable every 4 h for 48 h (180 mg/kg/day at 150 kg)"; configurable true; used_by ["data-insufficient"];
+        range 1000 ..= 60000; "§2.3"; "SOLU-MEDROL label: 30 mg/kg IV, repeatable every 4 h for 48 h (180 mg/kg/day at 150 kg)"; configurable true;
         "A methylprednisolone dose above this per day is implausible: treated as unknown";
 }
 
