@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use osteoguard_core::Config;
 
 mod catalogue_render;
+mod measure;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +42,8 @@ enum Command {
     Screen(osteoguard_screen::ScreenArgs),
     /// Write a synthetic Bulk Data export with known bone-health scenarios.
     Synth(osteoguard_screen::SynthArgs),
+    /// Evaluate the eCQM CMS249 or CMS645 and write FHIR MeasureReports.
+    Measure(measure::MeasureArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -48,6 +51,8 @@ enum Format {
     Text,
     Json,
     Html,
+    /// A FHIR R4 Bundle: DetectedIssue, Task, RiskAssessment (docs/fhir-output.md).
+    Fhir,
 }
 
 #[derive(clap::Args)]
@@ -140,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::FeedbackReport(a) => osteoguard_server::feedback_report(a).map_err(|e| anyhow!(e)),
         Command::Screen(a) => osteoguard_screen::screen(a).map_err(|e| anyhow!(e)),
         Command::Synth(a) => osteoguard_screen::synth(a).map_err(|e| anyhow!(e)),
+        Command::Measure(a) => measure::run(a),
     }
 }
 
@@ -210,6 +216,7 @@ fn assess(args: AssessArgs) -> anyhow::Result<()> {
         Format::Text => osteoguard_report::text::render(&assessment),
         Format::Json => osteoguard_report::json::render(&assessment),
         Format::Html => osteoguard_report::html::render(&assessment),
+        Format::Fhir => osteoguard_report::fhir::render(&assessment),
     };
     write_out(args.output.as_deref(), &text)
 }
