@@ -39,7 +39,7 @@ enum Command {
     /// Summarise CDS Hooks feedback (acceptance and override rates per finding).
     FeedbackReport(osteoguard_server::FeedbackReportArgs),
     /// Screen a population (FHIR Bulk Data export) and write worklists.
-    Screen(osteoguard_screen::ScreenArgs),
+    Screen(measure::ScreenCommand),
     /// Write a synthetic Bulk Data export with known bone-health scenarios.
     Synth(osteoguard_screen::SynthArgs),
     /// Evaluate the eCQM CMS249 or CMS645 and write FHIR MeasureReports.
@@ -143,7 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(a) => rules(a),
         Command::Serve(a) => osteoguard_server::serve(a).map_err(|e| anyhow!(e)),
         Command::FeedbackReport(a) => osteoguard_server::feedback_report(a).map_err(|e| anyhow!(e)),
-        Command::Screen(a) => osteoguard_screen::screen(a).map_err(|e| anyhow!(e)),
+        Command::Screen(a) => measure::screen(a),
         Command::Synth(a) => osteoguard_screen::synth(a).map_err(|e| anyhow!(e)),
         Command::Measure(a) => measure::run(a),
     }

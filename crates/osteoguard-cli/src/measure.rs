@@ -64,3 +64,42 @@ pub fn run(args: MeasureArgs) -> anyhow::Result<()> {
     text.push('\n');
     super::write_out(args.output.as_deref(), &text)
 }
+
+/// `osteoguard screen` with `--measures`: the screening of `osteoguard-screen`, then the
+/// requested eCQMs' MeasureReports in `OUT/measure-reports/`.
+#[derive(clap::Args)]
+pub struct ScreenCommand {
+    #[command(flatten)]
+    args: osteoguard_screen::ScreenArgs,
+    /// Also write eCQM MeasureReports (comma list: cms249,cms645) to OUT/measure-reports/,
+    /// for the calendar year of --as-of.
+    #[arg(long, value_delimiter = ',', value_parser = parse_measure)]
+    measures: Vec<Measure>,
+}
+
+pub fn screen(c: ScreenCommand) -> anyhow::Result<()> {
+    let (export, out, as_of) = (
+        c.args.export_dir.clone(),
+        c.args.out.clone(),
+        c.args.as_of.clone(),
+    );
+    let quiet = c.args.quiet;
+    osteoguard_screen::screen(c.args).map_err(|e| anyhow!(e))?;
+    if c.measures.is_empty() {
+        return Ok(());
+    }
+    let period = MeasurementPeriod::year(chrono::Datelike::year(&date(&as_of)?))
+        .map_err(|e| super::usage(anyhow!(e)))?;
+    let w = osteoguard_screen::measure_reports::write(&export, &out, &c.measures, &period)
+        .map_err(|e| anyhow!(e))?;
+    if !quiet {
+        for f in &w.files {
+            eprintln!(
+                "osteoguard screen: {} patients → {}",
+                w.patients,
+                f.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -167,3 +167,90 @@ fn measure_rejects_an_unknown_measure_with_usage_exit_code() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Both decks' patients as one Bulk-style export (one NDJSON file per resource type).
+fn deck_export(data: &std::path::Path, dir: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("export dir");
+    let mut by_type: HashMap<String, String> = HashMap::new();
+    for deck in [
+        "AppropriateDXAScansForWomenUnder65FHIR",
+        "BoneDensityProstateCancerAndrogenDeprivationTherapyFHIR",
+    ] {
+        let root = data.join("ecqm-qicore-2024/tests").join(deck);
+        for folder in std::fs::read_dir(&root).expect("deck") {
+            let folder = folder.expect("entry").path();
+            if !folder.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&folder).expect("folder") {
+                let p = f.expect("entry").path();
+                let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).expect("read"))
+                    .expect("json");
+                let t = v["resourceType"].as_str().expect("type").to_string();
+                if t == "MeasureReport" {
+                    continue;
+                }
+                let line = serde_json::to_string(&v).expect("line") + "\n";
+                by_type.entry(t).or_default().push_str(&line);
+            }
+        }
+    }
+    for (t, text) in by_type {
+        std::fs::write(dir.join(format!("{t}.ndjson")), text).expect("write ndjson");
+    }
+}
+
+#[test]
+fn screen_with_measures_writes_measure_reports_beside_the_worklists() {
+    let Some(data) = shared() else { return };
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screen-measures");
+    let export = tmp.join("export");
+    let out = tmp.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    deck_export(&data, &export);
+    let o = bin()
+        .arg("screen")
+        .arg(&export)
+        .args([
+            "--as-of",
+            "2025-12-31",
+            "--measures",
+            "cms249,cms645",
+            "-q",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.join("summary.json").exists(),
+        "the screening itself ran"
+    );
+    for (m, deck) in [
+        ("cms249", "AppropriateDXAScansForWomenUnder65FHIR"),
+        (
+            "cms645",
+            "BoneDensityProstateCancerAndrogenDeprivationTherapyFHIR",
+        ),
+    ] {
+        let b: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("measure-reports").join(format!("{m}.json")))
+                .expect("measure report bundle"),
+        )
+        .expect("json");
+        let entries = b["entry"].as_array().expect("entries");
+        // Every patient of both decks gets an individual report for each measure (102 + summary).
+        assert_eq!(entries.len(), 53 + 49 + 1, "{m}");
+        let mut sums: HashMap<String, u64> = HashMap::new();
+        for want in expected(&data.join("ecqm-qicore-2024/tests").join(deck)).values() {
+            for (k, v) in want {
+                *sums.entry(k.clone()).or_default() += v;
+            }
+        }
+        // The other deck's patients are in no population of this measure, so the summary counts
+        // are this deck's expected sums.
+        assert_eq!(counts(&entries[entries.len() - 1]["resource"]), sums, "{m}");
+    }
+}

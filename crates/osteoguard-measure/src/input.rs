@@ -1,8 +1,9 @@
 //! Reading FHIR JSON into per-patient [`Record`]s: a Bundle file, an NDJSON file (`.gz`
 //! allowed), a FHIR Bulk Data export directory, or a directory tree of single-resource JSON
-//! files (as in the eCQM test decks). Resources are de-duplicated by type and id (the decks
-//! hold every resource twice: in its patient folder and flattened at the top), and filed by
-//! their subject. A resource that does not parse is skipped and reported, never fatal.
+//! files (as in the eCQM test decks). Resources are de-duplicated by type, id and patient
+//! (the decks hold every resource twice: in its patient folder and flattened at the top; ids
+//! repeat across decks), and filed by their subject. A resource that does not parse is
+//! skipped and reported, never fatal.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -40,7 +41,7 @@ struct BundleEntry {
 
 #[derive(Default)]
 struct Collector {
-    seen: HashSet<(String, String)>,
+    seen: HashSet<String>,
     by_patient: BTreeMap<String, Record>,
     has_patient: HashSet<String>,
     issues: Vec<String>,
@@ -70,18 +71,20 @@ impl Collector {
                     }
                 }
             }
-            Some(t) => {
-                if let Some(id) = probe.id.as_deref() {
-                    if !self.seen.insert((t.to_string(), id.to_string())) {
-                        return;
+            Some(t) => match serde_json::from_str::<Resource>(text) {
+                Ok(Resource::Other) => {}
+                Ok(r) => {
+                    // A resource read twice (same type, id and patient) is filed once.
+                    if let (Some(id), Some(pid)) = (probe.id.as_deref(), r.subject_id()) {
+                        let key = format!("{t}/{id}|{pid}");
+                        if !self.seen.insert(key) {
+                            return;
+                        }
                     }
+                    self.file(r, origin)
                 }
-                match serde_json::from_str::<Resource>(text) {
-                    Ok(Resource::Other) => {}
-                    Ok(r) => self.file(r, origin),
-                    Err(e) => self.issues.push(format!("{}: {t}: {e}", origin())),
-                }
-            }
+                Err(e) => self.issues.push(format!("{}: {t}: {e}", origin())),
+            },
             None => self.issues.push(format!("{}: no resourceType", origin())),
         }
     }
@@ -188,4 +191,31 @@ pub fn records_from_json(text: &str) -> ReadOutput {
     let mut c = Collector::default();
     c.add_json(text, &|| "input".to_string());
     c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_filed_once_but_equal_ids_of_other_patients_are_kept() {
+        let bundle = r#"{"resourceType":"Bundle","entry":[
+          {"resource":{"resourceType":"Patient","id":"a"}},
+          {"resource":{"resourceType":"Patient","id":"b"}},
+          {"resource":{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/a"}}},
+          {"resource":{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/a"}}},
+          {"resource":{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/b"}}},
+          {"resource":{"resourceType":"Encounter","id":"e","subject":{"reference":"Patient/nobody"}}},
+          {"resource":{"resourceType":"Condition","id":"bad","onsetDateTime":42,"subject":{"reference":"Patient/a"}}}
+        ]}"#;
+        let out = records_from_json(bundle);
+        let n: Vec<(String, usize)> = out
+            .records
+            .iter()
+            .map(|r| (r.patient.id.clone(), r.conditions.len()))
+            .collect();
+        assert_eq!(n, vec![("a".to_string(), 1), ("b".to_string(), 1)]);
+        // The orphan Encounter and the unreadable Condition are reported, not fatal.
+        assert_eq!(out.issues.len(), 2, "{:?}", out.issues);
+    }
 }

@@ -30,6 +30,7 @@
 //! referenced by `medicationReference` (they belong to no patient): they are held in memory,
 //! which grows with the size of the formulary, not of the population.
 
+pub mod measure_reports;
 pub mod output;
 pub mod pass1;
 pub mod pass2;
