@@ -7,6 +7,9 @@
 //! `target/fhir-validator-venv`, or the python named by `$OSTEOGUARD_FHIR_VALIDATOR_PY`).
 //! A missing validator FAILS these tests, with the command that installs it.
 
+mod common;
+use common::shared;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,24 +34,6 @@ fn validator() -> PathBuf {
         py.display()
     );
     py
-}
-
-fn shared() -> Option<PathBuf> {
-    let dir = match std::env::var_os("OSTEOGUARD_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => root().join("../shared"),
-    };
-    let data = dir.join("data");
-    if data.is_dir() {
-        return Some(data);
-    }
-    if std::env::var("OSTEOGUARD_ALLOW_NO_SHARED").as_deref() == Ok("1") {
-        return None;
-    }
-    panic!(
-        "shared test data not found at {} (set OSTEOGUARD_SHARED)",
-        data.display()
-    );
 }
 
 fn tmp(name: &str) -> PathBuf {

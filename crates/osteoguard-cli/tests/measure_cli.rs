@@ -2,6 +2,9 @@
 //! an individual MeasureReport per patient agreeing with the deck's expected report, and a
 //! summary whose counts are the sums of the expected individual counts.
 
+mod common;
+use common::shared;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,24 +13,6 @@ use serde_json::Value;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_osteoguard"))
-}
-
-fn shared() -> Option<PathBuf> {
-    let dir = match std::env::var_os("OSTEOGUARD_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    };
-    let data = dir.join("data");
-    if data.is_dir() {
-        return Some(data);
-    }
-    if std::env::var("OSTEOGUARD_ALLOW_NO_SHARED").as_deref() == Ok("1") {
-        return None;
-    }
-    panic!(
-        "shared test data not found at {} (set OSTEOGUARD_SHARED)",
-        data.display()
-    );
 }
 
 /// patient id → population code → expected count, from the deck's MeasureReports.
@@ -52,20 +37,7 @@ fn expected(deck: &std::path::Path) -> HashMap<String, HashMap<String, u64>> {
                 .as_str()
                 .expect("subject parameter")
                 .to_string();
-            let pops = mr["group"][0]["population"]
-                .as_array()
-                .expect("population")
-                .iter()
-                .map(|x| {
-                    (
-                        x["code"]["coding"][0]["code"]
-                            .as_str()
-                            .expect("code")
-                            .to_string(),
-                        x["count"].as_u64().expect("count"),
-                    )
-                })
-                .collect();
+            let pops = counts(&mr);
             out.insert(pid, pops);
         }
     }
