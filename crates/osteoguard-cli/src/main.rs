@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use osteoguard_core::Config;
 
 mod catalogue_render;
+mod measure;
 
 #[derive(Parser)]
 #[command(
@@ -38,9 +39,11 @@ enum Command {
     /// Summarise CDS Hooks feedback (acceptance and override rates per finding).
     FeedbackReport(osteoguard_server::FeedbackReportArgs),
     /// Screen a population (FHIR Bulk Data export) and write worklists.
-    Screen(osteoguard_screen::ScreenArgs),
+    Screen(measure::ScreenCommand),
     /// Write a synthetic Bulk Data export with known bone-health scenarios.
     Synth(osteoguard_screen::SynthArgs),
+    /// Evaluate the eCQM CMS249 or CMS645 and write FHIR MeasureReports.
+    Measure(measure::MeasureArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -48,6 +51,8 @@ enum Format {
     Text,
     Json,
     Html,
+    /// A FHIR R4 Bundle: DetectedIssue, Task, RiskAssessment (docs/fhir-output.md).
+    Fhir,
 }
 
 #[derive(clap::Args)]
@@ -160,14 +165,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(a) => rules(a),
         Command::Serve(a) => osteoguard_server::serve(a).map_err(|e| anyhow!(e)),
         Command::FeedbackReport(a) => osteoguard_server::feedback_report(a).map_err(|e| anyhow!(e)),
-        Command::Screen(a) => osteoguard_screen::screen(a).map_err(|e| match e {
-            // Bad usage and unreadable input: exit 2, as for assess.
-            osteoguard_screen::ScreenError::Usage(_) | osteoguard_screen::ScreenError::Input(_) => {
-                usage(anyhow!(e))
-            }
-            e => anyhow!(e),
-        }),
+        Command::Screen(a) => measure::screen(a),
         Command::Synth(a) => osteoguard_screen::synth(a).map_err(|e| anyhow!(e)),
+        Command::Measure(a) => measure::run(a),
     }
 }
 
@@ -201,6 +201,16 @@ fn write_out(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
             out.flush()?;
             Ok(())
         }
+    }
+}
+
+/// `screen`'s errors at the binary's edge: bad usage and unreadable input exit 2, as for assess.
+fn screen_error(e: osteoguard_screen::ScreenError) -> anyhow::Error {
+    match e {
+        osteoguard_screen::ScreenError::Usage(_) | osteoguard_screen::ScreenError::Input(_) => {
+            usage(anyhow!(e))
+        }
+        e => anyhow!(e),
     }
 }
 
@@ -243,6 +253,7 @@ fn assess(args: AssessArgs) -> anyhow::Result<()> {
         ),
         Format::Json => osteoguard_report::json::render(&assessment),
         Format::Html => osteoguard_report::html::render(&assessment),
+        Format::Fhir => osteoguard_report::fhir::render(&assessment),
     };
     write_out(args.output.as_deref(), &text)
 }

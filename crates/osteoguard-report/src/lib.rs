@@ -5,6 +5,7 @@
 //! HTML report with a timeline chart and spine diagram ([`html`]). All three are fed from the
 //! same results model (ripgrep's printer crate keeps its formats apart the same way).
 
+pub mod fhir;
 pub mod html;
 pub mod json;
 pub mod text;

@@ -31,6 +31,7 @@
 //! which grows with the size of the formulary, not of the population.
 
 pub mod fault;
+pub mod measure_reports;
 pub mod output;
 pub mod pass1;
 pub mod pass2;
