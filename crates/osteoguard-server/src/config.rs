@@ -186,6 +186,9 @@ impl ServerConfig {
             cfg.db = db.clone();
         }
         cfg.insecure_dev = args.insecure_dev;
+        if !args.cors_origins.is_empty() {
+            cfg.cors_origins = args.cors_origins.clone();
+        }
         if !base_url_set {
             cfg.base_url = format!("http://localhost:{}", cfg.port);
         }
@@ -364,6 +367,7 @@ mod tests {
             port: None,
             db: None,
             insecure_dev: false,
+            cors_origins: Vec::new(),
         }
     }
 
