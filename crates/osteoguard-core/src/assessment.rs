@@ -18,6 +18,7 @@ use crate::tri::Tri;
 pub const SCHEMA: &str = "osteoguard.assessment/1";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Assessment {
     pub schema: String,
@@ -37,6 +38,7 @@ pub struct Assessment {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PatientSummary {
     pub reference: String,
@@ -46,6 +48,7 @@ pub struct PatientSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FractureRisk {
     /// `very-high | high | moderate | low | unknown`.
@@ -59,6 +62,7 @@ pub struct FractureRisk {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GlucocorticoidSummary {
     pub current_prednisone_equivalent_mg_per_day: Option<f64>,
@@ -75,6 +79,7 @@ pub struct GlucocorticoidSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DenosumabSummary {
     pub last_dose: Option<NaiveDate>,
@@ -89,6 +94,7 @@ pub struct DenosumabSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BoneDensitySummary {
     pub who_category: Option<WhoCategory>,
@@ -101,6 +107,7 @@ pub struct BoneDensitySummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TScorePoint {
     pub date: NaiveDate,
@@ -110,6 +117,7 @@ pub struct TScorePoint {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SpineLevel {
     pub level: String,
@@ -118,6 +126,7 @@ pub struct SpineLevel {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Timeline {
     /// First and last dated item of the visible record.
@@ -130,6 +139,7 @@ pub struct Timeline {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineFracture {
     /// `L1`, `T5-T6`, `unspecified`, or a non-vertebral site (`hip`, `wrist` …).
@@ -139,6 +149,7 @@ pub struct TimelineFracture {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineProcedure {
     pub kind: ProcedureKind,
@@ -148,6 +159,7 @@ pub struct TimelineProcedure {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineDose {
     pub agent: String,
@@ -158,6 +170,7 @@ pub struct TimelineDose {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelinePain {
     pub date: NaiveDate,
