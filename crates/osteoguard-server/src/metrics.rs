@@ -133,10 +133,11 @@ pub async fn track(req: Request, next: Next) -> Response {
 pub fn cards_returned(service: &str, cards: &[Value]) {
     let m = metrics();
     for c in cards {
-        let indicator = match c.get("indicator").and_then(Value::as_str) {
-            Some(i @ ("info" | "warning" | "critical")) => i,
-            _ => "other",
-        };
+        let indicator = c
+            .get("indicator")
+            .and_then(Value::as_str)
+            .filter(|i| matches!(*i, "info" | "warning" | "critical"))
+            .unwrap_or("other");
         m.cards.with_label_values(&[service, indicator]).inc();
     }
 }
