@@ -5,7 +5,13 @@
 #   bash python/run_spark_test.sh            # from anywhere; CI calls it from .ci/run
 #
 # Environment: OSTEOGUARD_SHARED (default ../shared from the repo root), VENV (default
-# .venv-spark), OSTEOGUARD_WHEEL_PROFILE=release for an optimised wheel (default: debug, CI time).
+# .venv-spark), OSTEOGUARD_WHEEL_PROFILE=release for an optimised wheel (default: debug, CI time),
+# PYSPARK_VERSION (default 4.0.1, what CI runs; `PYSPARK_VERSION=3.5.7` runs the same tests on
+# Spark 3.5).
+#
+# Needs python3 (>= 3.9, with venv) and Java 17. The wheel is built as shipped: abi3, stripped,
+# manylinux2014 (cross-linked with zig from the PyPI `ziglang` package, so it loads on glibc
+# >= 2.17), and checked with `auditwheel show`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -21,10 +27,15 @@ fi
 
 echo "== python venv ($VENV)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-# Pinned: pyspark 3.5.x runs on Java 17; pyarrow / pandas / numpy versions it supports.
+PYSPARK_VERSION="${PYSPARK_VERSION:-4.0.1}"
+# Pinned: pyspark 4.0 and 3.5 both run on Java 17; pyarrow / pandas / numpy versions both support.
 "$VENV/bin/pip" install -q --disable-pip-version-check \
-  "pyspark==3.5.7" "pyarrow==16.1.0" "pandas==2.2.3" "numpy==1.26.4" \
-  "maturin>=1.7,<2" "pytest>=8,<9"
+  "pyspark==$PYSPARK_VERSION" "pyarrow==16.1.0" "pandas==2.2.3" "numpy==1.26.4" \
+  "pytest>=8,<9"
+# Wheel build tools (maturin, zig for manylinux2014 linking, auditwheel to check the tag).
+"$VENV/bin/pip" install -q --disable-pip-version-check \
+  "maturin>=1.7,<2" "ziglang>=0.10,<1" "auditwheel>=6,<7"
+# (Other Python test dependencies: add their pins to the first install above.)
 
 echo "== osteoguard binary (screen, synth) for the comparison"
 cargo build -q -p osteoguard-cli
@@ -33,12 +44,18 @@ export OSTEOGUARD_BIN="$ROOT/target/debug/osteoguard"
 echo "== wheel (maturin)"
 WHEELS="$ROOT/target/wheels"
 rm -f "$WHEELS"/osteoguard-*.whl
-if [ "${OSTEOGUARD_WHEEL_PROFILE:-debug}" = "release" ]; then
-  (cd python && "$VENV/bin/maturin" build -q --release -o "$WHEELS")
-else
-  (cd python && "$VENV/bin/maturin" build -q -o "$WHEELS")
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEELS"/osteoguard-*.whl
+PROFILE_FLAG=()
+[ "${OSTEOGUARD_WHEEL_PROFILE:-debug}" = "release" ] && PROFILE_FLAG=(--release)
+# maturin finds zig through the venv's PATH; compatibility and strip come from pyproject.toml.
+(cd python && PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build -q "${PROFILE_FLAG[@]}" --zig -o "$WHEELS")
+WHEEL=$(ls "$WHEELS"/osteoguard-*.whl)
+echo "$WHEEL ($(du -k "$WHEEL" | cut -f1) KiB)"
+"$VENV/bin/auditwheel" show "$WHEEL" | tee "$ROOT/target/wheels/auditwheel.txt"
+grep -q 'manylinux_2_17_x86_64\|manylinux2014' "$ROOT/target/wheels/auditwheel.txt" || {
+  echo "the wheel is not manylinux2014-compatible" >&2
+  exit 1
+}
+"$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 
 echo "== pytest (Spark local mode)"
 export PYSPARK_PYTHON="$VENV/bin/python"

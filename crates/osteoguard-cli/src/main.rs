@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use osteoguard_core::Config;
 
 mod catalogue_render;
@@ -44,12 +44,23 @@ enum Command {
     Synth(osteoguard_screen::SynthArgs),
     /// Evaluate the eCQM CMS249 or CMS645 and write FHIR MeasureReports.
     Measure(measure::MeasureArgs),
+    /// Print a shell completion script (e.g. `osteoguard completions bash > /etc/bash_completion.d/osteoguard`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; e.g. `osteoguard man | man -l -`).
+    Man,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
+    /// What a clinician reads in 30 seconds.
     Text,
+    /// The `osteoguard.assessment/1` JSON contract (schemas/assessment.schema.json).
     Json,
+    /// A self-contained HTML report (inline CSS and SVG, no script).
     Html,
     /// A FHIR R4 Bundle: DetectedIssue, Task, RiskAssessment (docs/fhir-output.md).
     Fhir,
@@ -57,7 +68,7 @@ enum Format {
 
 #[derive(clap::Args)]
 struct AssessArgs {
-    /// A FHIR Bundle, an NDJSON file, or a Bulk Data export directory.
+    /// A FHIR Bundle, an NDJSON file, a Bulk Data export directory, or `-` for standard input.
     input: PathBuf,
     /// Evaluation date, YYYY-MM-DD (the record is read as it looked on that day).
     #[arg(long)]
@@ -65,6 +76,7 @@ struct AssessArgs {
     /// Patient id, required when the input holds several patients.
     #[arg(long)]
     patient: Option<String>,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Write to this file instead of standard output.
@@ -90,6 +102,9 @@ struct LimitArgs {
 
 impl LimitArgs {
     fn read(&self, input: &Path) -> anyhow::Result<osteoguard_fhir::ReadOutput> {
+        if input.as_os_str() == STDIN {
+            return read_input(input);
+        }
         let limits = osteoguard_fhir::ReadLimits::with_max_line_mib(self.max_line_mb);
         osteoguard_fhir::read_path_with(input, limits).map_err(|e| usage(anyhow!(e)))
     }
@@ -97,14 +112,17 @@ impl LimitArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum InspectFormat {
+    /// A table per patient and in total.
     Text,
+    /// The same counts and every entry not understood, as JSON.
     Json,
 }
 
 #[derive(clap::Args)]
 struct InspectArgs {
-    /// A FHIR Bundle, an NDJSON file, or a Bulk Data export directory.
+    /// A FHIR Bundle, an NDJSON file, a Bulk Data export directory, or `-` for standard input.
     input: PathBuf,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
     format: InspectFormat,
     #[command(flatten)]
@@ -113,13 +131,17 @@ struct InspectArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum RulesFormat {
+    /// A plain-text catalogue.
     Text,
+    /// The catalogue as JSON.
     Json,
+    /// The catalogue as Markdown (for governance committees).
     Markdown,
 }
 
 #[derive(clap::Args)]
 struct RulesArgs {
+    /// Output format.
     #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
     format: RulesFormat,
     /// Site configuration whose overrides the catalogue should show.
@@ -168,7 +190,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Screen(a) => measure::screen(a),
         Command::Synth(a) => osteoguard_screen::synth(a).map_err(|e| anyhow!(e)),
         Command::Measure(a) => measure::run(a),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "osteoguard", &mut out);
+            write_out_bytes(&out)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            write_out_bytes(&out)
+        }
     }
+}
+
+fn write_out_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The standard-input file name: `assess -` and `inspect -` read the record from it.
+const STDIN: &str = "-";
+
+/// Reads `input` (a file, a directory, or `-` for standard input: a Bundle, a resource or NDJSON).
+fn read_input(input: &Path) -> anyhow::Result<osteoguard_fhir::ReadOutput> {
+    if input.as_os_str() != STDIN {
+        return osteoguard_fhir::read_path(input).map_err(|e| usage(anyhow!(e)));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+        .context("standard input: cannot read")
+        .map_err(usage)?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return Err(usage(anyhow!(
+            "standard input: gzip data; decompress it first (gzip -dc FILE | osteoguard ...)"
+        )));
+    }
+    osteoguard_fhir::read_json_bytes(&bytes, "standard input").map_err(|e| usage(anyhow!(e)))
 }
 
 fn parse_as_of(s: &str) -> anyhow::Result<NaiveDate> {
@@ -346,4 +405,48 @@ fn rules(args: RulesArgs) -> anyhow::Result<()> {
         RulesFormat::Markdown => catalogue_render::markdown(&config),
     };
     write_out(None, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of every subcommand, and every value of an enumerated argument, has help
+    /// text (`--help`, completions and the man page show it).
+    #[test]
+    fn every_option_and_value_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+                // Flags (`--quiet`) list true/false as values; they need no help of their own.
+                // Exempt: shell names (self-describing) and osteoguard-screen's values (that
+                // crate owns its argument definitions).
+                let exempt = !arg.get_action().takes_values()
+                    || path.ends_with(" completions")
+                    || path.ends_with(" screen");
+                for v in arg.get_possible_values().into_iter().filter(|_| !exempt) {
+                    if v.get_help().is_none() && !v.is_hide_set() {
+                        missing.push(format!("{path} {id}={}", v.get_name()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        walk(&cmd, "osteoguard", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+        assert!(cmd.get_subcommands().count() >= 9);
+    }
 }

@@ -20,6 +20,7 @@ use crate::tri::Tri;
 pub const SCHEMA: &str = "osteoguard.assessment/1";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Assessment {
     pub schema: String,
@@ -49,6 +50,7 @@ pub struct Assessment {
 }
 
 /// Threshold values the chart draws (knowledge.md §2.6/§2.7, §5.1, §6.1/§3.2).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DisplayThresholds {
@@ -74,6 +76,7 @@ impl DisplayThresholds {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PatientSummary {
     pub reference: String,
@@ -83,6 +86,7 @@ pub struct PatientSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FractureRisk {
     /// `very-high | high | moderate | low | unknown`.
@@ -96,6 +100,7 @@ pub struct FractureRisk {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GlucocorticoidSummary {
     pub current_prednisone_equivalent_mg_per_day: Option<f64>,
@@ -112,6 +117,7 @@ pub struct GlucocorticoidSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DenosumabSummary {
     pub last_dose: Option<NaiveDate>,
@@ -130,6 +136,7 @@ pub struct DenosumabSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BoneDensitySummary {
     pub who_category: Option<WhoCategory>,
@@ -142,6 +149,7 @@ pub struct BoneDensitySummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TScorePoint {
     pub date: NaiveDate,
@@ -151,6 +159,7 @@ pub struct TScorePoint {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SpineLevel {
     pub level: String,
@@ -159,6 +168,7 @@ pub struct SpineLevel {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Timeline {
     /// First and last dated item of the visible record.
@@ -171,6 +181,7 @@ pub struct Timeline {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineFracture {
     /// `L1`, `T5-T6`, `unspecified`, or a non-vertebral site (`hip`, `wrist` …).
@@ -180,6 +191,7 @@ pub struct TimelineFracture {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineProcedure {
     pub kind: ProcedureKind,
@@ -189,6 +201,7 @@ pub struct TimelineProcedure {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineDose {
     pub agent: String,
@@ -199,6 +212,7 @@ pub struct TimelineDose {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimelinePain {
     pub date: NaiveDate,

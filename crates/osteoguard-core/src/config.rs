@@ -79,6 +79,7 @@ impl std::fmt::Debug for StampCache {
 
 /// The provenance stamp of a result (issue: governance).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Provenance {
     pub engine: String,

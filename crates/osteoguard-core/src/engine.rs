@@ -262,6 +262,7 @@ pub fn visible_view(record: &PatientRecord, as_of: NaiveDate) -> Cow<'_, Patient
 
 /// A draft order of an order-select / order-sign context (knowledge.md §9 "Order hooks",
 /// v0.10.3). The record holds it "as if signed"; this keeps what the client sent.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DraftOrder {

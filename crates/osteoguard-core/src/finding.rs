@@ -10,6 +10,7 @@ use crate::model::SourceRef;
 
 /// Every finding code of knowledge.md §9, in the order of that table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingCode {
     GcBoneProtection,
@@ -128,6 +129,7 @@ impl std::fmt::Display for FindingCode {
 
 /// Severity scale of knowledge.md §1.7. Ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -183,6 +185,7 @@ pub fn days_in_words(days: i64) -> String {
 
 /// One piece of evidence: the resource and the value the rule used.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Evidence {
     pub reference: String,
     pub detail: String,
@@ -209,6 +212,7 @@ impl Evidence {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     pub code: FindingCode,
@@ -245,6 +249,7 @@ pub struct Finding {
 
 /// A dated to-do derived from the findings and schedules.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Task {
     pub code: String,
     pub description: String,
@@ -255,6 +260,7 @@ pub struct Task {
 
 /// A problem with the record itself (resource, field path, reason).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DataQualityIssue {
     pub reference: String,
     pub field: String,

@@ -12,6 +12,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 /// A FHIR-style reference to the resource an item came from, e.g. `Observation/dxa-1`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SourceRef(pub String);
 
@@ -75,6 +76,7 @@ pub fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Sex {
     Female,
@@ -162,6 +164,7 @@ fn proc_order(p: &Procedure) -> impl Ord + '_ {
 // ---------------------------------------------------------------------------------------------
 
 /// Ingredients the rules care about (knowledge.md §10.1). Salt forms map to the base.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Ingredient {
@@ -305,6 +308,7 @@ pub enum MedicationSource {
 }
 
 /// FHIR status values of the three medication resources, merged (§1.6).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MedicationStatus {
@@ -384,6 +388,7 @@ impl MedicationRecord {
 
 /// DXA measurement site (§6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum DxaSite {
     LumbarSpine,
@@ -725,6 +730,7 @@ impl Condition {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ProcedureKind {
     Vertebroplasty,

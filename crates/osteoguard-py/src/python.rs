@@ -1,9 +1,6 @@
 //! The Python module `osteoguard._native` (compiled only with the `extension-module` feature).
 //! The public Python API is `python/osteoguard/__init__.py`, which wraps these functions.
 
-// pyo3 0.22's #[pyfunction] expansion converts PyErr into PyErr; newer clippy flags it.
-#![allow(clippy::useless_conversion)]
-
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -25,7 +22,7 @@ fn assess_json(
     config: Option<&str>,
 ) -> PyResult<String> {
     let a = py
-        .allow_threads(|| crate::assess_lines(&lines, as_of, patient, config))
+        .detach(|| crate::assess_lines(&lines, as_of, patient, config))
         .map_err(err)?;
     serde_json::to_string(&a).map_err(|e| PyValueError::new_err(e.to_string()))
 }
@@ -44,7 +41,7 @@ fn classify_lines(
     py: Python<'_>,
     lines: Vec<Option<String>>,
 ) -> (Vec<&'static str>, Vec<Option<String>>) {
-    py.allow_threads(|| {
+    py.detach(|| {
         let mut actions = Vec::with_capacity(lines.len());
         let mut ids = Vec::with_capacity(lines.len());
         for line in &lines {
@@ -86,7 +83,7 @@ fn worklist_batch<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let shared = shared.unwrap_or_default();
     let records = py
-        .allow_threads(|| {
+        .detach(|| {
             crate::worklist_for_groups(&keys, &groups, &shared, as_of, config)
                 .map(|rows| crate::worklist_records(&rows))
         })
@@ -101,7 +98,7 @@ fn worklist_batch<'py>(
         }
         rank.push(r.severity_rank);
     }
-    let d = PyDict::new_bound(py);
+    let d = PyDict::new(py);
     for (name, c) in WORKLIST_COLUMNS.iter().zip(columns) {
         d.set_item(*name, c)?;
     }

@@ -214,6 +214,9 @@ impl ServerConfig {
             cfg.db = db.clone();
         }
         cfg.insecure_dev = args.insecure_dev;
+        if !args.cors_origins.is_empty() {
+            cfg.cors_origins = args.cors_origins.clone();
+        }
         if let Some(v) = args.max_connections {
             cfg.max_connections = v;
         }

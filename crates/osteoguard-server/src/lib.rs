@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod fetch;
 pub mod hooks;
 pub mod listener;
+pub mod metrics;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -68,12 +69,18 @@ pub struct ServeArgs {
     /// (default 30000).
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
+    /// Allow this browser origin (CORS), e.g. an EHR sandbox; repeatable; replaces the
+    /// configuration's `cors_origins` (env OSTEOGUARD_CORS_ORIGINS); `*` allows any.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
 pub enum ReportFormat {
+    /// A table per finding code.
     #[default]
     Text,
+    /// The same rates as JSON.
     Json,
 }
 
@@ -85,6 +92,7 @@ pub struct FeedbackReportArgs {
     /// Configuration file whose `[server] db` to read.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 }
@@ -224,12 +232,14 @@ async fn authorize(st: &AppState, headers: &HeaderMap) -> Result<String, Respons
         .map(str::trim);
     let Some(token) = token else {
         tracing::info!(reason = "missing", "request rejected");
+        metrics::jwt_rejected("missing");
         return Err(unauthorized(&auth::AuthError::Missing));
     };
     match verifier.verify(token, &st.store).await {
         Ok(c) => Ok(c.label()),
         Err(e) => {
             tracing::info!(reason = e.code(), "request rejected");
+            metrics::jwt_rejected(e.code());
             Err(unauthorized(&e))
         }
     }
@@ -346,6 +356,7 @@ async fn hook_handler(
         ms = started.elapsed().as_millis() as u64,
         "hook answered"
     );
+    metrics::cards_returned(svc.id, &evaluated.cards);
     Json(json!({"cards": evaluated.cards})).into_response()
 }
 
@@ -432,6 +443,7 @@ async fn feedback_handler(
         Ok(r) => r,
         Err(m) => return error(StatusCode::BAD_REQUEST, "bad-request", &m),
     };
+    let outcomes = metrics::feedback_outcomes(rows.iter().map(|r| r.outcome.as_str()));
     let store = st.store.clone();
     let now = chrono::Utc::now().to_rfc3339();
     let client2 = client.clone();
@@ -441,6 +453,7 @@ async fn feedback_handler(
     match res {
         Ok(Ok((inserted, repeats))) => {
             tracing::info!(service = svc.id, client = %client, inserted, repeats, "feedback stored");
+            metrics::feedback_stored(svc.id, outcomes);
             Json(json!({"stored": inserted, "repeats": repeats})).into_response()
         }
         _ => error(
@@ -480,7 +493,8 @@ pub fn router(state: AppState) -> Router {
         .route("/cds-services", get(discovery_handler))
         .route("/cds-services/{id}", post(hook_handler))
         .route("/cds-services/{id}/feedback", post(feedback_handler))
-        .route("/healthz", get(healthz));
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::handler));
     if state.bench_body.is_some() {
         app = app.route("/bench/static", get(bench_static));
     }
@@ -513,7 +527,8 @@ pub fn router(state: AppState) -> Router {
     if let Some(c) = cors_layer(&cfg.cors_origins) {
         app = app.layer(c);
     }
-    app.layer(TraceLayer::new_for_http())
+    app.layer(axum::middleware::from_fn(metrics::track))
+        .layer(TraceLayer::new_for_http())
 }
 
 /// Opens the store and builds the state. Refuses to run without trusted issuers unless
@@ -608,12 +623,22 @@ fn init_tracing() {
     let json = std::env::var("OSTEOGUARD_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Whether logs on stderr get ANSI colours: only on a terminal, and not when `NO_COLOR` is set
+/// to a non-empty value (<https://no-color.org>).
+pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 async fn shutdown_signal() {

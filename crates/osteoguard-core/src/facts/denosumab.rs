@@ -73,6 +73,7 @@ pub struct DenosumabCourse {
 }
 
 /// The denosumab schedule from `D_last` (§5.1) and the ECTS transition plan (§5.3), in dates.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Schedule {

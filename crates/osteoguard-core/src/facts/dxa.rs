@@ -55,6 +55,7 @@ pub struct ScoreReading {
 
 /// WHO-1994 categories (§6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum WhoCategory {
     Normal,

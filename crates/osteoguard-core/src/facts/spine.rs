@@ -36,6 +36,7 @@ use crate::model::{
 
 /// §7.1 level states. Serialised in lowercase for the assessment JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LevelState {
     Unknown,

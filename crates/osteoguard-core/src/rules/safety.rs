@@ -277,6 +277,7 @@ pub fn zoledronate_renally_contraindicated(ctx: &Ctx<'_>) -> Option<RenalReading
 }
 
 /// The §8 renal verdict for zoledronic acid at `as_of`, as the outputs carry it.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ZoledronateRenal {
