@@ -45,7 +45,7 @@ pub struct Assessment {
     pub display_thresholds: DisplayThresholds,
     /// The draft orders of an order-hook what-if evaluation ([`assess_what_if`]), as sent;
     /// absent otherwise.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub draft_orders: Vec<DraftOrder>,
 }
 

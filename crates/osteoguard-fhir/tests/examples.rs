@@ -422,7 +422,9 @@ fn all_examples_deterministic_and_complete() {
         assert_eq!(out.stats.total().not_understood, 0, "{}", path.display());
         n += 1;
     }
-    assert_eq!(n, 6);
+    // Six example bundles and the CDS Hooks patient-view request built from the seed case
+    // (README's curl example; its prefetch is read like any record).
+    assert_eq!(n, 7);
     // The whole directory reads as one store (ids do not clash).
     let all = read_path(&examples_dir()).map_err(|e| e.to_string());
     assert_eq!(all.map(|o| o.patients.len()), Ok(6));
