@@ -502,7 +502,7 @@ threshold_table! {
 }
 
 /// The knowledge.md version these thresholds implement.
-pub const KNOWLEDGE_VERSION: &str = "0.10.2";
+pub const KNOWLEDGE_VERSION: &str = "0.10.3";
 
 #[cfg(test)]
 mod tests {

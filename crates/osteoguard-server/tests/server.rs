@@ -213,7 +213,7 @@ async fn seed_patient_view_2023_06_15_gives_critical_transition_card() {
     );
     // Every card carries the provenance stamp of the rules and settings that produced it.
     let prov = &card["extension"]["org.osteoguard.provenance"];
-    assert_eq!(prov["knowledgeVersion"], "0.10.2");
+    assert_eq!(prov["knowledgeVersion"], "0.10.3");
     assert_eq!(
         prov["configHash"],
         osteoguard_core::Config::default().provenance().config_hash
