@@ -2,10 +2,10 @@
 # Benchmark: osteoguard measure vs fqm-execution (the reference eCQM engine) on the official
 # CMS249/CMS645 decks and on a synthetic population cloned from them.
 #
-# Usage: scripts/bench-measures.sh [N_SYNTHETIC] [--fqm-synthetic]
+# Usage: scripts/bench-measures.sh [N_SYNTHETIC] [--no-fqm-synthetic]
 #   N_SYNTHETIC  patients per measure in the synthetic population (default 10000)
-#   --fqm-synthetic  also run fqm-execution on the synthetic population (slow: ~70-100 ms/patient,
-#                    and its run.js repeats at least 3 times)
+#   --no-fqm-synthetic  skip fqm-execution on the synthetic population (one batched calculate per
+#                    measure, timed in CPU by scripts/fqm-cpu.js: ~1-2 h of one core at 10,000)
 # Needs: node + npm (fqm-execution is installed with `npm ci` into a temp copy of
 # ../shared/bench/fqm, which is read-only), python3, a release build of osteoguard.
 set -eu
@@ -24,6 +24,7 @@ ex="$root/target/release/examples/measure_timing"
 
 cp -r "$shared/bench/fqm" "$work/fqm"
 chmod -R u+w "$work/fqm"
+cp "$root/scripts/fqm-cpu.js" "$work/fqm/"
 (cd "$work/fqm" && npm ci --silent --no-audit --no-fund >/dev/null)
 
 tests="$shared/data/ecqm-qicore-2024/tests"
@@ -35,8 +36,12 @@ for m in cms249:AppropriateDXAScansForWomenUnder65FHIR:CMS249 \
   for _ in 1 2 3; do "$ex" "$id" "$tests/$deck"; done
   echo "== $id synthetic population, $n patients"
   python3 "$root/scripts/clone-deck.py" "$tests/$deck" "$work/synth-$id" "$n"
-  /usr/bin/time -f "  whole process: %e s wall, %U s user, %M KB max RSS" "$ex" "$id" "$work/synth-$id"
-  if [ "$fqm_synth" = "--fqm-synthetic" ]; then
-    (cd "$work/fqm" && node run.js "$peer-measure-bundle.json.gz" "$work/synth-$id" --mode batch --repeat 3) | tail -3
+  for _ in 1 2 3; do
+    /usr/bin/time -f "  osteoguard whole process: %e s wall, %U s user, %S s sys, %M KB max RSS" "$ex" "$id" "$work/synth-$id"
+  done
+  (cd "$work/fqm" && node fqm-cpu.js "$peer-measure-bundle.json.gz" "$tests/$deck")
+  if [ "$fqm_synth" != "--no-fqm-synthetic" ]; then
+    (cd "$work/fqm" && /usr/bin/time -f "  fqm whole process: %e s wall, %U s user, %S s sys, %M KB max RSS" \
+      node --max-old-space-size=8192 fqm-cpu.js "$peer-measure-bundle.json.gz" "$work/synth-$id")
   fi
 done
