@@ -160,6 +160,7 @@ impl Finding {
             notes: Vec::new(),
             levels: Vec::new(),
             trace: Vec::new(),
+            insufficient_items: Vec::new(),
         }
     }
     pub fn with_evidence(mut self, e: impl IntoIterator<Item = Evidence>) -> Self {

@@ -245,6 +245,22 @@ pub struct Finding {
     /// which a clinician reads; the JSON keeps it and `--verbose` prints it.
     #[serde(default)]
     pub trace: Vec<String>,
+    /// `data-insufficient` only: each missing input with its knowledge.md §9 item number and
+    /// the rule that could not decide (machine-readable; `inputsMissing` says it in words).
+    /// Absent on every other finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insufficient_items: Vec<InsufficientInput>,
+}
+
+/// One input the `data-insufficient` finding reports missing: the item of the closed list of
+/// knowledge.md §9 (1 glucocorticoid dose … 9 FRAX invalid), the rule (finding code or fact)
+/// that could not decide, and the missing input in words.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct InsufficientInput {
+    pub item: u8,
+    pub rule: String,
+    pub missing: String,
 }
 
 /// A dated to-do derived from the findings and schedules.
@@ -288,25 +304,127 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::testkit::text_scenarios;
+    use crate::model::PatientRecord;
+    use crate::testkit::{d, text_scenarios};
     use crate::thresholds::{ThresholdValue, TABLE};
 
-    /// Codes whose rules this crate's text tests cover. The denosumab, BMD, CTX, rebound and
-    /// data-insufficient rules are reworded on another branch (issue 15 part A); add them here
-    /// once merged.
-    const COVERED: &[FindingCode] = &[
-        FindingCode::GcBoneProtection,
-        FindingCode::GcFractureRiskAssessmentDue,
-        FindingCode::OsteoporosisTreatmentIndicated,
-        FindingCode::AnabolicTherapyPreferred,
-        FindingCode::AcuteOvcf,
-        FindingCode::OvcfRefractoryPainAugmentationCandidate,
-        FindingCode::OvcfImagingRecommended,
-        FindingCode::NewFractureAfterAugmentation,
-        FindingCode::ZoledronateRenalContraindication,
-        FindingCode::HypocalcaemiaAntiresorptiveCaution,
-        FindingCode::VitaminDDeficiencyAntiresorptiveCaution,
-    ];
+    /// Codes whose rules the text tests cover: every finding code, each fired by at least one
+    /// of [`all_cases`].
+    const COVERED: &[FindingCode] = &FindingCode::ALL;
+
+    /// A record, its as-of date and, for an order hook, the draft orders evaluated as if signed.
+    struct Case {
+        name: &'static str,
+        record: PatientRecord,
+        as_of: NaiveDate,
+        drafts: Vec<SourceRef>,
+    }
+
+    impl Case {
+        fn assess(&self, config: &Config) -> crate::Assessment {
+            if self.drafts.is_empty() {
+                crate::assess(&self.record, self.as_of, config)
+            } else {
+                crate::assess_what_if(&self.record, &[], &self.drafts, self.as_of, config)
+            }
+        }
+    }
+
+    /// The shared text scenarios plus the denosumab, bone-density, CTX, rebound,
+    /// data-insufficient and order-hook (clause c) records, so that every code fires somewhere.
+    fn all_cases() -> Vec<Case> {
+        use crate::model::{
+            DxaSite, Ingredient, MedicationStatus, ObservationKind, Route, Sex, VertebralLevel::*,
+        };
+        use crate::rules::denosumab_discontinuation_without_transition::tests::doses;
+        use crate::testkit::RecordBuilder;
+        let mut v: Vec<Case> = text_scenarios()
+            .into_iter()
+            .map(|s| Case {
+                name: s.name,
+                record: s.record,
+                as_of: s.as_of,
+                drafts: Vec::new(),
+            })
+            .collect();
+        // Six doses, the last on 2022-10-27, nothing since and no laboratory values: overdue,
+        // stopped without transition, safety labs missing.
+        v.push(Case {
+            name: "denosumab-stopped-no-labs",
+            record: doses(6).build(),
+            as_of: d("2023-06-15"),
+            drafts: Vec::new(),
+        });
+        // The same course, then two vertebral fractures after the missed dose: rebound.
+        v.push(Case {
+            name: "rebound",
+            record: doses(6)
+                .vertebral_fracture(L1, "2023-07-15", "2023-07-17")
+                .vertebral_fracture(L2, "2023-07-31", "2023-08-01")
+                .build(),
+            as_of: d("2023-09-28"),
+            drafts: Vec::new(),
+        });
+        // Zoledronic acid on the due date of the next denosumab dose: CTX monitoring.
+        v.push(Case {
+            name: "ctx-monitoring",
+            record: doses(6)
+                .observation(ObservationKind::Creatinine, "2023-04-20", 0.8)
+                .observation(ObservationKind::BodyWeight, "2023-04-20", 60.0)
+                .observation(ObservationKind::Calcium, "2023-04-20", 9.2)
+                .observation(ObservationKind::VitaminD25, "2023-04-20", 30.0)
+                .administration(
+                    Ingredient::ZoledronicAcid,
+                    "2023-04-27",
+                    5.0,
+                    Route::Intravenous,
+                )
+                .build(),
+            as_of: d("2023-05-20"),
+            drafts: Vec::new(),
+        });
+        // Spine T-score −1.0 → −1.7 in a year: significant bone density loss.
+        v.push(Case {
+            name: "bmd-loss",
+            record: RecordBuilder::new("1958-11-11", Sex::Female)
+                .observation(
+                    ObservationKind::TScore(DxaSite::LumbarSpine),
+                    "2021-06-15",
+                    -1.0,
+                )
+                .observation(
+                    ObservationKind::TScore(DxaSite::LumbarSpine),
+                    "2022-06-15",
+                    -1.7,
+                )
+                .build(),
+            as_of: d("2022-07-01"),
+            drafts: Vec::new(),
+        });
+        // Order hook: a draft order stops denosumab 30 days after the second dose, renal
+        // function fresh and adequate (clause c names the transition plan).
+        let mut record = doses(2)
+            .observation(ObservationKind::Creatinine, "2022-11-20", 0.8)
+            .observation(ObservationKind::BodyWeight, "2022-11-20", 50.0)
+            .order(
+                Ingredient::Denosumab,
+                MedicationStatus::Stopped,
+                "2000-01-01",
+            )
+            .build();
+        let draft = record.medications.last_mut().map(|m| {
+            m.authored = None;
+            m.visible = None;
+            m.source.clone()
+        });
+        v.push(Case {
+            name: "denosumab-stopped-by-draft",
+            record,
+            as_of: d("2022-11-26"),
+            drafts: draft.into_iter().collect(),
+        });
+        v
+    }
 
     /// Words of the specification that belong in `trace`, never in clinical text.
     const INTERNAL: &[&str] = &[
@@ -327,6 +445,7 @@ mod tests {
     fn clinical_text(f: &Finding) -> Vec<&str> {
         let mut v = vec![f.summary.as_str(), f.recommendation.as_str()];
         v.extend(f.notes.iter().map(String::as_str));
+        v.extend(f.inputs_missing.iter().map(String::as_str));
         v.extend(f.evidence.iter().map(|e| e.detail.as_str()));
         v
     }
@@ -353,8 +472,8 @@ mod tests {
     fn clinical_text_carries_no_internal_vocabulary() {
         let config = Config::default();
         let mut seen = std::collections::BTreeSet::new();
-        for s in text_scenarios() {
-            let a = crate::assess(&s.record, s.as_of, &config);
+        for s in all_cases() {
+            let a = s.assess(&config);
             for f in a.findings.iter().filter(|f| COVERED.contains(&f.code)) {
                 seen.insert(f.code);
                 for text in clinical_text(f) {
@@ -517,13 +636,45 @@ mod tests {
                 "deficient (<{} ng/mL)",
                 Shown::Number,
             ),
+            (
+                "denosumab.ctx_first_due_days",
+                "120",
+                "denosumab-stopped-by-draft",
+                DenosumabDiscontinuationWithoutTransition,
+                "check CTX at {} and",
+                Shown::Words,
+            ),
+            (
+                "denosumab.ctx_second_due_days",
+                "210",
+                "denosumab-stopped-by-draft",
+                DenosumabDiscontinuationWithoutTransition,
+                " and {} (",
+                Shown::Words,
+            ),
+            (
+                "denosumab.ctx_first_due_days",
+                "120",
+                "ctx-monitoring",
+                PostDenosumabCtxMonitoring,
+                "serum CTX at {} and",
+                Shown::Words,
+            ),
+            (
+                "denosumab.ctx_second_due_days",
+                "210",
+                "ctx-monitoring",
+                PostDenosumabCtxMonitoring,
+                " and {} (due",
+                Shown::Words,
+            ),
         ];
         let text_of = |config: &Config, scenario: &str, code: FindingCode| -> String {
-            let s = text_scenarios()
+            let s = all_cases()
                 .into_iter()
                 .find(|s| s.name == scenario)
                 .expect("scenario exists");
-            let a = crate::assess(&s.record, s.as_of, config);
+            let a = s.assess(config);
             let f = a
                 .findings
                 .iter()
@@ -612,6 +763,38 @@ mod tests {
             (
                 "anabolic_therapy_preferred",
                 include_str!("rules/anabolic_therapy_preferred.rs"),
+            ),
+            (
+                "bmd_significant_loss",
+                include_str!("rules/bmd_significant_loss.rs"),
+            ),
+            (
+                "data_insufficient",
+                include_str!("rules/data_insufficient.rs"),
+            ),
+            (
+                "denosumab_common",
+                include_str!("rules/denosumab_common.rs"),
+            ),
+            (
+                "denosumab_discontinuation_without_transition",
+                include_str!("rules/denosumab_discontinuation_without_transition.rs"),
+            ),
+            (
+                "denosumab_due_soon",
+                include_str!("rules/denosumab_due_soon.rs"),
+            ),
+            (
+                "denosumab_overdue",
+                include_str!("rules/denosumab_overdue.rs"),
+            ),
+            (
+                "post_denosumab_ctx_monitoring",
+                include_str!("rules/post_denosumab_ctx_monitoring.rs"),
+            ),
+            (
+                "rebound_vertebral_fractures_suspected",
+                include_str!("rules/rebound_vertebral_fractures_suspected.rs"),
             ),
             (
                 "gc_bone_protection",

@@ -114,6 +114,12 @@ pub const SOURCES: &[Source] = &[
         reference: "Case report: rebound vertebral fractures after denosumab discontinuation in glucocorticoid-induced osteoporosis treated with multilevel vertebroplasty (shared/seed/case-report.txt).",
         url: None,
     },
+    Source {
+        tag: "OSTEOGUARD-SPEC",
+        label: "osteoguard clinical specification: unknown is never a silent negative",
+        reference: "osteoguard Clinical Knowledge Specification v0.10.3 (engine convention): a rule that cannot decide for want of data says what is missing instead of staying silent (three-valued logic).",
+        url: None,
+    },
 ];
 
 /// Sources whose tag occurs in `citation`, in table order.
@@ -153,6 +159,11 @@ mod tests {
         let citations = [
             acute_ovcf::CITATION,
             anabolic_therapy_preferred::CITATION,
+            bmd_significant_loss::CITATION,
+            data_insufficient::CITATION,
+            denosumab_discontinuation_without_transition::CITATION,
+            denosumab_due_soon::CITATION,
+            denosumab_overdue::CITATION,
             gc_bone_protection::CITATION,
             gc_fracture_risk_assessment_due::CITATION,
             hypocalcaemia_antiresorptive_caution::CITATION,
@@ -160,10 +171,14 @@ mod tests {
             osteoporosis_treatment_indicated::CITATION,
             ovcf_imaging_recommended::CITATION,
             ovcf_refractory_pain_augmentation_candidate::CITATION,
+            post_denosumab_ctx_monitoring::CITATION,
+            rebound_vertebral_fractures_suspected::CITATION,
             vitamin_d_deficiency_antiresorptive_caution::CITATION,
             zoledronate_renal_contraindication::CITATION,
         ];
+        assert_eq!(citations.len(), crate::FindingCode::ALL.len());
         for c in citations {
+            assert!(!c.contains("knowledge.md") && !c.contains('§'), "{c}");
             assert!(!cited(c).is_empty(), "{c}");
             for s in SOURCES {
                 assert!(!c.contains(s.reference), "{c} copies {}", s.tag);

@@ -499,6 +499,10 @@ threshold_table! {
     gc_max_daily_mg_methylprednisolone: f64 = 27000.0; key "glucocorticoid.plausible_max_daily_mg.methylprednisolone"; unit "mg/day";
         range 1000 ..= 60000; "§2.3"; "SOLU-MEDROL label: 30 mg/kg IV, repeatable every 4 h for 48 h (180 mg/kg/day at 150 kg)"; configurable true;
         "A methylprednisolone dose above this per day is implausible: treated as unknown";
+    // ---- issue 15: the transition dose named in the clause (c) recommendation ----
+    zoledronate_dose_mg: f64 = 5.0; key "zoledronate.osteoporosis_dose_mg"; unit "mg";
+        range 5 ..= 5; "§5.3"; "RECLAST-PI (5 mg IV infusion)"; configurable false;
+        "The zoledronic acid dose named in the denosumab transition recommendation";
 }
 
 /// The knowledge.md version these thresholds implement.

@@ -438,7 +438,7 @@ fn table_a(x: &RowInputs<'_>) -> RowMatch {
         .unwrap_or_else(|| {
             RowMatch::indeterminate(
                 Some("A5"),
-                "Indeterminate (A5): no criterion of rows A1–A3 is met and row A4 (low) needs FRAX MOF and hip, a T-score and the high-dose criteria all known and low",
+                "Indeterminate: no very-high, high or moderate criterion is met, and a low category needs FRAX (major osteoporotic and hip), a T-score and the high-dose criteria all known and low",
             )
         })
 }
@@ -523,7 +523,7 @@ fn has_dxa(x: &RowInputs<'_>) -> bool {
 fn b3_low(x: &RowInputs<'_>, b2: Tri) -> Vec<Criterion> {
     if x.gc.qualifying == Tri::True && b2 == Tri::False && x.high_dose == Tri::False && has_dxa(x) {
         vec![crit(
-            "GC-qualifying, no very-high or moderate criterion (rows B1–B2), DXA available",
+            "GC-qualifying, no very-high or moderate criterion, DXA available",
             Vec::new(),
         )]
     } else {
@@ -547,11 +547,11 @@ fn table_b(x: &RowInputs<'_>) -> RowMatch {
         .or_else(|| RowMatch::met(RiskCategory::Low, "B3", b3_low(x, b2)))
         .unwrap_or_else(|| {
             if b4_no_data(x) {
-                RowMatch::indeterminate(Some("B4"), "Indeterminate (B4): no DXA and no fracture data")
+                RowMatch::indeterminate(Some("B4"), "Indeterminate: no DXA and no fracture data")
             } else {
                 RowMatch::indeterminate(
                     Some("B5"),
-                    "Indeterminate (B5): none of rows B1–B3 applies; the ACR-2022 table has no category for this young adult (e.g. not GC-qualifying, or GC dose unknown)",
+                    "Indeterminate: the ACR-2022 table has no category for this young adult (e.g. not GC-qualifying, or GC dose unknown)",
                 )
             }
         })
@@ -787,15 +787,8 @@ pub fn compute(
     r.criteria_met = met.iter().map(|c| c.text.clone()).collect();
     if !met.is_empty() {
         let list: Vec<&str> = met.iter().map(|c| c.text.as_str()).collect();
-        r.basis.insert(
-            1,
-            format!(
-                "{} ({}): {}",
-                category.label(),
-                row.unwrap_or("-"),
-                list.join("; ")
-            ),
-        );
+        r.basis
+            .insert(1, format!("{}: {}", category.label(), list.join("; ")));
     }
     for c in met {
         for e in c.evidence {
@@ -1380,6 +1373,13 @@ mod tests {
                 _ => RiskCategory::Indeterminate,
             };
             assert_eq!(a.category, expected, "{row}");
+            // The row id is machine-readable (`row`); the basis a clinician reads names none.
+            for line in &a.basis {
+                for id in ["A1", "A2", "A3", "A4", "A5", "B1", "B2", "B3", "B4", "B5"] {
+                    assert!(!line.contains(id), "{row}: {id} in {line:?}");
+                }
+                assert!(!line.contains("row "), "{row}: {line:?}");
+            }
         }
     }
 

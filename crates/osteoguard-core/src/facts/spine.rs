@@ -101,22 +101,9 @@ impl FractureEvent {
     pub fn covers(&self, level: VertebralLevel) -> bool {
         self.levels().contains(&level)
     }
-    /// "L1", "T5–T6" or "level not recorded".
-    pub fn location_label(&self) -> String {
-        location_label(self.location)
-    }
     /// Whether the onset bounds are known (not a prevalent fracture of unknown age).
     pub fn has_onset(&self) -> bool {
         !self.prevalent_unknown_age && self.onset_for_windows.is_some()
-    }
-}
-
-/// "L1", "T5–T6" or "level not recorded".
-pub fn location_label(loc: VertebralLocation) -> String {
-    match loc {
-        VertebralLocation::Level(l) => l.label().to_string(),
-        VertebralLocation::Pair(a, b) => format!("{a}–{b}"),
-        VertebralLocation::Unspecified => "level not recorded".to_string(),
     }
 }
 
@@ -355,10 +342,7 @@ fn event_evidence(e: &FractureEvent) -> Evidence {
     Evidence::new(
         &e.source,
         e.onset_for_acuity.or(e.recorded),
-        format!(
-            "vertebral fracture {}, {onset}{estimated}",
-            e.location_label()
-        ),
+        format!("vertebral fracture {}, {onset}{estimated}", e.location),
     )
 }
 

@@ -135,12 +135,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         f = f
             .with_note(format!(
                 "{}: onset not recorded; the recorded date {} is used",
-                e.location_label(),
+                e.location,
                 e.recorded.map(|d| d.to_string()).unwrap_or_default()
             ))
             .with_trace(format!(
                 "{}: onset_estimated (knowledge.md §7.2)",
-                e.location_label()
+                e.location
             ));
     }
     out.push(f);

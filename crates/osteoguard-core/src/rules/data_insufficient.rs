@@ -1,26 +1,54 @@
 //! `data-insufficient` — knowledge.md §1.4, §9.
 //!
-//! **Recommendation:** "Cannot fully evaluate: missing {inputs}; obtain them."
-//! **Source:** knowledge.md §1.4 (unknown is never a silent negative). Strength: engine rule.
+//! **Recommendation:** "Some of the assessment could not be completed: obtain {inputs}."
+//! **Source:** the engine's own convention (knowledge.md §1.4: unknown is never a silent
+//! negative), cited by the key `OSTEOGUARD-SPEC`. Strength: engine rule.
 //!
 //! **Criteria:** ONE finding assembled last from the items every rule contributed through
 //! [`Outcome::insufficient`] — the closed list of §9 (1 GC dose not computable, 2 category
 //! indeterminate, 3 zoledronate safety labs, 4 vitamin D, 5 denosumab CKD labs, 6 DXA pair,
 //! 7 rebound evidence, 8 undated denosumab, 9 FRAX invalid). No items → no finding.
 //! * severity: [`safety_blocking`] (any of items 3–5) → moderate; otherwise info.
-//! * `inputs_missing`: one line per item, "item N: rule: missing", sorted by item.
+//! * `inputs_missing`: one line per item, as a consultant writes it: what is missing and why it
+//!   matters ([`why_it_matters`]), sorted by item.
+//! * the item numbers and rules stay machine-readable: `insufficient_items` (JSON
+//!   `insufficientItems`) and one `trace` line per item ("§9 data-insufficient item N: rule").
 //!
 //! **Thresholds:** none.
 
 use crate::engine::{Ctx, InsufficientItem, Outcome};
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, InsufficientInput, Severity};
 
-pub const CITATION: &str = "knowledge.md §1.4";
+pub const CITATION: &str = "OSTEOGUARD-SPEC";
 const SECTION: &str = "§1.4; §9 data-insufficient";
 
 /// Items 3–5 block a safety check (§9): moderate.
 pub fn safety_blocking(item: u8) -> bool {
     (3..=5).contains(&item)
+}
+
+/// Why an item of the §9 list matters, in a clinician's words.
+pub fn why_it_matters(item: u8) -> &'static str {
+    match item {
+        1 => "needed to work out the glucocorticoid exposure",
+        2 | 9 => "needed to place the patient in a fracture-risk category",
+        3 => "needed before zoledronic acid can be given safely",
+        4 => "needed before antiresorptive treatment can be given safely",
+        5 => "needed before denosumab can be given safely in kidney disease",
+        6 => "needed to judge whether bone density has changed",
+        7 => "needed to judge whether the fracture is a rebound fracture after stopping denosumab",
+        8 => "needed to time the next denosumab dose",
+        _ => "needed to complete the assessment",
+    }
+}
+
+/// Upper-cases the first letter (a line that starts a sentence).
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
@@ -36,23 +64,18 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     } else {
         Severity::Info
     };
-    let mut numbers: Vec<u8> = items.iter().map(|i| i.item).collect();
-    numbers.dedup();
-    let numbers: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+    let lines: Vec<String> = items
+        .iter()
+        .map(|i| format!("{} ({})", sentence(&i.missing), why_it_matters(i.item)))
+        .collect();
     let summary = format!(
-        "Cannot fully evaluate (item{} {}): {}",
-        if numbers.len() == 1 { "" } else { "s" },
-        numbers.join(", "),
-        items
-            .iter()
-            .map(|i| format!("{} — {}", i.rule, i.missing))
-            .collect::<Vec<_>>()
-            .join("; ")
+        "Parts of the assessment could not be completed: {}",
+        lines.join("; ")
     );
     let mut inputs: Vec<&str> = items.iter().map(|i| i.missing.as_str()).collect();
     inputs.dedup();
     let recommendation = format!(
-        "Cannot fully evaluate: missing {}; obtain them.",
+        "Obtain the missing information so the assessment can be completed: {}.",
         inputs.join("; ")
     );
     let mut evidence: Vec<Evidence> = items.iter().flat_map(|i| i.evidence.clone()).collect();
@@ -67,9 +90,18 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         SECTION,
     )
     .with_evidence(evidence);
-    f.inputs_missing = items
+    f.inputs_missing = lines;
+    f.trace = items
         .iter()
-        .map(|i| format!("item {}: {}: {}", i.item, i.rule, i.missing))
+        .map(|i| format!("§9 data-insufficient item {}: {}", i.item, i.rule))
+        .collect();
+    f.insufficient_items = items
+        .iter()
+        .map(|i| InsufficientInput {
+            item: i.item,
+            rule: i.rule.clone(),
+            missing: i.missing.clone(),
+        })
         .collect();
     out.push(f);
 }
@@ -108,21 +140,34 @@ mod tests {
         let out = testing::plain(&seed(false), d("2023-06-15"));
         let f = out.get(FindingCode::DataInsufficient).unwrap();
         assert_eq!(f.severity, Severity::Moderate);
-        assert!(
-            f.summary
-                .starts_with("Cannot fully evaluate (items 3, 4, 5)"),
-            "{}",
-            f.summary
-        );
-        assert!(f.inputs_missing.iter().all(|l| l.starts_with("item ")));
+        let numbers: Vec<u8> = f.insufficient_items.iter().map(|i| i.item).collect();
+        assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{numbers:?}");
+        let mut distinct = numbers.clone();
+        distinct.dedup();
+        assert_eq!(distinct, vec![3, 4, 5]);
+        assert_eq!(f.inputs_missing.len(), f.insufficient_items.len());
+        assert_eq!(f.trace.len(), f.insufficient_items.len());
         assert!(f
-            .inputs_missing
+            .trace
             .iter()
-            .any(|l| l.starts_with("item 3: zoledronate-renal")));
+            .all(|l| l.starts_with("§9 data-insufficient item ")));
         assert!(f
-            .inputs_missing
+            .insufficient_items
             .iter()
-            .any(|l| l.starts_with("item 3: hypocalcaemia")));
+            .any(|i| i.item == 3 && i.rule.starts_with("zoledronate-renal")));
+        assert!(f
+            .insufficient_items
+            .iter()
+            .any(|i| i.item == 3 && i.rule.starts_with("hypocalcaemia")));
+        assert!(f
+            .trace
+            .iter()
+            .any(|l| l.starts_with("§9 data-insufficient item 3: zoledronate-renal")));
+        for (line, i) in f.inputs_missing.iter().zip(&f.insufficient_items) {
+            assert!(line.contains(why_it_matters(i.item)), "{line}");
+            assert!(!line.contains("item "), "{line}");
+        }
+        assert!(f.summary.contains(why_it_matters(3)), "{}", f.summary);
         assert!(!out.fired(FindingCode::ZoledronateRenalContraindication));
         let overdue = out.get(FindingCode::DenosumabOverdue).unwrap();
         assert_eq!(overdue.severity, Severity::High);
@@ -163,8 +208,20 @@ mod tests {
         let f = out.get(FindingCode::DataInsufficient).unwrap();
         assert_eq!(f.severity, Severity::Info);
         assert_eq!(
+            f.insufficient_items,
+            vec![InsufficientInput {
+                item: 6,
+                rule: "bmd-significant-loss".into(),
+                missing: "no comparable DXA pair".into(),
+            }]
+        );
+        assert_eq!(
             f.inputs_missing,
-            vec!["item 6: bmd-significant-loss: no comparable DXA pair".to_string()]
+            vec![format!("No comparable DXA pair ({})", why_it_matters(6))]
+        );
+        assert_eq!(
+            f.trace,
+            vec!["§9 data-insufficient item 6: bmd-significant-loss".to_string()]
         );
     }
 

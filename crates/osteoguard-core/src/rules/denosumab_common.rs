@@ -45,10 +45,11 @@ pub fn dose_evidence(ctx: &Ctx<'_>) -> Vec<Evidence> {
         .iter()
         .enumerate()
         .map(|(i, d)| {
+            // The osteoporosis dose (oncology records never count), numbered.
             let what = if i + 1 == n {
-                format!("denosumab 60 mg dose {} (last dose)", i + 1)
+                format!("denosumab dose {} (last dose)", i + 1)
             } else {
-                format!("denosumab 60 mg dose {}", i + 1)
+                format!("denosumab dose {}", i + 1)
             };
             Evidence::new(&d.source, Some(d.date), what)
         })
@@ -65,7 +66,7 @@ pub fn schedule_notes(ctx: &Ctx<'_>, mut f: Finding) -> Finding {
     }
     if !ctx.dmab.oncology_records.is_empty() {
         f = f.with_note(format!(
-            "Denosumab 120 mg (Xgeva, oncology) record(s) excluded from the osteoporosis \
+            "Denosumab at the oncology dose (Xgeva) excluded from the osteoporosis \
              schedule: {}.",
             ctx.dmab
                 .oncology_records

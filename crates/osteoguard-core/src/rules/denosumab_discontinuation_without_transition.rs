@@ -31,7 +31,7 @@ use super::safety::{
 };
 use crate::engine::{Ctx, DraftOrder, Outcome};
 use crate::facts::denosumab::Schedule;
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity};
 use crate::model::Ingredient;
 
 pub const CITATION: &str = "ECTS-2021; CUMMINGS-2018";
@@ -201,10 +201,15 @@ fn clause_c_recommendation(ctx: &Ctx<'_>, s: &Schedule, evidence: &mut Vec<Evide
         }
         Some(r) => {
             evidence.extend(r.evidence.iter().cloned());
+            let t = ctx.t();
             format!(
-                "Denosumab is being stopped without a transition plan: give zoledronic acid 5 mg \
-                 IV 6 months after the last injection (due {due}) or start oral alendronate, then \
-                 check CTX at 3 and 6 months ({ctx_first}, {ctx_second}), per ECTS."
+                "Denosumab is being stopped without a transition plan: give zoledronic acid {} mg \
+                 IV {} after the last injection (due {due}) or start oral alendronate, then \
+                 check CTX at {} and {} ({ctx_first}, {ctx_second}), per ECTS.",
+                t.zoledronate_dose_mg,
+                days_in_words(t.dmab_due_days),
+                days_in_words(t.ctx_first_due_days),
+                days_in_words(t.ctx_second_due_days)
             )
         }
         None => format!(

@@ -1,6 +1,6 @@
 //! `denosumab-due-soon` — knowledge.md §5.1, §9.
 //!
-//! **Recommendation:** "Next denosumab 60 mg dose due on {D_last + 182}; do not delay beyond
+//! **Recommendation:** "Next denosumab dose due on {D_last + 182}; do not delay beyond
 //! 4 weeks."
 //! **Source:** PROLIA-PI (60 mg every 6 months, verified); LYU-2020 (on time = within 4 weeks of
 //! the 6-month date; delays raise vertebral fracture risk, verified). Strength: label / cohort.
@@ -56,7 +56,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         out.data_quality.push(DataQualityIssue::new(
             src.as_str(),
             "medication",
-            "denosumab 120 mg (Xgeva, oncology): excluded from the osteoporosis schedule (info)",
+            "denosumab at the oncology dose (Xgeva): excluded from the osteoporosis schedule (info)",
         ));
     }
 
@@ -95,7 +95,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         severity,
         summary,
         format!(
-            "Next denosumab 60 mg dose due on {due}; do not delay beyond {} days (by \
+            "Next denosumab dose due on {due}; do not delay beyond {} days (by \
              {latest_on_time}).",
             t.dmab_grace_end_days - t.dmab_due_days
         ),

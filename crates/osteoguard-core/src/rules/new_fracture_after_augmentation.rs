@@ -157,7 +157,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 .filter(|a| a.2)
                 .filter_map(|a| a.0.level.map(|l| l.to_string()))
                 .collect();
-            let mut s = format!("{} (onset {}", n.fracture.location_label(), n.onset);
+            let mut s = format!("{} (onset {}", n.fracture.location, n.onset);
             if let Some((a, d, _)) = closest {
                 s.push_str(&format!(", {d} d after {}", aug_label(a)));
             }
@@ -168,7 +168,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             s
         })
         .collect();
-    let names: Vec<String> = found.iter().map(|n| n.fracture.location_label()).collect();
+    let names: Vec<String> = found
+        .iter()
+        .map(|n| n.fracture.location.to_string())
+        .collect();
     let mut evidence: Vec<Evidence> = Vec::new();
     for n in &found {
         evidence.push(Evidence::new(
@@ -176,8 +179,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             Some(n.onset),
             format!(
                 "vertebral fracture {}, onset (period start) {}",
-                n.fracture.location_label(),
-                n.onset
+                n.fracture.location, n.onset
             ),
         ));
         for (a, d, adj) in &n.after {
@@ -187,7 +189,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 format!(
                     "{}; fracture {} {d} d later{}",
                     aug_label(a),
-                    n.fracture.location_label(),
+                    n.fracture.location,
                     if *adj { ", adjacent" } else { "" }
                 ),
             ));

@@ -27,7 +27,7 @@ use super::denosumab_common::{ctx_after, ctx_elevated, ctx_limit};
 use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::denosumab::Dose;
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity};
 use crate::model::{add_days, days, Observation};
 
 pub const CITATION: &str = "ECTS-2021 (details UNVERIFIED)";
@@ -124,8 +124,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     evidence.extend(measured.iter().map(|o| ctx_evidence(o, ctx)));
 
     let standard = format!(
-        "After denosumab→zoledronate transition, measure fasting serum CTX at 3 and 6 months \
-         (due {first}, {second}); repeat zoledronate if CTX is elevated."
+        "After denosumab→zoledronate transition, measure fasting serum CTX at {} and {} \
+         (due {first}, {second}); repeat zoledronate if CTX is elevated.",
+        days_in_words(ctx.t().ctx_first_due_days),
+        days_in_words(ctx.t().ctx_second_due_days)
     );
     let (severity, summary, recommendation) = if let Some(high) = elevated.last() {
         let value = high.value.unwrap_or_default();

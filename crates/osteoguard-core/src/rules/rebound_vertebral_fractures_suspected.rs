@@ -127,14 +127,6 @@ pub fn distinct_fractures<'a>(in_window: &[&'a FractureEvent]) -> Vec<&'a Fractu
     out
 }
 
-fn location_label(l: &VertebralLocation) -> String {
-    match l {
-        VertebralLocation::Level(l) => l.label().to_string(),
-        VertebralLocation::Pair(a, b) => format!("{a}-{b}"),
-        VertebralLocation::Unspecified => "level unknown".to_string(),
-    }
-}
-
 pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     if !established_course(ctx) {
         return;
@@ -170,10 +162,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         _ => Severity::Critical,
     };
 
-    let mut levels: Vec<String> = in_window
-        .iter()
-        .map(|f| location_label(&f.location))
-        .collect();
+    let mut levels: Vec<String> = in_window.iter().map(|f| f.location.to_string()).collect();
     levels.dedup();
     let mut evidence = vec![Evidence::new(
         &d_last.source,
@@ -186,7 +175,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             f.onset_for_windows,
             format!(
                 "vertebral fracture {} onset {} (day {} after the last dose)",
-                location_label(&f.location),
+                f.location,
                 f.onset_for_windows
                     .map(|d| d.to_string())
                     .unwrap_or_default(),

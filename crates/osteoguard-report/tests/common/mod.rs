@@ -81,6 +81,7 @@ fn finding(
         notes: vec![],
         levels: vec![],
         trace: vec![],
+        insufficient_items: vec![],
     }
 }
 
