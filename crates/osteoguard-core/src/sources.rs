@@ -6,8 +6,8 @@
 /// One source: tag, label, full reference and a URL. A DOI link wherever the DOI was checked
 /// against a public record (docs/sources.md says where); otherwise the article's record page or,
 /// when no record could be confirmed, the journal's own page (never a search URL for a paper,
-/// which can point at the wrong one). The prescribing-information links are DailyMed's label
-/// finder for the brand name.
+/// which can point at the wrong one). The prescribing-information links are the label's
+/// DailyMed page by set id (one label, not a search).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
     pub tag: &'static str,
@@ -64,13 +64,13 @@ pub const SOURCES: &[Source] = &[
         tag: "PROLIA-PI",
         label: "Denosumab (Prolia) prescribing information",
         reference: "Prolia (denosumab) US Prescribing Information / EU SmPC: 60 mg SC every 6 months; boxed warning for severe hypocalcaemia in advanced CKD.",
-        url: Some("https://dailymed.nlm.nih.gov/dailymed/search.cfm?query=prolia"),
+        url: Some("https://dailymed.nlm.nih.gov/dailymed/drugInfo.cfm?setid=49e5afe9-a0c7-40c4-af9f-f287a80c5c88"),
     },
     Source {
         tag: "RECLAST-PI",
         label: "Zoledronic acid (Reclast) prescribing information: CrCl < 35 mL/min contraindication",
         reference: "Reclast/Aclasta (zoledronic acid 5 mg) US Prescribing Information: contraindicated with CrCl < 35 mL/min and in acute renal impairment (FDA Drug Safety Communication, 2011).",
-        url: Some("https://dailymed.nlm.nih.gov/dailymed/search.cfm?query=reclast"),
+        url: Some("https://dailymed.nlm.nih.gov/dailymed/lookup.cfm?setid=5a9b3737-9ce6-4a89-b76e-6aab79eba9cf"),
     },
     Source {
         tag: "ISCD",
@@ -87,8 +87,8 @@ pub const SOURCES: &[Source] = &[
     Source {
         tag: "GENANT-1993",
         label: "Genant semiquantitative vertebral fracture assessment (JBMR 1993)",
-        reference: "Genant HK, Wu CY, van Kuijk C, Nevitt MC. Vertebral fracture assessment using a semiquantitative technique. J Bone Miner Res 1993;8:1137–1148.",
-        url: Some("https://academic.oup.com/jbmr"),
+        reference: "Genant HK, Wu CY, van Kuijk C, Nevitt MC. Vertebral fracture assessment using a semiquantitative technique. J Bone Miner Res 1993;8(9):1137–1148.",
+        url: Some("https://doi.org/10.1002/jbmr.5650080915"),
     },
     Source {
         tag: "ACR-AC-VCF",
@@ -141,6 +141,7 @@ mod tests {
         for s in SOURCES {
             if let Some(url) = s.url {
                 assert!(!url.contains("pubmed.ncbi.nlm.nih.gov/?term"), "{}", s.tag);
+                assert!(!url.contains("search"), "{}: a search, not a record", s.tag);
                 assert!(url.starts_with("https://"), "{}", s.tag);
             }
         }
