@@ -499,6 +499,30 @@ threshold_table! {
     gc_max_daily_mg_methylprednisolone: f64 = 27000.0; key "glucocorticoid.plausible_max_daily_mg.methylprednisolone"; unit "mg/day";
         range 1000 ..= 60000; "§2.3"; "SOLU-MEDROL label: 30 mg/kg IV, repeatable every 4 h for 48 h (180 mg/kg/day at 150 kg)"; configurable true;
         "A methylprednisolone dose above this per day is implausible: treated as unknown";
+    // Agents whose label maximum is lower than real high-dose practice, or has none: the bound is
+    // 1,500 mg prednisone-equivalent/day (the PEq of the hydrocortisone label bound, above the
+    // 1,250 mg/day oral pulses of multiple sclerosis), in mg of the agent; docs/hardening.md.
+    gc_max_daily_mg_prednisone: f64 = 1500.0; key "glucocorticoid.plausible_max_daily_mg.prednisone"; unit "mg/day";
+        range 200 ..= 20000; "§2.3"; "prednisone tablets label: 200 mg/day (multiple sclerosis, one week); bound 1,500 mg PEq/day (oral MS pulses of 1,250 mg/day are real)"; configurable true;
+        "A prednisone dose above this per day is implausible: treated as unknown";
+    gc_max_daily_mg_prednisolone: f64 = 1500.0; key "glucocorticoid.plausible_max_daily_mg.prednisolone"; unit "mg/day";
+        range 200 ..= 20000; "§2.3"; "prednisolone label: 200 mg/day (multiple sclerosis, one week); bound 1,500 mg PEq/day (oral MS pulses of 1,250 mg/day are real)"; configurable true;
+        "A prednisolone dose above this per day is implausible: treated as unknown";
+    gc_max_daily_mg_cortisone: f64 = 7500.0; key "glucocorticoid.plausible_max_daily_mg.cortisone"; unit "mg/day";
+        range 300 ..= 100000; "§2.3"; "cortisone acetate label: initial 25–300 mg/day; bound 1,500 mg PEq/day"; configurable true;
+        "A cortisone dose above this per day is implausible: treated as unknown";
+    gc_max_daily_mg_dexamethasone: f64 = 225.0; key "glucocorticoid.plausible_max_daily_mg.dexamethasone"; unit "mg/day";
+        range 9 ..= 3000; "§2.3"; "dexamethasone sodium phosphate label: initial 0.5–9 mg/day, higher in severe disease (no label maximum verified); bound 1,500 mg PEq/day"; configurable true;
+        "A dexamethasone dose above this per day is implausible: treated as unknown";
+    gc_max_daily_mg_betamethasone: f64 = 180.0; key "glucocorticoid.plausible_max_daily_mg.betamethasone"; unit "mg/day";
+        range 30 ..= 2400; "§2.3"; "CELESTONE SOLUSPAN label: 0.25–9 mg/day, 30 mg/day in multiple sclerosis, 'multiples' in life-threatening situations (no maximum); bound 1,500 mg PEq/day"; configurable true;
+        "A betamethasone dose above this per day is implausible: treated as unknown";
+    gc_max_daily_mg_triamcinolone: f64 = 1200.0; key "glucocorticoid.plausible_max_daily_mg.triamcinolone"; unit "mg/day";
+        range 160 ..= 16000; "§2.3"; "KENALOG-40 label: 40–80 mg IM (100 mg hay fever, 160 mg/day in multiple sclerosis); bound 1,500 mg PEq/day"; configurable true;
+        "A triamcinolone dose above this per day is implausible: treated as unknown";
+    gc_max_daily_mg_deflazacort: f64 = 1800.0; key "glucocorticoid.plausible_max_daily_mg.deflazacort"; unit "mg/day";
+        range 135 ..= 24000; "§2.3"; "EMFLAZA label: 0.9 mg/kg/day (135 mg at 150 kg); bound 1,500 mg PEq/day"; configurable true;
+        "A deflazacort dose above this per day is implausible: treated as unknown";
     // ---- issue 15: the transition dose named in the clause (c) recommendation ----
     zoledronate_dose_mg: f64 = 5.0; key "zoledronate.osteoporosis_dose_mg"; unit "mg";
         range 5 ..= 5; "§5.3"; "RECLAST-PI (5 mg IV infusion)"; configurable false;

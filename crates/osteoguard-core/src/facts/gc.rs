@@ -588,6 +588,35 @@ fn plausible_max_daily_mg(i: Ingredient, t: &Thresholds) -> Option<(f64, &'stati
             t.gc_max_daily_mg_methylprednisolone,
             "glucocorticoid.plausible_max_daily_mg.methylprednisolone",
         )),
+        Ingredient::Prednisone => Some((
+            t.gc_max_daily_mg_prednisone,
+            "glucocorticoid.plausible_max_daily_mg.prednisone",
+        )),
+        Ingredient::Prednisolone => Some((
+            t.gc_max_daily_mg_prednisolone,
+            "glucocorticoid.plausible_max_daily_mg.prednisolone",
+        )),
+        Ingredient::Cortisone => Some((
+            t.gc_max_daily_mg_cortisone,
+            "glucocorticoid.plausible_max_daily_mg.cortisone",
+        )),
+        Ingredient::Dexamethasone => Some((
+            t.gc_max_daily_mg_dexamethasone,
+            "glucocorticoid.plausible_max_daily_mg.dexamethasone",
+        )),
+        Ingredient::Betamethasone => Some((
+            t.gc_max_daily_mg_betamethasone,
+            "glucocorticoid.plausible_max_daily_mg.betamethasone",
+        )),
+        Ingredient::Triamcinolone => Some((
+            t.gc_max_daily_mg_triamcinolone,
+            "glucocorticoid.plausible_max_daily_mg.triamcinolone",
+        )),
+        Ingredient::Deflazacort => Some((
+            t.gc_max_daily_mg_deflazacort,
+            "glucocorticoid.plausible_max_daily_mg.deflazacort",
+        )),
+        // Excluded from PEq (budesonide, fludrocortisone, local steroids): nothing to bound.
         _ => None,
     }
 }
@@ -1048,6 +1077,71 @@ mod tests {
         // At the bound itself the dose is plausible.
         r.medications[0].dosages[0].dose_mg = Some(bound);
         assert!(gc_at(&r, "2022-12-01").current_daily_peq.is_some());
+    }
+
+    /// Issue 16: every agent the engine converts has a plausibility bound from the threshold
+    /// table. At the bound the dose counts (its PEq is the dose × the §2.2 factor); just above it
+    /// the dose is unknown, with a data-quality entry naming the record, the dose field and the
+    /// threshold key.
+    #[test]
+    fn every_converted_glucocorticoid_has_a_plausibility_bound() {
+        let t = crate::thresholds::Thresholds::default();
+        let converted: Vec<Ingredient> = [
+            Ingredient::Cortisone,
+            Ingredient::Hydrocortisone,
+            Ingredient::Prednisone,
+            Ingredient::Prednisolone,
+            Ingredient::Methylprednisolone,
+            Ingredient::Triamcinolone,
+            Ingredient::Dexamethasone,
+            Ingredient::Betamethasone,
+            Ingredient::Deflazacort,
+            Ingredient::Fludrocortisone,
+            Ingredient::Budesonide,
+        ]
+        .into_iter()
+        .filter(|i| peq_factor(*i).is_some())
+        .collect();
+        assert_eq!(converted.len(), 9, "{converted:?}");
+        let order = |i: Ingredient, mg: f64| {
+            RecordBuilder::new("1950-03-15", Sex::Female)
+                .daily_order(
+                    i,
+                    Active,
+                    "2022-01-01",
+                    None,
+                    Some(mg),
+                    Some(1.0),
+                    crate::model::Route::Oral,
+                )
+                .build()
+        };
+        for i in converted {
+            let (bound, key) = plausible_max_daily_mg(i, &t).unwrap_or_else(|| panic!("{i:?}"));
+            let factor = peq_factor(i).unwrap_or_default();
+            let at = gc_at(&order(i, bound), "2022-06-01");
+            let peq = at
+                .current_daily_peq
+                .unwrap_or_else(|| panic!("{i:?} at {bound}"));
+            assert!(close(peq, bound * factor), "{i:?}: {peq}");
+            assert!(at.data_quality.is_empty(), "{i:?}: {:?}", at.data_quality);
+            let r = order(i, bound * 1.01);
+            let above = gc_at(&r, "2022-06-01");
+            assert_eq!(above.current_daily_peq, None, "{i:?} above {bound}");
+            assert_eq!(above.qualifying, Tri::Unknown, "{i:?}");
+            assert!(
+                above
+                    .data_quality
+                    .iter()
+                    .any(|q| q.reference == r.medications[0].source.as_str()
+                        && q.field.contains("dose")
+                        && q.problem.contains(key)),
+                "{i:?}: {:?}",
+                above.data_quality
+            );
+            // Never stricter than 1,250 mg PEq/day (oral pulses for multiple sclerosis).
+            assert!(bound * factor >= 1250.0, "{i:?}: {}", bound * factor);
+        }
     }
 
     #[test]
