@@ -102,10 +102,10 @@ struct LimitArgs {
 
 impl LimitArgs {
     fn read(&self, input: &Path) -> anyhow::Result<osteoguard_fhir::ReadOutput> {
-        if input.as_os_str() == STDIN {
-            return read_input(input);
-        }
         let limits = osteoguard_fhir::ReadLimits::with_max_line_mib(self.max_line_mb);
+        if input.as_os_str() == STDIN {
+            return read_stdin(limits);
+        }
         osteoguard_fhir::read_path_with(input, limits).map_err(|e| usage(anyhow!(e)))
     }
 }
@@ -213,21 +213,10 @@ fn write_out_bytes(bytes: &[u8]) -> anyhow::Result<()> {
 /// The standard-input file name: `assess -` and `inspect -` read the record from it.
 const STDIN: &str = "-";
 
-/// Reads `input` (a file, a directory, or `-` for standard input: a Bundle, a resource or NDJSON).
-fn read_input(input: &Path) -> anyhow::Result<osteoguard_fhir::ReadOutput> {
-    if input.as_os_str() != STDIN {
-        return osteoguard_fhir::read_path(input).map_err(|e| usage(anyhow!(e)));
-    }
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
-        .context("standard input: cannot read")
-        .map_err(usage)?;
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        return Err(usage(anyhow!(
-            "standard input: gzip data; decompress it first (gzip -dc FILE | osteoguard ...)"
-        )));
-    }
-    osteoguard_fhir::read_json_bytes(&bytes, "standard input").map_err(|e| usage(anyhow!(e)))
+/// Standard input, bounded as files are (`--max-line-mb`; a total limit for NDJSON streams).
+fn read_stdin(limits: osteoguard_fhir::ReadLimits) -> anyhow::Result<osteoguard_fhir::ReadOutput> {
+    osteoguard_fhir::read_stream_with(std::io::stdin().lock(), "standard input", limits)
+        .map_err(|e| usage(anyhow!(e)))
 }
 
 fn parse_as_of(s: &str) -> anyhow::Result<NaiveDate> {

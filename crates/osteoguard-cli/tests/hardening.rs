@@ -440,3 +440,184 @@ fn two_objects_on_one_line_are_the_same_error_in_assess_and_screen() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Runs `args` with `input` written to standard input (from a thread, so a refusal that stops
+/// reading early cannot block the writer on a full pipe).
+fn run_stdin(args: &[&str], input: Vec<u8>) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        // A refused input closes the pipe early: a broken pipe is expected then.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("runs");
+    let _ = writer.join();
+    out
+}
+
+/// Issue 16 item 3 for `-`: standard input is bounded like a file. One line longer than
+/// `--max-line-mb` (generated, 3 MiB) is refused with exit 2, naming standard input and the
+/// line; a longer input made of short NDJSON lines is read line by line (each bounded) and
+/// assessed; the default limit applies when no option is given.
+#[test]
+fn standard_input_is_bounded_like_a_file() {
+    const MIB: usize = 1 << 20;
+    for cmd in [
+        vec!["inspect", "-", "--max-line-mb", "1"],
+        vec!["assess", "-", "--as-of", "2023-06-15", "--max-line-mb", "1"],
+    ] {
+        // One line of 3 MiB (a JSON string never closed: no resource could be this long).
+        let mut line = b"{\"resourceType\":\"Patient\",\"id\":\"".to_vec();
+        line.resize(3 * MIB, b'x');
+        let o = run_stdin(&cmd, line);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(
+            err.contains("standard input:1: refused") && err.contains("1 MiB"),
+            "{cmd:?}: {err}"
+        );
+        // 3 MiB of short NDJSON lines: one patient, then many observations of it.
+        let mut ndjson =
+            b"{\"resourceType\":\"Patient\",\"id\":\"p\",\"gender\":\"female\",\"birthDate\":\"1950-03-15\"}\n"
+                .to_vec();
+        let mut n = 0;
+        while ndjson.len() < 3 * MIB {
+            n += 1;
+            ndjson.extend_from_slice(
+                format!(
+                    "{{\"resourceType\":\"Observation\",\"id\":\"o{n}\",\"status\":\"final\",\"subject\":{{\"reference\":\"Patient/p\"}},\"code\":{{\"coding\":[{{\"system\":\"http://loinc.org\",\"code\":\"2160-0\"}}]}},\"effectiveDateTime\":\"2023-01-01\",\"valueQuantity\":{{\"value\":0.8,\"unit\":\"mg/dL\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"mg/dL\"}}}}\n"
+                )
+                .as_bytes(),
+            );
+        }
+        let o = run_stdin(&cmd, ndjson);
+        assert_eq!(o.status.code(), Some(0), "{cmd:?}: {}", stderr(&o));
+    }
+    // Without the option the default limit (64 MiB) applies: 65 MiB on one line is refused.
+    let mut line = b"{\"resourceType\":\"Patient\",\"id\":\"".to_vec();
+    line.resize(65 * MIB, b'x');
+    let o = run_stdin(&["inspect", "-"], line);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("standard input:1: refused") && err.contains("64 MiB"),
+        "{err}"
+    );
+}
+
+/// A small synthetic export for the registry tests.
+fn small_export(d: &Path) -> PathBuf {
+    let exp = d.join("export");
+    let o = bin()
+        .args(["synth", "--patients", "200", "--seed", "7", "--out"])
+        .arg(&exp)
+        .arg("-q")
+        .output()
+        .expect("synth runs");
+    assert!(o.status.success(), "synth: {}", stderr(&o));
+    exp
+}
+
+fn screen_with_db(exp: &Path, out: &Path, db: &Path) -> Output {
+    bin()
+        .arg("screen")
+        .arg(exp)
+        .args(["--as-of", "2023-06-15", "-q", "--out"])
+        .arg(out)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .expect("screen runs")
+}
+
+/// Whether this process may mount (root in a container that allows it): the tmpfs cases run
+/// only then, and say so when skipped.
+fn mount_tmpfs(dir: &Path, options: &str) -> bool {
+    std::fs::create_dir_all(dir).expect("mount point");
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn umount(dir: &Path) {
+    let _ = Command::new("umount").arg(dir).output();
+}
+
+/// Issue 16 item 8: `--db` on a read-only path ends the run with a non-zero exit naming the
+/// database path (read-only: a read-only tmpfs when this process may mount one, otherwise a
+/// directory without write permission, which binds every user but root).
+#[test]
+fn a_registry_on_a_read_only_path_is_an_error_naming_the_path() {
+    let d = tmp_dir("registry-read-only");
+    let exp = small_export(&d);
+    let ro = d.join("ro");
+    let mounted = mount_tmpfs(&ro, "ro,size=1m");
+    if !mounted {
+        std::fs::create_dir_all(&ro).unwrap();
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if is_root {
+            eprintln!("SKIPPED: root without mount: no read-only directory to test");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let db = ro.join("registry.sqlite");
+    let o = screen_with_db(&exp, &d.join("out"), &db);
+    if mounted {
+        umount(&ro);
+    }
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(db.to_str().unwrap()), "names no path: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Issue 16 item 8: the disk filling up while the registry is written ends the run with a
+/// non-zero exit naming the database path and the cause, and leaves the previous worklists
+/// intact. Needs a small tmpfs (root); skipped, saying so, otherwise.
+#[test]
+fn a_full_disk_under_the_registry_is_an_error_naming_the_path() {
+    let d = tmp_dir("registry-full");
+    let exp = small_export(&d);
+    let out = d.join("out");
+    let full = d.join("full");
+    if !mount_tmpfs(&full, "size=256k") {
+        eprintln!("SKIPPED: cannot mount a tmpfs (not root)");
+        return;
+    }
+    let db = full.join("registry.sqlite");
+    // A first run on a roomy disk gives the outputs that must survive.
+    let roomy = d.join("roomy.sqlite");
+    let o = screen_with_db(&exp, &out, &roomy);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = std::fs::read(out.join("worklist.json")).unwrap();
+    // Fill the tmpfs but for a few pages.
+    let filler = full.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 240 << 10]);
+    let o = screen_with_db(&exp, &out, &db);
+    umount(&full);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(db.to_str().unwrap()), "names no path: {err}");
+    assert!(err.contains("full"), "names no cause: {err}");
+    assert_eq!(
+        std::fs::read(out.join("worklist.json")).unwrap(),
+        before,
+        "previous worklist changed"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

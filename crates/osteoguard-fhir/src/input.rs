@@ -12,6 +12,8 @@ use crate::{ReadError, ReadLimits};
 
 /// Largest decompressed gzip member accepted (guards gzip bombs).
 const MAX_GZ_BYTES: u64 = 1 << 30;
+/// The most a stream (standard input) may hold in all.
+pub const MAX_STREAM_BYTES: u64 = 1 << 30;
 /// Deepest Bundle-in-Bundle / directory nesting followed.
 const MAX_DEPTH: usize = 32;
 
@@ -236,7 +238,7 @@ impl<'a> Collector<'a> {
                 .read_until(b'\n', &mut line)
                 .map_err(|e| ReadError::Io {
                     path: format!("{location}:{n}"),
-                    source: e,
+                    cause: e,
                 })?;
             if got == 0 {
                 break;
@@ -297,12 +299,64 @@ impl<'a> Collector<'a> {
         Ok(())
     }
 
+    /// A stream (standard input), bounded as files are: read whole while it is at most one
+    /// document's limit ([`ReadLimits::max_line_bytes`]) — a Bundle, a resource or short
+    /// NDJSON; longer, it must be NDJSON, read one line at a time with the same per-line limit
+    /// and at most [`MAX_STREAM_BYTES`] in all. Gzip data is refused (the stream has no name
+    /// to say it is compressed).
+    pub fn add_stream(&mut self, r: impl Read, location: &str) -> Result<(), ReadError> {
+        let max = self.limits.max_line_bytes;
+        let io = |cause| ReadError::Io {
+            path: location.to_string(),
+            cause,
+        };
+        let mut r = std::io::BufReader::with_capacity(1 << 16, r);
+        let mut head = Vec::new();
+        (&mut r)
+            .take(max.saturating_add(1))
+            .read_to_end(&mut head)
+            .map_err(io)?;
+        if head.starts_with(&[0x1f, 0x8b]) {
+            return Err(ReadError::Refused {
+                location: location.to_string(),
+                message: "gzip data; decompress it first (gzip -dc FILE | osteoguard ...)".into(),
+            });
+        }
+        if head.len() as u64 <= max {
+            return self.add_json_bytes(&head, location, false);
+        }
+        // Longer than one document may be: only NDJSON (the first line a whole JSON value).
+        let first = head
+            .split(|b| *b == b'\n')
+            .find(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .unwrap_or_default();
+        let is_value = |l: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok();
+        if first.len() == head.len() || !is_value(first) {
+            return Err(ReadError::Refused {
+                location: format!("{location}:1"),
+                message: format!(
+                    "the JSON document is larger than {} (the limit of one document; raise it with --max-line-mb)",
+                    ReadLimits::describe(max)
+                ),
+            });
+        }
+        self.add_ndjson_reader(
+            std::io::Cursor::new(head).chain(r),
+            location,
+            false,
+            Some((
+                MAX_STREAM_BYTES,
+                "standard input exceeds 1 GiB (the limit of a stream)",
+            )),
+        )
+    }
+
     /// A file or a directory (recursively; a Bulk Data export is a directory of NDJSON files).
     pub fn add_path(&mut self, path: &Path, lenient: bool, depth: usize) -> Result<(), ReadError> {
         let loc = path.display().to_string();
-        let io = |source| ReadError::Io {
+        let io = |cause| ReadError::Io {
             path: loc.clone(),
-            source,
+            cause,
         };
         if path.is_dir() {
             if depth > MAX_DEPTH {
@@ -392,9 +446,9 @@ impl<'a> Collector<'a> {
 /// The metadata of `path` (symlinks followed) when it is a regular file; a device (a symlink to
 /// `/dev/zero`), a FIFO or a socket is refused: reading it may never end.
 pub fn regular_file(path: &Path) -> Result<std::fs::Metadata, ReadError> {
-    let meta = std::fs::metadata(path).map_err(|source| ReadError::Io {
+    let meta = std::fs::metadata(path).map_err(|cause| ReadError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     if meta.is_file() {
         return Ok(meta);

@@ -156,12 +156,10 @@ impl ReadOutput {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The cause is part of the message and not also a `source`: printing the error chain
+    /// (`{:#}`) would repeat it ("incomplete deflate stream: incomplete deflate stream").
+    #[error("{path}: cannot read: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{location}: not valid JSON: {message}")]
     Json { location: String, message: String },
     #[error("{location}: not FHIR: {message}")]
@@ -222,6 +220,21 @@ pub fn read_path_with(path: &Path, limits: ReadLimits) -> Result<ReadOutput, Rea
     let arena = Arena::new();
     let mut c = input::Collector::new(&arena, limits);
     c.add_path(path, false, 0)?;
+    c.check_refused()?;
+    Ok(build(c))
+}
+
+/// Reads a stream (standard input: a Bundle, a resource or NDJSON) within `limits`: whole while
+/// it is at most one document's limit, otherwise as NDJSON one bounded line at a time
+/// (`input::Collector::add_stream`).
+pub fn read_stream_with(
+    r: impl std::io::Read,
+    location: &str,
+    limits: ReadLimits,
+) -> Result<ReadOutput, ReadError> {
+    let arena = Arena::new();
+    let mut c = input::Collector::new(&arena, limits);
+    c.add_stream(r, location)?;
     c.check_refused()?;
     Ok(build(c))
 }
@@ -454,7 +467,7 @@ fn build(c: input::Collector) -> ReadOutput {
             ReadError::NotFhir { location, message }
             | ReadError::Json { location, message }
             | ReadError::Refused { location, message } => (location, message),
-            ReadError::Io { path, source } => (path, source.to_string()),
+            ReadError::Io { path, cause } => (path, cause.to_string()),
         };
         notes.push(DataQualityIssue::new(location, "resourceType", message));
     }

@@ -50,6 +50,7 @@ fn item_6_and_loss(entries: Vec<Value>) -> (bool, bool, Vec<Option<String>>) {
     let a = assess(record, d("2023-02-01"), &Config::default());
     let item6 = a.findings.iter().any(|f| {
         f.code == FindingCode::DataInsufficient
+            && f.insufficient_items.iter().any(|i| i.item == 6)
             && f.inputs_missing.iter().any(|m| m.contains("serial DXA"))
     });
     let loss = a

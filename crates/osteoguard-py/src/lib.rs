@@ -51,8 +51,9 @@ const OTHER_SECTIONS: &[&str] = &["server", "screen", "spark"];
 pub enum PyEngineError {
     #[error("as-of date {0:?} is not YYYY-MM-DD")]
     AsOf(String),
+    /// The cause is in the message, not also a `source` (a printed chain would repeat it).
     #[error("site configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     #[error("line {line}: not valid JSON: {message}")]
     Json { line: usize, message: String },
     #[error("no patient in the input")]
@@ -80,7 +81,9 @@ pub fn parse_as_of(as_of: &str) -> Result<NaiveDate, PyEngineError> {
 pub fn parse_config(toml: Option<&str>) -> Result<Config, PyEngineError> {
     match toml {
         None => Ok(Config::default()),
-        Some(text) => Ok(Config::from_toml_str_allowing(text, OTHER_SECTIONS)?),
+        Some(text) => {
+            Config::from_toml_str_allowing(text, OTHER_SECTIONS).map_err(PyEngineError::Config)
+        }
     }
 }
 

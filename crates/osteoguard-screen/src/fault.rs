@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 
@@ -58,5 +59,28 @@ impl Write for OutFile {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
+    }
+}
+
+/// The registry a run writes: `--db`, by default `OUT/registry.sqlite`.
+pub fn registry_path(args: &crate::ScreenArgs) -> PathBuf {
+    args.db
+        .clone()
+        .unwrap_or_else(|| args.out.join("registry.sqlite"))
+}
+
+/// A registry error names the database file (SQLite's own messages — "unable to open database
+/// file", "attempt to write a readonly database", "database or disk is full" — name none).
+pub fn name_registry(args: &crate::ScreenArgs, e: crate::ScreenError) -> crate::ScreenError {
+    match e {
+        crate::ScreenError::Registry(m) => {
+            let path = registry_path(args).display().to_string();
+            if m.contains(&path) {
+                crate::ScreenError::Registry(m)
+            } else {
+                crate::ScreenError::Registry(format!("{path}: {m}"))
+            }
+        }
+        e => e,
     }
 }

@@ -164,12 +164,9 @@ pub enum ScreenError {
     /// of the chunk).
     #[error("byte {at} of a chunk: {message}")]
     BadLine { at: u64, message: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The cause is in the message, not also a `source` (a printed chain would repeat it).
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("registry: {0}")]
     Registry(String),
     #[error("internal error: {0}")]
@@ -180,7 +177,7 @@ impl ScreenError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ScreenError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         }
     }
 }
@@ -311,6 +308,10 @@ fn test_delay() -> Option<std::time::Duration> {
 
 /// Runs a screening; returns the summary (also written to `summary.json`).
 pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
+    run(args).map_err(|e| fault::name_registry(args, e))
+}
+
+fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     let t0 = Instant::now();
     let as_of = NaiveDate::parse_from_str(&args.as_of, "%Y-%m-%d").map_err(|e| {
         ScreenError::Usage(format!(

@@ -168,7 +168,7 @@ fn regular(path: &Path) -> Result<(), ScreenError> {
     osteoguard_fhir::regular_file(path)
         .map(|_| ())
         .map_err(|e| match e {
-            osteoguard_fhir::ReadError::Io { source, .. } => ScreenError::io(path, source),
+            osteoguard_fhir::ReadError::Io { cause, .. } => ScreenError::io(path, cause),
             other => ScreenError::Input(other.to_string()),
         })
 }

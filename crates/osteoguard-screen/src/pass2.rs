@@ -181,7 +181,20 @@ fn medication_ref<'v>(v: &'v Value<'_>) -> Option<&'v str> {
     r[idx + "Medication/".len()..].split('/').next()
 }
 
-/// Adds the Medication resources the patient's resources reference.
+/// `Device/x` — the store key of the Device an Observation's `device` references (a relative or
+/// absolute `…/Device/x` reference; a contained `#x` Device travels inside the Observation).
+fn device_ref(v: &Value<'_>) -> Option<String> {
+    let r = v.get("device")?.get("reference")?.as_str()?;
+    let idx = r.rfind("Device/")?;
+    if idx > 0 && !r[..idx].ends_with('/') {
+        return None;
+    }
+    let id = r[idx + "Device/".len()..].split('/').next()?;
+    Some(format!("Device/{id}"))
+}
+
+/// Adds the Medication resources the patient's resources reference, and the Devices their
+/// Observations reference.
 pub fn with_medications<'a>(
     mut resources: Vec<Value<'a>>,
     meds: &'a MedicationStore,
@@ -194,6 +207,7 @@ pub fn with_medications<'a>(
         .iter()
         .filter_map(medication_ref)
         .map(str::to_string)
+        .chain(resources.iter().filter_map(device_ref))
         .collect();
     for id in wanted {
         if let Some(m) = meds.get(arena, &id) {

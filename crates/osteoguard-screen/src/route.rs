@@ -78,6 +78,9 @@ pub enum Decision {
     /// Append to the shard of this patient id.
     Patient(String),
     /// A `Medication` resource (no patient): kept in the medication store, joined in pass 2.
+    /// A `Device` goes there too, under the key `Device/<id>` (Medication keys have no `/`):
+    /// the reader compares DXA scans by the manufacturer of the Device an Observation
+    /// references (knowledge.md §6.2), so pass 2 joins the Devices a patient's Observations name.
     Medication(String),
     /// No rule reads it (counted per type as ignored).
     Ignored,
@@ -189,7 +192,8 @@ fn is_known_system(s: &str) -> bool {
         || s.starts_with("http://terminology.hl7.org/")
 }
 
-/// Resource types the reader maps into the patient model.
+/// Resource types the reader maps into the patient model, or reads beside it (`Device`: the
+/// manufacturer of the scanner of a DXA Observation).
 pub fn type_is_read(ty: &str) -> bool {
     matches!(
         ty,
@@ -202,6 +206,7 @@ pub fn type_is_read(ty: &str) -> bool {
             | "MedicationAdministration"
             | "MedicationDispense"
             | "Medication"
+            | "Device"
     )
 }
 
@@ -224,6 +229,12 @@ pub fn decide(p: &Peek<'_>) -> Decision {
             return match p.id.as_deref().and_then(valid_id) {
                 Some(id) => Decision::Medication(id.to_string()),
                 None => Decision::Unattached,
+            }
+        }
+        "Device" => {
+            return match p.id.as_deref().and_then(valid_id) {
+                Some(id) => Decision::Medication(format!("Device/{id}")),
+                None => Decision::Ignored,
             }
         }
         "Observation" if !observation_relevant(p) => return Decision::Ignored,
