@@ -269,7 +269,7 @@ fn assess(args: AssessArgs) -> anyhow::Result<()> {
     let patient = match (&args.patient, read.patients.len()) {
         (_, 0) => {
             return Err(usage(anyhow!(
-                "{}: no Patient resource found",
+                "{}: no Patient resource found (resource Patient, field: none in the input)",
                 args.input.display()
             )))
         }

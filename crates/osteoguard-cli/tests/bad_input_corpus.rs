@@ -1,7 +1,9 @@
 //! The bad-input corpus through the real binary (issue 16): every hand-written case of
 //! `crates/osteoguard-fhir/tests/corpus/` plus cases generated here (into a temporary
 //! directory, never into the repository) are given to `inspect`, `assess` and `screen`.
-//! Wanted: no panic, every exit code 0 or 2, and every rejection (exit 2) naming the file.
+//! Wanted: no panic, every exit code 0 or 2, and every rejection (exit 2) naming the file, the
+//! resource and the field (`(resource Observation/o, field subject)`; "unknown" when the text
+//! does not show it), in a bounded message that does not repeat itself.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,6 +87,23 @@ fn check(args: &[&str], file: &Path, seen: &mut Vec<String>) {
             assert!(
                 err.contains(name.as_ref()),
                 "{args:?}: the rejection names no file: {err}"
+            );
+            // … the resource and the field (issue 16), each at most once in a bounded message.
+            assert_eq!(
+                err.matches("(resource ").count(),
+                1,
+                "{args:?}: the rejection names no resource: {err}"
+            );
+            assert!(
+                err.contains(", field"),
+                "{args:?}: the rejection names no field: {err}"
+            );
+            assert!(err.len() < 2048, "{args:?}: unbounded message: {err}");
+            // An error never repeats its cause ("x: x").
+            let segments: Vec<&str> = err.trim_end().split(": ").collect();
+            assert!(
+                segments.windows(2).all(|w| w[0] != w[1]),
+                "{args:?}: repeated segment: {err}"
             );
         }
         other => panic!("{args:?}: exit {other:?}: {err}"),

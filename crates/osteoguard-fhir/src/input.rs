@@ -102,11 +102,17 @@ impl<'a> Collector<'a> {
                     }
                     Some(Value::String(t)) if !t.is_empty() && bundle_shaped(map.get("entry")) => {
                         // A Bundle under another name: its entries would silently be lost.
+                        let id = match map.get("id") {
+                            Some(Value::String(i)) => Some(&i[..]),
+                            _ => None,
+                        };
+                        let at = crate::whereabouts::named(&t[..], id, "resourceType");
+                        let shown: String = t.chars().take(crate::whereabouts::MAX_NAME).collect();
                         self.refused.push(ReadError::NotFhir {
                             location: origin.to_string(),
                             message: format!(
-                                "resourceType {t:?} on a Bundle-shaped object (entry[].resource): \
-                                 its entries would be lost; expected \"Bundle\""
+                                "resourceType {shown:?} on a Bundle-shaped object (entry[].resource): \
+                                 its entries would be lost; expected \"Bundle\"{at}"
                             ),
                         });
                         Ok(())
@@ -173,11 +179,12 @@ impl<'a> Collector<'a> {
         if text.trim_start_matches('\u{feff}').trim().is_empty() {
             return Err(ReadError::Json {
                 location: location.to_string(),
-                message: "empty file (no JSON document)".into(),
+                message: "empty file (no JSON document) (resource none, field: the whole document)"
+                    .into(),
             });
         }
         match crate::json::parse_copy(self.arena, text) {
-            Ok(v) => self.add_top(v, location, lenient),
+            Ok(v) => self.add_top(v, text.as_bytes(), location, lenient),
             Err(e) => {
                 if e.is_syntax() && e.to_string().starts_with("trailing characters") {
                     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
@@ -185,12 +192,18 @@ impl<'a> Collector<'a> {
                         return self.add_ndjson_bytes(bytes, location, lenient);
                     }
                 }
-                Err(json_error(location, None, &e))
+                Err(json_error(location, None, text, &e))
             }
         }
     }
 
-    fn add_top(&mut self, v: Value<'a>, location: &str, lenient: bool) -> Result<(), ReadError> {
+    fn add_top(
+        &mut self,
+        v: Value<'a>,
+        text: &[u8],
+        location: &str,
+        lenient: bool,
+    ) -> Result<(), ReadError> {
         match self.add_value(v, None, location, 0) {
             Ok(()) => Ok(()),
             Err(message) if lenient => {
@@ -199,7 +212,7 @@ impl<'a> Collector<'a> {
             }
             Err(message) => Err(ReadError::NotFhir {
                 location: location.to_string(),
-                message,
+                message: not_fhir_message(message, text),
             }),
         }
     }
@@ -257,8 +270,9 @@ impl<'a> Collector<'a> {
                 return Err(ReadError::Refused {
                     location: format!("{location}:{n}"),
                     message: format!(
-                        "the line is longer than {} (the limit of one resource; raise it with --max-line-mb)",
-                        ReadLimits::describe(max)
+                        "the line is longer than {} (the limit of one resource; raise it with --max-line-mb){}",
+                        ReadLimits::describe(max),
+                        crate::whereabouts_of_unread_line()
                     ),
                 });
             }
@@ -269,11 +283,13 @@ impl<'a> Collector<'a> {
             }
             any = true;
             let v = crate::json::parse_copy(self.arena, text)
-                .map_err(|e| json_error(location, Some(n), &e))?;
+                .map_err(|e| json_error(location, Some(n), text, &e))?;
             let o = format!("{location}:{n}");
             if let Err(e) = self.add_value(v, None, &o, 0) {
                 not_fhir.push(n);
-                first_err.get_or_insert(e);
+                if first_err.is_none() {
+                    first_err = Some(not_fhir_message(e, text.as_bytes()));
+                }
             }
         }
         if !any {
@@ -335,7 +351,7 @@ impl<'a> Collector<'a> {
             return Err(ReadError::Refused {
                 location: format!("{location}:1"),
                 message: format!(
-                    "the JSON document is larger than {} (the limit of one document; raise it with --max-line-mb)",
+                    "the JSON document is larger than {} (the limit of one document; raise it with --max-line-mb) (resource not read, field: the whole document)",
                     ReadLimits::describe(max)
                 ),
             });
@@ -415,7 +431,7 @@ impl<'a> Collector<'a> {
             ReadError::Refused {
             location: format!("{loc}:1"),
             message: format!(
-                "the JSON document is larger than {} (the limit of one document; raise it with --max-line-mb)",
+                "the JSON document is larger than {} (the limit of one document; raise it with --max-line-mb) (resource not read, field: the whole document)",
                 ReadLimits::describe(max)
             ),
         }
@@ -509,28 +525,55 @@ fn utf8<'a>(bytes: &'a [u8], location: &str, line: usize) -> Result<&'a str, Rea
             bytes[..valid].iter().filter(|b| **b == b'\n').count() + 1
         };
         let what = if line > 0 { "line" } else { "file" };
+        let at = crate::whereabouts(bytes, Some(valid), None);
         ReadError::Json {
             location: format!("{location}:{n}"),
-            message: format!("invalid UTF-8 at byte {valid} of the {what}"),
+            message: format!("invalid UTF-8 at byte {valid} of the {what}{at}"),
         }
     })
 }
 
 /// A serde_json error as `file:line:column` + the reason (`line` = the NDJSON line, whose own
 /// line number is always 1).
-fn json_error(location: &str, line: Option<usize>, e: &serde_json::Error) -> ReadError {
-    let text = e.to_string();
-    let reason = match text.rfind(" at line ") {
-        Some(p) => &text[..p],
-        None => text.as_str(),
+/// A "not FHIR" message with the resource and field it concerns: the field is `resourceType`
+/// when the message is about it, otherwise the whole value.
+fn not_fhir_message(message: String, text: &[u8]) -> String {
+    let field = if message.contains("resourceType") {
+        "resourceType"
+    } else {
+        "the whole value"
+    };
+    let at = crate::whereabouts(text, None, Some(field));
+    format!("{message}{at}")
+}
+
+fn json_error(location: &str, line: Option<usize>, text: &str, e: &serde_json::Error) -> ReadError {
+    let said = e.to_string();
+    let reason = match said.rfind(" at line ") {
+        Some(p) => &said[..p],
+        None => said.as_str(),
     };
     let (l, c) = (line.unwrap_or(e.line()), e.column());
     let hint = match e.classify() {
         serde_json::error::Category::Eof => " (the file is truncated)",
         _ => "",
     };
+    // Where the parser stopped: column `c` of line `l` of `text`.
+    let upto = text
+        .split_inclusive('\n')
+        .take(l.saturating_sub(if line.is_some() { l } else { 1 }))
+        .map(str::len)
+        .sum::<usize>()
+        + c;
+    let field = match e.classify() {
+        serde_json::error::Category::Syntax if reason.starts_with("trailing characters") => {
+            Some("after the end of the resource (a second JSON value)")
+        }
+        _ => None,
+    };
+    let at = crate::whereabouts(text.as_bytes(), Some(upto), field);
     ReadError::Json {
         location: format!("{location}:{l}:{c}"),
-        message: format!("{reason}{hint}"),
+        message: format!("{reason}{hint}{at}"),
     }
 }

@@ -66,11 +66,13 @@ mod shape;
 pub mod terminology;
 pub mod units;
 mod util;
+mod whereabouts;
 
 pub use dates::{parse as parse_fhir_datetime, FhirDateTime, PartialDate};
 pub use input::regular_file;
 pub use prune::{parse_all_for_reading, parse_for_reading, NEVER_READ};
 pub use resource_types::is_resource_type;
+pub use whereabouts::{whereabouts, whereabouts_of_unread_line};
 
 use crate::util::{arr, s, Issues};
 

@@ -414,9 +414,10 @@ fn first_line_len(buf: &[u8], start: usize) -> usize {
 /// decompression).
 fn line_too_long(path: &Path, offset: u64, max_line: u64) -> ScreenError {
     ScreenError::Input(format!(
-        "{}: refused: the line is longer than {} (the limit of one resource; raise it with --max-line-mb)",
+        "{}: refused: the line is longer than {} (the limit of one resource; raise it with --max-line-mb){}",
         line_at(path, offset),
-        osteoguard_fhir::ReadLimits::describe(max_line)
+        osteoguard_fhir::ReadLimits::describe(max_line),
+        osteoguard_fhir::whereabouts_of_unread_line()
     ))
 }
 
@@ -560,7 +561,17 @@ fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), Screen
                         return Err(ScreenError::BadLine {
                             at: (line.as_ptr() as usize - chunk.as_ptr() as usize) as u64,
                             // `COLUMN: …`, so that the message reads as assess's.
-                            message: format!("{}: not valid JSON: {reason}", e.column()),
+                            message: format!(
+                                "{}: not valid JSON: {reason}{}",
+                                e.column(),
+                                osteoguard_fhir::whereabouts(
+                                    line,
+                                    Some(e.column()),
+                                    reason.starts_with("trailing characters").then_some(
+                                        "after the end of the resource (a second JSON value)"
+                                    )
+                                ),
+                            ),
                         });
                     }
                     w.stats.not_fhir_lines += 1;
