@@ -62,6 +62,11 @@ pub struct DisplayThresholds {
     pub denosumab_cover_days: i64,
     /// Days after the due date a dose is still on time (`GRACE_END − DUE`, LYU-2020).
     pub denosumab_grace_days: i64,
+    /// A spine fracture or augmentation this many days before as-of or later is *recent* in
+    /// the spine diagram (the one-year window of §7.6 new-fracture-after-augmentation).
+    pub recent_spine_event_days: i64,
+    /// Pain scores at or above this are drawn as high pain (§7.5 augmentation pain minimum).
+    pub pain_high_min: f64,
 }
 
 impl DisplayThresholds {
@@ -71,6 +76,8 @@ impl DisplayThresholds {
             t_score_lines: vec![t.t_high, t.t_very_high],
             denosumab_cover_days: t.dmab_due_days,
             denosumab_grace_days: t.dmab_grace_end_days - t.dmab_due_days,
+            recent_spine_event_days: t.new_fracture_window_days,
+            pain_high_min: t.augmentation_pain_min,
         }
     }
 }
