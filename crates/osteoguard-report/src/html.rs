@@ -1,9 +1,11 @@
 //! HTML report: one self-contained file (inline CSS and SVG, no network, no JavaScript),
 //! print-friendly.
 //!
-//! Sections, in order: header (patient, as-of date, fracture-risk badge and its basis); the
+//! Sections, in order: header (patient, as-of date, fracture-risk badge and its basis as a short
+//! list with the full criteria in `<details>`); the
 //! findings at a glance (one line each, most severe first) and the tasks checklist beside the
-//! spine diagram ([`spine`]); the timeline chart ([`chart`]); the findings in full (summary,
+//! spine diagram ([`spine`], recent levels marked); the timeline ([`chart`]: a whole-record strip
+//! above the chart of the clinically relevant window); the findings in full (summary,
 //! recommendation, evidence linked to the resource list at the end, citation, due date);
 //! data-quality notes, sources and the provenance stamp. The pictures come before the full
 //! findings so that one screen (and the CI screenshot) shows them all.
