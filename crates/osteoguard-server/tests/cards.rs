@@ -18,6 +18,25 @@ use serde_json::{json, Value};
 const PV: &str = "/cds-services/osteoguard-patient-view";
 const SEED_DATES: [&str; 4] = ["2022-12-15", "2023-06-15", "2023-08-23", "2023-09-28"];
 
+/// patient-view for the seed case at `date`, its whole record as prefetch.
+async fn seed_view(h: &Harness, date: &str) -> (u16, Value) {
+    h.call(
+        PV,
+        &patient_view("ku-73f", date, prefetch_from(&seed_resources())),
+    )
+    .await
+}
+
+/// The id of the one Patient among `resources`.
+fn patient_id(resources: &[Value]) -> String {
+    resources
+        .iter()
+        .find(|r| r["resourceType"] == "Patient")
+        .and_then(|p| p["id"].as_str())
+        .expect("a Patient")
+        .to_string()
+}
+
 fn suggestions(card: &Value) -> Vec<Value> {
     card["suggestions"].as_array().cloned().unwrap_or_default()
 }
@@ -195,12 +214,7 @@ fn check_cards(v: &Value, what: &str) -> Vec<String> {
 #[tokio::test]
 async fn seed_2023_06_15_one_situation_one_recommendation_safety_first() {
     let h = start().await;
-    let (s, v) = h
-        .call(
-            PV,
-            &patient_view("ku-73f", "2023-06-15", prefetch_from(&seed_resources())),
-        )
-        .await;
+    let (s, v) = seed_view(&h, "2023-06-15").await;
     assert_eq!(s, 200, "{v}");
     check_cards(&v, "seed 2023-06-15");
     let card = find_card(&v, "denosumab-discontinuation-without-transition").unwrap();
@@ -226,12 +240,7 @@ async fn every_card_keeps_the_rules_on_seed_examples_and_shared_data() {
     let h = start().await;
     let mut met: BTreeSet<String> = BTreeSet::new();
     for date in SEED_DATES {
-        let (s, v) = h
-            .call(
-                PV,
-                &patient_view("ku-73f", date, prefetch_from(&seed_resources())),
-            )
-            .await;
+        let (s, v) = seed_view(&h, date).await;
         assert_eq!(s, 200, "{date}: {v}");
         met.extend(check_cards(&v, &format!("seed {date}")));
     }
@@ -264,12 +273,7 @@ async fn every_card_keeps_the_rules_on_seed_examples_and_shared_data() {
             continue;
         }
         let resources = bundle_resources(&read_json(e.path()));
-        let patient = resources
-            .iter()
-            .find(|r| r["resourceType"] == "Patient")
-            .and_then(|p| p["id"].as_str())
-            .unwrap()
-            .to_string();
+        let patient = patient_id(&resources);
         let date = readme
             .lines()
             .find(|l| l.contains(&name))
@@ -307,12 +311,7 @@ async fn every_card_keeps_the_rules_on_seed_examples_and_shared_data() {
             continue;
         };
         let resources = bundle_resources(&serde_json::from_str(&text).unwrap());
-        let patient = resources
-            .iter()
-            .find(|r| r["resourceType"] == "Patient")
-            .and_then(|p| p["id"].as_str())
-            .unwrap()
-            .to_string();
+        let patient = patient_id(&resources);
         bundles += 1;
         for date in ["2019-06-30", "2024-06-30"] {
             let (s, v) = h
@@ -342,12 +341,7 @@ async fn every_card_keeps_the_rules_on_seed_examples_and_shared_data() {
 #[tokio::test]
 async fn cards_link_to_the_report_of_the_same_request() {
     let h = start().await;
-    let (s, v) = h
-        .call(
-            PV,
-            &patient_view("ku-73f", "2023-09-28", prefetch_from(&seed_resources())),
-        )
-        .await;
+    let (s, v) = seed_view(&h, "2023-09-28").await;
     assert_eq!(s, 200, "{v}");
     let urls: BTreeSet<String> = v["cards"]
         .as_array()
@@ -375,12 +369,7 @@ async fn cards_link_to_the_report_of_the_same_request() {
     assert!(!html.contains("<script"));
 
     // A second request gets a different token.
-    let (_, v2) = h
-        .call(
-            PV,
-            &patient_view("ku-73f", "2023-09-28", prefetch_from(&seed_resources())),
-        )
-        .await;
+    let (_, v2) = seed_view(&h, "2023-09-28").await;
     assert_ne!(v2["cards"][0]["links"][0]["url"], json!(url));
 
     // Never issued: 404, and nothing but the error body.
@@ -402,12 +391,7 @@ async fn cards_link_to_the_report_of_the_same_request() {
 #[tokio::test]
 async fn expired_reports_are_404_and_the_base_url_is_configurable() {
     let h = start_with(|c| c.report_ttl_secs = 0).await;
-    let (s, v) = h
-        .call(
-            PV,
-            &patient_view("ku-73f", "2023-06-15", prefetch_from(&seed_resources())),
-        )
-        .await;
+    let (s, v) = seed_view(&h, "2023-06-15").await;
     assert_eq!(s, 200, "{v}");
     let url = v["cards"][0]["links"][0]["url"]
         .as_str()
@@ -418,12 +402,7 @@ async fn expired_reports_are_404_and_the_base_url_is_configurable() {
     h.server.shutdown().await;
 
     let h = start_with(|c| c.report_base_url = Some("https://cds.example.org/og".into())).await;
-    let (_, v) = h
-        .call(
-            PV,
-            &patient_view("ku-73f", "2023-06-15", prefetch_from(&seed_resources())),
-        )
-        .await;
+    let (_, v) = seed_view(&h, "2023-06-15").await;
     let url = v["cards"][0]["links"][0]["url"].as_str().unwrap();
     assert!(
         url.starts_with("https://cds.example.org/og/reports/"),
@@ -432,12 +411,7 @@ async fn expired_reports_are_404_and_the_base_url_is_configurable() {
     h.server.shutdown().await;
 
     let h = start_with(|c| c.report_links = false).await;
-    let (_, v) = h
-        .call(
-            PV,
-            &patient_view("ku-73f", "2023-06-15", prefetch_from(&seed_resources())),
-        )
-        .await;
+    let (_, v) = seed_view(&h, "2023-06-15").await;
     check_response(&v).unwrap();
     assert!(v["cards"]
         .as_array()
@@ -463,12 +437,7 @@ async fn discovery_and_feedback_follow_the_schemas() {
         .unwrap();
     validate_cds("discovery.schema.json", &disc).unwrap();
 
-    let (_, v) = h
-        .call(
-            PV,
-            &patient_view("ku-73f", "2023-06-15", prefetch_from(&seed_resources())),
-        )
-        .await;
+    let (_, v) = seed_view(&h, "2023-06-15").await;
     let card = &v["cards"][0];
     let feedback = json!({"feedback": [{
         "card": card["uuid"],
