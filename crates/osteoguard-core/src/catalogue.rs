@@ -46,6 +46,93 @@ pub struct ThresholdEntry {
     pub overridden: bool,
 }
 
+/// The clinical situations the CDS cards are grouped by (issue 17): the findings of one
+/// situation become one card with one recommended action
+/// ([`crate::assessment::situations`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum Situation {
+    /// Antiresorptive/anabolic therapy: starting, continuing, stopping or switching it, and the
+    /// §8 safety checks before it (knowledge.md §4.2, §5, §8).
+    OsteoporosisTherapy,
+    /// A painful or new vertebral fracture: imaging and augmentation (§7).
+    VertebralFracture,
+    /// Calcium and vitamin D on long-term glucocorticoids (§4.1).
+    GlucocorticoidBoneProtection,
+    /// DXA / FRAX due (§4.1, §4.4).
+    FractureRiskAssessment,
+    /// Missing data that blocks no safety check (§1.4).
+    DataQuality,
+}
+
+impl Situation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Situation::OsteoporosisTherapy => "osteoporosis-therapy",
+            Situation::VertebralFracture => "vertebral-fracture",
+            Situation::GlucocorticoidBoneProtection => "glucocorticoid-bone-protection",
+            Situation::FractureRiskAssessment => "fracture-risk-assessment",
+            Situation::DataQuality => "data-quality",
+        }
+    }
+}
+
+/// The situation a finding belongs to. `data-insufficient` joins the therapy situation when it
+/// blocks a §8 safety check (its `moderate` severity, §9), else it stands alone as data quality.
+pub fn situation(code: FindingCode, severity: crate::finding::Severity) -> Situation {
+    use FindingCode::*;
+    match code {
+        GcBoneProtection => Situation::GlucocorticoidBoneProtection,
+        GcFractureRiskAssessmentDue => Situation::FractureRiskAssessment,
+        OsteoporosisTreatmentIndicated
+        | AnabolicTherapyPreferred
+        | DenosumabDueSoon
+        | DenosumabOverdue
+        | DenosumabDiscontinuationWithoutTransition
+        | PostDenosumabCtxMonitoring
+        | ReboundVertebralFracturesSuspected
+        | BmdSignificantLoss
+        | ZoledronateRenalContraindication
+        | HypocalcaemiaAntiresorptiveCaution
+        | VitaminDDeficiencyAntiresorptiveCaution => Situation::OsteoporosisTherapy,
+        AcuteOvcf
+        | OvcfRefractoryPainAugmentationCandidate
+        | OvcfImagingRecommended
+        | NewFractureAfterAugmentation => Situation::VertebralFracture,
+        DataInsufficient if severity >= crate::finding::Severity::Moderate => {
+            Situation::OsteoporosisTherapy
+        }
+        DataInsufficient => Situation::DataQuality,
+    }
+}
+
+/// Which finding of a situation leads its card when severities tie (higher first): safety
+/// before schedule, the rebound and the transition before a late dose.
+pub fn lead_priority(code: FindingCode) -> u8 {
+    use FindingCode::*;
+    match code {
+        ZoledronateRenalContraindication => 18,
+        HypocalcaemiaAntiresorptiveCaution => 17,
+        ReboundVertebralFracturesSuspected => 16,
+        DenosumabDiscontinuationWithoutTransition => 15,
+        DenosumabOverdue => 14,
+        PostDenosumabCtxMonitoring => 13,
+        DenosumabDueSoon => 12,
+        OsteoporosisTreatmentIndicated => 11,
+        AnabolicTherapyPreferred => 10,
+        VitaminDDeficiencyAntiresorptiveCaution => 9,
+        BmdSignificantLoss => 8,
+        OvcfImagingRecommended => 7,
+        OvcfRefractoryPainAugmentationCandidate => 6,
+        NewFractureAfterAugmentation => 5,
+        AcuteOvcf => 4,
+        GcFractureRiskAssessmentDue => 3,
+        GcBoneProtection => 2,
+        DataInsufficient => 1,
+    }
+}
+
 /// (section, citation, severities, inputs) per code; every number in the severities comes from
 /// `t`, so a site override changes the words.
 fn describe(

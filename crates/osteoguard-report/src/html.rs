@@ -1,9 +1,11 @@
 //! HTML report: one self-contained file (inline CSS and SVG, no network, no JavaScript),
 //! print-friendly.
 //!
-//! Sections, in order: header (patient, as-of date, fracture-risk badge and its basis); the
+//! Sections, in order: header (patient, as-of date, fracture-risk badge and its basis as a short
+//! list with the full criteria in `<details>`); the
 //! findings at a glance (one line each, most severe first) and the tasks checklist beside the
-//! spine diagram ([`spine`]); the timeline chart ([`chart`]); the findings in full (summary,
+//! spine diagram ([`spine`], recent levels marked); the timeline ([`chart`]: a whole-record strip
+//! above the chart of the clinically relevant window); the findings in full (summary,
 //! recommendation, evidence linked to the resource list at the end, citation, due date);
 //! data-quality notes, sources and the provenance stamp. The pictures come before the full
 //! findings so that one screen (and the CI screenshot) shows them all.
@@ -156,6 +158,24 @@ pub fn render(a: &Assessment) -> String {
     page.into_string()
 }
 
+/// Criteria shown before the fold.
+const BASIS_SHORT: usize = 3;
+/// Characters of a criterion shown before the fold (cut at a word, the rest in `<details>`).
+const BASIS_CHARS: usize = 90;
+
+/// A criterion's first clause, at most [`BASIS_CHARS`] characters, cut at a word.
+fn short_basis(b: &str) -> String {
+    let first = b.split(['(', ';']).next().unwrap_or(b).trim();
+    if first.chars().count() <= BASIS_CHARS {
+        return first.to_string();
+    }
+    let head: String = first.chars().take(BASIS_CHARS).collect();
+    match head.rfind(' ') {
+        Some(i) => format!("{}…", head[..i].trim_end()),
+        None => format!("{head}…"),
+    }
+}
+
 fn header(a: &Assessment) -> Markup {
     let r = &a.fracture_risk;
     let age = a
@@ -183,15 +203,26 @@ fn header(a: &Assessment) -> Markup {
                     span.risk-sub { "fracture risk" }
                 }
             }
-            div.basis {
-                strong { "Basis: " }
-                @if r.basis.is_empty() { "none recorded" }
-                @for (i, b) in r.basis.iter().enumerate() {
-                    @if i > 0 { "; " } (b)
+            // The basis a clinician scans in seconds: the decision row and FRAX on one line,
+            // the first criteria as a short list, everything else folded away.
+            div.basis data-basis-count=(r.basis.len()) {
+                p.basis-line {
+                    strong { "Basis: " }
+                    @if r.basis.is_empty() { "none recorded" }
+                    @else { (r.basis.len()) " criteria" }
+                    @if let Some(row) = &r.row { " · ACR 2022 decision row " (row) }
+                    @if let Some(m) = r.gc_adjusted_frax_mof_percent { " · FRAX MOF " (m) " %" }
+                    @if let Some(h) = r.gc_adjusted_frax_hip_percent { " · hip " (h) " %" }
                 }
-                @if let Some(row) = &r.row { " (ACR 2022 decision row " (row) ")" }
-                @if let Some(m) = r.gc_adjusted_frax_mof_percent { " · FRAX MOF " (m) " %" }
-                @if let Some(h) = r.gc_adjusted_frax_hip_percent { " · hip " (h) " %" }
+                @if !r.basis.is_empty() {
+                    ul.basis-list {
+                        @for b in r.basis.iter().take(BASIS_SHORT) { li { (short_basis(b)) } }
+                    }
+                    details.basis-details {
+                        summary { "All " (r.basis.len()) " criteria in full" }
+                        ul { @for b in &r.basis { li { (b) } } }
+                    }
+                }
             }
             dl.glance {
                 div {

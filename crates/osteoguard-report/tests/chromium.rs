@@ -142,3 +142,143 @@ fn legibility_screenshots() {
         assert!(dom.contains("data-as-of="), "{name}");
     }
 }
+
+/// Measures, in Chromium, the bounding box of every text element of the timeline charts
+/// (strip, main and detail) and returns `(texts measured, overlapping pairs)`. The report
+/// itself has no script: the measuring script goes into a test copy, its CSP removed.
+fn text_overlaps(bin: &Path, name: &str, html: &str, height: u32) -> (usize, Vec<String>) {
+    const MEASURE: &str = r#"<script>
+(function () {
+  var texts = [].slice.call(document.querySelectorAll('svg.timeline text'));
+  var boxes = [];
+  texts.forEach(function (t) {
+    var r = t.getBoundingClientRect();
+    if (t.textContent.trim() !== '' && r.width > 0 && r.height > 0) {
+      boxes.push({t: t.textContent.trim(), l: r.left, r: r.right, y0: r.top, y1: r.bottom,
+        svg: t.ownerSVGElement});
+    }
+  });
+  var out = [];
+  for (var i = 0; i < boxes.length; i++) {
+    for (var j = i + 1; j < boxes.length; j++) {
+      var a = boxes[i], b = boxes[j];
+      if (a.svg !== b.svg) continue;
+      var w = Math.min(a.r, b.r) - Math.max(a.l, b.l);
+      var h = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
+      if (w > 0.5 && h > 0.5) out.push(a.t + ' × ' + b.t);
+    }
+  }
+  document.body.setAttribute('data-texts', String(boxes.length));
+  document.body.setAttribute('data-overlaps', out.join(' | '));
+})();
+</script>"#;
+    let csp_start = html.find("<meta http-equiv=\"Content-Security-Policy\"");
+    let mut copy = html.to_string();
+    if let Some(i) = csp_start {
+        let end = i + copy[i..].find('>').map(|j| j + 1).unwrap_or(0);
+        copy.replace_range(i..end, "");
+    }
+    let copy = copy.replace("</body>", &format!("{MEASURE}</body>"));
+    let dom = render_in_browser(bin, name, &copy, height);
+    let body = dom
+        .find("<body")
+        .map(|i| &dom[i..i + dom[i..].find('>').unwrap_or(0)])
+        .unwrap_or_default();
+    let texts = attr_values(body, "data-texts")
+        .first()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let overlaps = attr_values(body, "data-overlaps")
+        .first()
+        .map(|s| {
+            s.split(" | ")
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    (texts, overlaps)
+}
+
+/// Issue 17, through real Chromium at the seed's four dates: the screenshots
+/// `target/html-report/seed-at-<date>.png`; no two text labels of a chart overlap; the
+/// timeline opens on the relevant window with the whole-record strip above it; every lane's
+/// series has a legend entry; the spine tells the recent levels from the old; the basis is a
+/// short list with its details folded away.
+#[test]
+fn seed_case_at_four_dates_reads_at_a_glance() {
+    let Browser::Found(bin) = chromium() else {
+        return;
+    };
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed-case.json");
+    let read = osteoguard_fhir::read_path(&seed).expect("read seed case");
+    let p = read.patients.first().expect("seed case has a patient");
+    for date in ["2022-12-15", "2023-06-15", "2023-08-23", "2023-09-28"] {
+        let a = osteoguard_core::assess_with_issues(
+            &p.record,
+            &p.issues,
+            d(date),
+            &osteoguard_core::Config::default(),
+        );
+        let html = render(&a);
+        let name = format!("seed-at-{date}");
+        let (texts, overlaps) = text_overlaps(&bin, &name, &html, 2600);
+        assert!(out_dir().join(format!("{name}.png")).exists());
+        assert!(texts > 30, "{date}: only {texts} texts measured");
+        assert!(
+            overlaps.is_empty(),
+            "{date}: overlapping labels: {overlaps:?}"
+        );
+
+        // The window and the strip.
+        assert!(html.contains(r#"data-chart="history""#), "{date}: no strip");
+        let from = attr_values(&html, "data-from")
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        assert_eq!(
+            from, "2019-02-10",
+            "{date}: window start (first denosumab − 1 year)"
+        );
+        // Legends: both pain colours, the overdue gap, every agent.
+        if !a.timeline.pain.is_empty() {
+            assert!(
+                html.contains("pain ≥ 7") && html.contains("pain &lt; 7"),
+                "{date}"
+            );
+        }
+        // The basis: a short list and a fold.
+        assert!(html.contains("<details class=\"basis-details\">"), "{date}");
+        let short = html
+            .split("<ul class=\"basis-list\">")
+            .nth(1)
+            .and_then(|s| s.split("</ul>").next())
+            .unwrap_or_default();
+        assert!(short.matches("<li>").count() <= 3, "{date}: {short}");
+    }
+    // The spine at 2023-09-28: L1, L2, L5 augmented in 2023 are recent, the 2022 L4 cement is not.
+    let a = osteoguard_core::assess_with_issues(
+        &p.record,
+        &p.issues,
+        d("2023-09-28"),
+        &osteoguard_core::Config::default(),
+    );
+    let html = render(&a);
+    for (l, recent) in [("L1", true), ("L2", true), ("L5", true), ("L4", false)] {
+        assert!(
+            html.contains(&format!(
+                r#"data-level="{l}" data-state="augmented" data-since="#
+            )),
+            "{l} augmented"
+        );
+        let at = html
+            .find(&format!(r#"data-level="{l}""#))
+            .unwrap_or_default();
+        let tag = &html[at..at + html[at..].find('>').unwrap_or(0)];
+        assert!(
+            tag.contains(&format!(r#"data-recent="{recent}""#)),
+            "{l}: {tag}"
+        );
+    }
+    assert!(html.contains(r#"data-legend="recent""#) && html.contains(r#"data-legend="old""#));
+}

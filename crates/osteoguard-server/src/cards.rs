@@ -1,22 +1,28 @@
-//! Findings → CDS Hooks cards.
+//! Clinical situations → CDS Hooks cards.
 //!
-//! One card per finding: `critical` → `critical`, `high`/`moderate` → `warning`, `info` → `info`;
-//! a ≤ 140-character summary, a Markdown detail with the evidence, missing inputs, notes and
-//! citation; the guideline as `source`; suggestions with real FHIR actions (draft
-//! MedicationRequests / ServiceRequests, or deleting a contraindicated draft order);
-//! `overrideReasons`; and three extensions: `org.osteoguard.finding` (code, severity, rule
-//! section, as-of date), `org.osteoguard.resources` (the references of the resources the card
+//! One card per clinical situation (`osteoguard_core::assessment::situations`: the core groups
+//! the findings, writes the < 140-character summary, sets the attention level and chooses the
+//! actions, at most one recommended); this module only renders that plan as CDS Hooks 2.0 JSON:
+//! `indicator` from the attention level, a Markdown detail with every finding's evidence,
+//! missing inputs, notes and citation; the lead guideline as `source`; suggestions with real
+//! FHIR actions (draft MedicationRequests / ServiceRequests, or deleting a contraindicated
+//! draft order); `links` to the request's HTML report; `overrideReasons`; and four extensions:
+//! `org.osteoguard.finding` (the lead finding: code, severity, rule section, as-of date),
+//! `org.osteoguard.situation` (situation id, every finding of the card, safety labs first,
+//! zoledronate allowed), `org.osteoguard.resources` (the references of the resources the card
 //! concerns) and `org.osteoguard.provenance` (engine and knowledge versions, configuration hash,
 //! overridden keys: which rules and settings produced the card).
 //!
-//! *Card identity:* `uuid` is a UUIDv5 of patient reference + finding code + the sorted, distinct
-//! evidence references, so the same finding on the same evidence keeps its uuid across
-//! invocations (EHRs de-duplicate on it; feedback attaches to the finding).
+//! *Card identity:* `uuid` is a UUIDv5 of patient reference + lead finding code + the sorted,
+//! distinct evidence references, so the same situation on the same evidence keeps its uuid
+//! across invocations (EHRs de-duplicate on it; feedback attaches to the lead finding).
 
 use chrono::NaiveDate;
-use osteoguard_core::model::{Ingredient, MedicationStatus};
-use osteoguard_core::rules::safety::ZoledronateRenal;
-use osteoguard_core::{Assessment, Finding, FindingCode, Severity};
+use osteoguard_core::assessment::{
+    Attention, PlannedAction, SafetyLab, SituationPlan, SUMMARY_MAX,
+};
+use osteoguard_core::model::MedicationStatus;
+use osteoguard_core::{Assessment, Finding, FindingCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -35,9 +41,9 @@ pub struct CardContext<'a> {
     /// The one assessment every card comes from (for order hooks the core's what-if
     /// assessment; its `draftOrders` are the drafts as sent).
     pub assessment: &'a Assessment,
-    /// order-select / order-sign: the clinician is about to sign, so zoledronic acid is offered
-    /// only when the assessment's renal verdict allows it (knowledge.md §8).
-    pub order_hook: bool,
+    /// The absolute URL of this request's HTML report (`links[]` of every card), when the
+    /// service publishes reports.
+    pub report_url: Option<String>,
 }
 
 impl CardContext<'_> {
@@ -55,24 +61,30 @@ pub fn card_uuid(patient_ref: &str, code: FindingCode, evidence_refs: &[String])
     Uuid::new_v5(&CARD_NAMESPACE, name.as_bytes())
 }
 
-pub fn indicator(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "critical",
-        Severity::High | Severity::Moderate => "warning",
-        Severity::Info => "info",
-    }
+/// The CDS Hooks indicator of the core's attention level (by consequence, issue 17).
+pub fn indicator(a: Attention) -> &'static str {
+    a.as_str()
 }
 
-/// Truncates to at most `max` characters, ending with an ellipsis when cut.
-pub fn clip(s: &str, max: usize) -> String {
+/// At most `max` characters: whole when it fits, else cut at the last word boundary with an
+/// ellipsis (a single over-long word is cut hard). Summaries are written short by the core;
+/// this only guards labels.
+pub fn clip_words(s: &str, max: usize) -> String {
     let s = s.trim();
     if s.chars().count() <= max {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out = out.trim_end().to_string();
-    out.push('…');
-    out
+    let head: String = s.chars().take(max.saturating_sub(1)).collect();
+    let cut = match head.rfind(' ') {
+        Some(i) if i > 0 => head[..i].trim_end().to_string(),
+        _ => head,
+    };
+    format!("{cut}…")
+}
+
+/// Truncates to at most `max` characters, ending with an ellipsis when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    clip_words(s, max)
 }
 
 /// Guideline label and URL for the first source tag (knowledge.md §1.8) a citation names,
@@ -250,13 +262,6 @@ fn create(description: &str, resource: Value) -> Value {
     json!({"type": "create", "description": description, "resource": resource})
 }
 
-struct Suggestion {
-    key: &'static str,
-    label: String,
-    recommended: bool,
-    actions: Vec<Value>,
-}
-
 fn ctx_lab(ctx: &CardContext, code: FindingCode, when: Option<NaiveDate>) -> Value {
     create(
         "Order serum CTX (fasting morning sample)",
@@ -287,386 +292,197 @@ fn dxa_order(ctx: &CardContext, code: FindingCode) -> Value {
     )
 }
 
-fn lab(ctx: &CardContext, code: FindingCode, loinc: &'static str, display: &'static str) -> Value {
+fn lab(ctx: &CardContext, code: FindingCode, l: SafetyLab) -> Value {
     create(
-        &format!("Order {display}"),
-        service_request(ctx, Some((LOINC, loinc, display)), display, None, code),
+        &format!("Order {}", l.display()),
+        service_request(
+            ctx,
+            Some((LOINC, l.loinc(), l.display())),
+            l.display(),
+            None,
+            code,
+        ),
     )
 }
 
-/// Zoledronate transition date and its two CTX dates, as the core's denosumab schedule states
-/// them (knowledge.md §5.3); as-of when no dose is dated.
-fn transition_dates(ctx: &CardContext) -> (NaiveDate, Option<NaiveDate>) {
-    match &ctx.assessment.denosumab.schedule {
-        Some(s) => (s.transition_due, Some(s.transition_ctx_due[0])),
-        None => (ctx.as_of, None),
-    }
-}
-
-fn draft_refs_with(ctx: &CardContext, i: Ingredient) -> Vec<String> {
-    ctx.assessment
-        .draft_orders
+fn deletes(orders: &[String]) -> Vec<Value> {
+    orders
         .iter()
-        .filter(|d| d.has(i))
-        .map(|d| d.reference.as_str().to_string())
+        .map(|r| json!({"type": "delete", "description": "Remove the zoledronic acid order", "resourceId": r}))
         .collect()
 }
 
-fn suggestions_for(ctx: &CardContext, f: &Finding) -> (Vec<Suggestion>, bool) {
-    use FindingCode::*;
-    let code = f.code;
-    let zol = |ctx: &CardContext, when| {
+/// `a`, `a and b`, `a, b and c`.
+fn words_list(items: &[&str]) -> String {
+    match items.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// Label and FHIR actions of one planned action (rendering only: what to suggest, and which
+/// suggestion is recommended, the core decided).
+fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (String, Vec<Value>) {
+    use PlannedAction::*;
+    let zol = |when: NaiveDate| {
         create(
             "Order zoledronic acid 5 mg IV",
-            med_request(ctx, &ZOLEDRONATE, when, code),
+            med_request(ctx, &ZOLEDRONATE, Some(when), code),
         )
     };
-    match code {
-        DenosumabDiscontinuationWithoutTransition => {
-            let (t, first_ctx) = transition_dates(ctx);
-            let mut v = Vec::new();
-            if ctx.assessment.zoledronate_renal == ZoledronateRenal::Unknown {
-                v.push(Suggestion {
-                    key: "renal-function",
-                    label: "Check renal function (creatinine) before choosing the transition agent"
-                        .into(),
-                    recommended: true,
-                    actions: vec![lab(
-                        ctx,
-                        code,
-                        "2160-0",
-                        "Creatinine [Mass/volume] in Serum or Plasma",
-                    )],
-                });
-            }
-            v.extend([
-                Suggestion {
-                    key: "zoledronate-transition",
-                    label: format!(
-                        "Zoledronic acid 5 mg IV on {t}, CTX 3 and 6 months after (ECTS plan)"
-                    ),
-                    recommended: true,
-                    actions: vec![zol(ctx, Some(t)), ctx_lab(ctx, code, first_ctx)],
-                },
-                Suggestion {
-                    key: "alendronate-transition",
-                    label: "Alendronate 70 mg weekly (shorter denosumab courses / lower risk)"
-                        .into(),
-                    recommended: false,
-                    actions: vec![create(
-                        "Order alendronate 70 mg weekly",
-                        med_request(ctx, &ALENDRONATE, Some(t), code),
-                    )],
-                },
-                Suggestion {
-                    key: "denosumab-continue",
-                    label: "Continue denosumab: give the next 60 mg dose now".into(),
-                    recommended: false,
-                    actions: vec![create(
-                        "Order denosumab 60 mg SC",
-                        med_request(ctx, &DENOSUMAB, Some(ctx.as_of), code),
-                    )],
-                },
-            ]);
-            (v, true)
-        }
-        DenosumabOverdue | DenosumabDueSoon => {
-            let due = f.due.unwrap_or(ctx.as_of).max(ctx.as_of);
+    let dmab = |when: NaiveDate| {
+        create(
+            "Order denosumab 60 mg SC",
+            med_request(ctx, &DENOSUMAB, Some(when), code),
+        )
+    };
+    match a {
+        SafetyLabs { labs } => {
+            let names: Vec<&str> = labs.iter().map(|l| l.short()).collect();
             (
-                vec![
-                    Suggestion {
-                        key: "denosumab-dose",
-                        label: format!("Give denosumab 60 mg SC ({due})"),
-                        recommended: true,
-                        actions: vec![create(
-                            "Order denosumab 60 mg SC",
-                            med_request(ctx, &DENOSUMAB, Some(due), code),
-                        )],
-                    },
-                    Suggestion {
-                        key: "zoledronate-transition",
-                        label: "Stop denosumab with a zoledronic acid transition (ECTS plan)"
-                            .into(),
-                        recommended: false,
-                        actions: {
-                            let (t, first_ctx) = transition_dates(ctx);
-                            vec![zol(ctx, Some(t)), ctx_lab(ctx, code, first_ctx)]
-                        },
-                    },
-                ],
-                true,
+                format!(
+                    "Order {} first; the antiresorptive follows once known",
+                    words_list(&names)
+                ),
+                labs.iter().map(|l| lab(ctx, code, *l)).collect(),
             )
         }
-        PostDenosumabCtxMonitoring => {
-            let mut v = vec![Suggestion {
-                key: "ctx",
-                label: "Order serum CTX".into(),
-                recommended: true,
-                actions: vec![ctx_lab(ctx, code, f.due)],
-            }];
-            if f.severity >= Severity::High {
-                v.push(Suggestion {
-                    key: "zoledronate-repeat",
-                    label: "Repeat zoledronic acid 5 mg IV (CTX elevated)".into(),
-                    recommended: true,
-                    actions: vec![zol(ctx, Some(ctx.as_of))],
-                });
-            }
-            (v, false)
-        }
-        ReboundVertebralFracturesSuspected => {
-            let mut v = Vec::new();
-            if ctx.assessment.denosumab.transition.is_none() {
-                v.push(Suggestion {
-                    key: "zoledronate-now",
-                    label: "Start zoledronic acid 5 mg IV now".into(),
-                    recommended: true,
-                    actions: vec![zol(ctx, Some(ctx.as_of))],
-                });
-            }
-            v.push(Suggestion {
-                key: "ctx-and-imaging",
-                label: "Order serum CTX and whole-spine imaging".into(),
-                recommended: true,
-                actions: vec![
-                    ctx_lab(ctx, code, None),
-                    create(
-                        "Order whole-spine MRI (STIR)",
-                        service_request(
-                            ctx,
-                            None,
-                            "MRI whole spine with STIR sequence",
-                            None,
-                            code,
-                        ),
-                    ),
-                ],
-            });
-            (v, false)
-        }
-        GcBoneProtection => (
-            vec![Suggestion {
-                key: "calcium-vitamin-d",
-                label: "Calcium 1000–1200 mg/day and vitamin D 800 IU/day".into(),
-                recommended: true,
-                actions: vec![
-                    create(
-                        "Order calcium supplement",
-                        med_request(ctx, &CALCIUM, Some(ctx.as_of), code),
-                    ),
-                    create(
-                        "Order vitamin D3 800 IU daily",
-                        med_request(ctx, &VITAMIN_D, Some(ctx.as_of), code),
-                    ),
-                ],
-            }],
-            false,
+        CalciumRecheck => (
+            "Order calcium, albumin and creatinine".into(),
+            [
+                SafetyLab::Calcium,
+                SafetyLab::Albumin,
+                SafetyLab::Creatinine,
+            ]
+            .into_iter()
+            .map(|l| lab(ctx, code, l))
+            .collect(),
         ),
-        GcFractureRiskAssessmentDue => (
-            vec![Suggestion {
-                key: "dxa",
-                label: "Order DXA with vertebral fracture assessment".into(),
-                recommended: true,
-                actions: vec![dxa_order(ctx, code)],
-            }],
-            false,
+        ZoledronateTransition { date, ctx_date } => (
+            format!("Zoledronic acid 5 mg IV on {date}, CTX 3 and 6 months after (ECTS plan)"),
+            vec![zol(*date), ctx_lab(ctx, code, *ctx_date)],
         ),
-        OsteoporosisTreatmentIndicated => (
-            vec![
-                Suggestion {
-                    key: "alendronate",
-                    label: "Alendronate 70 mg weekly".into(),
-                    recommended: false,
-                    actions: vec![create(
-                        "Order alendronate 70 mg weekly",
-                        med_request(ctx, &ALENDRONATE, Some(ctx.as_of), code),
-                    )],
-                },
-                Suggestion {
-                    key: "zoledronate",
-                    label: "Zoledronic acid 5 mg IV yearly".into(),
-                    recommended: false,
-                    actions: vec![zol(ctx, Some(ctx.as_of))],
-                },
-            ],
-            true,
+        ZoledronateNow { repeat: false } => (
+            "Start zoledronic acid 5 mg IV now".into(),
+            vec![zol(ctx.as_of)],
         ),
-        AnabolicTherapyPreferred => (
-            vec![Suggestion {
-                key: "teriparatide",
-                label: "Teriparatide 20 µg SC daily".into(),
-                recommended: true,
-                actions: vec![create(
-                    "Order teriparatide 20 µg daily",
-                    med_request(ctx, &TERIPARATIDE, Some(ctx.as_of), code),
-                )],
-            }],
-            false,
+        ZoledronateNow { repeat: true } => (
+            "Repeat zoledronic acid 5 mg IV (CTX elevated)".into(),
+            vec![zol(ctx.as_of)],
         ),
-        OvcfImagingRecommended | AcuteOvcf => (
-            vec![Suggestion {
-                key: "mri",
-                label: "Order spine MRI with STIR".into(),
-                recommended: code == OvcfImagingRecommended,
-                actions: vec![create(
-                    "Order spine MRI with STIR",
-                    service_request(
-                        ctx,
-                        None,
-                        "MRI spine with STIR sequence (CT if MRI contraindicated)",
-                        None,
-                        code,
-                    ),
-                )],
-            }],
-            false,
+        ZoledronateYearly => (
+            "Zoledronic acid 5 mg IV yearly".into(),
+            vec![zol(ctx.as_of)],
         ),
-        OvcfRefractoryPainAugmentationCandidate => (
-            vec![Suggestion {
-                key: "augmentation-referral",
-                label: "Refer for vertebral augmentation evaluation".into(),
-                recommended: true,
-                actions: vec![create(
-                    "Refer for vertebral augmentation evaluation",
-                    service_request(
-                        ctx,
-                        None,
-                        "Referral: vertebral augmentation evaluation",
-                        None,
-                        code,
-                    ),
-                )],
-            }],
-            false,
-        ),
-        ZoledronateRenalContraindication => {
-            let drafts = draft_refs_with(ctx, Ingredient::ZoledronicAcid);
-            let mut targets = drafts.clone();
-            if targets.is_empty() {
-                // patient-view: an existing (planned) zoledronate order named in the evidence.
-                targets = f
-                    .evidence
-                    .iter()
-                    .filter(|e| e.reference.starts_with("MedicationRequest/"))
-                    .map(|e| e.reference.clone())
-                    .collect();
-                targets.sort();
-                targets.dedup();
-            }
-            let deletes: Vec<Value> = targets
-                .iter()
-                .map(|r| {
-                    json!({"type": "delete", "description": "Remove the zoledronic acid order", "resourceId": r})
-                })
-                .collect();
-            let mut v = Vec::new();
-            if !deletes.is_empty() {
-                v.push(Suggestion {
-                    key: "remove-zoledronate",
-                    label: "Remove the zoledronic acid order".into(),
-                    recommended: false,
-                    actions: deletes.clone(),
-                });
-                let mut replace = deletes;
-                replace.push(create(
-                    "Order denosumab 60 mg SC instead",
-                    med_request(ctx, &DENOSUMAB, Some(ctx.as_of), code),
-                ));
-                v.push(Suggestion {
-                    key: "replace-with-denosumab",
-                    label: "Replace with denosumab 60 mg SC (check calcium and CKD-MBD first)"
-                        .into(),
-                    recommended: true,
-                    actions: replace,
-                });
-            }
-            (v, true)
-        }
-        HypocalcaemiaAntiresorptiveCaution => (
-            vec![Suggestion {
-                key: "calcium-labs",
-                label: "Order calcium, albumin and creatinine".into(),
-                recommended: true,
-                actions: vec![
-                    lab(
-                        ctx,
-                        code,
-                        "17861-6",
-                        "Calcium [Mass/volume] in Serum or Plasma",
-                    ),
-                    lab(
-                        ctx,
-                        code,
-                        "1751-7",
-                        "Albumin [Mass/volume] in Serum or Plasma",
-                    ),
-                    lab(
-                        ctx,
-                        code,
-                        "2160-0",
-                        "Creatinine [Mass/volume] in Serum or Plasma",
-                    ),
-                ],
-            }],
-            false,
-        ),
-        VitaminDDeficiencyAntiresorptiveCaution => (
-            vec![Suggestion {
-                key: "vitamin-d",
-                label: "Replete vitamin D (cholecalciferol)".into(),
-                recommended: true,
-                actions: vec![create(
-                    "Order vitamin D3",
-                    med_request(ctx, &VITAMIN_D, Some(ctx.as_of), code),
-                )],
-            }],
-            false,
-        ),
-        DataInsufficient => {
-            let text = f.inputs_missing.join(" ").to_lowercase();
-            let mut actions = Vec::new();
-            if text.contains("creatinine") || text.contains("egfr") || text.contains("renal") {
-                actions.push(lab(
-                    ctx,
-                    code,
-                    "2160-0",
-                    "Creatinine [Mass/volume] in Serum or Plasma",
-                ));
-            }
-            if text.contains("calcium") {
-                actions.push(lab(
-                    ctx,
-                    code,
-                    "17861-6",
-                    "Calcium [Mass/volume] in Serum or Plasma",
-                ));
-            }
-            if text.contains("25-oh") || text.contains("vitamin d") {
-                actions.push(lab(
-                    ctx,
-                    code,
-                    "62292-8",
-                    "25-hydroxyvitamin D2+D3 [Mass/volume] in Serum or Plasma",
-                ));
-            }
-            if text.contains("ctx") {
-                actions.push(ctx_lab(ctx, code, None));
-            }
-            if actions.is_empty() {
-                (Vec::new(), false)
+        Alendronate { date } => (
+            if *date > ctx.as_of {
+                format!("Alendronate 70 mg weekly from {date}")
             } else {
-                (
-                    vec![Suggestion {
-                        key: "missing-labs",
-                        label: "Order the missing laboratory tests".into(),
-                        recommended: true,
-                        actions,
-                    }],
-                    false,
-                )
-            }
+                "Alendronate 70 mg weekly".into()
+            },
+            vec![create(
+                "Order alendronate 70 mg weekly",
+                med_request(ctx, &ALENDRONATE, Some(*date), code),
+            )],
+        ),
+        DenosumabDose { date } => (
+            if *date > ctx.as_of {
+                format!("Give denosumab 60 mg SC by {date}")
+            } else {
+                "Give denosumab 60 mg SC now".into()
+            },
+            vec![dmab(*date)],
+        ),
+        RemoveZoledronate { orders } => {
+            ("Remove the zoledronic acid order".into(), deletes(orders))
         }
-        BmdSignificantLoss | NewFractureAfterAugmentation => (Vec::new(), false),
+        ReplaceZoledronateWithDenosumab { orders, labs } => {
+            let mut v = deletes(orders);
+            v.extend(labs.iter().map(|l| lab(ctx, code, *l)));
+            v.push(create(
+                "Order denosumab 60 mg SC instead",
+                med_request(ctx, &DENOSUMAB, Some(ctx.as_of), code),
+            ));
+            (
+                "Replace with denosumab 60 mg SC (check calcium and CKD-MBD first)".into(),
+                v,
+            )
+        }
+        Teriparatide => (
+            "Teriparatide 20 µg SC daily".into(),
+            vec![create(
+                "Order teriparatide 20 µg daily",
+                med_request(ctx, &TERIPARATIDE, Some(ctx.as_of), code),
+            )],
+        ),
+        CalciumAndVitaminD => (
+            "Calcium 1000–1200 mg/day and vitamin D 800 IU/day".into(),
+            vec![
+                create(
+                    "Order calcium supplement",
+                    med_request(ctx, &CALCIUM, Some(ctx.as_of), code),
+                ),
+                create(
+                    "Order vitamin D3 800 IU daily",
+                    med_request(ctx, &VITAMIN_D, Some(ctx.as_of), code),
+                ),
+            ],
+        ),
+        VitaminDRepletion => (
+            "Replete vitamin D (cholecalciferol)".into(),
+            vec![create(
+                "Order vitamin D3",
+                med_request(ctx, &VITAMIN_D, Some(ctx.as_of), code),
+            )],
+        ),
+        Ctx { date } => (
+            match date {
+                Some(d) if *d > ctx.as_of => format!("Order serum CTX for {d}"),
+                _ => "Order serum CTX".into(),
+            },
+            vec![ctx_lab(ctx, code, *date)],
+        ),
+        CtxAndWholeSpineMri => (
+            "Order serum CTX and whole-spine imaging".into(),
+            vec![
+                ctx_lab(ctx, code, None),
+                create(
+                    "Order whole-spine MRI (STIR)",
+                    service_request(ctx, None, "MRI whole spine with STIR sequence", None, code),
+                ),
+            ],
+        ),
+        Dxa => (
+            "Order DXA with vertebral fracture assessment".into(),
+            vec![dxa_order(ctx, code)],
+        ),
+        SpineMri => (
+            "Order spine MRI with STIR".into(),
+            vec![create(
+                "Order spine MRI with STIR",
+                service_request(
+                    ctx,
+                    None,
+                    "MRI spine with STIR sequence (CT if MRI contraindicated)",
+                    None,
+                    code,
+                ),
+            )],
+        ),
+        AugmentationReferral => (
+            "Refer for vertebral augmentation evaluation".into(),
+            vec![create(
+                "Refer for vertebral augmentation evaluation",
+                service_request(
+                    ctx,
+                    None,
+                    "Referral: vertebral augmentation evaluation",
+                    None,
+                    code,
+                ),
+            )],
+        ),
     }
 }
 
@@ -730,83 +546,97 @@ pub fn resources_of(f: &Finding) -> Vec<String> {
     v
 }
 
-/// Whether a card may offer zoledronic acid (knowledge.md §8), from the assessment alone: never
-/// when it is renally contraindicated; at order time (order hooks) only when a fresh renal value
-/// allows it.
-pub fn zoledronate_may_be_offered(ctx: &CardContext) -> bool {
-    let contraindicated = ctx.assessment.zoledronate_renal == ZoledronateRenal::Contraindicated
-        || ctx
-            .assessment
-            .findings
-            .iter()
-            .any(|f| f.code == FindingCode::ZoledronateRenalContraindication);
-    let unknown_at_order_time =
-        ctx.order_hook && ctx.assessment.zoledronate_renal == ZoledronateRenal::Unknown;
-    !(contraindicated || unknown_at_order_time)
-}
-
-/// Builds the card for one finding.
-pub fn card(ctx: &CardContext, f: &Finding) -> (Uuid, Value) {
-    let evidence_refs: Vec<String> = f.evidence.iter().map(|e| e.reference.clone()).collect();
-    let uuid = card_uuid(&ctx.patient_ref(), f.code, &evidence_refs);
-    let (label, url) = source_for(&f.citation);
-    let summary_text = if f.summary.trim().is_empty() {
-        f.title.clone()
-    } else {
-        format!("{}: {}", f.title, f.summary.trim())
+/// The card of one clinical situation (`osteoguard_core::assessment::situations`): the
+/// summary, the indicator, the actions and which one is recommended all come from the core's
+/// plan; this renders them (CDS Hooks 2.0 Card) with the findings' details and the evidence.
+pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (Uuid, Value) {
+    let evidence_refs: Vec<String> = findings
+        .iter()
+        .flat_map(|f| f.evidence.iter().map(|e| e.reference.clone()))
+        .collect();
+    let uuid = card_uuid(&ctx.patient_ref(), plan.lead, &evidence_refs);
+    let lead = findings
+        .iter()
+        .find(|f| f.code == plan.lead)
+        .or(findings.first());
+    let citation = lead.map(|f| f.citation.as_str()).unwrap_or_default();
+    let (label, url) = source_for(citation);
+    let mut detail_text = String::new();
+    if !plan.safety_labs.is_empty() {
+        let names: Vec<&str> = plan.safety_labs.iter().map(|l| l.short()).collect();
+        detail_text.push_str(&format!(
+            "**Safety first (knowledge base §8):** {} missing or out of date; order {} first — \
+             the antiresorptive follows once the results are known.\n\n",
+            words_list(&names),
+            if names.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    let parts: Vec<String> = findings.iter().map(|f| detail(ctx, f)).collect();
+    detail_text.push_str(&parts.join("\n\n---\n\n"));
+    let mut resources: Vec<String> = findings.iter().flat_map(|f| resources_of(f)).collect();
+    resources.sort();
+    resources.dedup();
+    let (lead_code, lead_severity, lead_section) = match lead {
+        Some(f) => (f.code, f.severity, f.rule_section.clone()),
+        None => (plan.lead, plan.severity, String::new()),
     };
     let mut c = json!({
         "uuid": uuid.to_string(),
-        "summary": clip(&summary_text, 140),
-        "detail": detail(ctx, f),
-        "indicator": indicator(f.severity),
+        "summary": clip_words(&plan.summary, SUMMARY_MAX),
+        "detail": detail_text,
+        "indicator": indicator(plan.attention),
         "source": {
             "label": label,
-            "topic": {"system": FINDING_SYSTEM, "code": f.code.as_str(), "display": f.code.title()}
+            "topic": {"system": FINDING_SYSTEM, "code": lead_code.as_str(), "display": lead_code.title()}
         },
         "overrideReasons": override_reasons(),
         "extension": {
             "org.osteoguard.finding": {
-                "code": f.code.as_str(),
-                "severity": f.severity.as_str(),
-                "ruleSection": f.rule_section,
-                "citation": f.citation,
+                "code": lead_code.as_str(),
+                "severity": lead_severity.as_str(),
+                "ruleSection": lead_section,
+                "citation": citation,
                 "asOf": ctx.as_of.to_string(),
             },
-            "org.osteoguard.resources": resources_of(f),
+            "org.osteoguard.situation": {
+                "id": plan.situation.as_str(),
+                "findings": findings
+                    .iter()
+                    .map(|f| json!({"code": f.code.as_str(), "severity": f.severity.as_str()}))
+                    .collect::<Vec<_>>(),
+                "safetyLabsFirst": plan.safety_labs.iter().map(|l| l.loinc()).collect::<Vec<_>>(),
+                "zoledronateAllowed": plan.zoledronate_allowed,
+            },
+            "org.osteoguard.resources": resources,
             "org.osteoguard.provenance": ctx.assessment.provenance,
         }
     });
     if let Some(u) = url {
         c["source"]["url"] = json!(u);
     }
-    let (mut suggestions, mut alternatives) = suggestions_for(ctx, f);
-    // Never suggest what the record contraindicates: with zoledronate renally contraindicated
-    // (or, at order time, renal function unknown), no card offers a zoledronic-acid order (the
-    // contraindication card itself offers the alternatives). Suggestions that only *delete* a
-    // zoledronate draft stay.
-    if !zoledronate_may_be_offered(ctx) && f.code != FindingCode::ZoledronateRenalContraindication {
-        suggestions.retain(|s| !s.key.contains("zoledron"));
-        alternatives = alternatives && suggestions.len() > 1;
+    if let Some(link) = &ctx.report_url {
+        c["links"] = json!([{
+            "label": "Bone-health report (this patient, as of this request)",
+            "url": link,
+            "type": "absolute"
+        }]);
     }
-    if !suggestions.is_empty() {
-        let list: Vec<Value> = suggestions
-            .into_iter()
+    if !plan.actions.is_empty() {
+        let list: Vec<Value> = plan
+            .actions
+            .iter()
             .map(|s| {
-                let id = Uuid::new_v5(&uuid, s.key.as_bytes());
+                let (label, actions) = render_action(ctx, &s.action, plan.lead);
+                let id = Uuid::new_v5(&uuid, s.action.key().as_bytes());
                 json!({
-                    "label": clip(&s.label, 140),
+                    "label": clip_words(&label, SUMMARY_MAX),
                     "uuid": id.to_string(),
                     "isRecommended": s.recommended,
-                    "actions": s.actions,
+                    "actions": actions,
                 })
             })
             .collect();
-        let behaviour = if alternatives && list.len() > 1 {
-            "at-most-one"
-        } else {
-            "any"
-        };
+        let behaviour = if list.len() > 1 { "at-most-one" } else { "any" };
         c["suggestions"] = Value::Array(list);
         c["selectionBehavior"] = json!(behaviour);
     }
@@ -882,10 +712,11 @@ mod tests {
 
     #[test]
     fn indicator_mapping() {
-        assert_eq!(indicator(Severity::Critical), "critical");
-        assert_eq!(indicator(Severity::High), "warning");
-        assert_eq!(indicator(Severity::Moderate), "warning");
-        assert_eq!(indicator(Severity::Info), "info");
+        // By consequence (issue 17): the core's attention level, rendered as is; the severity
+        // → attention rule (moderate/info → info) is tested in osteoguard-core.
+        assert_eq!(indicator(Attention::Critical), "critical");
+        assert_eq!(indicator(Attention::Warning), "warning");
+        assert_eq!(indicator(Attention::Info), "info");
     }
 
     #[test]

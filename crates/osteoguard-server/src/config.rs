@@ -17,6 +17,9 @@
 //! header_timeout_ms = 10000
 //! idle_timeout_ms = 30000
 //! retry_after_secs = 1
+//! report_links = true                      # cards link to the request's HTML report
+//! report_ttl_secs = 900                    # how long a report URL serves (then 404)
+//! report_base_url = "https://cds.example.org"  # else base_url when set, else the request's Host
 //! jku_allow_list = ["https://ehr.example.org/.well-known/jwks.json"]
 //!
 //! [[server.trusted_issuers]]
@@ -100,6 +103,9 @@ struct ServerTable {
     header_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     retry_after_secs: Option<u64>,
+    report_links: Option<bool>,
+    report_ttl_secs: Option<u64>,
+    report_base_url: Option<String>,
 }
 
 /// The effective service configuration.
@@ -136,6 +142,14 @@ pub struct ServerConfig {
     pub idle_timeout_ms: u64,
     /// `Retry-After` (seconds) of a load-shedding `503`.
     pub retry_after_secs: u64,
+    /// Every card links (`links[]`) to the request's HTML report, served at
+    /// `/reports/<random token>` for [`Self::report_ttl_secs`] (docs/cds-hooks.md).
+    pub report_links: bool,
+    /// Seconds a report URL serves; afterwards (and for any unknown token) `404`.
+    pub report_ttl_secs: u64,
+    /// The base the report links start with: `report_base_url`, else `base_url` when
+    /// configured, else (`None`) `http://` + the request's `Host` header.
+    pub report_base_url: Option<String>,
     /// Thresholds and switched-off findings for the engine.
     pub engine: osteoguard_core::Config,
 }
@@ -166,6 +180,9 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             idle_timeout_ms: 30_000,
             retry_after_secs: 1,
+            report_links: true,
+            report_ttl_secs: 900,
+            report_base_url: None,
             engine: osteoguard_core::Config::default(),
         }
     }
@@ -235,6 +252,8 @@ impl ServerConfig {
         })?;
         if !base_url_set {
             cfg.base_url = format!("http://localhost:{}", cfg.port);
+        } else if cfg.report_base_url.is_none() {
+            cfg.report_base_url = Some(cfg.base_url.clone());
         }
         Ok(cfg)
     }
@@ -343,6 +362,17 @@ impl ServerConfig {
         }
         if let Some(v) = t.retry_after_secs {
             self.retry_after_secs = v;
+        }
+        if let Some(v) = t.report_links {
+            self.report_links = v;
+        }
+        if let Some(v) = t.report_ttl_secs {
+            self.report_ttl_secs = v;
+        }
+        if let Some(v) = t.report_base_url {
+            self.report_base_url = Some(
+                normalise_base(&v).map_err(|m| invalid(format!("server.report_base_url: {m}")))?,
+            );
         }
         self.check_limits().map_err(invalid)?;
         Ok(base_set)

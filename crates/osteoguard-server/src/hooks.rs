@@ -470,6 +470,9 @@ fn assess_patient(
     })
 }
 
+/// Publishes the HTML report of an assessment and returns its absolute URL.
+pub type PublishReport<'a> = dyn Fn(&Assessment) -> Option<String> + 'a;
+
 /// The result of one evaluation: the response cards and `(uuid, finding code, severity)` of each.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluated {
@@ -480,7 +483,16 @@ pub struct Evaluated {
 /// Evaluates one request (CPU only; run it off the async runtime). Every card comes from one
 /// core assessment — for order hooks the what-if assessment of the drafts as if signed; the
 /// service adds no finding of its own (knowledge.md §9 "Order hooks").
-pub fn evaluate(p: &Parsed, resources: Vec<Value>, as_of: NaiveDate, config: &Config) -> Evaluated {
+///
+/// `report`, when given, publishes the HTML report of the assessment and returns its absolute
+/// URL (every card links to it).
+pub fn evaluate(
+    p: &Parsed,
+    resources: Vec<Value>,
+    as_of: NaiveDate,
+    config: &Config,
+    report: Option<&PublishReport<'_>>,
+) -> Evaluated {
     let base = dedupe(resources);
     let (draft_resources, draft_refs) = prepare_drafts(&p.drafts, &p.patient_id);
     let order_hook = p.hook.is_order();
@@ -516,19 +528,32 @@ pub fn evaluate(p: &Parsed, resources: Vec<Value>, as_of: NaiveDate, config: &Co
     }
     findings.sort_by(|x, y| y.severity.cmp(&x.severity).then(x.code.cmp(&y.code)));
 
+    // One card per clinical situation; grouping, summary, attention and the recommended action
+    // are the core's (issue 17).
+    let plans = osteoguard_core::assessment::situations(&a, &findings);
+    let report_url = report.and_then(|publish| if plans.is_empty() { None } else { publish(&a) });
     let ctx = CardContext {
         patient_id: &p.patient_id,
         as_of,
         assessment: &a,
-        order_hook,
+        report_url,
     };
     let mut out = Evaluated::default();
-    for f in &findings {
-        let (uuid, card) = cards::card(&ctx, f);
+    for plan in &plans {
+        let members: Vec<&Finding> = plan
+            .codes
+            .iter()
+            .filter_map(|c| findings.iter().find(|f| f.code == *c))
+            .collect();
+        let (uuid, card) = cards::card(&ctx, plan, &members);
+        let lead_severity = members
+            .iter()
+            .find(|f| f.code == plan.lead)
+            .map_or(plan.severity, |f| f.severity);
         out.issued.push((
             uuid.to_string(),
-            f.code.as_str().to_string(),
-            f.severity.as_str().to_string(),
+            plan.lead.as_str().to_string(),
+            lead_severity.as_str().to_string(),
         ));
         out.cards.push(card);
     }

@@ -20,6 +20,7 @@ pub mod fetch;
 pub mod hooks;
 pub mod listener;
 pub mod metrics;
+pub mod reports;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -122,6 +123,7 @@ pub struct AppState {
     verifier: Option<Arc<auth::Verifier>>,
     fhir: Arc<fetch::FhirClient>,
     bench_body: Option<Bytes>,
+    reports: Arc<reports::ReportStore>,
 }
 
 /// At most this many characters of message in an error body.
@@ -324,8 +326,24 @@ async fn hook_handler(
         Err(e) => return hook_refusal(svc.id, &e),
     };
     let cfg = st.cfg.clone();
+    // Where the cards' report links point (docs/cds-hooks.md "Links").
+    let link_base = if cfg.report_links {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        reports::link_base(cfg.report_base_url.as_deref(), host.as_deref())
+    } else {
+        None
+    };
+    let report_store = st.reports.clone();
     let evaluated = match tokio::task::spawn_blocking(move || {
-        hooks::evaluate(&parsed, resources, as_of, &cfg.engine)
+        let publish = |a: &osteoguard_core::Assessment| -> Option<String> {
+            let base = link_base.as_deref()?;
+            let token = report_store.publish(osteoguard_report::html::render(a));
+            Some(format!("{base}/reports/{token}"))
+        };
+        hooks::evaluate(&parsed, resources, as_of, &cfg.engine, Some(&publish))
     })
     .await
     {
@@ -486,6 +504,32 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
+/// `GET /reports/<token>`: the HTML report a card links to, while it lives; else 404 (an
+/// expired and a never-issued token look the same).
+async fn report_handler(State(st): State<AppState>, Path(token): Path<String>) -> Response {
+    match st.reports.get(&token) {
+        Some(html) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::REFERRER_POLICY, "no-referrer"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                ),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            html.as_str().to_owned(),
+        )
+            .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such report (reports expire)",
+        ),
+    }
+}
+
 /// Builds the router for `state` (no listener): used by [`start`] and tests.
 pub fn router(state: AppState) -> Router {
     let cfg = state.cfg.clone();
@@ -494,6 +538,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cds-services/{id}", post(hook_handler))
         .route("/cds-services/{id}/feedback", post(feedback_handler))
         .route("/healthz", get(healthz))
+        .route("/reports/{token}", get(report_handler))
         .route("/metrics", get(metrics::handler));
     if state.bench_body.is_some() {
         app = app.route("/bench/static", get(bench_static));
@@ -563,7 +608,11 @@ pub fn build_state(cfg: ServerConfig, bench_body: Option<Bytes>) -> Result<AppSt
         .map_err(ServeError::Setup)?,
     );
     let bench_body = if cfg.bench_endpoint { bench_body } else { None };
+    let reports = Arc::new(reports::ReportStore::new(Duration::from_secs(
+        cfg.report_ttl_secs,
+    )));
     Ok(AppState {
+        reports,
         cfg: Arc::new(cfg),
         store,
         verifier,

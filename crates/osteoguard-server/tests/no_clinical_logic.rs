@@ -145,3 +145,26 @@ fn the_scan_recognises_clinical_literals() {
         assert!(!has_clinical_literal(s), "{s}");
     }
 }
+
+/// Issue 17: which findings form one card, which suggestion is recommended, the indicator and
+/// whether zoledronic acid may be offered are the core's (`assessment::situations`); the card
+/// renderer only turns that plan into JSON.
+#[test]
+fn cards_render_the_core_plan_and_decide_nothing() {
+    let text = std::fs::read_to_string(crate_src("osteoguard-server").join("cards.rs")).unwrap();
+    let code: Vec<String> = code_lines(&text).into_iter().map(|(_, l)| l).collect();
+    let code = code.join("\n");
+    for forbidden in [
+        "ZoledronateRenal",
+        "Ingredient",
+        "Severity::",
+        "zoledronate_renal",
+        "recommended: true",
+    ] {
+        assert!(
+            !code.contains(forbidden),
+            "cards.rs decides something clinical itself ({forbidden})"
+        );
+    }
+    assert!(code.contains("SituationPlan"));
+}

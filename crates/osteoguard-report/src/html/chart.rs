@@ -281,6 +281,52 @@ fn agent_style(agent: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// Which value labels to draw: each `(x, baseline y, text)` is kept when its box overlaps no
+/// label kept before it (the value stays in the marker's tooltip), so labels never collide.
+fn keep_value_labels(labels: &[(f64, f64, String)]) -> Vec<bool> {
+    let mut kept: Vec<(f64, f64, f64, f64)> = Vec::new();
+    labels
+        .iter()
+        .map(|(x, y, t)| {
+            let b = (
+                *x - 1.0,
+                *x + text_width(t, LABEL_PX) + 1.0,
+                *y - LABEL_PX,
+                *y + 3.0,
+            );
+            let free = kept
+                .iter()
+                .all(|k| b.1 <= k.0 || b.0 >= k.1 || b.3 <= k.2 || b.2 >= k.3);
+            if free {
+                kept.push(b);
+            }
+            free
+        })
+        .collect()
+}
+
+/// Horizontal offset of a T-score marker so that readings drawn at (nearly) the same place —
+/// one scan's spine and hip — sit side by side instead of one hiding the other.
+fn dodge(
+    pts: &[osteoguard_core::assessment::TScorePoint],
+    p: &osteoguard_core::assessment::TScorePoint,
+    s: &TimeScale,
+    r: f64,
+) -> f64 {
+    let x = s.x(p.date);
+    let mut near: Vec<&osteoguard_core::assessment::TScorePoint> = pts
+        .iter()
+        .filter(|q| (s.x(q.date) - x).abs() < 2.0 * r)
+        .collect();
+    if near.len() < 2 {
+        return 0.0;
+    }
+    near.sort_by(|a, b| (a.site, a.date, &a.reference).cmp(&(b.site, b.date, &b.reference)));
+    let k = near.iter().position(|q| std::ptr::eq(*q, p)).unwrap_or(0) as f64;
+    let n = near.len() as f64;
+    (k - (n - 1.0) / 2.0) * (2.0 * r + 2.0)
+}
+
 fn site_shape(s: DxaSite) -> &'static str {
     match s {
         DxaSite::LumbarSpine => "circle",
@@ -290,17 +336,40 @@ fn site_shape(s: DxaSite) -> &'static str {
     }
 }
 
-/// Renders the overview chart over the whole record and, when the record spans more than
-/// ~18 months, a second chart zoomed on the 12 months before the as-of date.
+/// Days before the first antiresorptive dose or fracture the main chart starts (issue 17: the
+/// clinically relevant window opens one year before; a display choice, not a clinical rule).
+const WINDOW_LEAD_DAYS: i64 = 365;
+
+/// The clinically relevant window: from one year before the first antiresorptive dose or the
+/// first dated fracture (whichever is earlier) to the end of the record (≥ as-of); the whole
+/// record when it has neither, or when the window would start before the record does.
+pub fn relevant_window(a: &Assessment) -> (NaiveDate, NaiveDate) {
+    let (start, end) = record_range(a);
+    let first_dose = doses(a).iter().map(|d| d.date).min();
+    let first_fracture = a.timeline.fractures.iter().filter_map(|f| f.onset).min();
+    match first_dose.into_iter().chain(first_fracture).min() {
+        Some(d) => (add_days(d, -WINDOW_LEAD_DAYS).max(start).min(a.as_of), end),
+        None => (start, end),
+    }
+}
+
+/// Renders, in order: a compact strip over the whole record (when the relevant window is
+/// shorter) with the window shaded; the main chart over the relevant window; and, when that
+/// spans more than ~18 months, a chart zoomed on the 12 months before the as-of date.
+///
+/// Test hooks count each record item once: items inside the window carry them on the main
+/// chart, items before it on the strip.
 pub fn render(a: &Assessment) -> Markup {
     let (start, end) = record_range(a);
+    let (w0, w1) = relevant_window(a);
+    let windowed = w0 > start;
     let overview = Chart {
         a,
-        s: TimeScale::new(start, end, X0, X1, 30),
+        s: TimeScale::new(w0, w1, X0, X1, 30),
         detail: false,
         id: "tl",
     };
-    let zoom = ((end - start).num_days() > 540).then(|| Chart {
+    let zoom = ((w1 - w0).num_days() > 540).then(|| Chart {
         a,
         s: TimeScale::new(add_days(a.as_of, -365), a.as_of, X0, X1, 30),
         detail: true,
@@ -314,8 +383,20 @@ pub fn render(a: &Assessment) -> Markup {
         .map(|f| format!("{} fracture ({})", f.site, f.reference))
         .collect();
     html! {
-        figure.chart data-chart="overview" {
-            figcaption { "Whole record, " (start) " to " (end) }
+        @if windowed {
+            figure.chart.history data-chart="history" {
+                figcaption { "Whole record, " (start) " to " (end) " — the shaded part is charted below" }
+                (strip(a, (start, end), (w0, w1), overview.s.start))
+            }
+        }
+        figure.chart data-chart="overview" data-from=(w0) data-to=(w1) {
+            figcaption {
+                @if windowed {
+                    "From " (w0) " (one year before the first antiresorptive dose or fracture) to " (w1)
+                } @else {
+                    "Whole record, " (start) " to " (end)
+                }
+            }
             (overview.svg())
         }
         @if let Some(z) = zoom {
@@ -330,6 +411,90 @@ pub fn render(a: &Assessment) -> Markup {
                     @if i > 0 { "; " } (u)
                 }
             }
+        }
+    }
+}
+
+/// The compact whole-record strip: doses, fractures and procedures, DXA and pain as small
+/// marks on three rows, the relevant window shaded, the as-of line. Items dated before the
+/// main chart's (padded) start carry the test hooks here; the main chart carries the others.
+fn strip(
+    a: &Assessment,
+    (start, end): (NaiveDate, NaiveDate),
+    (w0, w1): (NaiveDate, NaiveDate),
+    main_start: NaiveDate,
+) -> Markup {
+    let s = TimeScale::new(start, end, X0, X1, 30);
+    // The main chart shows (and hooks) everything from its padded start on.
+    let before = |d: NaiveDate| d < main_start;
+    let hook = |d: NaiveDate| before(d).then_some(());
+    let (r1, r2, r3) = (18.0, 36.0, 54.0);
+    let bottom = 64.0;
+    let height = bottom + 22.0;
+    let ds = doses(a);
+    let gaps: Vec<Gap> = denosumab_gaps(a, &ds)
+        .into_iter()
+        .filter(|g| !g.within_grace())
+        .collect();
+    let wx0 = s.x_clamped(w0);
+    let wx1 = s.x_clamped(w1);
+    html! {
+        svg.timeline.strip xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (Num(WIDTH)) " " (Num(height)) }
+            width="100%" role="img" aria-label="Whole-record strip" {
+            g.axis {
+                @for (d, label) in s.ticks() {
+                    @let x = s.x(d);
+                    line.grid x1=(Num(x)) x2=(Num(x)) y1="6" y2=(Num(bottom)) {}
+                    text.axis-lbl x=(Num(x)) y=(Num(bottom + 16.0)) text-anchor="middle" { (label) }
+                }
+                line.baseline x1=(Num(X0)) x2=(Num(X1)) y1=(Num(bottom)) y2=(Num(bottom)) {}
+            }
+            rect.strip-window x=(Num(wx0)) y="4" width=(Num((wx1 - wx0).max(1.0))) height=(Num(bottom - 4.0)) {}
+            text.strip-lbl x="8" y=(Num(r1 + 4.0)) { "antiresorptive" }
+            text.strip-lbl x="8" y=(Num(r2 + 4.0)) { "fractures, procedures" }
+            text.strip-lbl x="8" y=(Num(r3 + 4.0)) { "DXA, pain" }
+            @for g in &gaps {
+                @let x0 = s.x_clamped(g.from);
+                @let x1 = s.x_clamped(g.to);
+                rect.gap-band x=(Num(x0)) y=(Num(r1 - 7.0)) width=(Num((x1 - x0).max(1.0))) height="14" {}
+            }
+            @for d in &ds {
+                @let (kind, class) = agent_style(&d.agent);
+                g class={ "injection " (class) } data-injection=[hook(d.date).map(|_| &d.agent)] data-date=[hook(d.date).map(|_| d.date)] data-ref=[hook(d.date).map(|_| &d.reference)] {
+                    title { (d.agent) " " (d.date) }
+                    (shape(kind, s.x_clamped(d.date), r1, 3.5))
+                }
+            }
+            @for f in &a.timeline.fractures {
+                @if let Some(d) = f.onset {
+                    g.event.ev-fracture data-fracture=[hook(d).map(|_| &f.site)] data-date=[hook(d).map(|_| d)] data-ref=[hook(d).map(|_| &f.reference)] {
+                        title { (f.site) " fracture " (d) }
+                        (shape("triangle", s.x_clamped(d), r2, 4.0))
+                    }
+                }
+            }
+            @for p in &a.timeline.procedures {
+                @let label = if p.levels.is_empty() { procedure_word(p.kind).to_string() } else { format!("{} {}", p.levels.join(", "), procedure_word(p.kind)) };
+                g class={ "event " (if p.kind.is_augmentation() { "ev-augment" } else { "ev-imaging" }) }
+                    data-procedure=[hook(p.date).map(|_| &label)] data-date=[hook(p.date).map(|_| p.date)] data-ref=[hook(p.date).map(|_| &p.reference)] {
+                    title { (label) " " (p.date) }
+                    (shape(if p.kind.is_augmentation() { "square" } else { "circle" }, s.x_clamped(p.date), r2, 3.0))
+                }
+            }
+            @for t in &a.bone_density.t_scores {
+                g class={ "tscore " (site_class(t.site)) } data-tscore=[hook(t.date).map(|_| fmt_num(t.value))] data-site=[hook(t.date).map(|_| t.site.label())] data-date=[hook(t.date).map(|_| t.date)] {
+                    title { (t.site.label()) " T-score " (t.value) " on " (t.date) }
+                    (shape(site_shape(t.site), s.x_clamped(t.date), r3, 3.0))
+                }
+            }
+            @for p in &a.timeline.pain {
+                g class={ "pain " @if p.value >= a.display_thresholds.pain_high_min { "pain-hi" } @else { "pain-lo" } } data-pain=[hook(p.date).map(|_| fmt_num(p.value))] data-date=[hook(p.date).map(|_| p.date)] {
+                    title { "pain " (p.value) "/10 on " (p.date) }
+                    circle cx=(Num(s.x_clamped(p.date))) cy=(Num(r3)) r="2" {}
+                }
+            }
+            @let ax = s.x(a.as_of);
+            g.as-of { line x1=(Num(ax)) x2=(Num(ax)) y1="4" y2=(Num(bottom)) {} }
         }
     }
 }
@@ -549,6 +714,9 @@ impl Chart<'_> {
         if doses.iter().any(|d| agent_style(&d.agent).1 == "ag-iban") {
             legend.push(("square", "ag-iban", "ibandronate"));
         }
+        if gaps.iter().any(|g| !g.within_grace()) {
+            legend.push(("square", "gap-leg", "overdue gap"));
+        }
         let m = html! {
             g.lane-ar {
                 (self.frame(y, h, "Antiresorptive", &legend))
@@ -624,7 +792,27 @@ impl Chart<'_> {
             .iter()
             .map(|s| (site_shape(*s), site_class(*s), s.label()))
             .collect();
-        let visible = pts.iter().filter(|p| self.s.contains(p.date)).count();
+        let shown: Vec<&osteoguard_core::assessment::TScorePoint> =
+            pts.iter().filter(|p| self.s.contains(p.date)).collect();
+        let visible = shown.len();
+        // Spine values above their marker, the other sites below.
+        let value_y = |p: &osteoguard_core::assessment::TScorePoint, yy: f64| {
+            if p.site == DxaSite::LumbarSpine {
+                yy - 6.0
+            } else {
+                yy + 14.0
+            }
+        };
+        let marker_r = if visible > 60 { 2.5 } else { 5.0 };
+        let keep = keep_value_labels(
+            &shown
+                .iter()
+                .map(|p| {
+                    let x = self.s.x(p.date) + dodge(pts, p, &self.s, marker_r);
+                    (x + 7.0, value_y(p, ys.y(p.value)), fmt_num(p.value))
+                })
+                .collect::<Vec<_>>(),
+        );
         let show_values = visible <= 16;
         let r = if visible > 60 { 2.5 } else { 5.0 };
         let m = html! {
@@ -648,14 +836,14 @@ impl Chart<'_> {
                         polyline class={ "tline " (site_class(*s)) } points=(line.join(" ")) {}
                     }
                 }
-                @for p in pts.iter().filter(|p| self.s.contains(p.date)) {
-                    @let x = self.s.x(p.date);
+                @for (p, keep) in shown.iter().zip(&keep) {
+                    @let x = self.s.x(p.date) + dodge(pts, p, &self.s, r);
                     @let yy = ys.y(p.value);
                     g class={ "tscore " (site_class(p.site)) } data-tscore=[self.hook(fmt_num(p.value))] data-site=[self.hook(p.site.label())] data-date=[self.hook(p.date)] {
                         title { (p.site.label()) " T-score " (p.value) " on " (p.date) " " (p.reference) }
                         (shape(site_shape(p.site), x, yy, r))
-                        @if show_values {
-                            text.lbl.val x=(Num(x + 7.0)) y=(Num(if p.site == DxaSite::LumbarSpine { yy - 6.0 } else { yy + 14.0 })) { (fmt_num(p.value)) }
+                        @if show_values && *keep {
+                            text.lbl.val x=(Num(x + 7.0)) y=(Num(value_y(p, yy))) { (fmt_num(p.value)) }
                         }
                     }
                 }
@@ -826,9 +1014,32 @@ impl Chart<'_> {
             .collect();
         let show_values = pts.len() <= 20;
         let r = if pts.len() > 60 { 2.0 } else { 4.0 };
+        let high = self.a.display_thresholds.pain_high_min;
+        // A value label never crosses the as-of line: it goes to the left of its point then.
+        let ax = self.s.x(self.a.as_of);
+        let label_x = |p: &&osteoguard_core::assessment::TimelinePain| {
+            let x = self.s.x(p.date);
+            let w = text_width(&fmt_num(p.value), LABEL_PX);
+            if x + 5.0 <= ax + 2.0 && x + 5.0 + w >= ax - 2.0 {
+                x - 5.0 - w
+            } else {
+                x + 5.0
+            }
+        };
+        let keep = keep_value_labels(
+            &pts.iter()
+                .map(|p| (label_x(p), ys.y(p.value) - 5.0, fmt_num(p.value)))
+                .collect::<Vec<_>>(),
+        );
+        let hi_label = format!("pain ≥ {}", fmt_num(high));
+        let lo_label = format!("pain < {}", fmt_num(high));
+        let pain_legend: [(&str, &str, &str); 2] = [
+            ("circle", "pain-hi", hi_label.as_str()),
+            ("circle", "pain-lo", lo_label.as_str()),
+        ];
         let m = html! {
             g.lane-pain {
-                (self.frame(y, h, "Pain (0–10)", &[]))
+                (self.frame(y, h, "Pain (0–10)", &pain_legend))
                 text.ytick x=(Num(X0 - 4.0)) y=(Num(ys.y(10.0) + 4.0)) text-anchor="end" { "10" }
                 text.ytick x=(Num(X0 - 4.0)) y=(Num(ys.y(0.0) + 4.0)) text-anchor="end" { "0" }
                 @if self.a.timeline.pain.is_empty() {
@@ -839,14 +1050,14 @@ impl Chart<'_> {
                 g clip-path=(self.clip()) {
                     polyline.pain-line points=(line.join(" ")) {}
                 }
-                @for p in &pts {
+                @for (p, keep) in pts.iter().zip(&keep) {
                     @let x = self.s.x(p.date);
                     @let yy = ys.y(p.value);
-                    g class={ "pain " @if p.value >= 7.0 { "pain-hi" } @else { "pain-lo" } } data-pain=[self.hook(fmt_num(p.value))] data-date=[self.hook(p.date)] {
+                    g class={ "pain " @if p.value >= high { "pain-hi" } @else { "pain-lo" } } data-pain=[self.hook(fmt_num(p.value))] data-date=[self.hook(p.date)] {
                         title { "pain " (p.value) "/10 on " (p.date) " " (p.reference) }
                         circle cx=(Num(x)) cy=(Num(yy)) r=(Num(r)) {}
-                        @if show_values {
-                            text.lbl.val x=(Num(x + 5.0)) y=(Num(yy - 5.0)) { (fmt_num(p.value)) }
+                        @if show_values && *keep {
+                            text.lbl.val x=(Num(label_x(p))) y=(Num(yy - 5.0)) { (fmt_num(p.value)) }
                         }
                     }
                 }

@@ -1,5 +1,8 @@
 //! The spine diagram: T1–L5, each vertebra coloured by its state at the as-of date, labelled,
-//! with a legend. Each level is `<g data-level="L3" data-state="acute">`.
+//! with a legend that explains every glyph. Each level is
+//! `<g data-level="L3" data-state="acute" data-recent="true|false">`: a fracture or augmentation
+//! dated within `displayThresholds.recentSpineEventDays` of the as-of date is *recent* (thick
+//! red outline and a "new" tag), so the 2023 rebound levels stand apart from a 2022 cement.
 
 use maud::{html, Markup};
 use osteoguard_core::facts::spine::LevelState;
@@ -59,6 +62,25 @@ fn body(state: LevelState, cx: f64, y: f64, w: f64, h: f64) -> Markup {
     }
 }
 
+/// Whether a level's fracture or augmentation is recent (within the display window of as-of).
+fn is_recent(a: &Assessment, state: LevelState, since: Option<chrono::NaiveDate>) -> bool {
+    let eventful = !matches!(state, LevelState::Intact | LevelState::Unknown);
+    let window = a.display_thresholds.recent_spine_event_days;
+    match since {
+        Some(d) if eventful => d <= a.as_of && (a.as_of - d).num_days() <= window,
+        _ => false,
+    }
+}
+
+/// The "recent" mark: a thick outline around the body and a small "new" tag at its right.
+fn recent_mark(cx: f64, y: f64, w: f64, h: f64) -> Markup {
+    let x = cx - w / 2.0;
+    html! {
+        rect.recent-ring x=(Num(x - 3.0)) y=(Num(y - 3.0)) width=(Num(w + 6.0)) height=(Num(h + 6.0)) rx="7" {}
+        text.recent-tag x=(Num(x + w + 6.0)) y=(Num(y + h / 2.0 + 4.0)) { "new" }
+    }
+}
+
 pub fn render(a: &Assessment) -> Markup {
     let cx = 130.0;
     let mut y = 16.0;
@@ -74,18 +96,22 @@ pub fn render(a: &Assessment) -> Markup {
         y += h + 5.0;
     }
     let legend_y = y + 16.0;
-    let height = legend_y + 3.0 * 22.0 + 8.0;
+    let recent_legend_y = legend_y + 3.0 * 22.0 + 4.0;
+    let height = recent_legend_y + 2.0 * 22.0 + 8.0;
+    let window = a.display_thresholds.recent_spine_event_days;
     html! {
         svg.spine xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 440 " (Num(height)) }
             width="440" role="img" aria-label="Spine diagram T1 to L5" {
             @for (label, state, since, y, w, h) in &rows {
-                g class={ "vertebra st-" (state.as_str()) } data-level=(label) data-state=(state.as_str())
-                    data-since=[since] {
-                    title { (label) ": " (state_label(*state)) @if let Some(d) = since { " since " (d) } }
+                @let recent = is_recent(a, *state, *since);
+                g class={ "vertebra st-" (state.as_str()) @if recent { " recent" } } data-level=(label) data-state=(state.as_str())
+                    data-since=[since] data-recent=(recent) {
+                    title { (label) ": " (state_label(*state)) @if let Some(d) = since { " since " (d) } @if recent { " (recent)" } }
                     (body(*state, cx, *y, *w, *h))
+                    @if recent { (recent_mark(cx, *y, *w, *h)) }
                     text.vlabel x=(Num(cx - w / 2.0 - 8.0)) y=(Num(y + h / 2.0 + 4.0)) text-anchor="end" { (label) }
                     @if *state != LevelState::Unknown {
-                        text.vstate x=(Num(cx + 52.0)) y=(Num(y + h / 2.0 + 4.0)) {
+                        text.vstate x=(Num(cx + 52.0 + if recent { 26.0 } else { 0.0 })) y=(Num(y + h / 2.0 + 4.0)) {
                             (state_label(*state))
                             @if let Some(d) = since { tspan.since { " · " (d) } }
                         }
@@ -99,6 +125,20 @@ pub fn render(a: &Assessment) -> Markup {
                     g class={ "legend-item st-" (s.as_str()) } {
                         (body(*s, lx + 18.0, ly - 12.0, 36.0, 16.0))
                         text.legend-lbl x=(Num(lx + 42.0)) y=(Num(ly)) { (state_label(*s)) }
+                    }
+                }
+                // Recent versus old: the same state, with and without the recent mark.
+                g.legend-item.st-augmented.recent data-legend="recent" {
+                    (body(LevelState::Augmented, 28.0, recent_legend_y - 12.0, 36.0, 16.0))
+                    (recent_mark(28.0, recent_legend_y - 12.0, 36.0, 16.0))
+                    text.legend-lbl x="80" y=(Num(recent_legend_y)) {
+                        "new: fractured or augmented ≤ " (window) " days before as-of"
+                    }
+                }
+                g.legend-item.st-augmented data-legend="old" {
+                    (body(LevelState::Augmented, 28.0, recent_legend_y + 10.0, 36.0, 16.0))
+                    text.legend-lbl x="80" y=(Num(recent_legend_y + 22.0)) {
+                        "older: no mark"
                     }
                 }
             }

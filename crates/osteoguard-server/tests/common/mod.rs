@@ -477,8 +477,10 @@ fn coding_ok(c: &Value) -> Result<(), String> {
 }
 
 /// Checks the required fields and allowed values of a CDS Service response (spec 2.0 §Card
-/// attributes, §Suggestion, §Action, §Link, §overrideReasons).
+/// attributes, §Suggestion, §Action, §Link, §overrideReasons), and validates it against the
+/// JSON Schema written from the specification (schemas/cds-hooks/cards-response.schema.json).
 pub fn check_response(v: &Value) -> Result<(), String> {
+    validate_cds("cards-response.schema.json", v)?;
     let cards = v["cards"].as_array().ok_or("`cards` array is required")?;
     for c in cards {
         let summary = c["summary"].as_str().ok_or("card.summary is required")?;
@@ -557,23 +559,85 @@ pub fn check_response(v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// The finding codes of a card: the lead (`org.osteoguard.finding`) first, then every other
+/// finding of its clinical situation (`org.osteoguard.situation.findings`).
+pub fn codes_of(c: &Value) -> Vec<String> {
+    let mut v = vec![c["extension"]["org.osteoguard.finding"]["code"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()];
+    for f in c["extension"]["org.osteoguard.situation"]["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(code) = f["code"].as_str() {
+            if !v.iter().any(|x| x == code) {
+                v.push(code.to_string());
+            }
+        }
+    }
+    v
+}
+
+/// Every finding code the response's cards carry (each card's lead first).
 pub fn card_codes(v: &Value) -> Vec<String> {
     v["cards"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| {
-            c["extension"]["org.osteoguard.finding"]["code"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
+        .flat_map(codes_of)
         .collect()
 }
 
+/// The card that carries finding `code` (as its lead or within its clinical situation).
 pub fn find_card<'a>(v: &'a Value, code: &str) -> Option<&'a Value> {
     v["cards"]
         .as_array()?
         .iter()
-        .find(|c| c["extension"]["org.osteoguard.finding"]["code"] == code)
+        .find(|c| codes_of(c).iter().any(|x| x == code))
+}
+
+// --- JSON Schemas written from the CDS Hooks 2.0 specification (schemas/cds-hooks/) ----------
+
+/// Resolves the schemas' relative `$ref`s to the files of schemas/cds-hooks/ (no network).
+struct LocalSchemas;
+
+impl jsonschema::Retrieve for LocalSchemas {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name = uri
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let path = workspace().join("schemas/cds-hooks").join(&name);
+        let text = std::fs::read_to_string(&path)?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+/// The validator of `schemas/cds-hooks/<name>`.
+pub fn cds_schema(name: &str) -> jsonschema::Validator {
+    let schema = read_json(workspace().join("schemas/cds-hooks").join(name));
+    jsonschema::options()
+        .with_retriever(LocalSchemas)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{name} is not a valid JSON Schema: {e}"))
+}
+
+/// Validates `v` against `schemas/cds-hooks/<name>`; the errors, one per line.
+pub fn validate_cds(name: &str, v: &Value) -> Result<(), String> {
+    let errors: Vec<String> = cds_schema(name)
+        .iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{name}: {}", errors.join("\n")))
+    }
 }
