@@ -484,7 +484,10 @@ pub fn run_screen(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         p2.patients, p2.patients_with_findings
     ));
 
-    if p2.patients == 0 && !args.allow_empty {
+    // Patient resources read (the reader also makes placeholder patients of resources whose
+    // Patient is missing: those alone are not a population).
+    let patient_lines = p1.by_type.get("Patient").map_or(0, |c| c.read);
+    if patient_lines == 0 && !args.allow_empty {
         return Err(ScreenError::Input(format!(
             "{}: no Patient resource found ({}); nothing to screen — pass --allow-empty to \
              accept an empty export",
