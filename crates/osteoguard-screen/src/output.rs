@@ -723,22 +723,32 @@ tr.first td{border-top:1px solid #ccc}tr.cont .who>*{visibility:hidden}
 .st-new,.st-escalated,.st-recheck-needed{font-weight:600}.st-escalated,.st-recheck-needed{color:#b00020}
 .st-new{color:#0b6e2e}.mrn,.dem{color:#555}.det{color:#555;cursor:pointer}
 td.open{white-space:normal}.dq{color:#8a4b00}
+.mc{display:inline-block;min-width:1.6rem;margin-left:.3rem;color:#0b57d0;cursor:pointer;font-weight:600}
 #count{color:#555;align-self:center}
 </style></head><body>
 "#;
 
+/// Filters (text, minimum severity, finding, status) and patient blocks: each patient shows
+/// one line — its first matching finding, with "+N" for the others, which a click unfolds.
 const HTML_SCRIPT: &str = r#"<script>
 (function(){
 var t=document.getElementById('wl'),rows=Array.prototype.slice.call(t.tBodies[0].rows);
 var q=document.getElementById('q'),fs=document.getElementById('fsev'),fc=document.getElementById('fcode'),fst=document.getElementById('fst');
-var codes={};rows.forEach(function(r){codes[r.dataset.code]=1});
+var codes={},open={};rows.forEach(function(r){codes[r.dataset.code]=1});
 Object.keys(codes).sort().forEach(function(c){var o=document.createElement('option');o.value=c;o.textContent=c;fc.appendChild(o)});
-function apply(){var s=q.value.toLowerCase(),sv=+fs.value,c=fc.value,st=fst.value,n=0,pats={},last=null;
+function apply(){var s=q.value.toLowerCase(),sv=+fs.value,c=fc.value,st=fst.value,n=0,np=0,last=null,head=null,more=0;
+function close(){if(head){var m=head.querySelector('.mc');m.textContent=more?(open[head.dataset.pid]?'−':'+'+more):'';}}
 rows.forEach(function(r){var ok=(+r.dataset.rank>=sv)&&(!c||r.dataset.code===c)&&(!st||r.dataset.status===st)&&(!s||r.textContent.toLowerCase().indexOf(s)>=0);
-r.style.display=ok?'':'none';if(ok){n++;pats[r.dataset.pid]=1;var f=r.dataset.pid!==last;r.classList.toggle('first',f);r.classList.toggle('cont',!f);last=r.dataset.pid}});
-document.getElementById('count').textContent=Object.keys(pats).length+' patients, '+n+' of '+rows.length+' rows';}
+if(!ok){r.style.display='none';return}n++;var f=r.dataset.pid!==last;
+if(f){close();head=r;more=0;last=r.dataset.pid;np++}else{more++}
+r.classList.toggle('first',f);r.classList.toggle('cont',!f);r.querySelector('.mc').textContent='';
+r.style.display=(f||open[r.dataset.pid])?'':'none'});close();
+document.getElementById('count').textContent=np+' patients, '+n+' of '+rows.length+' findings';
+document.body.dataset.patients=np;document.body.dataset.rows=n;}
 [q,fs,fc,fst].forEach(function(e){e.addEventListener('input',apply)});
-t.addEventListener('click',function(e){var d=e.target.closest('td.det,td.act');if(d)d.classList.toggle('open')});
+t.addEventListener('click',function(e){var m=e.target.closest('.mc');if(m&&m.textContent){var p=m.closest('tr').dataset.pid;open[p]=!open[p];apply();return}
+var d=e.target.closest('td.det,td.act');if(d)d.classList.toggle('open')});
+window.osteoguardWorklist={apply:apply};
 apply();})();
 </script></body></html>
 "#;
@@ -761,7 +771,7 @@ impl HtmlOut {
              <select id=\"fcode\" aria-label=\"Finding\"><option value=\"\">all findings</option></select>\
              <select id=\"fst\" aria-label=\"Status\"><option value=\"\">all statuses</option>{statuses}</select>\
              <span id=\"count\"></span></div>\n\
-             <table id=\"wl\"><colgroup><col style=\"width:5.5rem\"><col style=\"width:7rem\"><col style=\"width:6rem\"><col style=\"width:27rem\"><col style=\"width:15rem\"><col style=\"width:28rem\"><col></colgroup>\
+             <table id=\"wl\"><colgroup><col style=\"width:7.5rem\"><col style=\"width:7rem\"><col style=\"width:6rem\"><col style=\"width:27rem\"><col style=\"width:15rem\"><col style=\"width:28rem\"><col></colgroup>\
              <thead><tr><th>Severity</th><th>Status</th><th>Due</th><th>Patient</th><th>Finding</th><th>Next action</th><th>Details (click)</th></tr></thead><tbody>\n",
             esc(title),
             esc(meta)
@@ -818,7 +828,7 @@ impl HtmlOut {
         };
         writeln!(
             self.w,
-            "<tr data-rank=\"{rank}\" data-code=\"{code}\" data-status=\"{st}\" data-pid=\"{pid}\" class=\"{cls}\"><td><span class=\"sev sev-{sev}\">{sev}</span></td><td class=\"st-{st}\" title=\"{reason}\">{st}</td><td>{due}</td><td class=\"who\" title=\"{pid}\"><b>{name}</b> <span class=\"mrn\">{mrn}</span> <span class=\"dem\">{dem}</span></td><td title=\"{code}\">{title}</td><td class=\"act\">{action}</td><td class=\"det\">{dq}{detail}</td></tr>",
+            "<tr data-rank=\"{rank}\" data-code=\"{code}\" data-status=\"{st}\" data-pid=\"{pid}\" class=\"{cls}\"><td><span class=\"sev sev-{sev}\">{sev}</span><span class=\"mc\"></span></td><td class=\"st-{st}\" title=\"{reason}\">{st}</td><td>{due}</td><td class=\"who\" title=\"{pid}\"><b>{name}</b> <span class=\"mrn\">{mrn}</span> <span class=\"dem\">{dem}</span></td><td title=\"{code}\">{title}</td><td class=\"act\">{action}</td><td class=\"det\">{dq}{detail}</td></tr>",
             rank = severity_rank(r.severity),
             code = esc(&r.code),
             pid = esc(&r.patient_id),

@@ -286,7 +286,8 @@ fn synthetic_scenarios_produce_exactly_their_expected_findings() {
     );
 }
 
-fn run_rows(out: &Path) -> BTreeMap<(String, String), (String, String)> {
+/// `(patient, code) → (status, severity, status reason)` of worklist.json's rows.
+fn run_rows(out: &Path) -> BTreeMap<(String, String), (String, String, String)> {
     let text = std::fs::read_to_string(out.join("worklist.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     v["rows"]
@@ -302,6 +303,7 @@ fn run_rows(out: &Path) -> BTreeMap<(String, String), (String, String)> {
                 (
                     r["status"].as_str().unwrap_or("").to_string(),
                     r["severity"].as_str().unwrap_or("").to_string(),
+                    r["statusReason"].as_str().unwrap_or("").to_string(),
                 ),
             )
         })
@@ -318,7 +320,9 @@ fn second_run_marks_new_persisting_and_resolved() {
     let r1 = run_rows(&out);
     assert_eq!(s1.run_id, 1);
     assert_eq!(s1.previous_run_id, None);
-    assert!(r1.values().all(|s| s.0 == "new"));
+    assert!(r1
+        .values()
+        .all(|s| s.0 == "new" && s.2 == "first screening run"));
     assert_eq!(s1.status.new as usize, r1.len());
     // Three months later: denosumab schedules move on, GC courses age.
     let s2 = screen(&exp, &out, "2025-09-30");
@@ -334,12 +338,13 @@ fn second_run_marks_new_persisting_and_resolved() {
     // de-escalated when it supersedes a finding of the same topic
     // (osteoguard_core::follow_up::TOPICS) — then the previous one is not listed again.
     let mut superseded = BTreeSet::new();
-    for (k, (st, sv)) in &r2 {
+    for (k, (st, sv, why)) in &r2 {
+        assert!(!why.is_empty(), "{k:?}: a status without its reason");
         if st == "recheck-needed" {
             continue;
         }
         match r1.get(k) {
-            Some((_, before)) => {
+            Some((_, before, _)) => {
                 let want = match sev(sv).cmp(&sev(before)) {
                     std::cmp::Ordering::Greater => "escalated",
                     std::cmp::Ordering::Less => "de-escalated",
@@ -355,14 +360,21 @@ fn second_run_marks_new_persisting_and_resolved() {
                     .iter()
                     .find(|t| t.chain.contains(&code))
                     .expect("a chain");
-                let before: Vec<_> = topic
-                    .chain
-                    .iter()
-                    .map(|c| (k.0.clone(), c.as_str().to_string()))
-                    .filter(|p| r1.contains_key(p) && !r2.contains_key(p))
-                    .collect();
-                assert!(!before.is_empty(), "{k:?}: supersedes nothing");
-                superseded.extend(before);
+                // The reason names the finding it supersedes / replaces: one of the same
+                // topic, flagged in run 1 and gone in run 2.
+                let named = why
+                    .strip_prefix("supersedes ")
+                    .or_else(|| why.strip_prefix("replaces "))
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or_else(|| panic!("{k:?}: {why}"));
+                let p = (k.0.clone(), named.to_string());
+                assert!(
+                    topic.chain.iter().any(|c| c.as_str() == named)
+                        && r1.contains_key(&p)
+                        && !r2.contains_key(&p),
+                    "{k:?}: {why}"
+                );
+                superseded.insert(p);
             }
         }
     }

@@ -683,3 +683,165 @@ fn a_registry_of_the_305b083_release_is_migrated_and_its_last_run_followed_up() 
     let e = osteoguard_screen::output::migrate(&mut c).unwrap_err();
     assert!(e.to_string().contains("newer"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The HTML worklist in headless Chromium (Debian's `chromium`; the approach of
+// crates/osteoguard-report/tests/chromium.rs). Screenshot: target/screen-worklist/.
+// Chromium missing → the test fails with an install hint, unless OSTEOGUARD_SKIP_BROWSER=1.
+// ---------------------------------------------------------------------------------------------
+
+fn chromium() -> Option<PathBuf> {
+    if std::env::var("OSTEOGUARD_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!("OSTEOGUARD_SKIP_BROWSER=1: browser test skipped");
+        return None;
+    }
+    let path = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "headless Chromium not found at {} — install it with `apt-get install chromium`, point \
+         CHROMIUM at it, or set OSTEOGUARD_SKIP_BROWSER=1",
+        path.display()
+    );
+    Some(path)
+}
+
+fn chromium_cmd(bin: &Path, profile: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        "--window-size=1400,900",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+/// What the test script measured, from the `data-*` attributes it set on `<body>`.
+fn body_data(dom: &str, name: &str) -> String {
+    let body = &dom[dom.find("<body").expect("body")..];
+    let tag = &body[..body.find('>').unwrap()];
+    let key = format!("data-{name}=\"");
+    let i = tag
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} not measured: {tag}"));
+    let rest = &tag[i + key.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Run in the page after its own script: how many patients' first lines are inside the
+/// 1400×900 window, then each filter set through its control (an `input` event, as a user's
+/// choice fires) and the rows left shown.
+const PROBE: &str = r#"<script>
+(function(){var b=document.body,h=window.innerHeight;
+function shown(){return Array.prototype.filter.call(document.querySelectorAll('#wl tbody tr'),function(r){return r.style.display!=='none'})}
+b.dataset.innerHeight=h;
+b.dataset.visiblePatients=shown().filter(function(r){return r.classList.contains('first')&&r.getBoundingClientRect().bottom<=h}).length;
+function sel(id,v){var e=document.getElementById(id);e.value=v;e.dispatchEvent(new Event('input'))}
+function probe(id,v,attr,ok){sel(id,v);var s=shown();b.dataset[attr+'Rows']=s.length;b.dataset[attr+'Ok']=s.every(ok);sel(id,id==='fsev'?'1':'')}
+probe('fcode','denosumab-overdue','code',function(r){return r.dataset.code==='denosumab-overdue'});
+probe('fst','escalated','status',function(r){return r.dataset.status==='escalated'});
+probe('fst','recheck-needed','recheck',function(r){return r.dataset.status==='recheck-needed'});
+probe('fsev','4','critical',function(r){return r.dataset.rank==='4'});
+b.dataset.allRows=shown().length;
+})();
+</script></body></html>"#;
+
+/// Issue 22: at 1400×900 at least 20 patients are visible without scrolling, and the filters by
+/// finding, status and severity show exactly the matching patients (counted from worklist.json).
+#[test]
+fn html_worklist_in_chromium_shows_20_patients_and_filters_work() {
+    let Some(bin) = chromium() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("export");
+    osteoguard_screen::synth(osteoguard_screen::SynthArgs {
+        patients: 400,
+        seed: 7,
+        out: exp.clone(),
+        as_of: osteoguard_screen::synth::DEFAULT_AS_OF.into(),
+        filler: 1,
+        quiet: true,
+    })
+    .unwrap();
+    let out = tmp.path().join("out");
+    screen(&exp, &out, osteoguard_screen::synth::DEFAULT_AS_OF);
+    // Three months later, same export: escalations and rechecks.
+    screen(&exp, &out, "2025-09-30");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("worklist.json")).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let patients_where = |f: &dyn Fn(&Value) -> bool| {
+        let mut p: Vec<&str> = rows
+            .iter()
+            .filter(|r| f(r))
+            .map(|r| r["patientId"].as_str().unwrap())
+            .collect();
+        p.sort();
+        p.dedup();
+        p.len()
+    };
+    let all = patients_where(&|_| true);
+    let overdue = patients_where(&|r| r["code"] == "denosumab-overdue");
+    let escalated = patients_where(&|r| r["status"] == "escalated");
+    let recheck = patients_where(&|r| r["status"] == "recheck-needed");
+    let critical = patients_where(&|r| r["severity"] == "critical");
+    assert!(all >= 20 && overdue > 0 && escalated > 0 && recheck > 0 && critical > 0);
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screen-worklist");
+    std::fs::create_dir_all(&dir).unwrap();
+    let html = std::fs::read_to_string(out.join("worklist.html")).unwrap();
+    let page = dir.join("worklist.html");
+    std::fs::write(&page, &html).unwrap();
+    let probed = dir.join("worklist-probe.html");
+    std::fs::write(&probed, html.replace("</body></html>", PROBE)).unwrap();
+    let url = |p: &Path| format!("file://{}", p.canonicalize().unwrap().display());
+    let profile = dir.join(".chromium-profile");
+    let png = dir.join("worklist-1400x900.png");
+    let _ = std::fs::remove_file(&png);
+    let o = chromium_cmd(&bin, &profile)
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(url(&page))
+        .output()
+        .unwrap();
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = chromium_cmd(&bin, &profile)
+        .arg("--dump-dom")
+        .arg(url(&probed))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&o.stdout).into_owned();
+    std::fs::write(dir.join("worklist-probe.dom.html"), &dom).unwrap();
+    let n = |k: &str| body_data(&dom, k).parse::<usize>().unwrap();
+    assert_eq!(n("inner-height"), 900);
+    assert!(
+        n("visible-patients") >= 20,
+        "{} patients visible at 1400×900",
+        n("visible-patients")
+    );
+    // One line per patient: the first matching finding of each.
+    assert_eq!(n("all-rows"), all);
+    assert_eq!(n("code-rows"), overdue);
+    assert_eq!(body_data(&dom, "code-ok"), "true");
+    assert_eq!(n("status-rows"), escalated);
+    assert_eq!(body_data(&dom, "status-ok"), "true");
+    assert_eq!(n("recheck-rows"), recheck);
+    assert_eq!(body_data(&dom, "recheck-ok"), "true");
+    assert_eq!(n("critical-rows"), critical);
+    assert_eq!(body_data(&dom, "critical-ok"), "true");
+}
