@@ -771,7 +771,7 @@ impl HtmlOut {
              <select id=\"fcode\" aria-label=\"Finding\"><option value=\"\">all findings</option></select>\
              <select id=\"fst\" aria-label=\"Status\"><option value=\"\">all statuses</option>{statuses}</select>\
              <span id=\"count\"></span></div>\n\
-             <table id=\"wl\"><colgroup><col style=\"width:7.5rem\"><col style=\"width:7rem\"><col style=\"width:6rem\"><col style=\"width:27rem\"><col style=\"width:15rem\"><col style=\"width:28rem\"><col></colgroup>\
+             <table id=\"wl\"><colgroup><col style=\"width:6.2rem\"><col style=\"width:7.6rem\"><col style=\"width:5.6rem\"><col style=\"width:21rem\"><col style=\"width:12rem\"><col style=\"width:23rem\"><col></colgroup>\
              <thead><tr><th>Severity</th><th>Status</th><th>Due</th><th>Patient</th><th>Finding</th><th>Next action</th><th>Details (click)</th></tr></thead><tbody>\n",
             esc(title),
             esc(meta)
@@ -795,10 +795,10 @@ impl HtmlOut {
         } else {
             r.name.clone()
         };
-        let mrn = match (r.mrn.is_empty(), r.mrn_system.is_empty()) {
-            (true, _) => String::new(),
-            (false, true) => format!("MRN {}", r.mrn),
-            (false, false) => format!("MRN {} ({})", r.mrn, r.mrn_system),
+        let mrn = if r.mrn.is_empty() {
+            String::new()
+        } else {
+            format!("MRN {}", r.mrn)
         };
         let dem = [
             r.birth_date.map(|d| format!("born {d}")),
@@ -828,7 +828,7 @@ impl HtmlOut {
         };
         writeln!(
             self.w,
-            "<tr data-rank=\"{rank}\" data-code=\"{code}\" data-status=\"{st}\" data-pid=\"{pid}\" class=\"{cls}\"><td><span class=\"sev sev-{sev}\">{sev}</span><span class=\"mc\"></span></td><td class=\"st-{st}\" title=\"{reason}\">{st}</td><td>{due}</td><td class=\"who\" title=\"{pid}\"><b>{name}</b> <span class=\"mrn\">{mrn}</span> <span class=\"dem\">{dem}</span></td><td title=\"{code}\">{title}</td><td class=\"act\">{action}</td><td class=\"det\">{dq}{detail}</td></tr>",
+            "<tr data-rank=\"{rank}\" data-code=\"{code}\" data-status=\"{st}\" data-pid=\"{pid}\" class=\"{cls}\"><td><span class=\"sev sev-{sev}\">{sev}</span><span class=\"mc\"></span></td><td class=\"st-{st}\" title=\"{reason}\">{st}</td><td>{due}</td><td class=\"who\" title=\"{pid}\"><b>{name}</b> <span class=\"mrn\" title=\"{mrn_system}\">{mrn}</span> <span class=\"dem\">{dem}</span></td><td title=\"{code}\">{title}</td><td class=\"act\">{action}</td><td class=\"det\">{dq}{detail}</td></tr>",
             rank = severity_rank(r.severity),
             code = esc(&r.code),
             pid = esc(&r.patient_id),
@@ -837,6 +837,7 @@ impl HtmlOut {
             due = r.due.map(|d| d.to_string()).unwrap_or_default(),
             name = esc(&name),
             mrn = esc(&mrn),
+            mrn_system = esc(&r.mrn_system),
             dem = esc(&dem),
             title = esc(&r.title),
             action = esc(&r.next_action),

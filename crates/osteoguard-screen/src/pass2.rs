@@ -489,7 +489,13 @@ pub fn assess_patient<'a>(
             let title = osteoguard_core::FindingCode::parse(&g.code)
                 .map_or_else(|| g.code.clone(), |c| c.title().to_string());
             let action = match g.status {
-                osteoguard_core::follow_up::Status::RecheckNeeded => next_action(&g.reason),
+                // What to re-measure first, when the reason names it.
+                osteoguard_core::follow_up::Status::RecheckNeeded => {
+                    match g.reason.split_once("re-measure — ") {
+                        Some((_, what)) => next_action(&format!("Re-measure: {what}")),
+                        None => next_action(&format!("Recheck: {}", g.reason)),
+                    }
+                }
                 _ => String::new(),
             };
             rows.push(Row {

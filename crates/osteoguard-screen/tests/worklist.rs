@@ -139,7 +139,11 @@ fn aged_out_renal_data_is_recheck_needed_and_due_soon_to_overdue_is_escalated() 
         if &rec[col("finding_code")] == "zoledronate-renal-contraindication" {
             assert_eq!(&rec[col("status")], "recheck-needed");
             assert!(rec[col("next_action")].chars().count() <= 80);
-            assert!(rec[col("next_action")].contains("re-measure"));
+            assert!(
+                rec[col("next_action")].starts_with("Re-measure: "),
+                "{}",
+                &rec[col("next_action")]
+            );
             seen += 1;
         }
     }
@@ -828,7 +832,9 @@ fn html_worklist_in_chromium_shows_20_patients_and_filters_work() {
     let dom = String::from_utf8_lossy(&o.stdout).into_owned();
     std::fs::write(dir.join("worklist-probe.dom.html"), &dom).unwrap();
     let n = |k: &str| body_data(&dom, k).parse::<usize>().unwrap();
-    assert_eq!(n("inner-height"), 900);
+    // Headless Chromium's viewport in a 1400×900 window is a little smaller (its window frame):
+    // counting inside it is stricter than the 900 pixels asked for.
+    assert!(n("inner-height") <= 900, "{}", n("inner-height"));
     assert!(
         n("visible-patients") >= 20,
         "{} patients visible at 1400×900",
