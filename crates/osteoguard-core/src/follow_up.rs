@@ -413,3 +413,102 @@ fn gone_decision(p: &PreviousFinding, since: NaiveDate, a: &Assessment) -> Gone 
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The branches the two-run scenarios of `osteoguard-screen` (tests/worklist.rs) do not
+    //! reach with real exports: a patient with nothing flagged now.
+
+    use super::*;
+    use crate::model::{Patient, PatientRecord, Sex, SourceRef};
+    use crate::{assess, Config};
+
+    fn nothing_flagged() -> Assessment {
+        let patient = Patient {
+            source: SourceRef::new("Patient/p"),
+            birth_date: "1990-01-01".parse().ok(),
+            sex: Sex::Male,
+            deceased: None,
+        };
+        let a = assess(
+            &PatientRecord::new(patient),
+            "2024-06-30".parse().unwrap(),
+            &Config::default(),
+        );
+        assert!(a.findings.is_empty(), "{:?}", a.findings);
+        a
+    }
+
+    fn prev(code: &str, severity: Severity) -> PreviousFinding {
+        PreviousFinding {
+            code: code.into(),
+            severity,
+            due: None,
+        }
+    }
+
+    fn gone(findings: &[PreviousFinding]) -> Vec<Gone> {
+        let a = nothing_flagged();
+        let f = follow_up(
+            Some(Previous {
+                as_of: "2024-03-31".parse().unwrap(),
+                findings,
+            }),
+            &a,
+        );
+        assert!(f.current.is_empty());
+        f.gone
+    }
+
+    #[test]
+    fn critical_or_safety_findings_gone_without_evidence_need_a_recheck() {
+        let g = gone(&[
+            prev("acute-ovcf", Severity::Critical),
+            prev(
+                "vitamin-d-deficiency-antiresorptive-caution",
+                Severity::High,
+            ),
+            prev("a-code-of-a-later-release", Severity::Info),
+        ]);
+        assert_eq!(g.len(), 3);
+        for x in &g {
+            assert_eq!(x.status, Status::RecheckNeeded, "{x:?}");
+            assert!(x.reason.contains("no evidence since 2024-03-31"), "{x:?}");
+        }
+    }
+
+    #[test]
+    fn other_findings_gone_with_every_input_available_are_resolved() {
+        let g = gone(&[
+            prev("gc-bone-protection", Severity::Moderate),
+            prev("data-insufficient", Severity::Moderate),
+        ]);
+        assert_eq!(g[0].status, Status::Resolved);
+        assert!(g[0].reason.starts_with("criteria no longer met"));
+        assert_eq!(g[1].status, Status::Resolved);
+        assert_eq!(g[1].reason, "the missing inputs are now recorded");
+    }
+
+    #[test]
+    fn without_a_previous_run_everything_is_new() {
+        let f = follow_up(None, &nothing_flagged());
+        assert!(f.current.is_empty() && f.gone.is_empty());
+        assert_eq!(Status::parse("recheck-needed"), Some(Status::RecheckNeeded));
+        assert!(Status::ALL
+            .iter()
+            .all(|s| Status::parse(s.as_str()) == Some(*s)));
+    }
+
+    #[test]
+    fn topics_are_disjoint_chains_with_their_sections() {
+        let mut seen = Vec::new();
+        for t in TOPICS {
+            assert!(t.section.contains("knowledge.md §"), "{}", t.name);
+            assert!(t.chain.len() >= 2);
+            for c in t.chain {
+                assert!(!seen.contains(c), "{c} in two topics");
+                seen.push(*c);
+            }
+        }
+    }
+}
