@@ -401,9 +401,15 @@ fn the_worklist_is_one_block_per_patient_with_identity_next_action_and_record_pr
         .starts_with(b"\xef\xbb\xbf"));
 }
 
-fn run_binary(args: &[&str]) -> (Option<i32>, String) {
+/// `osteoguard-screen screen EXPORT --as-of AS_OF --out OUT -q [extra…]`: exit code, stderr.
+fn screen_bin(export: &Path, as_of: &str, out: &Path, extra: &[&str]) -> (Option<i32>, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_osteoguard-screen"))
-        .args(args)
+        .arg("screen")
+        .arg(export)
+        .args(["--as-of", as_of, "--out"])
+        .arg(out)
+        .arg("-q")
+        .args(extra)
         .output()
         .expect("spawn osteoguard-screen");
     (
@@ -417,17 +423,8 @@ fn run_binary(args: &[&str]) -> (Option<i32>, String) {
 fn inputs_that_are_not_an_export_exit_2_naming_what_was_found() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let o = out.to_str().unwrap();
     let bundle = repo().join("examples/seed-case.json");
-    let (code, err) = run_binary(&[
-        "screen",
-        bundle.to_str().unwrap(),
-        "--as-of",
-        "2024-01-01",
-        "--out",
-        o,
-        "-q",
-    ]);
+    let (code, err) = screen_bin(&bundle, "2024-01-01", &out, &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("Bundle") && err.contains("export directory"),
@@ -435,30 +432,14 @@ fn inputs_that_are_not_an_export_exit_2_naming_what_was_found() {
     );
 
     let missing = tmp.path().join("nonexistent");
-    let (code, err) = run_binary(&[
-        "screen",
-        missing.to_str().unwrap(),
-        "--as-of",
-        "2024-01-01",
-        "--out",
-        o,
-        "-q",
-    ]);
+    let (code, err) = screen_bin(&missing, "2024-01-01", &out, &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("nonexistent"), "{err}");
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::write(empty.join("notes.txt"), "x").unwrap();
-    let (code, err) = run_binary(&[
-        "screen",
-        empty.to_str().unwrap(),
-        "--as-of",
-        "2024-01-01",
-        "--out",
-        o,
-        "-q",
-    ]);
+    let (code, err) = screen_bin(&empty, "2024-01-01", &out, &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("no .ndjson") && err.contains("1 other entry"),
@@ -473,15 +454,7 @@ fn inputs_that_are_not_an_export_exit_2_naming_what_was_found() {
         .collect();
     write_export(&nop, &rs);
     std::fs::write(nop.join("Junk.ndjson"), "{\"no\": \"resourceType\"}\n").unwrap();
-    let (code, err) = run_binary(&[
-        "screen",
-        nop.to_str().unwrap(),
-        "--as-of",
-        "2024-01-01",
-        "--out",
-        o,
-        "-q",
-    ]);
+    let (code, err) = screen_bin(&nop, "2024-01-01", &out, &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("no Patient resource found")
@@ -491,16 +464,7 @@ fn inputs_that_are_not_an_export_exit_2_naming_what_was_found() {
         "{err}"
     );
     assert!(!out.join("worklist.csv").exists(), "nothing published");
-    let (code, err) = run_binary(&[
-        "screen",
-        nop.to_str().unwrap(),
-        "--as-of",
-        "2024-01-01",
-        "--out",
-        o,
-        "-q",
-        "--allow-empty",
-    ]);
+    let (code, err) = screen_bin(&nop, "2024-01-01", &out, &["--allow-empty"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.join("worklist.csv").exists());
 }
@@ -543,15 +507,7 @@ fn the_manifest_output_list_is_read_its_errors_reported_and_its_time_recorded() 
     });
     std::fs::write(exp.join("manifest.json"), manifest.to_string()).unwrap();
     let out = tmp.path().join("out");
-    let (code, err) = run_binary(&[
-        "screen",
-        exp.to_str().unwrap(),
-        "--as-of",
-        "2024-09-20",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let (code, err) = screen_bin(&exp, "2024-09-20", &out, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("error file")
@@ -589,15 +545,7 @@ fn the_manifest_output_list_is_read_its_errors_reported_and_its_time_recorded() 
 
     // A listed file that is missing is refused.
     std::fs::remove_file(exp.join("Observation.ndjson")).unwrap();
-    let (code, err) = run_binary(&[
-        "screen",
-        exp.to_str().unwrap(),
-        "--as-of",
-        "2024-09-20",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let (code, err) = screen_bin(&exp, "2024-09-20", &out, &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("Observation.ndjson"), "{err}");
 }
