@@ -103,7 +103,8 @@ def worklist_batch(
     ``groups[i]``: the NDJSON lines of patient ``keys[i]``. ``shared``: ``(id, line)`` of the
     Medication resources. Returns a dict of equal-length column lists: ``WORKLIST_COLUMNS``
     (text as in screen's worklist.csv; ``None`` where screen writes an empty field) and
-    ``_severity_rank`` (0 info … 3 critical) for sorting.
+    ``_severity_rank`` and ``_patient_rank`` (the row's and the patient's gravest: 0 info … 3
+    critical) for sorting: one block per patient, as screen's worklist.
     """
     return _native.worklist_batch(
         list(keys),
@@ -129,6 +130,7 @@ def _arrow_schema():
     for c in WORKLIST_COLUMNS:
         fields.append(pa.field(c, pa.int64() if c == "age" else pa.string()))
     fields.append(pa.field("_severity_rank", pa.int8(), nullable=False))
+    fields.append(pa.field("_patient_rank", pa.int8(), nullable=False))
     return pa.schema(fields)
 
 

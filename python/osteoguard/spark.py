@@ -126,6 +126,7 @@ def spark_schema():
         for c in osteoguard.WORKLIST_COLUMNS
     ]
     fields.append(StructField("_severity_rank", ByteType(), False))
+    fields.append(StructField("_patient_rank", ByteType(), False))
     return StructType(fields)
 
 
@@ -172,10 +173,14 @@ def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
     rows = grouped.mapInArrow(
         lambda it: assess_batches(it, as_of, shared_bc, config), schema
     )
+    # screen's order (osteoguard_screen::pass2::sort_key): one block per patient, blocks by the
+    # patient's gravest finding and earliest due date.
     order = [
+        F.col("_patient_rank").desc(),
+        F.col("patient_due").asc_nulls_last(),
+        F.col("patient_id").asc(),
         F.col("_severity_rank").desc(),
         F.col("due_date").asc_nulls_last(),
-        F.col("patient_id").asc(),
         F.col("finding_code").asc(),
     ]
     return rows, order, routed

@@ -12,6 +12,7 @@ from osteoguard import WORKLIST_COLUMNS
 from osteoguard.spark import run
 
 STATUS = WORKLIST_COLUMNS.index("status")
+STATUS_REASON = WORKLIST_COLUMNS.index("status_reason")
 
 
 def read_csv(path: Path):
@@ -26,8 +27,9 @@ def screen_worklist(exe, export, as_of, out):
         check=True,
     )
     header, rows = read_csv(out / "worklist.csv")
-    for r in rows:  # the run registry's new / persisting: not kept by the Spark job
+    for r in rows:  # the run registry's status and its reason: not kept by the Spark job
         r[STATUS] = ""
+        r[STATUS_REASON] = ""
     return header, rows
 
 

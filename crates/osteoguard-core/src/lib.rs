@@ -33,6 +33,7 @@ pub mod config;
 pub mod engine;
 pub mod facts;
 pub mod finding;
+pub mod follow_up;
 pub mod model;
 pub mod rules;
 pub mod sources;

@@ -250,14 +250,17 @@ pub fn is_relevant(line: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 /// The worklist columns, in order: `osteoguard screen`'s worklist.csv header.
-pub const WORKLIST_COLUMNS: [&str; 12] = osteoguard_screen::output::CSV_HEADER;
+pub const WORKLIST_COLUMNS: [&str; osteoguard_screen::output::CSV_COLUMNS] =
+    osteoguard_screen::output::CSV_HEADER;
 
 /// One worklist row as screen's worklist.csv writes it, plus the severity rank for sorting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorklistRecord {
-    pub fields: [String; 12],
+    pub fields: [String; osteoguard_screen::output::CSV_COLUMNS],
     /// 0 info … 3 critical (worklist order: most severe first).
     pub severity_rank: u8,
+    /// The same for the patient's gravest finding (the worklist is one block per patient).
+    pub patient_rank: u8,
 }
 
 /// The rows of many patients in one call (the vectorised entry point): `groups[i]` holds the
@@ -308,9 +311,13 @@ pub fn worklist_for_groups(
             .iter()
             .map(|v| osteoguard_fhir::json::Value::from_serde(&arena, v))
             .collect();
-        rows.extend(assess_patient(
-            values, &meds, &arena, as_of, &config, &mut stats,
-        ));
+        let who = osteoguard_screen::pass2::identities(sorted.iter().map(|l| l.as_bytes()));
+        rows.extend(
+            assess_patient(
+                values, &meds, &arena, as_of, &config, &mut stats, &who, None,
+            )
+            .map_err(|e| PyEngineError::Io(e.to_string()))?,
+        );
     }
     Ok(rows)
 }
@@ -321,6 +328,7 @@ pub fn worklist_records(rows: &[Row]) -> Vec<WorklistRecord> {
         .map(|r| WorklistRecord {
             fields: csv_record(r),
             severity_rank: r.severity as u8,
+            patient_rank: r.patient_severity.unwrap_or(r.severity) as u8,
         })
         .collect()
 }

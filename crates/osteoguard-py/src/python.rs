@@ -92,7 +92,9 @@ fn worklist_batch<'py>(
         .map(|_| Vec::with_capacity(records.len()))
         .collect();
     let mut rank = Vec::with_capacity(records.len());
+    let mut patient_rank = Vec::with_capacity(records.len());
     for r in records {
+        patient_rank.push(r.patient_rank);
         for (c, v) in columns.iter_mut().zip(r.fields) {
             c.push((!v.is_empty()).then_some(v));
         }
@@ -103,6 +105,7 @@ fn worklist_batch<'py>(
         d.set_item(*name, c)?;
     }
     d.set_item("_severity_rank", rank)?;
+    d.set_item("_patient_rank", patient_rank)?;
     Ok(d)
 }
 

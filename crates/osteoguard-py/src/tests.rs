@@ -152,11 +152,17 @@ fn spark_plan_csv(lines: &[String], as_of: &str) -> String {
     let rows = worklist_for_groups(&keys, &groups, &shared, as_of, None).unwrap();
     let mut records = worklist_records(&rows);
     records.sort_by_cached_key(|r| {
-        let due = NaiveDate::parse_from_str(&r.fields[7], "%Y-%m-%d").unwrap_or(NaiveDate::MAX);
+        let date = |i: usize| {
+            NaiveDate::parse_from_str(&r.fields[i], "%Y-%m-%d").unwrap_or(NaiveDate::MAX)
+        };
+        // screen's order: one block per patient (its gravest finding, earliest due), then the
+        // patient's rows by severity, due date and code.
         (
-            std::cmp::Reverse(r.severity_rank),
-            due,
+            std::cmp::Reverse(r.patient_rank),
+            date(col("patient_due")),
             r.fields[0].clone(),
+            std::cmp::Reverse(r.severity_rank),
+            date(7),
             r.fields[3].clone(),
         )
     });
@@ -168,7 +174,13 @@ fn spark_plan_csv(lines: &[String], as_of: &str) -> String {
     String::from_utf8(w.into_inner().unwrap()).unwrap()
 }
 
-/// `osteoguard screen`'s worklist.csv, with the registry's status column blanked.
+/// The index of a worklist column.
+fn col(name: &str) -> usize {
+    WORKLIST_COLUMNS.iter().position(|c| *c == name).unwrap()
+}
+
+/// `osteoguard screen`'s worklist.csv, with the registry's status and status-reason columns
+/// blanked.
 fn screen_csv(export: &Path, as_of: &str) -> String {
     let out = std::env::temp_dir().join(format!(
         "osteoguard-py-test-{}-{}-{as_of}",
@@ -187,7 +199,8 @@ fn screen_csv(export: &Path, as_of: &str) -> String {
     w.write_record(r.headers().unwrap()).unwrap();
     for rec in r.records() {
         let mut f: Vec<String> = rec.unwrap().iter().map(str::to_string).collect();
-        f[5].clear();
+        f[col("status")].clear();
+        f[col("status_reason")].clear();
         w.write_record(&f).unwrap();
     }
     String::from_utf8(w.into_inner().unwrap()).unwrap()
@@ -280,7 +293,10 @@ fn placeholder_patients_survive_the_filter() {
         "2024-01-01".parse().unwrap(),
         &Config::default(),
         &mut Pass2Stats::default(),
-    );
+        &Default::default(),
+        None,
+    )
+    .unwrap();
     let keyed = worklist_for_groups(&["ghost".into()], &[vec![]], &[], "2024-01-01", None).unwrap();
     assert_eq!(keyed, whole);
 }

@@ -31,6 +31,7 @@
 //! which grows with the size of the formulary, not of the population.
 
 pub mod fault;
+pub mod manifest;
 pub mod measure_reports;
 pub mod output;
 pub mod pass1;
@@ -84,7 +85,7 @@ pub struct ScreenArgs {
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Worklist formats to write (summary.json is always written).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Format::Csv, Format::Json, Format::Html])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Format::Csv, Format::Json, Format::Html, Format::Xlsx])]
     pub format: Vec<Format>,
     /// Only list findings of at least this severity in the worklists (the registry keeps all).
     #[arg(long, value_enum, default_value_t = MinSeverity::Info)]
@@ -105,6 +106,14 @@ pub struct ScreenArgs {
     /// and line (a 3 GB line must not be read into memory).
     #[arg(long, default_value_t = DEFAULT_MAX_LINE_MIB)]
     pub max_line_mb: u64,
+    /// Accept an export in which no Patient resource is found (exit 0 with an empty worklist);
+    /// without it such an export is refused with exit 2.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Start worklist.csv with a UTF-8 byte-order mark, so that Excel reads "≥", "—" and
+    /// accented names right (off by default: RFC 4180 tools read the file as it is).
+    #[arg(long)]
+    pub csv_excel: bool,
 }
 
 /// The default of `--max-line-mb` (`osteoguard_fhir::ReadLimits::DEFAULT_MAX_LINE_BYTES`).
@@ -118,13 +127,15 @@ impl ScreenArgs {
             as_of: as_of.to_string(),
             out: out.into(),
             jobs: None,
-            format: vec![Format::Csv, Format::Json, Format::Html],
+            format: vec![Format::Csv, Format::Json, Format::Html, Format::Xlsx],
             min_severity: MinSeverity::Info,
             db: None,
             config: None,
             quiet: true,
             shard_mb: 64,
             max_line_mb: DEFAULT_MAX_LINE_MIB,
+            allow_empty: false,
+            csv_excel: false,
         }
     }
 }
@@ -198,6 +209,22 @@ pub struct StatusCounts {
     pub new: u64,
     pub persisting: u64,
     pub resolved: u64,
+    pub escalated: u64,
+    pub de_escalated: u64,
+    pub recheck_needed: u64,
+}
+
+impl StatusCounts {
+    fn count(&mut self, status: &str) {
+        match status {
+            "persisting" => self.persisting += 1,
+            "escalated" => self.escalated += 1,
+            "de-escalated" => self.de_escalated += 1,
+            "resolved" => self.resolved += 1,
+            "recheck-needed" => self.recheck_needed += 1,
+            _ => self.new += 1,
+        }
+    }
 }
 
 /// `summary.json`.
@@ -221,6 +248,9 @@ pub struct Summary {
     pub findings_by_severity: BTreeMap<String, u64>,
     pub risk_categories: BTreeMap<String, u64>,
     pub status: StatusCounts,
+    /// The export's Bulk Data manifest, when it has one (its error files are listed here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<manifest::ManifestSummary>,
     pub resources: ResourceSummary,
     pub timings: Timings,
     pub provenance: osteoguard_core::Provenance,
@@ -327,23 +357,43 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
                 .map_err(|e| ScreenError::Usage(format!("{}: {e}", p.display())))?
         }
     };
-    if !args.export_dir.exists() {
-        return Err(ScreenError::Usage(format!(
-            "{}: no such export directory",
-            args.export_dir.display()
-        )));
-    }
+    let (files, manifest) = export_files(&args.export_dir)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let files = pass1::input_files(&args.export_dir)?;
     std::fs::create_dir_all(&args.out).map_err(|e| ScreenError::io(&args.out, e))?;
     clean_stale(&args.out);
     let progress = progress::Progress::new(args.quiet);
-    let skipped = pass1::skipped_files(&args.export_dir);
+    let skipped: Vec<PathBuf> = pass1::skipped_files(&args.export_dir)
+        .into_iter()
+        .chain(
+            pass1::input_files(&args.export_dir)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| !files.contains(f)),
+        )
+        .collect();
     for p in &skipped {
-        progress.log(&format!("not read (not NDJSON): {}", p.display()));
+        progress.log(&format!(
+            "not read (not NDJSON, or not in the manifest's output list): {}",
+            p.display()
+        ));
+    }
+    if let Some(m) = &manifest {
+        for e in &m.summary.error_files {
+            // Counts and codes only on the terminal: the diagnostics may name patients.
+            progress.warn(&format!(
+                "the export's manifest lists an error file: {} ({} OperationOutcome{}{}) — see summary.json",
+                e.file,
+                e.outcomes,
+                if e.outcomes == 1 { "" } else { "s" },
+                e.unreadable
+                    .as_ref()
+                    .map(|u| format!("; unreadable: {u}"))
+                    .unwrap_or_default()
+            ));
+        }
     }
     let n_shards = shard_count(pass1::estimated_bytes(&files), args.shard_mb, jobs);
     let tmp = tempfile::Builder::new()
@@ -356,6 +406,41 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     let (shards, p1) = pass1::partition(&files, tmp.path(), n_shards, jobs, max_line, &progress)?;
     let t1 = Instant::now();
     let meds = pass2::MedicationStore::load(&shards.medications)?;
+
+    // The registry: opened (and migrated) before pass 2, which reads each patient's findings of
+    // the previous run to decide the statuses (osteoguard_core::follow_up).
+    let db_path = args
+        .db
+        .clone()
+        .unwrap_or_else(|| args.out.join("registry.sqlite"));
+    let provenance = config.provenance();
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let export_str = args.export_dir.display().to_string();
+    let registry = output::Registry::open(
+        &db_path,
+        &output::RunInfo {
+            started_unix,
+            as_of: &args.as_of,
+            export_dir: &export_str,
+            config_hash: &provenance.config_hash,
+            transaction_time: manifest
+                .as_ref()
+                .and_then(|m| m.summary.transaction_time.as_deref()),
+            manifest_errors: manifest
+                .as_ref()
+                .map_or(0, |m| m.summary.error_files.len() as u64),
+        },
+    )?;
+    let previous = match (registry.previous, registry.previous_as_of) {
+        (Some(run_id), Some(as_of)) => Some(pass2::PreviousRun {
+            db: db_path.clone(),
+            run_id,
+            as_of,
+        }),
+        _ => None,
+    };
 
     // Pass 2.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -378,7 +463,8 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
                 if let Some(d) = delay {
                     std::thread::sleep(d);
                 }
-                let s = pass2::evaluate_shard(shard, run, &meds, as_of, &config)?;
+                let s =
+                    pass2::evaluate_shard(shard, run, &meds, as_of, &config, previous.as_ref())?;
                 // The shard is no longer needed: free the disk early.
                 let _ = std::fs::remove_file(shard);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -399,25 +485,19 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         p2.patients, p2.patients_with_findings
     ));
 
+    // Patient resources read (the reader also makes placeholder patients of resources whose
+    // Patient is missing: those alone are not a population).
+    let patient_lines = p1.by_type.get("Patient").map_or(0, |c| c.read);
+    if patient_lines == 0 && !args.allow_empty {
+        return Err(ScreenError::Input(format!(
+            "{}: no Patient resource found ({}); nothing to screen — pass --allow-empty to \
+             accept an empty export",
+            args.export_dir.display(),
+            found(&files, &p1)
+        )));
+    }
+
     // Merge into the worklists and the registry.
-    let db_path = args
-        .db
-        .clone()
-        .unwrap_or_else(|| args.out.join("registry.sqlite"));
-    let provenance = config.provenance();
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let export_str = args.export_dir.display().to_string();
-    let registry = output::Registry::open(
-        &db_path,
-        &output::RunInfo {
-            started_unix,
-            as_of: &args.as_of,
-            export_dir: &export_str,
-            config_hash: &provenance.config_hash,
-        },
-    )?;
     let min = args.min_severity.severity();
     let header = serde_json::json!({
         "schema": "osteoguard.worklist/1",
@@ -428,8 +508,20 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         "provenance": provenance,
     });
     let want = |f: Format| args.format.contains(&f);
+    let xlsx = want(Format::Xlsx).then(|| {
+        output::XlsxOut::new(
+            output::Pending::new(args.out.join("worklist.xlsx")),
+            &format!("as of {as_of} · run {}", registry.run_id),
+        )
+    });
+    let xlsx = xlsx.transpose()?;
     let csv = want(Format::Csv)
-        .then(|| output::CsvOut::new(output::Pending::new(args.out.join("worklist.csv"))))
+        .then(|| {
+            output::CsvOut::new(
+                output::Pending::new(args.out.join("worklist.csv")),
+                args.csv_excel,
+            )
+        })
         .transpose()?;
     let json = want(Format::Json)
         .then(|| {
@@ -471,32 +563,42 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         let (csv_tx, csv_done) = spawn_writer(scope, csv, output::CsvOut::row);
         let (json_tx, json_done) = spawn_writer(scope, json, output::JsonOut::row);
         let (html_tx, html_done) = spawn_writer(scope, html, output::HtmlOut::row);
+        let (xlsx_tx, xlsx_done) = spawn_writer(scope, xlsx, output::XlsxOut::row);
         let recorder = scope.spawn(
             move || -> Result<(output::Registry, Recorded), ScreenError> {
                 let mut rec = Recorded {
                     status: StatusCounts::default(),
                     total_rows: 0,
                     worklist_rows: 0,
+                    resolved: Vec::new(),
                 };
                 for batch in merged_rx {
                     let mut listed = Vec::with_capacity(batch.len());
                     for mut row in batch {
-                        let st = registry.record(&row)?;
-                        rec.total_rows += 1;
-                        if st == "new" {
-                            rec.status.new += 1;
-                        } else {
-                            rec.status.persisting += 1;
+                        if row.status.is_none() {
+                            row.status = Some("new".into());
+                            row.status_reason = Some("first screening run".into());
                         }
+                        registry.record(&row)?;
+                        let st = row.status.as_deref().unwrap_or("new");
+                        rec.status.count(st);
+                        if st == "resolved" {
+                            // Listed apart, with the evidence (not a row to act on).
+                            rec.resolved.push(output::Resolved::from_row(&row));
+                            continue;
+                        }
+                        rec.total_rows += 1;
                         if row.severity < min {
                             continue;
                         }
-                        row.status = Some(st.to_string());
                         rec.worklist_rows += 1;
                         listed.push(row);
                     }
                     let listed = std::sync::Arc::new(listed);
-                    for tx in [&csv_tx, &json_tx, &html_tx].into_iter().flatten() {
+                    for tx in [&csv_tx, &json_tx, &html_tx, &xlsx_tx]
+                        .into_iter()
+                        .flatten()
+                    {
                         // A closed channel means a writer stopped on an error: reported below.
                         tx.send(listed.clone())
                             .map_err(|_| ScreenError::Internal("worklist writer stopped".into()))?;
@@ -528,6 +630,7 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
                 csv: csv_done.map(join_writer).transpose()?,
                 json: json_done.map(join_writer).transpose()?,
                 html: html_done.map(join_writer).transpose()?,
+                xlsx: xlsx_done.map(join_writer).transpose()?,
             })
         })();
         (merged, recorded, written)
@@ -540,12 +643,14 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
             mut status,
             total_rows,
             worklist_rows,
+            mut resolved,
         },
     ) = recorded?;
     merged?;
-    let resolved = registry.resolve()?;
-    status.resolved = resolved.len() as u64;
-    let mut pending = writers.finish(&resolved)?;
+    let absent = registry.absent_patients()?;
+    status.recheck_needed += absent.len() as u64;
+    resolved.sort_by(|a, b| (&a.patient_id, &a.code).cmp(&(&b.patient_id, &b.code)));
+    let mut pending = writers.finish(&resolved, &absent)?;
     let t3 = Instant::now();
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     let mut by_type_ignored = 0;
@@ -572,6 +677,7 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         findings_by_severity: p2.findings_by_severity.clone(),
         risk_categories: p2.risk_categories.clone(),
         status,
+        manifest: manifest.map(|m| m.summary),
         resources: ResourceSummary {
             lines: p1.lines,
             bytes: p1.bytes,
@@ -610,10 +716,14 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     registry.commit(p2.patients, total_rows)?;
     drop(tmp);
     progress.log(&format!(
-        "wrote {} worklist rows ({} new, {} persisting, {} resolved) to {} in {:.1} s",
+        "wrote {} worklist rows ({} new, {} persisting, {} escalated, {} de-escalated, {} \
+         recheck needed; {} resolved) to {} in {:.1} s",
         summary.worklist_rows,
         summary.status.new,
         summary.status.persisting,
+        summary.status.escalated,
+        summary.status.de_escalated,
+        summary.status.recheck_needed,
         summary.status.resolved,
         args.out.display(),
         t0.elapsed().as_secs_f64()
@@ -668,8 +778,77 @@ fn panicked(what: &str) -> ScreenError {
 /// What the registry recorder counted while the runs were merged.
 struct Recorded {
     status: StatusCounts,
+    /// Current findings and recheck-needed rows (the registry's `findings` count of the run).
     total_rows: u64,
     worklist_rows: u64,
+    /// Previous findings resolved with evidence.
+    resolved: Vec<output::Resolved>,
+}
+
+/// The NDJSON files to read, refusing what is not an export (exit 2 naming what was found):
+/// a missing or unreadable path, a file that is not NDJSON, a directory without NDJSON files.
+/// With a Bulk Data `manifest.json`, exactly the files of its `output` list.
+fn export_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<manifest::Manifest>), ScreenError> {
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        ScreenError::Input(format!(
+            "{}: cannot read the export directory: {e}",
+            dir.display()
+        ))
+    })?;
+    if !meta.is_dir() {
+        let name = dir.to_string_lossy();
+        let ndjson = [".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz"]
+            .iter()
+            .any(|x| name.ends_with(x));
+        if !ndjson {
+            return Err(ScreenError::Input(format!(
+                "{}: expected a FHIR Bulk Data export directory, found {}",
+                dir.display(),
+                manifest::describe_file(dir)
+            )));
+        }
+    }
+    std::fs::read_dir(dir)
+        .map(|_| ())
+        .or_else(|e| if meta.is_dir() { Err(e) } else { Ok(()) })
+        .map_err(|e| ScreenError::Input(format!("{}: {e}", dir.display())))?;
+    if let Some(m) = manifest::read(dir)? {
+        return Ok((m.files.clone(), Some(m)));
+    }
+    let files = pass1::input_files(dir).map_err(|e| match e {
+        ScreenError::Io { path, source } => ScreenError::Input(format!("{path}: {source}")),
+        ScreenError::Usage(m) => {
+            let n = std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0);
+            ScreenError::Input(format!(
+                "{m}; found {n} other entr{}",
+                if n == 1 { "y" } else { "ies" }
+            ))
+        }
+        e => e,
+    })?;
+    Ok((files, None))
+}
+
+/// What pass 1 found, for the refusal of an export without patients.
+fn found(files: &[PathBuf], p1: &pass1::Pass1Stats) -> String {
+    let types: Vec<String> = p1
+        .by_type
+        .iter()
+        .map(|(t, c)| format!("{t} {}", c.read))
+        .collect();
+    format!(
+        "{} file{}, {} line{}, {} not FHIR; resources: {}",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        p1.lines,
+        if p1.lines == 1 { "" } else { "s" },
+        p1.not_fhir_lines,
+        if types.is_empty() {
+            "none".to_string()
+        } else {
+            types.join(", ")
+        }
+    )
 }
 
 /// `osteoguard screen`.

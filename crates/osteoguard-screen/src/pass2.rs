@@ -44,6 +44,135 @@ pub struct Row {
     /// bear on every finding of the patient (issue 16). Absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_quality: Vec<String>,
+    /// Why the row has its status (`osteoguard_core::follow_up`): the evidence a finding was
+    /// resolved on, what to re-measure, what it supersedes …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Who the patient is (PHI: the worklist is for the care team, see docs/screen.md).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// `Patient.identifier` of type MR, else the first one; with its system.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mrn: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mrn_system: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub phone: String,
+    /// What to do next (at most [`NEXT_ACTION_CHARS`] characters): the finding's task, else its
+    /// recommendation.
+    #[serde(default)]
+    pub next_action: String,
+    /// The patient's gravest listed finding and earliest due date: the worklist is one block
+    /// per patient, blocks ordered by these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_severity: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_due: Option<NaiveDate>,
+}
+
+/// The longest next-action text.
+pub const NEXT_ACTION_CHARS: usize = 80;
+
+/// `text` cut to [`NEXT_ACTION_CHARS`] characters at a word boundary, with "…" when cut.
+pub fn next_action(text: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() <= NEXT_ACTION_CHARS {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(NEXT_ACTION_CHARS - 1).collect();
+    let cut = match cut.rfind(' ') {
+        Some(i) if i > NEXT_ACTION_CHARS / 2 => &cut[..i],
+        _ => cut.as_str(),
+    };
+    format!("{}…", cut.trim_end_matches([' ', ',', ';', ':']))
+}
+
+/// Who a patient is, from the Patient resource (the reader does not keep names or identifiers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub mrn: String,
+    pub mrn_system: String,
+    pub phone: String,
+}
+
+/// The identities of the Patient resources among `texts` (NDJSON lines), by id; the first
+/// (smallest text: the lines are sorted) wins, as in the reader.
+pub fn identities<'t>(texts: impl Iterator<Item = &'t [u8]>) -> HashMap<String, Identity> {
+    let mut out = HashMap::new();
+    for t in texts {
+        if memchr::memmem::find(t, b"\"Patient\"").is_none() {
+            continue;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(t) else {
+            continue;
+        };
+        if v.get("resourceType").and_then(|x| x.as_str()) != Some("Patient") {
+            continue;
+        }
+        let Some(id) = v.get("id").and_then(|x| x.as_str()) else {
+            continue;
+        };
+        out.entry(id.to_string()).or_insert_with(|| identity_of(&v));
+    }
+    out
+}
+
+fn identity_of(v: &serde_json::Value) -> Identity {
+    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let arr = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let names = arr("name");
+    let name = names
+        .iter()
+        .find(|n| n.get("use").and_then(|u| u.as_str()) == Some("official"))
+        .or(names.first())
+        .map(|n| {
+            s(n, "text").unwrap_or_else(|| {
+                let given: Vec<String> = n
+                    .get("given")
+                    .and_then(|g| g.as_array())
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut parts = given;
+                parts.extend(s(n, "family"));
+                parts.join(" ")
+            })
+        })
+        .unwrap_or_default();
+    let ids = arr("identifier");
+    let is_mr = |i: &&serde_json::Value| {
+        i.get("type")
+            .and_then(|t| t.get("coding"))
+            .and_then(|c| c.as_array())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.get("code").and_then(|x| x.as_str()) == Some("MR"))
+            })
+    };
+    let mrn = ids.iter().find(is_mr).or(ids.first());
+    let phones = arr("telecom");
+    let phone = phones
+        .iter()
+        .filter(|t| t.get("system").and_then(|x| x.as_str()) == Some("phone"))
+        .find_map(|t| s(t, "value"))
+        .unwrap_or_default();
+    Identity {
+        name,
+        mrn: mrn.and_then(|i| s(i, "value")).unwrap_or_default(),
+        mrn_system: mrn.and_then(|i| s(i, "system")).unwrap_or_default(),
+        phone,
+    }
 }
 
 /// How many patient record problems `summary.json` quotes (the smallest, sorted).
@@ -51,13 +180,24 @@ pub const RECORD_ISSUE_EXAMPLES: usize = 20;
 
 /// Worklist order: most severe first, then most overdue (earliest due; no due date last), then
 /// patient id and code for a total, deterministic order.
-pub type SortKey = (std::cmp::Reverse<Severity>, NaiveDate, String, String);
+/// One block per patient: blocks by the patient's gravest finding, then earliest due date, then
+/// patient id; within a block most severe first, then earliest due, then code.
+pub type SortKey = (
+    std::cmp::Reverse<Severity>,
+    NaiveDate,
+    String,
+    std::cmp::Reverse<Severity>,
+    NaiveDate,
+    String,
+);
 
 pub fn sort_key(r: &Row) -> SortKey {
     (
+        std::cmp::Reverse(r.patient_severity.unwrap_or(r.severity)),
+        r.patient_due.or(r.due).unwrap_or(NaiveDate::MAX),
+        r.patient_id.clone(),
         std::cmp::Reverse(r.severity),
         r.due.unwrap_or(NaiveDate::MAX),
-        r.patient_id.clone(),
         r.code.clone(),
     )
 }
@@ -225,7 +365,10 @@ pub fn unique_refs<'a>(refs: impl Iterator<Item = &'a str>) -> Vec<String> {
         .collect()
 }
 
-/// Assesses one patient's resources; returns the rows (all severities) and updates `stats`.
+/// Assesses one patient's resources; returns the rows (all severities; with a previous run,
+/// also the rows of its findings that are gone: resolved or recheck-needed) and updates `stats`.
+/// `who` holds the identities of the Patient resources ([`identities`]).
+#[allow(clippy::too_many_arguments)]
 pub fn assess_patient<'a>(
     resources: Vec<Value<'a>>,
     meds: &'a MedicationStore,
@@ -233,7 +376,9 @@ pub fn assess_patient<'a>(
     as_of: NaiveDate,
     config: &Config,
     stats: &mut Pass2Stats,
-) -> Vec<Row> {
+    who: &HashMap<String, Identity>,
+    previous: Option<&crate::output::PreviousReader>,
+) -> Result<Vec<Row>, ScreenError> {
     let n = resources.len() as u64;
     let mut read = osteoguard_fhir::read_parsed(with_medications(resources, meds, arena));
     for (ty, c) in &read.stats.by_type {
@@ -245,7 +390,7 @@ pub fn assess_patient<'a>(
     }
     if read.patients.is_empty() {
         stats.resources_without_patient += n;
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let mut rows = Vec::new();
     for p in read.patients.iter_mut() {
@@ -279,7 +424,54 @@ pub fn assess_patient<'a>(
         if !a.findings.is_empty() {
             stats.patients_with_findings += 1;
         }
-        for f in &a.findings {
+        let prev_findings = match previous {
+            Some(r) => Some((r.as_of, r.findings(&p.id)?)),
+            None => None,
+        };
+        let follow = osteoguard_core::follow_up::follow_up(
+            prev_findings
+                .as_ref()
+                .map(|(as_of, f)| osteoguard_core::follow_up::Previous {
+                    as_of: *as_of,
+                    findings: f,
+                }),
+            &a,
+        );
+        let id = who.get(&p.id).cloned().unwrap_or_default();
+        let sex = serde_json::to_value(a.patient.sex)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into());
+        let provenance = format!(
+            "osteoguard {} · knowledge {} · {}",
+            a.provenance.engine_version, a.provenance.knowledge_version, a.provenance.config_hash
+        );
+        let base = Row {
+            patient_id: p.id.clone(),
+            age: a.patient.age_years,
+            sex,
+            code: String::new(),
+            severity: Severity::Info,
+            title: String::new(),
+            summary: String::new(),
+            due: None,
+            evidence: Vec::new(),
+            risk_category: a.fracture_risk.category.clone(),
+            status: None,
+            provenance,
+            data_quality: record_issues.clone(),
+            status_reason: None,
+            name: id.name,
+            mrn: id.mrn,
+            mrn_system: id.mrn_system,
+            birth_date: a.patient.birth_date,
+            phone: id.phone,
+            next_action: String::new(),
+            patient_severity: None,
+            patient_due: None,
+        };
+        let first = rows.len();
+        for (f, d) in a.findings.iter().zip(&follow.current) {
             *stats
                 .findings_by_code
                 .entry(f.code.as_str().to_string())
@@ -288,32 +480,70 @@ pub fn assess_patient<'a>(
                 .findings_by_severity
                 .entry(f.severity.as_str().to_string())
                 .or_default() += 1;
+            let task = a
+                .tasks
+                .iter()
+                .find(|t| t.finding == Some(f.code))
+                .map(|t| t.description.as_str());
             rows.push(Row {
-                patient_id: p.id.clone(),
-                age: a.patient.age_years,
-                sex: serde_json::to_value(a.patient.sex)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "unknown".into()),
                 code: f.code.as_str().to_string(),
                 severity: f.severity,
                 title: f.title.clone(),
                 summary: f.summary.clone(),
                 due: f.due,
                 evidence: unique_refs(f.evidence.iter().map(|e| e.reference.as_str())),
-                risk_category: a.fracture_risk.category.clone(),
-                status: None,
-                provenance: format!(
-                    "osteoguard {} · knowledge {} · {}",
-                    a.provenance.engine_version,
-                    a.provenance.knowledge_version,
-                    a.provenance.config_hash
-                ),
-                data_quality: record_issues.clone(),
+                // Without a previous run (the Spark path) the status is the registry's.
+                status: previous.map(|_| d.status.as_str().to_string()),
+                status_reason: previous.map(|_| d.reason.clone()),
+                next_action: next_action(task.unwrap_or(&f.recommendation)),
+                ..base.clone()
             });
         }
+        for g in &follow.gone {
+            let title = osteoguard_core::FindingCode::parse(&g.code)
+                .map_or_else(|| g.code.clone(), |c| c.title().to_string());
+            let action = match g.status {
+                // What to re-measure first, when the reason names it.
+                osteoguard_core::follow_up::Status::RecheckNeeded => {
+                    match g.reason.split_once("re-measure — ") {
+                        Some((_, what)) => next_action(&format!("Re-measure: {what}")),
+                        None => next_action(&format!("Recheck: {}", g.reason)),
+                    }
+                }
+                _ => String::new(),
+            };
+            rows.push(Row {
+                code: g.code.clone(),
+                severity: g.severity,
+                summary: format!("{title}: {}", g.status),
+                title,
+                due: g.due,
+                status: Some(g.status.as_str().to_string()),
+                status_reason: Some(g.reason.clone()),
+                next_action: action,
+                ..base.clone()
+            });
+        }
+        // The block's order: the gravest and earliest of what the worklist lists.
+        let listed = rows[first..]
+            .iter()
+            .filter(|r| r.status.as_deref() != Some("resolved"));
+        let top = listed.clone().map(|r| r.severity).max();
+        let due = listed.filter_map(|r| r.due).min();
+        for r in &mut rows[first..] {
+            r.patient_severity = top;
+            r.patient_due = due;
+        }
     }
-    rows
+    Ok(rows)
+}
+
+/// The registry's previous run, which pass 2 reads the previous findings of each patient from.
+#[derive(Debug, Clone)]
+pub struct PreviousRun {
+    pub db: PathBuf,
+    pub run_id: i64,
+    pub as_of: NaiveDate,
 }
 
 /// Evaluates one shard file and writes its rows, sorted, to `run_path` (one JSON row a line).
@@ -323,7 +553,11 @@ pub fn evaluate_shard(
     meds: &MedicationStore,
     as_of: NaiveDate,
     config: &Config,
+    previous: Option<&PreviousRun>,
 ) -> Result<Pass2Stats, ScreenError> {
+    let reader = previous
+        .map(|p| crate::output::PreviousReader::open(&p.db, p.run_id, p.as_of))
+        .transpose()?;
     SCRATCH
         .with(|scratch| {
             let mut scratch = scratch.borrow_mut();
@@ -332,7 +566,16 @@ pub fn evaluate_shard(
                 lines,
                 arena,
             } = &mut *scratch;
-            evaluate_lines(shard, bytes, lines, arena, meds, as_of, config)
+            evaluate_lines(
+                shard,
+                bytes,
+                lines,
+                arena,
+                meds,
+                as_of,
+                config,
+                reader.as_ref(),
+            )
         })
         .and_then(|(mut rows, stats)| {
             rows.sort_by_cached_key(sort_key);
@@ -361,6 +604,7 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
+#[allow(clippy::too_many_arguments)]
 fn evaluate_lines(
     shard: &Path,
     bytes: &mut Vec<u8>,
@@ -369,6 +613,7 @@ fn evaluate_lines(
     meds: &MedicationStore,
     as_of: NaiveDate,
     config: &Config,
+    previous: Option<&crate::output::PreviousReader>,
 ) -> Result<(Vec<Row>, Pass2Stats), ScreenError> {
     bytes.clear();
     lines.clear();
@@ -424,9 +669,10 @@ fn evaluate_lines(
                 Err(_) => stats.unparsable_lines += 1,
             }
         }
+        let who = identities(texts.iter().copied());
         rows.extend(assess_patient(
-            resources, meds, arena, as_of, config, &mut stats,
-        ));
+            resources, meds, arena, as_of, config, &mut stats, &who, previous,
+        )?);
         arena.reset();
         i = j;
     }

@@ -50,6 +50,17 @@ impl Progress {
         }
     }
 
+    /// A warning the user must see: printed even with `--quiet`.
+    pub fn warn(&self, msg: &str) {
+        match self.mode {
+            Mode::Bar => match self.bar.lock().ok().and_then(|b| b.clone()) {
+                Some(b) => b.println(format!("warning: {msg}")),
+                None => eprintln!("warning: {msg}"),
+            },
+            Mode::Quiet | Mode::Log => eprintln!("osteoguard screen: warning: {msg}"),
+        }
+    }
+
     fn set_bar(&self, len: u64, template: &str) {
         if let Ok(mut s) = self.started.lock() {
             *s = Instant::now();

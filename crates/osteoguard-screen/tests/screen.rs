@@ -144,27 +144,41 @@ fn assert_matches_assess(export: &Path, as_of: &str) -> Vec<(Key, Value)> {
         "{}: screen differs from per-patient assess\nmissing from screen: {missing:#?}\nextra in screen: {extra:#?}",
         export.display()
     );
-    // Worklist order: most severe first, then earliest due date.
+    // Worklist order (issue 22): one block per patient, blocks by the patient's gravest
+    // finding, then its earliest due date; in a block, most severe first, then earliest due.
     let rank = |s: &str| match s {
         "critical" => 0,
         "high" => 1,
         "moderate" => 2,
         _ => 3,
     };
+    let due = |k: &Key| k.4.clone().unwrap_or_else(|| "9999".into());
+    let mut block: BTreeMap<String, (i32, String)> = BTreeMap::new();
+    for (k, _) in &rows {
+        let e = block.entry(k.0.clone()).or_insert((3, "9999".into()));
+        e.0 = e.0.min(rank(&k.2));
+        e.1 = e.1.clone().min(due(k));
+    }
     let keys: Vec<_> = rows
         .iter()
         .map(|(k, _)| {
+            let b = &block[&k.0];
             (
-                rank(&k.2),
-                k.4.clone().unwrap_or_else(|| "9999".into()),
+                b.0,
+                b.1.clone(),
                 k.0.clone(),
+                rank(&k.2),
+                due(k),
                 k.1.clone(),
             )
         })
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(keys, sorted, "worklist not in severity / due order");
+    assert_eq!(
+        keys, sorted,
+        "worklist not in patient-block / severity / due order"
+    );
     // The CSV holds the same rows in the same order.
     let mut rdr = csv::Reader::from_path(out.join("worklist.csv")).unwrap();
     let prov_col = rdr
@@ -272,7 +286,8 @@ fn synthetic_scenarios_produce_exactly_their_expected_findings() {
     );
 }
 
-fn run_rows(out: &Path) -> BTreeMap<(String, String), String> {
+/// `(patient, code) → (status, severity, status reason)` of worklist.json's rows.
+fn run_rows(out: &Path) -> BTreeMap<(String, String), (String, String, String)> {
     let text = std::fs::read_to_string(out.join("worklist.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     v["rows"]
@@ -285,7 +300,11 @@ fn run_rows(out: &Path) -> BTreeMap<(String, String), String> {
                     r["patientId"].as_str().unwrap().to_string(),
                     r["code"].as_str().unwrap().to_string(),
                 ),
-                r["status"].as_str().unwrap_or("").to_string(),
+                (
+                    r["status"].as_str().unwrap_or("").to_string(),
+                    r["severity"].as_str().unwrap_or("").to_string(),
+                    r["statusReason"].as_str().unwrap_or("").to_string(),
+                ),
             )
         })
         .collect()
@@ -301,25 +320,66 @@ fn second_run_marks_new_persisting_and_resolved() {
     let r1 = run_rows(&out);
     assert_eq!(s1.run_id, 1);
     assert_eq!(s1.previous_run_id, None);
-    assert!(r1.values().all(|s| s == "new"));
+    assert!(r1
+        .values()
+        .all(|s| s.0 == "new" && s.2 == "first screening run"));
     assert_eq!(s1.status.new as usize, r1.len());
     // Three months later: denosumab schedules move on, GC courses age.
     let s2 = screen(&exp, &out, "2025-09-30");
     let r2 = run_rows(&out);
     assert_eq!(s2.previous_run_id, Some(1));
-    for (k, st) in &r2 {
-        let want = if r1.contains_key(k) {
-            "persisting"
-        } else {
-            "new"
-        };
-        assert_eq!(st, want, "{k:?}");
+    let sev = |s: &str| {
+        ["info", "moderate", "high", "critical"]
+            .iter()
+            .position(|x| *x == s)
+    };
+    // Issue 22: a finding of the previous run keeps its code as persisting, escalated or
+    // de-escalated by its severity; one that is new to the patient is new, or escalated /
+    // de-escalated when it supersedes a finding of the same topic
+    // (osteoguard_core::follow_up::TOPICS) — then the previous one is not listed again.
+    let mut superseded = BTreeSet::new();
+    for (k, (st, sv, why)) in &r2 {
+        assert!(!why.is_empty(), "{k:?}: a status without its reason");
+        if st == "recheck-needed" {
+            continue;
+        }
+        match r1.get(k) {
+            Some((_, before, _)) => {
+                let want = match sev(sv).cmp(&sev(before)) {
+                    std::cmp::Ordering::Greater => "escalated",
+                    std::cmp::Ordering::Less => "de-escalated",
+                    std::cmp::Ordering::Equal => "persisting",
+                };
+                assert_eq!(st, want, "{k:?}");
+            }
+            None if st == "new" => {}
+            None => {
+                assert!(st == "escalated" || st == "de-escalated", "{k:?}: {st}");
+                let code = osteoguard_core::FindingCode::parse(&k.1).unwrap();
+                let topic = osteoguard_core::follow_up::TOPICS
+                    .iter()
+                    .find(|t| t.chain.contains(&code))
+                    .expect("a chain");
+                // The reason names the finding it supersedes / replaces: one of the same
+                // topic, flagged in run 1 and gone in run 2.
+                let named = why
+                    .strip_prefix("supersedes ")
+                    .or_else(|| why.strip_prefix("replaces "))
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or_else(|| panic!("{k:?}: {why}"));
+                let p = (k.0.clone(), named.to_string());
+                assert!(
+                    topic.chain.iter().any(|c| c.as_str() == named)
+                        && r1.contains_key(&p)
+                        && !r2.contains_key(&p),
+                    "{k:?}: {why}"
+                );
+                superseded.insert(p);
+            }
+        }
     }
-    let resolved_want: BTreeSet<_> = r1
-        .keys()
-        .filter(|k| !r2.contains_key(*k))
-        .cloned()
-        .collect();
+    // Every finding gone since run 1 is resolved (with its evidence), recheck-needed (with
+    // what to re-measure) or superseded.
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("worklist.json")).unwrap()).unwrap();
     let resolved_got: BTreeSet<_> = v["resolved"]
@@ -327,18 +387,38 @@ fn second_run_marks_new_persisting_and_resolved() {
         .unwrap()
         .iter()
         .map(|r| {
+            assert!(!r["reason"].as_str().unwrap().is_empty());
             (
                 r["patientId"].as_str().unwrap().to_string(),
                 r["code"].as_str().unwrap().to_string(),
             )
         })
         .collect();
-    assert_eq!(resolved_got, resolved_want);
-    assert_eq!(s2.status.resolved as usize, resolved_want.len());
+    let recheck: BTreeSet<_> = r2
+        .iter()
+        .filter(|(_, s)| s.0 == "recheck-needed")
+        .map(|(k, _)| k.clone())
+        .collect();
+    let gone: BTreeSet<_> = r1
+        .keys()
+        .filter(|k| !r2.contains_key(*k) || recheck.contains(*k))
+        .cloned()
+        .collect();
+    let accounted: BTreeSet<_> = resolved_got
+        .union(&recheck)
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .union(&superseded)
+        .cloned()
+        .collect();
+    assert_eq!(accounted, gone);
+    assert!(resolved_got.is_disjoint(&recheck) && resolved_got.is_disjoint(&superseded));
+    assert_eq!(s2.status.resolved as usize, resolved_got.len());
+    assert_eq!(s2.status.recheck_needed as usize, recheck.len());
     if !r1.is_empty() {
         assert!(s2.status.persisting > 0, "some findings persist");
         assert!(
-            s2.status.new > 0 && s2.status.resolved > 0,
+            s2.status.new > 0 && s2.status.escalated > 0,
             "the schedule moved: {:?}",
             s2.status
         );
@@ -356,7 +436,7 @@ fn second_run_marks_new_persisting_and_resolved() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(resolved_db as usize, resolved_want.len());
+    assert_eq!(resolved_db as usize, resolved_got.len());
 }
 
 fn snapshot(out: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -25,6 +25,8 @@ pub enum StoreError {
     Sql(rusqlite::Error),
     #[error("database lock poisoned")]
     Poisoned,
+    #[error("database schema version {found} is newer than this release's ({supported}): use a newer osteoguard")]
+    Newer { found: i64, supported: i64 },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -68,6 +70,36 @@ CREATE TABLE IF NOT EXISTS jwt_replay (
 );
 CREATE INDEX IF NOT EXISTS jwt_replay_exp ON jwt_replay (exp);
 "#;
+
+/// Schema migrations: step `i` brings a store from `PRAGMA user_version` i to i + 1. Step 0 is
+/// the schema as released at 305b083 (which left `user_version` at 0; its `IF NOT EXISTS`
+/// makes it a no-op on such a store); step 1 indexes feedback by card for the report's join.
+const MIGRATIONS: &[&str] = &[
+    SCHEMA,
+    "CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card_uuid);",
+];
+
+/// The store schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the store to [`SCHEMA_VERSION`], one transaction per step; returns the version it
+/// found. A store written by a newer release is refused, never downgraded.
+pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
+    let from: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if from > SCHEMA_VERSION {
+        return Err(StoreError::Newer {
+            found: from,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(from)
+}
 
 /// One feedback item as received (already validated).
 #[derive(Debug, Clone, PartialEq)]
@@ -115,14 +147,17 @@ impl Store {
                 path: path.display().to_string(),
                 cause,
             })?;
-        let conn = Connection::open(path).map_err(open_err)?;
+        let mut conn = Connection::open(path).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate(&mut conn).map_err(|e| match e {
+            StoreError::Sql(cause) => open_err(cause),
+            other => other,
+        })?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -369,5 +404,84 @@ mod tests {
             vec![("patient-declined".to_string(), 1)]
         );
         assert!(r.iter().any(|r| r.finding_code == "(unknown card)"));
+    }
+    /// A store written by the 305b083 release (its exact DDL, `user_version` 0, with data) is
+    /// migrated forward and keeps its data; migrating again is a no-op; a newer one is refused.
+    #[test]
+    fn a_store_of_the_305b083_release_is_migrated_forward() {
+        const RELEASE_305B083: &str = r#"
+CREATE TABLE IF NOT EXISTS cards (
+    card_uuid    TEXT PRIMARY KEY,
+    service      TEXT NOT NULL,
+    finding_code TEXT NOT NULL,
+    severity     TEXT NOT NULL,
+    first_issued TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id                     INTEGER PRIMARY KEY,
+    service                TEXT NOT NULL,
+    card_uuid              TEXT NOT NULL,
+    outcome                TEXT NOT NULL,
+    accepted_suggestions   TEXT NOT NULL,
+    override_reason_system TEXT,
+    override_reason_code   TEXT,
+    override_reason_display TEXT,
+    user_comment           TEXT,
+    outcome_timestamp      TEXT NOT NULL,
+    received_at            TEXT NOT NULL,
+    client                 TEXT NOT NULL,
+    UNIQUE (service, card_uuid, outcome, outcome_timestamp, client)
+);
+CREATE TABLE IF NOT EXISTS jwt_replay (
+    iss TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    exp INTEGER NOT NULL,
+    PRIMARY KEY (iss, jti)
+);
+CREATE INDEX IF NOT EXISTS jwt_replay_exp ON jwt_replay (exp);
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feedback.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(RELEASE_305B083).unwrap();
+            c.execute_batch(
+                "INSERT INTO cards VALUES ('u1', 'osteoguard', 'denosumab-overdue', 'high', '2024-01-01');
+                 INSERT INTO feedback(service, card_uuid, outcome, accepted_suggestions,
+                   outcome_timestamp, received_at, client)
+                 VALUES ('osteoguard', 'u1', 'accepted', '[]', '2024-01-01T00:00:00Z', '2024-01-01', 'c');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.feedback_count().unwrap(),
+            1,
+            "the release's data is kept"
+        );
+        assert_eq!(
+            store.card_finding("u1").unwrap().as_deref(),
+            Some("denosumab-overdue")
+        );
+        drop(store);
+        let mut c = Connection::open(&path).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let idx: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'feedback_card'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(idx, 1);
+        assert_eq!(migrate(&mut c).unwrap(), SCHEMA_VERSION);
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(c);
+        let e = Store::open(&path).err().expect("a newer schema is refused");
+        assert!(e.to_string().contains("newer"), "{e}");
     }
 }
