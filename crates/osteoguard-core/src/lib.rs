@@ -34,6 +34,7 @@ pub mod engine;
 pub mod facts;
 pub mod finding;
 pub mod model;
+pub mod programme;
 pub mod rules;
 pub mod sources;
 #[cfg(any(test, feature = "testkit"))]
