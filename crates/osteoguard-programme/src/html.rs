@@ -133,7 +133,7 @@ pub fn render(r: &Report) -> String {
 /// Horizontal bars of each proportion with the level lines (50 %, 80 %).
 fn kpi_chart(kpis: &[KpiSummary]) -> String {
     let rows: Vec<&KpiSummary> = kpis.iter().filter(|k| !k.is_count).collect();
-    let (left, width, bar_h, gap) = (260.0, 500.0, 18.0, 8.0);
+    let (left, width, bar_h, gap) = (330.0, 500.0, 18.0, 8.0);
     let height = 30.0 + rows.len() as f64 * (bar_h + gap);
     let x = |p: f64| left + p / 100.0 * width;
     let mut s = format!(

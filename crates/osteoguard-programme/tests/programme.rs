@@ -172,27 +172,37 @@ fn json_is_schema_stable() {
     assert_eq!(serde_json::to_string(&r).expect("json"), again);
 }
 
-/// Two real `screen` runs over the Synthea cohort export write a registry; its figures are
-/// checked against plain SQL over the same file.
-fn two_screen_runs(dir: &Path) -> PathBuf {
+/// The runs' as-of dates: the synthetic export's scenarios are built for the first.
+const RUNS: [&str; 2] = ["2025-06-30", "2025-10-31"];
+
+/// A synthetic export (`osteoguard synth`, known scenarios, 200 patients) screened twice by
+/// real `screen` runs four months apart into one registry; returns (export, registry).
+fn two_screen_runs(dir: &Path) -> (PathBuf, PathBuf) {
+    let export = dir.join("export");
+    osteoguard_screen::synth(osteoguard_screen::SynthArgs {
+        patients: 200,
+        seed: 1,
+        out: export.clone(),
+        as_of: RUNS[0].into(),
+        filler: 3,
+        quiet: true,
+    })
+    .expect("synth");
     let db = dir.join("registry.sqlite");
-    for as_of in ["2016-06-30", "2018-06-30"] {
-        let mut a = osteoguard_screen::ScreenArgs::new(
-            data("synthea-r4-cohort-ndjson"),
-            as_of,
-            dir.join(format!("out-{as_of}")),
-        );
+    for as_of in RUNS {
+        let mut a =
+            osteoguard_screen::ScreenArgs::new(&export, as_of, dir.join(format!("out-{as_of}")));
         a.db = Some(db.clone());
         a.jobs = Some(1);
         osteoguard_screen::run_screen(&a).expect("screen run");
     }
-    db
+    (export, db)
 }
 
 #[test]
 fn registry_figures_from_two_real_screen_runs() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let db = two_screen_runs(tmp.path());
+    let (_, db) = two_screen_runs(tmp.path());
     let f = registry::read(&db).expect("registry");
     assert_eq!(f.runs.len(), 2);
     let conn = Connection::open(&db).expect("open");
@@ -221,8 +231,8 @@ fn registry_figures_from_two_real_screen_runs() {
     // The first run has only new findings; the second has persisting ones.
     assert!(f.runs[0].new > 0 && f.runs[0].persisting == 0 && f.runs[0].resolved == 0);
     assert!(f.runs[1].persisting > 0);
-    // Every resolution took exactly the two runs' distance (2016-06-30 → 2018-06-30).
-    let gap = (d("2018-06-30") - d("2016-06-30")).num_days();
+    // Every resolution took exactly the two runs' distance.
+    let gap = (d(RUNS[1]) - d(RUNS[0])).num_days();
     let resolved_first_run: i64 = conn
         .query_row(
             "SELECT count(*) FROM findings r WHERE r.run_id = 2 AND r.status = 'resolved'
@@ -233,6 +243,7 @@ fn registry_figures_from_two_real_screen_runs() {
         )
         .expect("resolved");
     let n: usize = f.resolution.iter().map(|t| t.resolved).sum();
+    assert!(n > 0, "the scenarios resolve findings between the runs");
     assert_eq!(n, resolved_first_run as usize);
     for t in &f.resolution {
         assert_eq!(t.median_days, gap as f64, "{}", t.code);
@@ -248,6 +259,7 @@ fn registry_figures_from_two_real_screen_runs() {
         )
         .expect("critical");
     let banded: usize = f.open_critical_by_age.iter().map(|b| b.count).sum();
+    assert!(critical > 0, "the scenarios hold critical findings");
     assert_eq!(banded, critical as usize);
 }
 
@@ -332,13 +344,13 @@ fn html_renders_in_chromium_with_svg_and_no_script() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let db = two_screen_runs(tmp.path());
-    let r = report(
-        &data("synthea-r4-cohort-ndjson"),
-        Some(&db),
-        &options("2005-01-01", "2016-12-31", "2017-06-30"),
-    )
-    .expect("report");
+    let (export, db) = two_screen_runs(tmp.path());
+    let r = report(&export, Some(&db), &options("2024-01-01", RUNS[0], RUNS[1])).expect("report");
+    assert!(r.summary.index_patients > 0);
+    assert!(r
+        .registry
+        .as_ref()
+        .is_some_and(|g| !g.resolution.is_empty()));
     let page = html::render(&r);
     assert!(!page.to_ascii_lowercase().contains("<script"), "no script");
     assert!(
