@@ -341,13 +341,20 @@ fn drill_down(h: &mut String, r: &Report) {
     }
 }
 
+/// A registry chart series: name, colour, value of a run.
+type Series = (
+    &'static str,
+    &'static str,
+    fn(&crate::registry::RunFigures) -> usize,
+);
+
 fn registry_section(h: &mut String, reg: &RegistryFigures) {
     h.push_str("<h2 id=\"registry\">Registry history</h2>");
     if !reg.resolved_means_evidence {
         h.push_str("<p class=\"muted\">This registry predates the escalated / recheck-needed statuses: “resolved” there means only that the finding was no longer reported (its data may have aged out).</p>");
     }
     // Grouped bars per run.
-    let series: [(&str, &str, fn(&crate::registry::RunFigures) -> usize); 5] = [
+    let series: [Series; 5] = [
         ("patients flagged", "#4a79b5", |r| r.patients_flagged),
         ("new", "#f0ad4e", |r| r.new),
         ("escalated", "#d9534f", |r| r.escalated),
