@@ -247,7 +247,8 @@ fn kpi_table(h: &mut String, r: &Report) {
     h.push_str("</table>");
 }
 
-fn anchor(patient: &str) -> String {
+/// The HTML id of a patient's detail block (`p-` and the id, other characters as `_`).
+pub fn anchor(patient: &str) -> String {
     let id: String = patient
         .chars()
         .map(|c| {
