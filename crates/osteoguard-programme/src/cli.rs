@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use osteoguard_core::programme::ReportingPeriod;
 use osteoguard_core::Config;
 
-use crate::{input, report, Options, ProgrammeError};
+use crate::{input, report_from, Options, ProgrammeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -38,6 +38,7 @@ pub struct ProgrammeArgs {
     /// Output file (default: standard output).
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Output format: one self-contained HTML page, or JSON (`osteoguard.programme/1`).
     #[arg(long, value_enum, default_value_t = Format::Html)]
     pub format: Format,
     /// Site configuration (TOML; its `[programme]` table maps the falls-risk and exercise codes).
@@ -93,14 +94,20 @@ pub fn run(a: ProgrammeArgs) -> Result<(), ProgrammeError> {
         end: date("period-end", &a.period_end)?,
     };
     let config = config(a.config.as_deref())?;
-    let (as_of, as_of_source) = match &a.as_of {
-        Some(s) => (date("as-of", s)?, "given (--as-of)".to_string()),
-        None => {
-            let input = input::read(&a.input)?;
-            derived_as_of(&input, period.end)
-        }
+    let given = a.as_of.as_deref().map(|s| date("as-of", s)).transpose()?;
+    if period.end < period.start {
+        return Err(ProgrammeError::Usage(format!(
+            "the period ends ({}) before it starts ({})",
+            period.end, period.start
+        )));
+    }
+    let input = input::read(&a.input)?;
+    let (as_of, as_of_source) = match given {
+        Some(d) => (d, "given (--as-of)".to_string()),
+        None => derived_as_of(&input, period.end),
     };
-    let r = report(
+    let r = report_from(
+        input,
         &a.input,
         a.db.as_deref(),
         &Options {

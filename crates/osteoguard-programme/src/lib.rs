@@ -127,6 +127,16 @@ pub fn report(path: &Path, db: Option<&Path>, opts: &Options) -> Result<Report, 
         )));
     }
     let input = input::read(path)?;
+    report_from(input, path, db, opts)
+}
+
+/// As [`report`], for an input already read from `path`.
+pub fn report_from(
+    input: input::Input,
+    path: &Path,
+    db: Option<&Path>,
+    opts: &Options,
+) -> Result<Report, ProgrammeError> {
     let (summary, patients) = evaluate(&input, opts);
     let registry = db.map(registry::read).transpose()?;
     let code = |c: &osteoguard_core::config::SiteCode| format!("{}|{}", c.system, c.code);
