@@ -323,8 +323,8 @@ fn kpi_5_falls_risk_on_day_112_counts_113_does_not_and_sites_can_map_codes() {
 
 #[test]
 fn kpi_6_an_aom_order_of_any_status_but_entered_in_error_within_day_112() {
-    // A man (osteoguard's treatment finding is not what is tested here) with a vertebral
-    // fracture: the order decides.
+    // A man with a hip fracture: only the MedicationRequest evidence is checked here
+    // (osteoguard's own finding is the next test).
     let order = |status: MedicationStatus, n: i64| {
         hip_at(RecordBuilder::new("1950-05-01", Sex::Male), D0)
             .order(Ingredient::Alendronate, status, &ds(n))
