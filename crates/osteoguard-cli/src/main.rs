@@ -44,6 +44,8 @@ enum Command {
     Synth(osteoguard_screen::SynthArgs),
     /// Evaluate the eCQM CMS249 or CMS645 and write FHIR MeasureReports.
     Measure(measure::MeasureArgs),
+    /// Fracture-liaison programme report: the IOF KPIs of knowledge.md §13 and the registry history.
+    ProgrammeReport(osteoguard_programme::ProgrammeArgs),
     /// Print a shell completion script (e.g. `osteoguard completions bash > /etc/bash_completion.d/osteoguard`).
     Completions {
         /// The shell to complete for.
@@ -190,6 +192,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Screen(a) => measure::screen(a),
         Command::Synth(a) => osteoguard_screen::synth(a).map_err(|e| anyhow!(e)),
         Command::Measure(a) => measure::run(a),
+        Command::ProgrammeReport(a) => osteoguard_programme::run_cli(a).map_err(|e| match e {
+            osteoguard_programme::ProgrammeError::Usage(_)
+            | osteoguard_programme::ProgrammeError::Input(_) => usage(anyhow!(e)),
+            e => anyhow!(e),
+        }),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "osteoguard", &mut out);

@@ -51,6 +51,9 @@ pub struct Config {
     pub disabled_findings: BTreeSet<FindingCode>,
     /// Keys overridden from their defaults, sorted.
     pub overridden: Vec<String>,
+    /// Site value sets of the programme report (`[programme]`, knowledge.md §13 KPIs 5 and 7).
+    /// Not part of the provenance hash: no assessment reads them.
+    pub programme: ProgrammeCodes,
     /// The last provenance stamp computed, with the settings it was computed from. Why: the
     /// stamp (canonical text + SHA-256) cost 7 % of a screening run when recomputed for every
     /// patient; the fields above are public, so the cache is used only while they still equal
@@ -91,6 +94,73 @@ pub struct Provenance {
     pub disabled_findings: Vec<String>,
 }
 
+/// A coded concept a site maps into a programme value set: `system|code`
+/// (e.g. `http://snomed.info/sct|414191008`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SiteCode {
+    pub system: String,
+    pub code: String,
+}
+
+impl SiteCode {
+    /// Parses `system|code`; both parts must be non-empty.
+    pub fn parse(text: &str) -> Option<SiteCode> {
+        let (system, code) = text.rsplit_once('|')?;
+        let (system, code) = (system.trim(), code.trim());
+        (!system.is_empty() && !code.is_empty()).then(|| SiteCode {
+            system: system.to_string(),
+            code: code.to_string(),
+        })
+    }
+}
+
+/// The site-mappable value sets of the programme report (knowledge.md §13):
+/// ```toml
+/// [programme]
+/// falls_risk_codes = ["http://snomed.info/sct|414191008"]   # added to the default
+/// exercise_codes = ["http://example.org/local|PHYSIO-STRENGTH"] # none by default
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgrammeCodes {
+    /// KPI 5: codes of a falls-risk assessment (Observation / Procedure), in addition to the
+    /// default of `programme::FALLS_RISK_DEFAULT`.
+    pub falls_risk: Vec<SiteCode>,
+    /// KPI 7: codes of a strength-and-balance exercise or physiotherapy referral or procedure
+    /// (ServiceRequest / Procedure). Empty by default: KPI 7 is then UNKNOWN.
+    pub exercise: Vec<SiteCode>,
+}
+
+impl ProgrammeCodes {
+    fn from_table(table: &toml::Table) -> Result<ProgrammeCodes, ConfigError> {
+        let mut out = ProgrammeCodes::default();
+        for (k, v) in table {
+            let target = match k.as_str() {
+                "falls_risk_codes" => &mut out.falls_risk,
+                "exercise_codes" => &mut out.exercise,
+                _ => {
+                    return Err(ConfigError::UnknownKey {
+                        key: format!("programme.{k}"),
+                    })
+                }
+            };
+            let wrong = |got: &str| ConfigError::WrongType {
+                key: format!("programme.{k}"),
+                expected: "a list of \"system|code\" strings",
+                got: got.to_string(),
+            };
+            let list = v.as_array().ok_or_else(|| wrong(v.type_str()))?;
+            for item in list {
+                let text = item.as_str().ok_or_else(|| wrong(item.type_str()))?;
+                target.push(SiteCode::parse(text).ok_or_else(|| wrong(text))?);
+            }
+            target.sort();
+            target.dedup();
+        }
+        Ok(out)
+    }
+}
+
 impl Config {
     /// Parses and validates a site configuration. Every problem names its key.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
@@ -114,6 +184,10 @@ impl Config {
             let Some(inner) = value.as_table() else {
                 return Err(ConfigError::UnknownKey { key: group.clone() });
             };
+            if group == "programme" {
+                config.programme = ProgrammeCodes::from_table(inner)?;
+                continue;
+            }
             if group == "findings" {
                 for (k, v) in inner {
                     if k != "disabled" {
@@ -308,6 +382,29 @@ mod tests {
     fn guideline_thresholds_are_not_configurable() {
         let e = Config::from_toml_str("[risk]\nt_score_high = -2.0\n").unwrap_err();
         assert!(matches!(e, ConfigError::NotConfigurable { .. }));
+    }
+
+    #[test]
+    fn programme_codes_are_read_and_checked() {
+        let c = Config::from_toml_str(
+            "[programme]\nfalls_risk_codes = [\"http://example.org/x|F1\"]\nexercise_codes = [\"http://example.org/x|E1\", \"http://example.org/x|E2\"]",
+        )
+        .expect("valid");
+        assert_eq!(c.programme.falls_risk.len(), 1);
+        assert_eq!(c.programme.exercise[1].code, "E2");
+        // The programme value sets do not change the provenance hash of assessments.
+        assert_eq!(
+            c.provenance().config_hash,
+            Config::default().provenance().config_hash
+        );
+        assert!(matches!(
+            Config::from_toml_str("[programme]\nexercise_codes = [\"no-bar\"]"),
+            Err(ConfigError::WrongType { .. })
+        ));
+        assert!(matches!(
+            Config::from_toml_str("[programme]\nother = []"),
+            Err(ConfigError::UnknownKey { .. })
+        ));
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod facts;
 pub mod finding;
 pub mod follow_up;
 pub mod model;
+pub mod programme;
 pub mod rules;
 pub mod sources;
 #[cfg(any(test, feature = "testkit"))]

@@ -532,6 +532,35 @@ threshold_table! {
 /// The knowledge.md version these thresholds implement.
 pub const KNOWLEDGE_VERSION: &str = "0.10.3";
 
+// ---- issue 22 (programme report): fracture-liaison KPI windows and levels, knowledge.md §13 ----
+// IOF Capture the Fracture patient-level KPIs (Javaid et al., Osteoporos Int 2020, verified: the
+// list of KPIs and the achievement levels). Day 0 is the index fracture's onset. Plain constants,
+// not rows of the override table: the windows and levels are the paper's, not site settings.
+
+/// §13 index fracture: the patient is at least this old (completed years) at onset.
+pub const KPI_INDEX_MIN_AGE_YEARS: i64 = 50;
+/// §13 index fracture: a fragility fracture this many days (or fewer) before makes it a re-fracture.
+pub const KPI_REFRACTURE_LOOKBACK_DAYS: i64 = 365;
+/// §13 KPI 3 (fracture-risk assessment) and KPI 4 (DXA): day 0–84.
+pub const KPI_ASSESSMENT_WINDOW_DAYS: i64 = 84;
+/// §13 KPIs 5–9 (falls risk, AOM recommended, exercise, monitored, AOM started): day 0–112
+/// (KPI 8 from day 1).
+pub const KPI_FOLLOW_UP_WINDOW_DAYS: i64 = 112;
+/// §13 KPI 8: a contact counts from this day after the index (day 1).
+pub const KPI_MONITORED_FIRST_DAY: i64 = 1;
+/// §13 KPI 10 (AOM at one year): read on day 364.
+pub const KPI_ONE_YEAR_DAY: i64 = 364;
+/// §13 KPI 10: a denosumab dose within this many months before day 364.
+pub const KPI_DENOSUMAB_LOOKBACK_MONTHS: u32 = 7;
+/// §13 KPI 10: a zoledronate dose within this many months before day 364.
+pub const KPI_ZOLEDRONATE_LOOKBACK_MONTHS: u32 = 12;
+/// §13 levels: below this percentage a proportion is red.
+pub const KPI_LEVEL_RED_BELOW_PERCENT: f64 = 50.0;
+/// §13 levels: above this percentage a proportion is green (50–80 amber).
+pub const KPI_LEVEL_GREEN_ABOVE_PERCENT: f64 = 80.0;
+/// §13 levels: KPI 6 (AOM recommended) achieves the paper's level at this percentage.
+pub const KPI6_LEVEL_PERCENT: f64 = 50.0;
+
 #[cfg(test)]
 mod tests {
     use super::*;
