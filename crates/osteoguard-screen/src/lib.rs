@@ -816,7 +816,7 @@ fn export_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<manifest::Manifest>)
         return Ok((m.files.clone(), Some(m)));
     }
     let files = pass1::input_files(dir).map_err(|e| match e {
-        ScreenError::Io { path, source } => ScreenError::Input(format!("{path}: {source}")),
+        ScreenError::Io { path, cause } => ScreenError::Input(format!("{path}: {cause}")),
         ScreenError::Usage(m) => {
             let n = std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0);
             ScreenError::Input(format!(
