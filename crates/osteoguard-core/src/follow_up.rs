@@ -356,13 +356,9 @@ fn missing_for(code: &str, a: &Assessment) -> Vec<String> {
     a.findings
         .iter()
         .filter(|f| f.code == FindingCode::DataInsufficient)
-        .flat_map(|f| f.inputs_missing.iter())
-        .filter_map(|line| {
-            // "item N: rule: missing"
-            let rest = line.split_once(": ")?.1;
-            let (rule, missing) = rest.split_once(": ")?;
-            (rule == code).then(|| missing.to_string())
-        })
+        .flat_map(|f| f.insufficient_items.iter())
+        .filter(|i| i.rule == code)
+        .map(|i| i.missing.clone())
         .collect()
 }
 
