@@ -72,7 +72,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let t = ctx.t();
     let measure = reading.describe();
     let summary = format!(
-        "{measure} < {} — zoledronic acid {}",
+        "{measure} < {} — contraindicates the planned infusion ({})",
         t.zoledronate_min_crcl,
         reasons
             .iter()
@@ -174,6 +174,13 @@ mod tests {
         assert_eq!(f.severity, Severity::Critical);
         assert!(
             f.summary.starts_with("CrCl 21.6 mL/min < 35"),
+            "{}",
+            f.summary
+        );
+        // The summary names the drug once (it read "zoledronic acid zoledronic acid ordered…").
+        assert_eq!(
+            f.summary.matches("zoledronic acid").count(),
+            1,
             "{}",
             f.summary
         );
