@@ -480,6 +480,28 @@ fn status(kind: MedicationSource, st: Option<&str>, issues: &mut Issues) -> Medi
     }
 }
 
+/// Whether `medication[x]` names a product (a concept or a resolved Medication); if not, says
+/// why in `issues` (the resource is then not understood).
+fn resolved(med: &MedSource<'_>, issues: &mut Issues) -> bool {
+    match med {
+        MedSource::Missing => {
+            issues.add(
+                "medication[x]",
+                "no medicationCodeableConcept or medicationReference",
+            );
+            false
+        }
+        MedSource::Unresolved(r) => {
+            issues.add(
+                "medicationReference",
+                format!("Medication {r:?} not found in the input"),
+            );
+            false
+        }
+        MedSource::Concept(_) | MedSource::Resource(_) => true,
+    }
+}
+
 pub(crate) struct MedOutcome {
     pub disposition: Disposition,
     pub record: Option<MedicationRecord>,
@@ -506,22 +528,8 @@ pub(crate) fn map(
         disposition: Disposition::NotUnderstood,
         record: None,
     };
-    match &med {
-        MedSource::Missing => {
-            issues.add(
-                "medication[x]",
-                "no medicationCodeableConcept or medicationReference",
-            );
-            return not_understood;
-        }
-        MedSource::Unresolved(r) => {
-            issues.add(
-                "medicationReference",
-                format!("Medication {r:?} not found in the input"),
-            );
-            return not_understood;
-        }
-        _ => {}
+    if !resolved(&med, issues) {
+        return not_understood;
     }
     let Some(p) = product(&med, issues) else {
         return ignored;
@@ -693,22 +701,8 @@ pub(crate) fn map_dispense(
         disposition,
         record: None,
     };
-    match &med {
-        MedSource::Missing => {
-            issues.add(
-                "medication[x]",
-                "no medicationCodeableConcept or medicationReference",
-            );
-            return outcome(Disposition::NotUnderstood);
-        }
-        MedSource::Unresolved(r) => {
-            issues.add(
-                "medicationReference",
-                format!("Medication {r:?} not found in the input"),
-            );
-            return outcome(Disposition::NotUnderstood);
-        }
-        _ => {}
+    if !resolved(&med, issues) {
+        return outcome(Disposition::NotUnderstood);
     }
     let Some(p) = product(&med, issues) else {
         return outcome(Disposition::Ignored);
