@@ -164,3 +164,166 @@ fn measure_reports_of_both_decks_are_valid_fhir() {
     // 2 Bundles + 53 + 49 individual + 2 summary reports.
     assert_eq!(n, 2 + 53 + 49 + 2, "{text}");
 }
+
+/// `osteoguard screen --format fhir` of the shared Synthea cohort export into `out`; returns the
+/// NDJSON file's resources.
+fn screen_fhir(export: &Path, out: &Path, jobs: &str) -> Vec<serde_json::Value> {
+    let _ = std::fs::remove_dir_all(out);
+    let o = Command::new(env!("CARGO_BIN_EXE_osteoguard"))
+        .args(["screen", "--as-of", "2020-01-01", "--format", "fhir", "-q"])
+        .args(["--jobs", jobs, "--out"])
+        .arg(out)
+        .arg(export)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(out.join("findings.fhir.ndjson"))
+        .expect("findings.fhir.ndjson")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON resource a line"))
+        .collect()
+}
+
+/// The patient a screen resource is about.
+fn subject(r: &serde_json::Value) -> Option<&str> {
+    ["patient", "for", "subject"]
+        .iter()
+        .find_map(|k| r[*k]["reference"].as_str())
+        .and_then(|s| s.strip_prefix("Patient/"))
+}
+
+#[test]
+fn screen_fhir_of_the_synthea_cohort_is_valid_fhir_one_id_per_resource() {
+    let Some(data) = shared() else { return };
+    let export = data.join("synthea-r4-cohort-ndjson");
+    let out = tmp("screen-cohort");
+    let resources = screen_fhir(&export, &out, "2");
+    let mut by_type = std::collections::BTreeMap::<&str, usize>::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for r in &resources {
+        let t = r["resourceType"].as_str().expect("resourceType");
+        *by_type.entry(t).or_default() += 1;
+        let id = r["id"].as_str().expect("id");
+        assert!(id.len() <= 64, "{id}");
+        assert!(ids.insert((t, id)), "{t}/{id} twice");
+    }
+    assert_eq!(resources[0]["resourceType"], "Device");
+    assert_eq!(by_type.get("Device"), Some(&1), "{by_type:?}");
+    // One RiskAssessment per patient of the export (114 Patient resources).
+    assert_eq!(by_type.get("RiskAssessment"), Some(&114), "{by_type:?}");
+    assert!(
+        by_type.get("DetectedIssue").is_some_and(|n| *n > 0),
+        "{by_type:?}"
+    );
+    assert!(by_type.get("Task").is_some_and(|n| *n > 0), "{by_type:?}");
+    // Every Task's reasonReference names a DetectedIssue of the file.
+    for r in resources.iter().filter(|r| r["resourceType"] == "Task") {
+        if let Some(reason) = r["reasonReference"]["reference"].as_str() {
+            let id = reason
+                .strip_prefix("DetectedIssue/")
+                .expect("a DetectedIssue");
+            assert!(ids.contains(&("DetectedIssue", id)), "{reason}");
+        }
+    }
+    let (n, text, ok) = validate(&[out.join("findings.fhir.ndjson")]);
+    assert!(ok, "{text}");
+    assert_eq!(n, resources.len(), "{text}");
+    // The same bytes whatever the number of workers (and so of shards).
+    let out4 = tmp("screen-cohort-jobs4");
+    screen_fhir(&export, &out4, "4");
+    assert_eq!(
+        std::fs::read(out.join("findings.fhir.ndjson")).expect("read"),
+        std::fs::read(out4.join("findings.fhir.ndjson")).expect("read")
+    );
+}
+
+#[test]
+fn screen_fhir_gives_each_patient_the_resources_of_assess_fhir() {
+    let Some(data) = shared() else { return };
+    let export = data.join("synthea-r4-cohort-ndjson");
+    let resources = screen_fhir(&export, &tmp("screen-vs-assess"), "2");
+    let device = &resources[0];
+    let mut by_patient = std::collections::BTreeMap::<&str, Vec<&serde_json::Value>>::new();
+    for r in &resources[1..] {
+        by_patient
+            .entry(subject(r).expect("every resource names its patient"))
+            .or_default()
+            .push(r);
+    }
+    // The patients with the most resources (findings and tasks), and one with none.
+    let mut patients: Vec<(&str, usize)> = by_patient.iter().map(|(p, v)| (*p, v.len())).collect();
+    patients.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut chosen: Vec<&str> = patients.iter().take(3).map(|p| p.0).collect();
+    chosen.extend(patients.iter().rev().take(1).map(|p| p.0));
+    assert!(patients[0].1 > 2, "{patients:?}");
+    for pid in chosen {
+        let out = tmp(&format!("assess-{pid}.json"));
+        run(
+            &[
+                "assess",
+                "--as-of",
+                "2020-01-01",
+                "--format",
+                "fhir",
+                "--patient",
+                pid,
+            ],
+            &export,
+            &out,
+        );
+        let bundle: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).expect("read")).expect("json");
+        let mut assessed: Vec<serde_json::Value> = bundle["entry"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["resource"].clone())
+            .collect();
+        assert_eq!(&assessed[0], device, "{pid}: the Device");
+        // docs/fhir-output.md: in screen's file a patient's ids are `<prefix><assess id>` (at
+        // most 64 characters), the prefix `<patient id>-` when every id then fits, else `h`
+        // and 16 hex digits and `-`; a Task's reasonReference follows its DetectedIssue.
+        let screened: Vec<&serde_json::Value> = by_patient[pid].clone();
+        assert_eq!(screened.len(), assessed.len() - 1, "patient {pid}");
+        let longest = assessed[1..]
+            .iter()
+            .filter_map(|r| r["id"].as_str())
+            .map(str::len)
+            .max()
+            .expect("ids");
+        let first = screened[0]["id"].as_str().expect("id");
+        let prefix = if pid.len() + 1 + longest <= 64 {
+            format!("{pid}-")
+        } else {
+            let p = &first[..18];
+            assert!(
+                p.starts_with('h')
+                    && p.ends_with('-')
+                    && p[1..17].bytes().all(|b| b.is_ascii_hexdigit()),
+                "{first}"
+            );
+            p.to_string()
+        };
+        let scope = |id: &str| {
+            let mut s = format!("{prefix}{id}");
+            s.truncate(64);
+            serde_json::Value::String(s)
+        };
+        for r in &mut assessed[1..] {
+            r["id"] = scope(r["id"].as_str().expect("id"));
+            if let Some(reason) = r["reasonReference"]["reference"].as_str() {
+                let di = reason
+                    .strip_prefix("DetectedIssue/")
+                    .expect("DetectedIssue");
+                let scoped = scope(di);
+                r["reasonReference"]["reference"] = serde_json::Value::String(format!(
+                    "DetectedIssue/{}",
+                    scoped.as_str().unwrap_or_default()
+                ));
+            }
+        }
+        let screened: Vec<serde_json::Value> =
+            by_patient[pid].iter().map(|r| (*r).clone()).collect();
+        assert_eq!(screened, assessed[1..], "patient {pid}");
+    }
+}

@@ -230,6 +230,18 @@ pub fn visible_at(record: &PatientRecord, as_of: NaiveDate) -> PatientRecord {
             .filter(|p| seen(p.date(), as_of))
             .cloned()
             .collect(),
+        dispenses: record
+            .dispenses
+            .iter()
+            .filter(|d| seen(d.date(), as_of))
+            .cloned()
+            .collect(),
+        imaging_studies: record
+            .imaging_studies
+            .iter()
+            .filter(|i| seen(i.date(), as_of))
+            .cloned()
+            .collect(),
     };
     r.canonicalise();
     r
@@ -243,6 +255,8 @@ pub fn hide_after(record: &mut PatientRecord, as_of: NaiveDate) {
     record.observations.retain(|o| seen(o.visible, as_of));
     record.conditions.retain(|c| seen(c.visible, as_of));
     record.procedures.retain(|p| seen(p.date(), as_of));
+    record.dispenses.retain(|d| seen(d.date(), as_of));
+    record.imaging_studies.retain(|i| seen(i.date(), as_of));
 }
 
 /// [`visible_at`] without the copy when there is nothing to hide: the record itself when every
@@ -253,7 +267,9 @@ pub fn visible_view(record: &PatientRecord, as_of: NaiveDate) -> Cow<'_, Patient
     let all_seen = record.medications.iter().all(|m| seen(m.visible, as_of))
         && record.observations.iter().all(|o| seen(o.visible, as_of))
         && record.conditions.iter().all(|c| seen(c.visible, as_of))
-        && record.procedures.iter().all(|p| seen(p.date(), as_of));
+        && record.procedures.iter().all(|p| seen(p.date(), as_of))
+        && record.dispenses.iter().all(|d| seen(d.date(), as_of))
+        && record.imaging_studies.iter().all(|i| seen(i.date(), as_of));
     if all_seen && record.is_canonical() {
         Cow::Borrowed(record)
     } else {

@@ -101,6 +101,14 @@ pub struct PatientRecord {
     pub observations: Vec<Observation>,
     pub conditions: Vec<Condition>,
     pub procedures: Vec<Procedure>,
+    /// MedicationDispense resources of the §10.1 agents. Read by the programme KPIs (§13 KPI 9,
+    /// "dispensed"); no assess rule reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dispenses: Vec<MedicationDispense>,
+    /// ImagingStudy resources that are DXA scans. Read by the programme KPIs (§13 KPI 4, "a DXA
+    /// Procedure/ImagingStudy"); no assess rule reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imaging_studies: Vec<ImagingStudy>,
 }
 
 impl PatientRecord {
@@ -111,6 +119,8 @@ impl PatientRecord {
             observations: Vec::new(),
             conditions: Vec::new(),
             procedures: Vec::new(),
+            dispenses: Vec::new(),
+            imaging_studies: Vec::new(),
         }
     }
 
@@ -126,6 +136,10 @@ impl PatientRecord {
             .sort_by(|a, b| cond_order(a).cmp(&cond_order(b)));
         self.procedures
             .sort_by(|a, b| proc_order(a).cmp(&proc_order(b)));
+        self.dispenses
+            .sort_by(|a, b| (a.date(), &a.source).cmp(&(b.date(), &b.source)));
+        self.imaging_studies
+            .sort_by(|a, b| (a.started, &a.source).cmp(&(b.started, &b.source)));
     }
 
     /// Whether [`Self::canonicalise`] would leave the record as it is (each list already in
@@ -142,6 +156,12 @@ impl PatientRecord {
             && self
                 .procedures
                 .is_sorted_by(|a, b| proc_order(a) <= proc_order(b))
+            && self
+                .dispenses
+                .is_sorted_by(|a, b| (a.date(), &a.source) <= (b.date(), &b.source))
+            && self
+                .imaging_studies
+                .is_sorted_by(|a, b| (a.started, &a.source) <= (b.started, &b.source))
     }
 }
 
@@ -781,5 +801,80 @@ pub struct Procedure {
 impl Procedure {
     pub fn date(&self) -> Option<NaiveDate> {
         self.performed.map(|t| t.date())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispenses and imaging studies (programme KPIs, knowledge.md §13)
+// ---------------------------------------------------------------------------------------------
+
+/// `MedicationDispense.status` (FHIR R4); `Unknown` also when absent or not a FHIR code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DispenseStatus {
+    Preparation,
+    InProgress,
+    Cancelled,
+    OnHold,
+    Completed,
+    EnteredInError,
+    Stopped,
+    Declined,
+    Unknown,
+}
+
+/// A MedicationDispense of a recognised (§10.1) product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MedicationDispense {
+    pub source: SourceRef,
+    pub status: DispenseStatus,
+    pub ingredients: Vec<Ingredient>,
+    /// Product display text, for evidence.
+    pub display: String,
+    /// `whenHandedOver` (first day of a partial date).
+    pub when_handed_over: Option<NaiveDate>,
+    /// `whenPrepared`.
+    pub when_prepared: Option<NaiveDate>,
+}
+
+impl MedicationDispense {
+    /// The day the medication was dispensed: `whenHandedOver` (the patient has it), else
+    /// `whenPrepared` (a completed dispense was prepared for handing over, usually the same
+    /// day); `None` when neither is usable. Also the §1.2 visibility date.
+    pub fn date(&self) -> Option<NaiveDate> {
+        self.when_handed_over.or(self.when_prepared)
+    }
+    pub fn has(&self, i: Ingredient) -> bool {
+        self.ingredients.contains(&i)
+    }
+}
+
+/// `ImagingStudy.status` (FHIR R4); `Unknown` also when absent or not a FHIR code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImagingStudyStatus {
+    Registered,
+    Available,
+    Cancelled,
+    EnteredInError,
+    Unknown,
+}
+
+/// An ImagingStudy recognised as a DXA scan: a `procedureCode` of the §10.3 DXA procedure codes
+/// (the ones a DXA `Procedure` is recognised by), or a DICOM modality `BMD` (bone mineral
+/// densitometry) in `modality` or a `series[].modality`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagingStudy {
+    pub source: SourceRef,
+    pub status: ImagingStudyStatus,
+    /// Why it is a DXA (the code or modality that matched), for evidence.
+    pub display: String,
+    /// `started`: also the §1.2 visibility date.
+    pub started: Option<NaiveDateTime>,
+}
+
+impl ImagingStudy {
+    pub fn date(&self) -> Option<NaiveDate> {
+        self.started.map(|t| t.date())
     }
 }

@@ -56,6 +56,7 @@ use serde::Serialize;
 
 mod cond;
 mod dates;
+mod imaging;
 mod input;
 pub mod json;
 mod med;
@@ -600,7 +601,10 @@ fn build(c: input::Collector) -> ReadOutput {
         // Map (independent of the patient).
         let mut med_used = None;
         let (d, item) = match ty.as_str() {
-            "MedicationRequest" | "MedicationStatement" | "MedicationAdministration" => {
+            "MedicationRequest"
+            | "MedicationStatement"
+            | "MedicationAdministration"
+            | "MedicationDispense" => {
                 let src = if let Some(cc) = v.get("medicationCodeableConcept") {
                     med::MedSource::Concept(cc)
                 } else if let Some(mr) = v.get("medicationReference") {
@@ -627,8 +631,17 @@ fn build(c: input::Collector) -> ReadOutput {
                 } else {
                     med::MedSource::Missing
                 };
-                let o = med::map(v, ty, &reference, src, &mut issues);
-                (o.disposition, o.record.map(Item::Med))
+                if ty == "MedicationDispense" {
+                    let o = med::map_dispense(v, &reference, src, &mut issues);
+                    (o.disposition, o.record.map(Item::Dispense))
+                } else {
+                    let o = med::map(v, ty, &reference, src, &mut issues);
+                    (o.disposition, o.record.map(Item::Med))
+                }
+            }
+            "ImagingStudy" => {
+                let o = imaging::map_imaging_study(v, &reference, &mut issues);
+                (o.disposition, o.item.map(Item::Imaging))
             }
             "Observation" => {
                 let (device, device_at) = referenced_device(v, &index, &raws);
@@ -778,6 +791,8 @@ enum Item {
     Obs(Vec<osteoguard_core::model::Observation>),
     Cond(osteoguard_core::model::Condition),
     Proc(osteoguard_core::model::Procedure),
+    Dispense(osteoguard_core::model::MedicationDispense),
+    Imaging(osteoguard_core::model::ImagingStudy),
 }
 
 impl Item {
@@ -787,6 +802,8 @@ impl Item {
             Item::Obs(o) => r.observations.extend(o),
             Item::Cond(c) => r.conditions.push(c),
             Item::Proc(p) => r.procedures.push(p),
+            Item::Dispense(d) => r.dispenses.push(d),
+            Item::Imaging(i) => r.imaging_studies.push(i),
         }
     }
 }

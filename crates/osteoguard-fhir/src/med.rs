@@ -1,11 +1,11 @@
 //! MedicationRequest / MedicationStatement / MedicationAdministration → `MedicationRecord`
-//! (knowledge.md §1.2, §1.6, §2.1–2.3, §10.1).
+//! (knowledge.md §1.2, §1.6, §2.1–2.3, §10.1); MedicationDispense → `MedicationDispense` (§13).
 
 use crate::json::Value;
 use chrono::NaiveDate;
 use osteoguard_core::model::{
-    Dosage, Ingredient, MedicationRecord, MedicationSource, MedicationStatus, Period, Route,
-    SourceRef,
+    DispenseStatus, Dosage, Ingredient, MedicationDispense, MedicationRecord, MedicationSource,
+    MedicationStatus, Period, Route, SourceRef,
 };
 
 use crate::dates::{self, Pick};
@@ -480,6 +480,28 @@ fn status(kind: MedicationSource, st: Option<&str>, issues: &mut Issues) -> Medi
     }
 }
 
+/// Whether `medication[x]` names a product (a concept or a resolved Medication); if not, says
+/// why in `issues` (the resource is then not understood).
+fn resolved(med: &MedSource<'_>, issues: &mut Issues) -> bool {
+    match med {
+        MedSource::Missing => {
+            issues.add(
+                "medication[x]",
+                "no medicationCodeableConcept or medicationReference",
+            );
+            false
+        }
+        MedSource::Unresolved(r) => {
+            issues.add(
+                "medicationReference",
+                format!("Medication {r:?} not found in the input"),
+            );
+            false
+        }
+        MedSource::Concept(_) | MedSource::Resource(_) => true,
+    }
+}
+
 pub(crate) struct MedOutcome {
     pub disposition: Disposition,
     pub record: Option<MedicationRecord>,
@@ -506,22 +528,8 @@ pub(crate) fn map(
         disposition: Disposition::NotUnderstood,
         record: None,
     };
-    match &med {
-        MedSource::Missing => {
-            issues.add(
-                "medication[x]",
-                "no medicationCodeableConcept or medicationReference",
-            );
-            return not_understood;
-        }
-        MedSource::Unresolved(r) => {
-            issues.add(
-                "medicationReference",
-                format!("Medication {r:?} not found in the input"),
-            );
-            return not_understood;
-        }
-        _ => {}
+    if !resolved(&med, issues) {
+        return not_understood;
     }
     let Some(p) = product(&med, issues) else {
         return ignored;
@@ -673,4 +681,72 @@ fn effective_period(res: &Value, issues: &mut Issues) -> Option<Period> {
     }
     res.get("effectivePeriod")
         .map(|p| period(p, "effectivePeriod", issues))
+}
+
+pub(crate) struct DispenseOutcome {
+    pub disposition: Disposition,
+    pub record: Option<MedicationDispense>,
+}
+
+/// Maps a MedicationDispense of a §10.1 product (knowledge.md §13 KPI 9: a dose "dispensed").
+/// Its date is `whenHandedOver`, else `whenPrepared` ([`MedicationDispense::date`]); a
+/// dispense with neither stays in the record undated (the KPI answers UNKNOWN, never FALSE).
+pub(crate) fn map_dispense(
+    res: &Value,
+    reference: &str,
+    med: MedSource<'_>,
+    issues: &mut Issues,
+) -> DispenseOutcome {
+    let outcome = |disposition| DispenseOutcome {
+        disposition,
+        record: None,
+    };
+    if !resolved(&med, issues) {
+        return outcome(Disposition::NotUnderstood);
+    }
+    let Some(p) = product(&med, issues) else {
+        return outcome(Disposition::Ignored);
+    };
+    use DispenseStatus::*;
+    let status = match s(res, "status") {
+        Some("preparation") => Preparation,
+        Some("in-progress") => InProgress,
+        Some("cancelled") => Cancelled,
+        Some("on-hold") => OnHold,
+        Some("completed") => Completed,
+        Some("entered-in-error") => EnteredInError,
+        Some("stopped") => Stopped,
+        Some("declined") => Declined,
+        Some("unknown") => Unknown,
+        Some(other) => {
+            issues.add(
+                "status",
+                format!("unknown MedicationDispense status {other:?}"),
+            );
+            Unknown
+        }
+        None => {
+            issues.add("status", "missing");
+            Unknown
+        }
+    };
+    let when_handed_over = dates::day(res, "whenHandedOver", "whenHandedOver", Pick::First, issues);
+    let when_prepared = dates::day(res, "whenPrepared", "whenPrepared", Pick::First, issues);
+    if status == Completed && when_handed_over.is_none() && when_prepared.is_none() {
+        issues.add(
+            "whenHandedOver",
+            "missing (and no whenPrepared): no dispense date",
+        );
+    }
+    DispenseOutcome {
+        disposition: Disposition::Used,
+        record: Some(MedicationDispense {
+            source: SourceRef::new(reference),
+            status,
+            ingredients: p.ingredients,
+            display: p.display,
+            when_handed_over,
+            when_prepared,
+        }),
+    }
 }

@@ -94,7 +94,8 @@ pub const NOTES: &[&str] = &[
     "Proportions are TRUE / (TRUE + FALSE); UNKNOWN is not FALSE and is shown beside, with the lower bound TRUE / (TRUE + FALSE + UNKNOWN). Levels: < 50 % red, 50–80 % amber, > 80 % green; KPI 6: ≥ 50 % green, else red; KPI 1 is a count without a level.",
     "KPI 6 counts osteoguard's own findings (osteoporosis-treatment-indicated, denosumab-*) evaluated on day 0, on each day the record changed within the window and on day 112.",
     "KPI 8 is UNKNOWN (not FALSE) for a patient with no Encounter at all in the input: the export may not carry encounters.",
-    "KPI 9: 'active oral AOM order' is read as status active (a completed or stopped order does not count); MedicationDispense and ImagingStudy resources are not read by osteoguard's readers, so a dose documented only as a dispense, or a DXA only as an ImagingStudy, is not seen.",
+    "KPI 9: 'active oral AOM order' is read as status active (a completed or stopped order does not count). 'Dispensed' is a MedicationDispense of a §4.3 agent with status completed, dated whenHandedOver (the day the patient has it), else whenPrepared; one with status unknown or neither date is UNKNOWN; one not handed over (preparation, in-progress, on-hold) or not dispensed (cancelled, declined, stopped, entered-in-error) does not count.",
+    "KPIs 3 and 4: a DXA ImagingStudy (a §10.3 DXA procedure code in procedureCode, or DICOM modality BMD) counts like a completed DXA Procedure, dated by started, when its status is available or registered (the study exists); status unknown or no started date → UNKNOWN; cancelled or entered-in-error does not count.",
     "KPI 10 uses osteoguard's §4.3 'active therapy' on day 364, plus a denosumab dose within 7 months or a zoledronate administration within 12 months before it.",
 ];
 

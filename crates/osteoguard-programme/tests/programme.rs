@@ -5,12 +5,12 @@
 //! dumps are kept under `target/programme-report/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use chrono::NaiveDate;
 use osteoguard_core::programme::{IndexOutcome, KpiStatus, ReportingPeriod};
 use osteoguard_core::Config;
 use osteoguard_programme::{html, registry, report, Options, Report, SCHEMA};
+use osteoguard_test_support::{chromium, chromium_cmd};
 use rusqlite::Connection;
 
 fn data(p: &str) -> PathBuf {
@@ -302,40 +302,6 @@ fn registry_with_the_new_statuses_is_understood() {
     // Run 3: two open critical items: a's overdue (open since run 2, 60 days) and d (0 days).
     let counts: Vec<usize> = f.open_critical_by_age.iter().map(|b| b.count).collect();
     assert_eq!(counts, vec![1, 1, 0, 0]);
-}
-
-fn chromium() -> Option<PathBuf> {
-    if std::env::var("OSTEOGUARD_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("OSTEOGUARD_SKIP_BROWSER=1: browser test skipped");
-        return None;
-    }
-    let path = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        path.exists(),
-        "headless Chromium not found at {} — install it with `apt-get install chromium`, point \
-         CHROMIUM at it, or set OSTEOGUARD_SKIP_BROWSER=1",
-        path.display()
-    );
-    Some(path)
-}
-
-fn chromium_cmd(bin: &Path, profile: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
 }
 
 #[test]

@@ -31,6 +31,7 @@
 //! which grows with the size of the formulary, not of the population.
 
 pub mod fault;
+pub mod fhir_ndjson;
 pub mod manifest;
 pub mod measure_reports;
 pub mod output;
@@ -454,17 +455,31 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     let runs: Vec<PathBuf> = (0..n_shards)
         .map(|i| pass2::run_path(tmp.path(), i))
         .collect();
+    let fhir_runs: Option<Vec<PathBuf>> = args.format.contains(&Format::Fhir).then(|| {
+        (0..n_shards)
+            .map(|i| fhir_ndjson::run_path(tmp.path(), i))
+            .collect()
+    });
     let results: Vec<Result<pass2::Pass2Stats, ScreenError>> = pool.install(|| {
         shards
             .paths
             .par_iter()
             .zip(runs.par_iter())
-            .map(|(shard, run)| {
+            .enumerate()
+            .map(|(i, (shard, run))| {
                 if let Some(d) = delay {
                     std::thread::sleep(d);
                 }
-                let s =
-                    pass2::evaluate_shard(shard, run, &meds, as_of, &config, previous.as_ref())?;
+                let fhir_run = fhir_runs.as_ref().map(|r| r[i].as_path());
+                let s = pass2::evaluate_shard(
+                    shard,
+                    run,
+                    &meds,
+                    as_of,
+                    &config,
+                    previous.as_ref(),
+                    fhir_run,
+                )?;
                 // The shard is no longer needed: free the disk early.
                 let _ = std::fs::remove_file(shard);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -651,6 +666,9 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
     status.recheck_needed += absent.len() as u64;
     resolved.sort_by(|a, b| (&a.patient_id, &a.code).cmp(&(&b.patient_id, &b.code)));
     let mut pending = writers.finish(&resolved, &absent)?;
+    if let Some(fhir_runs) = &fhir_runs {
+        pending.push(fhir_ndjson::merge(fhir_runs, &args.out)?);
+    }
     let t3 = Instant::now();
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     let mut by_type_ignored = 0;

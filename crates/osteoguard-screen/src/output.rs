@@ -27,6 +27,8 @@ pub enum Format {
     Json,
     Html,
     Xlsx,
+    /// `findings.fhir.ndjson`: FHIR R4 resources, one a line ([`crate::fhir_ndjson`]).
+    Fhir,
 }
 
 fn db_err(e: rusqlite::Error) -> ScreenError {

@@ -379,6 +379,29 @@ pub fn assess_patient<'a>(
     who: &HashMap<String, Identity>,
     previous: Option<&crate::output::PreviousReader>,
 ) -> Result<Vec<Row>, ScreenError> {
+    let mut none = |_: &str, _: &osteoguard_core::Assessment| Ok(());
+    assess_patient_then(
+        resources, meds, arena, as_of, config, stats, who, previous, &mut none,
+    )
+}
+
+/// Called with each patient's id and assessment (`screen --format fhir`: [`crate::fhir_ndjson`]).
+pub type OnAssessed<'f> =
+    &'f mut dyn FnMut(&str, &osteoguard_core::Assessment) -> Result<(), ScreenError>;
+
+/// [`assess_patient`], handing each assessment to `then` as well.
+#[allow(clippy::too_many_arguments)]
+pub fn assess_patient_then<'a>(
+    resources: Vec<Value<'a>>,
+    meds: &'a MedicationStore,
+    arena: &'a Arena,
+    as_of: NaiveDate,
+    config: &Config,
+    stats: &mut Pass2Stats,
+    who: &HashMap<String, Identity>,
+    previous: Option<&crate::output::PreviousReader>,
+    then: OnAssessed<'_>,
+) -> Result<Vec<Row>, ScreenError> {
     let n = resources.len() as u64;
     let mut read = osteoguard_fhir::read_parsed(with_medications(resources, meds, arena));
     for (ty, c) in &read.stats.by_type {
@@ -415,6 +438,7 @@ pub fn assess_patient<'a>(
         let mut issues = p.issues.clone();
         issues.extend(read.unattached.iter().cloned());
         let a = osteoguard_core::assess_with_issues(&p.record, &issues, as_of, config);
+        then(&p.id, &a)?;
         stats.patients += 1;
         stats.data_quality_issues += a.data_quality.len() as u64;
         *stats
@@ -554,10 +578,16 @@ pub fn evaluate_shard(
     as_of: NaiveDate,
     config: &Config,
     previous: Option<&PreviousRun>,
+    fhir_run: Option<&Path>,
 ) -> Result<Pass2Stats, ScreenError> {
     let reader = previous
         .map(|p| crate::output::PreviousReader::open(&p.db, p.run_id, p.as_of))
         .transpose()?;
+    let mut fhir = fhir_run.map(|_| crate::fhir_ndjson::ShardResources::default());
+    let mut then = |id: &str, a: &osteoguard_core::Assessment| match &mut fhir {
+        Some(f) => f.add(id, a),
+        None => Ok(()),
+    };
     SCRATCH
         .with(|scratch| {
             let mut scratch = scratch.borrow_mut();
@@ -575,11 +605,15 @@ pub fn evaluate_shard(
                 as_of,
                 config,
                 reader.as_ref(),
+                &mut then,
             )
         })
         .and_then(|(mut rows, stats)| {
             rows.sort_by_cached_key(sort_key);
             write_rows(run_path, &rows)?;
+            if let (Some(f), Some(path)) = (fhir, fhir_run) {
+                f.write(path)?;
+            }
             Ok(stats)
         })
 }
@@ -614,6 +648,7 @@ fn evaluate_lines(
     as_of: NaiveDate,
     config: &Config,
     previous: Option<&crate::output::PreviousReader>,
+    then: OnAssessed<'_>,
 ) -> Result<(Vec<Row>, Pass2Stats), ScreenError> {
     bytes.clear();
     lines.clear();
@@ -670,8 +705,8 @@ fn evaluate_lines(
             }
         }
         let who = identities(texts.iter().copied());
-        rows.extend(assess_patient(
-            resources, meds, arena, as_of, config, &mut stats, &who, previous,
+        rows.extend(assess_patient_then(
+            resources, meds, arena, as_of, config, &mut stats, &who, previous, then,
         )?);
         arena.reset();
         i = j;

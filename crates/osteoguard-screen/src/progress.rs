@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// The bars' templates (a template indicatif refuses would leave the bar unstyled: tested).
+const PASS1_TEMPLATE: &str =
+    "pass 1 [{elapsed_precise}] [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}";
+const PASS2_TEMPLATE: &str =
+    "pass 2 [{elapsed_precise}] [{bar:30}] {pos}/{len} shards {msg} ETA {eta}";
+
 enum Mode {
     Quiet,
     Bar,
@@ -105,10 +111,7 @@ impl Progress {
             "pass 1/2: partitioning {:.1} MB by patient",
             total_bytes as f64 / 1e6
         ));
-        self.set_bar(
-            total_bytes,
-            "pass 1 [{elapsed_precise}] [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}",
-        );
+        self.set_bar(total_bytes, PASS1_TEMPLATE);
     }
 
     pub fn tick_pass1(&self, bytes: u64, lines: u64) {
@@ -142,10 +145,7 @@ impl Progress {
 
     pub fn start_pass2(&self, shards: u64) {
         self.log(&format!("pass 2/2: evaluating {shards} shards"));
-        self.set_bar(
-            shards,
-            "pass 2 [{elapsed_precise}] [{bar:30}] {pos}/{len} shards {msg} ETA {eta}",
-        );
+        self.set_bar(shards, PASS2_TEMPLATE);
     }
 
     pub fn tick_pass2(&self, shards_done: u64, shards: u64, patients: u64) {
@@ -171,6 +171,18 @@ impl Progress {
     pub fn finish_bar(&self) {
         if let Some(b) = self.bar.lock().ok().and_then(|mut b| b.take()) {
             b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PASS1_TEMPLATE, PASS2_TEMPLATE};
+
+    #[test]
+    fn indicatif_accepts_the_bar_templates() {
+        for t in [PASS1_TEMPLATE, PASS2_TEMPLATE] {
+            assert!(indicatif::ProgressStyle::with_template(t).is_ok(), "{t}");
         }
     }
 }

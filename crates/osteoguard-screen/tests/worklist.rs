@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use osteoguard_screen::{run_screen, ScreenArgs};
+use osteoguard_test_support::{chromium, chromium_cmd};
 use serde_json::{json, Value};
 
 fn repo() -> PathBuf {
@@ -639,44 +640,9 @@ fn a_registry_of_the_305b083_release_is_migrated_and_its_last_run_followed_up() 
 // ---------------------------------------------------------------------------------------------
 // The HTML worklist in headless Chromium (Debian's `chromium`; the approach of
 // crates/osteoguard-report/tests/chromium.rs). Screenshot: target/screen-worklist/.
-// Chromium missing → the test fails with an install hint, unless OSTEOGUARD_SKIP_BROWSER=1.
+// Chromium missing → the test fails with an install hint, unless OSTEOGUARD_SKIP_BROWSER=1
+// (osteoguard-test-support).
 // ---------------------------------------------------------------------------------------------
-
-fn chromium() -> Option<PathBuf> {
-    if std::env::var("OSTEOGUARD_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("OSTEOGUARD_SKIP_BROWSER=1: browser test skipped");
-        return None;
-    }
-    let path = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        path.exists(),
-        "headless Chromium not found at {} — install it with `apt-get install chromium`, point \
-         CHROMIUM at it, or set OSTEOGUARD_SKIP_BROWSER=1",
-        path.display()
-    );
-    Some(path)
-}
-
-fn chromium_cmd(bin: &Path, profile: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-        "--window-size=1400,900",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
-}
 
 /// What the test script measured, from the `data-*` attributes it set on `<body>`.
 fn body_data(dom: &str, name: &str) -> String {
@@ -762,6 +728,7 @@ fn html_worklist_in_chromium_shows_20_patients_and_filters_work() {
     let png = dir.join("worklist-1400x900.png");
     let _ = std::fs::remove_file(&png);
     let o = chromium_cmd(&bin, &profile)
+        .arg("--window-size=1400,900")
         .arg(format!("--screenshot={}", png.display()))
         .arg(url(&page))
         .output()
@@ -772,6 +739,7 @@ fn html_worklist_in_chromium_shows_20_patients_and_filters_work() {
         String::from_utf8_lossy(&o.stderr)
     );
     let o = chromium_cmd(&bin, &profile)
+        .arg("--window-size=1400,900")
         .arg("--dump-dom")
         .arg(url(&probed))
         .output()

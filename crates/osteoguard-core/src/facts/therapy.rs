@@ -74,7 +74,7 @@ impl TherapyFacts {
 }
 
 /// Route of a medication record: the first dosage line that names one, else the record's.
-fn route_of(m: &MedicationRecord) -> Route {
+pub(crate) fn route_of(m: &MedicationRecord) -> Route {
     m.dosages
         .iter()
         .map(|l| l.route)

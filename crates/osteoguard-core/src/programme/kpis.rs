@@ -20,10 +20,12 @@ use super::index::IndexFracture;
 use super::{Item, ItemKind, KpiResult, KpiStatus, FALLS_RISK_DEFAULT};
 use crate::config::{Config, SiteCode};
 use crate::engine::{evaluate as evaluate_rules, visible_at};
+use crate::facts::therapy::route_of;
 use crate::finding::FindingCode;
 use crate::model::{
-    add_days, days, Ingredient, MedicationRecord, MedicationSource, MedicationStatus,
-    ObservationKind, PatientRecord, ProcedureKind, ProcedureStatus, Route,
+    add_days, days, DispenseStatus, ImagingStudyStatus, Ingredient, MedicationRecord,
+    MedicationSource, MedicationStatus, ObservationKind, PatientRecord, ProcedureKind,
+    ProcedureStatus, Route,
 };
 use crate::thresholds::{
     KPI_ASSESSMENT_WINDOW_DAYS, KPI_DENOSUMAB_LOOKBACK_MONTHS, KPI_FOLLOW_UP_WINDOW_DAYS,
@@ -227,7 +229,7 @@ fn decide(found: Vec<String>, undated: Vec<String>, yes: &str, no: &str) -> Answ
         Answer {
             value: Tri::Unknown,
             evidence: undated,
-            reason: format!("{no}, but relevant items have no usable date"),
+            reason: format!("{no}, but relevant items have no usable date or status"),
         }
     } else {
         Answer {
@@ -262,7 +264,8 @@ fn kpi2_spine(i: &KpiInput<'_>) -> Answer {
     }
 }
 
-/// Observations of `kinds` and completed procedures of `procedure`, dated in days `0..=to`.
+/// Observations of `kinds`, completed DXA procedures and DXA ImagingStudies (status available
+/// or registered: the study exists; status unknown → UNKNOWN), dated in days `0..=to`.
 fn observed(i: &KpiInput<'_>, kinds: fn(ObservationKind) -> bool, to: i64) -> Answer {
     let mut found = Vec::new();
     let mut undated = Vec::new();
@@ -284,6 +287,18 @@ fn observed(i: &KpiInput<'_>, kinds: fn(ObservationKind) -> bool, to: i64) -> An
             Some(d) if i.in_days(d, 0, to) => found.push(p.source.to_string()),
             Some(_) => {}
             None => undated.push(p.source.to_string()),
+        }
+    }
+    for s in i.record.imaging_studies.iter() {
+        let date = match s.status {
+            ImagingStudyStatus::Available | ImagingStudyStatus::Registered => s.date(),
+            ImagingStudyStatus::Unknown => None,
+            ImagingStudyStatus::Cancelled | ImagingStudyStatus::EnteredInError => continue,
+        };
+        match date {
+            Some(d) if i.in_days(d, 0, to) => found.push(s.source.to_string()),
+            Some(_) => {}
+            None => undated.push(s.source.to_string()),
         }
     }
     decide(
@@ -475,15 +490,6 @@ fn kpi8_monitored(i: &KpiInput<'_>) -> Answer {
     a
 }
 
-/// Route of a medication record: the first dosage line that names one, else the record's.
-fn route_of(m: &MedicationRecord) -> Route {
-    m.dosages
-        .iter()
-        .map(|l| l.route)
-        .find(|r| *r != Route::Unknown)
-        .unwrap_or(m.route)
-}
-
 /// An oral anti-osteoporosis agent (§4.3): alendronate, risedronate, raloxifene, ibandronate
 /// unless intravenous.
 fn is_oral_aom(m: &MedicationRecord) -> bool {
@@ -527,11 +533,34 @@ fn kpi9_aom_started(i: &KpiInput<'_>) -> Answer {
             None => undated.push(m.source.to_string()),
         }
     }
+    // Dispensed: a completed MedicationDispense, dated whenHandedOver, else whenPrepared
+    // (`MedicationDispense::date`); status unknown or no date → UNKNOWN. Not yet handed over
+    // (preparation, in-progress, on-hold) or not dispensed (cancelled, declined, stopped,
+    // entered-in-error): not a dispense.
+    for m in i.record.dispenses.iter() {
+        if !m.ingredients.iter().any(|g| g.is_osteoporosis_agent()) {
+            continue;
+        }
+        let date = match m.status {
+            DispenseStatus::Completed => m.date(),
+            DispenseStatus::Unknown => None,
+            _ => continue,
+        };
+        match date {
+            Some(d) if i.in_days(d, 0, to) => found.push(m.source.to_string()),
+            Some(_) => {}
+            None => undated.push(m.source.to_string()),
+        }
+    }
     decide(
         found,
         undated,
-        &format!("an AOM dose given, or an active oral AOM order starting, within day 0–{to}"),
-        &format!("no AOM dose given and no active oral AOM order starting within day 0–{to}"),
+        &format!(
+            "an AOM dose given or dispensed, or an active oral AOM order starting, within day 0–{to}"
+        ),
+        &format!(
+            "no AOM dose given or dispensed and no active oral AOM order starting within day 0–{to}"
+        ),
     )
 }
 

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use chrono::NaiveDate;
 use osteoguard_core::assessment::{
@@ -17,6 +16,7 @@ use osteoguard_core::{
     Assessment, DataQualityIssue, Evidence, Finding, FindingCode, Provenance, Severity, Task, Tri,
     SCHEMA,
 };
+use osteoguard_test_support::chromium_cmd;
 
 pub fn d(s: &str) -> NaiveDate {
     s.parse().expect("test date")
@@ -634,41 +634,13 @@ pub enum Browser {
     Skip,
 }
 
-/// Chromium at `$CHROMIUM` or /usr/bin/chromium. Absent: the test fails, unless
-/// `OSTEOGUARD_SKIP_BROWSER=1`.
+/// Chromium (`osteoguard_test_support::chromium`: `$CHROMIUM` or /usr/bin/chromium). Absent: the
+/// test fails, unless `OSTEOGUARD_SKIP_BROWSER=1`.
 pub fn chromium() -> Browser {
-    if std::env::var("OSTEOGUARD_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("OSTEOGUARD_SKIP_BROWSER=1: browser test skipped");
-        return Browser::Skip;
+    match osteoguard_test_support::chromium() {
+        Some(path) => Browser::Found(path),
+        None => Browser::Skip,
     }
-    let path = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        path.exists(),
-        "headless Chromium not found at {} — install it with `apt-get install chromium` \
-         (CI's .ci/run installs it), point CHROMIUM at it, or set OSTEOGUARD_SKIP_BROWSER=1",
-        path.display()
-    );
-    Browser::Found(path)
-}
-
-fn chromium_cmd(bin: &Path, profile: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
 }
 
 /// Writes `html` to `target/html-report/<name>.html`, screenshots it to `<name>.png` at
