@@ -292,8 +292,59 @@ fn kpi9_a_dispense_without_date_or_status_is_unknown_and_one_not_handed_over_is_
     assert_eq!(st, KpiStatus::False);
 }
 
+/// The findings of the one patient at `as_of_day` (days after the index fracture), as JSON.
+fn assess_findings(name: &str, resources: &[Value], as_of_day: u64) -> Vec<Value> {
+    let read = osteoguard_fhir::read_path(&write_bundle(name, resources)).expect("read");
+    let p = &read.patients[0];
+    let as_of: NaiveDate = day(as_of_day).parse().expect("date");
+    let a = osteoguard_core::assess_with_issues(&p.record, &p.issues, as_of, &Config::default());
+    match serde_json::to_value(&a.findings).expect("json") {
+        Value::Array(v) => v,
+        other => panic!("findings are not an array: {other}"),
+    }
+}
+
+fn finding<'a>(findings: &'a [Value], code: &str) -> Option<&'a Value> {
+    findings.iter().find(|f| f["code"] == code)
+}
+
 #[test]
-fn the_assess_rules_do_not_read_dispenses_or_imaging_studies() {
+fn assess_counts_an_oral_bisphosphonate_fill_by_its_days_supply() {
+    // §4.3: an oral bisphosphonate is active while "last fill + days supply + 30 days ≥ as_of".
+    // Alendronate handed over on day 10 with 90 days' supply covers days 10..99, + 30 → day 129.
+    const CODE: &str = "osteoporosis-treatment-indicated";
+    let untreated = assess_findings("fill-none", &base(), 60);
+    assert!(
+        finding(&untreated, CODE).is_some(),
+        "a hip fracture without therapy: treatment indicated (§9)"
+    );
+    let mut fill = dispense("alen", Some("completed"), Some(&day(10)), None);
+    fill["daysSupply"] =
+        json!({"value": 90, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"});
+    let mut rs = base();
+    rs.push(fill);
+    assert!(finding(&assess_findings("fill-60", &rs, 60), CODE).is_none());
+    assert!(finding(&assess_findings("fill-129", &rs, 129), CODE).is_none());
+    assert!(finding(&assess_findings("fill-130", &rs, 130), CODE).is_some());
+
+    // No daysSupply: whether the fill still covers as_of is unknown — the finding stays, and
+    // names the dispense as the reason to confirm therapy (unknown is not "no").
+    let mut rs = base();
+    rs.push(dispense("alen", Some("completed"), Some(&day(10)), None));
+    let findings = assess_findings("fill-unknown", &rs, 40);
+    let f = finding(&findings, CODE).expect("still indicated while therapy is unknown");
+    assert!(
+        f["evidence"]
+            .as_array()
+            .expect("evidence")
+            .iter()
+            .any(|e| e.to_string().contains("MedicationDispense/alen")),
+        "{f}"
+    );
+}
+
+#[test]
+fn an_old_dispense_and_a_dxa_imaging_study_change_no_assess_finding() {
     let mut with = base();
     with.push(dispense("alen", Some("completed"), Some(&day(10)), None));
     with.push(study("dxa", Some("available"), "BMD", Some(&day(10))));

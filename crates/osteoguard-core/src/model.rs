@@ -102,7 +102,8 @@ pub struct PatientRecord {
     pub conditions: Vec<Condition>,
     pub procedures: Vec<Procedure>,
     /// MedicationDispense resources of the §10.1 agents. Read by the programme KPIs (§13 KPI 9,
-    /// "dispensed"); no assess rule reads them.
+    /// "dispensed") and by the therapy facts: an oral bisphosphonate fill (§4.3 "last fill + days
+    /// supply + 30 days") and a bisphosphonate started after denosumab (§5.2 transition).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dispenses: Vec<MedicationDispense>,
     /// ImagingStudy resources that are DXA scans. Read by the programme KPIs (§13 KPI 4, "a DXA
@@ -835,6 +836,10 @@ pub struct MedicationDispense {
     pub when_handed_over: Option<NaiveDate>,
     /// `whenPrepared`.
     pub when_prepared: Option<NaiveDate>,
+    /// `daysSupply` in whole days (rounded up); `None` when absent or in an unknown unit. The
+    /// "days supply" of §4.3's oral-bisphosphonate fill rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_supply: Option<i64>,
 }
 
 impl MedicationDispense {

@@ -44,6 +44,28 @@ impl RecordBuilder {
         self.record
     }
 
+    /// A MedicationDispense of `ingredient` handed over on `handed_over` (`None` = undated),
+    /// with `days_supply` days' supply.
+    pub fn dispense(
+        mut self,
+        ingredient: Ingredient,
+        status: DispenseStatus,
+        handed_over: Option<&str>,
+        days_supply: Option<i64>,
+    ) -> Self {
+        let source = self.id("MedicationDispense");
+        self.record.dispenses.push(MedicationDispense {
+            source,
+            status,
+            ingredients: vec![ingredient],
+            display: ingredient.name().into(),
+            when_handed_over: handed_over.map(d),
+            when_prepared: None,
+            days_supply,
+        });
+        self
+    }
+
     /// The common part of every medication record: a new id, one ingredient, visible from
     /// `visible`; the builders below fill in what differs.
     fn medication(

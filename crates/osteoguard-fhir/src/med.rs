@@ -732,6 +732,9 @@ pub(crate) fn map_dispense(
     };
     let when_handed_over = dates::day(res, "whenHandedOver", "whenHandedOver", Pick::First, issues);
     let when_prepared = dates::day(res, "whenPrepared", "whenPrepared", Pick::First, issues);
+    let days_supply = res
+        .get("daysSupply")
+        .and_then(|d| duration_days(d, "daysSupply", issues));
     if status == Completed && when_handed_over.is_none() && when_prepared.is_none() {
         issues.add(
             "whenHandedOver",
@@ -747,6 +750,7 @@ pub(crate) fn map_dispense(
             display: p.display,
             when_handed_over,
             when_prepared,
+            days_supply,
         }),
     }
 }

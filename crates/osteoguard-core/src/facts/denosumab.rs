@@ -25,7 +25,8 @@ use serde::Serialize;
 
 use super::Input;
 use crate::model::{
-    add_days, Ingredient, MedicationRecord, MedicationSource, MedicationStatus, Route, SourceRef,
+    add_days, DispenseStatus, Ingredient, MedicationRecord, MedicationSource, MedicationStatus,
+    Route, SourceRef,
 };
 use crate::thresholds::Thresholds;
 
@@ -294,6 +295,23 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
         .min();
 
     // Transition (§5.2): first bisphosphonate given/started after D_last, on or before as_of.
+    // A completed, dated dispense of an oral bisphosphonate is the start of that oral course
+    // (the patient has the tablets); a dispensed zoledronate is not a dose (§4.3: only an
+    // administration documents an infusion).
+    let dispensed = input
+        .record
+        .dispenses
+        .iter()
+        .filter(|d| d.status == DispenseStatus::Completed)
+        .filter_map(|d| {
+            let agent = d.ingredients.iter().copied().find(|i| {
+                matches!(
+                    i,
+                    Ingredient::Alendronate | Ingredient::Risedronate | Ingredient::Ibandronate
+                )
+            })?;
+            Some((d.date()?, agent, &d.source))
+        });
     course.transition = meds
         .iter()
         .filter_map(|m| {
@@ -302,12 +320,14 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
                 .iter()
                 .copied()
                 .find(|i| i.is_bisphosphonate())?;
-            let date = bisphosphonate_start(m, agent)?;
-            (date > d_last.date && date <= as_of).then(|| Transition {
-                date,
-                agent,
-                source: m.source.clone(),
-            })
+            Some((bisphosphonate_start(m, agent)?, agent, &m.source))
+        })
+        .chain(dispensed)
+        .filter(|(date, _, _)| *date > d_last.date && *date <= as_of)
+        .map(|(date, agent, source)| Transition {
+            date,
+            agent,
+            source: source.clone(),
         })
         .min_by(|a, b| (a.date, &a.source).cmp(&(b.date, &b.source)));
 
@@ -563,6 +583,80 @@ mod tests {
         );
         // Not yet visible before it happens.
         assert!(course(&r, "2023-04-30").transition.is_none());
+    }
+
+    #[test]
+    fn oral_bisphosphonate_dispensed_after_d_last_is_the_transition() {
+        // §5.2 "administered/started after D_last": alendronate handed over on 2023-05-02.
+        let base = || {
+            patient().administration(
+                Ingredient::Denosumab,
+                "2022-10-27",
+                60.0,
+                Route::Subcutaneous,
+            )
+        };
+        let r = base()
+            .dispense(
+                Ingredient::Alendronate,
+                DispenseStatus::Completed,
+                Some("2023-05-02"),
+                Some(84),
+            )
+            .build();
+        let c = course(&r, "2023-09-28");
+        let t = c.transition.as_ref().expect("transition from the dispense");
+        assert_eq!(
+            (t.agent, t.date, t.source.as_str()),
+            (
+                Ingredient::Alendronate,
+                d("2023-05-02"),
+                r.dispenses[0].source.as_str()
+            )
+        );
+        // Before the hand-over it is not yet a transition.
+        assert!(course(&r, "2023-05-01").transition.is_none());
+        // Dispensed on D_last, not completed, undated, or a zoledronate (not an infusion): none.
+        for r in [
+            base()
+                .dispense(
+                    Ingredient::Alendronate,
+                    DispenseStatus::Completed,
+                    Some("2022-10-27"),
+                    Some(84),
+                )
+                .build(),
+            base()
+                .dispense(
+                    Ingredient::Alendronate,
+                    DispenseStatus::Cancelled,
+                    Some("2023-05-02"),
+                    Some(84),
+                )
+                .build(),
+            base()
+                .dispense(
+                    Ingredient::Alendronate,
+                    DispenseStatus::Completed,
+                    None,
+                    Some(84),
+                )
+                .build(),
+            base()
+                .dispense(
+                    Ingredient::ZoledronicAcid,
+                    DispenseStatus::Completed,
+                    Some("2023-05-02"),
+                    Some(1),
+                )
+                .build(),
+        ] {
+            assert!(
+                course(&r, "2023-09-28").transition.is_none(),
+                "{:?}",
+                r.dispenses
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,14 @@
 //! * zoledronic acid: a documented dose at most `zoledronate_active_days` before `D`;
 //! * IV ibandronate: a documented dose at most `ibandronate_iv_active_days` before `D`;
 //! * oral bisphosphonates: an order/statement whose active interval (§1.6) covers `D`, or last
-//!   fill + days' supply + `oral_fill_grace_days` ≥ `D`;
+//!   fill + days' supply + `oral_fill_grace_days` ≥ `D` — the fill being a completed
+//!   MedicationDispense (dated `whenHandedOver`, else `whenPrepared`, with its `daysSupply`) or an
+//!   order's `dispenseRequest.expectedSupplyDuration`. A recent completed oral-bisphosphonate
+//!   dispense whose days' supply is not recorded, or whose status is unknown, makes `active`
+//!   UNKNOWN rather than FALSE or TRUE (unknown is not "no"; the finding still fires, asking to
+//!   confirm therapy): "recent" = within the §1.6 one-dispense span
+//!   (`stopped_order_default_days`) + `oral_fill_grace_days`. Ibandronate dispensed counts as the
+//!   oral form (the IV form is given in clinic and documented as an administration);
 //! * teriparatide, abaloparatide, romosozumab, raloxifene: an order/statement covering `D`.
 //!
 //! A documented dose is a completed MedicationAdministration, a MedicationStatement
@@ -22,8 +29,8 @@ use super::denosumab::DenosumabCourse;
 use super::gc::{active_interval, ActiveInterval};
 use super::Input;
 use crate::model::{
-    add_days, days, Ingredient, MedicationRecord, MedicationSource, MedicationStatus, Route,
-    SourceRef,
+    add_days, days, DispenseStatus, Ingredient, MedicationDispense, MedicationRecord,
+    MedicationSource, MedicationStatus, Route, SourceRef,
 };
 use crate::thresholds::Thresholds;
 use crate::tri::Tri;
@@ -46,6 +53,9 @@ pub struct TherapyFacts {
     pub active_non_oral_bp: bool,
     /// Records whose status is `unknown` (the reason `active` is UNKNOWN).
     pub unknown_status: Vec<SourceRef>,
+    /// Recent oral-bisphosphonate dispenses whose days' supply is not recorded (or that carry no
+    /// date): whether the fill still covers `as_of` cannot be told, so `active` is UNKNOWN.
+    pub unknown_fill_span: Vec<SourceRef>,
     /// Planned orders (§8: status draft/active, authored within 90 days, not fulfilled, not
     /// what makes the agent active).
     pub planned: Vec<AgentUse>,
@@ -162,6 +172,24 @@ fn covers(m: &MedicationRecord, date: NaiveDate, t: &Thresholds, fill_grace: boo
         })
 }
 
+/// The oral-bisphosphonate agents of a dispense (§4.3 fill rule).
+fn dispensed_oral_bisphosphonates(d: &MedicationDispense) -> impl Iterator<Item = Ingredient> + '_ {
+    d.ingredients.iter().copied().filter(|i| {
+        matches!(
+            i,
+            Ingredient::Alendronate | Ingredient::Risedronate | Ingredient::Ibandronate
+        )
+    })
+}
+
+/// Whether a dispense's fill (date + days' supply + grace, §4.3) covers `date`; `None` when the
+/// fill date or the days' supply is not known.
+fn fill_covers(d: &MedicationDispense, date: NaiveDate, t: &Thresholds) -> Option<bool> {
+    let filled = d.date()?;
+    let supply = d.days_supply?;
+    Some(filled <= date && days(filled, date) <= supply.max(1) - 1 + t.oral_fill_grace_days)
+}
+
 /// What makes one agent active on `date`: `(agent, source, date, oral bisphosphonate?)`.
 fn active_on(
     input: &Input<'_>,
@@ -210,6 +238,26 @@ fn active_on(
                         date: d,
                     },
                     oral && is_oral_bisphosphonate(agent, m),
+                ));
+            }
+        }
+    }
+    // Last fill + days' supply + grace (§4.3): completed dispenses of an oral bisphosphonate.
+    for disp in input
+        .record
+        .dispenses
+        .iter()
+        .filter(|d| d.status == DispenseStatus::Completed)
+    {
+        if fill_covers(disp, date, t) == Some(true) {
+            for agent in dispensed_oral_bisphosphonates(disp) {
+                out.push((
+                    AgentUse {
+                        agent,
+                        source: disp.source.clone(),
+                        date: disp.date(),
+                    },
+                    true,
                 ));
             }
         }
@@ -279,9 +327,38 @@ pub fn compute(input: &Input<'_>, dmab: &DenosumabCourse) -> TherapyFacts {
         })
         .map(|m| m.source.clone())
         .collect();
+    // Oral-bisphosphonate dispenses whose cover of as_of cannot be told (§4.3; unknown is not
+    // "no"): completed but undated or without days' supply, or of unknown status, within the
+    // one-dispense span + grace (or undated).
+    let recent_fill = |d: &MedicationDispense| {
+        d.date().is_none_or(|filled| {
+            filled <= as_of
+                && days(filled, as_of)
+                    <= d.days_supply.unwrap_or(t.stopped_order_default_days).max(1) - 1
+                        + t.oral_fill_grace_days
+        })
+    };
+    for disp in input
+        .record
+        .dispenses
+        .iter()
+        .filter(|d| dispensed_oral_bisphosphonates(d).next().is_some())
+    {
+        match disp.status {
+            DispenseStatus::Completed
+                if fill_covers(disp, as_of, t).is_none() && recent_fill(disp) =>
+            {
+                f.unknown_fill_span.push(disp.source.clone())
+            }
+            DispenseStatus::Unknown if recent_fill(disp) => {
+                f.unknown_status.push(disp.source.clone())
+            }
+            _ => {}
+        }
+    }
     f.active = if !f.active_agents.is_empty() {
         Tri::True
-    } else if !f.unknown_status.is_empty() {
+    } else if !f.unknown_status.is_empty() || !f.unknown_fill_span.is_empty() {
         Tri::Unknown
     } else {
         Tri::False
@@ -519,6 +596,106 @@ mod tests {
         let none = DenosumabCourse::default();
         assert_eq!(facts(&r, "2024-04-29", &none).active, Tri::True);
         assert_eq!(facts(&r, "2024-04-30", &none).active, Tri::False);
+    }
+
+    #[test]
+    fn oral_bisphosphonate_dispense_fill_plus_days_supply_plus_grace() {
+        // §4.3 "last fill + days supply + 30 days ≥ as_of": alendronate handed over 2024-01-01
+        // with 90 days' supply covers 2024-01-01..2024-03-30; + 30 days grace → 2024-04-29.
+        let r = RecordBuilder::new("1950-01-01", Sex::Female)
+            .dispense(
+                Ingredient::Alendronate,
+                DispenseStatus::Completed,
+                Some("2024-01-01"),
+                Some(90),
+            )
+            .build();
+        let none = DenosumabCourse::default();
+        let f = facts(&r, "2024-04-29", &none);
+        assert_eq!(f.active, Tri::True);
+        assert!(f.is_active(Ingredient::Alendronate));
+        assert_eq!(f.active_agents[0].source, r.dispenses[0].source);
+        assert!(!f.active_non_oral_bp, "an oral bisphosphonate");
+        assert_eq!(facts(&r, "2024-04-30", &none).active, Tri::False);
+        // Not yet handed over on as_of: the engine sees no fill.
+        assert_eq!(facts(&r, "2023-12-31", &none).active, Tri::False);
+    }
+
+    #[test]
+    fn dispense_that_is_not_completed_or_not_an_oral_bisphosphonate_is_not_a_fill() {
+        let none = DenosumabCourse::default();
+        for status in [
+            DispenseStatus::Cancelled,
+            DispenseStatus::Declined,
+            DispenseStatus::EnteredInError,
+            DispenseStatus::InProgress,
+        ] {
+            let r = RecordBuilder::new("1950-01-01", Sex::Female)
+                .dispense(
+                    Ingredient::Alendronate,
+                    status,
+                    Some("2024-01-01"),
+                    Some(90),
+                )
+                .build();
+            assert_eq!(
+                facts(&r, "2024-02-01", &none).active,
+                Tri::False,
+                "{status:?}"
+            );
+        }
+        // A dispensed zoledronate is not an infusion (§4.3: only documented doses).
+        let r = RecordBuilder::new("1950-01-01", Sex::Female)
+            .dispense(
+                Ingredient::ZoledronicAcid,
+                DispenseStatus::Completed,
+                Some("2024-01-01"),
+                Some(1),
+            )
+            .build();
+        assert_eq!(facts(&r, "2024-01-02", &none).active, Tri::False);
+    }
+
+    #[test]
+    fn recent_dispense_without_days_supply_or_status_makes_therapy_unknown_not_no() {
+        let none = DenosumabCourse::default();
+        // No daysSupply: within the one-dispense span (30 d) + grace (30 d) it is UNKNOWN
+        // (2024-01-01 + 59 days = 2024-02-29), after it FALSE.
+        let r = RecordBuilder::new("1950-01-01", Sex::Female)
+            .dispense(
+                Ingredient::Risedronate,
+                DispenseStatus::Completed,
+                Some("2024-01-01"),
+                None,
+            )
+            .build();
+        let f = facts(&r, "2024-02-29", &none);
+        assert_eq!(f.active, Tri::Unknown);
+        assert_eq!(f.unknown_fill_span.len(), 1);
+        assert_eq!(facts(&r, "2024-03-01", &none).active, Tri::False);
+        // Completed but undated: UNKNOWN whatever the as-of.
+        let r = RecordBuilder::new("1950-01-01", Sex::Female)
+            .dispense(
+                Ingredient::Alendronate,
+                DispenseStatus::Completed,
+                None,
+                Some(30),
+            )
+            .build();
+        assert_eq!(facts(&r, "2030-01-01", &none).active, Tri::Unknown);
+        // Status unknown, recent: UNKNOWN, reported as a status unknown.
+        let r = RecordBuilder::new("1950-01-01", Sex::Female)
+            .dispense(
+                Ingredient::Alendronate,
+                DispenseStatus::Unknown,
+                Some("2024-01-01"),
+                Some(28),
+            )
+            .build();
+        let f = facts(&r, "2024-01-15", &none);
+        assert_eq!(f.active, Tri::Unknown);
+        assert_eq!(f.unknown_status.len(), 1);
+        assert_eq!(facts(&r, "2024-06-01", &none).active, Tri::False);
     }
 
     #[test]

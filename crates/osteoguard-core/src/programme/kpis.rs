@@ -607,6 +607,7 @@ fn kpi10_aom_one_year(i: &KpiInput<'_>) -> Answer {
             .therapy
             .unknown_status
             .iter()
+            .chain(&ev.facts.therapy.unknown_fill_span)
             .map(|s| s.to_string())
             .collect()
     } else {
@@ -620,7 +621,7 @@ fn kpi10_aom_one_year(i: &KpiInput<'_>) -> Answer {
     );
     if a.value == Tri::Unknown {
         a.reason = format!(
-            "therapy on day {KPI_ONE_YEAR_DAY} ({day}) is unknown: an order or statement has status unknown"
+            "therapy on day {KPI_ONE_YEAR_DAY} ({day}) is unknown: an order, statement or dispense has status unknown, or a recent fill has no days' supply"
         );
     }
     a

@@ -214,6 +214,13 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             .iter()
             .map(|s| Evidence::new(s, None, "medication status unknown")),
     )
+    .with_evidence(ctx.therapy.unknown_fill_span.iter().map(|s| {
+        Evidence::new(
+            s,
+            None,
+            "oral bisphosphonate dispensed recently; days' supply or date not recorded",
+        )
+    }))
     .with_evidence([Evidence::derived(format!(
         "no active osteoporosis pharmacotherapy on {}",
         ctx.as_of()
