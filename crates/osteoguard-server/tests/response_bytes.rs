@@ -6,7 +6,7 @@
 //! byte that differs now is a change of behaviour.
 //!
 //! Covered: the seed case's patient-view at its four dates (complete prefetch), the same with
-//! report links (the random token masked), and order-sign / order-select with a draft that has
+//! report links (a fixed base URL, the random token masked), and order-sign / order-select with a draft that has
 //! neither `id` nor `subject` (the service supplies both before the what-if assessment).
 
 mod common;
@@ -103,7 +103,7 @@ async fn seed_patient_view_bytes_are_unchanged() {
 
 #[tokio::test]
 async fn seed_patient_view_with_report_links_bytes_are_unchanged() {
-    let h = start().await;
+    let h = start_with(|c| c.report_base_url = Some("https://cds.test".into())).await;
     let req = patient_view("ku-73f", "2023-06-15", prefetch_from(&seed_resources()));
     let (s, bytes) = post_raw(&h, PV, &req).await;
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&bytes));
