@@ -79,9 +79,10 @@ function init(args)
   body = f:read("*a")
   f:close()
   tokens = {}
-  local n, i = tonumber(os.getenv("THREADS")), 0
+  -- Skip the tokens earlier runs sent (TOKEN_OFFSET lines), then take this thread's share.
+  local n, skip, i = tonumber(os.getenv("THREADS")), tonumber(os.getenv("TOKEN_OFFSET") or "0"), 0
   for line in io.lines(os.getenv("TOKENS_FILE")) do
-    if i % n == tid then tokens[#tokens + 1] = line end
+    if i >= skip and (i - skip) % n == tid then tokens[#tokens + 1] = line end
     i = i + 1
   end
   next_token = 0
@@ -109,16 +110,21 @@ start_service() { # dir port [--secure]
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# Tokens already sent (each is accepted once): every wrk run starts after them, with a margin
+# for the requests in flight when a run stops.
+TOKEN_OFFSET=0
+count() { sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$1"; }
 # run NAME PID URL LUA [env...]: warm-up, then SECS seconds; one line of results.
 run() {
   local name=$1 pid=$2 url=$3 lua=$4; shift 4
-  env "$@" THREADS="$THREADS" wrk -t"$THREADS" -c"$CONN" -d2s -s "$lua" "$url" >/dev/null
-  local t0 r t1
+  local w t0 r t1 n
+  w=$(env "$@" THREADS="$THREADS" TOKEN_OFFSET="$TOKEN_OFFSET" wrk -t"$THREADS" -c"$CONN" -d2s -s "$lua" "$url" | grep '^RESULT')
+  [[ "$*" == *TOKENS_FILE* ]] && TOKEN_OFFSET=$((TOKEN_OFFSET + $(count "$w") + 4 * CONN))
   t0=$(ticks "$pid")
-  r=$(env "$@" THREADS="$THREADS" wrk -t"$THREADS" -c"$CONN" -d"${SECS}s" -s "$lua" "$url" | grep '^RESULT')
+  r=$(env "$@" THREADS="$THREADS" TOKEN_OFFSET="$TOKEN_OFFSET" wrk -t"$THREADS" -c"$CONN" -d"${SECS}s" -s "$lua" "$url" | grep '^RESULT')
   t1=$(ticks "$pid")
-  local n
-  n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$r")
+  n=$(count "$r")
+  [[ "$*" == *TOKENS_FILE* ]] && TOKEN_OFFSET=$((TOKEN_OFFSET + n + 4 * CONN))
   awk -v name="$name" -v r="$r" -v d=$((t1 - t0)) -v n="$n" -v tck="$TCK" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
     'BEGIN { printf "%-9s %s cpu_ms_per_req=%.3f load1=%s\n", name, substr(r, 8), (n > 0 ? d * 1000 / tck / n : 0), load }'
 }

@@ -321,8 +321,8 @@ fn bench_key() -> (Value, jsonwebtoken::EncodingKey) {
     use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let kp = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING)
-        .unwrap_or_else(|e| fail("key", e));
+    let kp =
+        EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap_or_else(|e| fail("key", e));
     let pkcs8 = kp.to_pkcs8v1().unwrap_or_else(|e| fail("key", e));
     let public = kp.public_key().as_ref();
     if public.len() != 97 {
@@ -330,10 +330,7 @@ fn bench_key() -> (Value, jsonwebtoken::EncodingKey) {
     }
     let jwks = json!({"keys": [{"kty": "EC", "crv": "P-384", "kid": "bench-1", "use": "sig",
         "alg": "ES384", "x": b64(&public[1..49]), "y": b64(&public[49..97])}]});
-    (
-        jwks,
-        jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
-    )
+    (jwks, jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()))
 }
 
 /// `--serve DIR`: serve the seed patient-view and its static twin until killed.
@@ -382,7 +379,8 @@ async fn serve_only(a: Args, dir: PathBuf) {
         for n in 0..a.tokens {
             let claims = json!({"iss": BENCH_ISS, "sub": "bench", "aud": aud, "iat": now,
                 "exp": now + 1800, "jti": format!("bench-{now}-{n}")});
-            let t = jsonwebtoken::encode(&header, &claims, &key).unwrap_or_else(|e| fail("sign", e));
+            let t =
+                jsonwebtoken::encode(&header, &claims, &key).unwrap_or_else(|e| fail("sign", e));
             tokens.push_str(&t);
             tokens.push('\n');
         }
