@@ -355,7 +355,7 @@ fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
     let as_of = parsed.as_of.unwrap_or(job.today);
     let publish = |a: &osteoguard_core::Assessment| -> Option<String> {
         let base = job.link_base.as_deref()?;
-        let token = job.reports.publish(osteoguard_report::html::render(a));
+        let token = job.reports.publish_assessment(a.clone());
         Some(format!("{base}/reports/{token}"))
     };
     let evaluated = hooks::evaluate(
