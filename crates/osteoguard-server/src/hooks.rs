@@ -564,7 +564,7 @@ pub type PublishReport<'a> = dyn Fn(&Assessment) -> Option<String> + 'a;
 /// The result of one evaluation: the response cards and `(uuid, finding code, severity)` of each.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluated {
-    pub cards: Vec<serde_json::Value>,
+    pub cards: Vec<cards::Card>,
     pub issued: Vec<(String, String, String)>,
 }
 

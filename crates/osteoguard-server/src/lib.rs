@@ -333,7 +333,7 @@ impl Refusal {
 /// The response body: the cards, serialised as they are (no tree built around them).
 #[derive(serde::Serialize)]
 struct CardsBody<'a> {
-    cards: &'a [Value],
+    cards: &'a [cards::Card],
 }
 
 /// Parses the request once into the FHIR reader's arena tree, checks it, gathers the
@@ -455,7 +455,7 @@ async fn hook_handler(
         ms = started.elapsed().as_millis() as u64,
         "hook answered"
     );
-    metrics::cards_returned(svc.id, &evaluated.cards);
+    metrics::cards_returned(svc.id, evaluated.cards.iter().map(|c| c.indicator));
     (
         [(
             header::CONTENT_TYPE,
