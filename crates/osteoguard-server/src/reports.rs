@@ -196,6 +196,37 @@ mod tests {
         assert!(dead.get(&t).is_none());
     }
 
+    /// A kept assessment is served as exactly the page rendering it gives, every time.
+    #[test]
+    fn a_kept_assessment_serves_the_page_it_renders() {
+        let seed =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed-case.json");
+        let read = osteoguard_fhir::read_path(&seed).unwrap();
+        let pd = read.patient("ku-73f").unwrap();
+        let as_of = chrono::NaiveDate::from_ymd_opt(2023, 6, 15).unwrap();
+        let a = osteoguard_core::assess_with_issues(
+            &pd.record,
+            &pd.issues,
+            as_of,
+            &osteoguard_core::Config::default(),
+        );
+        let page = osteoguard_report::html::render(&a);
+        assert!(page.contains("Patient/ku-73f"));
+        let store = ReportStore::new(Duration::from_secs(3600));
+        let t = store.publish_assessment(a);
+        for _ in 0..2 {
+            assert_eq!(store.get(&t).as_deref(), Some(&page));
+        }
+        let dead = ReportStore::new(Duration::ZERO);
+        let expired = dead.publish_assessment(osteoguard_core::assess_with_issues(
+            &pd.record,
+            &pd.issues,
+            as_of,
+            &osteoguard_core::Config::default(),
+        ));
+        assert!(dead.get(&expired).is_none());
+    }
+
     #[test]
     fn above_the_cap_the_oldest_go_first() {
         let store = ReportStore::new(Duration::from_secs(3600));
