@@ -23,6 +23,7 @@ use osteoguard_core::assessment::{
 };
 use osteoguard_core::model::MedicationStatus;
 use osteoguard_core::{Assessment, Finding, FindingCode};
+use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -100,21 +101,134 @@ pub fn source_for(citation: &str) -> (&'static str, Option<&'static str>) {
     }
 }
 
-fn override_reasons() -> Value {
-    let r = |code: &str, display: &str| json!({"system": OVERRIDE_SYSTEM, "code": code, "display": display});
-    json!([
-        r("patient-declined", "Patient declined"),
-        r(
-            "contraindicated",
-            "Not appropriate for this patient (contraindication or goals of care)"
-        ),
-        r(
-            "already-addressed",
-            "Already addressed (outside records or another clinician)"
-        ),
-        r("record-incorrect", "The record is incomplete or incorrect"),
-        r("defer", "Will address at a later visit"),
-    ])
+/// One of the card's `overrideReasons` (a Coding; members in the JSON's name order).
+#[derive(Debug, Clone, Serialize)]
+pub struct OverrideReason {
+    pub code: &'static str,
+    pub display: &'static str,
+    pub system: &'static str,
+}
+
+const fn reason(code: &'static str, display: &'static str) -> OverrideReason {
+    OverrideReason {
+        code,
+        display,
+        system: OVERRIDE_SYSTEM,
+    }
+}
+
+/// The override reasons every card offers.
+pub const OVERRIDE_REASONS: [OverrideReason; 5] = [
+    reason("patient-declined", "Patient declined"),
+    reason(
+        "contraindicated",
+        "Not appropriate for this patient (contraindication or goals of care)",
+    ),
+    reason(
+        "already-addressed",
+        "Already addressed (outside records or another clinician)",
+    ),
+    reason("record-incorrect", "The record is incomplete or incorrect"),
+    reason("defer", "Will address at a later visit"),
+];
+
+// --- the card as serialised -------------------------------------------------------------------
+//
+// Typed, so the response is written straight from the cards (issue 19: building and dropping a
+// `serde_json::Value` tree per card was a third of the service's CPU per request). Members are
+// declared in name order (byte order), which is the order `serde_json::Value` objects print
+// in: the bytes are what they were (tests/response_bytes.rs).
+
+/// A CDS Hooks 2.0 Card.
+#[derive(Debug, Clone, Serialize)]
+pub struct Card {
+    pub detail: String,
+    pub extension: CardExtension,
+    pub indicator: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<[Link; 1]>,
+    #[serde(rename = "overrideReasons")]
+    pub override_reasons: &'static [OverrideReason],
+    #[serde(rename = "selectionBehavior", skip_serializing_if = "Option::is_none")]
+    pub selection_behavior: Option<&'static str>,
+    pub source: CardSource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestions: Option<Vec<Suggestion>>,
+    pub summary: String,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub label: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CardSource {
+    pub label: &'static str,
+    pub topic: Topic,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Topic {
+    pub code: &'static str,
+    pub display: &'static str,
+    pub system: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Suggestion {
+    pub actions: Vec<Value>,
+    #[serde(rename = "isRecommended")]
+    pub is_recommended: bool,
+    pub label: String,
+    pub uuid: String,
+}
+
+/// The card's four extensions.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardExtension {
+    #[serde(rename = "org.osteoguard.finding")]
+    pub finding: FindingExtension,
+    /// The assessment's provenance as JSON (its members in name order).
+    #[serde(rename = "org.osteoguard.provenance")]
+    pub provenance: Value,
+    #[serde(rename = "org.osteoguard.resources")]
+    pub resources: Vec<String>,
+    #[serde(rename = "org.osteoguard.situation")]
+    pub situation: SituationExtension,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingExtension {
+    #[serde(rename = "asOf")]
+    pub as_of: String,
+    pub citation: String,
+    pub code: &'static str,
+    #[serde(rename = "ruleSection")]
+    pub rule_section: String,
+    pub severity: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SituationExtension {
+    pub findings: Vec<CodeSeverity>,
+    pub id: &'static str,
+    #[serde(rename = "safetyLabsFirst")]
+    pub safety_labs_first: Vec<&'static str>,
+    #[serde(rename = "zoledronateAllowed")]
+    pub zoledronate_allowed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeSeverity {
+    pub code: &'static str,
+    pub severity: &'static str,
 }
 
 // --- FHIR resources for suggestions --------------------------------------------------------
@@ -549,7 +663,7 @@ pub fn resources_of(f: &Finding) -> Vec<String> {
 /// The card of one clinical situation (`osteoguard_core::assessment::situations`): the
 /// summary, the indicator, the actions and which one is recommended all come from the core's
 /// plan; this renders them (CDS Hooks 2.0 Card) with the findings' details and the evidence.
-pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (Uuid, Value) {
+pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (Uuid, Card) {
     let evidence_refs: Vec<String> = findings
         .iter()
         .flat_map(|f| f.evidence.iter().map(|e| e.reference.clone()))
@@ -580,66 +694,73 @@ pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (
         Some(f) => (f.code, f.severity, f.rule_section.clone()),
         None => (plan.lead, plan.severity, String::new()),
     };
-    let mut c = json!({
-        "uuid": uuid.to_string(),
-        "summary": clip_words(&plan.summary, SUMMARY_MAX),
-        "detail": detail_text,
-        "indicator": indicator(plan.attention),
-        "source": {
-            "label": label,
-            "topic": {"system": FINDING_SYSTEM, "code": lead_code.as_str(), "display": lead_code.title()}
-        },
-        "overrideReasons": override_reasons(),
-        "extension": {
-            "org.osteoguard.finding": {
-                "code": lead_code.as_str(),
-                "severity": lead_severity.as_str(),
-                "ruleSection": lead_section,
-                "citation": citation,
-                "asOf": ctx.as_of.to_string(),
-            },
-            "org.osteoguard.situation": {
-                "id": plan.situation.as_str(),
-                "findings": findings
-                    .iter()
-                    .map(|f| json!({"code": f.code.as_str(), "severity": f.severity.as_str()}))
-                    .collect::<Vec<_>>(),
-                "safetyLabsFirst": plan.safety_labs.iter().map(|l| l.loinc()).collect::<Vec<_>>(),
-                "zoledronateAllowed": plan.zoledronate_allowed,
-            },
-            "org.osteoguard.resources": resources,
-            "org.osteoguard.provenance": ctx.assessment.provenance,
-        }
-    });
-    if let Some(u) = url {
-        c["source"]["url"] = json!(u);
-    }
-    if let Some(link) = &ctx.report_url {
-        c["links"] = json!([{
-            "label": "Bone-health report (this patient, as of this request)",
-            "url": link,
-            "type": "absolute"
-        }]);
-    }
-    if !plan.actions.is_empty() {
-        let list: Vec<Value> = plan
-            .actions
+    let suggestions = (!plan.actions.is_empty()).then(|| {
+        plan.actions
             .iter()
             .map(|s| {
                 let (label, actions) = render_action(ctx, &s.action, plan.lead);
                 let id = Uuid::new_v5(&uuid, s.action.key().as_bytes());
-                json!({
-                    "label": clip_words(&label, SUMMARY_MAX),
-                    "uuid": id.to_string(),
-                    "isRecommended": s.recommended,
-                    "actions": actions,
-                })
+                Suggestion {
+                    actions,
+                    is_recommended: s.recommended,
+                    label: clip_words(&label, SUMMARY_MAX),
+                    uuid: id.to_string(),
+                }
             })
-            .collect();
-        let behaviour = if list.len() > 1 { "at-most-one" } else { "any" };
-        c["suggestions"] = Value::Array(list);
-        c["selectionBehavior"] = json!(behaviour);
-    }
+            .collect::<Vec<_>>()
+    });
+    let selection_behavior =
+        suggestions
+            .as_ref()
+            .map(|list| if list.len() > 1 { "at-most-one" } else { "any" });
+    let c = Card {
+        detail: detail_text,
+        extension: CardExtension {
+            finding: FindingExtension {
+                as_of: ctx.as_of.to_string(),
+                citation: citation.to_string(),
+                code: lead_code.as_str(),
+                rule_section: lead_section,
+                severity: lead_severity.as_str(),
+            },
+            provenance: serde_json::to_value(&ctx.assessment.provenance).unwrap_or_default(),
+            resources,
+            situation: SituationExtension {
+                findings: findings
+                    .iter()
+                    .map(|f| CodeSeverity {
+                        code: f.code.as_str(),
+                        severity: f.severity.as_str(),
+                    })
+                    .collect(),
+                id: plan.situation.as_str(),
+                safety_labs_first: plan.safety_labs.iter().map(|l| l.loinc()).collect(),
+                zoledronate_allowed: plan.zoledronate_allowed,
+            },
+        },
+        indicator: indicator(plan.attention),
+        links: ctx.report_url.as_ref().map(|link| {
+            [Link {
+                label: "Bone-health report (this patient, as of this request)",
+                kind: "absolute",
+                url: link.clone(),
+            }]
+        }),
+        override_reasons: &OVERRIDE_REASONS,
+        selection_behavior,
+        source: CardSource {
+            label,
+            topic: Topic {
+                code: lead_code.as_str(),
+                display: lead_code.title(),
+                system: FINDING_SYSTEM,
+            },
+            url,
+        },
+        suggestions,
+        summary: clip_words(&plan.summary, SUMMARY_MAX),
+        uuid: uuid.to_string(),
+    };
     (uuid, c)
 }
 

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use axum::body::Bytes;
+use osteoguard_fhir::json::{self, Arena, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
@@ -32,7 +33,8 @@ pub fn is_absent(v: &Value) -> bool {
 }
 
 /// The resources of a Bundle (entries that are OperationOutcomes dropped), or the value itself.
-pub fn resources_of(v: &Value, out: &mut Vec<Value>) {
+/// Nothing is copied: a tree's nodes are slices of its arena, so the values pushed are views.
+pub fn resources_of<'a>(v: &Value<'a>, out: &mut Vec<Value<'a>>) {
     if is_absent(v) {
         return;
     }
@@ -44,7 +46,8 @@ pub fn resources_of(v: &Value, out: &mut Vec<Value>) {
             .flatten()
         {
             if let Some(r) = e.get("resource") {
-                if e.pointer("/search/mode").and_then(Value::as_str) == Some("outcome") {
+                let mode = e.get("search").and_then(|s| s.get("mode"));
+                if mode.and_then(Value::as_str) == Some("outcome") {
                     continue;
                 }
                 resources_of(r, out);
@@ -56,7 +59,7 @@ pub fn resources_of(v: &Value, out: &mut Vec<Value>) {
 }
 
 /// The `next` link of a searchset Bundle.
-pub fn next_link(bundle: &Value) -> Option<String> {
+pub fn next_link<'a>(bundle: &Value<'a>) -> Option<&'a str> {
     bundle
         .get("link")?
         .as_array()?
@@ -64,7 +67,16 @@ pub fn next_link(bundle: &Value) -> Option<String> {
         .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))?
         .get("url")?
         .as_str()
-        .map(str::to_string)
+}
+
+/// What a fetched page is: `None` when it is not JSON; else whether it names a `resourceType`
+/// and its `next` link. (The page is parsed here into a scratch arena; whoever keeps the page
+/// parses it again into its own.)
+fn inspect(page: &[u8]) -> Option<(bool, Option<String>)> {
+    let arena = Arena::new();
+    let v = json::parse(&arena, page).ok()?;
+    let fhir = v.get("resourceType").and_then(Value::as_str).is_some();
+    Some((fhir, next_link(&v).map(str::to_string)))
 }
 
 fn base_of(fhir_server: &str) -> Result<String, FetchError> {
@@ -86,11 +98,7 @@ impl FhirClient {
         Ok(FhirClient { http, max_pages })
     }
 
-    async fn get(
-        &self,
-        url: &str,
-        token: Option<&str>,
-    ) -> Result<(u16, Option<Value>), FetchError> {
+    async fn get(&self, url: &str, token: Option<&str>) -> Result<(u16, Bytes), FetchError> {
         let mut req = self
             .http
             .get(url)
@@ -107,17 +115,18 @@ impl FhirClient {
             .bytes()
             .await
             .map_err(|e| FetchError::Unavailable(e.without_url().to_string()))?;
-        Ok((status, serde_json::from_slice(&body).ok()))
+        Ok((status, body))
     }
 
     /// Runs one prefetch query (`Patient/123` or `Observation?patient=123&…`) against
-    /// `fhir_server`. A read that finds nothing (404/410) is absent data, not an error.
+    /// `fhir_server`: the bodies of the pages it took (a search's `next` links followed), each
+    /// FHIR JSON. A read that finds nothing (404/410) is absent data (no page), not an error.
     pub async fn query(
         &self,
         fhir_server: &str,
         token: Option<&str>,
         query: &str,
-    ) -> Result<Vec<Value>, FetchError> {
+    ) -> Result<Vec<Bytes>, FetchError> {
         let base = base_of(fhir_server)?;
         let url = format!("{base}/{}", query.trim_start_matches('/'));
         let is_read = !query.contains('?');
@@ -129,30 +138,28 @@ impl FhirClient {
         if !(200..300).contains(&status) {
             return Err(FetchError::Status { status, what });
         }
-        let body = body.ok_or_else(|| FetchError::NotFhir(what.clone()))?;
-        if body.get("resourceType").and_then(Value::as_str).is_none() {
-            return Err(FetchError::NotFhir(what));
-        }
-        let mut out = Vec::new();
-        resources_of(&body, &mut out);
+        let next = match inspect(&body) {
+            Some((true, next)) => next,
+            _ => return Err(FetchError::NotFhir(what)),
+        };
+        let mut pages = vec![body];
         if !is_read {
-            self.follow(&base, token, &body, &mut out).await?;
+            self.follow(&base, token, next, &mut pages).await?;
         }
-        Ok(out)
+        Ok(pages)
     }
 
     /// Follows `next` links of a searchset Bundle (from a search or from the prefetch),
-    /// appending the resources of each further page.
+    /// starting at `next` (the first page's link), appending the body of each further page.
     pub async fn follow(
         &self,
         fhir_server: &str,
         token: Option<&str>,
-        first: &Value,
-        out: &mut Vec<Value>,
+        mut next: Option<String>,
+        pages: &mut Vec<Bytes>,
     ) -> Result<(), FetchError> {
         let base = base_of(fhir_server)?;
-        let mut next = next_link(first);
-        let mut pages = 1;
+        let mut count = 1;
         while let Some(link) = next {
             let link = if link.starts_with("http://") || link.starts_with("https://") {
                 link
@@ -166,8 +173,8 @@ impl FhirClient {
                     what: "next link outside fhirServer".into(),
                 });
             }
-            pages += 1;
-            if pages > self.max_pages {
+            count += 1;
+            if count > self.max_pages {
                 return Err(FetchError::TooManyPages(self.max_pages));
             }
             let (status, body) = self.get(&link, token).await?;
@@ -177,9 +184,11 @@ impl FhirClient {
                     what: "next page".into(),
                 });
             }
-            let body = body.ok_or_else(|| FetchError::NotFhir("next page".into()))?;
-            resources_of(&body, out);
-            next = next_link(&body);
+            let Some((_, after)) = inspect(&body) else {
+                return Err(FetchError::NotFhir("next page".into()));
+            };
+            next = after;
+            pages.push(body);
         }
         Ok(())
     }

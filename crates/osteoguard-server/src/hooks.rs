@@ -5,16 +5,26 @@
 //! The engine never reads the clock: the as-of date is `extension["osteoguard.asOf"]` (or
 //! `context["osteoguard.asOf"]`) when the client sends one (tests, replay), else the date the
 //! HTTP edge passes in.
+//!
+//! The request is parsed once, into the FHIR reader's own tree (`osteoguard_fhir::json`: nodes
+//! in an arena, strings borrowed from the request bytes), and everything here — the checks, the
+//! prefetch's resources, the draft orders, the reading — works on views of that tree: no
+//! `serde_json::Value` of the request and no copy of a prefetch subtree (issue 19). When data
+//! must be fetched, [`prefetched`] returns a [`FetchPlan`] instead; the caller awaits
+//! [`fetch`] (no tree is held across an await: the arena is not `Sync`), then parses the
+//! request again with the pages ([`with_pages`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+use axum::body::Bytes;
 
 use chrono::NaiveDate;
 use osteoguard_core::model::SourceRef;
 use osteoguard_core::{
     assess_what_if, assess_with_issues, Assessment, Config, Finding, FindingCode, Severity,
 };
-use serde_json::{Map, Value};
+use osteoguard_fhir::json::{self, Arena, Map, Value};
 
 use crate::cards::{self, CardContext};
 use crate::discovery::{fill, Hook, PREFETCH};
@@ -77,7 +87,7 @@ fn referenced_patient(reference: &str) -> Option<&str> {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+fn json_kind(v: &Value<'_>) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -91,7 +101,7 @@ fn json_kind(v: &Value) -> &'static str {
 /// Checks one resource found under `source` (e.g. "prefetch `conditions`") against the
 /// context patient: a Patient must be that patient; a resource naming a patient must name this
 /// one; the clinical types the engine reads must name one.
-fn check_resource(source: &str, r: &Value, patient_id: &str) -> Result<(), HookError> {
+fn check_resource(source: &str, r: &Value<'_>, patient_id: &str) -> Result<(), HookError> {
     let rt = r
         .get("resourceType")
         .and_then(Value::as_str)
@@ -131,7 +141,7 @@ fn check_resource(source: &str, r: &Value, patient_id: &str) -> Result<(), HookE
 
 /// Checks a prefetch value: `null`, an OperationOutcome (absent), a resource or a Bundle whose
 /// resources all belong to the context patient; under `patient`, the Patient itself.
-fn check_prefetch(key: &str, v: &Value, patient_id: &str) -> Result<(), HookError> {
+fn check_prefetch(key: &str, v: &Value<'_>, patient_id: &str) -> Result<(), HookError> {
     let key = clip(key);
     let obj = match v {
         Value::Null => return Ok(()),
@@ -161,7 +171,7 @@ fn check_prefetch(key: &str, v: &Value, patient_id: &str) -> Result<(), HookErro
 }
 
 /// Checks every resource of `v` (a resource or a Bundle) with [`check_resource`].
-fn check_resources(source: &str, v: &Value, patient_id: &str) -> Result<(), HookError> {
+fn check_resources(source: &str, v: &Value<'_>, patient_id: &str) -> Result<(), HookError> {
     let mut resources = Vec::new();
     resources_of(v, &mut resources);
     resources
@@ -171,7 +181,7 @@ fn check_resources(source: &str, v: &Value, patient_id: &str) -> Result<(), Hook
 
 /// The record must hold the context patient's Patient resource: no cards (and no empty card
 /// list) are computed without demographics.
-fn require_patient(pool: &[Value], patient_id: &str) -> Result<(), HookError> {
+fn require_patient(pool: &[Value<'_>], patient_id: &str) -> Result<(), HookError> {
     let found = pool.iter().any(|r| {
         r.get("resourceType").and_then(Value::as_str) == Some("Patient")
             && r.get("id").and_then(Value::as_str) == Some(patient_id)
@@ -187,36 +197,37 @@ fn require_patient(pool: &[Value], patient_id: &str) -> Result<(), HookError> {
     }
 }
 
-/// A validated request.
+/// A validated request: views of the request's tree.
 #[derive(Debug, Clone)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     pub hook: Hook,
-    pub hook_instance: String,
-    pub patient_id: String,
+    pub hook_instance: &'a str,
+    pub patient_id: &'a str,
     pub as_of: Option<NaiveDate>,
-    pub fhir_server: Option<String>,
-    pub token: Option<String>,
-    pub prefetch: Map<String, Value>,
+    pub fhir_server: Option<&'a str>,
+    pub token: Option<&'a str>,
+    /// Empty when the request has none.
+    pub prefetch: Map<'a>,
     /// `context.draftOrders` entries (order hooks).
-    pub drafts: Vec<Value>,
+    pub drafts: Vec<&'a Value<'a>>,
 }
 
-fn patient_from_ref(v: &Value) -> Option<String> {
+fn patient_from_ref<'a>(v: &Value<'a>) -> Option<&'a str> {
     let r = v
         .get("subject")
         .or_else(|| v.get("patient"))?
         .get("reference")?
         .as_str()?;
-    r.strip_prefix("Patient/").map(str::to_string)
+    r.strip_prefix("Patient/")
 }
 
-fn parse_date(v: &Value, what: &str) -> Result<NaiveDate, HookError> {
+fn parse_date(v: &Value<'_>, what: &str) -> Result<NaiveDate, HookError> {
     v.as_str()
         .and_then(|s| NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok())
         .ok_or_else(|| HookError::BadRequest(format!("{what} must be a date YYYY-MM-DD")))
 }
 
-pub fn parse(hook: Hook, body: &Value) -> Result<Parsed, HookError> {
+pub fn parse<'a>(hook: Hook, body: &Value<'a>) -> Result<Parsed<'a>, HookError> {
     let bad = |m: &str| HookError::BadRequest(m.to_string());
     let obj = body
         .as_object()
@@ -236,25 +247,23 @@ pub fn parse(hook: Hook, body: &Value) -> Result<Parsed, HookError> {
         .get("hookInstance")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("`hookInstance` is required"))?
-        .to_string();
+        .ok_or_else(|| bad("`hookInstance` is required"))?;
     let context = obj
         .get("context")
         .and_then(Value::as_object)
         .ok_or_else(|| bad("`context` must be an object"))?;
     let fhir_server = match obj.get("fhirServer") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(*s),
         Some(_) => return Err(bad("`fhirServer` must be a string")),
     };
     let token = obj
         .get("fhirAuthorization")
         .and_then(|a| a.get("access_token"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+        .and_then(Value::as_str);
     let prefetch = match obj.get("prefetch") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
+        None | Some(Value::Null) => Map::default(),
+        Some(Value::Object(m)) => *m,
         Some(_) => return Err(bad("`prefetch` must be an object")),
     };
 
@@ -273,23 +282,23 @@ pub fn parse(hook: Hook, body: &Value) -> Result<Parsed, HookError> {
             .flatten()
         {
             if let Some(r) = e.get("resource").filter(|r| r.is_object()) {
-                drafts.push(r.clone());
+                drafts.push(r);
             }
         }
     }
     let patient_id = match context.get("patientId") {
-        Some(Value::String(p)) if !p.is_empty() => p.to_string(),
+        Some(Value::String(p)) if !p.is_empty() => *p,
         None | Some(Value::Null) => drafts
             .iter()
-            .find_map(patient_from_ref)
+            .find_map(|d| patient_from_ref(d))
             .ok_or_else(|| bad("`context.patientId` is required"))?,
         Some(_) => return Err(bad("`context.patientId` must be a non-empty string")),
     };
     // The Patient first: a different patient is the clearest message.
-    let mut entries: Vec<(&String, &Value)> = prefetch.iter().collect();
-    entries.sort_by_key(|(k, _)| k.as_str() != "patient");
+    let mut entries: Vec<(&str, &Value)> = prefetch.iter().collect();
+    entries.sort_by_key(|(k, _)| *k != "patient");
     for (key, v) in entries {
-        check_prefetch(key, v, &patient_id)?;
+        check_prefetch(key, v, patient_id)?;
     }
     let as_of = match obj
         .get("extension")
@@ -311,27 +320,55 @@ pub fn parse(hook: Hook, body: &Value) -> Result<Parsed, HookError> {
     })
 }
 
-/// Collects the patient's resources: every prefetch value (null/OperationOutcome = absent),
-/// paging through prefetched searchsets, and fetching each template whose data is absent.
-pub async fn gather(client: &Arc<FhirClient>, p: &Parsed) -> Result<Vec<Value>, HookError> {
+/// What the prefetch did not carry: the templates to fetch and the prefetched searches with
+/// further pages, from `server` with the request's token.
+#[derive(Debug, Clone)]
+pub struct FetchPlan {
+    server: String,
+    token: Option<String>,
+    patient_id: String,
+    /// `(prefetch key, query)` of each template whose data is absent.
+    missing: Vec<(&'static str, String)>,
+    /// The `next` link of each prefetched searchset that has further pages.
+    follow: Vec<String>,
+}
+
+/// The patient's resources as far as the prefetch carries them.
+pub enum Gathered<'a> {
+    /// Every template's data is in the prefetch: the resources (views of the request's tree).
+    Complete(Vec<Value<'a>>),
+    /// Something must be fetched first.
+    Fetch(FetchPlan),
+}
+
+/// The resources of every prefetch value (null/OperationOutcome = absent), in key order, and
+/// the `next` links of prefetched searchsets.
+fn prefetch_resources<'a>(p: &Parsed<'a>) -> (Vec<Value<'a>>, Vec<String>) {
     let mut pool = Vec::new();
-    let mut to_follow = Vec::new();
-    for v in p.prefetch.values() {
+    let mut follow = Vec::new();
+    for (_, v) in p.prefetch.iter() {
         resources_of(v, &mut pool);
-        if next_link(v).is_some() {
-            to_follow.push(v.clone());
+        if let Some(next) = next_link(v) {
+            follow.push(next.to_string());
         }
     }
-    let missing: Vec<(&str, String)> = PREFETCH
+    (pool, follow)
+}
+
+/// Collects the patient's resources from the prefetch, or says what to fetch: each template
+/// whose data is absent and each prefetched searchset's further pages.
+pub fn prefetched<'a>(p: &Parsed<'a>) -> Result<Gathered<'a>, HookError> {
+    let (pool, follow) = prefetch_resources(p);
+    let missing: Vec<(&'static str, String)> = PREFETCH
         .iter()
-        .filter(|(k, _)| !matches!(p.prefetch.get(*k), Some(v) if !is_absent(v)))
-        .map(|(k, t)| (*k, fill(t, &p.patient_id)))
+        .filter(|(k, _)| !matches!(p.prefetch.get(k), Some(v) if !is_absent(v)))
+        .map(|(k, t)| (*k, fill(t, p.patient_id)))
         .collect();
-    if missing.is_empty() && to_follow.is_empty() {
-        require_patient(&pool, &p.patient_id)?;
-        return Ok(pool);
+    if missing.is_empty() && follow.is_empty() {
+        require_patient(&pool, p.patient_id)?;
+        return Ok(Gathered::Complete(pool));
     }
-    let Some(server) = p.fhir_server.clone() else {
+    let Some(server) = p.fhir_server else {
         let keys: Vec<&str> = missing.iter().map(|(k, _)| *k).collect();
         return Err(HookError::Precondition(if keys.is_empty() {
             "a prefetched search result has further pages and the request names no fhirServer"
@@ -343,40 +380,64 @@ pub async fn gather(client: &Arc<FhirClient>, p: &Parsed) -> Result<Vec<Value>, 
             )
         }));
     };
+    Ok(Gathered::Fetch(FetchPlan {
+        server: server.to_string(),
+        token: p.token.map(str::to_string),
+        patient_id: p.patient_id.to_string(),
+        missing,
+        follow,
+    }))
+}
+
+/// Checks every resource of fetched pages against the context patient (each page parsed into
+/// a scratch arena; [`with_pages`] parses the pages kept).
+fn check_pages(source: &str, pages: &[Bytes], patient_id: &str) -> Result<(), HookError> {
+    for page in pages {
+        let arena = Arena::new();
+        let v = json::parse(&arena, page)
+            .map_err(|_| HookError::Precondition(format!("{source}: not FHIR JSON")))?;
+        let mut resources = Vec::new();
+        resources_of(&v, &mut resources);
+        for r in &resources {
+            check_resource(source, r, patient_id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Fetches what `plan` names (all queries at once): the bodies of the pages, every resource
+/// on them checked against the context patient.
+pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Vec<Bytes>, HookError> {
     let mut set = tokio::task::JoinSet::new();
-    for (key, query) in missing {
-        let (c, s, t) = (client.clone(), server.clone(), p.token.clone());
-        let pid = p.patient_id.clone();
+    for (key, query) in plan.missing {
+        let (c, s, t) = (client.clone(), plan.server.clone(), plan.token.clone());
+        let pid = plan.patient_id.clone();
         set.spawn(async move {
             let got = c
                 .query(&s, t.as_deref(), &query)
                 .await
                 .map_err(|e| HookError::Precondition(format!("fetching {key}: {e}")))?;
-            let source = format!("`{key}` fetched from fhirServer");
-            for r in &got {
-                check_resource(&source, r, &pid)?;
-            }
+            check_pages(&format!("`{key}` fetched from fhirServer"), &got, &pid)?;
             Ok(got)
         });
     }
-    for bundle in to_follow {
-        let (c, s, t) = (client.clone(), server.clone(), p.token.clone());
-        let pid = p.patient_id.clone();
+    for next in plan.follow {
+        let (c, s, t) = (client.clone(), plan.server.clone(), plan.token.clone());
+        let pid = plan.patient_id.clone();
         set.spawn(async move {
             let mut out = Vec::new();
-            c.follow(&s, t.as_deref(), &bundle, &mut out)
+            c.follow(&s, t.as_deref(), Some(next), &mut out)
                 .await
                 .map_err(|e| HookError::Precondition(format!("paging a prefetched search: {e}")))?;
-            for r in &out {
-                check_resource("a page of a prefetched search", r, &pid)?;
-            }
+            check_pages("a page of a prefetched search", &out, &pid)?;
             Ok(out)
         });
     }
+    let mut pages = Vec::new();
     let mut first_error = None;
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(Ok(v)) => pool.extend(v),
+            Ok(Ok(v)) => pages.extend(v),
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }
@@ -388,23 +449,34 @@ pub async fn gather(client: &Arc<FhirClient>, p: &Parsed) -> Result<Vec<Value>, 
     }
     match first_error {
         Some(e) => Err(e),
-        None => {
-            require_patient(&pool, &p.patient_id)?;
-            Ok(pool)
-        }
+        None => Ok(pages),
     }
 }
 
-fn key_of(r: &Value) -> Option<(String, String)> {
-    Some((
-        r.get("resourceType")?.as_str()?.to_string(),
-        r.get("id")?.as_str()?.to_string(),
-    ))
+/// The patient's resources: the prefetch's and those of the fetched `pages` (parsed into
+/// `arena`), which must include the context patient's Patient.
+pub fn with_pages<'a>(
+    arena: &'a Arena,
+    p: &Parsed<'a>,
+    pages: &'a [Bytes],
+) -> Result<Vec<Value<'a>>, HookError> {
+    let (mut pool, _) = prefetch_resources(p);
+    for page in pages {
+        let v = json::parse(arena, page)
+            .map_err(|_| HookError::Precondition("a fetched page is not FHIR JSON".into()))?;
+        resources_of(&v, &mut pool);
+    }
+    require_patient(&pool, p.patient_id)?;
+    Ok(pool)
+}
+
+fn key_of<'a>(r: &Value<'a>) -> Option<(&'a str, &'a str)> {
+    Some((r.get("resourceType")?.as_str()?, r.get("id")?.as_str()?))
 }
 
 /// Removes duplicates by `(resourceType, id)`; later items win (drafts override the record).
-fn dedupe(items: impl IntoIterator<Item = Value>) -> Vec<Value> {
-    let mut by_key: BTreeMap<(String, String), Value> = BTreeMap::new();
+fn dedupe<'a>(items: impl IntoIterator<Item = Value<'a>>) -> Vec<Value<'a>> {
+    let mut by_key: BTreeMap<(&str, &str), Value<'a>> = BTreeMap::new();
     let mut anonymous = Vec::new();
     for r in items {
         match key_of(&r) {
@@ -421,29 +493,45 @@ fn dedupe(items: impl IntoIterator<Item = Value>) -> Vec<Value> {
 /// context patient as subject when missing (so the reader attaches them). Nothing clinical
 /// happens here: the core evaluates them as if signed (`osteoguard_core::assess_what_if`,
 /// knowledge.md §9 "Order hooks"). Returns the resources and the MedicationRequest references.
-fn prepare_drafts(drafts: &[Value], patient_id: &str) -> (Vec<Value>, Vec<SourceRef>) {
+/// A draft that needs a member added is rebuilt (as JSON text, parsed into `arena`); the others
+/// are read as sent.
+fn prepare_drafts<'a>(
+    arena: &'a Arena,
+    drafts: &[&'a Value<'a>],
+    patient_id: &str,
+) -> (Vec<Value<'a>>, Vec<SourceRef>) {
     let mut out = Vec::new();
     let mut refs = Vec::new();
     for (i, d) in drafts.iter().enumerate() {
-        let mut r = d.clone();
-        let Some(obj) = r.as_object_mut() else {
+        let Some(obj) = d.as_object() else {
             continue;
         };
-        let rt = obj
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if !obj.contains_key("id") {
-            obj.insert("id".into(), Value::String(format!("draft-{i}")));
-        }
-        if rt == "MedicationRequest" {
-            if !obj.contains_key("subject") {
-                obj.insert(
-                    "subject".into(),
-                    serde_json::json!({"reference": format!("Patient/{patient_id}")}),
-                );
+        let is_request =
+            obj.get("resourceType").and_then(Value::as_str) == Some("MedicationRequest");
+        let add_id = !obj.contains_key("id");
+        let add_subject = is_request && !obj.contains_key("subject");
+        let r = if add_id || add_subject {
+            let mut owned = d.to_serde();
+            if let Some(o) = owned.as_object_mut() {
+                if add_id {
+                    o.insert("id".into(), serde_json::Value::String(format!("draft-{i}")));
+                }
+                if add_subject {
+                    o.insert(
+                        "subject".into(),
+                        serde_json::json!({"reference": format!("Patient/{patient_id}")}),
+                    );
+                }
             }
+            let text: &'a str = arena.alloc_str(&owned.to_string());
+            match json::parse(arena, text.as_bytes()) {
+                Ok(v) => v,
+                Err(_) => continue,
+            }
+        } else {
+            (*d).clone()
+        };
+        if is_request {
             if let Some((_, id)) = key_of(&r) {
                 refs.push(SourceRef::new(format!("MedicationRequest/{id}")));
             }
@@ -456,13 +544,13 @@ fn prepare_drafts(drafts: &[Value], patient_id: &str) -> (Vec<Value>, Vec<Source
 /// Reads `resources` and assesses the context patient; with `drafts` (order hooks) the core's
 /// what-if assessment evaluates them as if signed.
 fn assess_patient(
-    resources: Vec<Value>,
+    resources: Vec<Value<'_>>,
     patient_id: &str,
     drafts: Option<&[SourceRef]>,
     as_of: NaiveDate,
     config: &Config,
 ) -> Option<Assessment> {
-    let read = osteoguard_fhir::read_resources(resources);
+    let read = osteoguard_fhir::read_parsed(resources);
     let pd = read.patients.into_iter().find(|p| p.id == patient_id)?;
     Some(match drafts {
         Some(d) => assess_what_if(&pd.record, &pd.issues, d, as_of, config),
@@ -476,7 +564,7 @@ pub type PublishReport<'a> = dyn Fn(&Assessment) -> Option<String> + 'a;
 /// The result of one evaluation: the response cards and `(uuid, finding code, severity)` of each.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluated {
-    pub cards: Vec<Value>,
+    pub cards: Vec<cards::Card>,
     pub issued: Vec<(String, String, String)>,
 }
 
@@ -486,21 +574,22 @@ pub struct Evaluated {
 ///
 /// `report`, when given, publishes the HTML report of the assessment and returns its absolute
 /// URL (every card links to it).
-pub fn evaluate(
-    p: &Parsed,
-    resources: Vec<Value>,
+pub fn evaluate<'a>(
+    arena: &'a Arena,
+    p: &Parsed<'a>,
+    resources: Vec<Value<'a>>,
     as_of: NaiveDate,
     config: &Config,
     report: Option<&PublishReport<'_>>,
 ) -> Evaluated {
     let base = dedupe(resources);
-    let (draft_resources, draft_refs) = prepare_drafts(&p.drafts, &p.patient_id);
+    let (draft_resources, draft_refs) = prepare_drafts(arena, &p.drafts, p.patient_id);
     let order_hook = p.hook.is_order();
     let a = if order_hook {
         let full = dedupe(base.iter().cloned().chain(draft_resources));
-        assess_patient(full, &p.patient_id, Some(&draft_refs), as_of, config)
+        assess_patient(full, p.patient_id, Some(&draft_refs), as_of, config)
     } else {
-        assess_patient(base.clone(), &p.patient_id, None, as_of, config)
+        assess_patient(base.clone(), p.patient_id, None, as_of, config)
     };
     let Some(a) = a else {
         return Evaluated::default();
@@ -512,7 +601,7 @@ pub fn evaluate(
         // at sign time.
         let drafts: BTreeSet<&str> = draft_refs.iter().map(SourceRef::as_str).collect();
         let baseline: BTreeMap<FindingCode, Severity> =
-            match assess_patient(base, &p.patient_id, None, as_of, config) {
+            match assess_patient(base, p.patient_id, None, as_of, config) {
                 Some(b) => b.findings.iter().map(|f| (f.code, f.severity)).collect(),
                 None => BTreeMap::new(),
             };
@@ -533,7 +622,7 @@ pub fn evaluate(
     let plans = osteoguard_core::assessment::situations(&a, &findings);
     let report_url = report.and_then(|publish| if plans.is_empty() { None } else { publish(&a) });
     let ctx = CardContext {
-        patient_id: &p.patient_id,
+        patient_id: p.patient_id,
         as_of,
         assessment: &a,
         report_url,

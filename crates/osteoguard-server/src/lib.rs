@@ -287,6 +287,100 @@ fn hook_refusal(service: &str, e: &hooks::HookError) -> Response {
     error(status, code, &e.to_string())
 }
 
+/// One hook request, as the blocking part of the handler needs it.
+struct HookJob {
+    hook: discovery::Hook,
+    service: &'static str,
+    body: Bytes,
+    /// The as-of date when the request names none (the HTTP edge is the only place that reads
+    /// the clock).
+    today: chrono::NaiveDate,
+    cfg: Arc<ServerConfig>,
+    /// Where the cards' report links point (docs/cds-hooks.md "Links"), when they link.
+    link_base: Option<String>,
+    reports: Arc<reports::ReportStore>,
+}
+
+/// How far [`answer`] got.
+enum Step {
+    /// The response body and what it holds.
+    Answered(Vec<u8>, hooks::Evaluated),
+    /// The prefetch lacks data: fetch it, then answer again with the pages.
+    Fetch(hooks::FetchPlan),
+}
+
+/// Why [`answer`] gives no cards.
+enum Refusal {
+    NotJson,
+    Hook(hooks::HookError),
+    Internal,
+}
+
+impl Refusal {
+    fn response(&self, service: &str) -> Response {
+        match self {
+            Refusal::NotJson => error(StatusCode::BAD_REQUEST, "bad-request", "body is not JSON"),
+            Refusal::Hook(e) => hook_refusal(service, e),
+            Refusal::Internal => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "evaluation failed",
+            ),
+        }
+    }
+}
+
+/// The response body: the cards, serialised as they are (no tree built around them).
+#[derive(serde::Serialize)]
+struct CardsBody<'a> {
+    cards: &'a [cards::Card],
+}
+
+/// Parses the request once into the FHIR reader's arena tree, checks it, gathers the
+/// resources (the prefetch's, and `pages` fetched for it), assesses and renders the response
+/// body (CPU only: runs off the async runtime). Without `pages`, a request whose prefetch
+/// lacks data comes back as [`Step::Fetch`].
+fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
+    let arena = osteoguard_fhir::json::Arena::new();
+    let json = osteoguard_fhir::json::parse(&arena, &job.body).map_err(|_| Refusal::NotJson)?;
+    let parsed = hooks::parse(job.hook, &json).map_err(Refusal::Hook)?;
+    tracing::debug!(service = job.service, hook_instance = %parsed.hook_instance, patient = %parsed.patient_id, "hook request");
+    let resources = match pages {
+        None => match hooks::prefetched(&parsed).map_err(Refusal::Hook)? {
+            hooks::Gathered::Complete(r) => r,
+            hooks::Gathered::Fetch(plan) => return Ok(Step::Fetch(plan)),
+        },
+        Some(pages) => hooks::with_pages(&arena, &parsed, pages).map_err(Refusal::Hook)?,
+    };
+    let as_of = parsed.as_of.unwrap_or(job.today);
+    let publish = |a: &osteoguard_core::Assessment| -> Option<String> {
+        let base = job.link_base.as_deref()?;
+        let token = job.reports.publish_assessment(a.clone());
+        Some(format!("{base}/reports/{token}"))
+    };
+    let evaluated = hooks::evaluate(
+        &arena,
+        &parsed,
+        resources,
+        as_of,
+        &job.cfg.engine,
+        Some(&publish),
+    );
+    let body = serde_json::to_vec(&CardsBody {
+        cards: &evaluated.cards,
+    })
+    .map_err(|_| Refusal::Internal)?;
+    Ok(Step::Answered(body, evaluated))
+}
+
+/// [`answer`] on a blocking thread.
+async fn answer_blocking(job: &Arc<HookJob>, pages: Option<Vec<Bytes>>) -> Result<Step, Refusal> {
+    let job = job.clone();
+    tokio::task::spawn_blocking(move || answer(&job, pages.as_deref()))
+        .await
+        .unwrap_or(Err(Refusal::Internal))
+}
+
 async fn hook_handler(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -308,23 +402,6 @@ async fn hook_handler(
     if let Some(r) = refuse_non_json(&headers) {
         return r;
     }
-    let json: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad-request", "body is not JSON"),
-    };
-    let parsed = match hooks::parse(svc.hook, &json) {
-        Ok(p) => p,
-        Err(e) => return hook_refusal(svc.id, &e),
-    };
-    tracing::debug!(service = svc.id, hook_instance = %parsed.hook_instance, patient = %parsed.patient_id, "hook request");
-    // The HTTP edge is the only place that reads the clock.
-    let as_of = parsed
-        .as_of
-        .unwrap_or_else(|| chrono::Local::now().date_naive());
-    let resources = match hooks::gather(&st.fhir, &parsed).await {
-        Ok(r) => r,
-        Err(e) => return hook_refusal(svc.id, &e),
-    };
     let cfg = st.cfg.clone();
     // Where the cards' report links point (docs/cds-hooks.md "Links").
     let link_base = if cfg.report_links {
@@ -336,29 +413,33 @@ async fn hook_handler(
     } else {
         None
     };
-    let report_store = st.reports.clone();
-    let evaluated = match tokio::task::spawn_blocking(move || {
-        let publish = |a: &osteoguard_core::Assessment| -> Option<String> {
-            let base = link_base.as_deref()?;
-            let token = report_store.publish(osteoguard_report::html::render(a));
-            Some(format!("{base}/reports/{token}"))
-        };
-        hooks::evaluate(&parsed, resources, as_of, &cfg.engine, Some(&publish))
-    })
-    .await
-    {
-        Ok(e) => e,
-        Err(_) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "evaluation failed",
-            )
+    let job = Arc::new(HookJob {
+        hook: svc.hook,
+        service: svc.id,
+        body,
+        today: chrono::Local::now().date_naive(),
+        cfg,
+        link_base,
+        reports: st.reports.clone(),
+    });
+    let (response, evaluated) = match answer_blocking(&job, None).await {
+        Ok(Step::Answered(b, e)) => (b, e),
+        Ok(Step::Fetch(plan)) => {
+            let pages = match hooks::fetch(&st.fhir, plan).await {
+                Ok(p) => p,
+                Err(e) => return hook_refusal(svc.id, &e),
+            };
+            match answer_blocking(&job, Some(pages)).await {
+                Ok(Step::Answered(b, e)) => (b, e),
+                Ok(Step::Fetch(_)) => return Refusal::Internal.response(svc.id),
+                Err(r) => return r.response(svc.id),
+            }
         }
+        Err(r) => return r.response(svc.id),
     };
     if !evaluated.issued.is_empty() {
         let store = st.store.clone();
-        let issued = evaluated.issued.clone();
+        let issued = evaluated.issued;
         let now = chrono::Utc::now().to_rfc3339();
         let service = svc.id;
         tokio::task::spawn_blocking(move || {
@@ -374,8 +455,15 @@ async fn hook_handler(
         ms = started.elapsed().as_millis() as u64,
         "hook answered"
     );
-    metrics::cards_returned(svc.id, &evaluated.cards);
-    Json(json!({"cards": evaluated.cards})).into_response()
+    metrics::cards_returned(svc.id, evaluated.cards.iter().map(|c| c.indicator));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        response,
+    )
+        .into_response()
 }
 
 fn parse_feedback(body: &Value) -> Result<Vec<store::FeedbackRow>, String> {

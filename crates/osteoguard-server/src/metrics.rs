@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
-use serde_json::Value;
 
 use crate::discovery;
 
@@ -130,12 +129,10 @@ pub async fn track(req: Request, next: Next) -> Response {
 }
 
 /// Cards returned by a hook call, by indicator (`info`, `warning`, `critical`).
-pub fn cards_returned(service: &str, cards: &[Value]) {
+pub fn cards_returned<'a>(service: &str, indicators: impl Iterator<Item = &'a str>) {
     let m = metrics();
-    for c in cards {
-        let indicator = c
-            .get("indicator")
-            .and_then(Value::as_str)
+    for indicator in indicators {
+        let indicator = Some(indicator)
             .filter(|i| matches!(*i, "info" | "warning" | "critical"))
             .unwrap_or("other");
         m.cards.with_label_values(&[service, indicator]).inc();

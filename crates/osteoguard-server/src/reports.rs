@@ -8,25 +8,59 @@
 //! referrer and a content security policy that forbids scripts and network access.
 //!
 //! Memory is bounded: expired reports are dropped whenever one is added, and above
-//! [`MAX_REPORTS`] the oldest go first.
+//! [`MAX_REPORTS`] the oldest go first (reports expire in the order they were issued: one
+//! lifetime for all, so both are a pop from the front of the issue order).
+//!
+//! A hook call keeps the assessment, not the page: the HTML is rendered when the link is first
+//! opened (most links never are; rendering every report at issue time was a fifth of the
+//! service's CPU per request, issue 19), from the same assessment, so it is the same page.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use osteoguard_core::Assessment;
 
 /// Reports kept at most (the oldest are dropped first).
 pub const MAX_REPORTS: usize = 2048;
 
+/// A report: its page, or the assessment it is rendered from on first use.
+struct Content {
+    assessment: Option<Assessment>,
+    html: OnceLock<Arc<String>>,
+}
+
+impl Content {
+    fn html(&self) -> Arc<String> {
+        self.html
+            .get_or_init(|| {
+                Arc::new(
+                    self.assessment
+                        .as_ref()
+                        .map(osteoguard_report::html::render)
+                        .unwrap_or_default(),
+                )
+            })
+            .clone()
+    }
+}
+
 struct Entry {
-    html: Arc<String>,
-    issued: Instant,
+    content: Arc<Content>,
     expires: Instant,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, Entry>,
+    /// Tokens in the order issued (= the order they expire).
+    order: VecDeque<(Instant, String)>,
 }
 
 /// The in-memory report store.
 pub struct ReportStore {
     ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
 }
 
 /// A token: 64 hex digits, random.
@@ -47,39 +81,51 @@ impl ReportStore {
     pub fn new(ttl: Duration) -> Self {
         ReportStore {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
     /// Keeps `html` for the lifetime and returns its token.
     pub fn publish(&self, html: String) -> String {
+        self.keep(Content {
+            assessment: None,
+            html: OnceLock::from(Arc::new(html)),
+        })
+    }
+
+    /// Keeps the report of `assessment` (rendered when first asked for) for the lifetime and
+    /// returns its token.
+    pub fn publish_assessment(&self, assessment: Assessment) -> String {
+        self.keep(Content {
+            assessment: Some(assessment),
+            html: OnceLock::new(),
+        })
+    }
+
+    fn keep(&self, content: Content) -> String {
         let token = new_token();
         let now = Instant::now();
-        let mut map = match self.entries.lock() {
+        let mut e = match self.entries.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        map.retain(|_, e| e.expires > now);
-        while map.len() >= MAX_REPORTS {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, e)| e.issued)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => {
-                    map.remove(&k);
-                }
-                None => break,
+        let Entries { map, order } = &mut *e;
+        while let Some((expires, t)) = order.front() {
+            if *expires > now && map.len() < MAX_REPORTS {
+                break;
             }
+            map.remove(t);
+            order.pop_front();
         }
+        let expires = now + self.ttl;
         map.insert(
             token.clone(),
             Entry {
-                html: Arc::new(html),
-                issued: now,
-                expires: now + self.ttl,
+                content: Arc::new(content),
+                expires,
             },
         );
+        order.push_back((expires, token.clone()));
         token
     }
 
@@ -89,18 +135,22 @@ impl ReportStore {
             return None;
         }
         let now = Instant::now();
-        let mut map = match self.entries.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        match map.get(token) {
-            Some(e) if e.expires > now => Some(e.html.clone()),
-            Some(_) => {
-                map.remove(token);
-                None
+        let content = {
+            let mut e = match self.entries.lock() {
+                Ok(m) => m,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match e.map.get(token) {
+                Some(entry) if entry.expires > now => entry.content.clone(),
+                Some(_) => {
+                    e.map.remove(token);
+                    return None;
+                }
+                None => return None,
             }
-            None => None,
-        }
+        };
+        // Rendered (once) outside the lock.
+        Some(content.html())
     }
 }
 
@@ -144,6 +194,54 @@ mod tests {
         let dead = ReportStore::new(Duration::ZERO);
         let t = dead.publish("<p>x</p>".into());
         assert!(dead.get(&t).is_none());
+    }
+
+    /// A kept assessment is served as exactly the page rendering it gives, every time.
+    #[test]
+    fn a_kept_assessment_serves_the_page_it_renders() {
+        let seed =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed-case.json");
+        let read = osteoguard_fhir::read_path(&seed).unwrap();
+        let pd = read.patient("ku-73f").unwrap();
+        let as_of = chrono::NaiveDate::from_ymd_opt(2023, 6, 15).unwrap();
+        let a = osteoguard_core::assess_with_issues(
+            &pd.record,
+            &pd.issues,
+            as_of,
+            &osteoguard_core::Config::default(),
+        );
+        let page = osteoguard_report::html::render(&a);
+        assert!(page.contains("Patient/ku-73f"));
+        let store = ReportStore::new(Duration::from_secs(3600));
+        let t = store.publish_assessment(a);
+        for _ in 0..2 {
+            assert_eq!(store.get(&t).as_deref(), Some(&page));
+        }
+        let dead = ReportStore::new(Duration::ZERO);
+        let expired = dead.publish_assessment(osteoguard_core::assess_with_issues(
+            &pd.record,
+            &pd.issues,
+            as_of,
+            &osteoguard_core::Config::default(),
+        ));
+        assert!(dead.get(&expired).is_none());
+    }
+
+    #[test]
+    fn above_the_cap_the_oldest_go_first() {
+        let store = ReportStore::new(Duration::from_secs(3600));
+        let tokens: Vec<String> = (0..=MAX_REPORTS)
+            .map(|i| store.publish(format!("<p>{i}</p>")))
+            .collect();
+        assert!(store.get(&tokens[0]).is_none(), "the oldest is dropped");
+        for (i, t) in tokens.iter().enumerate().skip(1).step_by(97) {
+            assert_eq!(
+                store.get(t).as_deref().map(String::as_str),
+                Some(format!("<p>{i}</p>").as_str())
+            );
+        }
+        let last = tokens.last().map(String::as_str).unwrap_or_default();
+        assert!(store.get(last).is_some());
     }
 
     #[test]

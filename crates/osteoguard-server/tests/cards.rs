@@ -426,15 +426,7 @@ async fn expired_reports_are_404_and_the_base_url_is_configurable() {
 #[tokio::test]
 async fn discovery_and_feedback_follow_the_schemas() {
     let h = start().await;
-    let disc: Value = h
-        .http
-        .get(h.url("/cds-services"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let disc = h.get_json("/cds-services").await;
     validate_cds("discovery.schema.json", &disc).unwrap();
 
     let (_, v) = seed_view(&h, "2023-06-15").await;

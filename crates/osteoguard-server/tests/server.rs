@@ -21,15 +21,7 @@ fn with_fhir(mut req: Value, fhir: &FhirServer) -> Value {
 #[tokio::test]
 async fn discovery_lists_three_services_with_prefetch_templates() {
     let h = start().await;
-    let v: Value = h
-        .http
-        .get(h.url("/cds-services"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = h.get_json("/cds-services").await;
     let services = v["services"].as_array().unwrap();
     let hooks: Vec<&str> = services
         .iter()

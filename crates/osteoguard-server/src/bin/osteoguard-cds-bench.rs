@@ -13,6 +13,14 @@
 //! 4. Open loop: short probes at falling fractions of the closed-loop throughput until one runs
 //!    with 0 errors and keeps up; then `--sustain` seconds at that rate, reporting errors and
 //!    latency measured from each request's scheduled send time.
+//!
+//! With `--serve DIR` it only serves, for an external load tool (`scripts/bench-cds.sh` drives
+//! `wrk` with it): the service on `127.0.0.1:--port` with `/bench/static` serving the seed
+//! patient-view's response bytes; `DIR/request.json` is the request body, `DIR/response.json`
+//! the response, `DIR/pid` this process. With `--secure` every call needs an ES384 JWT: a
+//! P-384 key is generated, its JWKS configured as the trusted issuer's (a file: cached), and
+//! `--tokens N` signed tokens, each with its own `jti` (a token is accepted once), are written
+//! one a line to `DIR/tokens.txt`. `DIR/ready` appears when it listens; it serves until killed.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +35,10 @@ struct Args {
     clients: usize,
     sustain: u64,
     seed: PathBuf,
+    serve: Option<PathBuf>,
+    port: u16,
+    secure: bool,
+    tokens: usize,
 }
 
 fn args() -> Args {
@@ -35,6 +47,10 @@ fn args() -> Args {
         clients: 64,
         sustain: 60,
         seed: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed-case.json"),
+        serve: None,
+        port: 8097,
+        secure: false,
+        tokens: 50_000,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -45,6 +61,14 @@ fn args() -> Args {
             "--clients" => a.clients = next.parse().unwrap_or(a.clients),
             "--sustain" => a.sustain = next.parse().unwrap_or(a.sustain),
             "--seed" => a.seed = PathBuf::from(next),
+            "--serve" => a.serve = Some(PathBuf::from(next)),
+            "--port" => a.port = next.parse().unwrap_or(a.port),
+            "--tokens" => a.tokens = next.parse().unwrap_or(a.tokens),
+            "--secure" => {
+                a.secure = true;
+                i += 1;
+                continue;
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -278,7 +302,101 @@ fn main() {
             eprintln!("runtime: {e}");
             std::process::exit(1)
         });
-    rt.block_on(run(a));
+    match a.serve.clone() {
+        Some(dir) => rt.block_on(serve_only(a, dir)),
+        None => rt.block_on(run(a)),
+    }
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("{what}: {e}");
+    std::process::exit(1)
+}
+
+const BENCH_ISS: &str = "https://ehr.bench";
+const BENCH_BASE: &str = "https://cds.bench";
+
+/// A P-384 key: the JWKS (public) and the signing key.
+fn bench_key() -> (Value, jsonwebtoken::EncodingKey) {
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let kp =
+        EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap_or_else(|e| fail("key", e));
+    let pkcs8 = kp.to_pkcs8v1().unwrap_or_else(|e| fail("key", e));
+    let public = kp.public_key().as_ref();
+    if public.len() != 97 {
+        fail("key", "unexpected P-384 public key length");
+    }
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-384", "kid": "bench-1", "use": "sig",
+        "alg": "ES384", "x": b64(&public[1..49]), "y": b64(&public[49..97])}]});
+    (jwks, jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()))
+}
+
+/// `--serve DIR`: serve the seed patient-view and its static twin until killed.
+async fn serve_only(a: Args, dir: PathBuf) {
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| fail("dir", e));
+    let db = dir.join("cds.db");
+    let body = serde_json::to_vec(&seed_request(&a.seed)).unwrap_or_else(|e| fail("request", e));
+    // The response, learned from an unsigned service on a free port.
+    let s = osteoguard_server::start(config(&db), None)
+        .await
+        .unwrap_or_else(|e| fail("server", e));
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://{}/cds-services/osteoguard-patient-view",
+            s.addr
+        ))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .and_then(|r| r.error_for_status());
+    let response = match response {
+        Ok(r) => r.bytes().await.unwrap_or_default(),
+        Err(e) => fail("seed patient-view", e),
+    };
+    s.shutdown().await;
+    let mut cfg = config(&db);
+    cfg.port = a.port;
+    if a.secure {
+        let (jwks, key) = bench_key();
+        let jwks_path = dir.join("jwks.json");
+        std::fs::write(&jwks_path, jwks.to_string()).unwrap_or_else(|e| fail("jwks", e));
+        cfg.insecure_dev = false;
+        cfg.base_url = BENCH_BASE.into();
+        cfg.trusted_issuers = vec![osteoguard_server::TrustedIssuer {
+            iss: BENCH_ISS.into(),
+            jwks_file: Some(jwks_path),
+            jwks_url: None,
+            jku: Vec::new(),
+        }];
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let aud = format!("{BENCH_BASE}/cds-services");
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES384);
+        header.kid = Some("bench-1".into());
+        let mut tokens = String::new();
+        for n in 0..a.tokens {
+            let claims = json!({"iss": BENCH_ISS, "sub": "bench", "aud": aud, "iat": now,
+                "exp": now + 1800, "jti": format!("bench-{now}-{n}")});
+            let t =
+                jsonwebtoken::encode(&header, &claims, &key).unwrap_or_else(|e| fail("sign", e));
+            tokens.push_str(&t);
+            tokens.push('\n');
+        }
+        std::fs::write(dir.join("tokens.txt"), tokens).unwrap_or_else(|e| fail("tokens", e));
+    }
+    std::fs::write(dir.join("request.json"), &body).unwrap_or_else(|e| fail("request", e));
+    std::fs::write(dir.join("response.json"), &response).unwrap_or_else(|e| fail("response", e));
+    let s = osteoguard_server::start(cfg, Some(response))
+        .await
+        .unwrap_or_else(|e| fail("server", e));
+    std::fs::write(dir.join("pid"), std::process::id().to_string())
+        .unwrap_or_else(|e| fail("pid", e));
+    std::fs::write(dir.join("ready"), s.addr.to_string()).unwrap_or_else(|e| fail("ready", e));
+    println!("serving on {} (secure: {})", s.addr, a.secure);
+    let _ = tokio::signal::ctrl_c().await;
+    s.shutdown().await;
 }
 
 async fn run(a: Args) {

@@ -406,6 +406,17 @@ impl Harness {
         let v = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, v)
     }
+    /// GET `path` (no token); its body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
     /// POST JSON with a fresh valid ES384 token; the raw response.
     pub async fn send(&self, path: &str, body: &Value) -> reqwest::Response {
         self.http
