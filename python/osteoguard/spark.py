@@ -66,25 +66,25 @@ def _count(counters, counts):
                 counters[a].add(n)
 
 
-def route_file_batches(batches, counters=None) -> Iterator:
+def route_file_batches(batches, counters=None, reader_filter: bool = False) -> Iterator:
     """mapInArrow body of step 2 (byte ranges): ``(path, start, end)`` rows in, routed rows out."""
     from osteoguard import _native, _record_batch
 
     for batch in batches:
         paths, starts, ends = (batch.column(i).to_pylist() for i in range(3))
         for path, start, end in zip(paths, starts, ends):  # one row per input split
-            cols, counts = _native.route_file(path, start, end)
+            cols, counts = _native.route_file(path, start, end, reader_filter)
             _count(counters, counts)
             if cols[0][2]:
                 yield _record_batch(cols)
 
 
-def route_text_batches(batches, counters=None) -> Iterator:
+def route_text_batches(batches, counters=None, reader_filter: bool = False) -> Iterator:
     """mapInArrow body of step 2 (``spark.read.text``): ``value`` lines in, routed rows out."""
     from osteoguard import _native, _record_batch, _str_bufs
 
     for batch in batches:
-        cols, counts = _native.route_text(_str_bufs(batch.column(0)))
+        cols, counts = _native.route_text(_str_bufs(batch.column(0)), reader_filter)
         _count(counters, counts)
         if cols[0][2]:
             yield _record_batch(cols)
@@ -172,7 +172,7 @@ def default_split_bytes(total: int, parallelism: int) -> int:
 
 
 def routed_lines(spark, export_dir: str, counters=None, split_mb: Optional[int] = None,
-                 reader: Optional[str] = None):
+                 reader: Optional[str] = None, reader_filter: bool = False):
     """Step 1–2: the routed rows ``(kind, key, line)`` of the export."""
     paths = input_paths(export_dir)
     if not paths:
@@ -186,13 +186,15 @@ def routed_lines(spark, export_dir: str, counters=None, split_mb: Optional[int] 
         splits = input_splits(paths, split)
         rdd = sc.parallelize(splits, len(splits))
         df = spark.createDataFrame(rdd, "path string, start long, end long")
-        return df.mapInArrow(lambda it: route_file_batches(it, counters), ROUTED_SCHEMA)
+        return df.mapInArrow(lambda it: route_file_batches(it, counters, reader_filter),
+                             ROUTED_SCHEMA)
     if split_mb:
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(split_mb * (1 << 20)))
     r = spark.read.option("lineSep", "\n")
     if len(paths) == 1 and _is_uri(paths[0]):
         r = r.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.ndjson*")
-    return r.text(paths).mapInArrow(lambda it: route_text_batches(it, counters), ROUTED_SCHEMA)
+    return r.text(paths).mapInArrow(
+        lambda it: route_text_batches(it, counters, reader_filter), ROUTED_SCHEMA)
 
 
 def previous_rows(spark, previous_dir: str):
@@ -218,13 +220,14 @@ def previous_rows(spark, previous_dir: str):
 
 def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
              partitions: Optional[int] = None, counters=None, previous: Optional[str] = None,
-             split_mb: Optional[int] = None, reader: Optional[str] = None, patients=None):
+             split_mb: Optional[int] = None, reader: Optional[str] = None, patients=None,
+             reader_filter: bool = False):
     """The worklist rows DataFrame (screen's columns plus ``_severity_rank``, ``_patient_rank``,
     ``_apart``), its sort order, and the routed rows (persisted)."""
     from pyspark.sql import functions as F
     from pyspark import StorageLevel
 
-    routed = routed_lines(spark, export_dir, counters, split_mb, reader).persist(
+    routed = routed_lines(spark, export_dir, counters, split_mb, reader, reader_filter).persist(
         StorageLevel.MEMORY_AND_DISK)
     shared_rows = routed.where(F.col("kind") == KIND_SHARED).select("key", "line").collect()
     shared = [(r["key"], r["line"]) for r in shared_rows]
@@ -330,7 +333,7 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
 def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] = None,
         partitions: Optional[int] = None, previous: Optional[str] = None,
         single_csv: bool = False, split_mb: Optional[int] = None,
-        reader: Optional[str] = None) -> dict:
+        reader: Optional[str] = None, reader_filter: bool = False) -> dict:
     """The whole job; returns (and writes) the summary."""
     import osteoguard
 
@@ -341,7 +344,7 @@ def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] 
     patients = sc.accumulator(0)
     t0 = time.perf_counter()
     rows, order, routed = worklist(spark, export_dir, as_of, config, partitions, counters,
-                                   previous, split_mb, reader, patients)
+                                   previous, split_mb, reader, patients, reader_filter)
     n, statuses = write_outputs(rows, order, out_dir, as_of, single_csv)
     elapsed = time.perf_counter() - t0
     routed.unpersist()
@@ -413,6 +416,9 @@ def main(argv=None) -> int:
     p.add_argument("--reader", choices=("ranges", "text"), default=None,
                    help="ranges: the engine reads byte ranges of the files (local or shared "
                    "file system; default for a path); text: spark.read.text (default for a URI)")
+    p.add_argument("--reader-filter", action="store_true",
+                   help="also drop, before the shuffle, lines the FHIR reader would ignore "
+                   "(a second parse of each kept line for a smaller shuffle)")
     args = p.parse_args(argv)
 
     import datetime
@@ -440,7 +446,8 @@ def main(argv=None) -> int:
     spark = build_session(master)
     try:
         summary = run(spark, args.export_dir, args.as_of, args.out, config, args.partitions,
-                      args.previous, args.single_csv, args.split_mb, args.reader)
+                      args.previous, args.single_csv, args.split_mb, args.reader,
+                      args.reader_filter)
     finally:
         spark.stop()
     print(json.dumps(summary, indent=2))

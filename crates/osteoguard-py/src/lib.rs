@@ -220,6 +220,13 @@ impl DropReason {
 /// types and codes no rule reads), then the FHIR reader's own disposition ([`reader_uses`]) of
 /// what the router keeps. Same input, same decision, on any executor.
 pub fn classify_line(line: &str) -> LineAction {
+    classify_line_with(line, true)
+}
+
+/// [`classify_line`], with the reader's disposition (`reader_filter`) or with screen's pass-1
+/// router alone — what screen itself ships to pass 2: a line the router keeps is then kept
+/// whole, so no line is parsed twice (the reader ignores the same lines in the evaluation).
+pub fn classify_line_with(line: &str, reader_filter: bool) -> LineAction {
     let bytes = line.trim_end_matches(['\r', '\n']).as_bytes();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return LineAction::Drop(DropReason::Blank);
@@ -236,6 +243,7 @@ pub fn classify_line(line: &str) -> LineAction {
         Decision::Ignored => LineAction::Drop(DropReason::Irrelevant),
         Decision::Unattached => LineAction::Drop(DropReason::NoPatient),
         Decision::Medication(id) => LineAction::Shared(id),
+        Decision::Patient(id) if !reader_filter => LineAction::Keep(id),
         Decision::Patient(id) => {
             let arena = osteoguard_fhir::json::Arena::new();
             let used = match osteoguard_fhir::json::parse(&arena, bytes) {

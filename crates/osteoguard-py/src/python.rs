@@ -170,12 +170,14 @@ fn columns_out<'py>(py: Python<'py>, cols: Vec<crate::arrow::Column>) -> Vec<Col
 /// Routes a batch of lines given as a `utf8` array's buffers: `(columns, counts)`, the routed
 /// rows' `kind`, `key`, `line` columns and the number of lines per action (`ACTIONS`).
 #[pyfunction]
+#[pyo3(signature = (lines, reader_filter=false))]
 fn route_text<'py>(
     py: Python<'py>,
     lines: StrBufs<'_>,
+    reader_filter: bool,
 ) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
     let (cols, counts) = py
-        .detach(|| crate::split::route_array(&str_array(lines)?).map(|r| r.finish()))
+        .detach(|| crate::split::route_array(&str_array(lines)?, reader_filter).map(|r| r.finish()))
         .map_err(err)?;
     Ok((columns_out(py, cols), counts))
 }
@@ -183,16 +185,18 @@ fn route_text<'py>(
 /// Routes the lines of a file that start in `[start, end)` (`end=None`: to its end; a `.gz`
 /// file whole): as `route_text`.
 #[pyfunction]
-#[pyo3(signature = (path, start, end=None))]
+#[pyo3(signature = (path, start, end=None, reader_filter=false))]
 fn route_file<'py>(
     py: Python<'py>,
     path: &str,
     start: u64,
     end: Option<u64>,
+    reader_filter: bool,
 ) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
     let (cols, counts) = py
         .detach(|| {
-            crate::split::route_range(std::path::Path::new(path), start, end).map(|r| r.finish())
+            crate::split::route_range(std::path::Path::new(path), start, end, reader_filter)
+                .map(|r| r.finish())
         })
         .map_err(err)?;
     Ok((columns_out(py, cols), counts))

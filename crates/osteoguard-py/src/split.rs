@@ -14,8 +14,8 @@ use std::path::Path;
 
 use crate::arrow::{Column, IntBuilder, ListArray, StrArray, StrBuilder};
 use crate::{
-    classify_line, worklist_with_follow_up, DropReason, LineAction, PreviousRows, PyEngineError,
-    Worklist, WORKLIST_COLUMNS,
+    classify_line_with, worklist_with_follow_up, DropReason, LineAction, PreviousRows,
+    PyEngineError, Worklist, WORKLIST_COLUMNS,
 };
 
 /// The per-line decisions, in the order of `osteoguard.spark.LINE_ACTIONS`: `keep, key-only, shared, drop:blank,
@@ -43,11 +43,15 @@ pub struct Routed {
     line: StrBuilder,
     marked: HashSet<String>,
     pub counts: [u64; 7],
+    /// Also ask the FHIR reader whether it uses a line the router keeps (a second parse of the
+    /// line, for a smaller shuffle); without, the router's decision alone, as screen's pass 1.
+    reader_filter: bool,
 }
 
-impl Default for Routed {
-    fn default() -> Self {
+impl Routed {
+    pub fn new(reader_filter: bool) -> Self {
         Routed {
+            reader_filter,
             kind: IntBuilder::int8("kind"),
             key: StrBuilder::new("key"),
             line: StrBuilder::new("line"),
@@ -55,13 +59,10 @@ impl Default for Routed {
             counts: [0; 7],
         }
     }
-}
-
-impl Routed {
     /// Routes one line ([`classify_line`]): kept lines go to their patient's group, a line that
     /// cannot change a finding sends its patient id once (an empty line: a key marker).
     pub fn push(&mut self, line: &str) -> Result<(), PyEngineError> {
-        let (i, row) = match classify_line(line) {
+        let (i, row) = match classify_line_with(line, self.reader_filter) {
             LineAction::Keep(k) => (0, Some((KIND_PATIENT, k, line))),
             LineAction::KeyOnly(k) => {
                 if self.marked.insert(k.clone()) {
@@ -98,8 +99,8 @@ impl Routed {
 }
 
 /// Routes every line of a `utf8` array (a batch of `spark.read.text`); null lines are blank.
-pub fn route_array(lines: &StrArray<'_>) -> Result<Routed, PyEngineError> {
-    let mut r = Routed::default();
+pub fn route_array(lines: &StrArray<'_>, reader_filter: bool) -> Result<Routed, PyEngineError> {
+    let mut r = Routed::new(reader_filter);
     for i in 0..lines.len() {
         r.push(lines.get(i).unwrap_or(""))?;
     }
@@ -108,11 +109,16 @@ pub fn route_array(lines: &StrArray<'_>) -> Result<Routed, PyEngineError> {
 
 /// Routes the lines of `path` that start in `[start, end)` (`end: None`: to the end of the
 /// file). A `.gz` file is read whole, from its start (`start` must be 0).
-pub fn route_range(path: &Path, start: u64, end: Option<u64>) -> Result<Routed, PyEngineError> {
+pub fn route_range(
+    path: &Path,
+    start: u64,
+    end: Option<u64>,
+    reader_filter: bool,
+) -> Result<Routed, PyEngineError> {
     let io = |e: std::io::Error| PyEngineError::Io(format!("{}: {e}", path.display()));
     let mut file = std::fs::File::open(path).map_err(io)?;
     let gz = path.to_string_lossy().ends_with(".gz");
-    let mut r = Routed::default();
+    let mut r = Routed::new(reader_filter);
     let mut buf = Vec::with_capacity(1 << 16);
     if gz {
         if start != 0 {

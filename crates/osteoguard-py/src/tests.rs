@@ -334,7 +334,7 @@ fn byte_ranges_route_every_line_once_whatever_the_split() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Mixed.ndjson");
     std::fs::write(&path, &text).unwrap();
-    let whole = split::route_range(&path, 0, None).unwrap().finish();
+    let whole = split::route_range(&path, 0, None, true).unwrap().finish();
     assert!(
         whole.1[0] > 0 && whole.1[3] > 0 && whole.1[4] > 0,
         "{:?}",
@@ -347,7 +347,9 @@ fn byte_ranges_route_every_line_once_whatever_the_split() {
         let mut start = 0;
         while start < size {
             let end = (start + step < size).then_some(start + step);
-            let (cols, c) = split::route_range(&path, start, end).unwrap().finish();
+            let (cols, c) = split::route_range(&path, start, end, true)
+                .unwrap()
+                .finish();
             for (a, b) in counts.iter_mut().zip(c) {
                 *a += b;
             }
@@ -378,11 +380,11 @@ fn gzip_files_are_read_whole_and_not_from_the_middle() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, text.as_bytes()).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
-    let a = split::route_range(&plain, 0, None).unwrap().finish();
-    let b = split::route_range(&gz, 0, None).unwrap().finish();
+    let a = split::route_range(&plain, 0, None, false).unwrap().finish();
+    let b = split::route_range(&gz, 0, None, false).unwrap().finish();
     assert_eq!(a, b);
     assert!(matches!(
-        split::route_range(&gz, 10, None),
+        split::route_range(&gz, 10, None, false),
         Err(PyEngineError::Io(m)) if m.contains("gzip")
     ));
 }
