@@ -136,7 +136,10 @@ def main(argv=None) -> int:
                  f" --conf spark.eventLog.dir=file://{Path(args.event_log).resolve()}")
     env["PYSPARK_SUBMIT_ARGS"] = f"{conf} pyspark-shell"
     job = [args.job_script] if args.job_script else ["-m", "osteoguard.spark", "--single-csv"]
-    for master in [x.strip() for x in args.masters.split(",") if x.strip()]:
+    import re
+
+    # Commas inside brackets belong to the master (`local-cluster[2,1,1024]`).
+    for master in [x.strip() for x in re.split(r",(?![^\[]*\])", args.masters) if x.strip()]:
         name = master.replace("[", "-").replace("]", "").replace(",", "-").replace("*", "all")
         out = work / ("spark-" + name)
         load = loadavg()

@@ -24,12 +24,36 @@ from collections import defaultdict
 PY_METRICS = ("data sent to Python workers", "data returned from Python workers")
 
 
-def events(path):
-    files = [path] if os.path.isfile(path) else sorted(glob.glob(os.path.join(path, "*")))
-    if not files:
+def log_files(path):
+    """The event log's files: a file, or the newest log under a directory (Spark 4 writes
+    ``eventlog_v2_<app>/events_<n>_<app>[.zstd]``, rolled in parts)."""
+    if os.path.isfile(path):
+        return [path]
+    if glob.glob(os.path.join(path, "events_*")):
+        path = os.path.dirname(os.path.join(path, ""))
+        return sorted(glob.glob(os.path.join(path, "events_*")),
+                      key=lambda p: int(os.path.basename(p).split("_")[1]))
+    apps = sorted(glob.glob(os.path.join(path, "*")), key=os.path.getmtime)
+    if not apps:
         raise SystemExit(f"{path}: no event log")
-    with open(files[-1], encoding="utf-8") as f:
-        for line in f:
+    newest = apps[-1]
+    if os.path.isfile(newest):
+        return [newest]
+    parts = glob.glob(os.path.join(newest, "events_*"))
+    return sorted(parts, key=lambda p: int(os.path.basename(p).split("_")[1]))
+
+
+def events(path):
+    import subprocess
+
+    for name in log_files(path):
+        if name.endswith(".zstd"):  # Spark 4 compresses event logs with zstd
+            text = subprocess.run(["zstd", "-dc", name], check=True, capture_output=True).stdout
+            lines = text.decode("utf-8").splitlines()
+        else:
+            with open(name, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        for line in lines:
             line = line.strip()
             if line:
                 yield json.loads(line)

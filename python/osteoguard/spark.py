@@ -369,14 +369,26 @@ def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] 
     return summary
 
 
+#: JVM options of a local session (driver = executor) and of local-cluster executors: the C1
+#: JIT only. Why: on a job of tens of seconds the C2 compiler's threads were the largest single
+#: CPU cost (20,000 patients, local[1]: 86 → 52 CPU-seconds, BENCHMARKS.md "Spark"); set
+#: OSTEOGUARD_SPARK_JAVA_OPTIONS="" to keep the JVM's default, e.g. for very long jobs.
+JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+
 def build_session(master: Optional[str], app: str = "osteoguard-worklist"):
     from pyspark.sql import SparkSession
 
+    java = os.environ.get("OSTEOGUARD_SPARK_JAVA_OPTIONS", JAVA_OPTIONS)
     if master and master.startswith("local") and "PYSPARK_SUBMIT_ARGS" not in os.environ:
-        # In local mode the driver JVM is the executor: its heap must be set before it starts.
+        # In local mode the driver JVM is the executor: its heap and JIT must be set before it
+        # starts.
         mem = os.environ.get("OSTEOGUARD_SPARK_DRIVER_MEMORY", "2g")
-        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {mem} pyspark-shell"
+        opts = f" --driver-java-options '{java}'" if java else ""
+        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {mem}{opts} pyspark-shell"
     b = SparkSession.builder.appName(app)
+    if master and master.startswith("local-cluster") and java:
+        b = b.config("spark.executor.extraJavaOptions", java)
     if master:
         b = b.master(master)
     # Whole patients per Arrow batch; the per-call overhead is amortised over this many.
