@@ -221,7 +221,7 @@ struct Bits {
 
 impl Bits {
     fn push(&mut self, i: usize, ok: bool) {
-        if i % 8 == 0 {
+        if i.is_multiple_of(8) {
             self.bytes.push(0);
         }
         if ok {
