@@ -41,15 +41,10 @@ import sys
 import time
 from typing import Iterator, List, Optional, Tuple
 
-LINE_ACTIONS = (
-    "keep",
-    "key-only",
-    "shared",
-    "drop:blank",
-    "drop:not-fhir",
-    "drop:irrelevant",
-    "drop:no-patient",
-)
+from osteoguard import _native
+
+#: The per-line decisions, in the order of the engine's counts (`osteoguard_py::split::ACTIONS`).
+LINE_ACTIONS = tuple(_native.LINE_ACTIONS)
 
 ROUTED_SCHEMA = "kind tinyint, key string, line string"
 KIND_PATIENT, KIND_SHARED = 0, 1
