@@ -5,11 +5,15 @@
         --osteoguard target/release/osteoguard [--masters 'local[1],local[2]']
 
 Steps: `osteoguard synth` (skipped if WORK/export exists with the same patient count), then
-`osteoguard screen` (all cores), then `python -m osteoguard.spark` once per master, each in a
-fresh process (JVM start-up included in the wall time; the job's own time, from reading the
-export to the last file written, is reported too). Every Spark worklist is checked to be the
-same as screen's (status column blanked: the Spark job keeps no run registry). Prints a JSON
-record and a Markdown table.
+`osteoguard screen` (all cores), then `python -m osteoguard.spark --single-csv` once per master,
+each in a fresh process (JVM start-up included in the wall time; the job's own time, from reading
+the export to the last file written, is reported too). Every Spark worklist is checked to be the
+same as screen's (status and reason blanked, so that a plan without statuses compares too).
+CPU: screen's from getrusage; a Spark run's as the whole machine's busy CPU time during the run
+(/proc/stat: meaningful on an otherwise idle machine; the JVM and its Python workers are not all
+reaped children). `--event-log DIR` writes Spark event logs (see spark_eventlog.py);
+`--job-script FILE` runs another version of the job (e.g. the previous plan, for a before/after).
+Prints a JSON record and a Markdown table; the load average is recorded before every run.
 """
 
 from __future__ import annotations
@@ -40,17 +44,26 @@ def cpu_children():
     return r.ru_utime + r.ru_stime
 
 
+def machine_busy():
+    """Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def worklist_digest(path: Path):
-    """(rows, sha256) of a worklist.csv with the status column blanked."""
+    """(rows, sha256) of a worklist.csv with the status and status_reason columns blanked."""
     h = hashlib.sha256()
     n = 0
     with open(path, newline="", encoding="utf-8") as f:
         r = csv.reader(f)
         header = next(r)
         status = header.index("status")
+        reason = header.index("status_reason")
         h.update(("\x1f".join(header) + "\n").encode())
         for row in r:
             row[status] = ""
+            row[reason] = ""
             h.update(("\x1f".join(row) + "\n").encode())
             n += 1
     return n, h.hexdigest()
@@ -73,6 +86,10 @@ def main(argv=None) -> int:
     p.add_argument("--masters", default="local[1],local[2]")
     p.add_argument("--driver-memory", default="6g")
     p.add_argument("--skip-screen", action="store_true")
+    p.add_argument("--event-log", default=None, help="directory for Spark event logs")
+    p.add_argument("--job-script", default=None,
+                   help="run this file instead of `-m osteoguard.spark` (a previous plan)")
+    p.add_argument("--extra", default="", help="extra arguments for the Spark job")
     args = p.parse_args(argv)
 
     work = Path(args.work)
@@ -95,6 +112,9 @@ def main(argv=None) -> int:
     runs = []
     if not args.skip_screen:
         out = work / "screen"
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)  # a fresh registry: a first run
         load = loadavg()
         cpu0 = cpu_children()
         secs = sh([args.osteoguard, "screen", str(export), "--as-of", as_of, "--out", str(out),
@@ -103,24 +123,40 @@ def main(argv=None) -> int:
         runs.append({"run": "osteoguard screen (all cores)", "seconds": round(secs, 2),
                      "patientsPerSecond": round(args.patients / secs, 1), "rows": rows,
                      "digest": digest, "loadBefore": load,
-                     "cpuSeconds": round(cpu_children() - cpu0, 1)})
+                     "cpuSeconds": round(cpu_children() - cpu0, 1),
+                     "cpuMsPerPatient": round(1000 * (cpu_children() - cpu0) / args.patients, 3)})
 
     env = dict(os.environ)
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    env["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {args.driver_memory} pyspark-shell"
-    for master in [x.strip() for x in args.masters.split(",") if x.strip()]:
-        out = work / ("spark-" + master.replace("[", "").replace("]", "").replace("*", "all"))
+    conf = f"--driver-memory {args.driver_memory}"
+    if args.event_log:
+        Path(args.event_log).mkdir(parents=True, exist_ok=True)
+        conf += (f" --conf spark.eventLog.enabled=true"
+                 f" --conf spark.eventLog.dir=file://{Path(args.event_log).resolve()}")
+    env["PYSPARK_SUBMIT_ARGS"] = f"{conf} pyspark-shell"
+    job = [args.job_script] if args.job_script else ["-m", "osteoguard.spark", "--single-csv"]
+    import re
+
+    # Commas inside brackets belong to the master (`local-cluster[2,1,1024]`).
+    for master in [x.strip() for x in re.split(r",(?![^\[]*\])", args.masters) if x.strip()]:
+        name = master.replace("[", "-").replace("]", "").replace(",", "-").replace("*", "all")
+        out = work / ("spark-" + name)
         load = loadavg()
-        secs = sh([sys.executable, "-m", "osteoguard.spark", str(export), "--as-of", as_of,
-                   "--out", str(out), "--master", master], env=env)
+        busy0 = machine_busy()
+        secs = sh([sys.executable, *job, str(export), "--as-of", as_of,
+                   "--out", str(out), "--master", master, *args.extra.split()], env=env)
+        busy = machine_busy() - busy0
         summary = json.loads((out / "summary.json").read_text())
         rows, digest = worklist_digest(out / "worklist.csv")
         runs.append({"run": f"Spark job, {master}", "seconds": round(secs, 2),
                      "jobSeconds": summary["seconds"],
                      "patientsPerSecond": round(args.patients / secs, 1),
                      "jobPatientsPerSecond": round(args.patients / summary["seconds"], 1),
-                     "rows": rows, "digest": digest, "lines": summary["lines"], "loadBefore": load})
+                     "machineCpuSeconds": round(busy, 1),
+                     "cpuMsPerPatient": round(1000 * busy / args.patients, 3),
+                     "rows": rows, "digest": digest, "lines": summary["lines"],
+                     "loadBefore": load, "loadAfter": loadavg()})
     result["runs"] = runs
     digests = {r["digest"] for r in runs}
     result["sameWorklist"] = len(digests) == 1
@@ -132,11 +168,12 @@ def main(argv=None) -> int:
 
     print(json.dumps(result, indent=2))
     print()
-    print("| run | wall s | patients/s | job s (excl. JVM start) | rows |")
-    print("|---|---:|---:|---:|---:|")
+    print("| run | wall s | patients/s | job s (excl. JVM start) | CPU ms/patient | load before | rows |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         print(f"| {r['run']} | {r['seconds']} | {r['patientsPerSecond']} | "
-              f"{r.get('jobSeconds', '–')} | {r['rows']} |")
+              f"{r.get('jobSeconds', '–')} | {r.get('cpuMsPerPatient', '–')} | "
+              f"{r['loadBefore']} | {r['rows']} |")
     (work / "bench-result.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["sameWorklist"] else 1
 

@@ -123,6 +123,67 @@ def worklist_arrow(keys, groups, as_of, shared=None, config=None):
     return _to_arrow(cols)
 
 
+# ---------------------------------------------------------------------------------------------
+# Arrow buffers to and from the engine (the Spark job): a few calls per batch, none per line.
+# ---------------------------------------------------------------------------------------------
+
+
+def _bytes(buf) -> bytes:
+    return b"" if buf is None else buf.to_pybytes()
+
+
+def _str_bufs(arr):
+    """A pyarrow ``string`` / ``large_string`` array as the engine's ``(offsets, data, validity,
+    offset, len, large)``."""
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = pa.concat_arrays(arr.chunks) if arr.num_chunks != 1 else arr.chunk(0)
+    validity, offsets, data = arr.buffers()[:3]
+    return (
+        _bytes(offsets),
+        _bytes(data),
+        None if validity is None or arr.null_count == 0 else validity.to_pybytes(),
+        arr.offset,
+        len(arr),
+        pa.types.is_large_string(arr.type),
+    )
+
+
+def _list_bufs(arr):
+    """A pyarrow ``list<string>`` array as the engine's ``(offsets, validity, offset, len, large,
+    values)``."""
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = pa.concat_arrays(arr.chunks) if arr.num_chunks != 1 else arr.chunk(0)
+    validity, offsets = arr.buffers()[:2]
+    return (
+        _bytes(offsets),
+        None if validity is None or arr.null_count == 0 else validity.to_pybytes(),
+        arr.offset,
+        len(arr),
+        pa.types.is_large_list(arr.type),
+        _str_bufs(arr.values),
+    )
+
+
+def _record_batch(columns):
+    """The engine's built columns ``(name, kind, len, nulls, validity, values, data)`` as a
+    ``pyarrow.RecordBatch`` (the buffers are wrapped, not copied)."""
+    import pyarrow as pa
+
+    types = {"utf8": pa.string(), "int64": pa.int64(), "int8": pa.int8()}
+    arrays, names = [], []
+    for name, kind, n, nulls, validity, values, data in columns:
+        bufs = [None if validity is None else pa.py_buffer(validity), pa.py_buffer(values)]
+        if kind == "utf8":
+            bufs.append(pa.py_buffer(data))
+        arrays.append(pa.Array.from_buffers(types[kind], n, bufs, null_count=nulls))
+        names.append(name)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
 def _arrow_schema():
     import pyarrow as pa
 

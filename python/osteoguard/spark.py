@@ -1,25 +1,33 @@
 """The osteoguard worklist on Apache Spark.
 
     python -m osteoguard.spark EXPORT_DIR --as-of DATE --out DIR [--master local[2]]
+        [--previous PREVIOUS_OUT_DIR] [--single-csv]
     spark-submit --archives env.tar.gz#env ... -m osteoguard.spark ...   (see docs/spark.md)
 
-Plan (every step on the executors but the small Medication collect):
+Plan (every step on the executors but two small collects: the Medication resources and the
+previous run's as-of date):
 
-1. read every ``*.ndjson`` / ``*.ndjson.gz`` line of the Bulk Data export (sub-directories too);
-2. ``mapInArrow``: route each line with the Rust engine (:func:`osteoguard.classify_lines`:
-   ``osteoguard screen``'s router, then the FHIR reader's own disposition) and drop what no
-   rule uses *before* the shuffle; a line that cannot change a finding but names a patient is
-   shipped as its patient id alone (once per batch);
+1. split the input: each uncompressed ``*.ndjson`` file of a local (or shared) export into byte
+   ranges of ``--split-mb`` (a line belongs to the range holding its first byte), each
+   ``*.ndjson.gz`` file whole (gzip cannot be split); a URI export (``hdfs://``, ``s3a://``) is
+   read with ``spark.read.text``, split by ``spark.sql.files.maxPartitionBytes``;
+2. ``mapInArrow``: the Rust engine reads / receives the lines and routes each one
+   (:func:`osteoguard._native.route_file` / ``route_text``: ``osteoguard screen``'s router, then
+   the FHIR reader's own disposition), dropping what no rule uses *before* the shuffle; a line
+   that cannot change a finding but names a patient is shipped as its patient id alone;
 3. Medication resources (no patient of their own) are collected and broadcast;
-4. group by patient id (the one shuffle; ``collect_list``);
-5. ``mapInArrow`` over batches of whole patients: :func:`osteoguard.worklist_batch` evaluates
-   many patients per call with screen's own evaluation and row code;
-6. sort in screen's worklist order (most severe first, then earliest due date — none last —,
-   patient id, finding code) and write ``worklist.parquet/`` and ``worklist.csv`` with
-   screen's columns, plus ``summary.json``.
+4. with ``--previous``: the previous run's rows (its ``worklist.parquet`` and
+   ``resolved.parquet``) join the lines, keyed by patient;
+5. group by patient id (the one shuffle; ``collect_list``);
+6. ``mapInArrow`` over batches of whole patients: :func:`osteoguard._native.worklist_columns`
+   evaluates them with screen's own evaluation, row and status code (``osteoguard_core::
+   follow_up`` through screen's run registry) and returns Arrow buffers;
+7. sort in screen's worklist order and write ``worklist.parquet/`` and ``resolved.parquet/``
+   (the previous findings listed apart: resolved, or of patients no longer in the export),
+   ``summary.json``, and with ``--single-csv`` ``worklist.csv`` (screen's file, byte for byte)
+   and ``resolved.csv``.
 
-The ``status`` column (new / persisting) comes from screen's run registry, which this job does
-not keep: it is empty here.
+Python only wires batches: no Python code runs per line or per row.
 """
 
 from __future__ import annotations
@@ -31,88 +39,72 @@ import os
 import shutil
 import sys
 import time
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
-LINE_ACTIONS = (
-    "keep",
-    "key-only",
-    "shared",
-    "drop:blank",
-    "drop:not-fhir",
-    "drop:irrelevant",
-    "drop:no-patient",
-)
+from osteoguard import _native
 
+#: The per-line decisions, in the order of the engine's counts (`osteoguard_py::split::ACTIONS`).
+LINE_ACTIONS = tuple(_native.LINE_ACTIONS)
 
-def _routed_schema():
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            pa.field("kind", pa.string(), nullable=False),
-            pa.field("key", pa.string()),
-            pa.field("line", pa.string()),
-        ]
-    )
+ROUTED_SCHEMA = "kind tinyint, key string, line string"
+KIND_PATIENT, KIND_SHARED = 0, 1
+APART_LISTED = 0
+#: The column the Parquet outputs add to screen's: the run's as-of date (what ``--previous``
+#: reads back).
+AS_OF_COLUMN = "as_of"
 
 
-def route_batches(batches, counters=None) -> Iterator:
-    """mapInArrow body of step 2: ``value`` lines in, ``(kind, key, line)`` rows out."""
-    import pyarrow as pa
+def _count(counters, counts):
+    if counters is not None:
+        for a, n in zip(LINE_ACTIONS, counts):
+            if n:
+                counters[a].add(n)
 
-    import osteoguard
 
-    schema = _routed_schema()
+def route_file_batches(batches, counters=None, reader_filter: bool = False) -> Iterator:
+    """mapInArrow body of step 2 (byte ranges): ``(path, start, end)`` rows in, routed rows out."""
+    from osteoguard import _native, _record_batch
+
     for batch in batches:
-        lines = batch.column(0).to_pylist()
-        actions, ids = osteoguard.classify_lines(lines)
-        kinds: List[str] = []
-        keys: List[Optional[str]] = []
-        out: List[Optional[str]] = []
-        marked = set()
-        counts = dict.fromkeys(LINE_ACTIONS, 0)
-        for line, action, key in zip(lines, actions, ids):
-            counts[action] += 1
-            if action == "keep":
-                kinds.append("p")
-                keys.append(key)
-                out.append(line)
-            elif action == "key-only":
-                if key not in marked:
-                    marked.add(key)
-                    kinds.append("p")
-                    keys.append(key)
-                    out.append(None)
-            elif action == "shared":
-                kinds.append("m")
-                keys.append(key)
-                out.append(line)
-        if counters is not None:
-            for a, n in counts.items():
-                if n:
-                    counters[a].add(n)
-        if kinds:
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array(kinds, pa.string()),
-                    pa.array(keys, pa.string()),
-                    pa.array(out, pa.string()),
-                ],
-                schema=schema,
-            )
+        paths, starts, ends = (batch.column(i).to_pylist() for i in range(3))
+        for path, start, end in zip(paths, starts, ends):  # one row per input split
+            cols, counts = _native.route_file(path, start, end, reader_filter)
+            _count(counters, counts)
+            if cols[0][2]:
+                yield _record_batch(cols)
 
 
-def assess_batches(batches, as_of: str, shared_bc, config: Optional[str]) -> Iterator:
-    """mapInArrow body of step 5: ``(key, lines)`` rows (whole patients) in, worklist rows out."""
-    import osteoguard
+def route_text_batches(batches, counters=None, reader_filter: bool = False) -> Iterator:
+    """mapInArrow body of step 2 (``spark.read.text``): ``value`` lines in, routed rows out."""
+    from osteoguard import _native, _record_batch, _str_bufs
+
+    for batch in batches:
+        cols, counts = _native.route_text(_str_bufs(batch.column(0)), reader_filter)
+        _count(counters, counts)
+        if cols[0][2]:
+            yield _record_batch(cols)
+
+
+def assess_batches(batches, as_of: str, shared_bc, config: Optional[str],
+                   prev_as_of: Optional[str] = None, patients=None) -> Iterator:
+    """mapInArrow body of step 6: ``(key, lines[, prev])`` rows (whole patients) in, worklist
+    rows out (listed, and ``_apart`` > 0 for the previous findings listed apart)."""
+    import pyarrow.compute as pc
+
+    from osteoguard import _list_bufs, _native, _record_batch, _str_bufs
 
     shared = shared_bc.value if shared_bc is not None else None
     for batch in batches:
-        keys = batch.column(0).to_pylist()
-        groups = batch.column(1).to_pylist()
-        cols = osteoguard.worklist_batch(keys, groups, as_of, shared, config)
-        if cols["patient_id"]:
-            yield osteoguard._to_arrow(cols)
+        prev = (prev_as_of, _list_bufs(batch.column(2))) if prev_as_of else None
+        cols = _native.worklist_columns(
+            _str_bufs(batch.column(0)), _list_bufs(batch.column(1)), as_of, prev, shared, config
+        )
+        out = _record_batch(cols)
+        if out.num_rows:
+            if patients is not None:
+                listed = pc.equal(out.column("_apart"), APART_LISTED)
+                patients.add(pc.count_distinct(out.column("patient_id").filter(listed)).as_py())
+            yield out
 
 
 def spark_schema():
@@ -125,53 +117,134 @@ def spark_schema():
         StructField(c, LongType() if c == "age" else StringType(), True)
         for c in osteoguard.WORKLIST_COLUMNS
     ]
-    fields.append(StructField("_severity_rank", ByteType(), False))
-    fields.append(StructField("_patient_rank", ByteType(), False))
+    for name in ("_severity_rank", "_patient_rank", "_apart"):
+        fields.append(StructField(name, ByteType(), False))
     return StructType(fields)
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _local(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
 
 
 def input_paths(export_dir: str) -> List[str]:
     """The NDJSON files of a local export (sorted); a URI (hdfs://, s3a://) is passed through."""
-    if "://" in export_dir and not export_dir.startswith("file://"):
+    if _is_uri(export_dir):
         return [export_dir]
-    root = export_dir[len("file://"):] if export_dir.startswith("file://") else export_dir
+    root = _local(export_dir)
     files = []
     for pattern in ("*.ndjson", "*.ndjson.gz"):
         files += glob.glob(os.path.join(root, "**", pattern), recursive=True)
     return sorted(set(files))
 
 
-def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
-             partitions: Optional[int] = None, counters=None):
-    """The sorted worklist DataFrame (screen's columns plus ``_severity_rank``)."""
-    from pyspark.sql import functions as F
-    from pyspark import StorageLevel
+def input_splits(paths: List[str], split_bytes: int) -> List[Tuple[str, int, Optional[int]]]:
+    """Byte ranges ``(path, start, end)`` of at most ``split_bytes`` over the uncompressed files,
+    each gzip file whole (``end`` None: to the end of the file); largest first, so the longest
+    tasks start first."""
+    out = []
+    for p in paths:
+        size = os.path.getsize(p)
+        if p.endswith(".gz") or size <= split_bytes:
+            out.append((size, p, 0, None))
+            continue
+        start = 0
+        while start < size:
+            end = start + split_bytes
+            out.append((min(end, size) - start, p, start, end if end < size else None))
+            start = end
+    out.sort(key=lambda x: (-x[0], x[1], x[2]))
+    return [(p, s, e) for _, p, s, e in out]
 
+
+def default_split_bytes(total: int, parallelism: int) -> int:
+    """About four input splits per task slot, between 8 and 128 MB each."""
+    mb = 1 << 20
+    return int(min(128 * mb, max(8 * mb, total // max(1, 4 * parallelism))))
+
+
+def routed_lines(spark, export_dir: str, counters=None, split_mb: Optional[int] = None,
+                 reader: Optional[str] = None, reader_filter: bool = False):
+    """Step 1–2: the routed rows ``(kind, key, line)`` of the export."""
     paths = input_paths(export_dir)
     if not paths:
         raise SystemExit(f"{export_dir}: no *.ndjson or *.ndjson.gz files")
-    reader = spark.read.option("lineSep", "\n")
-    if len(paths) == 1 and "://" in paths[0]:
-        reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.ndjson*")
-    lines = reader.text(paths)
+    sc = spark.sparkContext
+    reader = reader or ("text" if _is_uri(export_dir) else "ranges")
+    if reader == "ranges":
+        total = sum(os.path.getsize(p) for p in paths)
+        split = split_mb * (1 << 20) if split_mb else default_split_bytes(
+            total, sc.defaultParallelism)
+        splits = input_splits(paths, split)
+        rdd = sc.parallelize(splits, len(splits))
+        df = spark.createDataFrame(rdd, "path string, start long, end long")
+        return df.mapInArrow(lambda it: route_file_batches(it, counters, reader_filter),
+                             ROUTED_SCHEMA)
+    if split_mb:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", str(split_mb * (1 << 20)))
+    r = spark.read.option("lineSep", "\n")
+    if len(paths) == 1 and _is_uri(paths[0]):
+        r = r.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.ndjson*")
+    return r.text(paths).mapInArrow(
+        lambda it: route_text_batches(it, counters, reader_filter), ROUTED_SCHEMA)
 
-    routed = lines.mapInArrow(
-        lambda it: route_batches(it, counters), "kind string, key string, line string"
-    ).persist(StorageLevel.MEMORY_AND_DISK)
 
-    shared_rows = routed.where(F.col("kind") == "m").select("key", "line").collect()
+def previous_rows(spark, previous_dir: str):
+    """The previous run's rows as the engine reads them: ``(key, prev)`` with ``prev`` the JSON
+    of the columns screen's run registry keeps of a row, and the previous run's as-of date."""
+    from pyspark.sql import functions as F
+
+    parts = [os.path.join(previous_dir, "worklist.parquet")]
+    apart = os.path.join(previous_dir, "resolved.parquet")
+    if _is_uri(previous_dir) or os.path.exists(_local(apart)):
+        parts.append(apart)
+    df = spark.read.parquet(*parts)
+    as_of = df.agg(F.max(AS_OF_COLUMN)).first()[0]
+    if as_of is None:  # the previous run listed nothing: its as-of date is in its summary
+        with open(os.path.join(_local(previous_dir), "summary.json"), encoding="utf-8") as f:
+            as_of = json.load(f)["asOf"]
+    cols = ["finding_code", "severity", "due_date", "summary", "evidence", "status"]
+    rows = df.select(
+        F.col("patient_id").alias("key"), F.to_json(F.struct(*cols)).alias("prev")
+    )
+    return rows, as_of
+
+
+def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
+             partitions: Optional[int] = None, counters=None, previous: Optional[str] = None,
+             split_mb: Optional[int] = None, reader: Optional[str] = None, patients=None,
+             reader_filter: bool = False):
+    """The worklist rows DataFrame (screen's columns plus ``_severity_rank``, ``_patient_rank``,
+    ``_apart``), its sort order, and the routed rows (persisted)."""
+    from pyspark.sql import functions as F
+    from pyspark import StorageLevel
+
+    routed = routed_lines(spark, export_dir, counters, split_mb, reader, reader_filter).persist(
+        StorageLevel.MEMORY_AND_DISK)
+    shared_rows = routed.where(F.col("kind") == KIND_SHARED).select("key", "line").collect()
     shared = [(r["key"], r["line"]) for r in shared_rows]
     shared_bc = spark.sparkContext.broadcast(shared) if shared else None
 
-    grouped = routed.where(F.col("kind") == "p").groupBy("key").agg(
-        F.collect_list("line").alias("lines")
-    )
+    lines = routed.where(F.col("kind") == KIND_PATIENT).select("key", "line")
+    prev_as_of = None
+    if previous:
+        prev, prev_as_of = previous_rows(spark, previous)
+        none = F.lit(None).cast("string")
+        both = lines.select("key", "line", none.alias("prev")).unionByName(
+            prev.select("key", none.alias("line"), "prev"))
+        grouped = both.groupBy("key").agg(
+            F.collect_list("line").alias("lines"), F.collect_list("prev").alias("prev"))
+    else:
+        grouped = lines.groupBy("key").agg(F.collect_list("line").alias("lines"))
     if partitions:
         grouped = grouped.repartition(partitions, "key")
 
     schema = spark_schema()
     rows = grouped.mapInArrow(
-        lambda it: assess_batches(it, as_of, shared_bc, config), schema
+        lambda it: assess_batches(it, as_of, shared_bc, config, prev_as_of, patients), schema
     )
     # screen's order (osteoguard_screen::pass2::sort_key): one block per patient, blocks by the
     # patient's gravest finding and earliest due date.
@@ -186,22 +259,12 @@ def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
     return rows, order, routed
 
 
-def write_outputs(rows, order, out_dir: str, single_csv: bool = True) -> int:
-    """Writes worklist.parquet/ (sorted) and worklist.csv; returns the row count."""
-    import osteoguard
-
-    cols = list(osteoguard.WORKLIST_COLUMNS)
-    rows = rows.persist()
-    n = rows.count()
-    rows.orderBy(*order).select(*cols).write.mode("overwrite").parquet(
-        os.path.join(out_dir, "worklist.parquet")
-    )
-    csv_dir = os.path.join(out_dir, "worklist.csv.parts")
+def _single_csv(df, out_dir: str, name: str, cols) -> Optional[str]:
+    """Writes ``df`` (sorted within its one partition) as ``OUT/name`` (a local path) or the
+    directory ``OUT/name.parts/`` (a URI); returns the local file's path."""
+    parts_dir = os.path.join(out_dir, name + ".parts")
     (
-        rows.repartition(1)
-        .sortWithinPartitions(*order)
-        .select(*cols)
-        .write.mode("overwrite")
+        df.write.mode("overwrite")
         .option("header", True)
         .option("quote", '"')
         .option("escape", '"')
@@ -210,66 +273,123 @@ def write_outputs(rows, order, out_dir: str, single_csv: bool = True) -> int:
         .option("ignoreLeadingWhiteSpace", False)
         .option("ignoreTrailingWhiteSpace", False)
         .option("lineSep", "\n")
-        .csv(csv_dir)
+        .csv(parts_dir)
     )
-    if single_csv and "://" not in out_dir:
-        parts = sorted(glob.glob(os.path.join(csv_dir, "part-*.csv")))
-        target = os.path.join(out_dir, "worklist.csv")
-        if parts:
-            shutil.move(parts[0], target)
-        else:  # no rows: header only, as screen writes it
-            with open(target, "w", encoding="utf-8") as f:
-                f.write(",".join(cols) + "\n")
-        shutil.rmtree(csv_dir, ignore_errors=True)
+    if _is_uri(out_dir):
+        return None
+    parts = sorted(glob.glob(os.path.join(_local(parts_dir), "part-*.csv")))
+    target = os.path.join(_local(out_dir), name)
+    if parts:
+        shutil.move(parts[0], target)
+    else:  # no rows: header only, as screen writes it
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(",".join(cols) + "\n")
+    shutil.rmtree(_local(parts_dir), ignore_errors=True)
+    return target
+
+
+def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = False):
+    """Writes worklist.parquet/ (sorted) and resolved.parquet/ (the previous findings listed
+    apart), and with ``single_csv`` worklist.csv (screen's file: the listed rows, then those
+    apart) and resolved.csv; returns the number of listed rows."""
+    from pyspark.sql import functions as F
+    from pyspark import StorageLevel
+
+    import osteoguard
+
+    cols = list(osteoguard.WORKLIST_COLUMNS)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    listed = rows.where(F.col("_apart") == APART_LISTED)
+    apart = rows.where(F.col("_apart") != APART_LISTED)
+    # As screen's worklist.csv lists them: the patients no longer in the export, then resolved.
+    apart_order = [F.col("_apart").desc(), F.col("patient_id"), F.col("finding_code")]
+    stamp = F.lit(as_of).alias(AS_OF_COLUMN)
+    listed.orderBy(*order).select(*cols, stamp).write.mode("overwrite").parquet(
+        os.path.join(out_dir, "worklist.parquet"))
+    apart.orderBy(*apart_order).select(*cols, stamp).write.mode("overwrite").parquet(
+        os.path.join(out_dir, "resolved.parquet"))
+    if single_csv:
+        main = _single_csv(
+            listed.repartition(1).sortWithinPartitions(*order).select(*cols),
+            out_dir, "worklist.csv", cols)
+        extra = _single_csv(
+            apart.repartition(1).sortWithinPartitions(*apart_order).select(*cols),
+            out_dir, "resolved.csv", cols)
+        if main and extra:  # screen lists them after the worklist rows, in the same file
+            with open(extra, encoding="utf-8") as src, open(main, "a", encoding="utf-8") as dst:
+                src.readline()
+                shutil.copyfileobj(src, dst)
+    counts = {r["status"]: r["count"] for r in rows.groupBy("status").count().collect()}
+    n = listed.count()
     rows.unpersist()
-    return n
+    return n, counts
 
 
 def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] = None,
-        partitions: Optional[int] = None) -> dict:
+        partitions: Optional[int] = None, previous: Optional[str] = None,
+        single_csv: bool = False, split_mb: Optional[int] = None,
+        reader: Optional[str] = None, reader_filter: bool = False) -> dict:
     """The whole job; returns (and writes) the summary."""
     import osteoguard
 
-    os.makedirs(out_dir, exist_ok=True) if "://" not in out_dir else None
+    if not _is_uri(out_dir):
+        os.makedirs(_local(out_dir), exist_ok=True)
     sc = spark.sparkContext
     counters = {a: sc.accumulator(0) for a in LINE_ACTIONS}
+    patients = sc.accumulator(0)
     t0 = time.perf_counter()
-    rows, order, routed = worklist(spark, export_dir, as_of, config, partitions, counters)
-    n = write_outputs(rows, order, out_dir)
-    patients = rows.select("patient_id").distinct().count() if n else 0
+    rows, order, routed = worklist(spark, export_dir, as_of, config, partitions, counters,
+                                   previous, split_mb, reader, patients, reader_filter)
+    n, statuses = write_outputs(rows, order, out_dir, as_of, single_csv)
     elapsed = time.perf_counter() - t0
     routed.unpersist()
     summary = {
         "schema": "osteoguard.spark-summary/1",
         "asOf": as_of,
         "exportDir": export_dir,
+        "previous": previous,
         "engineVersion": osteoguard.ENGINE_VERSION,
         "master": sc.master,
         "defaultParallelism": sc.defaultParallelism,
         "rows": n,
-        "patientsWithFindings": patients,
+        "patientsWithFindings": patients.value,
+        "status": dict(sorted(statuses.items(), key=lambda kv: str(kv[0]))),
         "lines": {a: c.value for a, c in counters.items()},
         "seconds": round(elapsed, 3),
     }
-    if "://" not in out_dir:
-        with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
+    if not _is_uri(out_dir):
+        with open(os.path.join(_local(out_dir), "summary.json"), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
             f.write("\n")
     return summary
 
 
+#: JVM options of a local session (driver = executor) and of local-cluster executors: the C1
+#: JIT only. Why: on a job of tens of seconds the C2 compiler's threads were the largest single
+#: CPU cost (20,000 patients, local[1]: 86 → 52 CPU-seconds, BENCHMARKS.md "Spark"); set
+#: OSTEOGUARD_SPARK_JAVA_OPTIONS="" to keep the JVM's default, e.g. for very long jobs.
+JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+
 def build_session(master: Optional[str], app: str = "osteoguard-worklist"):
     from pyspark.sql import SparkSession
 
+    java = os.environ.get("OSTEOGUARD_SPARK_JAVA_OPTIONS", JAVA_OPTIONS)
     if master and master.startswith("local") and "PYSPARK_SUBMIT_ARGS" not in os.environ:
-        # In local mode the driver JVM is the executor: its heap must be set before it starts.
+        # In local mode the driver JVM is the executor: its heap and JIT must be set before it
+        # starts.
         mem = os.environ.get("OSTEOGUARD_SPARK_DRIVER_MEMORY", "2g")
-        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {mem} pyspark-shell"
+        opts = f" --driver-java-options '{java}'" if java else ""
+        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {mem}{opts} pyspark-shell"
     b = SparkSession.builder.appName(app)
+    if master and master.startswith("local-cluster") and java:
+        b = b.config("spark.executor.extraJavaOptions", java)
     if master:
         b = b.master(master)
     # Whole patients per Arrow batch; the per-call overhead is amortised over this many.
     b = b.config("spark.sql.execution.arrow.maxRecordsPerBatch", "2000")
+    # The engine's Arrow buffers are `string` (32-bit offsets), what Spark sends by default.
+    b = b.config("spark.sql.execution.arrow.useLargeVarTypes", "false")
     b = b.config("spark.ui.enabled", "false")
     b = b.config("spark.ui.showConsoleProgress", "false")
     if master and master.startswith("local"):
@@ -282,7 +402,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m osteoguard.spark",
         description="Screen a FHIR Bulk Data export on Spark; writes the same worklist as "
-        "`osteoguard screen` (worklist.parquet/, worklist.csv, summary.json).",
+        "`osteoguard screen` (worklist.parquet/, resolved.parquet/, summary.json; worklist.csv "
+        "with --single-csv).",
     )
     p.add_argument("export_dir", help="Bulk Data export directory (NDJSON / NDJSON.gz) or URI")
     p.add_argument("--as-of", required=True, help="evaluation date, YYYY-MM-DD")
@@ -292,6 +413,19 @@ def main(argv=None) -> int:
     p.add_argument("--config", default=None, help="site configuration (TOML file)")
     p.add_argument("--partitions", type=int, default=None,
                    help="partitions of the grouped patients (default: spark.sql.shuffle.partitions)")
+    p.add_argument("--previous", default=None,
+                   help="output directory of the previous run: statuses as osteoguard screen's")
+    p.add_argument("--single-csv", action="store_true",
+                   help="also write worklist.csv (screen's file) and resolved.csv, one file each "
+                   "(a serial step: one task writes all rows)")
+    p.add_argument("--split-mb", type=int, default=None,
+                   help="input split size in MB (default: ~4 splits per task slot, 8-128 MB)")
+    p.add_argument("--reader", choices=("ranges", "text"), default=None,
+                   help="ranges: the engine reads byte ranges of the files (local or shared "
+                   "file system; default for a path); text: spark.read.text (default for a URI)")
+    p.add_argument("--reader-filter", action="store_true",
+                   help="also drop, before the shuffle, lines the FHIR reader would ignore "
+                   "(a second parse of each kept line for a smaller shuffle)")
     args = p.parse_args(argv)
 
     import datetime
@@ -318,7 +452,9 @@ def main(argv=None) -> int:
         master = os.environ.get("OSTEOGUARD_SPARK_MASTER", "local[*]")
     spark = build_session(master)
     try:
-        summary = run(spark, args.export_dir, args.as_of, args.out, config, args.partitions)
+        summary = run(spark, args.export_dir, args.as_of, args.out, config, args.partitions,
+                      args.previous, args.single_csv, args.split_mb, args.reader,
+                      args.reader_filter)
     finally:
         spark.stop()
     print(json.dumps(summary, indent=2))

@@ -9,10 +9,7 @@ import pytest
 
 from conftest import shared_dir
 from osteoguard import WORKLIST_COLUMNS
-from osteoguard.spark import run
-
-STATUS = WORKLIST_COLUMNS.index("status")
-STATUS_REASON = WORKLIST_COLUMNS.index("status_reason")
+from osteoguard.spark import AS_OF_COLUMN, run
 
 
 def read_csv(path: Path):
@@ -26,15 +23,12 @@ def screen_worklist(exe, export, as_of, out):
         [exe, "screen", str(export), "--as-of", as_of, "--out", str(out), "--format", "csv", "-q"],
         check=True,
     )
-    header, rows = read_csv(out / "worklist.csv")
-    for r in rows:  # the run registry's status and its reason: not kept by the Spark job
-        r[STATUS] = ""
-        r[STATUS_REASON] = ""
-    return header, rows
+    # A first run (a fresh registry): every finding "new", as the Spark job without --previous.
+    return read_csv(out / "worklist.csv")
 
 
 def spark_worklist(spark, export, as_of, out):
-    summary = run(spark, str(export), as_of, str(out))
+    summary = run(spark, str(export), as_of, str(out), single_csv=True)
     header, rows = read_csv(out / "worklist.csv")
     return summary, header, rows
 
@@ -58,9 +52,11 @@ def check_same(spark, exe, export, as_of, tmp_path):
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "spark" / "worklist.parquet")
-    assert table.column_names == list(WORKLIST_COLUMNS)
+    assert table.column_names == list(WORKLIST_COLUMNS) + [AS_OF_COLUMN]
+    assert set(table.column(AS_OF_COLUMN).to_pylist()) <= {as_of}
     pq_rows = [
-        ["" if v is None else str(v) for v in row.values()] for row in table.to_pylist()
+        ["" if row[c] is None else str(row[c]) for c in WORKLIST_COLUMNS]
+        for row in table.to_pylist()
     ]
     assert pq_rows == rows_k
     return summary, rows_k

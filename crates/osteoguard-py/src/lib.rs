@@ -34,15 +34,19 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::NaiveDate;
+use osteoguard_core::follow_up::Status;
+use osteoguard_core::Severity;
 use osteoguard_core::{assess_with_issues, Assessment, Config, ConfigError};
 use osteoguard_fhir::read_resources;
-use osteoguard_screen::output::csv_record;
+use osteoguard_screen::output::{csv_record, PreviousReader, Registry, Resolved, RunInfo};
 use osteoguard_screen::pass2::{assess_patient, MedicationStore, Pass2Stats, Row};
 use osteoguard_screen::route::{self, Decision};
 use serde_json::{json, Value};
 
+pub mod arrow;
 #[cfg(feature = "extension-module")]
 mod python;
+pub mod split;
 
 /// Top-level tables of a site configuration file that belong to other components.
 const OTHER_SECTIONS: &[&str] = &["server", "screen", "spark"];
@@ -64,6 +68,10 @@ pub enum PyEngineError {
     UnknownPatient(String),
     #[error("medication store: {0}")]
     Io(String),
+    #[error("Arrow batch: {0}")]
+    Arrow(String),
+    #[error("previous run: {0}")]
+    Previous(String),
     #[error("{what}: {count} values for {expected} patients")]
     Shape {
         what: &'static str,
@@ -146,16 +154,23 @@ pub fn assess_lines(
 /// `osteoguard_fhir::read_resources` about the one resource and reads its per-type counts: the
 /// decision is the reader's, not a copy of its value sets.
 pub fn reader_uses(resource: Value) -> bool {
+    let arena = osteoguard_fhir::json::Arena::new();
+    reader_uses_parsed(osteoguard_fhir::json::Value::from_serde(&arena, &resource))
+}
+
+/// [`reader_uses`] on the reader's own borrowed tree (what the routing parses a line into: the
+/// tree `read_resources` would build from the `serde_json::Value`, without building that).
+fn reader_uses_parsed(resource: osteoguard_fhir::json::Value<'_>) -> bool {
     let ty = resource
         .get("resourceType")
-        .and_then(Value::as_str)
+        .and_then(|t| t.as_str())
         .unwrap_or("")
         .to_string();
     match ty.as_str() {
         "" => false,
         "Patient" | "Medication" => true,
         _ => {
-            let out = read_resources(vec![resource]);
+            let out = osteoguard_fhir::read_parsed(vec![resource]);
             out.stats
                 .by_type
                 .get(&ty)
@@ -205,6 +220,13 @@ impl DropReason {
 /// types and codes no rule reads), then the FHIR reader's own disposition ([`reader_uses`]) of
 /// what the router keeps. Same input, same decision, on any executor.
 pub fn classify_line(line: &str) -> LineAction {
+    classify_line_with(line, true)
+}
+
+/// [`classify_line`], with the reader's disposition (`reader_filter`) or with screen's pass-1
+/// router alone — what screen itself ships to pass 2: a line the router keeps is then kept
+/// whole, so no line is parsed twice (the reader ignores the same lines in the evaluation).
+pub fn classify_line_with(line: &str, reader_filter: bool) -> LineAction {
     let bytes = line.trim_end_matches(['\r', '\n']).as_bytes();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return LineAction::Drop(DropReason::Blank);
@@ -221,9 +243,11 @@ pub fn classify_line(line: &str) -> LineAction {
         Decision::Ignored => LineAction::Drop(DropReason::Irrelevant),
         Decision::Unattached => LineAction::Drop(DropReason::NoPatient),
         Decision::Medication(id) => LineAction::Shared(id),
+        Decision::Patient(id) if !reader_filter => LineAction::Keep(id),
         Decision::Patient(id) => {
-            let used = match serde_json::from_slice::<Value>(bytes) {
-                Ok(v) => reader_uses(v),
+            let arena = osteoguard_fhir::json::Arena::new();
+            let used = match osteoguard_fhir::json::parse(&arena, bytes) {
+                Ok(v) => reader_uses_parsed(v),
                 // Unparsable lines go to their group: screen counts them there.
                 Err(_) => true,
             };
@@ -267,7 +291,8 @@ pub struct WorklistRecord {
 /// NDJSON lines of patient id `keys[i]`, in any order (sorted here, as screen sorts a shard, so
 /// the result does not depend on the shuffle). `shared` holds `(id, line)` of the Medication
 /// resources; each group gets those it names. Rows come per patient, in input order; the caller
-/// sorts globally by [`osteoguard_screen::pass2::sort_key`]'s order.
+/// sorts globally by [`osteoguard_screen::pass2::sort_key`]'s order. `status` is left empty (it
+/// is the run registry's; [`worklist_with_follow_up`] fills it in).
 pub fn worklist_for_groups(
     keys: &[String],
     groups: &[Vec<String>],
@@ -275,6 +300,173 @@ pub fn worklist_for_groups(
     as_of: &str,
     config_toml: Option<&str>,
 ) -> Result<Vec<Row>, PyEngineError> {
+    evaluate(keys, groups, None, shared, as_of, config_toml, false).map(|w| w.rows)
+}
+
+/// What the previous run listed for the patients of a batch (the Spark job's `--previous`): its
+/// as-of date and, per group, its rows as JSON objects with the previous worklist's columns
+/// `finding_code`, `severity`, `due_date`, `summary`, `evidence`, `status` (what screen's run
+/// registry keeps of a row).
+#[derive(Debug, Clone, Copy)]
+pub struct PreviousRows<'a, S> {
+    pub as_of: &'a str,
+    pub groups: &'a [Vec<S>],
+}
+
+/// One batch's worklist with statuses: the listed rows (screen's worklist.csv rows) and the
+/// previous findings listed apart (screen's `resolved` and `absentPatients`).
+#[derive(Debug, Default)]
+pub struct Worklist {
+    pub rows: Vec<Row>,
+    /// Previous findings gone with positive evidence (or every input available): `resolved`.
+    pub resolved: Vec<Resolved>,
+    /// Open previous findings of patients not in this export: `recheck-needed`.
+    pub absent: Vec<Resolved>,
+}
+
+#[derive(serde::Deserialize)]
+struct PreviousRow {
+    finding_code: String,
+    severity: String,
+    #[serde(default)]
+    due_date: Option<String>,
+    #[serde(default)]
+    summary: Option<String>,
+    #[serde(default)]
+    evidence: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// The previous run as screen keeps it: a run registry (screen's own, in a temporary file) with
+/// the previous rows as one run and this batch as the next. Statuses are then decided exactly
+/// as screen decides them: `pass2::assess_patient` reads each patient's open findings through
+/// `output::PreviousReader` and calls `osteoguard_core::follow_up::follow_up`, and
+/// `Registry::absent_patients` lists the patients that are gone.
+struct FollowUpRegistry {
+    registry: Registry,
+    reader: PreviousReader,
+    _dir: tempfile::TempDir,
+}
+
+fn run_info(as_of: &str) -> RunInfo<'_> {
+    RunInfo {
+        started_unix: 0,
+        as_of,
+        export_dir: "osteoguard-spark",
+        config_hash: "",
+        transaction_time: None,
+        manifest_errors: 0,
+    }
+}
+
+impl FollowUpRegistry {
+    fn open<S: AsRef<str>>(
+        keys: &[S],
+        previous: PreviousRows<'_, S>,
+        as_of: &str,
+    ) -> Result<Self, PyEngineError> {
+        let prev_as_of = parse_as_of(previous.as_of)?;
+        let io = |e: osteoguard_screen::ScreenError| PyEngineError::Io(e.to_string());
+        let dir = tempfile::Builder::new()
+            .prefix("osteoguard-spark-registry-")
+            .tempdir()
+            .map_err(|e| PyEngineError::Io(e.to_string()))?;
+        let path = dir.path().join("registry.sqlite");
+        let before = Registry::open(&path, &run_info(previous.as_of))?;
+        let before_id = before.run_id;
+        for (key, rows) in keys.iter().zip(previous.groups) {
+            for text in rows {
+                let p: PreviousRow = serde_json::from_str(text.as_ref())
+                    .map_err(|e| PyEngineError::Previous(format!("{}: {e}", key.as_ref())))?;
+                let severity = Severity::parse(&p.severity).ok_or_else(|| {
+                    PyEngineError::Previous(format!(
+                        "{}: unknown severity {:?}",
+                        key.as_ref(),
+                        p.severity
+                    ))
+                })?;
+                before
+                    .record(&previous_row(key.as_ref(), p, severity))
+                    .map_err(io)?;
+            }
+        }
+        before.commit(0, 0).map_err(io)?;
+        let registry = Registry::open(&path, &run_info(as_of))?;
+        let reader = PreviousReader::open(&path, before_id, prev_as_of).map_err(io)?;
+        Ok(FollowUpRegistry {
+            registry,
+            reader,
+            _dir: dir,
+        })
+    }
+}
+
+impl From<osteoguard_screen::ScreenError> for PyEngineError {
+    fn from(e: osteoguard_screen::ScreenError) -> Self {
+        PyEngineError::Io(e.to_string())
+    }
+}
+
+/// A previous worklist row as screen's registry keeps it (what `Registry::record` stores).
+fn previous_row(patient: &str, p: PreviousRow, severity: Severity) -> Row {
+    Row {
+        patient_id: patient.to_string(),
+        age: None,
+        sex: String::new(),
+        code: p.finding_code,
+        severity,
+        title: String::new(),
+        summary: p.summary.unwrap_or_default(),
+        due: p.due_date.and_then(|d| d.parse().ok()),
+        evidence: p
+            .evidence
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect(),
+        risk_category: String::new(),
+        status: p.status.filter(|s| !s.is_empty()),
+        provenance: String::new(),
+        data_quality: Vec::new(),
+        status_reason: None,
+        name: String::new(),
+        mrn: String::new(),
+        mrn_system: String::new(),
+        birth_date: None,
+        phone: String::new(),
+        next_action: String::new(),
+        patient_severity: None,
+        patient_due: None,
+    }
+}
+
+/// [`worklist_for_groups`] with the statuses of screen's run registry: with `previous`, each
+/// row gets the status and reason `osteoguard screen` gives it after a run that listed those
+/// rows (the same code: see [`FollowUpRegistry`]), and the previous findings that are gone are
+/// returned apart; without, every finding is `new` ("first screening run"), as in screen's
+/// first run. A group with no lines but previous rows is a patient no longer in the export.
+pub fn worklist_with_follow_up<S: AsRef<str>>(
+    keys: &[S],
+    groups: &[Vec<S>],
+    previous: Option<PreviousRows<'_, S>>,
+    shared: &[(String, String)],
+    as_of: &str,
+    config_toml: Option<&str>,
+) -> Result<Worklist, PyEngineError> {
+    evaluate(keys, groups, previous, shared, as_of, config_toml, true)
+}
+
+fn evaluate<S: AsRef<str>>(
+    keys: &[S],
+    groups: &[Vec<S>],
+    previous: Option<PreviousRows<'_, S>>,
+    shared: &[(String, String)],
+    as_of: &str,
+    config_toml: Option<&str>,
+    first_run_statuses: bool,
+) -> Result<Worklist, PyEngineError> {
     if keys.len() != groups.len() {
         return Err(PyEngineError::Shape {
             what: "groups",
@@ -282,45 +474,94 @@ pub fn worklist_for_groups(
             expected: keys.len(),
         });
     }
-    let as_of = parse_as_of(as_of)?;
+    if let Some(p) = &previous {
+        if p.groups.len() != keys.len() {
+            return Err(PyEngineError::Shape {
+                what: "previous rows",
+                count: p.groups.len(),
+                expected: keys.len(),
+            });
+        }
+    }
+    let as_of_date = parse_as_of(as_of)?;
     let config = parse_config(config_toml)?;
     let meds = medication_store(shared)?;
+    let follow = previous
+        .map(|p| FollowUpRegistry::open(keys, p, as_of))
+        .transpose()?;
     let mut stats = Pass2Stats::default();
-    let mut rows = Vec::new();
+    let mut out = Worklist::default();
+    let mut arena = osteoguard_fhir::json::Arena::new();
     for (key, lines) in keys.iter().zip(groups) {
+        let key = key.as_ref();
+        if lines.is_empty() && follow.is_some() {
+            // Only previous rows: the patient is not in this export (Registry::absent_patients).
+            continue;
+        }
         let mut sorted: Vec<&str> = lines
             .iter()
-            .map(|l| l.trim_end_matches(['\r', '\n']))
+            .map(|l| l.as_ref().trim_end_matches(['\r', '\n']))
+            .filter(|l| !l.trim().is_empty())
             .collect();
         sorted.sort_unstable();
-        let mut values: Vec<Value> = sorted
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
+        let texts: Vec<&[u8]> = sorted.iter().map(|l| l.as_bytes()).collect();
+        let placeholder;
+        let mut values: Vec<osteoguard_fhir::json::Value<'_>> =
+            osteoguard_fhir::parse_all_for_reading(&arena, &texts)
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
         if values.is_empty() {
             // Only key markers: screen would have handed the reader the lines the filter
             // dropped, and the reader would have made a placeholder patient of `key` from them.
-            values.push(json!({
+            placeholder = json!({
                 "resourceType": "Basic",
                 "id": "osteoguard-spark-key",
                 "subject": {"reference": format!("Patient/{key}")},
-            }));
+            });
+            values.push(osteoguard_fhir::json::Value::from_serde(
+                &arena,
+                &placeholder,
+            ));
         }
-        let arena = osteoguard_fhir::json::Arena::new();
-        let values = values
-            .iter()
-            .map(|v| osteoguard_fhir::json::Value::from_serde(&arena, v))
-            .collect();
-        let who = osteoguard_screen::pass2::identities(sorted.iter().map(|l| l.as_bytes()));
-        rows.extend(
-            assess_patient(
-                values, &meds, &arena, as_of, &config, &mut stats, &who, None,
-            )
-            .map_err(|e| PyEngineError::Io(e.to_string()))?,
-        );
+        let who = osteoguard_screen::pass2::identities(texts.iter().copied());
+        let rows = assess_patient(
+            values,
+            &meds,
+            &arena,
+            as_of_date,
+            &config,
+            &mut stats,
+            &who,
+            follow.as_ref().map(|f| &f.reader),
+        )
+        .map_err(|e| PyEngineError::Io(e.to_string()))?;
+        for mut row in rows {
+            if row.status.is_none() && first_run_statuses {
+                // Screen's first run (its recorder fills these in when there is no previous run).
+                row.status = Some(Status::New.as_str().to_string());
+                row.status_reason = Some(FIRST_RUN_REASON.to_string());
+            }
+            if let Some(f) = &follow {
+                f.registry.record(&row)?;
+            }
+            if row.status.as_deref() == Some(Status::Resolved.as_str()) {
+                out.resolved.push(Resolved::from_row(&row));
+            } else {
+                out.rows.push(row);
+            }
+        }
+        arena.reset();
     }
-    Ok(rows)
+    if let Some(f) = &follow {
+        out.absent = f.registry.absent_patients()?;
+    }
+    Ok(out)
 }
+
+/// The reason screen gives every finding of a first run (`osteoguard_core::follow_up` without
+/// a previous run says the same).
+pub const FIRST_RUN_REASON: &str = "first screening run";
 
 /// The same rows as [`worklist_for_groups`], formatted as screen's CSV writer formats them.
 pub fn worklist_records(rows: &[Row]) -> Vec<WorklistRecord> {

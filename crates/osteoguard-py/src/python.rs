@@ -3,7 +3,7 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::{LineAction, PyEngineError, WORKLIST_COLUMNS};
 
@@ -109,12 +109,145 @@ fn worklist_batch<'py>(
     Ok(d)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Arrow buffers in and out (the Spark job: no Python code per line)
+// ---------------------------------------------------------------------------------------------
+
+/// A `utf8` / `large_utf8` array as `(offsets, data, validity, offset, len, large)`.
+type StrBufs<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>, usize, usize, bool);
+/// A `list<utf8>` array as `(offsets, validity, offset, len, large, values)`.
+type ListBufs<'a> = (&'a [u8], Option<&'a [u8]>, usize, usize, bool, StrBufs<'a>);
+
+fn str_array<'a>(b: StrBufs<'a>) -> Result<crate::arrow::StrArray<'a>, PyEngineError> {
+    let (offsets, data, validity, offset, len, large) = b;
+    crate::arrow::StrArray::new(
+        crate::arrow::Offsets::new(offsets, large),
+        data,
+        validity,
+        offset,
+        len,
+    )
+}
+
+fn list_array<'a>(b: ListBufs<'a>) -> Result<crate::arrow::ListArray<'a>, PyEngineError> {
+    let (offsets, validity, offset, len, large, values) = b;
+    crate::arrow::ListArray::new(
+        crate::arrow::Offsets::new(offsets, large),
+        validity,
+        offset,
+        len,
+        str_array(values)?,
+    )
+}
+
+/// One built column: `(name, kind, len, null_count, validity or None, values, data)`.
+type ColumnOut<'py> = (
+    String,
+    &'static str,
+    usize,
+    usize,
+    Option<Bound<'py, PyBytes>>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
+
+fn columns_out<'py>(py: Python<'py>, cols: Vec<crate::arrow::Column>) -> Vec<ColumnOut<'py>> {
+    cols.into_iter()
+        .map(|c| {
+            (
+                c.name,
+                c.kind,
+                c.len,
+                c.null_count,
+                c.validity.map(|v| PyBytes::new(py, &v)),
+                PyBytes::new(py, &c.values),
+                PyBytes::new(py, &c.data),
+            )
+        })
+        .collect()
+}
+
+/// Routes a batch of lines given as a `utf8` array's buffers: `(columns, counts)`, the routed
+/// rows' `kind`, `key`, `line` columns and the number of lines per action (`ACTIONS`).
+#[pyfunction]
+#[pyo3(signature = (lines, reader_filter=false))]
+fn route_text<'py>(
+    py: Python<'py>,
+    lines: StrBufs<'_>,
+    reader_filter: bool,
+) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
+    let (cols, counts) = py
+        .detach(|| crate::split::route_array(&str_array(lines)?, reader_filter).map(|r| r.finish()))
+        .map_err(err)?;
+    Ok((columns_out(py, cols), counts))
+}
+
+/// Routes the lines of a file that start in `[start, end)` (`end=None`: to its end; a `.gz`
+/// file whole): as `route_text`.
+#[pyfunction]
+#[pyo3(signature = (path, start, end=None, reader_filter=false))]
+fn route_file<'py>(
+    py: Python<'py>,
+    path: &str,
+    start: u64,
+    end: Option<u64>,
+    reader_filter: bool,
+) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
+    let (cols, counts) = py
+        .detach(|| {
+            crate::split::route_range(std::path::Path::new(path), start, end, reader_filter)
+                .map(|r| r.finish())
+        })
+        .map_err(err)?;
+    Ok((columns_out(py, cols), counts))
+}
+
+/// The worklist columns of a batch of whole patients (`split::worklist_columns`): `keys` a
+/// `utf8` array, `groups` a `list<utf8>` array of their lines, `previous` `(as_of, list<utf8>
+/// of the previous run's rows as JSON)` or None.
+#[pyfunction]
+#[pyo3(signature = (keys, groups, as_of, previous=None, shared=None, config=None))]
+fn worklist_columns<'py>(
+    py: Python<'py>,
+    keys: StrBufs<'_>,
+    groups: ListBufs<'_>,
+    as_of: &str,
+    previous: Option<(String, ListBufs<'_>)>,
+    shared: Option<Vec<(String, String)>>,
+    config: Option<&str>,
+) -> PyResult<Vec<ColumnOut<'py>>> {
+    let shared = shared.unwrap_or_default();
+    let cols = py
+        .detach(|| {
+            let keys = str_array(keys)?;
+            let groups = list_array(groups)?;
+            let prev = match previous {
+                Some((d, p)) => Some((d, list_array(p)?)),
+                None => None,
+            };
+            crate::split::worklist_columns(
+                &keys,
+                &groups,
+                prev.as_ref().map(|(d, p)| (d.as_str(), p)),
+                &shared,
+                as_of,
+                config,
+            )
+        })
+        .map_err(err)?;
+    Ok(columns_out(py, cols))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(assess_json, m)?)?;
     m.add_function(wrap_pyfunction!(is_relevant, m)?)?;
     m.add_function(wrap_pyfunction!(classify_lines, m)?)?;
     m.add_function(wrap_pyfunction!(worklist_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(route_text, m)?)?;
+    m.add_function(wrap_pyfunction!(route_file, m)?)?;
+    m.add_function(wrap_pyfunction!(worklist_columns, m)?)?;
+    m.add("LINE_ACTIONS", crate::split::ACTIONS.to_vec())?;
     m.add("WORKLIST_COLUMNS", WORKLIST_COLUMNS.to_vec())?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())

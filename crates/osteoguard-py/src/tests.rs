@@ -300,3 +300,140 @@ fn placeholder_patients_survive_the_filter() {
     let keyed = worklist_for_groups(&["ghost".into()], &[vec![]], &[], "2024-01-01", None).unwrap();
     assert_eq!(keyed, whole);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Input splits and Arrow buffers
+// ---------------------------------------------------------------------------------------------
+
+/// The strings of a built `utf8` column, read back through [`arrow::StrArray`].
+fn strings(c: &arrow::Column) -> Vec<Option<String>> {
+    let a = arrow::StrArray::new(
+        arrow::Offsets::new(&c.values, false),
+        &c.data,
+        c.validity.as_deref(),
+        0,
+        c.len,
+    )
+    .unwrap();
+    (0..a.len()).map(|i| a.get(i).map(str::to_string)).collect()
+}
+
+#[test]
+fn byte_ranges_route_every_line_once_whatever_the_split() {
+    // Real export lines, with a blank line, a line without a final newline and a non-FHIR
+    // line, cut at many sizes (boundaries inside lines, at their ends, in the blank line).
+    let src = shared_dir().join("data/bulk-10-patients");
+    let lines = export_lines(&src);
+    let mut text = String::new();
+    let kept = lines.iter().filter(|l| is_relevant(l)).take(40);
+    let other = lines.iter().filter(|l| !is_relevant(l)).take(40);
+    for l in kept.chain(other) {
+        text.push_str(l);
+        text.push('\n');
+    }
+    text.push_str("\nnot json\n");
+    text.push_str(lines.last().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Mixed.ndjson");
+    std::fs::write(&path, &text).unwrap();
+    let whole = split::route_range(&path, 0, None, true).unwrap().finish();
+    assert!(
+        whole.1[0] > 0 && whole.1[3] > 0 && whole.1[4] > 0,
+        "{:?}",
+        whole.1
+    );
+    let size = text.len() as u64;
+    for step in [97, 1000, 1024, 4096, 65536, size / 3 + 1, size] {
+        let mut counts = [0u64; 7];
+        let mut kept: Vec<Option<String>> = Vec::new();
+        let mut start = 0;
+        while start < size {
+            let end = (start + step < size).then_some(start + step);
+            let (cols, c) = split::route_range(&path, start, end, true)
+                .unwrap()
+                .finish();
+            for (a, b) in counts.iter_mut().zip(c) {
+                *a += b;
+            }
+            kept.extend(strings(&cols[2]));
+            start += step;
+        }
+        // Key markers are sent once per range, so compare the kept and shared lines only.
+        assert_eq!(counts, whole.1, "split of {step} bytes");
+        let real = |v: Vec<Option<String>>| -> Vec<String> {
+            v.into_iter().flatten().filter(|l| !l.is_empty()).collect()
+        };
+        assert_eq!(
+            real(kept),
+            real(strings(&whole.0[2])),
+            "split of {step} bytes"
+        );
+    }
+}
+
+#[test]
+fn gzip_files_are_read_whole_and_not_from_the_middle() {
+    let src = shared_dir().join("data/bulk-10-patients");
+    let lines = export_lines(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, gz) = (dir.path().join("A.ndjson"), dir.path().join("A.ndjson.gz"));
+    let text = lines.join("\n");
+    std::fs::write(&plain, &text).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, text.as_bytes()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let a = split::route_range(&plain, 0, None, false).unwrap().finish();
+    let b = split::route_range(&gz, 0, None, false).unwrap().finish();
+    assert_eq!(a, b);
+    assert!(matches!(
+        split::route_range(&gz, 10, None, false),
+        Err(PyEngineError::Io(m)) if m.contains("gzip")
+    ));
+}
+
+#[test]
+fn malformed_arrow_buffers_are_refused_not_read() {
+    let offsets: Vec<u8> = [0i32, 3, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let e = arrow::StrArray::new(arrow::Offsets::new(&offsets, false), b"abc", None, 0, 2);
+    assert!(matches!(e, Err(PyEngineError::Arrow(m)) if m.contains("decreasing")));
+    let offsets: Vec<u8> = [0i32, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let e = arrow::StrArray::new(arrow::Offsets::new(&offsets, false), b"abc", None, 0, 1);
+    assert!(matches!(e, Err(PyEngineError::Arrow(m)) if m.contains("past the end")));
+    let e = arrow::StrArray::new(
+        arrow::Offsets::new(&offsets[..4], false),
+        b"abc",
+        None,
+        0,
+        1,
+    );
+    assert!(matches!(e, Err(PyEngineError::Arrow(m)) if m.contains("too short")));
+    // "é" is two bytes: an offset between them is refused.
+    let offsets: Vec<u8> = [0i32, 1, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let e = arrow::StrArray::new(
+        arrow::Offsets::new(&offsets, false),
+        "é".as_bytes(),
+        None,
+        0,
+        2,
+    );
+    assert!(matches!(e, Err(PyEngineError::Arrow(m)) if m.contains("UTF-8")));
+    // 64-bit offsets, a slice and a null slot.
+    let offsets: Vec<u8> = [0i64, 1, 3, 3]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let a = arrow::StrArray::new(
+        arrow::Offsets::new(&offsets, true),
+        b"abc",
+        Some(&[0b101]),
+        0,
+        3,
+    )
+    .unwrap();
+    assert_eq!(
+        (a.get(0), a.get(1), a.get(2), a.get(3)),
+        (Some("a"), None, Some(""), None)
+    );
+    let s = arrow::StrArray::new(arrow::Offsets::new(&offsets, true), b"abc", None, 1, 2).unwrap();
+    assert_eq!((s.get(0), s.get(1)), (Some("bc"), Some("")));
+}

@@ -511,7 +511,7 @@ pub fn csv_record(r: &Row) -> [String; CSV_COLUMNS] {
 }
 
 /// A previous finding listed apart, as a CSV record (status and reason filled in).
-fn csv_apart(r: &Resolved) -> [String; CSV_COLUMNS] {
+pub fn csv_apart(r: &Resolved) -> [String; CSV_COLUMNS] {
     let mut f: [String; CSV_COLUMNS] = Default::default();
     f[0] = r.patient_id.clone();
     f[3] = r.code.clone();
