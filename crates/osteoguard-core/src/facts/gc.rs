@@ -704,32 +704,66 @@ fn note_default_end(c: &mut Collected, m: &MedicationRecord, iv: &ActiveInterval
     }
 }
 
+/// The daily PEq series of `n` days as runs of equal days: `runs[k] = (first day, value)`, each
+/// run lasting until the next run's first day (the last one until day `n − 1`). Why: the series
+/// spans the whole record (years of days for a long course) but changes only where a record
+/// starts or ends; stepping it day by day (fill, window counts, continuous runs, change points)
+/// was a third of a seed assessment. Every value is the same sum, in the same order, as the
+/// day-by-day series gave, so every fact is bit-identical.
+struct Series {
+    runs: Vec<(usize, f64)>,
+    n: usize,
+}
+
+impl Series {
+    /// One past the last day of run `k`.
+    fn end(&self, k: usize) -> usize {
+        self.runs.get(k + 1).map_or(self.n, |r| r.0)
+    }
+    /// The value on day `i` (`i < n`).
+    fn at(&self, i: usize) -> f64 {
+        let k = self.runs.partition_point(|r| r.0 <= i);
+        self.runs.get(k.wrapping_sub(1)).map_or(0.0, |r| r.1)
+    }
+    /// `(first day, one past the last day, value)` of each run, clipped to days `from..n`.
+    fn runs_from(&self, from: usize) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+        (0..self.runs.len())
+            .map(move |k| (self.runs[k].0.max(from), self.end(k), self.runs[k].1))
+            .filter(|(a, b, _)| a < b)
+    }
+    /// The value of every day from `from` to `n − 1`, in day order.
+    fn days_from(&self, from: usize) -> impl Iterator<Item = f64> + '_ {
+        self.runs_from(from)
+            .flat_map(|(a, b, v)| std::iter::repeat_n(v, b - a))
+    }
+}
+
 /// The run of days with PEq ≥ `threshold` ending at `as_of` (the last such day within `bridge`
 /// days of `as_of`, earlier days joined across gaps of at most `bridge` days). Returns the index
 /// of its first day.
-fn run_start(series: &[f64], threshold: f64, bridge: i64) -> Option<usize> {
-    let n = series.len();
-    let last = (0..n).rev().find(|&i| at_least(series[i], threshold))?;
+fn run_start(series: &Series, threshold: f64, bridge: i64) -> Option<usize> {
+    let n = series.n;
+    let qualifies = |k: usize| at_least(series.runs[k].1, threshold);
+    // The run holding the last qualifying day.
+    let mut k = (0..series.runs.len()).rev().find(|&k| qualifies(k))?;
+    let last = series.end(k) - 1;
     if (n - 1 - last) as i64 > bridge {
         return None;
     }
     let bridge = bridge.max(0) as usize;
-    let mut start = last;
     loop {
-        while start > 0 && at_least(series[start - 1], threshold) {
-            start -= 1;
+        // Back over the qualifying days just before.
+        while k > 0 && qualifies(k - 1) {
+            k -= 1;
         }
-        // A previous qualifying day with a gap of at most `bridge` days joins the run.
-        let joined = (1..=bridge + 1)
-            .take_while(|&k| k <= start)
-            .map(|k| start - k)
-            .find(|&j| at_least(series[j], threshold));
-        match joined {
-            Some(j) => start = j,
-            None => break,
+        let start = series.runs[k].0;
+        // The closest earlier qualifying day (the last day of the closest earlier qualifying
+        // run) joins the run when the gap is at most `bridge` days.
+        match (0..k).rev().find(|&m| qualifies(m)) {
+            Some(m) if start - (series.end(m) - 1) <= bridge + 1 => k = m,
+            _ => return Some(start),
         }
     }
-    Some(start)
 }
 
 pub fn compute(input: &Input<'_>) -> GcExposure {
@@ -763,9 +797,6 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
     };
     let ws = earliest.max(add_days(as_of, -MAX_HISTORY_DAYS));
     let n = (days(ws, as_of) + 1) as usize;
-    let mut series = SERIES.take();
-    series.clear();
-    series.resize(n, 0.0);
 
     // Statements that duplicate an overlapping request of the same ingredient and daily dose.
     let requests: Vec<&Piece> = c
@@ -773,47 +804,73 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
         .iter()
         .filter(|p| p.kind == MedicationSource::Request)
         .collect();
+    // Each piece as day indices relative to `ws`, with the days a twin request covers (those
+    // days count once, from the request).
+    struct Span {
+        lo: i64,
+        hi: i64,
+        daily_peq: f64,
+        twins: Vec<(i64, i64)>,
+    }
+    let mut spans: Vec<Span> = Vec::with_capacity(c.pieces.len());
+    let mut bounds: Vec<i64> = vec![0];
     for p in &c.pieces {
         let from = p.start.max(ws);
         let to = p.end.map_or(as_of, |e| e.min(as_of));
         if from > to {
             continue;
         }
-        let twins: Vec<&&Piece> = if p.kind == MedicationSource::Statement {
+        let twins: Vec<(i64, i64)> = if p.kind == MedicationSource::Statement {
             requests
                 .iter()
                 .filter(|r| {
                     r.ingredient == p.ingredient && (r.daily_peq - p.daily_peq).abs() <= EPS
                 })
+                .map(|r| {
+                    let iv = r.interval();
+                    (days(ws, iv.start), days(ws, iv.last_day(as_of)))
+                })
                 .collect()
         } else {
             Vec::new()
         };
-        // Day indices relative to `ws`, so the per-day loop is integer arithmetic (this loop
-        // dominated the profile when it stepped chrono dates one by one).
         let (lo, hi) = (days(ws, from), days(ws, to));
-        let twin_ranges: Vec<(i64, i64)> = twins
-            .iter()
-            .map(|r| {
-                let iv = r.interval();
-                (days(ws, iv.start), days(ws, iv.last_day(as_of)))
-            })
-            .collect();
-        for i in lo..=hi {
-            if !twin_ranges.iter().any(|&(a, b)| a <= i && i <= b) {
-                series[i as usize] += p.daily_peq;
-            }
-        }
+        bounds.extend([lo, hi + 1]);
+        bounds.extend(twins.iter().flat_map(|&(a, b)| [a, b + 1]));
+        spans.push(Span {
+            lo,
+            hi,
+            daily_peq: p.daily_peq,
+            twins,
+        });
     }
+    // Which pieces count is constant between two consecutive bounds: one value per run, summed
+    // over the pieces in record order as the day-by-day series did.
+    bounds.retain(|&b| (0..n as i64).contains(&b));
+    bounds.sort_unstable();
+    bounds.dedup();
+    let runs = bounds
+        .iter()
+        .map(|&i| {
+            let mut v = 0.0;
+            for sp in &spans {
+                if sp.lo <= i && i <= sp.hi && !sp.twins.iter().any(|&(a, b)| a <= i && i <= b) {
+                    v += sp.daily_peq;
+                }
+            }
+            (i as usize, v)
+        })
+        .collect();
+    let series = Series { runs, n };
 
     // current_daily_peq with missed-day tolerance (§2.5).
-    let today = series[n - 1];
+    let today = series.at(n - 1);
     let current_known = if today > 0.0 {
         today
     } else {
         let prior: Vec<f64> = (1..=bridge.max(0) as usize)
             .filter(|&k| k < n)
-            .map(|k| series[n - 1 - k])
+            .map(|k| series.at(n - 1 - k))
             .collect();
         if prior.iter().any(|v| *v > 0.0) && bridge > 0 {
             prior.iter().sum::<f64>() / bridge as f64
@@ -866,12 +923,13 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
 
     // Window metrics over (as_of − 365, as_of].
     let w = window.max(0) as usize;
-    let recent = &series[n.saturating_sub(w)..];
-    g.days_ge_30_last365 = recent
-        .iter()
-        .filter(|v| at_least(**v, t.gc_very_high_daily_mg))
-        .count() as i64;
-    g.cumulative_g_last365 = recent.iter().sum::<f64>() / 1000.0;
+    let recent = n.saturating_sub(w);
+    g.days_ge_30_last365 = series
+        .runs_from(recent)
+        .filter(|(_, _, v)| at_least(*v, t.gc_very_high_daily_mg))
+        .map(|(a, b, _)| (b - a) as i64)
+        .sum();
+    g.cumulative_g_last365 = series.days_from(recent).sum::<f64>() / 1000.0;
 
     // Continuous runs.
     let run = run_start(&series, t.gc_scope_min_peq_mg, bridge);
@@ -974,23 +1032,15 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
         })
         .collect();
 
-    // Change points for the chart.
+    // Change points for the chart (within a run every day has the run's value).
     let mut last: Option<f64> = None;
-    for (i, v) in series.iter().enumerate() {
+    for &(i, v) in &series.runs {
         if last.is_none_or(|l| (l - v).abs() > EPS) {
-            g.series.push((add_days(ws, i as i64), *v));
-            last = Some(*v);
+            g.series.push((add_days(ws, i as i64), v));
+            last = Some(v);
         }
     }
-    SERIES.set(series);
     g
-}
-
-thread_local! {
-    /// The per-day dose series of [`compute`], kept for the thread's next patient. Why: a fresh
-    /// zeroed allocation of up to `MAX_HISTORY_DAYS` days per patient (calloc, and the allocator
-    /// consolidating its free lists for it) was ~4 % of a population screening run.
-    static SERIES: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 #[cfg(test)]
@@ -1208,8 +1258,8 @@ mod tests {
         );
     }
 
-    /// The per-day series buffer is reused by the thread: a patient computed after a longer,
-    /// heavier history must not inherit any of its days.
+    /// A patient computed after a longer, heavier history on the same thread must not inherit
+    /// any of its days (the day-by-day series used to be a buffer reused by the thread).
     #[test]
     fn reused_series_buffer_carries_nothing_over() {
         let short = dexamethasone_five_days();
