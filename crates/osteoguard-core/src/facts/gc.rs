@@ -715,7 +715,44 @@ struct Series {
     n: usize,
 }
 
+/// One dose-known piece as day indices relative to the series' first day: it adds `daily_peq`
+/// on days `lo..=hi`, except on the days of `twins` (a request this statement duplicates: those
+/// days count once, from the request).
+struct Span {
+    lo: i64,
+    hi: i64,
+    daily_peq: f64,
+    twins: Vec<(i64, i64)>,
+}
+
 impl Series {
+    /// The series of `n` days that adding each span day by day, in order, would give.
+    fn from_spans(spans: &[Span], n: usize) -> Series {
+        // Which spans count is constant between two consecutive bounds: one value per run,
+        // summed over the spans in order as the day-by-day series did.
+        let mut bounds: Vec<i64> = vec![0];
+        for sp in spans {
+            bounds.extend([sp.lo, sp.hi + 1]);
+            bounds.extend(sp.twins.iter().flat_map(|&(a, b)| [a, b + 1]));
+        }
+        bounds.retain(|&b| (0..n as i64).contains(&b));
+        bounds.sort_unstable();
+        bounds.dedup();
+        let runs = bounds
+            .iter()
+            .map(|&i| {
+                let mut v = 0.0;
+                for sp in spans {
+                    if sp.lo <= i && i <= sp.hi && !sp.twins.iter().any(|&(a, b)| a <= i && i <= b)
+                    {
+                        v += sp.daily_peq;
+                    }
+                }
+                (i as usize, v)
+            })
+            .collect();
+        Series { runs, n }
+    }
     /// One past the last day of run `k`.
     fn end(&self, k: usize) -> usize {
         self.runs.get(k + 1).map_or(self.n, |r| r.0)
@@ -804,16 +841,7 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
         .iter()
         .filter(|p| p.kind == MedicationSource::Request)
         .collect();
-    // Each piece as day indices relative to `ws`, with the days a twin request covers (those
-    // days count once, from the request).
-    struct Span {
-        lo: i64,
-        hi: i64,
-        daily_peq: f64,
-        twins: Vec<(i64, i64)>,
-    }
     let mut spans: Vec<Span> = Vec::with_capacity(c.pieces.len());
-    let mut bounds: Vec<i64> = vec![0];
     for p in &c.pieces {
         let from = p.start.max(ws);
         let to = p.end.map_or(as_of, |e| e.min(as_of));
@@ -835,8 +863,6 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
             Vec::new()
         };
         let (lo, hi) = (days(ws, from), days(ws, to));
-        bounds.extend([lo, hi + 1]);
-        bounds.extend(twins.iter().flat_map(|&(a, b)| [a, b + 1]));
         spans.push(Span {
             lo,
             hi,
@@ -844,24 +870,7 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
             twins,
         });
     }
-    // Which pieces count is constant between two consecutive bounds: one value per run, summed
-    // over the pieces in record order as the day-by-day series did.
-    bounds.retain(|&b| (0..n as i64).contains(&b));
-    bounds.sort_unstable();
-    bounds.dedup();
-    let runs = bounds
-        .iter()
-        .map(|&i| {
-            let mut v = 0.0;
-            for sp in &spans {
-                if sp.lo <= i && i <= sp.hi && !sp.twins.iter().any(|&(a, b)| a <= i && i <= b) {
-                    v += sp.daily_peq;
-                }
-            }
-            (i as usize, v)
-        })
-        .collect();
-    let series = Series { runs, n };
+    let series = Series::from_spans(&spans, n);
 
     // current_daily_peq with missed-day tolerance (§2.5).
     let today = series.at(n - 1);
@@ -1657,5 +1666,125 @@ mod tests {
         let mut r = hydrocortisone_three_lines("2015-01-01");
         r.conditions.clear();
         assert!(!gc_at(&r, "2022-12-01").physiologic_replacement);
+    }
+
+    /// The day-by-day `run_start` the series-as-runs version replaced (kept as the reference).
+    fn run_start_daily(series: &[f64], threshold: f64, bridge: i64) -> Option<usize> {
+        let n = series.len();
+        let last = (0..n).rev().find(|&i| at_least(series[i], threshold))?;
+        if (n - 1 - last) as i64 > bridge {
+            return None;
+        }
+        let bridge = bridge.max(0) as usize;
+        let mut start = last;
+        loop {
+            while start > 0 && at_least(series[start - 1], threshold) {
+                start -= 1;
+            }
+            let joined = (1..=bridge + 1)
+                .take_while(|&k| k <= start)
+                .map(|k| start - k)
+                .find(|&j| at_least(series[j], threshold));
+            match joined {
+                Some(j) => start = j,
+                None => break,
+            }
+        }
+        Some(start)
+    }
+
+    proptest::proptest! {
+        /// Building the runs from the pieces gives, on every day, the bit-identical value the
+        /// day-by-day fill gave (pieces overlapping, twins partly outside the series).
+        #[test]
+        fn series_from_pieces_is_the_daily_fill(
+            n in 1usize..500,
+            pieces in proptest::collection::vec(
+                (0usize..500, 0usize..200, 0usize..5, proptest::collection::vec((-50i64..550, 0i64..120), 0..3)),
+                0..8,
+            ),
+        ) {
+            const PEQ: [f64; 5] = [2.5, 5.0, 7.5, 0.1, 1.0 / 3.0];
+            let spans: Vec<Span> = pieces
+                .iter()
+                .map(|(lo, len, v, twins)| {
+                    let lo = (*lo % n) as i64;
+                    Span {
+                        lo,
+                        hi: (lo + *len as i64).min(n as i64 - 1),
+                        daily_peq: PEQ[*v],
+                        twins: twins.iter().map(|&(a, l)| (a, a + l)).collect(),
+                    }
+                })
+                .collect();
+            let mut daily = vec![0.0; n];
+            for sp in &spans {
+                for i in sp.lo..=sp.hi {
+                    if !sp.twins.iter().any(|&(a, b)| a <= i && i <= b) {
+                        daily[i as usize] += sp.daily_peq;
+                    }
+                }
+            }
+            let series = Series::from_spans(&spans, n);
+            for (i, v) in daily.iter().enumerate() {
+                proptest::prop_assert_eq!(series.at(i).to_bits(), v.to_bits(), "day {}", i);
+            }
+        }
+
+        /// The series kept as runs gives what the day-by-day series gave: each day's value, the
+        /// continuous run, the window count and sum (bit for bit) and the change points. Runs
+        /// may be short or long and two adjacent runs may hold the same value, as in `compute`.
+        #[test]
+        fn series_as_runs_is_the_daily_series(
+            runs in proptest::collection::vec((1usize..60, 0usize..6), 1..25),
+            bridge in 0i64..12,
+            threshold in 0usize..3,
+            window in 1usize..400,
+        ) {
+            const VALUES: [f64; 6] = [0.0, 2.5, 2.5 - 1e-12, 5.0, 7.5, 30.0];
+            let threshold = [2.5, 7.5, 30.0][threshold];
+            let mut daily = Vec::new();
+            let mut compressed = Vec::new();
+            for (len, v) in &runs {
+                compressed.push((daily.len(), VALUES[*v]));
+                daily.extend(std::iter::repeat_n(VALUES[*v], *len));
+            }
+            let n = daily.len();
+            let series = Series { runs: compressed, n };
+            for (i, v) in daily.iter().enumerate() {
+                proptest::prop_assert_eq!(series.at(i).to_bits(), v.to_bits());
+            }
+            proptest::prop_assert_eq!(
+                run_start(&series, threshold, bridge),
+                run_start_daily(&daily, threshold, bridge)
+            );
+            let from = n.saturating_sub(window);
+            let count: usize = series
+                .runs_from(from)
+                .filter(|(_, _, v)| at_least(*v, threshold))
+                .map(|(a, b, _)| b - a)
+                .sum();
+            let want = daily[from..].iter().filter(|v| at_least(**v, threshold)).count();
+            proptest::prop_assert_eq!(count, want);
+            proptest::prop_assert_eq!(
+                series.days_from(from).sum::<f64>().to_bits(),
+                daily[from..].iter().sum::<f64>().to_bits()
+            );
+            let points = |values: &mut dyn Iterator<Item = (usize, f64)>| {
+                let mut last: Option<f64> = None;
+                let mut out = Vec::new();
+                for (i, v) in values {
+                    if last.is_none_or(|l| (l - v).abs() > EPS) {
+                        out.push((i, v));
+                        last = Some(v);
+                    }
+                }
+                out
+            };
+            proptest::prop_assert_eq!(
+                points(&mut series.runs.iter().copied()),
+                points(&mut daily.iter().copied().enumerate())
+            );
+        }
     }
 }
