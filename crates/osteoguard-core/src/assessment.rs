@@ -245,8 +245,10 @@ pub fn assess_with_issues(
     as_of: NaiveDate,
     config: &Config,
 ) -> Assessment {
-    let ev = engine::evaluate(record, as_of, config);
-    let timeline = crate::timeline::build(&engine::visible_view(record, as_of), &ev, config);
+    let visible = engine::visible_view(record, as_of);
+    let ev = engine::evaluate_visible(&visible, as_of, config, Vec::new());
+    let timeline = crate::timeline::build(&visible, &ev, config);
+    drop(visible);
     let mut a = build(record, reader_issues, as_of, config, ev);
     a.timeline = timeline;
     a
@@ -264,9 +266,12 @@ pub fn assess_what_if(
     as_of: NaiveDate,
     config: &Config,
 ) -> Assessment {
-    let (signed, _) = engine::as_if_signed(record, drafts, as_of);
-    let ev = engine::evaluate_what_if(record, drafts, as_of, config);
-    let timeline = crate::timeline::build(&engine::visible_view(&signed, as_of), &ev, config);
+    // As `engine::evaluate_what_if`, with one signed copy and one visible view.
+    let (signed, sent) = engine::as_if_signed(record, drafts, as_of);
+    let visible = engine::visible_view(&signed, as_of);
+    let ev = engine::evaluate_visible(&visible, as_of, config, sent);
+    let timeline = crate::timeline::build(&visible, &ev, config);
+    drop(visible);
     let mut a = build(&signed, reader_issues, as_of, config, ev);
     a.timeline = timeline;
     a

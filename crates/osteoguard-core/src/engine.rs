@@ -373,10 +373,22 @@ fn evaluate_with_drafts(
     config: &Config,
     drafts: Vec<DraftOrder>,
 ) -> Evaluation {
-    let visible = visible_view(record, as_of);
+    evaluate_visible(&visible_view(record, as_of), as_of, config, drafts)
+}
+
+/// [`evaluate`] of a record already as visible on `as_of` ([`visible_view`]), for a caller
+/// that needs the visible record too (the assessment's timeline): one view per assessment.
+/// Why: a record with items after `as_of`, or out of canonical order, is copied by the view,
+/// and the copy was made twice per assessment (a quarter of the 20-year benchmark record's).
+pub(crate) fn evaluate_visible(
+    visible: &PatientRecord,
+    as_of: NaiveDate,
+    config: &Config,
+    drafts: Vec<DraftOrder>,
+) -> Evaluation {
     let age = visible.patient.birth_date.map(|b| age_at(b, as_of));
     let input = Input {
-        record: &visible,
+        record: visible,
         as_of,
         t: &config.thresholds,
         age,

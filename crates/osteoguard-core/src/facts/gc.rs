@@ -704,32 +704,103 @@ fn note_default_end(c: &mut Collected, m: &MedicationRecord, iv: &ActiveInterval
     }
 }
 
+/// The daily PEq series of `n` days as runs of equal days: `runs[k] = (first day, value)`, each
+/// run lasting until the next run's first day (the last one until day `n − 1`). Why: the series
+/// spans the whole record (years of days for a long course) but changes only where a record
+/// starts or ends; stepping it day by day (fill, window counts, continuous runs, change points)
+/// was a third of a seed assessment. Every value is the same sum, in the same order, as the
+/// day-by-day series gave, so every fact is bit-identical.
+struct Series {
+    runs: Vec<(usize, f64)>,
+    n: usize,
+}
+
+/// One dose-known piece as day indices relative to the series' first day: it adds `daily_peq`
+/// on days `lo..=hi`, except on the days of `twins` (a request this statement duplicates: those
+/// days count once, from the request).
+struct Span {
+    lo: i64,
+    hi: i64,
+    daily_peq: f64,
+    twins: Vec<(i64, i64)>,
+}
+
+impl Series {
+    /// The series of `n` days that adding each span day by day, in order, would give.
+    fn from_spans(spans: &[Span], n: usize) -> Series {
+        // Which spans count is constant between two consecutive bounds: one value per run,
+        // summed over the spans in order as the day-by-day series did.
+        let mut bounds: Vec<i64> = vec![0];
+        for sp in spans {
+            bounds.extend([sp.lo, sp.hi + 1]);
+            bounds.extend(sp.twins.iter().flat_map(|&(a, b)| [a, b + 1]));
+        }
+        bounds.retain(|&b| (0..n as i64).contains(&b));
+        bounds.sort_unstable();
+        bounds.dedup();
+        let runs = bounds
+            .iter()
+            .map(|&i| {
+                let mut v = 0.0;
+                for sp in spans {
+                    if sp.lo <= i && i <= sp.hi && !sp.twins.iter().any(|&(a, b)| a <= i && i <= b)
+                    {
+                        v += sp.daily_peq;
+                    }
+                }
+                (i as usize, v)
+            })
+            .collect();
+        Series { runs, n }
+    }
+    /// One past the last day of run `k`.
+    fn end(&self, k: usize) -> usize {
+        self.runs.get(k + 1).map_or(self.n, |r| r.0)
+    }
+    /// The value on day `i` (`i < n`).
+    fn at(&self, i: usize) -> f64 {
+        let k = self.runs.partition_point(|r| r.0 <= i);
+        self.runs.get(k.wrapping_sub(1)).map_or(0.0, |r| r.1)
+    }
+    /// `(first day, one past the last day, value)` of each run, clipped to days `from..n`.
+    fn runs_from(&self, from: usize) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+        (0..self.runs.len())
+            .map(move |k| (self.runs[k].0.max(from), self.end(k), self.runs[k].1))
+            .filter(|(a, b, _)| a < b)
+    }
+    /// The value of every day from `from` to `n − 1`, in day order.
+    fn days_from(&self, from: usize) -> impl Iterator<Item = f64> + '_ {
+        self.runs_from(from)
+            .flat_map(|(a, b, v)| std::iter::repeat_n(v, b - a))
+    }
+}
+
 /// The run of days with PEq ≥ `threshold` ending at `as_of` (the last such day within `bridge`
 /// days of `as_of`, earlier days joined across gaps of at most `bridge` days). Returns the index
 /// of its first day.
-fn run_start(series: &[f64], threshold: f64, bridge: i64) -> Option<usize> {
-    let n = series.len();
-    let last = (0..n).rev().find(|&i| at_least(series[i], threshold))?;
+fn run_start(series: &Series, threshold: f64, bridge: i64) -> Option<usize> {
+    let n = series.n;
+    let qualifies = |k: usize| at_least(series.runs[k].1, threshold);
+    // The run holding the last qualifying day.
+    let mut k = (0..series.runs.len()).rev().find(|&k| qualifies(k))?;
+    let last = series.end(k) - 1;
     if (n - 1 - last) as i64 > bridge {
         return None;
     }
     let bridge = bridge.max(0) as usize;
-    let mut start = last;
     loop {
-        while start > 0 && at_least(series[start - 1], threshold) {
-            start -= 1;
+        // Back over the qualifying days just before.
+        while k > 0 && qualifies(k - 1) {
+            k -= 1;
         }
-        // A previous qualifying day with a gap of at most `bridge` days joins the run.
-        let joined = (1..=bridge + 1)
-            .take_while(|&k| k <= start)
-            .map(|k| start - k)
-            .find(|&j| at_least(series[j], threshold));
-        match joined {
-            Some(j) => start = j,
-            None => break,
+        let start = series.runs[k].0;
+        // The closest earlier qualifying day (the last day of the closest earlier qualifying
+        // run) joins the run when the gap is at most `bridge` days.
+        match (0..k).rev().find(|&m| qualifies(m)) {
+            Some(m) if start - (series.end(m) - 1) <= bridge + 1 => k = m,
+            _ => return Some(start),
         }
     }
-    Some(start)
 }
 
 pub fn compute(input: &Input<'_>) -> GcExposure {
@@ -763,9 +834,6 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
     };
     let ws = earliest.max(add_days(as_of, -MAX_HISTORY_DAYS));
     let n = (days(ws, as_of) + 1) as usize;
-    let mut series = SERIES.take();
-    series.clear();
-    series.resize(n, 0.0);
 
     // Statements that duplicate an overlapping request of the same ingredient and daily dose.
     let requests: Vec<&Piece> = c
@@ -773,47 +841,45 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
         .iter()
         .filter(|p| p.kind == MedicationSource::Request)
         .collect();
+    let mut spans: Vec<Span> = Vec::with_capacity(c.pieces.len());
     for p in &c.pieces {
         let from = p.start.max(ws);
         let to = p.end.map_or(as_of, |e| e.min(as_of));
         if from > to {
             continue;
         }
-        let twins: Vec<&&Piece> = if p.kind == MedicationSource::Statement {
+        let twins: Vec<(i64, i64)> = if p.kind == MedicationSource::Statement {
             requests
                 .iter()
                 .filter(|r| {
                     r.ingredient == p.ingredient && (r.daily_peq - p.daily_peq).abs() <= EPS
                 })
+                .map(|r| {
+                    let iv = r.interval();
+                    (days(ws, iv.start), days(ws, iv.last_day(as_of)))
+                })
                 .collect()
         } else {
             Vec::new()
         };
-        // Day indices relative to `ws`, so the per-day loop is integer arithmetic (this loop
-        // dominated the profile when it stepped chrono dates one by one).
         let (lo, hi) = (days(ws, from), days(ws, to));
-        let twin_ranges: Vec<(i64, i64)> = twins
-            .iter()
-            .map(|r| {
-                let iv = r.interval();
-                (days(ws, iv.start), days(ws, iv.last_day(as_of)))
-            })
-            .collect();
-        for i in lo..=hi {
-            if !twin_ranges.iter().any(|&(a, b)| a <= i && i <= b) {
-                series[i as usize] += p.daily_peq;
-            }
-        }
+        spans.push(Span {
+            lo,
+            hi,
+            daily_peq: p.daily_peq,
+            twins,
+        });
     }
+    let series = Series::from_spans(&spans, n);
 
     // current_daily_peq with missed-day tolerance (§2.5).
-    let today = series[n - 1];
+    let today = series.at(n - 1);
     let current_known = if today > 0.0 {
         today
     } else {
         let prior: Vec<f64> = (1..=bridge.max(0) as usize)
             .filter(|&k| k < n)
-            .map(|k| series[n - 1 - k])
+            .map(|k| series.at(n - 1 - k))
             .collect();
         if prior.iter().any(|v| *v > 0.0) && bridge > 0 {
             prior.iter().sum::<f64>() / bridge as f64
@@ -866,12 +932,13 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
 
     // Window metrics over (as_of − 365, as_of].
     let w = window.max(0) as usize;
-    let recent = &series[n.saturating_sub(w)..];
-    g.days_ge_30_last365 = recent
-        .iter()
-        .filter(|v| at_least(**v, t.gc_very_high_daily_mg))
-        .count() as i64;
-    g.cumulative_g_last365 = recent.iter().sum::<f64>() / 1000.0;
+    let recent = n.saturating_sub(w);
+    g.days_ge_30_last365 = series
+        .runs_from(recent)
+        .filter(|(_, _, v)| at_least(*v, t.gc_very_high_daily_mg))
+        .map(|(a, b, _)| (b - a) as i64)
+        .sum();
+    g.cumulative_g_last365 = series.days_from(recent).sum::<f64>() / 1000.0;
 
     // Continuous runs.
     let run = run_start(&series, t.gc_scope_min_peq_mg, bridge);
@@ -974,23 +1041,15 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
         })
         .collect();
 
-    // Change points for the chart.
+    // Change points for the chart (within a run every day has the run's value).
     let mut last: Option<f64> = None;
-    for (i, v) in series.iter().enumerate() {
+    for &(i, v) in &series.runs {
         if last.is_none_or(|l| (l - v).abs() > EPS) {
-            g.series.push((add_days(ws, i as i64), *v));
-            last = Some(*v);
+            g.series.push((add_days(ws, i as i64), v));
+            last = Some(v);
         }
     }
-    SERIES.set(series);
     g
-}
-
-thread_local! {
-    /// The per-day dose series of [`compute`], kept for the thread's next patient. Why: a fresh
-    /// zeroed allocation of up to `MAX_HISTORY_DAYS` days per patient (calloc, and the allocator
-    /// consolidating its free lists for it) was ~4 % of a population screening run.
-    static SERIES: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 #[cfg(test)]
@@ -1208,8 +1267,8 @@ mod tests {
         );
     }
 
-    /// The per-day series buffer is reused by the thread: a patient computed after a longer,
-    /// heavier history must not inherit any of its days.
+    /// A patient computed after a longer, heavier history on the same thread must not inherit
+    /// any of its days (the day-by-day series used to be a buffer reused by the thread).
     #[test]
     fn reused_series_buffer_carries_nothing_over() {
         let short = dexamethasone_five_days();
@@ -1607,5 +1666,125 @@ mod tests {
         let mut r = hydrocortisone_three_lines("2015-01-01");
         r.conditions.clear();
         assert!(!gc_at(&r, "2022-12-01").physiologic_replacement);
+    }
+
+    /// The day-by-day `run_start` the series-as-runs version replaced (kept as the reference).
+    fn run_start_daily(series: &[f64], threshold: f64, bridge: i64) -> Option<usize> {
+        let n = series.len();
+        let last = (0..n).rev().find(|&i| at_least(series[i], threshold))?;
+        if (n - 1 - last) as i64 > bridge {
+            return None;
+        }
+        let bridge = bridge.max(0) as usize;
+        let mut start = last;
+        loop {
+            while start > 0 && at_least(series[start - 1], threshold) {
+                start -= 1;
+            }
+            let joined = (1..=bridge + 1)
+                .take_while(|&k| k <= start)
+                .map(|k| start - k)
+                .find(|&j| at_least(series[j], threshold));
+            match joined {
+                Some(j) => start = j,
+                None => break,
+            }
+        }
+        Some(start)
+    }
+
+    proptest::proptest! {
+        /// Building the runs from the pieces gives, on every day, the bit-identical value the
+        /// day-by-day fill gave (pieces overlapping, twins partly outside the series).
+        #[test]
+        fn series_from_pieces_is_the_daily_fill(
+            n in 1usize..500,
+            pieces in proptest::collection::vec(
+                (0usize..500, 0usize..200, 0usize..5, proptest::collection::vec((-50i64..550, 0i64..120), 0..3)),
+                0..8,
+            ),
+        ) {
+            const PEQ: [f64; 5] = [2.5, 5.0, 7.5, 0.1, 1.0 / 3.0];
+            let spans: Vec<Span> = pieces
+                .iter()
+                .map(|(lo, len, v, twins)| {
+                    let lo = (*lo % n) as i64;
+                    Span {
+                        lo,
+                        hi: (lo + *len as i64).min(n as i64 - 1),
+                        daily_peq: PEQ[*v],
+                        twins: twins.iter().map(|&(a, l)| (a, a + l)).collect(),
+                    }
+                })
+                .collect();
+            let mut daily = vec![0.0; n];
+            for sp in &spans {
+                for i in sp.lo..=sp.hi {
+                    if !sp.twins.iter().any(|&(a, b)| a <= i && i <= b) {
+                        daily[i as usize] += sp.daily_peq;
+                    }
+                }
+            }
+            let series = Series::from_spans(&spans, n);
+            for (i, v) in daily.iter().enumerate() {
+                proptest::prop_assert_eq!(series.at(i).to_bits(), v.to_bits(), "day {}", i);
+            }
+        }
+
+        /// The series kept as runs gives what the day-by-day series gave: each day's value, the
+        /// continuous run, the window count and sum (bit for bit) and the change points. Runs
+        /// may be short or long and two adjacent runs may hold the same value, as in `compute`.
+        #[test]
+        fn series_as_runs_is_the_daily_series(
+            runs in proptest::collection::vec((1usize..60, 0usize..6), 1..25),
+            bridge in 0i64..12,
+            threshold in 0usize..3,
+            window in 1usize..400,
+        ) {
+            const VALUES: [f64; 6] = [0.0, 2.5, 2.5 - 1e-12, 5.0, 7.5, 30.0];
+            let threshold = [2.5, 7.5, 30.0][threshold];
+            let mut daily = Vec::new();
+            let mut compressed = Vec::new();
+            for (len, v) in &runs {
+                compressed.push((daily.len(), VALUES[*v]));
+                daily.extend(std::iter::repeat_n(VALUES[*v], *len));
+            }
+            let n = daily.len();
+            let series = Series { runs: compressed, n };
+            for (i, v) in daily.iter().enumerate() {
+                proptest::prop_assert_eq!(series.at(i).to_bits(), v.to_bits());
+            }
+            proptest::prop_assert_eq!(
+                run_start(&series, threshold, bridge),
+                run_start_daily(&daily, threshold, bridge)
+            );
+            let from = n.saturating_sub(window);
+            let count: usize = series
+                .runs_from(from)
+                .filter(|(_, _, v)| at_least(*v, threshold))
+                .map(|(a, b, _)| b - a)
+                .sum();
+            let want = daily[from..].iter().filter(|v| at_least(**v, threshold)).count();
+            proptest::prop_assert_eq!(count, want);
+            proptest::prop_assert_eq!(
+                series.days_from(from).sum::<f64>().to_bits(),
+                daily[from..].iter().sum::<f64>().to_bits()
+            );
+            let points = |values: &mut dyn Iterator<Item = (usize, f64)>| {
+                let mut last: Option<f64> = None;
+                let mut out = Vec::new();
+                for (i, v) in values {
+                    if last.is_none_or(|l| (l - v).abs() > EPS) {
+                        out.push((i, v));
+                        last = Some(v);
+                    }
+                }
+                out
+            };
+            proptest::prop_assert_eq!(
+                points(&mut series.runs.iter().copied()),
+                points(&mut daily.iter().copied().enumerate())
+            );
+        }
     }
 }
