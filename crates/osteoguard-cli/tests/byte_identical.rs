@@ -17,6 +17,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use osteoguard_core::Config;
+use osteoguard_test_support::files;
 
 mod common;
 use common::shared;
@@ -32,20 +33,6 @@ const SHARED_DATA: &str = "$SHARED_DATA";
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/byte_identical")
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    v.sort();
-    for p in v {
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
 }
 
 /// Appends the assessment JSON of every patient of `path` (read as `osteoguard assess` reads

@@ -78,6 +78,9 @@ pub struct Topic {
     pub chain: &'static [FindingCode],
 }
 
+/// The reason every finding of a first screening run (no previous run) is `new`.
+pub const FIRST_RUN_REASON: &str = "first screening run";
+
 /// The supersession chains (a finding later in a chain supersedes an earlier one).
 pub const TOPICS: &[Topic] = &[
     Topic {
@@ -194,7 +197,7 @@ pub fn follow_up(previous: Option<Previous<'_>>, a: &Assessment) -> FollowUp {
                 .map(|f| Decision {
                     code: f.code,
                     status: Status::New,
-                    reason: "first screening run".into(),
+                    reason: FIRST_RUN_REASON.into(),
                 })
                 .collect(),
             gone: Vec::new(),

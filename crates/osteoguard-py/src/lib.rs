@@ -559,9 +559,8 @@ fn evaluate<S: AsRef<str>>(
     Ok(out)
 }
 
-/// The reason screen gives every finding of a first run (`osteoguard_core::follow_up` without
-/// a previous run says the same).
-pub const FIRST_RUN_REASON: &str = "first screening run";
+/// The reason screen gives every finding of a first run: `osteoguard_core::follow_up`'s.
+pub use osteoguard_core::follow_up::FIRST_RUN_REASON;
 
 /// The same rows as [`worklist_for_groups`], formatted as screen's CSV writer formats them.
 pub fn worklist_records(rows: &[Row]) -> Vec<WorklistRecord> {

@@ -592,7 +592,8 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
                     for mut row in batch {
                         if row.status.is_none() {
                             row.status = Some("new".into());
-                            row.status_reason = Some("first screening run".into());
+                            row.status_reason =
+                                Some(osteoguard_core::follow_up::FIRST_RUN_REASON.into());
                         }
                         registry.record(&row)?;
                         let st = row.status.as_deref().unwrap_or("new");

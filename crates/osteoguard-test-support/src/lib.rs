@@ -7,6 +7,9 @@
 //! **Skip rule** (the same for every browser test): with `OSTEOGUARD_SKIP_BROWSER=1` the test
 //! skips (says so on stderr); otherwise Chromium must be at `$CHROMIUM` or `/usr/bin/chromium`,
 //! and a missing browser **fails** the test with the command that installs it.
+//!
+//! Also [`files`]: every file under a directory, in a stable order (the suites that walk the
+//! shared FHIR data: `osteoguard-fhir`, `osteoguard-cli`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,6 +56,21 @@ pub fn chromium_cmd(bin: &Path, profile: &Path) -> Command {
     ])
     .arg(format!("--user-data-dir={}", profile.display()));
     c
+}
+
+/// Every file under `dir`, recursively, sorted (an unreadable directory contributes nothing).
+pub fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.sort();
+    for p in v {
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -304,12 +304,7 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
         .iter()
         .filter(|d| d.status == DispenseStatus::Completed)
         .filter_map(|d| {
-            let agent = d.ingredients.iter().copied().find(|i| {
-                matches!(
-                    i,
-                    Ingredient::Alendronate | Ingredient::Risedronate | Ingredient::Ibandronate
-                )
-            })?;
+            let agent = super::therapy::dispensed_oral_bisphosphonates(d).next()?;
             Some((d.date()?, agent, &d.source))
         });
     course.transition = meds
@@ -504,16 +499,18 @@ mod tests {
         assert_eq!(course(&r, "2022-10-01").oncology_records.len(), 1);
     }
 
+    /// A patient whose last denosumab dose (`D_last`) was given on 2022-10-27 (the seed case).
+    fn base() -> RecordBuilder {
+        patient().administration(
+            Ingredient::Denosumab,
+            "2022-10-27",
+            60.0,
+            Route::Subcutaneous,
+        )
+    }
+
     #[test]
     fn transition_counts_bisphosphonates_given_after_d_last_only() {
-        let base = || {
-            patient().administration(
-                Ingredient::Denosumab,
-                "2022-10-27",
-                60.0,
-                Route::Subcutaneous,
-            )
-        };
         // On D_last itself: not after.
         let r = base()
             .administration(
@@ -588,14 +585,6 @@ mod tests {
     #[test]
     fn oral_bisphosphonate_dispensed_after_d_last_is_the_transition() {
         // §5.2 "administered/started after D_last": alendronate handed over on 2023-05-02.
-        let base = || {
-            patient().administration(
-                Ingredient::Denosumab,
-                "2022-10-27",
-                60.0,
-                Route::Subcutaneous,
-            )
-        };
         let r = base()
             .dispense(
                 Ingredient::Alendronate,

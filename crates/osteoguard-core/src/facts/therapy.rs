@@ -167,13 +167,20 @@ fn covers(m: &MedicationRecord, date: NaiveDate, t: &Thresholds, fill_grace: boo
     }
     // Last fill + days' supply + grace (§4.3, oral bisphosphonates).
     fill_grace
-        && m.expected_supply_days.is_some_and(|supply| {
-            iv.start <= date && days(iv.start, date) <= supply.max(1) - 1 + t.oral_fill_grace_days
-        })
+        && m.expected_supply_days
+            .is_some_and(|supply| within_fill(iv.start, supply, date, t))
 }
 
-/// The oral-bisphosphonate agents of a dispense (§4.3 fill rule).
-fn dispensed_oral_bisphosphonates(d: &MedicationDispense) -> impl Iterator<Item = Ingredient> + '_ {
+/// Whether a fill on `filled` with `supply` days' supply still covers `date`: last fill + days'
+/// supply + `oral_fill_grace_days` ≥ `date` (§4.3, oral bisphosphonates).
+fn within_fill(filled: NaiveDate, supply: i64, date: NaiveDate, t: &Thresholds) -> bool {
+    filled <= date && days(filled, date) <= supply.max(1) - 1 + t.oral_fill_grace_days
+}
+
+/// The oral-bisphosphonate agents of a dispense (§4.3 fill rule, §5.2 transition).
+pub(crate) fn dispensed_oral_bisphosphonates(
+    d: &MedicationDispense,
+) -> impl Iterator<Item = Ingredient> + '_ {
     d.ingredients.iter().copied().filter(|i| {
         matches!(
             i,
@@ -187,7 +194,7 @@ fn dispensed_oral_bisphosphonates(d: &MedicationDispense) -> impl Iterator<Item 
 fn fill_covers(d: &MedicationDispense, date: NaiveDate, t: &Thresholds) -> Option<bool> {
     let filled = d.date()?;
     let supply = d.days_supply?;
-    Some(filled <= date && days(filled, date) <= supply.max(1) - 1 + t.oral_fill_grace_days)
+    Some(within_fill(filled, supply, date, t))
 }
 
 /// What makes one agent active on `date`: `(agent, source, date, oral bisphosphonate?)`.
@@ -332,10 +339,12 @@ pub fn compute(input: &Input<'_>, dmab: &DenosumabCourse) -> TherapyFacts {
     // one-dispense span + grace (or undated).
     let recent_fill = |d: &MedicationDispense| {
         d.date().is_none_or(|filled| {
-            filled <= as_of
-                && days(filled, as_of)
-                    <= d.days_supply.unwrap_or(t.stopped_order_default_days).max(1) - 1
-                        + t.oral_fill_grace_days
+            within_fill(
+                filled,
+                d.days_supply.unwrap_or(t.stopped_order_default_days),
+                as_of,
+                t,
+            )
         })
     };
     for disp in input

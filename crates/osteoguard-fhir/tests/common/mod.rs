@@ -49,20 +49,9 @@ pub fn read_bytes(p: &Path) -> Vec<u8> {
     }
 }
 
-/// Every file under `dir`, recursively, sorted.
-pub fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    v.sort();
-    for p in v {
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
+/// Every file under `dir`, recursively, sorted (not every suite walks directories).
+#[allow(unused_imports)]
+pub use osteoguard_test_support::files;
 
 /// The parsed lines of an NDJSON file (`.gz` allowed).
 pub fn ndjson(p: &Path) -> Vec<serde_json::Value> {
