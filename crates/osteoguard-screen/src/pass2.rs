@@ -774,7 +774,7 @@ mod tests {
                         let mut parts: Vec<String> = n
                             .get("given")
                             .and_then(J::as_array)
-                            .map(|g| g.iter().filter_map(|x| s_of(x)).collect())
+                            .map(|g| g.iter().filter_map(s_of).collect())
                             .unwrap_or_default();
                         parts.extend(s(n, "family"));
                         parts.join(" ")
