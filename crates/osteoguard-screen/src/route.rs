@@ -349,7 +349,20 @@ fn string_value_after(line: &[u8], mut at: usize) -> Option<Result<&[u8], ()>> {
 ///   codes are all listed here (LOINC, SNOMED CT, CPT, UCUM, terminology.hl7.org), at least one
 ///   is the type's coding system, and no `"code"` value anywhere in the line is a relevant code
 ///   — so no coding of the resource (code or component) can be one the reader maps.
+///
+/// Either way the line must still be one JSON value: a truncated line, or two objects on one
+/// line, is not ignored but falls through to the full decision, which refuses the run as
+/// `assess` refuses the file (bad input is reported, never counted away). Checking costs a
+/// UTF-8 check and a tokenisation that builds nothing (`IgnoredAny`).
 pub fn fast_ignored(line: &[u8]) -> Option<&str> {
+    let ty = ignored_by_bytes(line)?;
+    let text = std::str::from_utf8(line).ok()?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    Some(ty)
+}
+
+/// [`fast_ignored`]'s decision from the bytes alone, before the line is checked as JSON.
+fn ignored_by_bytes(line: &[u8]) -> Option<&str> {
     const PREFIX: &[u8] = b"{\"resourceType\":\"";
     let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
     let rest = line[start..].strip_prefix(PREFIX)?;
@@ -587,6 +600,32 @@ mod tests {
         assert_eq!(fast_ignored(lines[7].as_bytes()), Some("Procedure"));
         assert_eq!(fast_ignored(lines[2].as_bytes()), None);
         assert_eq!(fast_ignored(lines[10].as_bytes()), None);
+    }
+
+    /// A line the bytes alone would drop is still checked as JSON (docs/screen.md, "What pass 1
+    /// checks of a line it drops"): truncated, two objects, or invalid UTF-8 is not ignored.
+    #[test]
+    fn a_dropped_line_must_still_be_one_json_value() {
+        let enc = r#"{"resourceType":"Encounter","id":"e","subject":{"reference":"Patient/p1"}}"#;
+        let obs = r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/p1"}}"#;
+        for whole in [enc, obs] {
+            let ty = fast_ignored(whole.as_bytes());
+            assert!(ty.is_some(), "{whole}");
+            let truncated = &whole[..whole.len() - 5];
+            assert_eq!(fast_ignored(truncated.as_bytes()), None, "{truncated}");
+            assert!(peek(truncated.as_bytes()).is_none());
+            let two = format!("{whole}{whole}");
+            assert_eq!(fast_ignored(two.as_bytes()), None, "{two}");
+            assert!(peek(two.as_bytes()).is_none());
+            let mut bad_utf8 = whole.as_bytes().to_vec();
+            bad_utf8.splice(40..40, [0xff, 0xfe]);
+            assert_eq!(fast_ignored(&bad_utf8), None);
+            assert_eq!(
+                ignored_by_bytes(truncated.as_bytes()),
+                ty,
+                "only the JSON check"
+            );
+        }
     }
 
     #[test]

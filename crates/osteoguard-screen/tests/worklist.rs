@@ -767,3 +767,38 @@ fn html_worklist_in_chromium_shows_20_patients_and_filters_work() {
     assert_eq!(n("critical-rows"), critical);
     assert_eq!(body_data(&dom, "critical-ok"), "true");
 }
+
+/// A line no rule reads is still checked as JSON: a truncated Encounter line or two objects on
+/// one line refuses the run (exit 2, naming the file) as `assess` refuses the same file, while the
+/// same Encounter whole is counted as ignored (docs/screen.md, "What pass 1 checks of a line it
+/// drops").
+#[test]
+fn a_broken_line_of_a_type_no_rule_reads_refuses_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let enc = r#"{"resourceType":"Encounter","id":"enc-1","status":"finished","subject":{"reference":"Patient/example-7"}}"#;
+    let whole = tmp.path().join("whole");
+    write_export(&whole, &ex7());
+    std::fs::write(whole.join("Encounter.ndjson"), format!("{enc}\n")).unwrap();
+    let (code, err) = screen_bin(&whole, "2024-09-20", &tmp.path().join("o0"), &[]);
+    assert_eq!(code, Some(0), "{err}");
+
+    for (name, line) in [
+        ("truncated", enc[..enc.len() - 3].to_string()),
+        ("two-objects", format!("{enc}{enc}")),
+    ] {
+        let dir = tmp.path().join(name);
+        write_export(&dir, &ex7());
+        std::fs::write(dir.join("Encounter.ndjson"), format!("{enc}\n{line}\n")).unwrap();
+        let out = tmp.path().join(format!("out-{name}"));
+        let (code, err) = screen_bin(&dir, "2024-09-20", &out, &[]);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(
+            err.contains("Encounter.ndjson") && err.contains("not valid JSON"),
+            "{name}: {err}"
+        );
+        assert!(
+            !out.join("worklist.csv").exists(),
+            "{name}: nothing published"
+        );
+    }
+}
