@@ -353,7 +353,7 @@ fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
         Some(pages) => hooks::with_pages(&arena, &parsed, pages).map_err(Refusal::Hook)?,
     };
     let as_of = parsed.as_of.unwrap_or(job.today);
-    let publish = |a: &osteoguard_core::Assessment| -> Option<String> {
+    let publish = |a: &Arc<osteoguard_core::Assessment>| -> Option<String> {
         let base = job.link_base.as_deref()?;
         let token = job.reports.publish_assessment(a.clone());
         Some(format!("{base}/reports/{token}"))

@@ -30,6 +30,11 @@ use std::time::{Duration, Instant};
 use osteoguard_server::ServerConfig;
 use serde_json::{json, Value};
 
+/// The allocator of the `osteoguard` binary, so the service is measured as shipped
+/// (ARCHITECTURE.md "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     seconds: u64,
     clients: usize,
