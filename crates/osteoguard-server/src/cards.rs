@@ -385,7 +385,8 @@ pub struct Delete {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Resource {
-    MedicationRequest(MedicationRequest),
+    /// Boxed: three times the size of a ServiceRequest.
+    MedicationRequest(Box<MedicationRequest>),
     ServiceRequest(ServiceRequest),
 }
 
@@ -564,7 +565,7 @@ fn med_request(p: &Proposal, m: &Med, when: Option<NaiveDate>) -> Resource {
         (None, Some(d)) => Some([d]),
         _ => None,
     };
-    Resource::MedicationRequest(MedicationRequest {
+    Resource::MedicationRequest(Box::new(MedicationRequest {
         authored_on: p.as_of,
         dosage_instruction: [Dosage {
             dose_and_rate: [DoseAndRate {
@@ -590,7 +591,7 @@ fn med_request(p: &Proposal, m: &Med, when: Option<NaiveDate>) -> Resource {
         resource_type: "MedicationRequest",
         status: "draft",
         subject: p.subject(),
-    })
+    }))
 }
 
 fn service_request(
