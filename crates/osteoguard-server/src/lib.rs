@@ -808,6 +808,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// The service's runtime: tokio's multi-threaded scheduler with its blocking pool (the hook
+/// evaluations, SQLite calls) capped at [`blocking_threads`]. The evaluation is CPU-bound, so
+/// threads beyond a few per core only queue in the kernel instead of in the pool; and with
+/// mimalloc each thread keeps its own heap: tokio's default cap (512 threads, reached when
+/// requests pile up under load) held 1.4 GB resident in a measured run.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads())
+        .build()
+}
+
+/// Blocking threads at most: four per core, at least 16 (SQLite calls may wait on the store).
+pub fn blocking_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (4 * cores).max(16)
+}
+
 /// File descriptors kept beyond `max_connections` (database, logs, outgoing FHIR calls).
 const FD_RESERVE: u64 = 256;
 
@@ -826,10 +844,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ServeError::Setup(e.to_string()))?;
+    let rt = runtime().map_err(|e| ServeError::Setup(e.to_string()))?;
     rt.block_on(async move {
         if cfg.insecure_dev {
             tracing::warn!("INSECURE DEV MODE: requests are accepted without a signed JWT");
