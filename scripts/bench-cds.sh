@@ -17,6 +17,10 @@
 #   scripts/bench-cds.sh                 # builds target/profiling/osteoguard-cds-bench first
 #   ROUNDS=5 SECS=10 CONN=64 SUSTAIN=60 PROFILE=1 scripts/bench-cds.sh
 #   BIN=/path/to/other/osteoguard-cds-bench scripts/bench-cds.sh   # e.g. a build of the previous code
+#   COMPARE="before=/tmp/b/osteoguard-cds-bench" scripts/bench-cds.sh
+#       # each NAME=PATH of COMPARE (space-separated) is one more unsigned service, measured as
+#       # `pv-NAME` in every round beside `pv`: before/after (or allocator A/B) in one run, with
+#       # SUSTAIN seconds of RSS for each as well
 #
 # Needs: wrk (apt-get install wrk), node + npm (the peer's locked packages are installed with
 # `npm ci` into a copy under $OUT: ../shared is read-only). Output and data go to $OUT.
@@ -35,6 +39,8 @@ TOKENS=${TOKENS:-60000}
 PORT_PV=${PORT_PV:-18097}
 PORT_JWT=${PORT_JWT:-18098}
 PORT_PEER=${PORT_PEER:-18099}
+PORT_COMPARE=${PORT_COMPARE:-18110}
+COMPARE=${COMPARE:-}
 TCK=$(getconf CLK_TCK)
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
@@ -100,10 +106,11 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -INT "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-start_service() { # dir port [--secure]
-  local dir=$1 port=$2; shift 2
+start_service() { # dir port [--secure | --bin PATH]
+  local dir=$1 port=$2 bin=$BIN; shift 2
+  if [ "${1:-}" = --bin ]; then bin=$2; shift 2; fi
   rm -rf "$dir"; mkdir -p "$dir"
-  "$BIN" --serve "$dir" --port "$port" --tokens "$TOKENS" "$@" >"$dir/log" 2>&1 &
+  "$bin" --serve "$dir" --port "$port" --tokens "$TOKENS" "$@" >"$dir/log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 600); do [ -f "$dir/ready" ] && return 0; sleep 0.5; done
   echo "service in $dir did not start" >&2; cat "$dir/log" >&2; exit 1
@@ -138,13 +145,36 @@ sleep 2
 PV_PID=$(cat "$OUT/pv/pid")
 JWT_PID=$(cat "$OUT/jwt/pid")
 BODY=$OUT/pv/request.json
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), binary $BIN"
+# The services to compare with `pv` (other builds): name, pid and port of each.
+CMP_NAMES=()
+declare -A CMP_PID CMP_PORT
+port=$PORT_COMPARE
+for spec in $COMPARE; do
+  name=${spec%%=*}
+  start_service "$OUT/cmp-$name" "$port" --bin "${spec#*=}"
+  CMP_NAMES+=("$name")
+  CMP_PID[$name]=$(cat "$OUT/cmp-$name/pid")
+  CMP_PORT[$name]=$port
+  # The same bytes but for the report links (port and random token).
+  mask() { sed -E 's#http://127\.0\.0\.1:[0-9]+/reports/[0-9a-f]{64}#LINK#g' "$1"; }
+  [ "$(mask "$OUT/cmp-$name/response.json")" = "$(mask "$OUT/pv/response.json")" ] ||
+    echo "# WARNING: pv-$name answers other bytes than pv" >&2
+  port=$((port + 1))
+done
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), binary $BIN${COMPARE:+, compared: $COMPARE}"
 echo "# request $(stat -c %s "$BODY") bytes, response $(stat -c %s "$OUT/pv/response.json") bytes; $CONN connections, $THREADS wrk threads, ${SECS}s per run"
 for round in $(seq 1 "$ROUNDS"); do
   echo "## round $round"
-  order="static pv pv-jwt cql-peer"
-  [ $((round % 2)) -eq 0 ] && order="cql-peer pv-jwt pv static"
+  order="static pv ${CMP_NAMES[*]/#/pv-} pv-jwt cql-peer"
+  [ $((round % 2)) -eq 0 ] && order=$(tr ' ' '\n' <<<"$order" | grep . | tac | tr '\n' ' ')
   for e in $order; do
+    case $e in
+      pv-jwt) ;;
+      pv-*) n=${e#pv-}
+        run "$e" "${CMP_PID[$n]}" "http://127.0.0.1:${CMP_PORT[$n]}/cds-services/osteoguard-patient-view" \
+          "$OUT/post.lua" BODY="$BODY"
+        continue ;;
+    esac
     case $e in
       static) run static "$PV_PID" "http://127.0.0.1:$PORT_PV/bench/static" "$OUT/report.lua" ;;
       pv) run pv "$PV_PID" "http://127.0.0.1:$PORT_PV/cds-services/osteoguard-patient-view" "$OUT/post.lua" BODY="$BODY" ;;
@@ -168,18 +198,26 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null; then
 fi
 
 # Goal 4: RSS of the service over SUSTAIN seconds of patient-view load.
-echo "## RSS over ${SUSTAIN}s of pv at $CONN connections (VmRSS kB, one sample a second)"
-env BODY="$BODY" wrk -t"$THREADS" -c"$CONN" -d"${SUSTAIN}s" -s "$OUT/post.lua" \
-  "http://127.0.0.1:$PORT_PV/cds-services/osteoguard-patient-view" >"$OUT/sustain.txt" &
-WRK=$!
-: >"$OUT/rss.txt"
-rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$PV_PID/status")
-while kill -0 "$WRK" 2>/dev/null; do
-  awk '/VmRSS/ {print $2}' "/proc/$PV_PID/status" >>"$OUT/rss.txt"
-  sleep 1
-done
-grep '^RESULT' "$OUT/sustain.txt" | sed 's/^RESULT /sustained /'
-awk -v before="$rss_before" '{ v[NR] = $1; if ($1 > max) max = $1; if (min == "" || $1 < min) min = $1 }
-  END { printf "rss_kb before_load=%d at_1s=%d at_10s=%d at_30s=%d last=%d min=%d max=%d samples=%d\n",
-        before, v[1], v[10], v[30], v[NR], min, max, NR }' "$OUT/rss.txt"
+sustain() { # name pid port
+  local name=$1 pid=$2 port=$3 wrk_pid rss_before
+  echo "## RSS of $name over ${SUSTAIN}s of patient-view at $CONN connections (VmRSS kB, one sample a second)"
+  env BODY="$BODY" wrk -t"$THREADS" -c"$CONN" -d"${SUSTAIN}s" -s "$OUT/post.lua" \
+    "http://127.0.0.1:$port/cds-services/osteoguard-patient-view" >"$OUT/sustain-$name.txt" &
+  wrk_pid=$!
+  : >"$OUT/rss-$name.txt"
+  rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  while kill -0 "$wrk_pid" 2>/dev/null; do
+    awk '/VmRSS/ {print $2}' "/proc/$pid/status" >>"$OUT/rss-$name.txt"
+    sleep 1
+  done
+  grep '^RESULT' "$OUT/sustain-$name.txt" | sed "s/^RESULT /sustained $name /"
+  awk -v before="$rss_before" '{ v[NR] = $1; if ($1 > max) max = $1; if (min == "" || $1 < min) min = $1 }
+    END { printf "rss_kb before_load=%d at_1s=%d at_10s=%d at_30s=%d last=%d min=%d max=%d samples=%d\n",
+          before, v[1], v[10], v[30], v[NR], min, max, NR }' "$OUT/rss-$name.txt"
+}
+sustain pv "$PV_PID" "$PORT_PV"
+# SUSTAIN_COMPARE=0: the RSS run of `pv` only.
+if [ "${SUSTAIN_COMPARE:-1}" = 1 ]; then
+  for n in "${CMP_NAMES[@]}"; do sustain "pv-$n" "${CMP_PID[$n]}" "${CMP_PORT[$n]}"; done
+fi
 echo "# end $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"

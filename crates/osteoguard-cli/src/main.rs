@@ -15,6 +15,11 @@ use osteoguard_core::Config;
 mod catalogue_render;
 mod measure;
 
+/// mimalloc: per-thread free lists and cheap cross-thread frees for the service's many small,
+/// short-lived allocations (ARCHITECTURE.md "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "osteoguard",

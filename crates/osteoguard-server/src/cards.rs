@@ -23,8 +23,12 @@ use osteoguard_core::assessment::{
 };
 use osteoguard_core::model::MedicationStatus;
 use osteoguard_core::{Assessment, Finding, FindingCode};
+use std::borrow::Cow;
+use std::fmt::Write;
+use std::sync::Arc;
+
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// Namespace of osteoguard card uuids (fixed forever: changing it changes every card identity).
@@ -38,6 +42,10 @@ pub const FINDING_SYSTEM: &str = "http://osteoguard.org/fhir/CodeSystem/finding"
 
 pub struct CardContext<'a> {
     pub patient_id: &'a str,
+    /// The same id, shared by the proposed resources' `subject`.
+    pub patient: Arc<str>,
+    /// [`provenance_json`] of the assessment.
+    pub provenance: Arc<RawValue>,
     pub as_of: NaiveDate,
     /// The one assessment every card comes from (for order hooks the core's what-if
     /// assessment; its `draftOrders` are the drafts as sent).
@@ -53,12 +61,48 @@ impl CardContext<'_> {
     }
 }
 
+/// The provenance extension's JSON (members in name order, as `serde_json::Value` prints
+/// them), once per request.
+pub fn provenance_json(p: &osteoguard_core::Provenance) -> Arc<RawValue> {
+    serde_json::to_value(p)
+        .and_then(|v| serde_json::value::to_raw_value(&v))
+        .map_or_else(|_| Arc::from(RawValue::NULL.to_owned()), Arc::from)
+}
+
+fn raw_json<S: serde::Serializer>(v: &Arc<RawValue>, s: S) -> Result<S::Ok, S::Error> {
+    v.serialize(s)
+}
+
+/// Room for a card's Markdown detail (the seed case's longest is ≈ 4 kB).
+const DETAIL_CAPACITY: usize = 4096;
+
 /// The stable identity of a finding's card.
 pub fn card_uuid(patient_ref: &str, code: FindingCode, evidence_refs: &[String]) -> Uuid {
-    let mut refs: Vec<&str> = evidence_refs.iter().map(String::as_str).collect();
+    uuid_of(patient_ref, code, evidence_refs.iter().map(String::as_str))
+}
+
+/// [`card_uuid`] of borrowed references.
+fn uuid_of<'r>(
+    patient_ref: &str,
+    code: FindingCode,
+    evidence_refs: impl Iterator<Item = &'r str>,
+) -> Uuid {
+    let mut refs: Vec<&str> = evidence_refs.collect();
     refs.sort_unstable();
     refs.dedup();
-    let name = format!("{patient_ref}\n{}\n{}", code.as_str(), refs.join("\n"));
+    let mut name = String::with_capacity(
+        patient_ref.len() + 64 + refs.iter().map(|r| r.len() + 1).sum::<usize>(),
+    );
+    name.push_str(patient_ref);
+    name.push('\n');
+    name.push_str(code.as_str());
+    name.push('\n');
+    for (i, r) in refs.iter().enumerate() {
+        if i > 0 {
+            name.push('\n');
+        }
+        name.push_str(r);
+    }
     Uuid::new_v5(&CARD_NAMESPACE, name.as_bytes())
 }
 
@@ -183,7 +227,7 @@ pub struct Topic {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Suggestion {
-    pub actions: Vec<Value>,
+    pub actions: Vec<Action>,
     #[serde(rename = "isRecommended")]
     pub is_recommended: bool,
     pub label: String,
@@ -195,9 +239,10 @@ pub struct Suggestion {
 pub struct CardExtension {
     #[serde(rename = "org.osteoguard.finding")]
     pub finding: FindingExtension,
-    /// The assessment's provenance as JSON (its members in name order).
-    #[serde(rename = "org.osteoguard.provenance")]
-    pub provenance: Value,
+    /// The assessment's provenance as JSON (its members in name order), rendered once per
+    /// request ([`provenance_json`]) and shared by the request's cards.
+    #[serde(rename = "org.osteoguard.provenance", serialize_with = "raw_json")]
+    pub provenance: Arc<RawValue>,
     #[serde(rename = "org.osteoguard.resources")]
     pub resources: Vec<String>,
     #[serde(rename = "org.osteoguard.situation")]
@@ -303,84 +348,286 @@ const TERIPARATIDE: Med = Med {
     timing: Some((1.0, 1.0, "d")),
 };
 
-fn med_request(ctx: &CardContext, m: &Med, when: Option<NaiveDate>, code: FindingCode) -> Value {
-    let mut timing = serde_json::Map::new();
-    let mut repeat = serde_json::Map::new();
-    match m.timing {
-        Some((f, p, u)) => {
-            repeat.insert("frequency".into(), json!(f));
-            repeat.insert("period".into(), json!(p));
-            repeat.insert("periodUnit".into(), json!(u));
-            if let Some(d) = when {
-                repeat.insert("boundsPeriod".into(), json!({"start": d.to_string()}));
-            }
+// The suggestions' actions and FHIR resources, typed like the card (issue 19: built as
+// `serde_json::Value` trees they were a twelfth of the service's CPU per request). Members in
+// name order, optional ones skipped when absent, dates as `YYYY-MM-DD` strings: the bytes the
+// `json!` trees printed (tests/response_bytes.rs; `typed_actions_print_the_json_trees_bytes`
+// below covers every planned action).
+
+/// One action of a suggestion (CDS Hooks 2.0 Action).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Action {
+    Create(Create),
+    Delete(Delete),
+}
+
+/// `{"type": "create", "description", "resource"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Create {
+    pub description: Cow<'static, str>,
+    pub resource: Resource,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// `{"type": "delete", "description", "resourceId"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delete {
+    pub description: &'static str,
+    #[serde(rename = "resourceId")]
+    pub resource_id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// The FHIR resource a `create` action proposes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Resource {
+    /// Boxed: three times the size of a ServiceRequest.
+    MedicationRequest(Box<MedicationRequest>),
+    ServiceRequest(ServiceRequest),
+}
+
+/// A draft `MedicationRequest` (intent `proposal`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MedicationRequest {
+    #[serde(rename = "authoredOn")]
+    pub authored_on: NaiveDate,
+    #[serde(rename = "dosageInstruction")]
+    pub dosage_instruction: [Dosage; 1],
+    pub intent: &'static str,
+    #[serde(rename = "medicationCodeableConcept")]
+    pub medication: Concept,
+    pub note: [Note; 1],
+    #[serde(rename = "resourceType")]
+    pub resource_type: &'static str,
+    pub status: &'static str,
+    pub subject: Subject,
+}
+
+/// A draft `ServiceRequest` (intent `proposal`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceRequest {
+    #[serde(rename = "authoredOn")]
+    pub authored_on: NaiveDate,
+    pub code: Concept,
+    pub intent: &'static str,
+    pub note: [Note; 1],
+    #[serde(rename = "occurrenceDateTime", skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<NaiveDate>,
+    #[serde(rename = "resourceType")]
+    pub resource_type: &'static str,
+    pub status: &'static str,
+    pub subject: Subject,
+}
+
+/// A CodeableConcept: at most one coding, and the text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Concept {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coding: Option<[Coding; 1]>,
+    pub text: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Coding {
+    pub code: &'static str,
+    pub display: &'static str,
+    pub system: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dosage {
+    #[serde(rename = "doseAndRate")]
+    pub dose_and_rate: [DoseAndRate; 1],
+    pub route: Route,
+    pub text: &'static str,
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DoseAndRate {
+    #[serde(rename = "doseQuantity")]
+    pub dose_quantity: Quantity,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Quantity {
+    pub code: &'static str,
+    pub system: &'static str,
+    pub unit: &'static str,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub coding: [Coding; 1],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<[NaiveDate; 1]>,
+    pub repeat: Repeat,
+}
+
+/// `Timing.repeat`: `count` for a single administration, else frequency per period (from the
+/// start date when known).
+#[derive(Debug, Clone, Serialize)]
+pub struct Repeat {
+    #[serde(rename = "boundsPeriod", skip_serializing_if = "Option::is_none")]
+    pub bounds_period: Option<Period>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<f64>,
+    #[serde(rename = "periodUnit", skip_serializing_if = "Option::is_none")]
+    pub period_unit: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Period {
+    pub start: NaiveDate,
+}
+
+/// `{"text": "Proposed by osteoguard (<finding code>)."}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    #[serde(serialize_with = "proposed_by")]
+    pub text: FindingCode,
+}
+
+fn proposed_by<S: serde::Serializer>(code: &FindingCode, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("Proposed by osteoguard ({}).", code.as_str()))
+}
+
+/// `{"reference": "Patient/<id>"}` (the id shared by every resource of the request).
+#[derive(Debug, Clone, Serialize)]
+pub struct Subject {
+    #[serde(serialize_with = "patient_reference")]
+    pub reference: Arc<str>,
+}
+
+fn patient_reference<S: serde::Serializer>(id: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("Patient/{id}"))
+}
+
+/// What every proposed resource of one card shares: the request's patient and date, and the
+/// finding the proposal answers.
+struct Proposal {
+    patient: Arc<str>,
+    as_of: NaiveDate,
+    code: FindingCode,
+}
+
+impl Proposal {
+    fn note(&self) -> [Note; 1] {
+        [Note { text: self.code }]
+    }
+
+    fn subject(&self) -> Subject {
+        Subject {
+            reference: self.patient.clone(),
         }
-        None => {
-            repeat.insert("count".into(), json!(1));
-        }
     }
-    timing.insert("repeat".into(), Value::Object(repeat));
-    if let (None, Some(d)) = (m.timing, when) {
-        timing.insert("event".into(), json!([d.to_string()]));
+}
+
+fn coding((system, code, display): (&'static str, &'static str, &'static str)) -> Coding {
+    Coding {
+        code,
+        display,
+        system,
     }
-    let mut concept = json!({"text": m.text});
-    if let Some((system, c, display)) = m.code {
-        concept["coding"] = json!([{"system": system, "code": c, "display": display}]);
-    }
-    json!({
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "subject": {"reference": ctx.patient_ref()},
-        "authoredOn": ctx.as_of.to_string(),
-        "medicationCodeableConcept": concept,
-        "dosageInstruction": [{
-            "text": m.text,
-            "route": {"coding": [{"system": SNOMED, "code": m.route.0, "display": m.route.1}]},
-            "timing": Value::Object(timing),
-            "doseAndRate": [{"doseQuantity": {
-                "value": m.dose, "unit": m.unit, "system": "http://unitsofmeasure.org", "code": m.ucum
-            }}]
+}
+
+fn med_request(p: &Proposal, m: &Med, when: Option<NaiveDate>) -> Resource {
+    let repeat = match m.timing {
+        Some((f, per, u)) => Repeat {
+            bounds_period: when.map(|start| Period { start }),
+            count: None,
+            frequency: Some(f),
+            period: Some(per),
+            period_unit: Some(u),
+        },
+        None => Repeat {
+            bounds_period: None,
+            count: Some(1),
+            frequency: None,
+            period: None,
+            period_unit: None,
+        },
+    };
+    let event = match (m.timing, when) {
+        (None, Some(d)) => Some([d]),
+        _ => None,
+    };
+    Resource::MedicationRequest(Box::new(MedicationRequest {
+        authored_on: p.as_of,
+        dosage_instruction: [Dosage {
+            dose_and_rate: [DoseAndRate {
+                dose_quantity: Quantity {
+                    code: m.ucum,
+                    system: "http://unitsofmeasure.org",
+                    unit: m.unit,
+                    value: m.dose,
+                },
+            }],
+            route: Route {
+                coding: [coding((SNOMED, m.route.0, m.route.1))],
+            },
+            text: m.text,
+            timing: Timing { event, repeat },
         }],
-        "note": [{"text": format!("Proposed by osteoguard ({}).", code.as_str())}]
-    })
+        intent: "proposal",
+        medication: Concept {
+            coding: m.code.map(|c| [coding(c)]),
+            text: m.text,
+        },
+        note: p.note(),
+        resource_type: "MedicationRequest",
+        status: "draft",
+        subject: p.subject(),
+    }))
 }
 
 fn service_request(
-    ctx: &CardContext,
-    coding: Option<(&str, &str, &str)>,
-    text: &str,
+    p: &Proposal,
+    code: Option<(&'static str, &'static str, &'static str)>,
+    text: &'static str,
     when: Option<NaiveDate>,
-    code: FindingCode,
-) -> Value {
-    let mut concept = json!({"text": text});
-    if let Some((system, c, display)) = coding {
-        concept["coding"] = json!([{"system": system, "code": c, "display": display}]);
-    }
-    let mut r = json!({
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "subject": {"reference": ctx.patient_ref()},
-        "authoredOn": ctx.as_of.to_string(),
-        "code": concept,
-        "note": [{"text": format!("Proposed by osteoguard ({}).", code.as_str())}]
-    });
-    if let Some(d) = when {
-        r["occurrenceDateTime"] = json!(d.to_string());
-    }
-    r
+) -> Resource {
+    Resource::ServiceRequest(ServiceRequest {
+        authored_on: p.as_of,
+        code: Concept {
+            coding: code.map(|c| [coding(c)]),
+            text,
+        },
+        intent: "proposal",
+        note: p.note(),
+        occurrence: when,
+        resource_type: "ServiceRequest",
+        status: "draft",
+        subject: p.subject(),
+    })
 }
 
-fn create(description: &str, resource: Value) -> Value {
-    json!({"type": "create", "description": description, "resource": resource})
+fn create(description: impl Into<Cow<'static, str>>, resource: Resource) -> Action {
+    Action::Create(Create {
+        description: description.into(),
+        resource,
+        kind: "create",
+    })
 }
 
-fn ctx_lab(ctx: &CardContext, code: FindingCode, when: Option<NaiveDate>) -> Value {
+fn ctx_lab(p: &Proposal, when: Option<NaiveDate>) -> Action {
     create(
         "Order serum CTX (fasting morning sample)",
         service_request(
-            ctx,
+            p,
             Some((
                 LOINC,
                 "41171-0",
@@ -388,41 +635,39 @@ fn ctx_lab(ctx: &CardContext, code: FindingCode, when: Option<NaiveDate>) -> Val
             )),
             "Serum CTX (fasting, morning)",
             when,
-            code,
         ),
     )
 }
 
-fn dxa_order(ctx: &CardContext, code: FindingCode) -> Value {
+fn dxa_order(p: &Proposal) -> Action {
     create(
         "Order DXA with vertebral fracture assessment",
         service_request(
-            ctx,
+            p,
             Some((SNOMED, "312681000", "Bone density scan")),
             "DXA (lumbar spine and hip) with vertebral fracture assessment",
             None,
-            code,
         ),
     )
 }
 
-fn lab(ctx: &CardContext, code: FindingCode, l: SafetyLab) -> Value {
+fn lab(p: &Proposal, l: SafetyLab) -> Action {
     create(
-        &format!("Order {}", l.display()),
-        service_request(
-            ctx,
-            Some((LOINC, l.loinc(), l.display())),
-            l.display(),
-            None,
-            code,
-        ),
+        format!("Order {}", l.display()),
+        service_request(p, Some((LOINC, l.loinc(), l.display())), l.display(), None),
     )
 }
 
-fn deletes(orders: &[String]) -> Vec<Value> {
+fn deletes(orders: &[String]) -> Vec<Action> {
     orders
         .iter()
-        .map(|r| json!({"type": "delete", "description": "Remove the zoledronic acid order", "resourceId": r}))
+        .map(|r| {
+            Action::Delete(Delete {
+                description: "Remove the zoledronic acid order",
+                resource_id: r.clone(),
+                kind: "delete",
+            })
+        })
         .collect()
 }
 
@@ -437,18 +682,18 @@ fn words_list(items: &[&str]) -> String {
 
 /// Label and FHIR actions of one planned action (rendering only: what to suggest, and which
 /// suggestion is recommended, the core decided).
-fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (String, Vec<Value>) {
+fn render_action(p: &Proposal, a: &PlannedAction) -> (String, Vec<Action>) {
     use PlannedAction::*;
     let zol = |when: NaiveDate| {
         create(
             "Order zoledronic acid 5 mg IV",
-            med_request(ctx, &ZOLEDRONATE, Some(when), code),
+            med_request(p, &ZOLEDRONATE, Some(when)),
         )
     };
     let dmab = |when: NaiveDate| {
         create(
             "Order denosumab 60 mg SC",
-            med_request(ctx, &DENOSUMAB, Some(when), code),
+            med_request(p, &DENOSUMAB, Some(when)),
         )
     };
     match a {
@@ -459,7 +704,7 @@ fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (St
                     "Order {} first; the antiresorptive follows once known",
                     words_list(&names)
                 ),
-                labs.iter().map(|l| lab(ctx, code, *l)).collect(),
+                labs.iter().map(|l| lab(p, *l)).collect(),
             )
         }
         CalciumRecheck => (
@@ -470,38 +715,35 @@ fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (St
                 SafetyLab::Creatinine,
             ]
             .into_iter()
-            .map(|l| lab(ctx, code, l))
+            .map(|l| lab(p, l))
             .collect(),
         ),
         ZoledronateTransition { date, ctx_date } => (
             format!("Zoledronic acid 5 mg IV on {date}, CTX 3 and 6 months after (ECTS plan)"),
-            vec![zol(*date), ctx_lab(ctx, code, *ctx_date)],
+            vec![zol(*date), ctx_lab(p, *ctx_date)],
         ),
         ZoledronateNow { repeat: false } => (
             "Start zoledronic acid 5 mg IV now".into(),
-            vec![zol(ctx.as_of)],
+            vec![zol(p.as_of)],
         ),
         ZoledronateNow { repeat: true } => (
             "Repeat zoledronic acid 5 mg IV (CTX elevated)".into(),
-            vec![zol(ctx.as_of)],
+            vec![zol(p.as_of)],
         ),
-        ZoledronateYearly => (
-            "Zoledronic acid 5 mg IV yearly".into(),
-            vec![zol(ctx.as_of)],
-        ),
+        ZoledronateYearly => ("Zoledronic acid 5 mg IV yearly".into(), vec![zol(p.as_of)]),
         Alendronate { date } => (
-            if *date > ctx.as_of {
+            if *date > p.as_of {
                 format!("Alendronate 70 mg weekly from {date}")
             } else {
                 "Alendronate 70 mg weekly".into()
             },
             vec![create(
                 "Order alendronate 70 mg weekly",
-                med_request(ctx, &ALENDRONATE, Some(*date), code),
+                med_request(p, &ALENDRONATE, Some(*date)),
             )],
         ),
         DenosumabDose { date } => (
-            if *date > ctx.as_of {
+            if *date > p.as_of {
                 format!("Give denosumab 60 mg SC by {date}")
             } else {
                 "Give denosumab 60 mg SC now".into()
@@ -513,10 +755,10 @@ fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (St
         }
         ReplaceZoledronateWithDenosumab { orders, labs } => {
             let mut v = deletes(orders);
-            v.extend(labs.iter().map(|l| lab(ctx, code, *l)));
+            v.extend(labs.iter().map(|l| lab(p, *l)));
             v.push(create(
                 "Order denosumab 60 mg SC instead",
-                med_request(ctx, &DENOSUMAB, Some(ctx.as_of), code),
+                med_request(p, &DENOSUMAB, Some(p.as_of)),
             ));
             (
                 "Replace with denosumab 60 mg SC (check calcium and CKD-MBD first)".into(),
@@ -527,7 +769,7 @@ fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (St
             "Teriparatide 20 µg SC daily".into(),
             vec![create(
                 "Order teriparatide 20 µg daily",
-                med_request(ctx, &TERIPARATIDE, Some(ctx.as_of), code),
+                med_request(p, &TERIPARATIDE, Some(p.as_of)),
             )],
         ),
         CalciumAndVitaminD => (
@@ -535,11 +777,11 @@ fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (St
             vec![
                 create(
                     "Order calcium supplement",
-                    med_request(ctx, &CALCIUM, Some(ctx.as_of), code),
+                    med_request(p, &CALCIUM, Some(p.as_of)),
                 ),
                 create(
                     "Order vitamin D3 800 IU daily",
-                    med_request(ctx, &VITAMIN_D, Some(ctx.as_of), code),
+                    med_request(p, &VITAMIN_D, Some(p.as_of)),
                 ),
             ],
         ),
@@ -547,40 +789,39 @@ fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (St
             "Replete vitamin D (cholecalciferol)".into(),
             vec![create(
                 "Order vitamin D3",
-                med_request(ctx, &VITAMIN_D, Some(ctx.as_of), code),
+                med_request(p, &VITAMIN_D, Some(p.as_of)),
             )],
         ),
         Ctx { date } => (
             match date {
-                Some(d) if *d > ctx.as_of => format!("Order serum CTX for {d}"),
+                Some(d) if *d > p.as_of => format!("Order serum CTX for {d}"),
                 _ => "Order serum CTX".into(),
             },
-            vec![ctx_lab(ctx, code, *date)],
+            vec![ctx_lab(p, *date)],
         ),
         CtxAndWholeSpineMri => (
             "Order serum CTX and whole-spine imaging".into(),
             vec![
-                ctx_lab(ctx, code, None),
+                ctx_lab(p, None),
                 create(
                     "Order whole-spine MRI (STIR)",
-                    service_request(ctx, None, "MRI whole spine with STIR sequence", None, code),
+                    service_request(p, None, "MRI whole spine with STIR sequence", None),
                 ),
             ],
         ),
         Dxa => (
             "Order DXA with vertebral fracture assessment".into(),
-            vec![dxa_order(ctx, code)],
+            vec![dxa_order(p)],
         ),
         SpineMri => (
             "Order spine MRI with STIR".into(),
             vec![create(
                 "Order spine MRI with STIR",
                 service_request(
-                    ctx,
+                    p,
                     None,
                     "MRI spine with STIR sequence (CT if MRI contraindicated)",
                     None,
-                    code,
                 ),
             )],
         ),
@@ -588,63 +829,64 @@ fn render_action(ctx: &CardContext, a: &PlannedAction, code: FindingCode) -> (St
             "Refer for vertebral augmentation evaluation".into(),
             vec![create(
                 "Refer for vertebral augmentation evaluation",
-                service_request(
-                    ctx,
-                    None,
-                    "Referral: vertebral augmentation evaluation",
-                    None,
-                    code,
-                ),
+                service_request(p, None, "Referral: vertebral augmentation evaluation", None),
             )],
         ),
     }
 }
 
-fn detail(ctx: &CardContext, f: &Finding) -> String {
-    let mut s = String::new();
-    s.push_str(&format!("**{}** — {}\n\n", f.title, f.summary.trim()));
-    s.push_str(&format!(
-        "**Recommendation:** {}\n\n",
+/// Appends the Markdown detail of one finding to `s` (written in place: no string per line).
+fn detail(s: &mut String, ctx: &CardContext, f: &Finding) {
+    // Writing to a `String` cannot fail.
+    let _ = write!(
+        s,
+        "**{}** — {}\n\n**Recommendation:** {}\n\n",
+        f.title,
+        f.summary.trim(),
         f.recommendation.trim()
-    ));
+    );
     if let Some(d) = f.due {
-        s.push_str(&format!("**Due:** {d}\n\n"));
+        let _ = write!(s, "**Due:** {d}\n\n");
     }
     if !f.levels.is_empty() {
-        s.push_str(&format!(
-            "**Vertebral levels:** {}\n\n",
-            f.levels.join(", ")
-        ));
+        s.push_str("**Vertebral levels:** ");
+        for (i, l) in f.levels.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(l);
+        }
+        s.push_str("\n\n");
     }
     if !f.evidence.is_empty() {
         s.push_str("**Evidence**\n\n");
         for e in &f.evidence {
-            match e.date {
-                Some(d) => s.push_str(&format!("- {d}: {} (`{}`)\n", e.detail, e.reference)),
-                None => s.push_str(&format!("- {} (`{}`)\n", e.detail, e.reference)),
-            }
+            let _ = match e.date {
+                Some(d) => writeln!(s, "- {d}: {} (`{}`)", e.detail, e.reference),
+                None => writeln!(s, "- {} (`{}`)", e.detail, e.reference),
+            };
         }
         s.push('\n');
     }
     if !f.inputs_missing.is_empty() {
         s.push_str("**Missing inputs**\n\n");
         for m in &f.inputs_missing {
-            s.push_str(&format!("- {m}\n"));
+            let _ = writeln!(s, "- {m}");
         }
         s.push('\n');
     }
     if !f.notes.is_empty() {
         s.push_str("**Notes**\n\n");
         for n in &f.notes {
-            s.push_str(&format!("- {n}\n"));
+            let _ = writeln!(s, "- {n}");
         }
         s.push('\n');
     }
-    s.push_str(&format!(
+    let _ = write!(
+        s,
         "**Source:** {} (knowledge base {}). Evaluated as of {}; fracture-risk category: {}.",
         f.citation, f.rule_section, ctx.as_of, ctx.assessment.fracture_risk.category
-    ));
-    s
+    );
 }
 
 /// The resources a card concerns: its evidence references (engine-derived facts excluded).
@@ -652,30 +894,37 @@ pub fn resources_of(f: &Finding) -> Vec<String> {
     let mut v: Vec<String> = f
         .evidence
         .iter()
-        .map(|e| e.reference.clone())
-        .filter(|r| r.contains('/') && !r.starts_with("osteoguard:"))
+        .map(|e| &*e.reference)
+        .filter(|r| is_resource(r))
+        .map(str::to_string)
         .collect();
     v.sort();
     v.dedup();
     v
 }
 
+/// Whether an evidence reference names a resource (not an engine-derived fact).
+fn is_resource(reference: &str) -> bool {
+    reference.contains('/') && !reference.starts_with("osteoguard:")
+}
+
 /// The card of one clinical situation (`osteoguard_core::assessment::situations`): the
 /// summary, the indicator, the actions and which one is recommended all come from the core's
 /// plan; this renders them (CDS Hooks 2.0 Card) with the findings' details and the evidence.
 pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (Uuid, Card) {
-    let evidence_refs: Vec<String> = findings
-        .iter()
-        .flat_map(|f| f.evidence.iter().map(|e| e.reference.clone()))
-        .collect();
-    let uuid = card_uuid(&ctx.patient_ref(), plan.lead, &evidence_refs);
+    let evidence_refs = || {
+        findings
+            .iter()
+            .flat_map(|f| f.evidence.iter().map(|e| &*e.reference))
+    };
+    let uuid = uuid_of(&ctx.patient_ref(), plan.lead, evidence_refs());
     let lead = findings
         .iter()
         .find(|f| f.code == plan.lead)
         .or(findings.first());
     let citation = lead.map(|f| f.citation.as_str()).unwrap_or_default();
     let (label, url) = source_for(citation);
-    let mut detail_text = String::new();
+    let mut detail_text = String::with_capacity(DETAIL_CAPACITY);
     if !plan.safety_labs.is_empty() {
         let names: Vec<&str> = plan.safety_labs.iter().map(|l| l.short()).collect();
         detail_text.push_str(&format!(
@@ -685,20 +934,30 @@ pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (
             if names.len() == 1 { "it" } else { "them" }
         ));
     }
-    let parts: Vec<String> = findings.iter().map(|f| detail(ctx, f)).collect();
-    detail_text.push_str(&parts.join("\n\n---\n\n"));
-    let mut resources: Vec<String> = findings.iter().flat_map(|f| resources_of(f)).collect();
-    resources.sort();
+    for (i, f) in findings.iter().enumerate() {
+        if i > 0 {
+            detail_text.push_str("\n\n---\n\n");
+        }
+        detail(&mut detail_text, ctx, f);
+    }
+    let mut resources: Vec<&str> = evidence_refs().filter(|r| is_resource(r)).collect();
+    resources.sort_unstable();
     resources.dedup();
+    let resources: Vec<String> = resources.into_iter().map(str::to_string).collect();
     let (lead_code, lead_severity, lead_section) = match lead {
         Some(f) => (f.code, f.severity, f.rule_section.clone()),
         None => (plan.lead, plan.severity, String::new()),
+    };
+    let proposal = Proposal {
+        patient: ctx.patient.clone(),
+        as_of: ctx.as_of,
+        code: plan.lead,
     };
     let suggestions = (!plan.actions.is_empty()).then(|| {
         plan.actions
             .iter()
             .map(|s| {
-                let (label, actions) = render_action(ctx, &s.action, plan.lead);
+                let (label, actions) = render_action(&proposal, &s.action);
                 let id = Uuid::new_v5(&uuid, s.action.key().as_bytes());
                 Suggestion {
                     actions,
@@ -723,7 +982,7 @@ pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (
                 rule_section: lead_section,
                 severity: lead_severity.as_str(),
             },
-            provenance: serde_json::to_value(&ctx.assessment.provenance).unwrap_or_default(),
+            provenance: ctx.provenance.clone(),
             resources,
             situation: SituationExtension {
                 findings: findings
@@ -829,6 +1088,164 @@ mod tests {
         assert_eq!(c.chars().count(), 140);
         assert!(c.ends_with('…'));
         assert_eq!(clip("short", 140), "short");
+    }
+
+    /// The `json!` trees the suggestions' resources were built as before they were typed
+    /// (1fa2c62), kept as the reference the typed resources must print byte for byte.
+    mod as_json_trees {
+        use super::super::*;
+        use serde_json::{json, Value};
+
+        pub fn med_request(p: &Proposal, m: &Med, when: Option<NaiveDate>) -> Value {
+            let mut timing = serde_json::Map::new();
+            let mut repeat = serde_json::Map::new();
+            match m.timing {
+                Some((f, per, u)) => {
+                    repeat.insert("frequency".into(), json!(f));
+                    repeat.insert("period".into(), json!(per));
+                    repeat.insert("periodUnit".into(), json!(u));
+                    if let Some(d) = when {
+                        repeat.insert("boundsPeriod".into(), json!({"start": d.to_string()}));
+                    }
+                }
+                None => {
+                    repeat.insert("count".into(), json!(1));
+                }
+            }
+            timing.insert("repeat".into(), Value::Object(repeat));
+            if let (None, Some(d)) = (m.timing, when) {
+                timing.insert("event".into(), json!([d.to_string()]));
+            }
+            let mut concept = json!({"text": m.text});
+            if let Some((system, c, display)) = m.code {
+                concept["coding"] = json!([{"system": system, "code": c, "display": display}]);
+            }
+            json!({
+                "resourceType": "MedicationRequest",
+                "status": "draft",
+                "intent": "proposal",
+                "subject": {"reference": format!("Patient/{}", p.patient)},
+                "authoredOn": p.as_of.to_string(),
+                "medicationCodeableConcept": concept,
+                "dosageInstruction": [{
+                    "text": m.text,
+                    "route": {"coding": [{"system": SNOMED, "code": m.route.0, "display": m.route.1}]},
+                    "timing": Value::Object(timing),
+                    "doseAndRate": [{"doseQuantity": {
+                        "value": m.dose, "unit": m.unit, "system": "http://unitsofmeasure.org", "code": m.ucum
+                    }}]
+                }],
+                "note": [{"text": format!("Proposed by osteoguard ({}).", p.code.as_str())}]
+            })
+        }
+
+        pub fn service_request(
+            p: &Proposal,
+            coding: Option<(&str, &str, &str)>,
+            text: &str,
+            when: Option<NaiveDate>,
+        ) -> Value {
+            let mut concept = json!({"text": text});
+            if let Some((system, c, display)) = coding {
+                concept["coding"] = json!([{"system": system, "code": c, "display": display}]);
+            }
+            let mut r = json!({
+                "resourceType": "ServiceRequest",
+                "status": "draft",
+                "intent": "proposal",
+                "subject": {"reference": format!("Patient/{}", p.patient)},
+                "authoredOn": p.as_of.to_string(),
+                "code": concept,
+                "note": [{"text": format!("Proposed by osteoguard ({}).", p.code.as_str())}]
+            });
+            if let Some(d) = when {
+                r["occurrenceDateTime"] = json!(d.to_string());
+            }
+            r
+        }
+
+        pub fn create(description: &str, resource: Value) -> Value {
+            json!({"type": "create", "description": description, "resource": resource})
+        }
+    }
+
+    /// Every medication, service request shape, lab and delete prints what its `json!` tree
+    /// printed (the response snapshots cover the actions the shared cases plan; this covers
+    /// the others).
+    #[test]
+    fn typed_actions_print_the_json_trees_bytes() {
+        use as_json_trees as old;
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        let p = Proposal {
+            patient: Arc::from("p-1\"quoted\""),
+            as_of: d(2023, 6, 15),
+            code: FindingCode::DenosumabOverdue,
+        };
+        let same = |typed: &Action, tree: &serde_json::Value| {
+            assert_eq!(
+                serde_json::to_string(typed).unwrap(),
+                serde_json::to_string(tree).unwrap()
+            );
+        };
+        let meds = [
+            ZOLEDRONATE,
+            ALENDRONATE,
+            DENOSUMAB,
+            CALCIUM,
+            VITAMIN_D,
+            TERIPARATIDE,
+        ];
+        for m in &meds {
+            for when in [None, Some(d(2023, 7, 1))] {
+                same(
+                    &create("Order it", med_request(&p, m, when)),
+                    &old::create("Order it", old::med_request(&p, m, when)),
+                );
+            }
+        }
+        let uncoded = Med {
+            code: None,
+            ..ZOLEDRONATE
+        };
+        same(
+            &create("x", med_request(&p, &uncoded, None)),
+            &old::create("x", old::med_request(&p, &uncoded, None)),
+        );
+        for coding in [None, Some((LOINC, "41171-0", "CTX"))] {
+            for when in [None, Some(d(2023, 9, 15))] {
+                same(
+                    &create("y", service_request(&p, coding, "Serum CTX", when)),
+                    &old::create("y", old::service_request(&p, coding, "Serum CTX", when)),
+                );
+            }
+        }
+        for l in [
+            SafetyLab::Creatinine,
+            SafetyLab::Calcium,
+            SafetyLab::Albumin,
+            SafetyLab::VitaminD25,
+        ] {
+            same(
+                &lab(&p, l),
+                &old::create(
+                    &format!("Order {}", l.display()),
+                    old::service_request(
+                        &p,
+                        Some((LOINC, l.loinc(), l.display())),
+                        l.display(),
+                        None,
+                    ),
+                ),
+            );
+        }
+        let orders = ["MedicationRequest/draft-0".to_string()];
+        let deleted = deletes(&orders);
+        assert_eq!(
+            serde_json::to_string(&deleted).unwrap(),
+            serde_json::to_string(&[serde_json::json!({"type": "delete",
+                "description": "Remove the zoledronic acid order", "resourceId": orders[0]})])
+            .unwrap()
+        );
     }
 
     #[test]

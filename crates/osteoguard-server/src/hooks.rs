@@ -77,14 +77,20 @@ fn referenced_patient(reference: &str) -> Option<&str> {
     if let Some(id) = reference.strip_prefix("urn:uuid:") {
         return Some(id);
     }
-    let mut parts: Vec<&str> = reference.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.len() >= 4 && parts[parts.len() - 2] == "_history" {
-        parts.truncate(parts.len() - 2);
+    // The last four non-empty segments, last first (no list of every segment: this runs for
+    // every resource of every request).
+    let mut last = [""; 4];
+    let mut n = 0;
+    for part in reference.rsplit('/').filter(|p| !p.is_empty()).take(4) {
+        last[n] = part;
+        n += 1;
     }
-    match parts.as_slice() {
-        [.., "Patient", id] => Some(id),
-        _ => None,
-    }
+    let (kind, id) = if n == 4 && last[1] == "_history" {
+        (last[3], last[2])
+    } else {
+        (last[1], last[0])
+    };
+    (n >= 2 && kind == "Patient").then_some(id)
 }
 
 fn json_kind(v: &Value<'_>) -> &'static str {
@@ -107,12 +113,15 @@ fn check_resource(source: &str, r: &Value<'_>, patient_id: &str) -> Result<(), H
         .and_then(Value::as_str)
         .unwrap_or_default();
     let id = r.get("id").and_then(Value::as_str).unwrap_or("(no id)");
-    let what = format!("{}/{}", clip(rt), clip(id));
-    let context = format!("Patient/{}", clip(patient_id));
+    // The message parts, written only when a check fails.
+    let what = || format!("{}/{}", clip(rt), clip(id));
+    let context = || format!("Patient/{}", clip(patient_id));
     if rt == "Patient" {
         if id != patient_id {
             return Err(HookError::Inconsistent(format!(
-                "{source}: {what} is not the context patient {context}"
+                "{source}: {} is not the context patient {}",
+                what(),
+                context()
             )));
         }
         return Ok(());
@@ -123,17 +132,21 @@ fn check_resource(source: &str, r: &Value<'_>, patient_id: &str) -> Result<(), H
         .map(|s| s.get("reference").and_then(Value::as_str));
     match reference {
         None if PATIENT_SCOPED.contains(&rt) => Err(HookError::Inconsistent(format!(
-            "{source}: {what} has no subject, so it cannot be attributed to {context}"
+            "{source}: {} has no subject, so it cannot be attributed to {}",
+            what(),
+            context()
         ))),
         None => Ok(()),
         Some(reference) => match reference.and_then(referenced_patient) {
             Some(p) if p == patient_id => Ok(()),
             _ => Err(HookError::Inconsistent(format!(
-                "{source}: {what} has subject {}, not the context patient {context}",
+                "{source}: {} has subject {}, not the context patient {}",
+                what(),
                 reference.map_or("without a Patient reference".to_string(), |r| format!(
                     "`{}`",
                     clip(r)
-                ))
+                )),
+                context()
             ))),
         },
     }
@@ -559,7 +572,7 @@ fn assess_patient(
 }
 
 /// Publishes the HTML report of an assessment and returns its absolute URL.
-pub type PublishReport<'a> = dyn Fn(&Assessment) -> Option<String> + 'a;
+pub type PublishReport<'a> = dyn Fn(&Arc<Assessment>) -> Option<String> + 'a;
 
 /// The result of one evaluation: the response cards and `(uuid, finding code, severity)` of each.
 #[derive(Debug, Clone, Default)]
@@ -620,9 +633,13 @@ pub fn evaluate<'a>(
     // One card per clinical situation; grouping, summary, attention and the recommended action
     // are the core's (issue 17).
     let plans = osteoguard_core::assessment::situations(&a, &findings);
+    // Shared with the report store (no copy of the assessment).
+    let a = Arc::new(a);
     let report_url = report.and_then(|publish| if plans.is_empty() { None } else { publish(&a) });
     let ctx = CardContext {
         patient_id: p.patient_id,
+        patient: Arc::from(p.patient_id),
+        provenance: cards::provenance_json(&a.provenance),
         as_of,
         assessment: &a,
         report_url,
@@ -647,4 +664,32 @@ pub fn evaluate<'a>(
         out.cards.push(card);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::referenced_patient;
+
+    #[test]
+    fn referenced_patient_reads_relative_absolute_versioned_and_urn_references() {
+        for (reference, want) in [
+            ("Patient/p-1", Some("p-1")),
+            ("https://fhir.example/r4/Patient/p-1", Some("p-1")),
+            ("Patient/p-1/_history/3", Some("p-1")),
+            (
+                "https://fhir.example/r4/Patient/p-1/_history/3",
+                Some("p-1"),
+            ),
+            ("Patient//p-1/", Some("p-1")),
+            ("urn:uuid:5c1e", Some("5c1e")),
+            ("Group/g-1", None),
+            ("Group/g-1/_history/2", None),
+            ("Patient/", None),
+            ("p-1", None),
+            ("x/_history/2", None),
+            ("", None),
+        ] {
+            assert_eq!(referenced_patient(reference), want, "{reference}");
+        }
+    }
 }

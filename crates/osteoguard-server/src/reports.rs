@@ -26,7 +26,7 @@ pub const MAX_REPORTS: usize = 2048;
 
 /// A report: its page, or the assessment it is rendered from on first use.
 struct Content {
-    assessment: Option<Assessment>,
+    assessment: Option<Arc<Assessment>>,
     html: OnceLock<Arc<String>>,
 }
 
@@ -37,7 +37,7 @@ impl Content {
                 Arc::new(
                     self.assessment
                         .as_ref()
-                        .map(osteoguard_report::html::render)
+                        .map(|a| osteoguard_report::html::render(a))
                         .unwrap_or_default(),
                 )
             })
@@ -94,10 +94,10 @@ impl ReportStore {
     }
 
     /// Keeps the report of `assessment` (rendered when first asked for) for the lifetime and
-    /// returns its token.
-    pub fn publish_assessment(&self, assessment: Assessment) -> String {
+    /// returns its token. The assessment may be shared (`Arc`): the hook keeps no copy.
+    pub fn publish_assessment(&self, assessment: impl Into<Arc<Assessment>>) -> String {
         self.keep(Content {
-            assessment: Some(assessment),
+            assessment: Some(assessment.into()),
             html: OnceLock::new(),
         })
     }

@@ -5,7 +5,7 @@
 //! `tokio::task::spawn_blocking`.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -99,6 +99,129 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
         tx.commit()?;
     }
     Ok(from)
+}
+
+/// The cards one hook call issued: `(uuid, finding code, severity)` each.
+#[derive(Debug, Clone)]
+pub struct IssuedCards {
+    pub service: &'static str,
+    pub cards: Vec<(String, String, String)>,
+    /// When they were issued (RFC 3339).
+    pub now: String,
+}
+
+/// `(service, (uuid, finding code, severity) of each card, issued at)`.
+type CardRows<'a> = (&'a str, &'a [(String, String, String)], &'a str);
+
+enum LogMessage {
+    Issued(IssuedCards),
+    /// Answered once everything sent before it is written.
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Writes issued cards off the request's path: hook calls hand their cards to one writer thread
+/// (no blocking task and no transaction per call), which writes whatever has queued up in one
+/// transaction. No card is dropped: [`CardLog::close`] (the server's shutdown) writes the
+/// queue before it returns, a call after it writes directly, and a failed batch is logged and
+/// written again card by card.
+pub struct CardLog {
+    store: Arc<Store>,
+    tx: Mutex<Option<mpsc::Sender<LogMessage>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// At most this many hook calls are written in one transaction.
+const LOG_BATCH: usize = 256;
+
+impl CardLog {
+    pub fn start(store: Arc<Store>) -> Result<CardLog, std::io::Error> {
+        let (tx, rx) = mpsc::channel::<LogMessage>();
+        let s = store.clone();
+        let writer = std::thread::Builder::new()
+            .name("osteoguard-card-log".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut calls = Vec::new();
+                    let mut flushes = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(m) = next {
+                        match m {
+                            LogMessage::Issued(c) => calls.push(c),
+                            LogMessage::Flush(done) => flushes.push(done),
+                        }
+                        next = (calls.len() < LOG_BATCH)
+                            .then(|| rx.try_recv().ok())
+                            .flatten();
+                    }
+                    write_issued(&s, &calls);
+                    for done in flushes {
+                        let _ = done.send(());
+                    }
+                }
+            })?;
+        Ok(CardLog {
+            store,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Queues the cards of one hook call (written directly once the log is closed).
+    pub fn record(&self, issued: IssuedCards) {
+        let unsent = match self.tx.lock() {
+            Ok(tx) => match tx.as_ref() {
+                Some(tx) => tx.send(LogMessage::Issued(issued)).err().map(|e| e.0),
+                None => Some(LogMessage::Issued(issued)),
+            },
+            Err(_) => Some(LogMessage::Issued(issued)),
+        };
+        if let Some(LogMessage::Issued(c)) = unsent {
+            write_issued(&self.store, std::slice::from_ref(&c));
+        }
+    }
+
+    /// Returns once every call queued before it is written.
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        let sent = match self.tx.lock() {
+            Ok(tx) => tx
+                .as_ref()
+                .is_some_and(|tx| tx.send(LogMessage::Flush(done)).is_ok()),
+            Err(_) => false,
+        };
+        if sent {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Writes the queue and stops the writer; later calls are written directly.
+    pub fn close(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for CardLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// One transaction for `calls`; if it fails, each call on its own (one bad row loses no other).
+fn write_issued(store: &Store, calls: &[IssuedCards]) {
+    if let Err(e) = store.record_issued(calls) {
+        tracing::warn!(error = %e, calls = calls.len(), "could not record issued cards in one batch");
+        for c in calls {
+            if let Err(e) = store.record_issued(std::slice::from_ref(c)) {
+                tracing::warn!(error = %e, service = c.service, "could not record issued cards");
+            }
+        }
+    }
 }
 
 /// One feedback item as received (already validated).
@@ -196,7 +319,20 @@ impl Store {
         cards: &[(String, String, String)],
         now: &str,
     ) -> Result<(), StoreError> {
-        if cards.is_empty() {
+        self.insert_cards(&[(service, cards, now)])
+    }
+
+    /// [`Store::record_cards`] of several hook calls, in one transaction.
+    pub fn record_issued(&self, calls: &[IssuedCards]) -> Result<(), StoreError> {
+        let calls: Vec<CardRows> = calls
+            .iter()
+            .map(|c| (c.service, c.cards.as_slice(), c.now.as_str()))
+            .collect();
+        self.insert_cards(&calls)
+    }
+
+    fn insert_cards(&self, calls: &[CardRows]) -> Result<(), StoreError> {
+        if calls.iter().all(|(_, cards, _)| cards.is_empty()) {
             return Ok(());
         }
         let mut c = self.conn()?;
@@ -206,8 +342,10 @@ impl Store {
                 "INSERT OR IGNORE INTO cards (card_uuid, service, finding_code, severity, first_issued)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for (uuid, code, severity) in cards {
-                st.execute(params![uuid, service, code, severity, now])?;
+            for (service, cards, now) in calls {
+                for (uuid, code, severity) in *cards {
+                    st.execute(params![uuid, service, code, severity, now])?;
+                }
             }
         }
         tx.commit()?;
@@ -342,6 +480,55 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn issued(n: usize) -> IssuedCards {
+        IssuedCards {
+            service: "osteoguard-patient-view",
+            cards: vec![(format!("card-{n}"), format!("code-{n}"), "high".into())],
+            now: "2026-12-01T00:00:00Z".into(),
+        }
+    }
+
+    fn cards_in(store: &Store) -> i64 {
+        let c = store.conn().unwrap();
+        c.query_row("SELECT COUNT(*) FROM cards", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Every call handed to the log is in the database: after a flush, after close (the
+    /// queue written first), and a call after close (written directly).
+    #[test]
+    fn the_card_log_loses_no_card() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("cards.db")).unwrap());
+        let log = CardLog::start(store.clone()).unwrap();
+        log.record(issued(0));
+        log.flush();
+        assert_eq!(
+            store.card_finding("card-0").unwrap().as_deref(),
+            Some("code-0")
+        );
+        // More than one batch queued at once, then closed.
+        for n in 1..=(2 * LOG_BATCH + 3) {
+            log.record(issued(n));
+        }
+        log.close();
+        assert_eq!(cards_in(&store), 2 * LOG_BATCH as i64 + 4);
+        log.record(issued(10_000));
+        log.flush();
+        assert_eq!(
+            store.card_finding("card-10000").unwrap().as_deref(),
+            Some("code-10000")
+        );
+        // The first issue of a uuid wins.
+        let mut again = issued(1);
+        again.cards[0].1 = "other".into();
+        log.record(again);
+        assert_eq!(
+            store.card_finding("card-1").unwrap().as_deref(),
+            Some("code-1")
+        );
+    }
 
     fn row(card: &str, outcome: &str, ts: &str) -> FeedbackRow {
         FeedbackRow {

@@ -30,6 +30,11 @@ use std::time::{Duration, Instant};
 use osteoguard_server::ServerConfig;
 use serde_json::{json, Value};
 
+/// The allocator of the `osteoguard` binary, so the service is measured as shipped
+/// (ARCHITECTURE.md "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     seconds: u64,
     clients: usize,
@@ -295,13 +300,11 @@ fn config(db: &std::path::Path) -> ServerConfig {
 
 fn main() {
     let a = args();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("runtime: {e}");
-            std::process::exit(1)
-        });
+    // The runtime `osteoguard serve` runs on (blocking pool capped).
+    let rt = osteoguard_server::runtime().unwrap_or_else(|e| {
+        eprintln!("runtime: {e}");
+        std::process::exit(1)
+    });
     match a.serve.clone() {
         Some(dir) => rt.block_on(serve_only(a, dir)),
         None => rt.block_on(run(a)),
