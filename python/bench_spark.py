@@ -85,6 +85,9 @@ def main(argv=None) -> int:
                    help="binary with `screen` and `synth` subcommands")
     p.add_argument("--masters", default="local[1],local[2]")
     p.add_argument("--driver-memory", default="6g")
+    p.add_argument("--java-options", default="-XX:TieredStopAtLevel=1",
+                   help="driver JVM options (the job's own local default, osteoguard.spark."
+                   "JAVA_OPTIONS; PYSPARK_SUBMIT_ARGS set here replaces the job's)")
     p.add_argument("--skip-screen", action="store_true")
     p.add_argument("--event-log", default=None, help="directory for Spark event logs")
     p.add_argument("--job-script", default=None,
@@ -130,6 +133,8 @@ def main(argv=None) -> int:
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     conf = f"--driver-memory {args.driver_memory}"
+    if args.java_options:
+        conf += f" --driver-java-options '{args.java_options}'"
     if args.event_log:
         Path(args.event_log).mkdir(parents=True, exist_ok=True)
         conf += (f" --conf spark.eventLog.enabled=true"

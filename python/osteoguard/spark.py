@@ -127,8 +127,13 @@ def route_text_blobs(batches, pkeys, counters=None, reader_filter: bool = False)
     blob row per target partition out."""
     from osteoguard import _native, _record_batch, _str_bufs
 
-    arrays = [_str_bufs(b.column(0)) for b in batches]
-    cols, counts = _native.route_text_blobs(arrays, pkeys, reader_filter)
+    import pyarrow as pa
+
+    chunks = [b.column(0).cast(pa.large_string()) for b in batches]
+    if not chunks:
+        return
+    cols, counts = _native.route_text_blobs(
+        _str_bufs(pa.concat_arrays(chunks)), pkeys, reader_filter)
     _count(counters, counts)
     if cols[0][2]:
         yield _record_batch(cols)
@@ -150,15 +155,17 @@ def assess_blobs(batches, as_of: str, config: Optional[str], prev_as_of: Optiona
     and ``_apart`` > 0 for the previous findings listed apart)."""
     import pyarrow.compute as pc
 
+    import pyarrow as pa
+
     from osteoguard import _native, _record_batch, _str_bufs
 
-    meds, lines, prev = [], [], []
-    for b in batches:
-        meds.append(_str_bufs(b.column(1)))
-        lines.append(_str_bufs(b.column(2)))
-        prev.append(_str_bufs(b.column(3)))
-    if not lines:
+    cols: List[list] = [[], [], []]
+    for b in batches:  # the whole partition: one call (64-bit offsets: no 2 GiB limit)
+        for i in range(3):
+            cols[i].append(b.column(i + 1).cast(pa.large_binary()))
+    if not cols[1]:
         return
+    meds, lines, prev = (_str_bufs(pa.concat_arrays(c)) for c in cols)
     out = _record_batch(_native.worklist_blobs(meds, lines, prev, as_of, prev_as_of, config))
     if not out.num_rows:
         return

@@ -281,22 +281,19 @@ fn route_file_blobs<'py>(
     Ok((columns_out(py, cols), counts))
 }
 
-/// Routes the lines of `utf8` arrays (a `spark.read.text` partition's batches) into blob rows:
-/// as `route_file_blobs`.
+/// Routes the lines of a `utf8` array (a `spark.read.text` partition's batches, concatenated)
+/// into blob rows: as `route_file_blobs`.
 #[pyfunction]
-#[pyo3(signature = (arrays, pkeys, reader_filter=false))]
+#[pyo3(signature = (lines, pkeys, reader_filter=false))]
 fn route_text_blobs<'py>(
     py: Python<'py>,
-    arrays: Vec<StrBufs<'_>>,
+    lines: StrBufs<'_>,
     pkeys: Vec<i64>,
     reader_filter: bool,
 ) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
     let (cols, counts) = py
         .detach(|| {
-            let arrays = arrays
-                .into_iter()
-                .map(str_array)
-                .collect::<Result<Vec<_>, _>>()?;
+            let arrays = [str_array(lines)?];
             crate::blobs::route_arrays_blobs(&arrays, pkeys.len(), reader_filter)?.finish(&pkeys)
         })
         .map_err(err)?;
@@ -318,27 +315,25 @@ fn pack_previous<'py>(
 }
 
 /// The worklist columns (as `worklist_columns`) of one partition's blobs: `meds`, `lines`,
-/// `prev` lists of `binary` arrays (the partition's batches); `prev_as_of` the previous run's
-/// as-of date with `--previous`.
+/// `prev` `binary` / `large_binary` arrays (the partition's batches, concatenated);
+/// `prev_as_of` the previous run's as-of date with `--previous`.
 #[pyfunction]
 #[pyo3(signature = (meds, lines, prev, as_of, prev_as_of=None, config=None))]
 fn worklist_blobs<'py>(
     py: Python<'py>,
-    meds: Vec<StrBufs<'_>>,
-    lines: Vec<StrBufs<'_>>,
-    prev: Vec<StrBufs<'_>>,
+    meds: StrBufs<'_>,
+    lines: StrBufs<'_>,
+    prev: StrBufs<'_>,
     as_of: &str,
     prev_as_of: Option<&str>,
     config: Option<&str>,
 ) -> PyResult<Vec<ColumnOut<'py>>> {
     let cols = py
         .detach(|| {
-            let arrays =
-                |v: Vec<StrBufs<'_>>| v.into_iter().map(bin_array).collect::<Result<Vec<_>, _>>();
             let blobs = crate::blobs::PartitionBlobs {
-                meds: arrays(meds)?,
-                lines: arrays(lines)?,
-                prev: arrays(prev)?,
+                meds: vec![bin_array(meds)?],
+                lines: vec![bin_array(lines)?],
+                prev: vec![bin_array(prev)?],
             };
             let w = crate::blobs::worklist_of_blobs(&blobs, prev_as_of, as_of, config)?;
             crate::split::columns(&w)
