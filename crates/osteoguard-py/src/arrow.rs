@@ -103,10 +103,8 @@ impl<'a> StrArray<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Self, PyEngineError> {
-        offsets.check(offset, len, data.len())?;
-        if validity.is_some_and(|v| v.len() * 8 < offset + len) {
-            return Err(bad("validity buffer too short"));
-        }
+        // The offsets and validity checks of a binary array, then UTF-8.
+        BinArray::new(offsets, data, validity, offset, len)?;
         let data = std::str::from_utf8(data).map_err(|_| bad("string data is not UTF-8"))?;
         let a = StrArray {
             offsets,

@@ -108,17 +108,8 @@ fn shared_dir() -> PathBuf {
 }
 
 fn export_lines(dir: &Path) -> Vec<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().to_string();
-            n.ends_with(".ndjson") || n.ends_with(".ndjson.gz")
-        })
-        .collect();
-    files.sort();
     let mut lines = Vec::new();
-    for f in files {
+    for f in export_files(dir) {
         let bytes = std::fs::read(&f).unwrap();
         let mut text = String::new();
         if f.extension().is_some_and(|e| e == "gz") {
