@@ -133,8 +133,8 @@ def _bytes(buf) -> bytes:
 
 
 def _str_bufs(arr):
-    """A pyarrow ``string`` / ``large_string`` array as the engine's ``(offsets, data, validity,
-    offset, len, large)``."""
+    """A pyarrow ``string`` / ``large_string`` (or ``binary`` / ``large_binary``) array as the
+    engine's ``(offsets, data, validity, offset, len, large)``."""
     import pyarrow as pa
 
     if isinstance(arr, pa.ChunkedArray):
@@ -146,7 +146,7 @@ def _str_bufs(arr):
         None if validity is None or arr.null_count == 0 else validity.to_pybytes(),
         arr.offset,
         len(arr),
-        pa.types.is_large_string(arr.type),
+        pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type),
     )
 
 
@@ -173,11 +173,11 @@ def _record_batch(columns):
     ``pyarrow.RecordBatch`` (the buffers are wrapped, not copied)."""
     import pyarrow as pa
 
-    types = {"utf8": pa.string(), "int64": pa.int64(), "int8": pa.int8()}
+    types = {"utf8": pa.string(), "binary": pa.binary(), "int64": pa.int64(), "int8": pa.int8()}
     arrays, names = [], []
     for name, kind, n, nulls, validity, values, data in columns:
         bufs = [None if validity is None else pa.py_buffer(validity), pa.py_buffer(values)]
-        if kind == "utf8":
+        if kind in ("utf8", "binary"):
             bufs.append(pa.py_buffer(data))
         arrays.append(pa.Array.from_buffers(types[kind], n, bufs, null_count=nulls))
         names.append(name)

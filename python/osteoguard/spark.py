@@ -4,28 +4,30 @@
         [--previous PREVIOUS_OUT_DIR] [--single-csv]
     spark-submit --archives env.tar.gz#env ... -m osteoguard.spark ...   (see docs/spark.md)
 
-Plan (every step on the executors but two small collects: the Medication resources and the
-previous run's as-of date):
+Plan (issue 21: few, large rows through the JVM; every step on the executors but one small
+collect with ``--previous``, the previous run's as-of date):
 
 1. split the input: each uncompressed ``*.ndjson`` file of a local (or shared) export into byte
    ranges of ``--split-mb`` (a line belongs to the range holding its first byte), each
    ``*.ndjson.gz`` file whole (gzip cannot be split); a URI export (``hdfs://``, ``s3a://``) is
    read with ``spark.read.text``, split by ``spark.sql.files.maxPartitionBytes``;
 2. ``mapInArrow``: the Rust engine reads / receives the lines and routes each one
-   (:func:`osteoguard._native.route_file` / ``route_text``: ``osteoguard screen``'s router, then
-   the FHIR reader's own disposition), dropping what no rule uses *before* the shuffle; a line
-   that cannot change a finding but names a patient is shipped as its patient id alone;
-3. Medication resources (no patient of their own) are collected and broadcast;
-4. with ``--previous``: the previous run's rows (its ``worklist.parquet`` and
-   ``resolved.parquet``) join the lines, keyed by patient;
-5. group by patient id (the one shuffle; ``collect_list``);
-6. ``mapInArrow`` over batches of whole patients: :func:`osteoguard._native.worklist_columns`
-   evaluates them with screen's own evaluation, row and status code (``osteoguard_core::
-   follow_up`` through screen's run registry) and returns Arrow buffers;
-7. sort in screen's worklist order and write ``worklist.parquet/`` and ``resolved.parquet/``
+   (:func:`osteoguard._native.route_file_blobs` / ``route_text_blobs``: ``osteoguard screen``'s
+   router, then the FHIR reader's own disposition), dropping what no rule uses *before* the
+   shuffle, and returns ONE row per target partition: ``(pkey, meds, lines, prev)``, the kept
+   lines of the patients of that partition in one binary blob, the task's Medication resources
+   (no patient of their own) replicated into every partition's row;
+3. with ``--previous``: the previous run's rows (its ``worklist.parquet`` and
+   ``resolved.parquet``) packed the same way into ``prev`` blobs;
+4. ``repartition(P, "pkey")`` (the one shuffle: tasks x partitions rows, not lines; ``pkey`` is
+   chosen so that partition key ``i`` lands in Spark partition ``i``);
+5. ``mapInArrow`` over each partition: :func:`osteoguard._native.worklist_blobs` groups its blobs
+   by patient and evaluates them with screen's own evaluation, row and status code
+   (``osteoguard_core::follow_up`` through screen's run registry), one Arrow batch out;
+6. sort in screen's worklist order and write ``worklist.parquet/`` and ``resolved.parquet/``
    (the previous findings listed apart: resolved, or of patients no longer in the export),
-   ``summary.json``, and with ``--single-csv`` ``worklist.csv`` (screen's file, byte for byte)
-   and ``resolved.csv``.
+   ``summary.json`` (counts from accumulators: no count job), and with ``--single-csv``
+   ``worklist.csv`` (screen's file, byte for byte) and ``resolved.csv``.
 
 Python only wires batches: no Python code runs per line or per row.
 """
@@ -46,8 +48,9 @@ from osteoguard import _native
 #: The per-line decisions, in the order of the engine's counts (`osteoguard_py::split::ACTIONS`).
 LINE_ACTIONS = tuple(_native.LINE_ACTIONS)
 
-ROUTED_SCHEMA = "kind tinyint, key string, line string"
-KIND_PATIENT, KIND_SHARED = 0, 1
+#: The rows of the map side and of the shuffle: the Spark key of the target partition and
+#: three blobs (`osteoguard_py::blobs`).
+BLOB_SCHEMA = "pkey long, meds binary, lines binary, prev binary"
 APART_LISTED = 0
 #: The column the Parquet outputs add to screen's: the run's as-of date (what ``--previous``
 #: reads back).
@@ -61,50 +64,136 @@ def _count(counters, counts):
                 counters[a].add(n)
 
 
-def route_file_batches(batches, counters=None, reader_filter: bool = False) -> Iterator:
-    """mapInArrow body of step 2 (byte ranges): ``(path, start, end)`` rows in, routed rows out."""
+_M32 = 0xFFFFFFFF
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & _M32
+
+
+def _mix_k1(k: int) -> int:
+    return (_rotl((k * 0xCC9E2D51) & _M32, 15) * 0x1B873593) & _M32
+
+
+def _mix_h1(h: int, k: int) -> int:
+    return (_rotl(h ^ k, 13) * 5 + 0xE6546B64) & _M32
+
+
+def spark_hash_long(v: int, seed: int = 42) -> int:
+    """Spark's ``Murmur3Hash`` of a ``long`` (``hash(col)``, what ``repartition(n, col)``
+    partitions by: ``pmod(hash, n)``)."""
+    v &= 0xFFFFFFFFFFFFFFFF
+    h = _mix_h1(seed, _mix_k1(v & _M32))
+    h = _mix_h1(h, _mix_k1(v >> 32))
+    h ^= 8
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _M32
+    h ^= h >> 16
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_keys(n: int) -> List[int]:
+    """``keys[i]``: the smallest ``long`` that ``repartition(n, col)`` sends to partition ``i``
+    (so the engine's partition ``i`` is Spark's partition ``i``: no two share a task)."""
+    keys: List[Optional[int]] = [None] * n
+    missing, k = n, 0
+    while missing:
+        p = spark_hash_long(k) % n
+        if keys[p] is None:
+            keys[p] = k
+            missing -= 1
+        k += 1
+    return [int(x) for x in keys if x is not None]
+
+
+def route_file_blobs(batches, pkeys, counters=None, reader_filter: bool = False) -> Iterator:
+    """mapInArrow body of step 2 (byte ranges): ``(path, start, end)`` rows in, one blob row per
+    target partition out."""
     from osteoguard import _native, _record_batch
 
     for batch in batches:
         paths, starts, ends = (batch.column(i).to_pylist() for i in range(3))
         for path, start, end in zip(paths, starts, ends):  # one row per input split
-            cols, counts = _native.route_file(path, start, end, reader_filter)
+            cols, counts = _native.route_file_blobs(path, start, end, pkeys, reader_filter)
             _count(counters, counts)
             if cols[0][2]:
                 yield _record_batch(cols)
 
 
-def route_text_batches(batches, counters=None, reader_filter: bool = False) -> Iterator:
-    """mapInArrow body of step 2 (``spark.read.text``): ``value`` lines in, routed rows out."""
+def route_text_blobs(batches, pkeys, counters=None, reader_filter: bool = False) -> Iterator:
+    """mapInArrow body of step 2 (``spark.read.text``): the partition's ``value`` lines in, one
+    blob row per target partition out."""
+    from osteoguard import _native, _record_batch, _str_bufs
+
+    import pyarrow as pa
+
+    chunks = [b.column(0).cast(pa.large_string()) for b in batches]
+    if not chunks:
+        return
+    cols, counts = _native.route_text_blobs(
+        _str_bufs(pa.concat_arrays(chunks)), pkeys, reader_filter)
+    _count(counters, counts)
+    if cols[0][2]:
+        yield _record_batch(cols)
+
+
+def previous_blobs(batches, pkeys) -> Iterator:
+    """mapInArrow body of step 3: ``(key, prev)`` rows in, ``prev`` blob rows out."""
     from osteoguard import _native, _record_batch, _str_bufs
 
     for batch in batches:
-        cols, counts = _native.route_text(_str_bufs(batch.column(0)), reader_filter)
-        _count(counters, counts)
+        cols = _native.pack_previous(_str_bufs(batch.column(0)), _str_bufs(batch.column(1)), pkeys)
         if cols[0][2]:
             yield _record_batch(cols)
 
 
-def assess_batches(batches, as_of: str, shared_bc, config: Optional[str],
-                   prev_as_of: Optional[str] = None, patients=None) -> Iterator:
-    """mapInArrow body of step 6: ``(key, lines[, prev])`` rows (whole patients) in, worklist
-    rows out (listed, and ``_apart`` > 0 for the previous findings listed apart)."""
+def assess_blobs(batches, as_of: str, config: Optional[str], prev_as_of: Optional[str] = None,
+                 patients=None, statuses=None, listed_rows=None) -> Iterator:
+    """mapInArrow body of step 5: one partition's blob rows in, its worklist rows out (listed,
+    and ``_apart`` > 0 for the previous findings listed apart)."""
     import pyarrow.compute as pc
 
-    from osteoguard import _list_bufs, _native, _record_batch, _str_bufs
+    import pyarrow as pa
 
-    shared = shared_bc.value if shared_bc is not None else None
-    for batch in batches:
-        prev = (prev_as_of, _list_bufs(batch.column(2))) if prev_as_of else None
-        cols = _native.worklist_columns(
-            _str_bufs(batch.column(0)), _list_bufs(batch.column(1)), as_of, prev, shared, config
-        )
-        out = _record_batch(cols)
-        if out.num_rows:
-            if patients is not None:
-                listed = pc.equal(out.column("_apart"), APART_LISTED)
-                patients.add(pc.count_distinct(out.column("patient_id").filter(listed)).as_py())
-            yield out
+    from osteoguard import _native, _record_batch, _str_bufs
+
+    cols: List[list] = [[], [], []]
+    for b in batches:  # the whole partition: one call (64-bit offsets: no 2 GiB limit)
+        for i in range(3):
+            cols[i].append(b.column(i + 1).cast(pa.large_binary()))
+    if not cols[1]:
+        return
+    meds, lines, prev = (_str_bufs(pa.concat_arrays(c)) for c in cols)
+    out = _record_batch(_native.worklist_blobs(meds, lines, prev, as_of, prev_as_of, config))
+    if not out.num_rows:
+        return
+    listed = pc.equal(out.column("_apart"), APART_LISTED)
+    if patients is not None:
+        patients.add(pc.count_distinct(out.column("patient_id").filter(listed)).as_py())
+    if statuses is not None:
+        statuses.add({r["values"]: r["counts"]
+                      for r in pc.value_counts(out.column("status")).to_pylist()})
+    if listed_rows is not None:
+        listed_rows.add(pc.sum(listed.cast("int64")).as_py() or 0)
+    yield out
+
+
+def _dict_accumulator(sc):
+    """An accumulator of ``{key: count}`` dictionaries (summed per key)."""
+    from pyspark.accumulators import AccumulatorParam
+
+    class DictSum(AccumulatorParam):
+        def zero(self, value):
+            return {}
+
+        def addInPlace(self, a, b):
+            for k, v in b.items():
+                a[k] = a.get(k, 0) + v
+            return a
+
+    return sc.accumulator({}, DictSum())
 
 
 def spark_schema():
@@ -166,9 +255,10 @@ def default_split_bytes(total: int, parallelism: int) -> int:
     return int(min(128 * mb, max(8 * mb, total // max(1, 4 * parallelism))))
 
 
-def routed_lines(spark, export_dir: str, counters=None, split_mb: Optional[int] = None,
-                 reader: Optional[str] = None, reader_filter: bool = False):
-    """Step 1–2: the routed rows ``(kind, key, line)`` of the export."""
+def routed_blobs(spark, export_dir: str, pkeys: List[int], counters=None,
+                 split_mb: Optional[int] = None, reader: Optional[str] = None,
+                 reader_filter: bool = False):
+    """Steps 1-2: the blob rows ``(pkey, meds, lines, prev)`` of the export."""
     paths = input_paths(export_dir)
     if not paths:
         raise SystemExit(f"{export_dir}: no *.ndjson or *.ndjson.gz files")
@@ -181,15 +271,15 @@ def routed_lines(spark, export_dir: str, counters=None, split_mb: Optional[int] 
         splits = input_splits(paths, split)
         rdd = sc.parallelize(splits, len(splits))
         df = spark.createDataFrame(rdd, "path string, start long, end long")
-        return df.mapInArrow(lambda it: route_file_batches(it, counters, reader_filter),
-                             ROUTED_SCHEMA)
+        return df.mapInArrow(lambda it: route_file_blobs(it, pkeys, counters, reader_filter),
+                             BLOB_SCHEMA)
     if split_mb:
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(split_mb * (1 << 20)))
     r = spark.read.option("lineSep", "\n")
     if len(paths) == 1 and _is_uri(paths[0]):
         r = r.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.ndjson*")
     return r.text(paths).mapInArrow(
-        lambda it: route_text_batches(it, counters, reader_filter), ROUTED_SCHEMA)
+        lambda it: route_text_blobs(it, pkeys, counters, reader_filter), BLOB_SCHEMA)
 
 
 def previous_rows(spark, previous_dir: str):
@@ -216,36 +306,23 @@ def previous_rows(spark, previous_dir: str):
 def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
              partitions: Optional[int] = None, counters=None, previous: Optional[str] = None,
              split_mb: Optional[int] = None, reader: Optional[str] = None, patients=None,
-             reader_filter: bool = False):
+             reader_filter: bool = False, statuses=None, listed_rows=None):
     """The worklist rows DataFrame (screen's columns plus ``_severity_rank``, ``_patient_rank``,
-    ``_apart``), its sort order, and the routed rows (persisted)."""
+    ``_apart``) and its sort order."""
     from pyspark.sql import functions as F
-    from pyspark import StorageLevel
 
-    routed = routed_lines(spark, export_dir, counters, split_mb, reader, reader_filter).persist(
-        StorageLevel.MEMORY_AND_DISK)
-    shared_rows = routed.where(F.col("kind") == KIND_SHARED).select("key", "line").collect()
-    shared = [(r["key"], r["line"]) for r in shared_rows]
-    shared_bc = spark.sparkContext.broadcast(shared) if shared else None
-
-    lines = routed.where(F.col("kind") == KIND_PATIENT).select("key", "line")
+    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    pkeys = partition_keys(n)
+    blobs = routed_blobs(spark, export_dir, pkeys, counters, split_mb, reader, reader_filter)
     prev_as_of = None
     if previous:
         prev, prev_as_of = previous_rows(spark, previous)
-        none = F.lit(None).cast("string")
-        both = lines.select("key", "line", none.alias("prev")).unionByName(
-            prev.select("key", none.alias("line"), "prev"))
-        grouped = both.groupBy("key").agg(
-            F.collect_list("line").alias("lines"), F.collect_list("prev").alias("prev"))
-    else:
-        grouped = lines.groupBy("key").agg(F.collect_list("line").alias("lines"))
-    if partitions:
-        grouped = grouped.repartition(partitions, "key")
-
+        blobs = blobs.unionByName(
+            prev.mapInArrow(lambda it: previous_blobs(it, pkeys), BLOB_SCHEMA))
     schema = spark_schema()
-    rows = grouped.mapInArrow(
-        lambda it: assess_batches(it, as_of, shared_bc, config, prev_as_of, patients), schema
-    )
+    rows = blobs.repartition(n, "pkey").mapInArrow(
+        lambda it: assess_blobs(it, as_of, config, prev_as_of, patients, statuses, listed_rows),
+        schema)
     # screen's order (osteoguard_screen::pass2::sort_key): one block per patient, blocks by the
     # patient's gravest finding and earliest due date.
     order = [
@@ -256,7 +333,7 @@ def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
         F.col("due_date").asc_nulls_last(),
         F.col("finding_code").asc(),
     ]
-    return rows, order, routed
+    return rows, order
 
 
 def _single_csv(df, out_dir: str, name: str, cols) -> Optional[str]:
@@ -288,19 +365,24 @@ def _single_csv(df, out_dir: str, name: str, cols) -> Optional[str]:
     return target
 
 
-def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = False):
+def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = False,
+                  apart_rows: bool = True):
     """Writes worklist.parquet/ (sorted) and resolved.parquet/ (the previous findings listed
-    apart), and with ``single_csv`` worklist.csv (screen's file: the listed rows, then those
-    apart) and resolved.csv; returns the number of listed rows."""
+    apart; empty without ``apart_rows``, i.e. without ``--previous``), and with ``single_csv``
+    worklist.csv (screen's file: the listed rows, then those apart) and resolved.csv."""
     from pyspark.sql import functions as F
     from pyspark import StorageLevel
 
     import osteoguard
 
     cols = list(osteoguard.WORKLIST_COLUMNS)
+    # The rows are small (worklist rows, not lines): kept for the second output and the CSV, so
+    # that nothing upstream runs twice.
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     listed = rows.where(F.col("_apart") == APART_LISTED)
     apart = rows.where(F.col("_apart") != APART_LISTED)
+    if not apart_rows:  # no previous run: nothing is listed apart (an empty plan, no job)
+        apart = apart.limit(0)
     # As screen's worklist.csv lists them: the patients no longer in the export, then resolved.
     apart_order = [F.col("_apart").desc(), F.col("patient_id"), F.col("finding_code")]
     stamp = F.lit(as_of).alias(AS_OF_COLUMN)
@@ -319,10 +401,19 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
             with open(extra, encoding="utf-8") as src, open(main, "a", encoding="utf-8") as dst:
                 src.readline()
                 shutil.copyfileobj(src, dst)
-    counts = {r["status"]: r["count"] for r in rows.groupBy("status").count().collect()}
-    n = listed.count()
     rows.unpersist()
-    return n, counts
+
+
+def _machine_busy() -> Optional[float]:
+    """Busy CPU seconds of the whole machine so far (``/proc/stat``: all but idle and iowait),
+    or None where there is no ``/proc``. Over the job's span on an otherwise idle machine in
+    local mode: the job's CPU (driver and executor JVMs, Python workers, the engine)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] = None,
@@ -337,12 +428,18 @@ def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] 
     sc = spark.sparkContext
     counters = {a: sc.accumulator(0) for a in LINE_ACTIONS}
     patients = sc.accumulator(0)
+    statuses = _dict_accumulator(sc)
+    listed_rows = sc.accumulator(0)
     t0 = time.perf_counter()
-    rows, order, routed = worklist(spark, export_dir, as_of, config, partitions, counters,
-                                   previous, split_mb, reader, patients, reader_filter)
-    n, statuses = write_outputs(rows, order, out_dir, as_of, single_csv)
+    busy0 = _machine_busy()
+    rows, order = worklist(spark, export_dir, as_of, config, partitions, counters, previous,
+                           split_mb, reader, patients, reader_filter, statuses,
+                           listed_rows)
+    write_outputs(rows, order, out_dir, as_of, single_csv, apart_rows=bool(previous))
     elapsed = time.perf_counter() - t0
-    routed.unpersist()
+    busy1 = _machine_busy()
+    counts = dict(statuses.value)
+    n = listed_rows.value
     summary = {
         "schema": "osteoguard.spark-summary/1",
         "asOf": as_of,
@@ -353,9 +450,11 @@ def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] 
         "defaultParallelism": sc.defaultParallelism,
         "rows": n,
         "patientsWithFindings": patients.value,
-        "status": dict(sorted(statuses.items(), key=lambda kv: str(kv[0]))),
+        "status": dict(sorted(counts.items(), key=lambda kv: str(kv[0]))),
         "lines": {a: c.value for a, c in counters.items()},
         "seconds": round(elapsed, 3),
+        # The whole machine's busy CPU seconds during the job (meaningful when idle otherwise).
+        "machineCpuSeconds": None if busy0 is None or busy1 is None else round(busy1 - busy0, 2),
     }
     if not _is_uri(out_dir):
         with open(os.path.join(_local(out_dir), "summary.json"), "w", encoding="utf-8") as f:

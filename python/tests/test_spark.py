@@ -27,15 +27,15 @@ def screen_worklist(exe, export, as_of, out):
     return read_csv(out / "worklist.csv")
 
 
-def spark_worklist(spark, export, as_of, out):
-    summary = run(spark, str(export), as_of, str(out), single_csv=True)
+def spark_worklist(spark, export, as_of, out, **kw):
+    summary = run(spark, str(export), as_of, str(out), single_csv=True, **kw)
     header, rows = read_csv(out / "worklist.csv")
     return summary, header, rows
 
 
-def check_same(spark, exe, export, as_of, tmp_path):
+def check_same(spark, exe, export, as_of, tmp_path, **kw):
     header_s, rows_s = screen_worklist(exe, export, as_of, tmp_path / "screen")
-    summary, header_k, rows_k = spark_worklist(spark, export, as_of, tmp_path / "spark")
+    summary, header_k, rows_k = spark_worklist(spark, export, as_of, tmp_path / "spark", **kw)
     assert header_k == header_s == list(WORKLIST_COLUMNS)
     assert summary["rows"] == len(rows_k)
     assert rows_k == rows_s  # same rows, same order
@@ -100,3 +100,31 @@ def test_cli_entry_point(tmp_path):
         capture_output=True, text=True,
     )
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+def test_spark_text_reader_equals_screen(spark, osteoguard_exe, tmp_path):
+    """The URI path (spark.read.text, batches routed into blobs) gives the same worklist."""
+    export = shared_dir() / "data" / "bulk-10-patients"
+    if not export.is_dir():
+        pytest.skip(f"{export} not found (set OSTEOGUARD_SHARED)")
+    summary, rows = check_same(spark, osteoguard_exe, export, "2024-06-30", tmp_path,
+                               reader="text", partitions=3)
+    assert rows and summary["lines"]["keep"] > 0
+
+
+def test_partition_keys_land_in_their_own_partition(spark):
+    """The blob rows' keys: Spark's own hash partitioning sends key i to partition i."""
+    from pyspark.sql import functions as F
+
+    from osteoguard.spark import partition_keys, spark_hash_long
+
+    for n in (1, 3, 8, 13):
+        keys = partition_keys(n)
+        df = spark.createDataFrame([(k,) for k in keys], "pkey long").repartition(n, "pkey")
+        got = {r["pkey"]: r["p"] for r in
+               df.select("pkey", F.spark_partition_id().alias("p")).collect()}
+        assert got == {k: i for i, k in enumerate(keys)}
+    sample = [0, 1, -1, 2**40 + 7, -(2**63), 2**63 - 1]
+    rows = spark.createDataFrame([(v,) for v in sample], "v long").select(
+        "v", F.hash("v").alias("h")).collect()
+    assert {r["v"]: r["h"] for r in rows} == {v: spark_hash_long(v) for v in sample}

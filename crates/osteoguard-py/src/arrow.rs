@@ -103,10 +103,8 @@ impl<'a> StrArray<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Self, PyEngineError> {
-        offsets.check(offset, len, data.len())?;
-        if validity.is_some_and(|v| v.len() * 8 < offset + len) {
-            return Err(bad("validity buffer too short"));
-        }
+        // The offsets and validity checks of a binary array, then UTF-8.
+        BinArray::new(offsets, data, validity, offset, len)?;
         let data = std::str::from_utf8(data).map_err(|_| bad("string data is not UTF-8"))?;
         let a = StrArray {
             offsets,
@@ -143,6 +141,57 @@ impl<'a> StrArray<'a> {
         }
         let (s, e) = self.bounds(i)?;
         self.data.get(s..e)
+    }
+}
+
+/// A `binary` / `large_binary` array (the Spark job's blobs): `len` slots from slot `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct BinArray<'a> {
+    offsets: Offsets<'a>,
+    data: &'a [u8],
+    validity: Option<&'a [u8]>,
+    offset: usize,
+    len: usize,
+}
+
+impl<'a> BinArray<'a> {
+    pub fn new(
+        offsets: Offsets<'a>,
+        data: &'a [u8],
+        validity: Option<&'a [u8]>,
+        offset: usize,
+        len: usize,
+    ) -> Result<Self, PyEngineError> {
+        offsets.check(offset, len, data.len())?;
+        if validity.is_some_and(|v| v.len() * 8 < offset + len) {
+            return Err(bad("validity buffer too short"));
+        }
+        Ok(BinArray {
+            offsets,
+            data,
+            validity,
+            offset,
+            len,
+        })
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Slot `i`; a null slot reads as empty.
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        if i >= self.len || !valid(self.validity, self.offset + i) {
+            return &[];
+        }
+        match (
+            self.offsets.at(self.offset + i),
+            self.offsets.at(self.offset + i + 1),
+        ) {
+            (Some(s), Some(e)) => self.data.get(s..e).unwrap_or(&[]),
+            _ => &[],
+        }
     }
 }
 
@@ -201,7 +250,7 @@ impl<'a> ListArray<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
-    /// `utf8`, `int64` or `int8`.
+    /// `utf8`, `binary`, `int64` or `int8`.
     pub kind: &'static str,
     pub len: usize,
     pub null_count: usize,
@@ -209,7 +258,7 @@ pub struct Column {
     pub validity: Option<Vec<u8>>,
     /// `int32` offsets (`utf8`) or the values (`int64`, `int8`).
     pub values: Vec<u8>,
-    /// String data (`utf8` only).
+    /// String data (`utf8` and `binary` only).
     pub data: Vec<u8>,
 }
 
@@ -234,10 +283,12 @@ impl Bits {
     }
 }
 
-/// Builds a `utf8` column (32-bit offsets: a batch's strings stay far below 2 GiB; checked).
+/// Builds a `utf8` column (32-bit offsets: a batch's strings stay far below 2 GiB; checked),
+/// or with [`StrBuilder::binary`] a `binary` one.
 #[derive(Debug)]
 pub struct StrBuilder {
     name: String,
+    kind: &'static str,
     offsets: Vec<u8>,
     data: Vec<u8>,
     bits: Bits,
@@ -248,15 +299,33 @@ impl StrBuilder {
     pub fn new(name: &str) -> Self {
         StrBuilder {
             name: name.to_string(),
+            kind: "utf8",
             offsets: 0i32.to_le_bytes().to_vec(),
             data: Vec::new(),
             bits: Bits::default(),
             len: 0,
         }
     }
+    /// A `binary` column (bytes pushed with [`StrBuilder::push_bytes`]).
+    pub fn binary(name: &str) -> Self {
+        StrBuilder {
+            kind: "binary",
+            ..Self::new(name)
+        }
+    }
     pub fn push(&mut self, v: Option<&str>) -> Result<(), PyEngineError> {
+        self.push_raw(v.map(str::as_bytes))
+    }
+    /// Pushes bytes into a `binary` column (a `utf8` one refuses them: use [`StrBuilder::push`]).
+    pub fn push_bytes(&mut self, v: Option<&[u8]>) -> Result<(), PyEngineError> {
+        if self.kind != "binary" {
+            return Err(bad("bytes pushed into a utf8 column"));
+        }
+        self.push_raw(v)
+    }
+    fn push_raw(&mut self, v: Option<&[u8]>) -> Result<(), PyEngineError> {
         self.bits.push(self.len, v.is_some());
-        self.data.extend_from_slice(v.unwrap_or("").as_bytes());
+        self.data.extend_from_slice(v.unwrap_or(&[]));
         let end =
             i32::try_from(self.data.len()).map_err(|_| bad("a batch's strings exceed 2 GiB"))?;
         self.offsets.extend_from_slice(&end.to_le_bytes());
@@ -266,7 +335,7 @@ impl StrBuilder {
     pub fn finish(self) -> Column {
         Column {
             name: self.name,
-            kind: "utf8",
+            kind: self.kind,
             len: self.len,
             null_count: self.bits.nulls,
             validity: (self.bits.nulls > 0).then_some(self.bits.bytes),

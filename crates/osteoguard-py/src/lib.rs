@@ -44,6 +44,7 @@ use osteoguard_screen::route::{self, Decision};
 use serde_json::{json, Value};
 
 pub mod arrow;
+pub mod blobs;
 #[cfg(feature = "extension-module")]
 mod python;
 pub mod split;
@@ -227,9 +228,22 @@ pub fn classify_line(line: &str) -> LineAction {
 /// router alone — what screen itself ships to pass 2: a line the router keeps is then kept
 /// whole, so no line is parsed twice (the reader ignores the same lines in the evaluation).
 pub fn classify_line_with(line: &str, reader_filter: bool) -> LineAction {
-    let bytes = line.trim_end_matches(['\r', '\n']).as_bytes();
+    classify_bytes(line.as_bytes(), reader_filter)
+}
+
+/// [`classify_line_with`] on the bytes of a line (what the executors read; a trailing `\r` /
+/// `\n` is ignored). A line screen's pass 1 drops without parsing (`route::fast_ignored`: a
+/// prefix compare and a few `memmem` scans) is dropped here the same way; the rest is peeked.
+pub fn classify_bytes(line: &[u8], reader_filter: bool) -> LineAction {
+    let mut bytes = line;
+    while let [rest @ .., b'\r' | b'\n'] = bytes {
+        bytes = rest;
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return LineAction::Drop(DropReason::Blank);
+    }
+    if route::fast_ignored(bytes).is_some() {
+        return LineAction::Drop(DropReason::Irrelevant);
     }
     let decision = match route::peek(bytes) {
         Some(p) if p.resource_type.is_some() => route::decide(&p),

@@ -238,6 +238,110 @@ fn worklist_columns<'py>(
     Ok(columns_out(py, cols))
 }
 
+// ---------------------------------------------------------------------------------------------
+// The plan of few, large rows (`crate::blobs`)
+// ---------------------------------------------------------------------------------------------
+
+fn bin_array<'a>(b: StrBufs<'a>) -> Result<crate::arrow::BinArray<'a>, PyEngineError> {
+    let (offsets, data, validity, offset, len, large) = b;
+    crate::arrow::BinArray::new(
+        crate::arrow::Offsets::new(offsets, large),
+        data,
+        validity,
+        offset,
+        len,
+    )
+}
+
+/// Routes the lines of a file that start in `[start, end)` (`end=None`: to its end; a `.gz`
+/// file whole) into one blob row per target partition: `(columns, counts)`, the columns
+/// `pkey, meds, lines, prev` (`pkeys[i]`: the Spark key of partition `i`).
+#[pyfunction]
+#[pyo3(signature = (path, start, end, pkeys, reader_filter=false))]
+fn route_file_blobs<'py>(
+    py: Python<'py>,
+    path: &str,
+    start: u64,
+    end: Option<u64>,
+    pkeys: Vec<i64>,
+    reader_filter: bool,
+) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
+    let (cols, counts) = py
+        .detach(|| {
+            crate::blobs::route_range_blobs(
+                std::path::Path::new(path),
+                start,
+                end,
+                pkeys.len(),
+                reader_filter,
+            )?
+            .finish(&pkeys)
+        })
+        .map_err(err)?;
+    Ok((columns_out(py, cols), counts))
+}
+
+/// Routes the lines of a `utf8` array (a `spark.read.text` partition's batches, concatenated)
+/// into blob rows: as `route_file_blobs`.
+#[pyfunction]
+#[pyo3(signature = (lines, pkeys, reader_filter=false))]
+fn route_text_blobs<'py>(
+    py: Python<'py>,
+    lines: StrBufs<'_>,
+    pkeys: Vec<i64>,
+    reader_filter: bool,
+) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
+    let (cols, counts) = py
+        .detach(|| {
+            let arrays = [str_array(lines)?];
+            crate::blobs::route_arrays_blobs(&arrays, pkeys.len(), reader_filter)?.finish(&pkeys)
+        })
+        .map_err(err)?;
+    Ok((columns_out(py, cols), counts))
+}
+
+/// The previous run's `(key, prev JSON)` rows (two `utf8` arrays) as blob rows.
+#[pyfunction]
+fn pack_previous<'py>(
+    py: Python<'py>,
+    keys: StrBufs<'_>,
+    prev: StrBufs<'_>,
+    pkeys: Vec<i64>,
+) -> PyResult<Vec<ColumnOut<'py>>> {
+    let cols = py
+        .detach(|| crate::blobs::pack_previous(&str_array(keys)?, &str_array(prev)?, &pkeys))
+        .map_err(err)?;
+    Ok(columns_out(py, cols))
+}
+
+/// The worklist columns (as `worklist_columns`) of one partition's blobs: `meds`, `lines`,
+/// `prev` `binary` / `large_binary` arrays (the partition's batches, concatenated);
+/// `prev_as_of` the previous run's as-of date with `--previous`.
+#[pyfunction]
+#[pyo3(signature = (meds, lines, prev, as_of, prev_as_of=None, config=None))]
+fn worklist_blobs<'py>(
+    py: Python<'py>,
+    meds: StrBufs<'_>,
+    lines: StrBufs<'_>,
+    prev: StrBufs<'_>,
+    as_of: &str,
+    prev_as_of: Option<&str>,
+    config: Option<&str>,
+) -> PyResult<Vec<ColumnOut<'py>>> {
+    let cols = py
+        .detach(|| {
+            let blobs = crate::blobs::PartitionBlobs {
+                meds: vec![bin_array(meds)?],
+                lines: vec![bin_array(lines)?],
+                prev: vec![bin_array(prev)?],
+            };
+            let w = crate::blobs::worklist_of_blobs(&blobs, prev_as_of, as_of, config)?;
+            crate::split::columns(&w)
+        })
+        .map_err(err)?;
+    Ok(columns_out(py, cols))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(assess_json, m)?)?;
@@ -247,6 +351,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(route_text, m)?)?;
     m.add_function(wrap_pyfunction!(route_file, m)?)?;
     m.add_function(wrap_pyfunction!(worklist_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(route_file_blobs, m)?)?;
+    m.add_function(wrap_pyfunction!(route_text_blobs, m)?)?;
+    m.add_function(wrap_pyfunction!(pack_previous, m)?)?;
+    m.add_function(wrap_pyfunction!(worklist_blobs, m)?)?;
     m.add("LINE_ACTIONS", crate::split::ACTIONS.to_vec())?;
     m.add("WORKLIST_COLUMNS", WORKLIST_COLUMNS.to_vec())?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -9,13 +9,13 @@
 //! the start): it is one range, read whole (streamed).
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::arrow::{Column, IntBuilder, ListArray, StrArray, StrBuilder};
 use crate::{
-    classify_line_with, worklist_with_follow_up, DropReason, LineAction, PreviousRows,
-    PyEngineError, Worklist, WORKLIST_COLUMNS,
+    classify_bytes, worklist_with_follow_up, DropReason, LineAction, PreviousRows, PyEngineError,
+    Worklist, WORKLIST_COLUMNS,
 };
 
 /// The per-line decisions, in the order of `osteoguard.spark.LINE_ACTIONS`: `keep, key-only, shared, drop:blank,
@@ -59,34 +59,32 @@ impl Routed {
             counts: [0; 7],
         }
     }
-    /// Routes one line ([`classify_line`]): kept lines go to their patient's group, a line that
-    /// cannot change a finding sends its patient id once (an empty line: a key marker).
+    /// Routes one line ([`crate::classify_line`]): kept lines go to their patient's group, a
+    /// line that cannot change a finding sends its patient id once (an empty line: a key
+    /// marker).
     pub fn push(&mut self, line: &str) -> Result<(), PyEngineError> {
-        let (i, row) = match classify_line_with(line, self.reader_filter) {
+        self.push_bytes(line.as_bytes())
+    }
+    /// [`Routed::push`] on the bytes of a line (a kept line that is not UTF-8 is shipped with
+    /// its invalid bytes replaced, as Spark's text reader would).
+    pub fn push_bytes(&mut self, line: &[u8]) -> Result<(), PyEngineError> {
+        let (i, row) = match classify_bytes(line, self.reader_filter) {
             LineAction::Keep(k) => (0, Some((KIND_PATIENT, k, line))),
             LineAction::KeyOnly(k) => {
                 if self.marked.insert(k.clone()) {
-                    (1, Some((KIND_PATIENT, k, "")))
+                    (1, Some((KIND_PATIENT, k, &b""[..])))
                 } else {
                     (1, None)
                 }
             }
             LineAction::Shared(k) => (2, Some((KIND_SHARED, k, line))),
-            LineAction::Drop(r) => (
-                match r {
-                    DropReason::Blank => 3,
-                    DropReason::NotFhir => 4,
-                    DropReason::Irrelevant => 5,
-                    DropReason::NoPatient => 6,
-                },
-                None,
-            ),
+            LineAction::Drop(r) => (drop_index(r), None),
         };
         self.counts[i] += 1;
         if let Some((kind, key, text)) = row {
             self.kind.push(Some(kind));
             self.key.push(Some(&key))?;
-            self.line.push(Some(text.trim_end_matches(['\r', '\n'])))?;
+            self.line.push(Some(&line_text(text)))?;
         }
         Ok(())
     }
@@ -96,6 +94,25 @@ impl Routed {
             self.counts,
         )
     }
+}
+
+/// The index in [`ACTIONS`] of a dropped line's reason.
+pub fn drop_index(r: DropReason) -> usize {
+    match r {
+        DropReason::Blank => 3,
+        DropReason::NotFhir => 4,
+        DropReason::Irrelevant => 5,
+        DropReason::NoPatient => 6,
+    }
+}
+
+/// A line as text: without its trailing `\r` / `\n`, invalid UTF-8 replaced (a copy only then).
+pub fn line_text(line: &[u8]) -> std::borrow::Cow<'_, str> {
+    let mut bytes = line;
+    while let [rest @ .., b'\r' | b'\n'] = bytes {
+        bytes = rest;
+    }
+    String::from_utf8_lossy(bytes)
 }
 
 /// Routes every line of a `utf8` array (a batch of `spark.read.text`); null lines are blank.
@@ -115,47 +132,88 @@ pub fn route_range(
     end: Option<u64>,
     reader_filter: bool,
 ) -> Result<Routed, PyEngineError> {
+    let mut r = Routed::new(reader_filter);
+    for_each_line(path, start, end, |line| r.push_bytes(line))?;
+    Ok(r)
+}
+
+/// Bytes read from a file at a time.
+const CHUNK: usize = 4 << 20;
+
+/// Calls `f` with every line of `path` that starts in `[start, end)` (`end: None`: to the end of
+/// the file), without its `\n`; a `.gz` file is read whole (`start` must be 0). Reads the file
+/// in large chunks and splits them with `memchr` (screen's pass-1 way): no per-line read call,
+/// allocation or copy; a line longer than a chunk grows the buffer.
+pub fn for_each_line(
+    path: &Path,
+    start: u64,
+    end: Option<u64>,
+    mut f: impl FnMut(&[u8]) -> Result<(), PyEngineError>,
+) -> Result<(), PyEngineError> {
     let io = |e: std::io::Error| PyEngineError::Io(format!("{}: {e}", path.display()));
     let mut file = std::fs::File::open(path).map_err(io)?;
     let gz = path.to_string_lossy().ends_with(".gz");
-    let mut r = Routed::new(reader_filter);
-    let mut buf = Vec::with_capacity(1 << 16);
-    if gz {
+    let mut reader: Box<dyn Read> = if gz {
         if start != 0 {
             return Err(PyEngineError::Io(format!(
                 "{}: a gzip file cannot be read from byte {start}",
                 path.display()
             )));
         }
-        let mut rd = BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(file));
-        loop {
-            buf.clear();
-            if rd.read_until(b'\n', &mut buf).map_err(io)? == 0 {
-                break;
-            }
-            r.push(&String::from_utf8_lossy(&buf))?;
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        // The first line of this range starts after the first `\n` at or after `start - 1`:
+        // read from there and skip up to that `\n`.
+        file.seek(SeekFrom::Start(start.saturating_sub(1)))
+            .map_err(io)?;
+        Box::new(file)
+    };
+    let mut skip_first = !gz && start > 0;
+    // Lines start in the range while their offset from `buf[0]`'s byte, `pos + i`, is below
+    // `limit` (both counted from the byte the reading started at).
+    let limit = end.map(|e| e.saturating_sub(start.saturating_sub(1)));
+    let mut pos = 0u64;
+    // A small range needs no full chunk (a line longer than the buffer grows it).
+    let first = end.map_or(CHUNK, |e| {
+        usize::try_from(e.saturating_sub(start))
+            .unwrap_or(CHUNK)
+            .saturating_add(1 << 12)
+            .min(CHUNK)
+    });
+    let mut buf = vec![0u8; first];
+    let mut held = 0; // `buf[..held]`: the start of a line whose end is not read yet
+    loop {
+        if held == buf.len() {
+            buf.resize(buf.len() * 2, 0);
         }
-        return Ok(r);
-    }
-    // The first line of this range starts after the first `\n` at or after `start - 1`.
-    let mut pos = start.saturating_sub(1);
-    file.seek(SeekFrom::Start(pos)).map_err(io)?;
-    let mut rd = BufReader::with_capacity(1 << 20, file);
-    if start > 0 {
-        let skipped = rd.read_until(b'\n', &mut buf).map_err(io)?;
-        pos += skipped as u64;
-        buf.clear();
-    }
-    while end.is_none_or(|e| pos < e) {
-        buf.clear();
-        let n = rd.read_until(b'\n', &mut buf).map_err(io)?;
+        let n = reader.read(&mut buf[held..]).map_err(io)?;
         if n == 0 {
-            break;
+            // The end of the file: a last line without a final `\n`.
+            if held > 0 && !skip_first && limit.is_none_or(|l| pos < l) {
+                f(&buf[..held])?;
+            }
+            return Ok(());
         }
-        pos += n as u64;
-        r.push(&String::from_utf8_lossy(&buf))?;
+        let filled = held + n;
+        let mut s = 0;
+        for nl in memchr::memchr_iter(b'\n', &buf[held..filled]) {
+            let nl = held + nl;
+            if skip_first {
+                skip_first = false;
+            } else if limit.is_some_and(|l| pos + s as u64 >= l) {
+                return Ok(());
+            } else {
+                f(&buf[s..nl])?;
+            }
+            s = nl + 1;
+        }
+        if limit.is_some_and(|l| pos + s as u64 >= l) {
+            return Ok(());
+        }
+        buf.copy_within(s..filled, 0);
+        held = filled - s;
+        pos += s as u64;
     }
-    Ok(r)
 }
 
 /// Where a worklist row goes: `0` the worklist, `1` listed apart as resolved, `2` listed apart

@@ -108,17 +108,8 @@ fn shared_dir() -> PathBuf {
 }
 
 fn export_lines(dir: &Path) -> Vec<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().to_string();
-            n.ends_with(".ndjson") || n.ends_with(".ndjson.gz")
-        })
-        .collect();
-    files.sort();
     let mut lines = Vec::new();
-    for f in files {
+    for f in export_files(dir) {
         let bytes = std::fs::read(&f).unwrap();
         let mut text = String::new();
         if f.extension().is_some_and(|e| e == "gz") {
@@ -150,7 +141,12 @@ fn spark_plan_csv(lines: &[String], as_of: &str) -> String {
     let keys: Vec<String> = groups.keys().cloned().collect();
     let groups: Vec<Vec<String>> = groups.into_values().collect();
     let rows = worklist_for_groups(&keys, &groups, &shared, as_of, None).unwrap();
-    let mut records = worklist_records(&rows);
+    sorted_csv(&rows)
+}
+
+/// Rows as screen's worklist.csv (status left empty), in screen's order.
+fn sorted_csv(rows: &[osteoguard_screen::pass2::Row]) -> String {
+    let mut records = worklist_records(rows);
     records.sort_by_cached_key(|r| {
         let date = |i: usize| {
             NaiveDate::parse_from_str(&r.fields[i], "%Y-%m-%d").unwrap_or(NaiveDate::MAX)
@@ -436,4 +432,210 @@ fn malformed_arrow_buffers_are_refused_not_read() {
     );
     let s = arrow::StrArray::new(arrow::Offsets::new(&offsets, true), b"abc", None, 1, 2).unwrap();
     assert_eq!((s.get(0), s.get(1)), (Some("bc"), Some("")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan of few, large rows (`blobs`): map side in byte ranges, reduce side per partition
+// ---------------------------------------------------------------------------------------------
+
+/// The NDJSON files of an export, sorted.
+fn export_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.ends_with(".ndjson") || n.ends_with(".ndjson.gz")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The map side's output rows `(pkey, meds, lines, prev)` of every range of `step` bytes of the
+/// export's files (gzip files whole), with the line counts.
+fn map_side(dir: &Path, step: u64, pkeys: &[i64]) -> (Vec<Vec<arrow::Column>>, [u64; 7]) {
+    let mut out = Vec::new();
+    let mut counts = [0u64; 7];
+    for f in export_files(dir) {
+        let size = std::fs::metadata(&f).unwrap().len();
+        let gz = f.to_string_lossy().ends_with(".gz");
+        let mut start = 0;
+        while start < size.max(1) {
+            let end = (!gz && start + step < size).then_some(start + step);
+            let (cols, c) = blobs::route_range_blobs(&f, start, end, pkeys.len(), false)
+                .unwrap()
+                .finish(pkeys)
+                .unwrap();
+            for (a, b) in counts.iter_mut().zip(c) {
+                *a += b;
+            }
+            out.push(cols);
+            if gz {
+                break;
+            }
+            start += step;
+        }
+    }
+    (out, counts)
+}
+
+fn pkey_at(c: &arrow::Column, row: usize) -> i64 {
+    i64::from_le_bytes(c.values[row * 8..row * 8 + 8].try_into().unwrap())
+}
+
+/// Slot `row` of a built `binary` column, as a one-slot array.
+fn bin_slot(c: &arrow::Column, row: usize) -> arrow::BinArray<'_> {
+    arrow::BinArray::new(
+        arrow::Offsets::new(&c.values, false),
+        &c.data,
+        c.validity.as_deref(),
+        row,
+        1,
+    )
+    .unwrap()
+}
+
+/// The reduce side: partition `p`'s rows of every map output, then `worklist_of_blobs`.
+fn reduce_side(maps: &[Vec<arrow::Column>], p: i64, as_of: &str) -> Worklist {
+    let mut part = blobs::PartitionBlobs {
+        meds: Vec::new(),
+        lines: Vec::new(),
+        prev: Vec::new(),
+    };
+    for cols in maps {
+        for row in 0..cols[0].len {
+            if pkey_at(&cols[0], row) == p {
+                part.meds.push(bin_slot(&cols[1], row));
+                part.lines.push(bin_slot(&cols[2], row));
+                part.prev.push(bin_slot(&cols[3], row));
+            }
+        }
+    }
+    blobs::worklist_of_blobs(&part, None, as_of, None).unwrap()
+}
+
+#[test]
+fn blob_plan_equals_screen_on_real_exports() {
+    for name in ["bulk-10-patients", "synthea-r4-cohort-ndjson"] {
+        let dir = shared_dir().join("data").join(name);
+        if !dir.is_dir() {
+            eprintln!("skipping: {} not found", dir.display());
+            continue;
+        }
+        let pkeys = [7, 3, 11, 5];
+        let (maps, counts) = map_side(&dir, 50_000, &pkeys);
+        assert!(counts[0] > 0 && counts[5] > 0, "{name}: {counts:?}");
+        for as_of in ["2019-06-30", "2024-06-30"] {
+            let mut rows = Vec::new();
+            for p in pkeys {
+                let w = reduce_side(&maps, p, as_of);
+                assert!(w.resolved.is_empty() && w.absent.is_empty());
+                rows.extend(w.rows);
+            }
+            for r in &mut rows {
+                // screen_csv blanks them (a first run: every finding new).
+                assert_eq!(r.status.as_deref(), Some("new"));
+                r.status = None;
+                r.status_reason = None;
+            }
+            let spark = sorted_csv(&rows);
+            let screen = screen_csv(&dir, as_of);
+            assert!(screen.lines().count() > 1, "{name} {as_of}");
+            assert_eq!(spark, screen, "{name} {as_of}");
+        }
+    }
+}
+
+#[test]
+fn blob_rows_route_every_line_once_to_its_partition_whatever_the_split() {
+    let src = shared_dir().join("data/bulk-10-patients");
+    let lines = export_lines(&src);
+    let mut text = String::new();
+    let kept = lines.iter().filter(|l| is_relevant(l)).take(60);
+    let other = lines.iter().filter(|l| !is_relevant(l)).take(40);
+    let meds = lines
+        .iter()
+        .filter(|l| l.contains("\"resourceType\":\"Medication\""))
+        .take(5);
+    for l in kept.chain(other).chain(meds) {
+        text.push_str(l);
+        text.push('\n');
+    }
+    text.push_str("\r\nnot json\n");
+    text.push_str(lines.last().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Mixed.ndjson"), &text).unwrap();
+    let pkeys = [0, 1, 2];
+    // (partition, key, line) of every kept line and Medication, sorted.
+    let records = |maps: &[Vec<arrow::Column>]| {
+        let mut kept = Vec::new();
+        let mut meds = Vec::new();
+        for cols in maps {
+            for row in 0..cols[0].len {
+                let p = pkey_at(&cols[0], row);
+                for r in blobs::records(bin_slot(&cols[2], row).get(0)) {
+                    let (k, v) = r.unwrap();
+                    assert_eq!(
+                        osteoguard_screen::pass1::shard_of(k, pkeys.len()) as i64,
+                        p,
+                        "{k} in partition {p}"
+                    );
+                    if !v.is_empty() {
+                        kept.push((p, k.to_string(), v.to_string()));
+                    }
+                }
+                for r in blobs::records(bin_slot(&cols[1], row).get(0)) {
+                    let (k, v) = r.unwrap();
+                    meds.push((k.to_string(), v.to_string()));
+                }
+                assert!(bin_slot(&cols[3], row).get(0).is_empty());
+            }
+        }
+        kept.sort();
+        meds.sort();
+        meds.dedup();
+        (kept, meds)
+    };
+    let (whole, whole_counts) = map_side(dir.path(), u64::MAX / 2, &pkeys);
+    assert!(whole_counts[0] > 0 && whole_counts[3] > 0 && whole_counts[4] > 0);
+    let (kept, meds) = records(&whole);
+    assert_eq!(
+        kept.len() as u64,
+        whole_counts[0],
+        "every kept line once, not lost"
+    );
+    // The kept lines are the export's own text (no `\r`, no copy damage).
+    assert!(kept.iter().all(|(_, _, l)| lines.contains(l)));
+    let size = text.len() as u64;
+    for step in [97, 1000, 4096, 65536, size / 3 + 1] {
+        let (maps, counts) = map_side(dir.path(), step, &pkeys);
+        assert_eq!(counts, whole_counts, "split of {step} bytes");
+        assert_eq!(
+            records(&maps),
+            (kept.clone(), meds.clone()),
+            "split of {step} bytes"
+        );
+    }
+}
+
+#[test]
+fn malformed_blobs_are_refused_not_read() {
+    let mut ok = Vec::new();
+    ok.extend_from_slice(&2u32.to_le_bytes());
+    ok.extend_from_slice(b"p1");
+    ok.extend_from_slice(&0u32.to_le_bytes());
+    assert_eq!(
+        blobs::records(&ok).collect::<Result<Vec<_>, _>>().unwrap(),
+        vec![("p1", "")]
+    );
+    let truncated = &ok[..ok.len() - 1];
+    assert!(blobs::records(truncated).any(|r| r.is_err()));
+    let mut long = 9u32.to_le_bytes().to_vec();
+    long.extend_from_slice(b"p1");
+    assert!(blobs::records(&long).any(|r| r.is_err()));
+    let mut bad_utf8 = 1u32.to_le_bytes().to_vec();
+    bad_utf8.push(0xff);
+    bad_utf8.extend_from_slice(&0u32.to_le_bytes());
+    assert!(blobs::records(&bad_utf8).any(|r| r.is_err()));
 }
