@@ -591,7 +591,8 @@ fn gc_scope_line(gc: &GcExposure, t: &Thresholds, peq: f64) -> String {
 /// those met, and their three-valued state. The known series can establish TRUE; with an unknown
 /// dose they cannot be FALSE.
 fn high_dose_criteria(gc: &GcExposure, t: &Thresholds) -> (Vec<Criterion>, Tri) {
-    let gc_ev: Vec<Evidence> = gc.evidence.clone();
+    // The evidence is copied only into a criterion that is met.
+    let gc_ev = &gc.evidence;
     let mut high_dose_met: Vec<Criterion> = Vec::new();
     if gc.days_ge_30_last365 > t.gc_very_high_days {
         high_dose_met.push(crit(

@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::FractureEvent;
 use crate::finding::{Evidence, Finding, FindingCode, Severity};
-use crate::model::{days, SourceRef, VertebralLevel};
+use crate::model::{days, SourceRef, VertebralLevel, VertebralLocation};
 
 pub const CITATION: &str = "SEED";
 const SECTION: &str = "§7.6; §9 new-fracture-after-augmentation";
@@ -87,7 +87,11 @@ pub fn augmented_before_onset(f: &FractureEvent, onset: NaiveDate, ctx: &Ctx<'_>
 
 /// The fracture is at the level directly above or below the augmented one.
 pub fn adjacent(f: &FractureEvent, aug_level: Option<VertebralLevel>) -> bool {
-    aug_level.is_some_and(|a| f.levels().iter().any(|l| l.is_adjacent(a)))
+    aug_level.is_some_and(|a| match f.location {
+        VertebralLocation::Level(l) => l.is_adjacent(a),
+        VertebralLocation::Pair(x, y) => x.is_adjacent(a) || y.is_adjacent(a),
+        VertebralLocation::Unspecified => false,
+    })
 }
 
 /// Every fracture with onset in `(t_aug, t_aug + window]` of an augmentation at another level.
