@@ -25,7 +25,7 @@ use super::gc::{above, at_least, GcExposure};
 use super::spine::SpineFacts;
 use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
-use crate::finding::Evidence;
+use crate::finding::{Evidence, Ymd};
 use crate::model::{days, FractureSite, Observation, ObservationKind};
 use crate::thresholds::Thresholds;
 use crate::tri::Tri;
@@ -121,7 +121,7 @@ fn site_label(site: FractureSite) -> &'static str {
 }
 
 fn fmt_date(d: Option<NaiveDate>) -> String {
-    d.map_or_else(|| "date unknown".to_string(), |d| d.to_string())
+    d.map_or_else(|| "date unknown".to_string(), |d| Ymd(d).to_string())
 }
 
 /// `prior_osteoporotic_fracture` (§3.1) with its evidence.

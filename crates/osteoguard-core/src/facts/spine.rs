@@ -28,7 +28,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::Input;
-use crate::finding::Evidence;
+use crate::finding::{Evidence, Ymd};
 use crate::model::{
     add_days, days, Condition, ConditionKind, FractureMechanism, FractureSite, Observation,
     ObservationKind, ProcedureStatus, SourceRef, VertebralLevel, VertebralLocation,
@@ -335,8 +335,8 @@ fn event_from_condition(c: &Condition, location: VertebralLocation) -> FractureE
 fn event_evidence(e: &FractureEvent) -> Evidence {
     let onset = match (e.onset_for_windows, e.onset_for_acuity) {
         _ if e.prevalent_unknown_age => "prevalent, age unknown".to_string(),
-        (Some(s), Some(a)) if s != a => format!("onset between {s} and {a}"),
-        (_, Some(a)) => format!("onset {a}"),
+        (Some(s), Some(a)) if s != a => format!("onset between {} and {}", Ymd(s), Ymd(a)),
+        (_, Some(a)) => format!("onset {}", Ymd(a)),
         _ => "onset unknown".to_string(),
     };
     let estimated = if e.onset_estimated {
