@@ -143,7 +143,8 @@ pub fn cited_references(citation: &str) -> Vec<String> {
     cited_mask(citation)
         .iter()
         .zip(lines)
-        .filter_map(|(h, l)| h.then(|| l.clone()))
+        .filter(|(h, _)| **h)
+        .map(|(_, l)| l.clone())
         .collect()
 }
 
