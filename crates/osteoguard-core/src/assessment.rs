@@ -321,7 +321,7 @@ fn build(
     };
 
     let mut data_quality: Vec<DataQualityIssue> = reader_issues.to_vec();
-    data_quality.extend(outcome.data_quality.iter().cloned());
+    data_quality.extend(outcome.data_quality);
     data_quality.sort();
     data_quality.dedup();
 
@@ -336,9 +336,9 @@ fn build(
         as_of,
         fracture_risk: FractureRisk {
             category: risk.category.as_str().to_string(),
-            basis: risk.basis.clone(),
-            row: risk.row.clone(),
-            evidence: risk.evidence.clone(),
+            basis: risk.basis,
+            row: risk.row,
+            evidence: risk.evidence,
             gc_adjusted_frax_mof_percent: risk.gc_frax_mof.as_ref().map(|f| round(f.adjusted, 2)),
             gc_adjusted_frax_hip_percent: risk.gc_frax_hip.as_ref().map(|f| round(f.adjusted, 2)),
         },

@@ -407,13 +407,7 @@ pub(crate) fn evaluate_visible(
     out.findings
         .retain(|f| !config.disabled_findings.contains(&f.code));
     for f in &mut out.findings {
-        f.references = crate::sources::cited(&f.citation)
-            .iter()
-            .map(|s| match s.url {
-                Some(url) => format!("{} {}", s.reference, url),
-                None => s.reference.to_string(),
-            })
-            .collect();
+        f.references = crate::sources::cited_references(&f.citation);
     }
     sort_findings(&mut out.findings);
     out.tasks

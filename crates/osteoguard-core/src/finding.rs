@@ -183,6 +183,40 @@ pub fn days_in_words(days: i64) -> String {
     }
 }
 
+/// A date written as [`NaiveDate`]'s `Display` writes it (`2023-09-28`; a year outside
+/// 0–9999 falls back to that `Display`), but in one `write_str` instead of ten `write_char`s:
+/// the engine writes a few dozen dates into its texts per assessment (issue 19).
+#[derive(Debug, Clone, Copy)]
+pub struct Ymd(pub NaiveDate);
+
+impl std::fmt::Display for Ymd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::Datelike;
+        let d = self.0;
+        let Ok(y) = u32::try_from(d.year()) else {
+            return std::fmt::Display::fmt(&d, f);
+        };
+        if y > 9999 {
+            return std::fmt::Display::fmt(&d, f);
+        }
+        let digit = |n: u32| b'0' + (n % 10) as u8;
+        let (m, day) = (d.month(), d.day());
+        let b = [
+            digit(y / 1000),
+            digit(y / 100),
+            digit(y / 10),
+            digit(y),
+            b'-',
+            digit(m / 10),
+            digit(m),
+            b'-',
+            digit(day / 10),
+            digit(day),
+        ];
+        f.write_str(std::str::from_utf8(&b).map_err(|_| std::fmt::Error)?)
+    }
+}
+
 /// One piece of evidence: the resource and the value the rule used.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -465,6 +499,31 @@ mod tests {
         ];
         for (days, words) in cases {
             assert_eq!(days_in_words(days), words, "{days}");
+        }
+    }
+
+    /// `Ymd` writes every date as `NaiveDate`'s `Display` does, byte for byte.
+    #[test]
+    fn ymd_is_naive_date_display() {
+        let mut dates = vec![
+            NaiveDate::MIN,
+            NaiveDate::MAX,
+            d("0000-01-01"),
+            d("0009-09-09"),
+            d("0999-12-31"),
+            d("9999-12-31"),
+            d("2024-02-29"),
+        ];
+        dates.extend(NaiveDate::from_ymd_opt(-1, 12, 31));
+        dates.extend(NaiveDate::from_ymd_opt(10000, 1, 1));
+        let mut day = d("1899-12-25");
+        while day < d("2101-01-10") {
+            dates.push(day);
+            day = crate::model::add_days(day, 13);
+        }
+        for x in dates {
+            assert_eq!(Ymd(x).to_string(), x.to_string());
+            assert_eq!(format!("[{}]", Ymd(x)), format!("[{x}]"));
         }
     }
 

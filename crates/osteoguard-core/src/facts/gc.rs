@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::Input;
-use crate::finding::{DataQualityIssue, Evidence};
+use crate::finding::{DataQualityIssue, Evidence, Ymd};
 use crate::model::{
     add_days, days, ConditionKind, Dosage, Ingredient, MedicationRecord, MedicationSource,
     MedicationStatus, Route, SourceRef,
@@ -226,7 +226,7 @@ fn route_label(r: Route) -> &'static str {
 }
 
 fn fmt_end(end: Option<NaiveDate>) -> String {
-    end.map_or_else(|| "open-ended".to_string(), |e| e.to_string())
+    end.map_or_else(|| "open-ended".to_string(), |e| Ymd(e).to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,8 +392,9 @@ fn collect(input: &Input<'_>) -> Collected {
                             &m.source,
                             Some(date),
                             format!(
-                                "{name} {mg} mg {} on {date} = {peq:.1} mg PEq",
-                                route_label(route)
+                                "{name} {mg} mg {} on {} = {peq:.1} mg PEq",
+                                route_label(route),
+                                Ymd(date)
                             ),
                         ));
                     }

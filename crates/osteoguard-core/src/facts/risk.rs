@@ -25,7 +25,7 @@ use super::gc::{above, at_least, GcExposure};
 use super::spine::SpineFacts;
 use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
-use crate::finding::Evidence;
+use crate::finding::{Evidence, Ymd};
 use crate::model::{days, FractureSite, Observation, ObservationKind};
 use crate::thresholds::Thresholds;
 use crate::tri::Tri;
@@ -121,7 +121,7 @@ fn site_label(site: FractureSite) -> &'static str {
 }
 
 fn fmt_date(d: Option<NaiveDate>) -> String {
-    d.map_or_else(|| "date unknown".to_string(), |d| d.to_string())
+    d.map_or_else(|| "date unknown".to_string(), |d| Ymd(d).to_string())
 }
 
 /// `prior_osteoporotic_fracture` (§3.1) with its evidence.
@@ -591,7 +591,8 @@ fn gc_scope_line(gc: &GcExposure, t: &Thresholds, peq: f64) -> String {
 /// those met, and their three-valued state. The known series can establish TRUE; with an unknown
 /// dose they cannot be FALSE.
 fn high_dose_criteria(gc: &GcExposure, t: &Thresholds) -> (Vec<Criterion>, Tri) {
-    let gc_ev: Vec<Evidence> = gc.evidence.clone();
+    // The evidence is copied only into a criterion that is met.
+    let gc_ev = &gc.evidence;
     let mut high_dose_met: Vec<Criterion> = Vec::new();
     if gc.days_ge_30_last365 > t.gc_very_high_days {
         high_dose_met.push(crit(

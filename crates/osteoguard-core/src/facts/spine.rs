@@ -28,7 +28,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::Input;
-use crate::finding::Evidence;
+use crate::finding::{Evidence, Ymd};
 use crate::model::{
     add_days, days, Condition, ConditionKind, FractureMechanism, FractureSite, Observation,
     ObservationKind, ProcedureStatus, SourceRef, VertebralLevel, VertebralLocation,
@@ -98,8 +98,13 @@ impl FractureEvent {
         }
     }
     /// Whether the event is attached to `level` (a pair attaches to both of its levels).
+    /// (Without building [`Self::levels`]: the rules ask this per level and per augmentation.)
     pub fn covers(&self, level: VertebralLevel) -> bool {
-        self.levels().contains(&level)
+        match self.location {
+            VertebralLocation::Level(l) => l == level,
+            VertebralLocation::Pair(a, b) => a == level || b == level,
+            VertebralLocation::Unspecified => false,
+        }
     }
     /// Whether the onset bounds are known (not a prevalent fracture of unknown age).
     pub fn has_onset(&self) -> bool {
@@ -330,8 +335,8 @@ fn event_from_condition(c: &Condition, location: VertebralLocation) -> FractureE
 fn event_evidence(e: &FractureEvent) -> Evidence {
     let onset = match (e.onset_for_windows, e.onset_for_acuity) {
         _ if e.prevalent_unknown_age => "prevalent, age unknown".to_string(),
-        (Some(s), Some(a)) if s != a => format!("onset between {s} and {a}"),
-        (_, Some(a)) => format!("onset {a}"),
+        (Some(s), Some(a)) if s != a => format!("onset between {} and {}", Ymd(s), Ymd(a)),
+        (_, Some(a)) => format!("onset {}", Ymd(a)),
         _ => "onset unknown".to_string(),
     };
     let estimated = if e.onset_estimated {
@@ -449,14 +454,15 @@ fn level_status(
             && onset_start.is_none_or(|s| m.date() >= add_days(s, -t.mri_before_onset_days))
     });
 
-    let status = |state, since, age_indeterminate| LevelStatus {
+    // Every path below calls this once and returns: the evidence moves, it is not copied.
+    let status = move |state, since, age_indeterminate| LevelStatus {
         level,
         state,
         since,
         age_indeterminate,
         mri_confirmed,
         onset,
-        evidence: evidence.clone(),
+        evidence,
     };
 
     // Step 1: augmented (terminal).

@@ -78,7 +78,7 @@ pub fn gc_phrase(ctx: &Ctx<'_>) -> String {
         None => "dose not computable".to_string(),
     };
     match gc.gc_start_date {
-        Some(s) => format!("{agents} {dose} since {s}"),
+        Some(s) => format!("{agents} {dose} since {}", crate::finding::Ymd(s)),
         None => format!("{agents} {dose}"),
     }
 }

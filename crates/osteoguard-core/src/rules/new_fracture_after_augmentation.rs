@@ -23,8 +23,8 @@ use chrono::NaiveDate;
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::FractureEvent;
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
-use crate::model::{days, SourceRef, VertebralLevel};
+use crate::finding::{Evidence, Finding, FindingCode, Severity, Ymd};
+use crate::model::{days, SourceRef, VertebralLevel, VertebralLocation};
 
 pub const CITATION: &str = "SEED";
 const SECTION: &str = "§7.6; §9 new-fracture-after-augmentation";
@@ -87,7 +87,11 @@ pub fn augmented_before_onset(f: &FractureEvent, onset: NaiveDate, ctx: &Ctx<'_>
 
 /// The fracture is at the level directly above or below the augmented one.
 pub fn adjacent(f: &FractureEvent, aug_level: Option<VertebralLevel>) -> bool {
-    aug_level.is_some_and(|a| f.levels().iter().any(|l| l.is_adjacent(a)))
+    aug_level.is_some_and(|a| match f.location {
+        VertebralLocation::Level(l) => l.is_adjacent(a),
+        VertebralLocation::Pair(x, y) => x.is_adjacent(a) || y.is_adjacent(a),
+        VertebralLocation::Unspecified => false,
+    })
 }
 
 /// Every fracture with onset in `(t_aug, t_aug + window]` of an augmentation at another level.
@@ -125,8 +129,8 @@ pub fn new_fractures_after_augmentation<'a>(ctx: &'a Ctx<'_>) -> Vec<NewFracture
 
 fn aug_label(a: &AugmentationRef<'_>) -> String {
     match a.level {
-        Some(l) => format!("{l} augmentation {}", a.date),
-        None => format!("augmentation {} (level not recorded)", a.date),
+        Some(l) => format!("{l} augmentation {}", Ymd(a.date)),
+        None => format!("augmentation {} (level not recorded)", Ymd(a.date)),
     }
 }
 
@@ -157,7 +161,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 .filter(|a| a.2)
                 .filter_map(|a| a.0.level.map(|l| l.to_string()))
                 .collect();
-            let mut s = format!("{} (onset {}", n.fracture.location, n.onset);
+            let mut s = format!("{} (onset {}", n.fracture.location, Ymd(n.onset));
             if let Some((a, d, _)) = closest {
                 s.push_str(&format!(", {d} d after {}", aug_label(a)));
             }
@@ -179,7 +183,8 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             Some(n.onset),
             format!(
                 "vertebral fracture {}, onset (period start) {}",
-                n.fracture.location, n.onset
+                n.fracture.location,
+                Ymd(n.onset)
             ),
         ));
         for (a, d, adj) in &n.after {

@@ -177,7 +177,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 "vertebral fracture {} onset {} (day {} after the last dose)",
                 f.location,
                 f.onset_for_windows
-                    .map(|d| d.to_string())
+                    .map(|d| crate::finding::Ymd(d).to_string())
                     .unwrap_or_default(),
                 f.onset_for_windows
                     .map(|d| crate::model::days(d_last.date, d))
