@@ -85,14 +85,56 @@ fn valid(validity: Option<&[u8]>, i: usize) -> bool {
     validity.is_none_or(|v| v.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
 }
 
-/// A `utf8` / `large_utf8` array: `len` slots from slot `offset`.
+/// What every variable-size array has: `len` slots from slot `offset`, their offsets and
+/// validity — checked once, when the array is made, against the `limit` its data allows.
 #[derive(Debug, Clone, Copy)]
-pub struct StrArray<'a> {
+struct Slots<'a> {
     offsets: Offsets<'a>,
-    data: &'a str,
     validity: Option<&'a [u8]>,
     offset: usize,
     len: usize,
+}
+
+impl<'a> Slots<'a> {
+    fn new(
+        offsets: Offsets<'a>,
+        validity: Option<&'a [u8]>,
+        offset: usize,
+        len: usize,
+        limit: usize,
+    ) -> Result<Self, PyEngineError> {
+        offsets.check(offset, len, limit)?;
+        if validity.is_some_and(|v| v.len() * 8 < offset + len) {
+            return Err(bad("validity buffer too short"));
+        }
+        Ok(Slots {
+            offsets,
+            validity,
+            offset,
+            len,
+        })
+    }
+    fn bounds(&self, i: usize) -> Option<(usize, usize)> {
+        Some((
+            self.offsets.at(self.offset + i)?,
+            self.offsets.at(self.offset + i + 1)?,
+        ))
+    }
+    /// The range of slot `i`; `None` when null or out of range.
+    fn slot(&self, i: usize) -> Option<(usize, usize)> {
+        if i >= self.len || !valid(self.validity, self.offset + i) {
+            return None;
+        }
+        self.bounds(i)
+    }
+}
+
+/// A `utf8` / `large_utf8` array: `len` slots from slot `offset`; its data is UTF-8 and every
+/// slot starts and ends on a character boundary.
+#[derive(Debug, Clone, Copy)]
+pub struct StrArray<'a> {
+    slots: Slots<'a>,
+    data: &'a str,
 }
 
 impl<'a> StrArray<'a> {
@@ -103,43 +145,25 @@ impl<'a> StrArray<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Self, PyEngineError> {
-        // The offsets and validity checks of a binary array, then UTF-8.
-        BinArray::new(offsets, data, validity, offset, len)?;
+        let slots = Slots::new(offsets, validity, offset, len, data.len())?;
         let data = std::str::from_utf8(data).map_err(|_| bad("string data is not UTF-8"))?;
-        let a = StrArray {
-            offsets,
-            data,
-            validity,
-            offset,
-            len,
-        };
-        // Every slot must start and end on a character boundary.
         for i in 0..len {
-            let (s, e) = a.bounds(i).ok_or_else(|| bad("offset out of range"))?;
+            let (s, e) = slots.bounds(i).ok_or_else(|| bad("offset out of range"))?;
             if !data.is_char_boundary(s) || !data.is_char_boundary(e) {
                 return Err(bad("string slot splits a UTF-8 character"));
             }
         }
-        Ok(a)
+        Ok(StrArray { slots, data })
     }
     pub fn len(&self) -> usize {
-        self.len
+        self.slots.len
     }
     pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    fn bounds(&self, i: usize) -> Option<(usize, usize)> {
-        Some((
-            self.offsets.at(self.offset + i)?,
-            self.offsets.at(self.offset + i + 1)?,
-        ))
+        self.slots.len == 0
     }
     /// Slot `i`; `None` when null (or out of range).
     pub fn get(&self, i: usize) -> Option<&'a str> {
-        if i >= self.len || !valid(self.validity, self.offset + i) {
-            return None;
-        }
-        let (s, e) = self.bounds(i)?;
+        let (s, e) = self.slots.slot(i)?;
         self.data.get(s..e)
     }
 }
@@ -147,11 +171,8 @@ impl<'a> StrArray<'a> {
 /// A `binary` / `large_binary` array (the Spark job's blobs): `len` slots from slot `offset`.
 #[derive(Debug, Clone, Copy)]
 pub struct BinArray<'a> {
-    offsets: Offsets<'a>,
+    slots: Slots<'a>,
     data: &'a [u8],
-    validity: Option<&'a [u8]>,
-    offset: usize,
-    len: usize,
 }
 
 impl<'a> BinArray<'a> {
@@ -162,36 +183,21 @@ impl<'a> BinArray<'a> {
         offset: usize,
         len: usize,
     ) -> Result<Self, PyEngineError> {
-        offsets.check(offset, len, data.len())?;
-        if validity.is_some_and(|v| v.len() * 8 < offset + len) {
-            return Err(bad("validity buffer too short"));
-        }
-        Ok(BinArray {
-            offsets,
-            data,
-            validity,
-            offset,
-            len,
-        })
+        let slots = Slots::new(offsets, validity, offset, len, data.len())?;
+        Ok(BinArray { slots, data })
     }
     pub fn len(&self) -> usize {
-        self.len
+        self.slots.len
     }
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.slots.len == 0
     }
     /// Slot `i`; a null slot reads as empty.
     pub fn get(&self, i: usize) -> &'a [u8] {
-        if i >= self.len || !valid(self.validity, self.offset + i) {
-            return &[];
-        }
-        match (
-            self.offsets.at(self.offset + i),
-            self.offsets.at(self.offset + i + 1),
-        ) {
-            (Some(s), Some(e)) => self.data.get(s..e).unwrap_or(&[]),
-            _ => &[],
-        }
+        self.slots
+            .slot(i)
+            .and_then(|(s, e)| self.data.get(s..e))
+            .unwrap_or(&[])
     }
 }
 
@@ -199,10 +205,7 @@ impl<'a> BinArray<'a> {
 /// strings inside a list are left out.
 #[derive(Debug, Clone, Copy)]
 pub struct ListArray<'a> {
-    offsets: Offsets<'a>,
-    validity: Option<&'a [u8]>,
-    offset: usize,
-    len: usize,
+    slots: Slots<'a>,
     values: StrArray<'a>,
 }
 
@@ -214,35 +217,20 @@ impl<'a> ListArray<'a> {
         len: usize,
         values: StrArray<'a>,
     ) -> Result<Self, PyEngineError> {
-        offsets.check(offset, len, values.len())?;
-        if validity.is_some_and(|v| v.len() * 8 < offset + len) {
-            return Err(bad("validity buffer too short"));
-        }
-        Ok(ListArray {
-            offsets,
-            validity,
-            offset,
-            len,
-            values,
-        })
+        let slots = Slots::new(offsets, validity, offset, len, values.len())?;
+        Ok(ListArray { slots, values })
     }
     pub fn len(&self) -> usize {
-        self.len
+        self.slots.len
     }
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.slots.len == 0
     }
     pub fn get(&self, i: usize) -> Vec<&'a str> {
-        if i >= self.len || !valid(self.validity, self.offset + i) {
-            return Vec::new();
+        match self.slots.slot(i) {
+            Some((s, e)) => (s..e).filter_map(|j| self.values.get(j)).collect(),
+            None => Vec::new(),
         }
-        let (Some(s), Some(e)) = (
-            self.offsets.at(self.offset + i),
-            self.offsets.at(self.offset + i + 1),
-        ) else {
-            return Vec::new();
-        };
-        (s..e).filter_map(|j| self.values.get(j)).collect()
     }
 }
 
