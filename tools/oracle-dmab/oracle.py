@@ -1,0 +1,521 @@
+#!/usr/bin/env python3
+"""Independent reading of knowledge.md v0.10.3 sections 1, 5, 6, 7.2/7.4 (fracture onsets), 8 and the
+section-9 codes of the oradm scope, for the bundle shapes gen.py writes.  Standard library only.
+
+oracle(bundle, as_of) -> {"findings": {code: severity}, "di_items": set(int), "values": {...}}
+"""
+import datetime as dt
+import re
+
+DMAB = "993449"
+ZOL = "77655"
+BISPHOS = {"77655", "46041", "73056", "115264"}
+ORAL_BP = {"46041", "73056", "115264"}
+
+# section 5.1 / 9
+DUE, DUE_SOON, GRACE, LONG = 182, 154, 210, 294
+CTX_DEFAULT = 280.0
+LSC = {"spine": 5.3, "hip": 5.0, "neck": 6.9}
+SEV_RANK = {"info": 0, "moderate": 1, "high": 2, "critical": 3}
+
+
+def pdate(s):
+    if not s:
+        return None
+    try:
+        return dt.date.fromisoformat(s[:10])
+    except ValueError:
+        return None
+
+
+def rx(r):
+    for c in (r.get("medicationCodeableConcept") or {}).get("coding", []):
+        if c.get("system", "").endswith("rxnorm"):
+            return c.get("code")
+    return None
+
+
+def loinc(r):
+    for c in (r.get("code") or {}).get("coding", []):
+        if c.get("system") == "http://loinc.org":
+            return c.get("code")
+    return None
+
+
+def vis_date(r):
+    t = r["resourceType"]
+    if t == "Condition":
+        return pdate(r.get("recordedDate")) or onset_start(r)
+    if t == "Observation":
+        return pdate(r.get("issued")) or pdate(r.get("effectiveDateTime"))
+    if t == "MedicationAdministration":
+        return pdate(r.get("effectiveDateTime")) or pdate((r.get("effectivePeriod") or {}).get("start"))
+    if t == "MedicationRequest":
+        return pdate(r.get("authoredOn"))
+    if t == "MedicationStatement":
+        return pdate(r.get("dateAsserted")) or pdate(r.get("effectiveDateTime")) or pdate(
+            (r.get("effectivePeriod") or {}).get("start"))
+    return None
+
+
+def onset_start(r):
+    return pdate(r.get("onsetDateTime")) or pdate((r.get("onsetPeriod") or {}).get("start"))
+
+
+def onset_end(r):
+    return pdate(r.get("onsetDateTime")) or pdate((r.get("onsetPeriod") or {}).get("end")) or onset_start(r)
+
+
+def quantity(r):
+    q = r.get("valueQuantity")
+    if not q or "value" not in q:
+        return None, None
+    return float(q["value"]), (q.get("code") or q.get("unit") or "")
+
+
+def conv(kind, v, u):
+    """section 1.3; None when unit unknown"""
+    u = u.replace("µ", "u")
+    table = {
+        "ctx": {"ng/L": 1, "pg/mL": 1, "ng/mL": 1000, "ug/L": 1000},
+        "creat": {"mg/dL": 1, "umol/L": 1 / 88.4},
+        "ca": {"mg/dL": 1, "mmol/L": 4.008},
+        "alb": {"g/dL": 1, "g/L": 0.1},
+        "vitd": {"ng/mL": 1, "nmol/L": 1 / 2.496},
+        "egfr": {"mL/min/{1.73_m2}": 1, "mL/min/1.73m2": 1},
+        "weight": {"kg": 1, "g": 0.001},
+        "bmd": {"g/cm2": 1, "mg/cm2": 0.001},
+        "t": {"{T-score}": 1, "": 1, "1": 1},
+    }[kind]
+    if u not in table:
+        return None
+    return v * table[u]
+
+
+def age_at(birth, as_of):
+    a = as_of.year - birth.year
+    if (as_of.month, as_of.day) < (birth.month, birth.day):
+        a -= 1
+    return a
+
+
+def is_vertebral_fx(r):
+    for c in (r.get("code") or {}).get("coding", []):
+        code = c.get("code", "")
+        if code.startswith(("M80.08", "M48.5", "S22.0", "S32.0")):
+            return True
+    return False
+
+
+def level_of(r):
+    for bs in r.get("bodySite") or []:
+        m = re.fullmatch(r"\s*([TL])\s*(\d{1,2})(\s+vertebra)?\s*", (bs.get("text") or ""), re.I)
+        if m:
+            return m.group(1).upper() + m.group(2)
+    return None
+
+
+def oracle(bundle, as_of):
+    res = [e["resource"] for e in bundle.get("entry", [])]
+    patient = next(r for r in res if r["resourceType"] == "Patient")
+    sex = patient.get("gender")
+    birth = pdate(patient.get("birthDate"))
+    age = age_at(birth, as_of) if birth else None
+    findings = {}
+    di = set()
+    values = {}
+
+    visible = []
+    undated_dmab = False
+    for r in res:
+        if r["resourceType"] == "Patient":
+            continue
+        vd = vis_date(r)
+        if vd is None:
+            if r["resourceType"].startswith("Medication") and rx(r) == DMAB and r.get("status") in (
+                    "completed", "active", "stopped", "intended"):
+                undated_dmab = True
+            continue
+        if vd <= as_of:
+            visible.append(r)
+
+    # ---------------- denosumab doses (5.1 tiers) ----------------
+    tiers = {1: [], 2: [], 3: []}
+    dmab_reqs = []
+    dmab_ms_stopped = False
+    for r in visible:
+        t = r["resourceType"]
+        if rx(r) != DMAB:
+            continue
+        if t == "MedicationAdministration" and r.get("status") == "completed":
+            dose = ((r.get("dosage") or {}).get("dose") or {}).get("value")
+            if dose == 120:
+                continue
+            tiers[1].append(pdate(r.get("effectiveDateTime")))
+        elif t == "MedicationStatement":
+            if r.get("status") == "stopped":
+                dmab_ms_stopped = True
+            if r.get("status") in ("active", "completed", "intended", "stopped") and r.get("effectiveDateTime"):
+                tiers[2].append(pdate(r["effectiveDateTime"]))
+        elif t == "MedicationRequest":
+            dmab_reqs.append(r)
+            if r.get("status") in ("active", "completed", "on-hold", "stopped") and r.get("intent") in (
+                    "order", "plan", "original-order", "filler-order", "instance-order"):
+                tiers[3].append(pdate(r["authoredOn"]))
+    doses = []
+    for k in (1, 2, 3):
+        if tiers[k]:
+            doses = sorted(set(tiers[k]))
+            break
+    if undated_dmab and not doses:
+        di.add(8)
+    if undated_dmab:
+        di.add(8)
+    count = 0
+    prev = None
+    for d in doses:
+        if prev is None or (d - prev).days >= 60:
+            count += 1
+            prev = d
+    d_last = doses[-1] if doses else None
+    values["dmab_last"] = d_last.isoformat() if d_last else None
+    values["dmab_count"] = count if doses else 0
+
+    # transition (5.2)
+    zol_after = []
+    transition = False
+    zol_admins = []
+    for r in visible:
+        code = rx(r)
+        t = r["resourceType"]
+        if code == ZOL and t == "MedicationAdministration" and r.get("status") == "completed":
+            zol_admins.append(pdate(r["effectiveDateTime"]))
+        if not d_last or code not in BISPHOS:
+            continue
+        if t == "MedicationAdministration" and r.get("status") == "completed":
+            d = pdate(r["effectiveDateTime"])
+            if d > d_last:
+                transition = True
+                if code == ZOL:
+                    zol_after.append(d)
+        elif t == "MedicationStatement" and r.get("status") in ("active", "completed"):
+            d = pdate((r.get("effectivePeriod") or {}).get("start")) or pdate(r.get("effectiveDateTime"))
+            if d and d_last < d <= as_of:
+                transition = True
+    Z = max(zol_after) if zol_after else None
+
+    gap = (as_of - d_last).days if d_last else None
+
+    # ---------------- fractures ----------------
+    fx = []  # (level, onset_start, onset_end)
+    for r in visible:
+        if r["resourceType"] != "Condition" or not is_vertebral_fx(r):
+            continue
+        vs = [c.get("code") for c in (r.get("verificationStatus") or {}).get("coding", [])]
+        if "refuted" in vs or "entered-in-error" in vs:
+            continue
+        os_ = onset_start(r) or pdate(r.get("recordedDate"))
+        oe = onset_end(r) or pdate(r.get("recordedDate"))
+        fx.append((level_of(r), os_, oe))
+
+    # acute-ovcf (7.4 step 4; no MRI/augmentation is generated)
+    if any(oe is not None and 0 <= (as_of - oe).days <= 90 for (_, _, oe) in fx):
+        findings["acute-ovcf"] = "high"
+
+    # ---------------- DXA (6.2) ----------------
+    site_codes = {"24966-4": ("spine", "bmd"), "38267-1": ("spine", "t"),
+                  "38261-4": ("hip", "bmd"), "38264-8": ("hip", "t")}
+    dxa = {}  # site -> date -> {"bmd":, "t":, "dev": set}
+    for r in visible:
+        if r["resourceType"] != "Observation" or r.get("status") not in ("final", "amended", "corrected",
+                                                                         "preliminary"):
+            continue
+        c = loinc(r)
+        if c not in site_codes:
+            continue
+        site, kind = site_codes[c]
+        v, u = quantity(r)
+        if v is None:
+            continue
+        v = conv(kind, v, u)
+        if v is None:
+            continue
+        d = pdate(r.get("effectiveDateTime"))
+        e = dxa.setdefault(site, {}).setdefault(d, {"bmd": None, "t": None, "dev": set()})
+        e[kind] = v
+        dev = (r.get("device") or {}).get("display")
+        if dev:
+            e["dev"].add(dev.split()[0].lower())
+
+    def spine_confounded(later):
+        for (lvl, os_, oe) in fx:
+            if os_ is None or os_ > later:
+                continue
+            if lvl is None or lvl in ("L1", "L2", "L3", "L4"):
+                return True
+        return False
+
+    def compare(site, old, new, a, b):
+        """returns None if not comparable, else (significant, high, delta_text)"""
+        if a["dev"] and b["dev"] and a["dev"] != b["dev"]:
+            return None
+        if site == "spine" and spine_confounded(new):
+            return None
+        if a["bmd"] is not None and b["bmd"] is not None:
+            pct = (b["bmd"] - a["bmd"]) / a["bmd"] * 100
+            sig = -pct >= LSC[site] - 1e-9
+            hi = -pct >= 2 * LSC[site] - 1e-9 or (b["t"] is not None and b["t"] <= -2.5)
+            return (sig, hi)
+        if a["t"] is not None and b["t"] is not None:
+            dlt = a["t"] - b["t"]
+            sig = dlt >= 0.5 - 1e-9
+            hi = dlt >= 1.0 - 1e-9 or b["t"] <= -2.5
+            return (sig, hi)
+        return None
+
+    def sig_loss(limit_old=None, limit_new_after=None):
+        """bmd-significant-loss at any site (latest scan vs latest earlier scan >= 180 d before)."""
+        best = None
+        any_valid = False
+        for site, bydate in dxa.items():
+            dates = sorted(bydate)
+            if limit_new_after is not None:
+                news = [d for d in dates if d > limit_new_after]
+            else:
+                news = dates
+            if not news:
+                continue
+            new = news[-1]
+            olds = [d for d in dates if (new - d).days >= 180]
+            if limit_old is not None:
+                olds = [d for d in olds if d <= limit_old]
+            if not olds:
+                continue
+            old = olds[-1]
+            r = compare(site, old, new, bydate[old], bydate[new])
+            if r is None:
+                continue
+            any_valid = True
+            sig, hi = r
+            if sig:
+                sev = "high" if hi else "moderate"
+                if best is None or SEV_RANK[sev] > SEV_RANK[best]:
+                    best = sev
+        return best, any_valid
+
+    loss, _ = sig_loss()
+    if loss:
+        findings["bmd-significant-loss"] = loss
+    # item 6: the most recent DXA cannot be compared validly with any earlier one >= 180 d before
+    all_dates = sorted({d for s in dxa.values() for d in s})
+    if len(all_dates) >= 2:
+        latest = all_dates[-1]
+        earlier = [d for d in all_dates if (latest - d).days >= 180]
+        if earlier:
+            ok = False
+            for site, bydate in dxa.items():
+                if latest not in bydate:
+                    continue
+                for d in earlier:
+                    if d in bydate and compare(site, d, latest, bydate[d], bydate[latest]) is not None:
+                        ok = True
+            if not ok:
+                di.add(6)
+
+    # ---------------- CTX ----------------
+    ctx = []  # (date, value, limit)
+    for r in visible:
+        if r["resourceType"] == "Observation" and loinc(r) == "41171-0":
+            v, u = quantity(r)
+            if v is None:
+                continue
+            v = conv("ctx", v, u)
+            if v is None:
+                continue
+            lim = CTX_DEFAULT
+            for rr in r.get("referenceRange") or []:
+                h = rr.get("high")
+                if h and "value" in h:
+                    hv = conv("ctx", float(h["value"]), h.get("code") or h.get("unit") or "")
+                    if hv is not None:
+                        lim = min(lim, hv)
+            ctx.append((pdate(r["effectiveDateTime"]), v, lim))
+
+    # ---------------- denosumab schedule findings ----------------
+    disc = False
+    if d_last and count >= 1 and not transition:
+        if DUE_SOON <= gap <= GRACE:
+            findings["denosumab-due-soon"] = "info" if gap <= DUE else "moderate"
+        elif gap > GRACE:
+            findings["denosumab-overdue"] = "high" if gap <= LONG else "critical"
+        stopped = False
+        if dmab_reqs:
+            latest_req = max(dmab_reqs, key=lambda r: r["authoredOn"])
+            if latest_req.get("status") in ("stopped", "completed"):
+                stopped = True
+        if dmab_ms_stopped:
+            stopped = True
+        if gap > GRACE or (stopped and gap >= DUE):
+            disc = True
+            prevalent = len(fx) > 0
+            findings["denosumab-discontinuation-without-transition"] = (
+                "critical" if (count >= 4 or prevalent or gap > LONG) else "high")
+
+    ctx_high = False
+    if Z and d_last and 0 <= (as_of - Z).days <= 365:
+        sev = "info"
+        if any(cd > Z + dt.timedelta(days=60) and v > lim for (cd, v, lim) in ctx):
+            sev = "high"
+            ctx_high = True
+        else:
+            for k in (77, 168):
+                if (as_of - Z).days >= k and not any(cd >= Z + dt.timedelta(days=k) for (cd, _, _) in ctx):
+                    sev = "moderate"
+        findings["post-denosumab-ctx-monitoring"] = sev
+
+    # rebound (5.5)
+    rebound = False
+    if d_last and count >= 2:
+        lo, hi = d_last + dt.timedelta(days=183), d_last + dt.timedelta(days=730)
+        levels = set()
+        nolevel = 0
+        for (lvl, os_, _) in fx:
+            if os_ and lo <= os_ <= hi:
+                if lvl:
+                    levels.add(lvl)
+                else:
+                    nolevel += 1
+        F = len(levels) + nolevel
+        if F >= 2:
+            findings["rebound-vertebral-fractures-suspected"] = "critical"
+            rebound = True
+        elif F == 1:
+            lossr, valid = sig_loss(limit_old=d_last + dt.timedelta(days=30),
+                                    limit_new_after=d_last + dt.timedelta(days=30))
+            ctx_after = [(cd, v, lim) for (cd, v, lim) in ctx if cd > d_last + dt.timedelta(days=182)]
+            if lossr or any(v > lim for (_, v, lim) in ctx_after):
+                findings["rebound-vertebral-fractures-suspected"] = "high"
+                rebound = True
+            elif not valid and not ctx_after:
+                di.add(7)
+
+    # ---------------- safety (section 8) ----------------
+    def latest_lab(code, kind, window):
+        best = None
+        for r in visible:
+            if r["resourceType"] == "Observation" and loinc(r) in code:
+                d = pdate(r["effectiveDateTime"])
+                if not (0 <= (as_of - d).days <= window):
+                    continue
+                v, u = quantity(r)
+                if v is None:
+                    continue
+                v2 = conv(kind, v, u)
+                if v2 is None:
+                    continue
+                if best is None or d > best[0]:
+                    best = (d, v2, r)
+        return best
+
+    def crcl(window):
+        cr = latest_lab({"2160-0"}, "creat", window)
+        wt = latest_lab({"29463-7"}, "weight", 365)
+        if cr is None or wt is None or age is None or sex not in ("female", "male"):
+            return None, cr
+        v = (140 - age) * wt[1] / (72 * cr[1])
+        if sex == "female":
+            v *= 0.85
+        return v, cr
+
+    egfr_codes = {"98979-8", "62238-1", "33914-3"}
+    dmab_active = d_last is not None and gap <= GRACE
+    zol_active = any(0 <= (as_of - d).days <= 365 for d in zol_admins)
+    oral_bp_active = any(r["resourceType"] == "MedicationStatement" and rx(r) in ORAL_BP and r.get("status") == "active"
+                         for r in visible)
+
+    def planned(code):
+        for r in visible:
+            if r["resourceType"] == "MedicationRequest" and rx(r) == code and r.get("status") in ("draft", "active"):
+                a = pdate(r["authoredOn"])
+                if not (0 <= (as_of - a).days <= 90):
+                    continue
+                if code == DMAB and (r in dmab_reqs) and doses and tiers[1] == [] and tiers[2] == []:
+                    continue  # it is itself the dose source (active therapy)
+                if code == ZOL and any(d >= a for d in zol_admins):
+                    continue
+                if code == DMAB and any(d >= a for d in tiers[1]):
+                    continue
+                return True
+        return False
+
+    zol_planned = planned(ZOL) or disc or (rebound and not transition) or ctx_high
+    dmab_due = "denosumab-due-soon" in findings or "denosumab-overdue" in findings
+    dmab_planned = planned(DMAB)
+    dmab_any = dmab_active or dmab_due or dmab_planned
+    antires_any = dmab_any or zol_active or zol_planned or oral_bp_active
+
+    if zol_planned:
+        c, cr = crcl(30)
+        e = latest_lab(egfr_codes, "egfr", 30)
+        if c is not None:
+            if c < 35:
+                findings["zoledronate-renal-contraindication"] = "critical"
+        elif e is not None and e[1] < 35:
+            findings["zoledronate-renal-contraindication"] = "critical"
+        if (cr is None and e is None) or (cr is not None and e is None and c is None):
+            di.add(3)
+        if latest_lab({"17861-6"}, "ca", 30) is None:
+            di.add(3)
+    if dmab_due or dmab_planned:
+        cr = latest_lab({"2160-0"}, "creat", 365)
+        e = latest_lab(egfr_codes, "egfr", 365)
+        c, _ = crcl(365)
+        if (cr is None and e is None) or (cr is not None and e is None and c is None):
+            di.add(5)
+    if (dmab_due or dmab_planned or zol_planned) and latest_lab({"62292-8", "1989-3"}, "vitd", 365) is None:
+        di.add(4)
+
+    if dmab_any or zol_active or zol_planned:
+        hyp = None
+        ca = latest_lab({"17861-6"}, "ca", 30)
+        if ca is not None:
+            val = ca[1]
+            alb = None
+            for r in visible:
+                if r["resourceType"] == "Observation" and loinc(r) == "1751-7":
+                    d = pdate(r["effectiveDateTime"])
+                    if abs((d - ca[0]).days) <= 30 and d <= as_of:
+                        v, u = quantity(r)
+                        v = conv("alb", v, u) if v is not None else None
+                        if v is not None and (alb is None or d > alb[0]):
+                            alb = (d, v)
+            if alb:
+                val = val + 0.8 * (4.0 - alb[1])
+            low = 8.5
+            for rr in ca[2].get("referenceRange") or []:
+                lw = rr.get("low")
+                if lw and "value" in lw:
+                    lv = conv("ca", float(lw["value"]), lw.get("code") or lw.get("unit") or "")
+                    if lv is not None:
+                        low = max(low, lv)
+            if val < low - 1e-9:
+                hyp = "critical"
+        if hyp is None and dmab_any:
+            e = latest_lab(egfr_codes, "egfr", 365)
+            if e is not None:
+                if e[1] < 30:
+                    hyp = "high"
+            else:
+                c, _ = crcl(365)
+                if c is not None and c < 30:
+                    hyp = "high"
+        if hyp:
+            findings["hypocalcaemia-antiresorptive-caution"] = hyp
+    if antires_any:
+        vd = latest_lab({"62292-8", "1989-3"}, "vitd", 365)
+        if vd is not None and vd[1] < 20 - 1e-9:
+            findings["vitamin-d-deficiency-antiresorptive-caution"] = "high"
+
+    if di:
+        findings["data-insufficient"] = "moderate" if di & {3, 4, 5} else "info"
+    return {"findings": findings, "di_items": di, "values": values}
