@@ -41,13 +41,18 @@ def run_engine(binary, path, as_of):
     return json.loads(p.stdout)
 
 
+DI_KEYS = [(3, r"^zoledronate planned"), (4, r"25-oh vitamin d"), (5, r"^denosumab due/planned"),
+           (7, r"^one vertebral fracture after stopping denosumab|rebound"), (6, r"^valid serial dxa"),
+           (8, r"without a usable dose date")]
+
+
 def di_items(finding):
-    """Item numbers the engine lists (from inputsMissing text: '(3)' or 'item 3')."""
+    """Item numbers (section 9 closed list) of the engine's inputsMissing texts; 0 = not recognised."""
     items = set()
     for s in finding.get("inputsMissing") or []:
-        txt = s if isinstance(s, str) else json.dumps(s)
-        for m in re.finditer(r"(?:item\s*|\()(\d)\)?", txt):
-            items.add(int(m.group(1)))
+        txt = (s if isinstance(s, str) else json.dumps(s)).lower()
+        hit = [n for n, rx in DI_KEYS if re.search(rx, txt)]
+        items.add(hit[0] if hit else 0)
     return items
 
 
@@ -69,7 +74,7 @@ def one(binary, path):
             divs.append((code, f"engine={es} oracle={o}"))
     if "data-insufficient" in ef and "data-insufficient" in orc["findings"]:
         items = di_items(ef["data-insufficient"])
-        scoped = {i for i in items if 3 <= i <= 8}
+        scoped = {i for i in items if 3 <= i <= 8 or i == 0}
         if items and scoped != orc["di_items"]:
             divs.append(("data-insufficient-items",
                          f"engine={sorted(scoped)} oracle={sorted(orc['di_items'])}"))

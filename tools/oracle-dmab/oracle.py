@@ -143,6 +143,7 @@ def oracle(bundle, as_of):
     tiers = {1: [], 2: [], 3: []}
     dmab_reqs = []
     dmab_ms_stopped = False
+    undated_ms = False
     for r in visible:
         t = r["resourceType"]
         if rx(r) != DMAB:
@@ -155,8 +156,14 @@ def oracle(bundle, as_of):
         elif t == "MedicationStatement":
             if r.get("status") == "stopped":
                 dmab_ms_stopped = True
-            if r.get("status") in ("active", "completed", "intended", "stopped") and r.get("effectiveDateTime"):
-                tiers[2].append(pdate(r["effectiveDateTime"]))
+            if r.get("status") in ("active", "completed", "intended", "stopped"):
+                ep = r.get("effectivePeriod") or {}
+                if r.get("effectiveDateTime"):
+                    tiers[2].append(pdate(r["effectiveDateTime"]))
+                elif ep.get("start") and ep.get("start") == ep.get("end"):
+                    tiers[2].append(pdate(ep["start"]))  # a one-day period is a date
+                else:
+                    undated_ms = True
         elif t == "MedicationRequest":
             dmab_reqs.append(r)
             if r.get("status") in ("active", "completed", "on-hold", "stopped") and r.get("intent") in (
@@ -167,17 +174,19 @@ def oracle(bundle, as_of):
         if tiers[k]:
             doses = sorted(set(tiers[k]))
             break
-    if undated_dmab and not doses:
+    # item (8): an undated record of the chosen tier or a higher one (an undated statement does not
+    # matter when administrations are dated; ambiguity class A2).
+    if undated_dmab or (undated_ms and not tiers[1]):
         di.add(8)
-    if undated_dmab:
-        di.add(8)
-    count = 0
-    prev = None
+    # Distinct administrations are >= 60 days apart (5.1).  Ambiguity (docs/differential-dmab.md,
+    # class A1): a record < 60 days after a kept dose is the same administration documented twice,
+    # and the EARLIER date is kept (conservative: the next dose falls due sooner).
+    distinct = []
     for d in doses:
-        if prev is None or (d - prev).days >= 60:
-            count += 1
-            prev = d
-    d_last = doses[-1] if doses else None
+        if not distinct or (d - distinct[-1]).days >= 60:
+            distinct.append(d)
+    count = len(distinct)
+    d_last = distinct[-1] if distinct else None
     values["dmab_last"] = d_last.isoformat() if d_last else None
     values["dmab_count"] = count if doses else 0
 
@@ -245,7 +254,9 @@ def oracle(bundle, as_of):
         e[kind] = v
         dev = (r.get("device") or {}).get("display")
         if dev:
-            e["dev"].add(dev.split()[0].lower())
+            # Ambiguity (docs/differential-dmab.md, class B1): a display names a device, not its
+            # manufacturer; without a Device resource the whole display is compared (case-insensitive).
+            e["dev"].add(dev.strip().lower())
 
     def spine_confounded(later):
         for (lvl, os_, oe) in fx:
@@ -289,10 +300,14 @@ def oracle(bundle, as_of):
             olds = [d for d in dates if (new - d).days >= 180]
             if limit_old is not None:
                 olds = [d for d in olds if d <= limit_old]
-            if not olds:
-                continue
-            old = olds[-1]
-            r = compare(site, old, new, bydate[old], bydate[new])
+            # Ambiguity (class B2): "the latest two DXA ... (6.2 comparability rules)" read as the
+            # latest COMPARABLE earlier scan (an older scan is tried when the newest is not comparable;
+            # item 6 says "cannot be validly compared with ANY earlier DXA").
+            r = None
+            for old in reversed(olds):
+                r = compare(site, old, new, bydate[old], bydate[new])
+                if r is not None:
+                    break
             if r is None:
                 continue
             any_valid = True
@@ -439,7 +454,7 @@ def oracle(bundle, as_of):
                 a = pdate(r["authoredOn"])
                 if not (0 <= (as_of - a).days <= 90):
                     continue
-                if code == DMAB and (r in dmab_reqs) and doses and tiers[1] == [] and tiers[2] == []:
+                if code == DMAB and not tiers[1] and not tiers[2] and a == d_last and dmab_active:
                     continue  # it is itself the dose source (active therapy)
                 if code == ZOL and any(d >= a for d in zol_admins):
                     continue
