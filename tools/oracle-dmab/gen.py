@@ -102,17 +102,37 @@ class Gen:
             r.update(extra)
         return self.add(r)
 
-    def fracture(self, onset, recorded, level):
+    def fracture(self, onset, recorded, level, period_end=None, s32=False, ver="confirmed"):
+        code = "M80.08XA"
+        if s32 and level and level.startswith("L"):
+            code = f"S32.0{level[1]}0A"
         r = {"resourceType": "Condition",
              "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                                "code": "confirmed"}]},
-             "code": {"coding": [{"system": ICD10, "code": "M80.08XA",
-                                  "display": "Age-related osteoporosis with current pathological fracture, vertebra(e)"}],
+                                                "code": ver}]},
+             "code": {"coding": [{"system": ICD10, "code": code,
+                                  "display": "Vertebral fracture"}],
                       "text": "Osteoporotic vertebral fracture"},
-             "onsetDateTime": d2s(onset), "recordedDate": d2s(recorded)}
-        if level:
+             "recordedDate": d2s(recorded)}
+        if period_end:
+            r["onsetPeriod"] = {"start": d2s(onset), "end": d2s(period_end)}
+        else:
+            r["onsetDateTime"] = d2s(onset)
+        if level and not (s32 and level.startswith("L")):
             r["bodySite"] = [{"text": level}]
         return self.add(r)
+
+    def other_med(self, code, display, day, kind="MA", status="completed"):
+        if kind == "MA":
+            return self.add({"resourceType": "MedicationAdministration", "status": status,
+                             "medicationCodeableConcept": med(code, display),
+                             "effectiveDateTime": d2s(day) + "T10:00:00Z"})
+        return self.add({"resourceType": "MedicationRequest", "status": status, "intent": "order",
+                         "medicationCodeableConcept": med(code, display), "authoredOn": d2s(day),
+                         "dosageInstruction": [{"text": "70 mg weekly",
+                                                "timing": {"repeat": {"boundsPeriod": {"start": d2s(day)},
+                                                                      "frequency": 1, "period": 1, "periodUnit": "wk"}},
+                                                "route": {"text": "Oral route"},
+                                                "doseAndRate": [{"doseQuantity": qty(70, "mg")}]}]})
 
 
 def one_patient(rng, seed, i):
@@ -120,7 +140,7 @@ def one_patient(rng, seed, i):
     g = Gen(rng, pid)
     as_of = dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(0, 900))
     age = rng.choice([45, 55, 64, 70, 79, 85, 92])
-    birth = as_of.replace(year=as_of.year - age) - dt.timedelta(days=rng.randrange(1, 360))
+    birth = dt.date(as_of.year - age, as_of.month, min(as_of.day, 28)) - dt.timedelta(days=rng.randrange(1, 360))
     sex = rng.choice(["female", "female", "male"])
     patient = {"resourceType": "Patient", "id": pid, "gender": sex, "birthDate": d2s(birth)}
     day = lambda k: as_of - dt.timedelta(days=k)  # noqa: E731
@@ -146,6 +166,9 @@ def one_patient(rng, seed, i):
         g.dmab_admin(day(rng.choice([5, 40, 100])), status=rng.choice(["not-done", "entered-in-error"]))
     if ndoses and rng.random() < 0.05:
         g.dmab_admin(None, with_date=False)
+    if rng.random() < 0.05:
+        x = g.dmab_admin(day(rng.choice([10, 100, 200])), dose=120)
+        x["medicationCodeableConcept"]["text"] = "denosumab 120 mg (Xgeva)"
     if ndoses and rng.random() < 0.04:
         # a dose recorded in the future: invisible
         g.dmab_admin(as_of + dt.timedelta(days=rng.choice([1, 20])))
@@ -162,7 +185,7 @@ def one_patient(rng, seed, i):
 
     # ---- transition ----
     if ndoses and gap > 20 and rng.random() < 0.45:
-        kind = rng.choice(["zol", "zol", "zol", "aln", "zol-planned"])
+        kind = rng.choice(["zol", "zol", "zol", "aln", "zol-planned", "aln-mr", "teri", "zol-dlast"])
         zgap = rng.randrange(0, gap)  # days before as_of
         zgap = rng.choice([zgap, 0, 1, 76, 77, 78, 167, 168, 169, 365, 366]) if rng.random() < 0.5 else zgap
         zgap = min(zgap, gap - 1)
@@ -186,9 +209,16 @@ def one_patient(rng, seed, i):
                 if rng.random() < 0.4:
                     rh = rng.choice([200, 250, 573])
                     extra["referenceRange"] = [{"high": qty(rh, "ng/L")}]
-                g.obs(cday, "41171-0", "Collagen crosslinked C-telopeptide", val, unit, ucum, extra)
+                g.obs(cday, "41171-0", "Collagen crosslinked C-telopeptide", val, unit, ucum, extra,
+                      issued_lag=rng.choice([0, 0, 0, 3]))
         elif kind == "aln":
             g.aln_statement(zday, rng.choice(["active", "completed"]))
+        elif kind == "aln-mr":
+            g.other_med("46041", "alendronate 70 mg oral tablet", zday, "MR", rng.choice(["active", "draft", "stopped"]))
+        elif kind == "teri":
+            g.other_med("110634", "teriparatide", zday, "MR", "active")
+        elif kind == "zol-dlast":
+            g.zol_admin(d_last)
         else:
             g.zol_request(day(rng.choice([0, 10, 89, 90, 91, 120])), rng.choice(["active", "draft", "cancelled"]))
     elif rng.random() < 0.15:
@@ -216,7 +246,14 @@ def one_patient(rng, seed, i):
         if onset > as_of:
             continue
         level = rng.choice(LEVELS + [None])
-        g.fracture(onset, recorded, level)
+        pend = None
+        if rng.random() < 0.2:
+            pend = onset + dt.timedelta(days=rng.choice([10, 27, 60]))
+            if pend > as_of:
+                pend = as_of
+            recorded = max(recorded, pend)
+        g.fracture(onset, recorded, level, period_end=pend, s32=rng.random() < 0.2,
+                   ver="refuted" if rng.random() < 0.05 else "confirmed")
         if rng.random() < 0.1:
             g.fracture(onset + dt.timedelta(days=rng.choice([0, 5])), recorded + dt.timedelta(days=5), level)
 
@@ -225,14 +262,21 @@ def one_patient(rng, seed, i):
     devices = ["Hologic Horizon A", "Hologic Horizon A", "Hologic Discovery W", "GE Lunar iDXA", None]
     base_dev = rng.choice(devices[:4])
     sdate = day(rng.choice([0, 10, 100, 300]))
+    if ndoses >= 2 and rng.random() < 0.3:
+        # rebound evidence: a later scan after D_last+30, an earlier one on treatment
+        later = d_last + dt.timedelta(days=rng.choice([31, 200, 400]))
+        if later <= as_of:
+            sdate = later
+            nscans = max(nscans, 2)
     scans = []
     for k in range(nscans):
         scans.append(sdate)
         sdate = sdate - dt.timedelta(days=rng.choice([179, 180, 181, 365, 400, 730, 100]))
     scans.reverse()
-    sites = {"spine": ("24966-4", "38267-1", 0.95, 5.3), "hip": ("38261-4", "38264-8", 0.80, 5.0)}
+    sites = {"spine": ("24966-4", "38267-1", 0.95, 5.3), "hip": ("38261-4", "38264-8", 0.80, 5.0),
+             "neck": ("24701-5", "38263-0", 0.70, 6.9)}
     for site, (bmd_code, t_code, base_bmd, lsc) in sites.items():
-        if rng.random() < 0.3:
+        if rng.random() < (0.7 if site == "neck" else 0.3):
             continue
         bmd = base_bmd * rng.uniform(0.85, 1.1)
         tsc = rng.choice([-0.8, -1.0, -1.6, -2.3, -2.4, -2.6, -3.0])
@@ -264,7 +308,7 @@ def one_patient(rng, seed, i):
         if rng.random() < 0.6:
             g.obs(lab_day(), "29463-7", "Body weight", rng.choice([40, 48, 62, 80]), "kg", "kg")
         if rng.random() < 0.4:
-            g.obs(lab_day(), "33914-3", "eGFR", rng.choice([20, 29, 30, 34, 35, 60]), "mL/min/{1.73_m2}",
+            g.obs(lab_day(), rng.choice(["33914-3", "98979-8", "62238-1"]), "eGFR", rng.choice([20, 29, 30, 34, 35, 60]), "mL/min/{1.73_m2}",
                   "mL/min/{1.73_m2}")
         if rng.random() < 0.6:
             ca_day = lab_day()

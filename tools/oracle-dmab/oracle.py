@@ -108,6 +108,10 @@ def is_vertebral_fx(r):
 
 
 def level_of(r):
+    for c in (r.get("code") or {}).get("coding", []):
+        m = re.match(r"S32\.0([1-5])", c.get("code", ""))
+        if m:
+            return "L" + m.group(1)
     for bs in r.get("bodySite") or []:
         m = re.fullmatch(r"\s*([TL])\s*(\d{1,2})(\s+vertebra)?\s*", (bs.get("text") or ""), re.I)
         if m:
@@ -150,8 +154,8 @@ def oracle(bundle, as_of):
             continue
         if t == "MedicationAdministration" and r.get("status") == "completed":
             dose = ((r.get("dosage") or {}).get("dose") or {}).get("value")
-            if dose == 120:
-                continue
+            if dose == 120 or "xgeva" in (r.get("medicationCodeableConcept") or {}).get("text", "").lower():
+                continue  # oncology denosumab, outside the schedule (5.1)
             tiers[1].append(pdate(r.get("effectiveDateTime")))
         elif t == "MedicationStatement":
             if r.get("status") == "stopped":
@@ -211,6 +215,15 @@ def oracle(bundle, as_of):
             d = pdate((r.get("effectivePeriod") or {}).get("start")) or pdate(r.get("effectiveDateTime"))
             if d and d_last < d <= as_of:
                 transition = True
+        elif t == "MedicationRequest" and code in ORAL_BP and r.get("status") in (
+                "active", "completed", "on-hold", "stopped"):
+            # an oral bisphosphonate prescription is "started" (5.2) from its bounds start
+            bp = [pdate(((di.get("timing") or {}).get("repeat") or {}).get("boundsPeriod", {}).get("start"))
+                  for di in r.get("dosageInstruction") or []]
+            bp = [x for x in bp if x]
+            d = min(bp) if bp else pdate(r.get("authoredOn"))
+            if d and d_last < d <= as_of:
+                transition = True
     Z = max(zol_after) if zol_after else None
 
     gap = (as_of - d_last).days if d_last else None
@@ -233,7 +246,8 @@ def oracle(bundle, as_of):
 
     # ---------------- DXA (6.2) ----------------
     site_codes = {"24966-4": ("spine", "bmd"), "38267-1": ("spine", "t"),
-                  "38261-4": ("hip", "bmd"), "38264-8": ("hip", "t")}
+                  "38261-4": ("hip", "bmd"), "38264-8": ("hip", "t"),
+                  "24701-5": ("neck", "bmd"), "38263-0": ("neck", "t")}
     dxa = {}  # site -> date -> {"bmd":, "t":, "dev": set}
     for r in visible:
         if r["resourceType"] != "Observation" or r.get("status") not in ("final", "amended", "corrected",
@@ -405,8 +419,16 @@ def oracle(bundle, as_of):
             findings["rebound-vertebral-fractures-suspected"] = "critical"
             rebound = True
         elif F == 1:
-            lossr, valid = sig_loss(limit_old=d_last + dt.timedelta(days=30),
-                                    limit_new_after=d_last + dt.timedelta(days=30))
+            # any on-treatment / off-treatment pair (>= 180 d apart, comparable) with a loss >= LSC
+            cut = d_last + dt.timedelta(days=30)
+            lossr, valid = False, False
+            for site, bydate in dxa.items():
+                for new in [d for d in bydate if d > cut]:
+                    for old in [d for d in bydate if d <= cut and (new - d).days >= 180]:
+                        rr = compare(site, old, new, bydate[old], bydate[new])
+                        if rr is not None:
+                            valid = True
+                            lossr = lossr or rr[0]
             ctx_after = [(cd, v, lim) for (cd, v, lim) in ctx if cd > d_last + dt.timedelta(days=182)]
             if lossr or any(v > lim for (_, v, lim) in ctx_after):
                 findings["rebound-vertebral-fractures-suspected"] = "high"
@@ -445,8 +467,8 @@ def oracle(bundle, as_of):
     egfr_codes = {"98979-8", "62238-1", "33914-3"}
     dmab_active = d_last is not None and gap <= GRACE
     zol_active = any(0 <= (as_of - d).days <= 365 for d in zol_admins)
-    oral_bp_active = any(r["resourceType"] == "MedicationStatement" and rx(r) in ORAL_BP and r.get("status") == "active"
-                         for r in visible)
+    oral_bp_active = any(r["resourceType"] in ("MedicationStatement", "MedicationRequest") and rx(r) in ORAL_BP
+                         and r.get("status") == "active" for r in visible)
 
     def planned(code):
         for r in visible:
@@ -463,11 +485,13 @@ def oracle(bundle, as_of):
                 return True
         return False
 
+    oral_planned = any(r["resourceType"] == "MedicationRequest" and rx(r) in ORAL_BP and r.get("status") == "draft"
+                       and 0 <= (as_of - pdate(r["authoredOn"])).days <= 90 for r in visible)
     zol_planned = planned(ZOL) or disc or (rebound and not transition) or ctx_high
     dmab_due = "denosumab-due-soon" in findings or "denosumab-overdue" in findings
     dmab_planned = planned(DMAB)
     dmab_any = dmab_active or dmab_due or dmab_planned
-    antires_any = dmab_any or zol_active or zol_planned or oral_bp_active
+    antires_any = dmab_any or zol_active or zol_planned or oral_bp_active or oral_planned
 
     if zol_planned:
         c, cr = crcl(30)
@@ -487,7 +511,7 @@ def oracle(bundle, as_of):
         c, _ = crcl(365)
         if (cr is None and e is None) or (cr is not None and e is None and c is None):
             di.add(5)
-    if (dmab_due or dmab_planned or zol_planned) and latest_lab({"62292-8", "1989-3"}, "vitd", 365) is None:
+    if (dmab_due or dmab_planned or zol_planned or oral_planned) and latest_lab({"62292-8", "1989-3"}, "vitd", 365) is None:
         di.add(4)
 
     if dmab_any or zol_active or zol_planned:
