@@ -257,6 +257,39 @@ def one_patient(rng, seed, i):
         if rng.random() < 0.1:
             g.fracture(onset + dt.timedelta(days=rng.choice([0, 5])), recorded + dt.timedelta(days=5), level)
 
+    # ---- OVCF: augmentation, MRI oedema, pain (7.2-7.6) ----
+    if rng.random() < 0.35:
+        aug_levels = rng.sample(LEVELS, rng.choice([1, 1, 2]))
+        t_aug = day(rng.choice([5, 30, 89, 90, 91, 200, 364, 365, 366, 500]))
+        for lv in aug_levels:
+            g.add({"resourceType": "Procedure", "status": rng.choice(["completed"] * 9 + ["not-done"]),
+                   "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": rng.choice(["22511", "22514", "22523"]),
+                                        "display": "vertebral augmentation"}], "text": f"Vertebral augmentation {lv}"},
+                   "performedDateTime": d2s(t_aug) + "T14:00:00Z", "bodySite": [{"text": lv}]})
+        # new fractures after it
+        for _ in range(rng.choice([0, 1, 1, 2])):
+            onset = t_aug + dt.timedelta(days=rng.choice([0, 1, 30, 90, 91, 200, 365, 366]))
+            if onset > as_of:
+                continue
+            lv = rng.choice(LEVELS + [None])
+            g.fracture(onset, onset + dt.timedelta(days=rng.choice([0, 3])), lv)
+    for lv in rng.sample(LEVELS, rng.choice([0, 0, 1, 2])):  # one oedema finding per level
+        g.add({"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"system": "http://osteoguard.org/fhir/CodeSystem/osteoguard", "code": "vertebral-edema",
+                                    "display": "Vertebral bone marrow oedema on MRI"}]},
+               "effectiveDateTime": d2s(day(rng.choice([0, 20, 42, 43, 60, 90, 91, 120]))) + "T11:00:00Z",
+               "valueBoolean": rng.random() < 0.8, "bodySite": {"text": lv}})
+        if rng.random() < 0.6:
+            onset = day(rng.choice([20, 27, 28, 29, 50, 100]))
+            g.fracture(onset, onset, lv)
+    for _ in range(rng.choice([0, 0, 1, 2, 3])):
+        pd = day(rng.choice([0, 2, 7, 8, 20, 60]))
+        g.add({"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"system": LOINC, "code": "72514-3", "display": "Pain severity 0-10"}]},
+               "effectiveDateTime": d2s(pd) + f"T{rng.randrange(8, 16):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z",
+               "issued": d2s(pd) + "T16:00:00Z",
+               "valueQuantity": qty(rng.choice([2, 3, 4, 5, 6, 7, 8, 9]), "{score}")})
+
     # ---- DXA ----
     nscans = rng.choice([0, 0, 1, 2, 2, 3])
     devices = ["Hologic Horizon A", "Hologic Horizon A", "Hologic Discovery W", "GE Lunar iDXA", None]

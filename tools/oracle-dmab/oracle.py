@@ -48,6 +48,8 @@ def vis_date(r):
         return pdate(r.get("recordedDate")) or onset_start(r)
     if t == "Observation":
         return pdate(r.get("issued")) or pdate(r.get("effectiveDateTime"))
+    if t == "Procedure":
+        return pdate(r.get("performedDateTime")) or pdate((r.get("performedPeriod") or {}).get("end"))
     if t == "MedicationAdministration":
         return pdate(r.get("effectiveDateTime")) or pdate((r.get("effectivePeriod") or {}).get("start"))
     if t == "MedicationRequest":
@@ -117,6 +119,140 @@ def level_of(r):
         if m:
             return m.group(1).upper() + m.group(2)
     return None
+
+
+AUG_CPT = {str(c) for c in list(range(22510, 22516)) + list(range(22520, 22526))}
+ORDER = ["T%d" % i for i in range(1, 13)] + ["L%d" % i for i in range(1, 6)]
+
+
+def adjacent(a, b):
+    return a in ORDER and b in ORDER and abs(ORDER.index(a) - ORDER.index(b)) == 1
+
+
+def obs_level(r):
+    bs = r.get("bodySite") or {}
+    m = re.fullmatch(r"\s*([TL])\s*(\d{1,2})\s*", bs.get("text") or "", re.I)
+    return m.group(1).upper() + m.group(2) if m else None
+
+
+def ovcf(visible, as_of, fx, findings):
+    """7.1-7.7 and the section-9 OVCF codes for the shapes gen.py writes (no Genant, no imaging
+    procedures, no exclusions)."""
+    augs = []  # (level, date)
+    for r in visible:
+        if r["resourceType"] == "Procedure" and r.get("status") == "completed":
+            if any(c.get("code") in AUG_CPT for c in (r.get("code") or {}).get("coding", [])):
+                d = pdate(r.get("performedDateTime"))
+                for bs in r.get("bodySite") or []:
+                    lv = bs.get("text")
+                    if lv:
+                        augs.append((lv.upper(), d))
+    edema = {}  # level -> list of (date, bool)
+    for r in visible:
+        if r["resourceType"] == "Observation" and any(
+                c.get("code") == "vertebral-edema" for c in (r.get("code") or {}).get("coding", [])):
+            lv = obs_level(r)
+            if lv and "valueBoolean" in r:
+                edema.setdefault(lv, []).append((pdate(r["effectiveDateTime"]), r["valueBoolean"]))
+    pains = []
+    for r in visible:
+        if r["resourceType"] == "Observation" and loinc(r) in ("72514-3", "38208-5"):
+            v = (r.get("valueQuantity") or {}).get("value", r.get("valueInteger"))
+            if v is not None:
+                pains.append((r["effectiveDateTime"], float(v)))
+    pains.sort()
+    latest_pain = None
+    if pains and (as_of - pdate(pains[-1][0])).days <= 7:
+        latest_pain = pains[-1][1]
+
+    aug_level = {}
+    for lv, d in augs:
+        aug_level[lv] = min(d, aug_level.get(lv, d))
+    states = {}
+    for lv in ORDER:
+        if lv in aug_level:
+            states[lv] = ("augmented", None)
+            continue
+        lfx = [f for f in fx if f[0] == lv]
+        ed = sorted(edema.get(lv, []))
+        st = None
+        if ed and ed[-1][1] and (as_of - ed[-1][0]).days <= 90:
+            st = "acute" if (as_of - ed[-1][0]).days <= 42 else "subacute"
+        elif ed and ed[-1][1] and not lfx:
+            st = "chronic"  # class C5: oedema > 90 days ago documents an old fracture
+        elif lfx:
+            onset_e = max(f[2] for f in lfx)
+            # several records at one level: the most recent onset decides (conservative, class C2)
+            onset_s = max(f[1] for f in lfx)
+            # "MRI after onset": after the onset used for acuity (period end), class C4
+            if any((not v) and d >= onset_e for d, v in ed):
+                st = "chronic"
+            else:
+                age = (as_of - onset_e).days
+                st = "acute" if age <= 42 else "subacute" if age <= 90 else "chronic"
+        if st:
+            states[lv] = (st, lfx)
+    unhealed = [lv for lv, (st, _) in states.items() if st in ("acute", "subacute")]
+    recent_nolevel = [f for f in fx if f[0] is None and 0 <= (as_of - f[2]).days <= 90]
+    if unhealed or recent_nolevel:
+        findings["acute-ovcf"] = "high"
+
+    def confirmed(lv):
+        lfx = states[lv][1] or []
+        starts = [f[1] for f in lfx]
+        for d, v in edema.get(lv, []):
+            if v and 0 <= (as_of - d).days <= 90 and (not starts or d >= max(starts) - dt.timedelta(days=7)):
+                return True
+        return False
+
+    cand = False
+    img = None
+    for lv in unhealed:
+        lfx = states[lv][1] or []
+        if confirmed(lv):
+            if lfx and latest_pain is not None and latest_pain >= 7 and \
+                    (as_of - max(f[2] for f in lfx)).days >= 28:
+                cand = True
+        elif latest_pain is not None and latest_pain >= 5:
+            img = "high" if latest_pain >= 7 else "moderate"
+    # class C1: a fracture without a level has no per-level state (7.2) and is not a level of
+    # clause (a); the spec lists where it counts and imaging is not among them.
+    if cand:
+        findings["ovcf-refractory-pain-augmentation-candidate"] = "high"
+    # (b): a pain rise >= 3 to >= 5 within 365 d after an augmentation (no imaging is generated)
+    for _, t_aug in augs:
+        after = [(ts, v) for ts, v in pains if t_aug < pdate(ts) <= t_aug + dt.timedelta(days=365)]
+        for i, (ts, v) in enumerate(after):
+            lows = [w for _, w in after[:i]]
+            # a vertebral-edema finding is an MRI reading: spine imaging (class C6)
+            imaged = any(d >= pdate(ts) for eds in edema.values() for d, _ in eds)
+            if v >= 5 and lows and v - min(lows) >= 3 and not imaged:
+                img = img or "moderate"
+    if img:
+        findings["ovcf-imaging-recommended"] = img
+
+    # 7.6
+    new = []
+    for f in fx:
+        lv, os_, _ = f
+        for alv, t_aug in augs:
+            if alv == lv:
+                continue
+            if lv in aug_level and aug_level[lv] < os_:
+                continue
+            if 0 < (os_ - t_aug).days <= 365:
+                new.append((f, alv, t_aug))
+    if new:
+        # class C3: the engine counts fracture records (two records at one level = two); kept
+        nf = {id(f) for f, _, _ in new}
+        if len(nf) >= 2:
+            sev = "critical"
+        elif any(adjacent(f[0], alv) or (f[1] - t).days <= 90 for f, alv, t in new):
+            sev = "high"
+        else:
+            sev = "moderate"
+        findings["new-fracture-after-augmentation"] = sev
+    return [lv for lv, (st, _) in states.items() if st != "intact"]
 
 
 def oracle(bundle, as_of):
@@ -240,9 +376,7 @@ def oracle(bundle, as_of):
         oe = onset_end(r) or pdate(r.get("recordedDate"))
         fx.append((level_of(r), os_, oe))
 
-    # acute-ovcf (7.4 step 4; no MRI/augmentation is generated)
-    if any(oe is not None and 0 <= (as_of - oe).days <= 90 for (_, _, oe) in fx):
-        findings["acute-ovcf"] = "high"
+    fracture_levels = ovcf(visible, as_of, fx, findings)
 
     # ---------------- DXA (6.2) ----------------
     site_codes = {"24966-4": ("spine", "bmd"), "38267-1": ("spine", "t"),
@@ -272,7 +406,16 @@ def oracle(bundle, as_of):
             # manufacturer; without a Device resource the whole display is compared (case-insensitive).
             e["dev"].add(dev.strip().lower())
 
+    aug_dates = []
+    for r in visible:
+        if r["resourceType"] == "Procedure" and r.get("status") == "completed" and any(
+                c.get("code") in AUG_CPT for c in (r.get("code") or {}).get("coding", [])):
+            for bs in r.get("bodySite") or []:
+                aug_dates.append(((bs.get("text") or "").upper(), pdate(r.get("performedDateTime"))))
+
     def spine_confounded(later):
+        if any(lv in ("L1", "L2", "L3", "L4") and d <= later for lv, d in aug_dates):
+            return True
         for (lvl, os_, oe) in fx:
             if os_ is None or os_ > later:
                 continue
@@ -386,7 +529,8 @@ def oracle(bundle, as_of):
             stopped = True
         if gap > GRACE or (stopped and gap >= DUE):
             disc = True
-            prevalent = len(fx) > 0
+            # an augmentation implies a fracture (3.1); a level in a fracture state (oedema, 7.1) too
+            prevalent = len(fx) > 0 or bool(aug_dates) or bool(fracture_levels)
             findings["denosumab-discontinuation-without-transition"] = (
                 "critical" if (count >= 4 or prevalent or gap > LONG) else "high")
 
@@ -467,8 +611,19 @@ def oracle(bundle, as_of):
     egfr_codes = {"98979-8", "62238-1", "33914-3"}
     dmab_active = d_last is not None and gap <= GRACE
     zol_active = any(0 <= (as_of - d).days <= 365 for d in zol_admins)
-    oral_bp_active = any(r["resourceType"] in ("MedicationStatement", "MedicationRequest") and rx(r) in ORAL_BP
-                         and r.get("status") == "active" for r in visible)
+    def oral_active(r):
+        if rx(r) not in ORAL_BP:
+            return False
+        if r["resourceType"] == "MedicationStatement":
+            return r.get("status") == "active"
+        if r["resourceType"] == "MedicationRequest":
+            if r.get("status") in ("active", "on-hold"):
+                return True
+            # 1.6: a stopped/completed order without an end counts 30 days from its start
+            start = pdate(r.get("authoredOn"))
+            return r.get("status") in ("stopped", "completed") and start and (as_of - start).days <= 30
+        return False
+    oral_bp_active = any(oral_active(r) for r in visible)
 
     def planned(code):
         for r in visible:
@@ -537,7 +692,7 @@ def oracle(bundle, as_of):
                     lv = conv("ca", float(lw["value"]), lw.get("code") or lw.get("unit") or "")
                     if lv is not None:
                         low = max(low, lv)
-            if val < low - 1e-9:
+            if val < low:  # compared unrounded (3.3), as the spec's arithmetic gives it
                 hyp = "critical"
         if hyp is None and dmab_any:
             e = latest_lab(egfr_codes, "egfr", 365)
