@@ -177,6 +177,11 @@ def one_patient(rng, seed, i):
         auth = rng.choice([dose_days[-1] - dt.timedelta(days=10), d_last, d_last + dt.timedelta(days=min(gap, 30))])
         if auth <= as_of:
             g.dmab_request(auth, rng.choice(["stopped", "completed", "active"]))
+    if ndoses and tier == "MA" and rng.random() < 0.12:
+        occ = as_of + dt.timedelta(days=rng.choice([-5, 0, 14, 28, 29]))
+        auth = as_of - dt.timedelta(days=rng.choice([3, min(gap, 40), gap + 3]))
+        r = g.dmab_request(auth, "active")
+        r["dosageInstruction"][0]["timing"] = {"event": [d2s(occ)]}
     if ndoses and rng.random() < 0.05:
         g.add({"resourceType": "MedicationStatement", "status": "stopped",
                "medicationCodeableConcept": med("993449", "denosumab"),
@@ -290,6 +295,21 @@ def one_patient(rng, seed, i):
                "issued": d2s(pd) + "T16:00:00Z",
                "valueQuantity": qty(rng.choice([2, 3, 4, 5, 6, 7, 8, 9]), "{score}")})
 
+    # ---- Genant grades (7.3, 7.4 steps 1a/2) ----
+    for lv in rng.sample(LEVELS, rng.choice([0, 0, 0, 1, 2])):
+        reads = sorted(rng.sample([5, 30, 100, 200, 400, 700], rng.choice([1, 2])), reverse=True)
+        for k, ago in enumerate(reads):
+            grade = rng.choice([0, 1, 2, 3]) if k < len(reads) - 1 else rng.choice([0, 1, 1, 2, 3])
+            if ndoses and rng.random() < 0.3:
+                rd = min(d_last + dt.timedelta(days=rng.choice([100, 190, 400])), as_of)
+            else:
+                rd = day(ago)
+            g.add({"resourceType": "Observation", "status": "final",
+                   "code": {"coding": [{"system": "http://osteoguard.org/fhir/CodeSystem/osteoguard",
+                                        "code": "genant-grade", "display": "Genant grade"}]},
+                   "effectiveDateTime": d2s(rd) + "T10:00:00Z", "issued": d2s(rd) + "T12:00:00Z",
+                   "valueInteger": grade, "bodySite": {"text": lv}})
+
     # ---- DXA ----
     nscans = rng.choice([0, 0, 1, 2, 2, 3])
     devices = ["Hologic Horizon A", "Hologic Horizon A", "Hologic Discovery W", "GE Lunar iDXA", None]
@@ -308,6 +328,8 @@ def one_patient(rng, seed, i):
     scans.reverse()
     sites = {"spine": ("24966-4", "38267-1", 0.95, 5.3), "hip": ("38261-4", "38264-8", 0.80, 5.0),
              "neck": ("24701-5", "38263-0", 0.70, 6.9)}
+    hip_mode = rng.choice(["total", "total", "left", "right", "both", "lr", "both-left"])
+    side_codes = {"left": ("46278-8", "80946-7"), "right": ("46279-6", "80945-9")}
     for site, (bmd_code, t_code, base_bmd, lsc) in sites.items():
         if rng.random() < (0.7 if site == "neck" else 0.3):
             continue
@@ -321,6 +343,25 @@ def one_patient(rng, seed, i):
                 tsc = round(tsc + rng.choice([0.0, -0.4, -0.5, -0.6, -1.0, -1.1, 0.3]), 2)
             dev = base_dev if rng.random() < 0.8 else rng.choice(devices)
             extra = {"device": {"display": dev}} if dev else {}
+            if rng.random() < 0.04:
+                extra["status"] = rng.choice(["preliminary", "entered-in-error", "cancelled"])
+            if site == "hip" and hip_mode != "total":
+                if hip_mode in ("left", "right"):
+                    sides = [hip_mode]
+                elif hip_mode == "both":
+                    sides = ["left", "right"]
+                elif hip_mode == "lr":
+                    sides = ["left"] if k == 0 else ["right"]
+                else:
+                    sides = ["left", "right"] if k == 0 else ["left"]
+                for si, side in enumerate(sides):
+                    off = 0.0 if si == 0 else rng.choice([0.02, -0.03])
+                    if mode in ("both", "bmd"):
+                        g.obs(sd, side_codes[side][0], f"DXA hip {side} BMD", round(bmd + off, 4), "g/cm2", "g/cm2", extra)
+                    if mode in ("both", "t"):
+                        g.obs(sd, side_codes[side][1], f"DXA hip {side} T-score", round(tsc + off * 10, 2), "{T-score}",
+                              "{T-score}", extra)
+                continue
             if mode in ("both", "bmd"):
                 if rng.random() < 0.1:
                     g.obs(sd, bmd_code, "DXA BMD", round(bmd * 1000, 1), "mg/cm2", "mg/cm2", extra)
@@ -332,6 +373,10 @@ def one_patient(rng, seed, i):
     # ---- safety labs ----
     if rng.random() < 0.8:
         lab_day = lambda: day(rng.choice([0, 5, 29, 30, 31, 200, 364, 365, 366]))  # noqa: E731
+        if rng.random() < 0.1:
+            late = g.obs(day(1), "17861-6", "Calcium", 7.9, "mg/dL", "mg/dL", issued_lag=2)  # issued after as_of
+        if rng.random() < 0.05:
+            g.obs(day(2), "62292-8", "25-OH vitamin D", 11, "ng/mL", "ng/mL", {"status": "entered-in-error"})
         if rng.random() < 0.75:
             cr = rng.choice([0.7, 0.9, 1.2, 1.6, 2.4, 3.5])
             if rng.random() < 0.2:

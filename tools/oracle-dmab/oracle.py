@@ -135,6 +135,42 @@ def obs_level(r):
     return m.group(1).upper() + m.group(2) if m else None
 
 
+PREVALENT = dt.date(1900, 1, 1)  # onset of a prevalent fracture of unknown age (7.4 step 2)
+
+
+def genant_readings(visible):
+    out = {}
+    for r in visible:
+        if r["resourceType"] == "Observation" and any(
+                c.get("code") == "genant-grade" for c in (r.get("code") or {}).get("coding", [])):
+            lv = obs_level(r)
+            if lv and isinstance(r.get("valueInteger"), int) and r.get("status") in ("final", "amended", "corrected", "preliminary"):
+                out.setdefault(lv, []).append((pdate(r["effectiveDateTime"]), r["valueInteger"]))
+    for v in out.values():
+        v.sort()
+    return out
+
+
+def genant_events(visible, fx):
+    """7.4 step 2 (v0.10.2): a grade >= 1 at a level without a fracture Condition is a fracture event;
+    after an earlier grade 0 it is new (onset period), else prevalent (unknown age)."""
+    have = {f[0] for f in fx if f[0]}
+    ev = []
+    for lv, reads in genant_readings(visible).items():
+        if lv in have:
+            continue
+        pos = [d for d, g in reads if g >= 1]
+        if not pos:
+            continue
+        first = pos[0]
+        zeros = [d for d, g in reads if g == 0 and d < first]
+        if zeros:
+            ev.append((lv, max(zeros) + dt.timedelta(days=1), first))
+        else:
+            ev.append((lv, PREVALENT, PREVALENT))
+    return ev
+
+
 def ovcf(visible, as_of, fx, findings):
     """7.1-7.7 and the section-9 OVCF codes for the shapes gen.py writes (no Genant, no imaging
     procedures, no exclusions)."""
@@ -165,6 +201,7 @@ def ovcf(visible, as_of, fx, findings):
     if pains and (as_of - pdate(pains[-1][0])).days <= 7:
         latest_pain = pains[-1][1]
 
+    genant = genant_readings(visible)
     aug_level = {}
     for lv, d in augs:
         aug_level[lv] = min(d, aug_level.get(lv, d))
@@ -176,6 +213,10 @@ def ovcf(visible, as_of, fx, findings):
         lfx = [f for f in fx if f[0] == lv]
         ed = sorted(edema.get(lv, []))
         st = None
+        gr = genant.get(lv)
+        if gr and gr[-1][1] == 0 and not lfx and not any(d > gr[-1][0] and v for d, v in ed):
+            states[lv] = ("intact", None)
+            continue
         if ed and ed[-1][1] and (as_of - ed[-1][0]).days <= 90:
             st = "acute" if (as_of - ed[-1][0]).days <= 42 else "subacute"
         elif ed and ed[-1][1] and not lfx:
@@ -199,9 +240,11 @@ def ovcf(visible, as_of, fx, findings):
 
     def confirmed(lv):
         lfx = states[lv][1] or []
-        starts = [f[1] for f in lfx]
+        # class C2: the level's fracture is the record with the latest onset for acuity (period
+        # end); "onset start" is that record's start
+        cur = max(lfx, key=lambda f: (f[2], f[1])) if lfx else None
         for d, v in edema.get(lv, []):
-            if v and 0 <= (as_of - d).days <= 90 and (not starts or d >= max(starts) - dt.timedelta(days=7)):
+            if v and 0 <= (as_of - d).days <= 90 and (cur is None or d >= cur[1] - dt.timedelta(days=7)):
                 return True
         return False
 
@@ -210,7 +253,8 @@ def ovcf(visible, as_of, fx, findings):
     for lv in unhealed:
         lfx = states[lv][1] or []
         if confirmed(lv):
-            if lfx and latest_pain is not None and latest_pain >= 7 and \
+            # class C7: criterion 4 needs a known onset (a prevalent fracture of unknown age has none)
+            if lfx and latest_pain is not None and latest_pain >= 7 and max(f[2] for f in lfx) != PREVALENT and \
                     (as_of - max(f[2] for f in lfx)).days >= 28:
                 cand = True
         elif latest_pain is not None and latest_pain >= 5:
@@ -375,10 +419,26 @@ def oracle(bundle, as_of):
         os_ = onset_start(r) or pdate(r.get("recordedDate"))
         oe = onset_end(r) or pdate(r.get("recordedDate"))
         fx.append((level_of(r), os_, oe))
+    fx.extend(genant_events(visible, fx))
 
     fracture_levels = ovcf(visible, as_of, fx, findings)
 
     # ---------------- DXA (6.2) ----------------
+    side_codes = {"46278-8": ("L", "bmd"), "80946-7": ("L", "t"), "46279-6": ("R", "bmd"), "80945-9": ("R", "t")}
+    sides = {}  # date -> side -> {"bmd","t","dev"}
+    for r in visible:
+        if r["resourceType"] == "Observation" and loinc(r) in side_codes and r.get("status") in (
+                "final", "amended", "corrected", "preliminary"):
+            side, kind = side_codes[loinc(r)]
+            v, u = quantity(r)
+            v = conv(kind, v, u) if v is not None else None
+            if v is None:
+                continue
+            e = sides.setdefault(pdate(r["effectiveDateTime"]), {}).setdefault(side, {"bmd": None, "t": None, "dev": set()})
+            e[kind] = v
+            dev = (r.get("device") or {}).get("display")
+            if dev:
+                e["dev"].add(dev.strip().lower())
     site_codes = {"24966-4": ("spine", "bmd"), "38267-1": ("spine", "t"),
                   "38261-4": ("hip", "bmd"), "38264-8": ("hip", "t"),
                   "24701-5": ("neck", "bmd"), "38263-0": ("neck", "t")}
@@ -413,6 +473,33 @@ def oracle(bundle, as_of):
             for bs in r.get("bodySite") or []:
                 aug_dates.append(((bs.get("text") or "").upper(), pdate(r.get("performedDateTime"))))
 
+    # sided hip readings: one "hip" entry per date with its sides (6.3 like with like)
+    for d, bys in sides.items():
+        e = dxa.setdefault("hip", {}).setdefault(d, {"bmd": None, "t": None, "dev": set()})
+        e["sides"] = bys
+        for se in bys.values():
+            e["dev"] |= se["dev"]
+
+    def hip_pair(a, b):
+        sa, sb = a.get("sides"), b.get("sides")
+        if not sa and not sb:
+            return a, b
+        if not sa or not sb:
+            return None  # uncoded vs sided: not generated
+        common = [x for x in ("L", "R") if x in sa and x in sb]
+        if not common:
+            return None  # left-only vs right-only
+        if len(common) == 2:
+            def mean(e):
+                bm = [e[x]["bmd"] for x in common]
+                ts = [e[x]["t"] for x in common]
+                return {"bmd": sum(bm) / 2 if None not in bm else None,
+                        "t": sum(ts) / 2 if None not in ts else None,
+                        "tmin": min(ts) if None not in ts else None, "dev": set()}
+            return mean(sa), mean(sb)
+        x = common[0]
+        return dict(sa[x], tmin=sa[x]["t"]), dict(sb[x], tmin=sb[x]["t"])
+
     def spine_confounded(later):
         if any(lv in ("L1", "L2", "L3", "L4") and d <= later for lv, d in aug_dates):
             return True
@@ -427,17 +514,23 @@ def oracle(bundle, as_of):
         """returns None if not comparable, else (significant, high, delta_text)"""
         if a["dev"] and b["dev"] and a["dev"] != b["dev"]:
             return None
+        if site == "hip":
+            p = hip_pair(a, b)
+            if p is None:
+                return None
+            a, b = p
         if site == "spine" and spine_confounded(new):
             return None
         if a["bmd"] is not None and b["bmd"] is not None:
             pct = (b["bmd"] - a["bmd"]) / a["bmd"] * 100
             sig = -pct >= LSC[site] - 1e-9
-            hi = -pct >= 2 * LSC[site] - 1e-9 or (b["t"] is not None and b["t"] <= -2.5)
+            tl = b.get("tmin", b["t"])
+            hi = -pct >= 2 * LSC[site] - 1e-9 or (tl is not None and tl <= -2.5)
             return (sig, hi)
         if a["t"] is not None and b["t"] is not None:
             dlt = a["t"] - b["t"]
             sig = dlt >= 0.5 - 1e-9
-            hi = dlt >= 1.0 - 1e-9 or b["t"] <= -2.5
+            hi = dlt >= 1.0 - 1e-9 or b.get("tmin", b["t"]) <= -2.5
             return (sig, hi)
         return None
 
@@ -584,7 +677,8 @@ def oracle(bundle, as_of):
     def latest_lab(code, kind, window):
         best = None
         for r in visible:
-            if r["resourceType"] == "Observation" and loinc(r) in code:
+            if r["resourceType"] == "Observation" and loinc(r) in code and r.get("status") in (
+                    "final", "amended", "corrected", "preliminary"):
                 d = pdate(r["effectiveDateTime"])
                 if not (0 <= (as_of - d).days <= window):
                     continue
@@ -643,7 +737,18 @@ def oracle(bundle, as_of):
     oral_planned = any(r["resourceType"] == "MedicationRequest" and rx(r) in ORAL_BP and r.get("status") == "draft"
                        and 0 <= (as_of - pdate(r["authoredOn"])).days <= 90 for r in visible)
     zol_planned = planned(ZOL) or disc or (rebound and not transition) or ctx_high
-    dmab_due = "denosumab-due-soon" in findings or "denosumab-overdue" in findings
+    occurrence_due = False
+    for r in visible:
+        if r["resourceType"] == "MedicationRequest" and rx(r) == DMAB and r.get("status") == "active":
+            a = pdate(r["authoredOn"])
+            if any(d >= a for d in tiers[1] + tiers[2]):
+                continue  # fulfilled by a documented dose
+            for di_ in r.get("dosageInstruction") or []:
+                for ev in ((di_.get("timing") or {}).get("event") or []):
+                    e = pdate(ev)
+                    if e and 0 <= (e - as_of).days <= 28:
+                        occurrence_due = True
+    dmab_due = "denosumab-due-soon" in findings or "denosumab-overdue" in findings or occurrence_due
     dmab_planned = planned(DMAB)
     dmab_any = dmab_active or dmab_due or dmab_planned
     antires_any = dmab_any or zol_active or zol_planned or oral_bp_active or oral_planned
