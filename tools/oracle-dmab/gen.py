@@ -182,15 +182,18 @@ def one_patient(rng, seed, i):
         auth = as_of - dt.timedelta(days=rng.choice([3, min(gap, 40), gap + 3]))
         r = g.dmab_request(auth, "active")
         r["dosageInstruction"][0]["timing"] = {"event": [d2s(occ)]}
-    if ndoses and rng.random() < 0.05:
+    if ndoses and rng.random() < 0.08:
+        stop = d_last - dt.timedelta(days=rng.choice([0, 0, 100]))  # 100: stopped, then restarted
         g.add({"resourceType": "MedicationStatement", "status": "stopped",
                "medicationCodeableConcept": med("993449", "denosumab"),
-               "effectivePeriod": {"start": d2s(dose_days[-1]), "end": d2s(d_last)},
-               "dateAsserted": d2s(d_last)})
+               "effectivePeriod": {"start": d2s(dose_days[-1] - dt.timedelta(days=200)), "end": d2s(stop)},
+               "dateAsserted": d2s(stop)})
+    if ndoses and tier == "MA" and rng.random() < 0.05:
+        g.dmab_request(d_last - dt.timedelta(days=5), "on-hold")
 
     # ---- transition ----
     if ndoses and gap > 20 and rng.random() < 0.45:
-        kind = rng.choice(["zol", "zol", "zol", "aln", "zol-planned", "aln-mr", "teri", "zol-dlast"])
+        kind = rng.choice(["zol", "zol", "zol", "aln", "zol-planned", "aln-mr", "teri", "zol-dlast", "zol-ms"])
         zgap = rng.randrange(0, gap)  # days before as_of
         zgap = rng.choice([zgap, 0, 1, 76, 77, 78, 167, 168, 169, 365, 366]) if rng.random() < 0.5 else zgap
         zgap = min(zgap, gap - 1)
@@ -224,6 +227,10 @@ def one_patient(rng, seed, i):
             g.other_med("110634", "teriparatide", zday, "MR", "active")
         elif kind == "zol-dlast":
             g.zol_admin(d_last)
+        elif kind == "zol-ms":
+            g.add({"resourceType": "MedicationStatement", "status": rng.choice(["completed", "stopped", "not-taken"]),
+                   "medicationCodeableConcept": med("77655", "zoledronic acid"),
+                   "effectiveDateTime": d2s(zday), "dateAsserted": d2s(zday)})
         else:
             g.zol_request(day(rng.choice([0, 10, 89, 90, 91, 120])), rng.choice(["active", "draft", "cancelled"]))
     elif rng.random() < 0.15:

@@ -145,7 +145,7 @@ def genant_readings(visible):
                 c.get("code") == "genant-grade" for c in (r.get("code") or {}).get("coding", [])):
             lv = obs_level(r)
             if lv and isinstance(r.get("valueInteger"), int) and r.get("status") in ("final", "amended", "corrected", "preliminary"):
-                out.setdefault(lv, []).append((pdate(r["effectiveDateTime"]), r["valueInteger"]))
+                out.setdefault(lv, []).append((pdate(r["effectiveDateTime"]), r["valueInteger"], r["effectiveDateTime"]))
     for v in out.values():
         v.sort()
     return out
@@ -159,11 +159,11 @@ def genant_events(visible, fx):
     for lv, reads in genant_readings(visible).items():
         if lv in have:
             continue
-        pos = [d for d, g in reads if g >= 1]
+        pos = [d for d, g, _ in reads if g >= 1]
         if not pos:
             continue
         first = pos[0]
-        zeros = [d for d, g in reads if g == 0 and d < first]
+        zeros = [d for d, g, _ in reads if g == 0 and d < first]
         if zeros:
             ev.append((lv, max(zeros) + dt.timedelta(days=1), first))
         else:
@@ -184,12 +184,14 @@ def ovcf(visible, as_of, fx, findings):
                     if lv:
                         augs.append((lv.upper(), d))
     edema = {}  # level -> list of (date, bool)
+    edema_ts = {}  # level -> list of (effectiveDateTime text, bool)
     for r in visible:
         if r["resourceType"] == "Observation" and any(
                 c.get("code") == "vertebral-edema" for c in (r.get("code") or {}).get("coding", [])):
             lv = obs_level(r)
             if lv and "valueBoolean" in r:
                 edema.setdefault(lv, []).append((pdate(r["effectiveDateTime"]), r["valueBoolean"]))
+                edema_ts.setdefault(lv, []).append((r["effectiveDateTime"], r["valueBoolean"]))
     pains = []
     for r in visible:
         if r["resourceType"] == "Observation" and loinc(r) in ("72514-3", "38208-5"):
@@ -214,7 +216,8 @@ def ovcf(visible, as_of, fx, findings):
         ed = sorted(edema.get(lv, []))
         st = None
         gr = genant.get(lv)
-        if gr and gr[-1][1] == 0 and not lfx and not any(d > gr[-1][0] and v for d, v in ed):
+        # "no oedema reported after that reading": by time of day (both written in UTC here)
+        if gr and gr[-1][1] == 0 and not lfx and not any(ts > gr[-1][2] and v for ts, v in edema_ts.get(lv, [])):
             states[lv] = ("intact", None)
             continue
         if ed and ed[-1][1] and (as_of - ed[-1][0]).days <= 90:
@@ -326,7 +329,7 @@ def oracle(bundle, as_of):
     # ---------------- denosumab doses (5.1 tiers) ----------------
     tiers = {1: [], 2: [], 3: []}
     dmab_reqs = []
-    dmab_ms_stopped = False
+    stopped_ms = []
     undated_ms = False
     for r in visible:
         t = r["resourceType"]
@@ -339,7 +342,8 @@ def oracle(bundle, as_of):
             tiers[1].append(pdate(r.get("effectiveDateTime")))
         elif t == "MedicationStatement":
             if r.get("status") == "stopped":
-                dmab_ms_stopped = True
+                ep = r.get("effectivePeriod") or {}
+                stopped_ms.append(pdate(ep.get("end")) or pdate(r.get("dateAsserted")))
             if r.get("status") in ("active", "completed", "intended", "stopped"):
                 ep = r.get("effectivePeriod") or {}
                 if r.get("effectiveDateTime"):
@@ -383,9 +387,14 @@ def oracle(bundle, as_of):
         t = r["resourceType"]
         if code == ZOL and t == "MedicationAdministration" and r.get("status") == "completed":
             zol_admins.append(pdate(r["effectiveDateTime"]))
+        if code == ZOL and t == "MedicationStatement" and r.get("status") in ("active", "completed", "stopped") \
+                and r.get("effectiveDateTime"):
+            zol_admins.append(pdate(r["effectiveDateTime"]))  # 4.3: a statement dated as given
         if not d_last or code not in BISPHOS:
             continue
-        if t == "MedicationAdministration" and r.get("status") == "completed":
+        if (t == "MedicationAdministration" and r.get("status") == "completed") or (
+                t == "MedicationStatement" and code == ZOL and r.get("status") in ("active", "completed", "stopped")
+                and r.get("effectiveDateTime")):
             d = pdate(r["effectiveDateTime"])
             if d > d_last:
                 transition = True
@@ -407,6 +416,8 @@ def oracle(bundle, as_of):
     Z = max(zol_after) if zol_after else None
 
     gap = (as_of - d_last).days if d_last else None
+    # (b) a stopped statement counts unless a dose was documented after the stop (a restart; class A7)
+    dmab_ms_stopped = any(d and d_last and d >= d_last for d in stopped_ms)
 
     # ---------------- fractures ----------------
     fx = []  # (level, onset_start, onset_end)
@@ -709,7 +720,13 @@ def oracle(bundle, as_of):
         if rx(r) not in ORAL_BP:
             return False
         if r["resourceType"] == "MedicationStatement":
-            return r.get("status") == "active"
+            ep = r.get("effectivePeriod") or {}
+            start, end = pdate(ep.get("start")), pdate(ep.get("end"))
+            if r.get("status") == "active":
+                return True
+            # a completed statement without an end covers its start day only (class A8)
+            return r.get("status") == "completed" and start is not None and start <= as_of and (
+                (end is not None and end >= as_of) or (end is None and start == as_of))
         if r["resourceType"] == "MedicationRequest":
             if r.get("status") in ("active", "on-hold"):
                 return True

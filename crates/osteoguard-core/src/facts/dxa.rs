@@ -3,10 +3,12 @@
 //! Interpretations:
 //! * Serial comparison (§6.2) uses lumbar spine, total hip and femoral neck; the forearm is used
 //!   for categorisation only when no hip/spine T-score exists (§6.3) and never for monitoring.
-//! * "The latest two comparable scans": the later scan is the most recent DXA date; for each
-//!   site measured then, the earlier scan is the most recent one of the same site dated
-//!   ≥ `bmd_min_interval_days` before it that is comparable (older scans are tried when the
-//!   newest candidate is not comparable, e.g. another device).
+//! * "The latest two comparable scans" (§9 "latest two DXA at the same site"): for each
+//!   monitoring site the later scan is that site's latest scan (a site not re-measured at the
+//!   most recent DXA keeps its own latest pair); the earlier scan is the most recent one of the
+//!   same site dated ≥ `bmd_min_interval_days` before it that is comparable (older scans are
+//!   tried when the newest candidate is not comparable, e.g. another device). Item 6
+//!   (`comparison_possible`, `comparison_notes`) concerns the most recent DXA date only.
 //! * Devices are compared by the referenced Device's manufacturer when the reader found one
 //!   (v0.10.3: a contained `#dxa` Device or a Device in the input), else by their full identity
 //!   (trimmed, case-insensitive): then a different model of the same manufacturer is refused too
@@ -445,7 +447,14 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
         approximate_t_based: false,
         significant_loss: false,
         large_loss: false,
-        later_t: b.t,
+        // §9 "high if the later scan T ≤ −2.5" is a diagnostic threshold: §6.3 takes the lower
+        // T-score when both hips were measured that day (the comparison itself is like with like).
+        later_t: l
+            .sides
+            .iter()
+            .filter_map(|s| s.t.as_ref().map(|(v, _)| *v))
+            .min_by(f64::total_cmp)
+            .or(b.t),
         evidence,
     };
     match (a.bmd.filter(|v| *v > 0.0), b.bmd) {
@@ -652,7 +661,10 @@ pub fn compute(input: &Input<'_>, spine: &SpineFacts) -> DxaFacts {
     facts.min_z = lowest(&latest_scores(input, true));
     facts.who = who_category(input, spine, facts.min_t.as_ref());
 
-    // §6.2 serial comparison of the latest scan.
+    // §6.2 serial comparison. §9 `bmd-significant-loss` compares "the latest two DXA at the same
+    // site": each monitoring site from its own latest scan, so a site not re-measured at the most
+    // recent DXA keeps its latest pair. Data-insufficient item 6 (`comparison_possible`) concerns
+    // the most recent DXA only, and so do the comparison notes.
     let Some(latest) = facts.latest_dxa.filter(|_| facts.dxa_dates.len() >= 2) else {
         return facts;
     };
@@ -665,37 +677,44 @@ pub fn compute(input: &Input<'_>, spine: &SpineFacts) -> DxaFacts {
             "no earlier DXA at least {} days before {latest}",
             t.bmd_min_interval_days
         ));
-        return facts;
     }
     let all = scans(input);
     let mut measured_now = false;
+    let mut latest_compared = false;
     for site in MONITORING_SITES {
-        let Some(later) = all.iter().find(|s| s.site == site && s.date == latest) else {
+        // `scans` is sorted by (site, date): the last of the site is its latest scan.
+        let Some(later) = all.iter().rev().find(|s| s.site == site) else {
             continue;
         };
-        measured_now = true;
+        let is_latest = later.date == latest;
+        measured_now |= is_latest;
         let candidates: Vec<&Scan> = all
             .iter()
-            .filter(|s| s.site == site && days(s.date, latest) >= t.bmd_min_interval_days)
+            .filter(|s| s.site == site && days(s.date, later.date) >= t.bmd_min_interval_days)
             .rev()
             .collect();
         if candidates.is_empty() {
-            facts.comparison_notes.push(format!(
-                "{}: no earlier scan at least {} days before {latest}",
-                site.label(),
-                t.bmd_min_interval_days
-            ));
+            if is_latest && has_earlier {
+                facts.comparison_notes.push(format!(
+                    "{}: no earlier scan at least {} days before {latest}",
+                    site.label(),
+                    t.bmd_min_interval_days
+                ));
+            }
             continue;
         }
         for earlier in candidates {
             match compare(input, spine, earlier, later) {
                 Ok(c) => {
+                    latest_compared |= is_latest;
                     facts.changes.push(c);
                     break;
                 }
                 Err(reason) => {
                     let confounded = reason.contains("confounded");
-                    facts.comparison_notes.push(reason);
+                    if is_latest {
+                        facts.comparison_notes.push(reason);
+                    }
                     if confounded {
                         // Every earlier spine scan is confounded by the same later levels.
                         break;
@@ -704,12 +723,16 @@ pub fn compute(input: &Input<'_>, spine: &SpineFacts) -> DxaFacts {
             }
         }
     }
+    if !has_earlier {
+        facts.latest_change = most_significant(&facts.changes).cloned();
+        return facts;
+    }
     if !measured_now {
         facts.comparison_notes.push(format!(
             "latest DXA {latest} has no lumbar spine or hip result to compare"
         ));
     }
-    facts.comparison_possible = Some(!facts.changes.is_empty());
+    facts.comparison_possible = Some(latest_compared);
     facts.latest_change = most_significant(&facts.changes).cloned();
     facts
 }

@@ -164,7 +164,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::engine::{evaluate as run, Evaluation};
-    use crate::model::{DxaSite, ObservationKind::*, ProcedureKind, Sex, VertebralLevel::*};
+    use crate::model::{DxaSite, ObservationKind::*, ProcedureKind, Sex, Side, VertebralLevel::*};
     use crate::testkit::{d, RecordBuilder};
 
     fn patient() -> RecordBuilder {
@@ -211,6 +211,61 @@ mod tests {
         );
         assert_eq!(f.evidence.len(), 2);
         assert!(!item6(&e));
+    }
+
+    /// §9 `bmd-significant-loss`: "latest two DXA at the same site ≥ 180 days apart", v0.10.3
+    /// "evaluated at every site". A site not re-measured at the most recent DXA (here the hip,
+    /// when the latest scan measured only the spine) is judged on its own latest two scans;
+    /// item 6 still concerns the most recent DXA (differential class B3, docs/differential-dmab.md).
+    #[test]
+    fn site_not_remeasured_at_latest_scan_is_judged_on_its_own_latest_pair() {
+        // Hip 0.800 → 0.752 (−6.0 % ≥ 5.0 % LSC); a later spine-only scan with no earlier spine.
+        let b = hip(
+            hip(patient(), "2022-10-01", 0.800, -1.6),
+            "2023-10-01",
+            0.752,
+            -2.0,
+        )
+        .observation(Bmd(DxaSite::LumbarSpine), "2024-10-01", 0.950)
+        .with_last_observation(|o| o.device = Some("GE Lunar".into()));
+        let e = eval(b, "2024-10-15");
+        assert_eq!(severity(&e), Some(Severity::Moderate));
+        let f = e.outcome.get(FindingCode::BmdSignificantLoss).cloned();
+        assert!(f.is_some_and(|f| f.recommendation.contains("total hip")));
+        // The spine scan of 2024-10-01 has no earlier spine scan to compare with: item 6.
+        assert!(item6(&e));
+        // The same hip pair with a later spine-only scan 100 days after the hip: still judged.
+        let b = hip(
+            hip(patient(), "2022-10-01", 0.800, -1.6),
+            "2023-10-01",
+            0.752,
+            -2.6,
+        )
+        .observation(TScore(DxaSite::LumbarSpine), "2024-01-09", -1.0);
+        assert_eq!(severity(&eval(b, "2024-02-01")), Some(Severity::High));
+    }
+
+    /// §9 "high if the later scan T ≤ −2.5"; §6.3 "both left and right hip on the same date: use
+    /// the lower T-score for diagnosis; for monitoring compare like with like (mean of both)".
+    /// Differential class B4 (docs/differential-dmab.md).
+    #[test]
+    fn later_t_of_both_hips_is_the_lower_side() {
+        let side = |b: RecordBuilder, date: &str, s: Side, t: f64| {
+            b.observation(TScore(DxaSite::TotalHip), date, t)
+                .with_last_observation(|o| o.side = Some(s))
+        };
+        // Mean T −1.5 → −2.35 (ΔT −0.85 ≥ 0.5: significant, < 1.0: not large); lower side −2.5.
+        let b = side(patient(), "2023-03-30", Side::Left, -1.6);
+        let b = side(b, "2023-03-30", Side::Right, -1.4);
+        let b = side(b, "2023-09-26", Side::Left, -2.2);
+        let b = side(b, "2023-09-26", Side::Right, -2.5);
+        assert_eq!(severity(&eval(b, "2024-01-04")), Some(Severity::High));
+        // Lower side −2.4: moderate.
+        let b = side(patient(), "2023-03-30", Side::Left, -1.6);
+        let b = side(b, "2023-03-30", Side::Right, -1.4);
+        let b = side(b, "2023-09-26", Side::Left, -2.2);
+        let b = side(b, "2023-09-26", Side::Right, -2.4);
+        assert_eq!(severity(&eval(b, "2024-01-04")), Some(Severity::Moderate));
     }
 
     #[test]
