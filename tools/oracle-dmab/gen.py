@@ -141,7 +141,7 @@ def one_patient(rng, seed, i):
     as_of = dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(0, 900))
     age = rng.choice([45, 55, 64, 70, 79, 85, 92])
     birth = dt.date(as_of.year - age, as_of.month, min(as_of.day, 28)) - dt.timedelta(days=rng.randrange(1, 360))
-    sex = rng.choice(["female", "female", "male"])
+    sex = rng.choice(["female", "female", "male"] * 6 + ["unknown", "other"])
     patient = {"resourceType": "Patient", "id": pid, "gender": sex, "birthDate": d2s(birth)}
     day = lambda k: as_of - dt.timedelta(days=k)  # noqa: E731
 
@@ -161,7 +161,11 @@ def one_patient(rng, seed, i):
         elif tier == "MS":
             g.dmab_statement(dday)
         else:
-            g.dmab_request(dday, rng.choice(["active", "completed", "stopped"]))
+            r = g.dmab_request(dday, rng.choice(["active", "completed", "stopped"]))
+            if rng.random() < 0.1:
+                r["intent"] = rng.choice(["proposal", "plan"])  # 1.6: a proposal is not an order
+    if tier == "MA" and ndoses and rng.random() < 0.08:
+        g.dmab_statement(day(rng.choice([10, 100])))  # a lower tier is never merged (5.1)
     if ndoses and rng.random() < 0.08:
         g.dmab_admin(day(rng.choice([5, 40, 100])), status=rng.choice(["not-done", "entered-in-error"]))
     if ndoses and rng.random() < 0.05:
@@ -405,8 +409,10 @@ def one_patient(rng, seed, i):
                     extra["referenceRange"] = [{"low": qty(8.8, "mg/dL")}]
                 g.obs(ca_day, "17861-6", "Calcium", rng.choice([8.0, 8.4, 8.5, 8.6, 8.7, 9.2]), "mg/dL", "mg/dL", extra)
             if rng.random() < 0.3:
+                alb = rng.choice([3.0, 3.5, 4.0, 4.5])
+                unit = rng.choice(["g/dL", "g/dL", "g/L"])
                 g.obs(ca_day + dt.timedelta(days=rng.choice([0, 20, -40])), "1751-7", "Albumin",
-                      rng.choice([3.0, 3.5, 4.0, 4.5]), "g/dL", "g/dL")
+                      alb * 10 if unit == "g/L" else alb, unit, unit)
         if rng.random() < 0.6:
             if rng.random() < 0.2:
                 g.obs(lab_day(), "62292-8", "25-OH vitamin D", rng.choice([45, 49.9, 50, 75]), "nmol/L", "nmol/L")

@@ -706,11 +706,11 @@ def oracle(bundle, as_of):
     def crcl(window):
         cr = latest_lab({"2160-0"}, "creat", window)
         wt = latest_lab({"29463-7"}, "weight", 365)
-        if cr is None or wt is None or age is None or sex not in ("female", "male"):
+        if cr is None or wt is None or age is None:
             return None, cr
         v = (140 - age) * wt[1] / (72 * cr[1])
-        if sex == "female":
-            v *= 0.85
+        if sex != "male":
+            v *= 0.85  # class S2: sex not recorded as male -> the female factor (the lower CrCl)
         return v, cr
 
     egfr_codes = {"98979-8", "62238-1", "33914-3"}
