@@ -323,6 +323,9 @@ def oracle(bundle, as_of):
                     "completed", "active", "stopped", "intended"):
                 undated_dmab = True
             continue
+        if r["resourceType"] == "MedicationRequest" and r.get("intent") not in (
+                "order", "plan", "original-order", "filler-order", "instance-order"):
+            continue  # 1.6 intent filter
         if vd <= as_of:
             visible.append(r)
 
