@@ -7,7 +7,7 @@
 //! outside tests), a write costs one branch more than writing to the `File` itself.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -59,6 +59,14 @@ impl Write for OutFile {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
+    }
+}
+
+/// The xlsx worklist is packed straight into its file (a zip writer goes back to complete each
+/// member's header), instead of into a buffer of the whole file first.
+impl Seek for OutFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.0.seek(pos)
     }
 }
 

@@ -39,6 +39,7 @@ pub mod pass1;
 pub mod pass2;
 pub mod progress;
 pub mod route;
+pub mod scan;
 pub mod synth;
 
 use std::collections::BTreeMap;
@@ -663,6 +664,7 @@ fn run(args: &ScreenArgs) -> Result<Summary, ScreenError> {
         },
     ) = recorded?;
     merged?;
+    progress.log("merge done; completing the outputs");
     let absent = registry.absent_patients()?;
     status.recheck_needed += absent.len() as u64;
     resolved.sort_by(|a, b| (&a.patient_id, &a.code).cmp(&(&b.patient_id, &b.code)));

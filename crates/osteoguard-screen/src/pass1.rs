@@ -517,27 +517,20 @@ fn flush_all(w: &mut Worker, sinks: &Sinks) -> Result<(), ScreenError> {
 }
 
 fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), ScreenError> {
-    let n = sinks.shards.len();
     w.stats.bytes += chunk.len() as u64;
     for line in lines(chunk) {
         w.stats.lines += 1;
-        if let Some(ty) = fast_ignored(line) {
-            match w.stats.by_type.get_mut(ty) {
-                Some(c) => {
-                    c.read += 1;
-                    c.ignored += 1;
-                }
-                None => {
-                    w.stats.by_type.insert(
-                        ty.to_string(),
-                        LineCounts {
-                            read: 1,
-                            ignored: 1,
-                            ..Default::default()
-                        },
-                    );
-                }
+        // One scan checks the line and reads its routing members (crate::scan); only where it
+        // is unsure does the line take the old path below.
+        if let Some(p) = crate::scan::peek_members(line) {
+            match p.resource_type.as_deref() {
+                Some(ty) => route_line(w, sinks, line, ty, decide(&p))?,
+                None => w.stats.not_fhir_lines += 1,
             }
+            continue;
+        }
+        if let Some(ty) = fast_ignored(line) {
+            route_line(w, sinks, line, ty, Decision::Ignored)?;
             continue;
         }
         let (ty, decision) = match peek(line) {
@@ -579,43 +572,56 @@ fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), Screen
                 }
             },
         };
-        let c = match w.stats.by_type.get_mut(&ty) {
-            Some(c) => c,
-            None => w.stats.by_type.entry(ty).or_default(),
-        };
-        c.read += 1;
-        match decision {
-            Decision::Ignored => c.ignored += 1,
-            Decision::Unattached => c.unattached += 1,
-            Decision::Medication(id) => {
-                c.kept += 1;
-                w.stats.kept_bytes += line.len() as u64;
-                w.med.extend_from_slice(id.as_bytes());
-                w.med.push(b'\t');
-                w.med.extend_from_slice(line);
-                w.med.push(b'\n');
-                w.buffered += id.len() + line.len() + 2;
-            }
-            Decision::Patient(id) => {
-                c.kept += 1;
-                w.stats.kept_bytes += line.len() as u64;
-                let s = shard_of(&id, n);
-                let b = &mut w.bufs[s];
-                b.extend_from_slice(id.as_bytes());
-                b.push(b'\t');
-                b.extend_from_slice(line);
-                b.push(b'\n');
-                w.buffered += id.len() + line.len() + 2;
-                if b.len() >= w.flush_at {
-                    sinks.write(s, b)?;
-                    w.buffered -= b.len();
-                    b.clear();
-                }
+        route_line(w, sinks, line, &ty, decision)?;
+    }
+    Ok(())
+}
+
+/// Counts a line of type `ty` and sends it where `decision` says.
+fn route_line(
+    w: &mut Worker,
+    sinks: &Sinks,
+    line: &[u8],
+    ty: &str,
+    decision: Decision,
+) -> Result<(), ScreenError> {
+    // The type's name is allocated only the first time it is seen.
+    let c = match w.stats.by_type.get_mut(ty) {
+        Some(c) => c,
+        None => w.stats.by_type.entry(ty.to_string()).or_default(),
+    };
+    c.read += 1;
+    match decision {
+        Decision::Ignored => c.ignored += 1,
+        Decision::Unattached => c.unattached += 1,
+        Decision::Medication(id) => {
+            c.kept += 1;
+            w.stats.kept_bytes += line.len() as u64;
+            w.med.extend_from_slice(id.as_bytes());
+            w.med.push(b'\t');
+            w.med.extend_from_slice(line);
+            w.med.push(b'\n');
+            w.buffered += id.len() + line.len() + 2;
+        }
+        Decision::Patient(id) => {
+            c.kept += 1;
+            w.stats.kept_bytes += line.len() as u64;
+            let s = shard_of(&id, sinks.shards.len());
+            let b = &mut w.bufs[s];
+            b.extend_from_slice(id.as_bytes());
+            b.push(b'\t');
+            b.extend_from_slice(line);
+            b.push(b'\n');
+            w.buffered += id.len() + line.len() + 2;
+            if b.len() >= w.flush_at {
+                sinks.write(s, b)?;
+                w.buffered -= b.len();
+                b.clear();
             }
         }
-        if w.buffered >= WORKER_BUFFER_CAP {
-            flush_all(w, sinks)?;
-        }
+    }
+    if w.buffered >= WORKER_BUFFER_CAP {
+        flush_all(w, sinks)?;
     }
     Ok(())
 }

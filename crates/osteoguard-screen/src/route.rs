@@ -20,7 +20,7 @@ use serde::Deserialize;
 /// filter can never drop a code the reader would map.
 use osteoguard_fhir::terminology::{CPT, CPT_OID, LOINC, OSTEOGUARD, SNOMED};
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct Coding<'a> {
     #[serde(borrow, default)]
     pub system: Option<Cow<'a, str>>,
@@ -28,19 +28,19 @@ pub struct Coding<'a> {
     pub code: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct CodeableConcept<'a> {
     #[serde(borrow, default)]
     pub coding: Option<Vec<Coding<'a>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct Reference<'a> {
     #[serde(borrow, default)]
     pub reference: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct Component<'a> {
     #[serde(borrow, default)]
     pub code: Option<CodeableConcept<'a>>,
@@ -48,7 +48,7 @@ pub struct Component<'a> {
 
 /// The fields pass 1 looks at. Everything else in the line is skipped by the tokenizer
 /// (no allocation, no `Value`).
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct Peek<'a> {
     #[serde(rename = "resourceType", borrow, default)]
     pub resource_type: Option<Cow<'a, str>>,
