@@ -264,12 +264,18 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
 
     // Explicit stop (§9 discontinuation (b)): the newest denosumab order by authoredOn is
     // stopped/completed, whenever it was authored (v0.10.3: a standing order written before the
-    // first dose and later set to stopped is the usual pattern); or the newest statement is
-    // stopped and no dose was documented after the stop (a restart).
-    let newest = |kind: MedicationSource| {
+    // first dose and later set to stopped is the usual pattern); or a statement is stopped and
+    // no dose was documented after the stop (a restart). Unlike an order, a stopped statement is
+    // not cancelled by a newer statement that is not stopped: §9 (b) qualifies only the order
+    // with "no newer order", and a newer statement that documents a dose in the tier the
+    // schedule uses is already a restart (D_last after the stop); one in a lower tier is not a
+    // dose (§5.1, never a merge), so it must not silence the stop either (found by the oradm
+    // differential, docs/differential-dmab.md).
+    let newest = |kind: MedicationSource, stopped_only: bool| {
         schedule
             .iter()
             .filter(|m| m.kind == kind)
+            .filter(|m| !stopped_only || m.status == MedicationStatus::Stopped)
             .filter_map(|m| {
                 let date = match kind {
                     MedicationSource::Request => m.authored,
@@ -279,15 +285,14 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
             })
             .max_by(|a, b| (a.0, &a.1.source).cmp(&(b.0, &b.1.source)))
     };
-    let stopped_request = newest(MedicationSource::Request).filter(|(_, m)| {
+    let stopped_request = newest(MedicationSource::Request, false).filter(|(_, m)| {
         matches!(
             m.status,
             MedicationStatus::Stopped | MedicationStatus::Completed
         )
     });
     let stopped_statement =
-        newest(MedicationSource::Statement).filter(|(_, m)| m.status == MedicationStatus::Stopped);
-    let stopped_statement = stopped_statement.filter(|(date, _)| d_last.date <= *date);
+        newest(MedicationSource::Statement, true).filter(|(date, _)| d_last.date <= *date);
     course.explicitly_stopped = [stopped_request, stopped_statement]
         .into_iter()
         .flatten()
@@ -688,6 +693,56 @@ mod tests {
             )
             .build();
         assert!(course(&r, "2023-05-01").explicitly_stopped.is_some());
+    }
+
+    /// §9 (b): "MedicationStatement status = stopped" carries no "no newer" clause. A newer
+    /// completed statement in a tier the schedule does not use (administrations are documented)
+    /// is no dose (§5.1) and must not cancel the stop; a dose in the used tier after the stop is
+    /// a restart and does.
+    #[test]
+    fn a_newer_statement_of_a_lower_tier_does_not_cancel_a_stop() {
+        let stop_then_lower_tier = patient()
+            .administration(
+                Ingredient::Denosumab,
+                "2022-10-08",
+                60.0,
+                Route::Subcutaneous,
+            )
+            .statement(
+                Ingredient::Denosumab,
+                Stopped,
+                "2022-03-22",
+                Some("2022-10-08"),
+            )
+            .statement(
+                Ingredient::Denosumab,
+                Completed,
+                "2023-04-25",
+                Some("2023-04-25"),
+            )
+            .build();
+        let c = course(&stop_then_lower_tier, "2023-05-05");
+        assert_eq!(
+            c.d_last.as_ref().map(|d| d.date.to_string()),
+            Some("2022-10-08".to_string())
+        );
+        assert!(c.explicitly_stopped.is_some());
+        // A documented administration after the stop is a restart.
+        let restarted = patient()
+            .administration(
+                Ingredient::Denosumab,
+                "2022-10-08",
+                60.0,
+                Route::Subcutaneous,
+            )
+            .statement(
+                Ingredient::Denosumab,
+                Stopped,
+                "2022-03-22",
+                Some("2022-06-01"),
+            )
+            .build();
+        assert!(course(&restarted, "2023-05-05").explicitly_stopped.is_none());
     }
 
     /// v0.10.3 clause (b): the newest denosumab order counts whenever it was authored — a
