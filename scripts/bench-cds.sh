@@ -14,6 +14,17 @@
 # SUSTAIN seconds of pv with VmRSS sampled every second (goal 4: RSS flat), and with PROFILE=1 a
 # `perf record` of the server during a pv run.
 #
+# Closed loop (wrk): CONN connections each send the next request when the last is answered, so at
+# 64 connections the latency is mostly queueing (p50 ≈ CONN ÷ throughput) and "p99 ÷ static" is
+# a throughput ratio. Fixed rate (open loop, `oha -q RATE --latency-correction`): requests are
+# sent on a schedule at FIXED (space-separated fractions, default "0.5 0.8") of pv's median
+# closed-loop throughput, the same rate for static and pv, CONN connections, FIXED_SECS seconds
+# each; latency counts from each request's scheduled send time (coordinated omission
+# corrected), so a slow answer delays no measurement. Below capacity this is the service's own
+# latency: the reading of "p99 ≤ 2× the static echo" that measures the service, not the queue.
+# Needs oha (OHA=/path/to/oha, or on the PATH: `cargo install oha --locked --root DIR`);
+# without it the fixed-rate part is skipped with a note.
+#
 #   scripts/bench-cds.sh                 # builds target/profiling/osteoguard-cds-bench first
 #   ROUNDS=5 SECS=10 CONN=64 SUSTAIN=60 PROFILE=1 scripts/bench-cds.sh
 #   BIN=/path/to/other/osteoguard-cds-bench scripts/bench-cds.sh   # e.g. a build of the previous code
@@ -41,6 +52,9 @@ PORT_JWT=${PORT_JWT:-18098}
 PORT_PEER=${PORT_PEER:-18099}
 PORT_COMPARE=${PORT_COMPARE:-18110}
 COMPARE=${COMPARE:-}
+FIXED=${FIXED:-0.5 0.8}
+FIXED_SECS=${FIXED_SECS:-10}
+OHA=${OHA:-$(command -v oha || true)}
 TCK=$(getconf CLK_TCK)
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
@@ -49,6 +63,7 @@ if [ -z "${BIN:-}" ]; then
   BIN=target/profiling/osteoguard-cds-bench
 fi
 mkdir -p "$OUT"
+: >"$OUT/closed.txt"
 if [ ! -d "$OUT/cql-peer/node_modules" ]; then
   rm -rf "$OUT/cql-peer"
   cp -r "$PEER_SRC" "$OUT/cql-peer"
@@ -133,7 +148,35 @@ run() {
   n=$(count "$r")
   [[ "$*" == *TOKENS_FILE* ]] && TOKEN_OFFSET=$((TOKEN_OFFSET + n + 4 * CONN))
   awk -v name="$name" -v r="$r" -v d=$((t1 - t0)) -v n="$n" -v tck="$TCK" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
-    'BEGIN { printf "%-9s %s cpu_ms_per_req=%.3f load1=%s\n", name, substr(r, 8), (n > 0 ? d * 1000 / tck / n : 0), load }'
+    'BEGIN { printf "%-9s %s cpu_ms_per_req=%.3f load1=%s\n", name, substr(r, 8), (n > 0 ? d * 1000 / tck / n : 0), load }' |
+    tee -a "$OUT/closed.txt"
+}
+
+# fixed NAME PID URL RATE [oha args...]: FIXED_SECS seconds at RATE requests/s (open loop, latency
+# from the scheduled send time); one line: achieved rate, p50/p99/p99.9, errors, CPU per request.
+fixed() {
+  local name=$1 pid=$2 url=$3 rate=$4; shift 4
+  local t0 t1
+  t0=$(ticks "$pid")
+  "$OHA" --no-tui --output-format json -z "${FIXED_SECS}s" -c "$CONN" -q "$rate" --latency-correction \
+    "$@" "$url" >"$OUT/fixed-$name-$rate.json" 2>"$OUT/fixed-$name-$rate.err" || true
+  t1=$(ticks "$pid")
+  python3 - "$OUT/fixed-$name-$rate.json" "$name" "$rate" $((t1 - t0)) "$TCK" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
+import json, sys
+path, name, rate, ticks, tck, load = sys.argv[1:]
+try:
+    d = json.load(open(path))
+except Exception as e:
+    print(f"{name:<9} rate={rate} (no result: {e})"); sys.exit(0)
+s, p = d["summary"], d["latencyPercentiles"]
+ok = sum(v for k, v in d.get("statusCodeDistribution", {}).items() if k.startswith("2"))
+err = sum(d.get("errorDistribution", {}).values())
+ms = lambda k: (p.get(k) or 0) * 1000
+cpu = int(ticks) * 1000 / int(tck) / ok if ok else 0
+print(f"{name:<9} offered={rate} achieved_rps={s['requestsPerSec']:.1f} ok={ok} errors={err} "
+      f"p50_ms={ms('p50'):.3f} p99_ms={ms('p99'):.3f} p99.9_ms={ms('p99.9'):.3f} "
+      f"cpu_ms_per_req={cpu:.3f} load1={load}")
+PY
 }
 
 start_service "$OUT/pv" "$PORT_PV"
@@ -184,6 +227,27 @@ for round in $(seq 1 "$ROUNDS"); do
     esac
   done
 done
+
+# Fixed offered rate (open loop): static and pv at the same rates, fractions of pv's median
+# closed-loop throughput of the rounds above.
+if [ -n "$OHA" ] && [ -x "$OHA" ]; then
+  PV_RPS=$(awk '$1 == "pv" { for (i = 2; i <= NF; i++) if ($i ~ /^rps=/) print substr($i, 5) }' "$OUT/closed.txt" |
+    sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }')
+  echo "## fixed rate (oha, open loop, latency from the scheduled send time): fractions $FIXED of pv's median closed-loop $PV_RPS req/s, ${FIXED_SECS}s each, $CONN connections"
+  for f in $FIXED; do
+    rate=$(awk -v r="$PV_RPS" -v f="$f" 'BEGIN { printf "%d", r * f }')
+    [ "$rate" -gt 0 ] || continue
+    fixed static "$PV_PID" "http://127.0.0.1:$PORT_PV/bench/static" "$rate"
+    fixed pv "$PV_PID" "http://127.0.0.1:$PORT_PV/cds-services/osteoguard-patient-view" "$rate" \
+      -m POST -H "Content-Type: application/json" -D "$BODY"
+    for n in "${CMP_NAMES[@]}"; do
+      fixed "pv-$n" "${CMP_PID[$n]}" "http://127.0.0.1:${CMP_PORT[$n]}/cds-services/osteoguard-patient-view" "$rate" \
+        -m POST -H "Content-Type: application/json" -D "$BODY"
+    done
+  done
+else
+  echo "## fixed rate skipped: no oha (OHA=/path/to/oha; cargo install oha --locked --root DIR)"
+fi
 
 if [ "$PROFILE" = 1 ] && command -v perf >/dev/null; then
   env BODY="$BODY" wrk -t"$THREADS" -c"$CONN" -d"$((SECS + 2))s" -s "$OUT/post.lua" \

@@ -234,6 +234,42 @@ pub fn parse<'a>(arena: &'a Arena, text: &'a [u8]) -> Result<Value<'a>, serde_js
     parse_bytes(arena, text, false, &mut Scratch::default())
 }
 
+/// [`parse`] without the members the reader never reads ([`crate::NEVER_READ`], at any depth)
+/// except those named in `keep`: for a caller that reads the same text itself and needs some of
+/// those members (the CDS service reads a searchset's `link`). Fails where [`parse`] fails (the
+/// members left out are still parsed, only not kept). Reading the resources of the tree gives
+/// what reading the whole tree gives, except the reader's exact-duplicate check, which compares
+/// whole resources: the caller must not pass it two resources of one type and id.
+pub fn parse_pruned_keeping<'a>(
+    arena: &'a Arena,
+    text: &'a [u8],
+    keep: &'static [&'static str],
+) -> Result<Value<'a>, serde_json::Error> {
+    parse_with(arena, text, Prune::Keeping(keep), &mut Scratch::default())
+}
+
+/// Which member names a parse leaves out.
+#[derive(Clone, Copy)]
+pub(crate) enum Prune {
+    /// None: the whole text.
+    Nothing,
+    /// [`crate::NEVER_READ`].
+    NeverRead,
+    /// [`crate::NEVER_READ`] but these.
+    Keeping(&'static [&'static str]),
+}
+
+impl Prune {
+    #[inline]
+    fn drops(self, name: &str) -> bool {
+        match self {
+            Prune::Nothing => false,
+            Prune::NeverRead => crate::prune::never_read(name),
+            Prune::Keeping(keep) => crate::prune::never_read(name) && !keep.contains(&name),
+        }
+    }
+}
+
 /// Why validate the whole text first: parsing from a `&str` skips serde_json's UTF-8 check of
 /// every string, and one pass over the line is cheaper than one per string. A text that is not
 /// UTF-8 is parsed from bytes, so it fails exactly where and how it would have.
@@ -241,6 +277,21 @@ pub(crate) fn parse_bytes<'a>(
     arena: &'a Arena,
     text: &'a [u8],
     prune: bool,
+    scratch: &mut Scratch<'a>,
+) -> Result<Value<'a>, serde_json::Error> {
+    let prune = if prune {
+        Prune::NeverRead
+    } else {
+        Prune::Nothing
+    };
+    parse_with(arena, text, prune, scratch)
+}
+
+/// [`parse_bytes`] with any [`Prune`].
+fn parse_with<'a>(
+    arena: &'a Arena,
+    text: &'a [u8],
+    prune: Prune,
     scratch: &mut Scratch<'a>,
 ) -> Result<Value<'a>, serde_json::Error> {
     scratch.clear();
@@ -260,7 +311,7 @@ pub(crate) fn parse_bytes<'a>(
 pub(crate) fn parse_copy<'a>(arena: &'a Arena, text: &str) -> Result<Value<'a>, serde_json::Error> {
     let text: &'a str = arena.alloc_str(text);
     let build = Build {
-        prune: false,
+        prune: Prune::Nothing,
         arena,
         scratch: &mut Scratch::default(),
     };
@@ -298,7 +349,7 @@ impl Scratch<'_> {
 /// duplicate name wins), borrowing strings the text holds unescaped and putting the others in
 /// the arena.
 struct Build<'s, 'a> {
-    prune: bool,
+    prune: Prune,
     arena: &'a Arena,
     scratch: &'s mut Scratch<'a>,
 }
@@ -388,7 +439,7 @@ impl<'a> Visitor<'a> for Build<'_, 'a> {
 
 /// A member name: `None` for a pruned one (not kept).
 struct Name<'a> {
-    prune: bool,
+    prune: Prune,
     arena: &'a Arena,
 }
 
@@ -405,10 +456,10 @@ impl<'a> Visitor<'a> for Name<'a> {
         f.write_str("a member name")
     }
     fn visit_borrowed_str<E>(self, s: &'a str) -> Result<Self::Value, E> {
-        Ok((!(self.prune && crate::prune::never_read(s))).then_some(s))
+        Ok((!self.prune.drops(s)).then_some(s))
     }
     fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-        Ok((!(self.prune && crate::prune::never_read(s))).then(|| &*self.arena.alloc_str(s)))
+        Ok((!self.prune.drops(s)).then(|| &*self.arena.alloc_str(s)))
     }
 }
 

@@ -329,16 +329,22 @@ fn type_and_id(reference: &str) -> Option<(&str, &str)> {
     if reference.contains('?') || reference.starts_with('#') {
         return None;
     }
-    let mut parts: Vec<&str> = reference.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.len() >= 4 && parts[parts.len() - 2] == "_history" {
-        parts.truncate(parts.len() - 2);
+    // The last four non-empty segments, last first: no `Vec` of every segment (this runs for
+    // every reference of every resource read).
+    let mut last = [""; 4];
+    let mut n = 0;
+    for part in reference.rsplit('/').filter(|p| !p.is_empty()).take(4) {
+        last[n] = part;
+        n += 1;
     }
-    let n = parts.len();
     if n < 2 {
         return None;
     }
-    let ty = parts[n - 2];
-    let id = parts[n - 1];
+    let (ty, id) = if n == 4 && last[1] == "_history" {
+        (last[3], last[2])
+    } else {
+        (last[1], last[0])
+    };
     ty.chars()
         .next()
         .is_some_and(|c| c.is_ascii_uppercase())
@@ -804,6 +810,73 @@ impl Item {
             Item::Proc(p) => r.procedures.push(p),
             Item::Dispense(d) => r.dispenses.push(d),
             Item::Imaging(i) => r.imaging_studies.push(i),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_and_id;
+    use proptest::prelude::*;
+
+    /// The reading before it stopped collecting every segment into a `Vec` (kept as the oracle).
+    fn type_and_id_by_vec(reference: &str) -> Option<(&str, &str)> {
+        if reference.contains('?') || reference.starts_with('#') {
+            return None;
+        }
+        let mut parts: Vec<&str> = reference.split('/').filter(|p| !p.is_empty()).collect();
+        if parts.len() >= 4 && parts[parts.len() - 2] == "_history" {
+            parts.truncate(parts.len() - 2);
+        }
+        let n = parts.len();
+        if n < 2 {
+            return None;
+        }
+        let (ty, id) = (parts[n - 2], parts[n - 1]);
+        ty.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase())
+            .then_some((ty, id))
+    }
+
+    #[test]
+    fn type_and_id_reads_relative_absolute_and_versioned_references() {
+        for (reference, want) in [
+            ("Patient/p-1", Some(("Patient", "p-1"))),
+            ("https://x.org/r4/Patient/p-1", Some(("Patient", "p-1"))),
+            ("Patient/p-1/_history/3", Some(("Patient", "p-1"))),
+            (
+                "https://x.org/r4/Medication/m/_history/3",
+                Some(("Medication", "m")),
+            ),
+            ("Patient/p-1/_history", None),
+            ("Patient//p-1/", Some(("Patient", "p-1"))),
+            ("patient/p-1", None),
+            ("#med", None),
+            ("Patient?identifier=x", None),
+            ("p-1", None),
+            ("", None),
+        ] {
+            assert_eq!(type_and_id(reference), want, "{reference}");
+            assert_eq!(type_and_id_by_vec(reference), want, "{reference}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn type_and_id_reads_as_before(reference in "[A-Pa-p_/#?:]{0,24}") {
+            prop_assert_eq!(type_and_id(&reference), type_and_id_by_vec(&reference));
+        }
+
+        #[test]
+        fn type_and_id_reads_history_references_as_before(
+            segs in proptest::collection::vec(
+                proptest::sample::select(vec!["", "Patient", "p", "_history", "3", "http:", "Obs"]),
+                0..7,
+            ),
+        ) {
+            let reference = segs.join("/");
+            prop_assert_eq!(type_and_id(&reference), type_and_id_by_vec(&reference));
         }
     }
 }

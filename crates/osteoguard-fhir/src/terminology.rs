@@ -48,8 +48,17 @@ pub struct MedCode {
     pub strength: Option<(f64, ProductUnit)>,
 }
 
+/// Code tables keyed by system, then code: a lookup borrows the `(system, code)` it is given
+/// (a `(String, String)` key needed two `String`s built per lookup, for every coding read).
+type BySystem<T> = BTreeMap<String, BTreeMap<String, T>>;
+
+/// The entry for `(system, code)` of a [`BySystem`] table.
+fn by_system<'t, T>(t: &'t BySystem<T>, system: &str, code: &str) -> Option<&'t T> {
+    t.get(system)?.get(code)
+}
+
 struct MedTable {
-    exact: BTreeMap<(String, String), MedCode>,
+    exact: BySystem<MedCode>,
     prefix: Vec<(String, String, MedCode)>,
 }
 
@@ -90,7 +99,7 @@ fn ingredient_from_name(name: &str) -> Option<Ingredient> {
 fn med_table() -> &'static MedTable {
     static T: OnceLock<MedTable> = OnceLock::new();
     T.get_or_init(|| {
-        let mut exact = BTreeMap::new();
+        let mut exact = BySystem::new();
         let mut prefix = Vec::new();
         for line in MED_TSV.lines().filter(|l| !l.starts_with('#')).skip(1) {
             let f: Vec<&str> = line.split('\t').collect();
@@ -118,7 +127,10 @@ fn med_table() -> &'static MedTable {
             if f[2] == "prefix" {
                 prefix.push((f[0].to_string(), f[1].to_string(), code));
             } else {
-                exact.insert((f[0].to_string(), f[1].to_string()), code);
+                exact
+                    .entry(f[0].to_string())
+                    .or_default()
+                    .insert(f[1].to_string(), code);
             }
         }
         MedTable { exact, prefix }
@@ -129,7 +141,7 @@ fn med_table() -> &'static MedTable {
 pub fn medication(system: &str, code: &str) -> Option<MedCode> {
     let t = med_table();
     let sys = if system == RXNORM_OID { RXNORM } else { system };
-    if let Some(c) = t.exact.get(&(sys.to_string(), code.to_string())) {
+    if let Some(c) = by_system(&t.exact, sys, code) {
         return Some(*c);
     }
     t.prefix
@@ -140,7 +152,7 @@ pub fn medication(system: &str, code: &str) -> Option<MedCode> {
 
 /// Number of rows in the medication table (for tests).
 pub fn medication_table_len() -> usize {
-    med_table().exact.len() + med_table().prefix.len()
+    med_table().exact.values().map(BTreeMap::len).sum::<usize>() + med_table().prefix.len()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,10 +285,10 @@ pub struct IcdDecoded {
     pub subsequent: bool,
 }
 
-fn cond_table() -> &'static BTreeMap<(String, String), CondCode> {
-    static T: OnceLock<BTreeMap<(String, String), CondCode>> = OnceLock::new();
+fn cond_table() -> &'static BySystem<CondCode> {
+    static T: OnceLock<BySystem<CondCode>> = OnceLock::new();
     T.get_or_init(|| {
-        let mut m = BTreeMap::new();
+        let mut m = BySystem::new();
         for line in COND_TSV.lines().filter(|l| !l.starts_with('#')).skip(1) {
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() < 4 {
@@ -302,7 +314,9 @@ fn cond_table() -> &'static BTreeMap<(String, String), CondCode> {
             } else {
                 f[1].to_string()
             };
-            m.insert((sys.to_string(), code), CondCode::Kind(kind));
+            m.entry(sys.to_string())
+                .or_default()
+                .insert(code, CondCode::Kind(kind));
         }
         m
     })
@@ -320,11 +334,7 @@ fn snomed_condition(code: &str) -> Option<CondCode> {
         "263102004" | "65966004" => CondCode::Kind(C::Fracture(F::Wrist)),
         // Other fractures seen in the shared data: recorded, not counted (§10.3a).
         "58150001" | "16114001" | "33737001" => CondCode::Kind(C::Fracture(F::Other)),
-        _ => {
-            return cond_table()
-                .get(&(SNOMED.to_string(), code.to_string()))
-                .copied()
-        }
+        _ => return by_system(cond_table(), SNOMED, code).copied(),
     })
 }
 
@@ -440,12 +450,10 @@ pub fn icd10cm(code: &str) -> Option<IcdDecoded> {
         "Z94" => kind(C::Transplant),
         _ if cat.starts_with('O') => kind(C::Pregnancy),
         "Z33" if ch(0) == Some('1') => kind(C::Pregnancy),
-        _ => cond_table()
-            .get(&(ICD10CM.to_string(), c.clone()))
-            .map(|k| IcdDecoded {
-                code: *k,
-                subsequent: false,
-            }),
+        _ => by_system(cond_table(), ICD10CM, &c).map(|k| IcdDecoded {
+            code: *k,
+            subsequent: false,
+        }),
     }
 }
 

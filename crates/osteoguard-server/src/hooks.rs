@@ -45,6 +45,12 @@ pub enum HookError {
     Inconsistent(String),
 }
 
+/// Members of [`osteoguard_fhir::NEVER_READ`] the service reads in a request itself (a
+/// searchset's `link`: [`next_link`]); every other member of that list is left out of the
+/// request's tree (`osteoguard_fhir::json::parse_pruned_keeping`), since neither the reader nor
+/// this service reads it.
+pub const REQUEST_KEEPS: &[&str] = &["link"];
+
 /// At most this many characters of a client-supplied value are echoed in a message.
 const ECHO_CHARS: usize = 64;
 
@@ -598,11 +604,14 @@ pub fn evaluate<'a>(
     let base = dedupe(resources);
     let (draft_resources, draft_refs) = prepare_drafts(arena, &p.drafts, p.patient_id);
     let order_hook = p.hook.is_order();
-    let a = if order_hook {
+    // The record without the drafts is read again only for order hooks (their baseline).
+    let (a, base) = if order_hook {
         let full = dedupe(base.iter().cloned().chain(draft_resources));
-        assess_patient(full, p.patient_id, Some(&draft_refs), as_of, config)
+        let a = assess_patient(full, p.patient_id, Some(&draft_refs), as_of, config);
+        (a, base)
     } else {
-        assess_patient(base.clone(), p.patient_id, None, as_of, config)
+        let a = assess_patient(base, p.patient_id, None, as_of, config);
+        (a, Vec::new())
     };
     let Some(a) = a else {
         return Evaluated::default();

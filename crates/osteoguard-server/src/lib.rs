@@ -343,8 +343,15 @@ struct CardsBody<'a> {
 /// body (CPU only: runs off the async runtime). Without `pages`, a request whose prefetch
 /// lacks data comes back as [`Step::Fetch`].
 fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
-    let arena = osteoguard_fhir::json::Arena::new();
-    let json = osteoguard_fhir::json::parse(&arena, &job.body).map_err(|_| Refusal::NotJson)?;
+    // One chunk for the whole tree in the common case (the arena would otherwise grow by
+    // doubling, one allocation per step).
+    let arena = osteoguard_fhir::json::Arena::with_capacity(job.body.len().saturating_mul(2));
+    // Members the reader never reads are left out of the tree (a fifth of the seed request:
+    // `category`, `identifier`, …), except `link`, where `hooks` finds a prefetched searchset's
+    // next page. The reader's exact-duplicate check never sees two resources of one type and id
+    // here: `hooks::evaluate` keeps one of each before reading.
+    let json = osteoguard_fhir::json::parse_pruned_keeping(&arena, &job.body, hooks::REQUEST_KEEPS)
+        .map_err(|_| Refusal::NotJson)?;
     let parsed = hooks::parse(job.hook, &json).map_err(Refusal::Hook)?;
     tracing::debug!(service = job.service, hook_instance = %parsed.hook_instance, patient = %parsed.patient_id, "hook request");
     let resources = match pages {
