@@ -123,17 +123,22 @@ def route_file_blobs(batches, pkeys, counters=None, reader_filter: bool = False)
 
 
 def route_text_blobs(batches, pkeys, counters=None, reader_filter: bool = False) -> Iterator:
-    """mapInArrow body of step 2 (``spark.read.text``): the partition's ``value`` lines in, one
-    blob row per target partition out."""
+    """mapInArrow body of step 2 (``spark.read.text``): the partition's ``value`` lines (and the
+    ``file`` each came from, named if a line is not JSON) in, one blob row per target partition
+    out."""
     from osteoguard import _native, _record_batch, _str_bufs
 
     import pyarrow as pa
 
-    chunks = [b.column(0).cast(pa.large_string()) for b in batches]
-    if not chunks:
+    lines, files = [], []
+    for b in batches:
+        lines.append(b.column(0).cast(pa.large_string()))
+        files.append(b.column(1).cast(pa.large_string()))
+    if not lines:
         return
     cols, counts = _native.route_text_blobs(
-        _str_bufs(pa.concat_arrays(chunks)), pkeys, reader_filter)
+        _str_bufs(pa.concat_arrays(lines)), pkeys, reader_filter,
+        _str_bufs(pa.concat_arrays(files)))
     _count(counters, counts)
     if cols[0][2]:
         yield _record_batch(cols)
@@ -278,7 +283,10 @@ def routed_blobs(spark, export_dir: str, pkeys: List[int], counters=None,
     r = spark.read.option("lineSep", "\n")
     if len(paths) == 1 and _is_uri(paths[0]):
         r = r.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.ndjson*")
-    return r.text(paths).mapInArrow(
+    from pyspark.sql import functions as F
+
+    lines = r.text(paths).select("value", F.input_file_name().alias("file"))
+    return lines.mapInArrow(
         lambda it: route_text_blobs(it, pkeys, counters, reader_filter), BLOB_SCHEMA)
 
 
@@ -404,6 +412,16 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
     rows.unpersist()
 
 
+def input_error(e: BaseException) -> Optional[str]:
+    """The message of the engine's :class:`osteoguard.InputError` (``file:line:column: not valid
+    JSON: …``) inside the error of a failed Spark job (Spark wraps a task's Python exception and
+    its traceback in its own), or None when the job failed for another reason."""
+    import re
+
+    m = re.search(r"osteoguard\.InputError: ([^\n]+)", str(e))
+    return m.group(1).strip() if m else None
+
+
 def _machine_busy() -> Optional[float]:
     """Busy CPU seconds of the whole machine so far (``/proc/stat``: all but idle and iowait),
     or None where there is no ``/proc``. Over the job's span on an otherwise idle machine in
@@ -425,6 +443,12 @@ def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] 
 
     if not _is_uri(out_dir):
         os.makedirs(_local(out_dir), exist_ok=True)
+        # summary.json is written last: a run that fails leaves none, so no earlier run's
+        # summary vouches for this run's (partial) files.
+        try:
+            os.remove(os.path.join(_local(out_dir), "summary.json"))
+        except FileNotFoundError:
+            pass
     sc = spark.sparkContext
     counters = {a: sc.accumulator(0) for a in LINE_ACTIONS}
     patients = sc.accumulator(0)
@@ -435,7 +459,13 @@ def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] 
     rows, order = worklist(spark, export_dir, as_of, config, partitions, counters, previous,
                            split_mb, reader, patients, reader_filter, statuses,
                            listed_rows)
-    write_outputs(rows, order, out_dir, as_of, single_csv, apart_rows=bool(previous))
+    try:
+        write_outputs(rows, order, out_dir, as_of, single_csv, apart_rows=bool(previous))
+    except Exception as e:  # a task's error reaches the driver wrapped in Spark's
+        message = input_error(e)
+        if message is None:
+            raise
+        raise osteoguard.InputError(message) from None
     elapsed = time.perf_counter() - t0
     busy1 = _machine_busy()
     counts = dict(statuses.value)
@@ -549,11 +579,18 @@ def main(argv=None) -> int:
     if master is None and "SPARK_ENV_LOADED" not in os.environ and \
             "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
         master = os.environ.get("OSTEOGUARD_SPARK_MASTER", "local[*]")
+    import osteoguard
+
     spark = build_session(master)
     try:
         summary = run(spark, args.export_dir, args.as_of, args.out, config, args.partitions,
                       args.previous, args.single_csv, args.split_mb, args.reader,
                       args.reader_filter)
+    except osteoguard.InputError as e:
+        # As `osteoguard screen` refuses the same export: exit 2, naming file:line; no
+        # summary.json (the outputs are not complete).
+        print(f"osteoguard.spark: {e}", file=sys.stderr)
+        return 2
     finally:
         spark.stop()
     print(json.dumps(summary, indent=2))
