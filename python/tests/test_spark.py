@@ -192,3 +192,38 @@ def test_cli_exits_2_naming_the_file_of_a_line_that_is_not_json(tmp_path):
     assert p.returncode == 2, p.stderr[-3000:]
     assert f"{target}:3:" in p.stderr and "not valid JSON" in p.stderr, p.stderr[-3000:]
     assert not (out / "summary.json").exists()
+
+
+def test_cds_archive_is_written_once_then_used(tmp_path, monkeypatch):
+    """The driver JVM's class-data archive: written by the first session's JVM at exit (under
+    its driver's pid), published by the next session once that run is over, then mapped."""
+    import os
+
+    from osteoguard.spark import cds_option, java_options
+
+    monkeypatch.setenv("OSTEOGUARD_SPARK_CDS", str(tmp_path))
+    monkeypatch.delenv("OSTEOGUARD_SPARK_JAVA_OPTIONS", raising=False)
+    first = cds_option()
+    assert first.startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
+    written = first.split()[0].split("=", 1)[1]
+    assert written.endswith(f".jsa.{os.getpid()}")
+    archive = written.rsplit(".", 1)[0]
+    # This run's JVM writes it (when it exits): no second writer, nothing to map yet.
+    assert os.path.exists(written)
+    assert cds_option() == ""
+    assert os.path.exists(written) and not os.path.exists(archive)
+    # Earlier runs have ended (pids that are not running): two JVMs dumped long ago, one did
+    # not get to write (empty).
+    os.remove(written)
+    dead = [f"{archive}.999999997", f"{archive}.999999998", f"{archive}.999999999"]
+    for i, d in enumerate(dead):
+        with open(d, "wb") as f:
+            f.write(b"x" * (0 if i == 0 else 2 << 20))
+        os.utime(d, (0, 0))
+    assert cds_option() == f"-XX:SharedArchiveFile={archive}"
+    assert os.path.exists(archive) and not any(os.path.exists(d) for d in dead)
+    assert java_options().split() == ["-XX:TieredStopAtLevel=1", f"-XX:SharedArchiveFile={archive}"]
+    monkeypatch.setenv("OSTEOGUARD_SPARK_CDS", "off")
+    assert cds_option() == ""
+    monkeypatch.setenv("OSTEOGUARD_SPARK_JAVA_OPTIONS", "-Xss4m")
+    assert java_options() == "-Xss4m"
