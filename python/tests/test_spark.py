@@ -152,8 +152,9 @@ DOUBLED = ('{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patien
            '{"resourceType":"Encounter","id":"e2","subject":{"reference":"Patient/p1"}}')
 
 
-@pytest.mark.parametrize("reader", ["ranges", "text"])
-@pytest.mark.parametrize("bad", [TRUNCATED, DOUBLED], ids=["truncated", "two-objects"])
+@pytest.mark.parametrize("reader,bad", [("ranges", TRUNCATED), ("ranges", DOUBLED),
+                                        ("text", DOUBLED)],
+                         ids=["ranges-truncated", "ranges-two-objects", "text-two-objects"])
 def test_spark_refuses_a_line_that_is_not_json(spark, osteoguard_exe, tmp_path, reader, bad):
     """A line screen refuses fails the job with the file (and line), not counted away."""
     import osteoguard
