@@ -85,9 +85,10 @@ def main(argv=None) -> int:
                    help="binary with `screen` and `synth` subcommands")
     p.add_argument("--masters", default="local[1],local[2]")
     p.add_argument("--driver-memory", default="6g")
-    p.add_argument("--java-options", default="-XX:TieredStopAtLevel=1",
-                   help="driver JVM options (the job's own local default, osteoguard.spark."
-                   "JAVA_OPTIONS; PYSPARK_SUBMIT_ARGS set here replaces the job's)")
+    p.add_argument("--java-options", default=None,
+                   help="driver JVM options (default: the job's own for a local session, "
+                   "osteoguard.spark.java_options(): the C1 JIT and the class-data archive, "
+                   "which the first run writes; PYSPARK_SUBMIT_ARGS set here replaces the job's)")
     p.add_argument("--skip-screen", action="store_true")
     p.add_argument("--event-log", default=None, help="directory for Spark event logs")
     p.add_argument("--job-script", default=None,
@@ -132,6 +133,10 @@ def main(argv=None) -> int:
     env = dict(os.environ)
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if args.java_options is None:
+        from osteoguard.spark import java_options
+
+        args.java_options = java_options()
     conf = f"--driver-memory {args.driver_memory}"
     if args.java_options:
         conf += f" --driver-java-options '{args.java_options}'"
@@ -140,6 +145,7 @@ def main(argv=None) -> int:
         conf += (f" --conf spark.eventLog.enabled=true"
                  f" --conf spark.eventLog.dir=file://{Path(args.event_log).resolve()}")
     env["PYSPARK_SUBMIT_ARGS"] = f"{conf} pyspark-shell"
+    result["driverJavaOptions"] = args.java_options
     job = [args.job_script] if args.job_script else ["-m", "osteoguard.spark", "--single-csv"]
     import re
 

@@ -58,6 +58,9 @@ grep -q 'manylinux_2_17_x86_64\|manylinux2014' "$ROOT/target/wheels/auditwheel.t
 "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 
 echo "== pytest (Spark local mode)"
+# The driver JVM's class-data archive (osteoguard.spark.cds_option): kept with the build, so
+# the run after the first maps it instead of loading Spark's classes again.
+export OSTEOGUARD_SPARK_CDS="${OSTEOGUARD_SPARK_CDS:-$ROOT/target/spark-cds}"
 export PYSPARK_PYTHON="$VENV/bin/python"
 export PYSPARK_DRIVER_PYTHON="$VENV/bin/python"
 cd "$ROOT/python/tests"

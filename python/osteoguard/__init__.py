@@ -27,11 +27,15 @@ __all__ = [
     "worklist_arrow",
     "WORKLIST_COLUMNS",
     "ENGINE_VERSION",
+    "InputError",
 ]
 
 #: Columns of the worklist, in order — the header of ``osteoguard screen``'s worklist.csv.
 WORKLIST_COLUMNS: Tuple[str, ...] = tuple(_native.WORKLIST_COLUMNS)
 ENGINE_VERSION: str = _native.ENGINE_VERSION
+#: Raised for input ``osteoguard screen`` refuses too (a line that is not one JSON value): its
+#: message is ``file:line:column: not valid JSON: …`` (a ``ValueError``).
+InputError = _native.InputError
 __version__ = ENGINE_VERSION
 
 Lines = Union[str, bytes, Iterable[Union[str, bytes, dict]]]
@@ -147,24 +151,6 @@ def _str_bufs(arr):
         arr.offset,
         len(arr),
         pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type),
-    )
-
-
-def _list_bufs(arr):
-    """A pyarrow ``list<string>`` array as the engine's ``(offsets, validity, offset, len, large,
-    values)``."""
-    import pyarrow as pa
-
-    if isinstance(arr, pa.ChunkedArray):
-        arr = pa.concat_arrays(arr.chunks) if arr.num_chunks != 1 else arr.chunk(0)
-    validity, offsets = arr.buffers()[:2]
-    return (
-        _bytes(offsets),
-        None if validity is None or arr.null_count == 0 else validity.to_pybytes(),
-        arr.offset,
-        len(arr),
-        pa.types.is_large_list(arr.type),
-        _str_bufs(arr.values),
     )
 
 

@@ -128,3 +128,103 @@ def test_partition_keys_land_in_their_own_partition(spark):
     rows = spark.createDataFrame([(v,) for v in sample], "v long").select(
         "v", F.hash("v").alias("h")).collect()
     assert {r["v"]: r["h"] for r in rows} == {v: spark_hash_long(v) for v in sample}
+
+
+def _export_with_a_bad_line(tmp_path, bad: str, file: str = "Condition.000.ndjson", at: int = 7):
+    """bulk-10-patients copied, with ``bad`` as line ``at`` of ``file``: (export, that file)."""
+    import shutil
+
+    src = shared_dir() / "data" / "bulk-10-patients"
+    if not src.is_dir():
+        pytest.skip(f"{src} not found (set OSTEOGUARD_SHARED)")
+    export = tmp_path / "export"
+    shutil.copytree(src, export)
+    target = export / file
+    target.chmod(0o644)
+    lines = target.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines.insert(at - 1, bad + "\n")
+    target.write_text("".join(lines), encoding="utf-8")
+    return export, target
+
+
+TRUNCATED = '{"resourceType":"Condition","id":"c-bad","subject":{"reference":"Patient/p1"},"code":'
+DOUBLED = ('{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/p1"}}'
+           '{"resourceType":"Encounter","id":"e2","subject":{"reference":"Patient/p1"}}')
+
+
+@pytest.mark.parametrize("reader,bad", [("ranges", TRUNCATED), ("ranges", DOUBLED),
+                                        ("text", DOUBLED)],
+                         ids=["ranges-truncated", "ranges-two-objects", "text-two-objects"])
+def test_spark_refuses_a_line_that_is_not_json(spark, osteoguard_exe, tmp_path, reader, bad):
+    """A line screen refuses fails the job with the file (and line), not counted away."""
+    import osteoguard
+
+    export, target = _export_with_a_bad_line(tmp_path, bad)
+    screen = subprocess.run(
+        [osteoguard_exe, "screen", str(export), "--as-of", "2024-06-30", "--out",
+         str(tmp_path / "screen"), "--format", "csv", "-q"], capture_output=True, text=True)
+    assert screen.returncode == 2 and f"{target}:7:" in screen.stderr
+    out = tmp_path / "spark"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")  # an earlier run's: must not survive a failed run
+    with pytest.raises(osteoguard.InputError) as e:
+        run(spark, str(export), "2024-06-30", str(out), single_csv=True, reader=reader,
+            partitions=3)
+    msg = str(e.value)
+    if reader == "ranges":
+        # screen's own words: file:line:column: not valid JSON: … (resource …, field …)
+        assert screen.stderr.strip().endswith(msg), (msg, screen.stderr)
+    else:  # spark.read.text knows the file, not the line
+        assert target.name in msg and "not valid JSON" in msg, msg
+    assert not (out / "summary.json").exists()
+
+
+def test_cli_exits_2_naming_the_file_of_a_line_that_is_not_json(tmp_path):
+    """`python -m osteoguard.spark` on such an export: exit 2, file:line on stderr."""
+    import sys
+
+    export, target = _export_with_a_bad_line(tmp_path, TRUNCATED, at=3)
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [sys.executable, "-m", "osteoguard.spark", str(export), "--as-of", "2024-06-30",
+         "--out", str(out), "--master", "local[1]"],
+        capture_output=True, text=True,
+    )
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert f"{target}:3:" in p.stderr and "not valid JSON" in p.stderr, p.stderr[-3000:]
+    assert not (out / "summary.json").exists()
+
+
+def test_cds_archive_is_written_once_then_used(tmp_path, monkeypatch):
+    """The driver JVM's class-data archive: written by the first session's JVM at exit (under
+    its driver's pid), published by the next session once that run is over, then mapped."""
+    import os
+
+    from osteoguard.spark import cds_option, java_options
+
+    monkeypatch.setenv("OSTEOGUARD_SPARK_CDS", str(tmp_path))
+    monkeypatch.delenv("OSTEOGUARD_SPARK_JAVA_OPTIONS", raising=False)
+    first = cds_option()
+    assert first.startswith(f"-XX:ArchiveClassesAtExit={tmp_path}/spark-")
+    written = first.split()[0].split("=", 1)[1]
+    assert written.endswith(f".jsa.{os.getpid()}")
+    archive = written.rsplit(".", 1)[0]
+    # This run's JVM writes it (when it exits): no second writer, nothing to map yet.
+    assert os.path.exists(written)
+    assert cds_option() == ""
+    assert os.path.exists(written) and not os.path.exists(archive)
+    # Earlier runs have ended (pids that are not running): two JVMs dumped long ago, one did
+    # not get to write (empty).
+    os.remove(written)
+    dead = [f"{archive}.999999997", f"{archive}.999999998", f"{archive}.999999999"]
+    for i, d in enumerate(dead):
+        with open(d, "wb") as f:
+            f.write(b"x" * (0 if i == 0 else 2 << 20))
+        os.utime(d, (0, 0))
+    assert cds_option() == f"-XX:SharedArchiveFile={archive}"
+    assert os.path.exists(archive) and not any(os.path.exists(d) for d in dead)
+    assert java_options().split() == ["-XX:TieredStopAtLevel=1", f"-XX:SharedArchiveFile={archive}"]
+    monkeypatch.setenv("OSTEOGUARD_SPARK_CDS", "off")
+    assert cds_option() == ""
+    monkeypatch.setenv("OSTEOGUARD_SPARK_JAVA_OPTIONS", "-Xss4m")
+    assert java_options() == "-Xss4m"

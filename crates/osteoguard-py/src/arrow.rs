@@ -2,8 +2,8 @@
 //! no Python code touches a line (Python passes a batch's buffers in and wraps the returned
 //! buffers with `pyarrow.Array.from_buffers`: a few calls per batch, none per line).
 //!
-//! Only the layouts the job uses: `utf8` / `large_utf8` (offsets + data, optional validity),
-//! `list<utf8>` (list offsets over such a child), and `int64` / `int8` out. Layout: the Arrow
+//! Only the layouts the job uses: `utf8` / `large_utf8` and `binary` / `large_binary` (offsets
+//! and data, optional validity) in and out, and `int64` / `int8` out. Layout: the Arrow
 //! columnar format, little-endian, validity bit `i` of byte `i / 8` set when the slot is valid.
 //!
 //! Why buffers and not the `arrow` crate's pyarrow bridge: that bridge is tied to one pyo3
@@ -18,7 +18,7 @@ fn bad(what: &str) -> PyEngineError {
     PyEngineError::Arrow(what.to_string())
 }
 
-/// The offsets of a variable-size array: 32-bit (`utf8`, `list`) or 64-bit (`large_*`).
+/// The offsets of a variable-size array: 32-bit (`utf8`, `binary`) or 64-bit (`large_*`).
 #[derive(Debug, Clone, Copy)]
 pub enum Offsets<'a> {
     I32(&'a [u8]),
@@ -198,39 +198,6 @@ impl<'a> BinArray<'a> {
             .slot(i)
             .and_then(|(s, e)| self.data.get(s..e))
             .unwrap_or(&[])
-    }
-}
-
-/// A `list<utf8>` array (as `collect_list` makes): slot `i` is the strings of list `i`; null
-/// strings inside a list are left out.
-#[derive(Debug, Clone, Copy)]
-pub struct ListArray<'a> {
-    slots: Slots<'a>,
-    values: StrArray<'a>,
-}
-
-impl<'a> ListArray<'a> {
-    pub fn new(
-        offsets: Offsets<'a>,
-        validity: Option<&'a [u8]>,
-        offset: usize,
-        len: usize,
-        values: StrArray<'a>,
-    ) -> Result<Self, PyEngineError> {
-        let slots = Slots::new(offsets, validity, offset, len, values.len())?;
-        Ok(ListArray { slots, values })
-    }
-    pub fn len(&self) -> usize {
-        self.slots.len
-    }
-    pub fn is_empty(&self) -> bool {
-        self.slots.len == 0
-    }
-    pub fn get(&self, i: usize) -> Vec<&'a str> {
-        match self.slots.slot(i) {
-            Some((s, e)) => (s..e).filter_map(|j| self.values.get(j)).collect(),
-            None => Vec::new(),
-        }
     }
 }
 

@@ -23,9 +23,10 @@ use std::path::Path;
 use osteoguard_screen::pass1::shard_of;
 
 use crate::arrow::{BinArray, Column, IntBuilder, StrArray, StrBuilder};
-use crate::split::{drop_index, for_each_line, line_text};
+use crate::split::{drop_index, for_each_line, line_number, trim_newline};
 use crate::{
-    classify_bytes, worklist_with_follow_up, LineAction, PreviousRows, PyEngineError, Worklist,
+    classify_bytes, worklist_with_follow_up, DropReason, LineAction, PreviousRows, PyEngineError,
+    Worklist,
 };
 
 /// The blob columns' names, in order (after the `pkey` column).
@@ -79,6 +80,7 @@ pub fn records<'a>(
 }
 
 /// One map task's routed lines, one blob per target partition.
+#[derive(Debug)]
 pub struct Blobs {
     parts: Vec<Vec<u8>>,
     meds: Vec<u8>,
@@ -100,7 +102,9 @@ impl Blobs {
         }
     }
 
-    /// Routes one line (the same decision as `split::Routed::push_bytes`).
+    /// Routes one line ([`classify_bytes`]). A line that is not one JSON value (truncated, two
+    /// values on one line, …) is refused as `osteoguard screen` refuses it
+    /// ([`PyEngineError::BadLine`], its `at` left for the caller, who knows where the line is).
     pub fn push(&mut self, line: &[u8]) -> Result<(), PyEngineError> {
         let n = self.parts.len();
         match classify_bytes(line, self.reader_filter) {
@@ -109,7 +113,7 @@ impl Blobs {
                 put(
                     &mut self.parts[shard_of(&k, n)],
                     k.as_bytes(),
-                    line_text(line).as_bytes(),
+                    utf8_text(line)?.as_bytes(),
                 )?;
             }
             LineAction::KeyOnly(k) => {
@@ -121,7 +125,20 @@ impl Blobs {
             }
             LineAction::Shared(k) => {
                 self.counts[2] += 1;
-                put(&mut self.meds, k.as_bytes(), line_text(line).as_bytes())?;
+                put(&mut self.meds, k.as_bytes(), utf8_text(line)?.as_bytes())?;
+            }
+            LineAction::Drop(DropReason::NotFhir) => {
+                // Screen's pass 1 refuses a line here when it is not JSON at all (its router
+                // neither dropped it at byte level — which checks the JSON — nor could read a
+                // type): the same decisions in the same order, so the same lines are refused.
+                if let Some((column, message)) = not_json(line) {
+                    return Err(PyEngineError::BadLine {
+                        at: String::new(),
+                        column: Some(column),
+                        message,
+                    });
+                }
+                self.counts[drop_index(DropReason::NotFhir)] += 1;
             }
             LineAction::Drop(r) => self.counts[drop_index(r)] += 1,
         }
@@ -159,8 +176,61 @@ impl Blobs {
     }
 }
 
+/// Where a line that is not JSON stands: `(column, "not valid JSON: reason (resource …, field
+/// …)")`, worded as `osteoguard screen` and `assess` word it; `None` when the line is one JSON
+/// value. The line is without its `\n`.
+pub fn not_json(line: &[u8]) -> Option<(usize, String)> {
+    let bytes = trim_newline(line);
+    let e = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err()?;
+    let text = e.to_string();
+    let reason = text.rfind(" at line ").map_or(&text[..], |p| &text[..p]);
+    let second = reason
+        .starts_with("trailing characters")
+        .then_some("after the end of the resource (a second JSON value)");
+    Some((
+        e.column(),
+        format!(
+            "not valid JSON: {reason}{}",
+            osteoguard_fhir::whereabouts(bytes, Some(e.column()), second)
+        ),
+    ))
+}
+
+/// A kept line as text (without its `\r` / `\n`). A line that is not UTF-8 is refused as
+/// `assess` refuses it (`not valid JSON: invalid UTF-8 at byte …`) rather than shipped with its
+/// bytes replaced: the evaluation would read another text than the export's.
+fn utf8_text(line: &[u8]) -> Result<&str, PyEngineError> {
+    let bytes = trim_newline(line);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = e.valid_up_to();
+        PyEngineError::BadLine {
+            at: String::new(),
+            column: None,
+            message: format!(
+                "not valid JSON: invalid UTF-8 at byte {valid} of the line{}",
+                osteoguard_fhir::whereabouts(bytes, Some(valid), None)
+            ),
+        }
+    })
+}
+
+/// `e` with the place of its line filled in (a [`PyEngineError::BadLine`] from [`Blobs::push`]).
+fn located(e: PyEngineError, at: impl FnOnce() -> String) -> PyEngineError {
+    match e {
+        PyEngineError::BadLine {
+            column, message, ..
+        } => PyEngineError::BadLine {
+            at: at(),
+            column,
+            message,
+        },
+        e => e,
+    }
+}
+
 /// Routes the lines of `path` that start in `[start, end)` into blobs for `parts` partitions
-/// (a `.gz` file whole: see [`for_each_line`]).
+/// (a `.gz` file whole: see [`for_each_line`]). A line that is not JSON fails the task with
+/// `path:line` (as screen names it; the line number counted only then).
 pub fn route_range_blobs(
     path: &Path,
     start: u64,
@@ -169,20 +239,39 @@ pub fn route_range_blobs(
     reader_filter: bool,
 ) -> Result<Blobs, PyEngineError> {
     let mut b = Blobs::new(parts, reader_filter);
-    for_each_line(path, start, end, |line| b.push(line))?;
+    for_each_line(path, start, end, |offset, line| {
+        b.push(line).map_err(|e| {
+            located(e, || match line_number(path, offset) {
+                Ok(n) => format!("{}:{n}", path.display()),
+                Err(_) => format!("{} (byte {offset})", path.display()),
+            })
+        })
+    })?;
     Ok(b)
 }
 
-/// Routes every line of `utf8` arrays (the batches of a `spark.read.text` partition) into blobs.
+/// Routes every line of `utf8` arrays (the batches of a `spark.read.text` partition) into blobs;
+/// `files[i]`, when given, names the file of `arrays[i]`'s lines (`input_file_name()`), for the
+/// message of a line that is not JSON (`spark.read.text` gives no line numbers).
 pub fn route_arrays_blobs(
     arrays: &[StrArray<'_>],
+    files: Option<&[StrArray<'_>]>,
     parts: usize,
     reader_filter: bool,
 ) -> Result<Blobs, PyEngineError> {
     let mut b = Blobs::new(parts, reader_filter);
-    for a in arrays {
+    for (j, a) in arrays.iter().enumerate() {
         for i in 0..a.len() {
-            b.push(a.get(i).unwrap_or("").as_bytes())?;
+            b.push(a.get(i).unwrap_or("").as_bytes()).map_err(|e| {
+                located(e, || {
+                    let file = files
+                        .and_then(|f| f.get(j))
+                        .and_then(|f| (i < f.len()).then(|| f.get(i)).flatten())
+                        .filter(|f| !f.is_empty())
+                        .unwrap_or("the input");
+                    format!("{file} (line number not known: spark.read.text)")
+                })
+            })?;
         }
     }
     Ok(b)

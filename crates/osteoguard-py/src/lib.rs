@@ -61,6 +61,15 @@ pub enum PyEngineError {
     Config(ConfigError),
     #[error("line {line}: not valid JSON: {message}")]
     Json { line: usize, message: String },
+    /// A line of the input that is not one JSON value, refused as `osteoguard screen` and
+    /// `assess` refuse it: `at` is `file:line` (what is known of where it is), `message`
+    /// `not valid JSON: … (resource …, field …)`.
+    #[error("{at}{}: {message}", .column.map_or(String::new(), |c| format!(":{c}")))]
+    BadLine {
+        at: String,
+        column: Option<usize>,
+        message: String,
+    },
     #[error("no patient in the input")]
     NoPatient,
     #[error("{count} patients in the input ({ids}); name one")]
@@ -235,10 +244,7 @@ pub fn classify_line_with(line: &str, reader_filter: bool) -> LineAction {
 /// `\n` is ignored). A line screen's pass 1 drops without parsing (`route::fast_ignored`: a
 /// prefix compare and a few `memmem` scans) is dropped here the same way; the rest is peeked.
 pub fn classify_bytes(line: &[u8], reader_filter: bool) -> LineAction {
-    let mut bytes = line;
-    while let [rest @ .., b'\r' | b'\n'] = bytes {
-        bytes = rest;
-    }
+    let bytes = split::trim_newline(line);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return LineAction::Drop(DropReason::Blank);
     }

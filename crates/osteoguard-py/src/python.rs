@@ -7,8 +7,18 @@ use pyo3::types::{PyBytes, PyDict};
 
 use crate::{LineAction, PyEngineError, WORKLIST_COLUMNS};
 
+pyo3::create_exception!(
+    osteoguard,
+    InputError,
+    PyValueError,
+    "Input that osteoguard screen refuses too (a line that is not JSON): `file:line:column: …`."
+);
+
 fn err(e: PyEngineError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    match e {
+        e @ PyEngineError::BadLine { .. } => InputError::new_err(e.to_string()),
+        e => PyValueError::new_err(e.to_string()),
+    }
 }
 
 /// The `osteoguard.assessment/1` JSON (text) of one patient.
@@ -115,9 +125,6 @@ fn worklist_batch<'py>(
 
 /// A `utf8` / `large_utf8` array as `(offsets, data, validity, offset, len, large)`.
 type StrBufs<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>, usize, usize, bool);
-/// A `list<utf8>` array as `(offsets, validity, offset, len, large, values)`.
-type ListBufs<'a> = (&'a [u8], Option<&'a [u8]>, usize, usize, bool, StrBufs<'a>);
-
 fn str_array<'a>(b: StrBufs<'a>) -> Result<crate::arrow::StrArray<'a>, PyEngineError> {
     let (offsets, data, validity, offset, len, large) = b;
     crate::arrow::StrArray::new(
@@ -126,17 +133,6 @@ fn str_array<'a>(b: StrBufs<'a>) -> Result<crate::arrow::StrArray<'a>, PyEngineE
         validity,
         offset,
         len,
-    )
-}
-
-fn list_array<'a>(b: ListBufs<'a>) -> Result<crate::arrow::ListArray<'a>, PyEngineError> {
-    let (offsets, validity, offset, len, large, values) = b;
-    crate::arrow::ListArray::new(
-        crate::arrow::Offsets::new(offsets, large),
-        validity,
-        offset,
-        len,
-        str_array(values)?,
     )
 }
 
@@ -165,77 +161,6 @@ fn columns_out<'py>(py: Python<'py>, cols: Vec<crate::arrow::Column>) -> Vec<Col
             )
         })
         .collect()
-}
-
-/// Routes a batch of lines given as a `utf8` array's buffers: `(columns, counts)`, the routed
-/// rows' `kind`, `key`, `line` columns and the number of lines per action (`ACTIONS`).
-#[pyfunction]
-#[pyo3(signature = (lines, reader_filter=false))]
-fn route_text<'py>(
-    py: Python<'py>,
-    lines: StrBufs<'_>,
-    reader_filter: bool,
-) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
-    let (cols, counts) = py
-        .detach(|| crate::split::route_array(&str_array(lines)?, reader_filter).map(|r| r.finish()))
-        .map_err(err)?;
-    Ok((columns_out(py, cols), counts))
-}
-
-/// Routes the lines of a file that start in `[start, end)` (`end=None`: to its end; a `.gz`
-/// file whole): as `route_text`.
-#[pyfunction]
-#[pyo3(signature = (path, start, end=None, reader_filter=false))]
-fn route_file<'py>(
-    py: Python<'py>,
-    path: &str,
-    start: u64,
-    end: Option<u64>,
-    reader_filter: bool,
-) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
-    let (cols, counts) = py
-        .detach(|| {
-            crate::split::route_range(std::path::Path::new(path), start, end, reader_filter)
-                .map(|r| r.finish())
-        })
-        .map_err(err)?;
-    Ok((columns_out(py, cols), counts))
-}
-
-/// The worklist columns of a batch of whole patients (`split::worklist_columns`): `keys` a
-/// `utf8` array, `groups` a `list<utf8>` array of their lines, `previous` `(as_of, list<utf8>
-/// of the previous run's rows as JSON)` or None.
-#[pyfunction]
-#[pyo3(signature = (keys, groups, as_of, previous=None, shared=None, config=None))]
-fn worklist_columns<'py>(
-    py: Python<'py>,
-    keys: StrBufs<'_>,
-    groups: ListBufs<'_>,
-    as_of: &str,
-    previous: Option<(String, ListBufs<'_>)>,
-    shared: Option<Vec<(String, String)>>,
-    config: Option<&str>,
-) -> PyResult<Vec<ColumnOut<'py>>> {
-    let shared = shared.unwrap_or_default();
-    let cols = py
-        .detach(|| {
-            let keys = str_array(keys)?;
-            let groups = list_array(groups)?;
-            let prev = match previous {
-                Some((d, p)) => Some((d, list_array(p)?)),
-                None => None,
-            };
-            crate::split::worklist_columns(
-                &keys,
-                &groups,
-                prev.as_ref().map(|(d, p)| (d.as_str(), p)),
-                &shared,
-                as_of,
-                config,
-            )
-        })
-        .map_err(err)?;
-    Ok(columns_out(py, cols))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,19 +207,28 @@ fn route_file_blobs<'py>(
 }
 
 /// Routes the lines of a `utf8` array (a `spark.read.text` partition's batches, concatenated)
-/// into blob rows: as `route_file_blobs`.
+/// into blob rows: as `route_file_blobs`. `files`: the file of each line (`input_file_name()`),
+/// named when a line is not JSON.
 #[pyfunction]
-#[pyo3(signature = (lines, pkeys, reader_filter=false))]
+#[pyo3(signature = (lines, pkeys, reader_filter=false, files=None))]
 fn route_text_blobs<'py>(
     py: Python<'py>,
     lines: StrBufs<'_>,
     pkeys: Vec<i64>,
     reader_filter: bool,
+    files: Option<StrBufs<'_>>,
 ) -> PyResult<(Vec<ColumnOut<'py>>, [u64; 7])> {
     let (cols, counts) = py
         .detach(|| {
             let arrays = [str_array(lines)?];
-            crate::blobs::route_arrays_blobs(&arrays, pkeys.len(), reader_filter)?.finish(&pkeys)
+            let files = files.map(|f| str_array(f).map(|a| [a])).transpose()?;
+            crate::blobs::route_arrays_blobs(
+                &arrays,
+                files.as_ref().map(|f| &f[..]),
+                pkeys.len(),
+                reader_filter,
+            )?
+            .finish(&pkeys)
         })
         .map_err(err)?;
     Ok((columns_out(py, cols), counts))
@@ -314,7 +248,7 @@ fn pack_previous<'py>(
     Ok(columns_out(py, cols))
 }
 
-/// The worklist columns (as `worklist_columns`) of one partition's blobs: `meds`, `lines`,
+/// The worklist columns (`split::columns`) of one partition's blobs: `meds`, `lines`,
 /// `prev` `binary` / `large_binary` arrays (the partition's batches, concatenated);
 /// `prev_as_of` the previous run's as-of date with `--previous`.
 #[pyfunction]
@@ -348,13 +282,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_relevant, m)?)?;
     m.add_function(wrap_pyfunction!(classify_lines, m)?)?;
     m.add_function(wrap_pyfunction!(worklist_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(route_text, m)?)?;
-    m.add_function(wrap_pyfunction!(route_file, m)?)?;
-    m.add_function(wrap_pyfunction!(worklist_columns, m)?)?;
     m.add_function(wrap_pyfunction!(route_file_blobs, m)?)?;
     m.add_function(wrap_pyfunction!(route_text_blobs, m)?)?;
     m.add_function(wrap_pyfunction!(pack_previous, m)?)?;
     m.add_function(wrap_pyfunction!(worklist_blobs, m)?)?;
+    m.add("InputError", m.py().get_type::<InputError>())?;
     m.add("LINE_ACTIONS", crate::split::ACTIONS.to_vec())?;
     m.add("WORKLIST_COLUMNS", WORKLIST_COLUMNS.to_vec())?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -1,6 +1,5 @@
-//! The Spark job's two per-batch steps on Arrow buffers ([`crate::arrow`]): routing lines (from
-//! a byte range of an export file, or from a batch of `spark.read.text` lines) and making the
-//! worklist columns of a batch of whole patients.
+//! Reading the Spark job's input splits line by line, the per-line decisions' names and
+//! counts, and the worklist columns of an evaluated partition ([`crate::arrow`] buffers).
 //!
 //! Input splits: an uncompressed NDJSON file is cut into byte ranges `[start, end)`; a line
 //! belongs to the range that holds its first byte (so the range starting at `s > 0` skips the
@@ -8,15 +7,11 @@
 //! rule Hadoop's text reader follows. A gzip file cannot be cut (its bytes can only be read from
 //! the start): it is one range, read whole (streamed).
 
-use std::collections::HashSet;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::arrow::{Column, IntBuilder, ListArray, StrArray, StrBuilder};
-use crate::{
-    classify_bytes, worklist_with_follow_up, DropReason, LineAction, PreviousRows, PyEngineError,
-    Worklist, WORKLIST_COLUMNS,
-};
+use crate::arrow::{Column, IntBuilder, StrBuilder};
+use crate::{DropReason, PyEngineError, Worklist, WORKLIST_COLUMNS};
 
 /// The per-line decisions, in the order of `osteoguard.spark.LINE_ACTIONS`: `keep, key-only, shared, drop:blank,
 /// drop:not-fhir, drop:irrelevant, drop:no-patient`.
@@ -30,72 +25,6 @@ pub const ACTIONS: [&str; 7] = [
     "drop:no-patient",
 ];
 
-/// `kind` of a routed row: a line (or a key marker: an empty line) of a patient's group.
-pub const KIND_PATIENT: i64 = 0;
-/// `kind` of a routed row: a Medication resource, joined to the groups that name it.
-pub const KIND_SHARED: i64 = 1;
-
-/// The routed rows of a batch: `kind`, `key`, `line` columns, and how many lines took each
-/// action ([`ACTIONS`]).
-pub struct Routed {
-    kind: IntBuilder,
-    key: StrBuilder,
-    line: StrBuilder,
-    marked: HashSet<String>,
-    pub counts: [u64; 7],
-    /// Also ask the FHIR reader whether it uses a line the router keeps (a second parse of the
-    /// line, for a smaller shuffle); without, the router's decision alone, as screen's pass 1.
-    reader_filter: bool,
-}
-
-impl Routed {
-    pub fn new(reader_filter: bool) -> Self {
-        Routed {
-            reader_filter,
-            kind: IntBuilder::int8("kind"),
-            key: StrBuilder::new("key"),
-            line: StrBuilder::new("line"),
-            marked: HashSet::new(),
-            counts: [0; 7],
-        }
-    }
-    /// Routes one line ([`crate::classify_line`]): kept lines go to their patient's group, a
-    /// line that cannot change a finding sends its patient id once (an empty line: a key
-    /// marker).
-    pub fn push(&mut self, line: &str) -> Result<(), PyEngineError> {
-        self.push_bytes(line.as_bytes())
-    }
-    /// [`Routed::push`] on the bytes of a line (a kept line that is not UTF-8 is shipped with
-    /// its invalid bytes replaced, as Spark's text reader would).
-    pub fn push_bytes(&mut self, line: &[u8]) -> Result<(), PyEngineError> {
-        let (i, row) = match classify_bytes(line, self.reader_filter) {
-            LineAction::Keep(k) => (0, Some((KIND_PATIENT, k, line))),
-            LineAction::KeyOnly(k) => {
-                if self.marked.insert(k.clone()) {
-                    (1, Some((KIND_PATIENT, k, &b""[..])))
-                } else {
-                    (1, None)
-                }
-            }
-            LineAction::Shared(k) => (2, Some((KIND_SHARED, k, line))),
-            LineAction::Drop(r) => (drop_index(r), None),
-        };
-        self.counts[i] += 1;
-        if let Some((kind, key, text)) = row {
-            self.kind.push(Some(kind));
-            self.key.push(Some(&key))?;
-            self.line.push(Some(&line_text(text)))?;
-        }
-        Ok(())
-    }
-    pub fn finish(self) -> (Vec<Column>, [u64; 7]) {
-        (
-            vec![self.kind.finish(), self.key.finish(), self.line.finish()],
-            self.counts,
-        )
-    }
-}
-
 /// The index in [`ACTIONS`] of a dropped line's reason.
 pub fn drop_index(r: DropReason) -> usize {
     match r {
@@ -106,68 +35,80 @@ pub fn drop_index(r: DropReason) -> usize {
     }
 }
 
-/// A line as text: without its trailing `\r` / `\n`, invalid UTF-8 replaced (a copy only then).
-pub fn line_text(line: &[u8]) -> std::borrow::Cow<'_, str> {
+/// A line without its trailing `\r` / `\n`.
+pub fn trim_newline(line: &[u8]) -> &[u8] {
     let mut bytes = line;
     while let [rest @ .., b'\r' | b'\n'] = bytes {
         bytes = rest;
     }
-    String::from_utf8_lossy(bytes)
-}
-
-/// Routes every line of a `utf8` array (a batch of `spark.read.text`); null lines are blank.
-pub fn route_array(lines: &StrArray<'_>, reader_filter: bool) -> Result<Routed, PyEngineError> {
-    let mut r = Routed::new(reader_filter);
-    for i in 0..lines.len() {
-        r.push(lines.get(i).unwrap_or(""))?;
-    }
-    Ok(r)
-}
-
-/// Routes the lines of `path` that start in `[start, end)` (`end: None`: to the end of the
-/// file). A `.gz` file is read whole, from its start (`start` must be 0).
-pub fn route_range(
-    path: &Path,
-    start: u64,
-    end: Option<u64>,
-    reader_filter: bool,
-) -> Result<Routed, PyEngineError> {
-    let mut r = Routed::new(reader_filter);
-    for_each_line(path, start, end, |line| r.push_bytes(line))?;
-    Ok(r)
+    bytes
 }
 
 /// Bytes read from a file at a time.
 const CHUNK: usize = 4 << 20;
 
-/// Calls `f` with every line of `path` that starts in `[start, end)` (`end: None`: to the end of
-/// the file), without its `\n`; a `.gz` file is read whole (`start` must be 0). Reads the file
-/// in large chunks and splits them with `memchr` (screen's pass-1 way): no per-line read call,
-/// allocation or copy; a line longer than a chunk grows the buffer.
+/// The (decompressed) bytes of `path`, a `.gz` file through its decoder.
+fn open(path: &Path) -> Result<(Box<dyn Read>, bool), PyEngineError> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    Ok(if path.to_string_lossy().ends_with(".gz") {
+        (Box::new(flate2::read::MultiGzDecoder::new(file)), true)
+    } else {
+        (Box::new(file), false)
+    })
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> PyEngineError {
+    PyEngineError::Io(format!("{}: {e}", path.display()))
+}
+
+/// The number (from 1) of the line of `path` that starts at byte `offset` of its (decompressed)
+/// text: the `\n`s before it, counted by reading the file up to there. For error messages
+/// only (a map task that starts in the middle of a file does not know its line numbers).
+pub fn line_number(path: &Path, offset: u64) -> Result<u64, PyEngineError> {
+    let (r, _) = open(path)?;
+    let mut r = BufReader::with_capacity(1 << 16, r.take(offset));
+    let mut n = 1u64;
+    loop {
+        let buf = r.fill_buf().map_err(|e| io_error(path, e))?;
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        n += memchr::memchr_iter(b'\n', buf).count() as u64;
+        let k = buf.len();
+        r.consume(k);
+    }
+}
+
+/// Calls `f(offset, line)` with every line of `path` that starts in `[start, end)` (`end: None`:
+/// to the end of the file), without its `\n`, and the byte of the (decompressed) file it starts
+/// at; a `.gz` file is read whole (`start` must be 0). Reads the file in large chunks and splits
+/// them with `memchr` (screen's pass-1 way): no per-line read call, allocation or copy; a line
+/// longer than a chunk grows the buffer.
 pub fn for_each_line(
     path: &Path,
     start: u64,
     end: Option<u64>,
-    mut f: impl FnMut(&[u8]) -> Result<(), PyEngineError>,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), PyEngineError>,
 ) -> Result<(), PyEngineError> {
-    let io = |e: std::io::Error| PyEngineError::Io(format!("{}: {e}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let gz = path.to_string_lossy().ends_with(".gz");
-    let mut reader: Box<dyn Read> = if gz {
+    let io = |e: std::io::Error| io_error(path, e);
+    let (mut reader, gz) = if path.to_string_lossy().ends_with(".gz") {
         if start != 0 {
             return Err(PyEngineError::Io(format!(
                 "{}: a gzip file cannot be read from byte {start}",
                 path.display()
             )));
         }
-        Box::new(flate2::read::MultiGzDecoder::new(file))
+        open(path)?
     } else {
         // The first line of this range starts after the first `\n` at or after `start - 1`:
         // read from there and skip up to that `\n`.
+        let mut file = std::fs::File::open(path).map_err(io)?;
         file.seek(SeekFrom::Start(start.saturating_sub(1)))
             .map_err(io)?;
-        Box::new(file)
+        (Box::new(file) as Box<dyn Read>, false)
     };
+    // The file's byte at `buf[0]` is `base + pos`.
+    let base = if gz { 0 } else { start.saturating_sub(1) };
     let mut skip_first = !gz && start > 0;
     // Lines start in the range while their offset from `buf[0]`'s byte, `pos + i`, is below
     // `limit` (both counted from the byte the reading started at).
@@ -190,7 +131,7 @@ pub fn for_each_line(
         if n == 0 {
             // The end of the file: a last line without a final `\n`.
             if held > 0 && !skip_first && limit.is_none_or(|l| pos < l) {
-                f(&buf[..held])?;
+                f(base + pos, &buf[..held])?;
             }
             return Ok(());
         }
@@ -203,7 +144,7 @@ pub fn for_each_line(
             } else if limit.is_some_and(|l| pos + s as u64 >= l) {
                 return Ok(());
             } else {
-                f(&buf[s..nl])?;
+                f(base + pos + s as u64, &buf[s..nl])?;
             }
             s = nl + 1;
         }
@@ -222,40 +163,11 @@ pub const APART_LISTED: i64 = 0;
 pub const APART_RESOLVED: i64 = 1;
 pub const APART_ABSENT: i64 = 2;
 
-/// The worklist of a batch of whole patients as columns: [`WORKLIST_COLUMNS`] (text as
-/// screen's worklist.csv writes it, null for an empty field; `age` as int64), then
+/// The worklist of an evaluated batch of whole patients as columns: [`WORKLIST_COLUMNS`] (text
+/// as screen's worklist.csv writes it, null for an empty field; `age` as int64), then
 /// `_severity_rank`, `_patient_rank` (0 info … 3 critical) and `_apart` ([`APART_LISTED`] …).
 /// Rows listed apart carry the fields screen's worklist.csv gives them
 /// (`osteoguard_screen::output::csv_apart`).
-pub fn worklist_columns(
-    keys: &StrArray<'_>,
-    groups: &ListArray<'_>,
-    previous: Option<(&str, &ListArray<'_>)>,
-    shared: &[(String, String)],
-    as_of: &str,
-    config_toml: Option<&str>,
-) -> Result<Vec<Column>, PyEngineError> {
-    let n = keys.len();
-    if groups.len() != n {
-        return Err(PyEngineError::Shape {
-            what: "groups",
-            count: groups.len(),
-            expected: n,
-        });
-    }
-    let key_list: Vec<&str> = (0..n).map(|i| keys.get(i).unwrap_or("")).collect();
-    let group_list: Vec<Vec<&str>> = (0..n).map(|i| groups.get(i)).collect();
-    let prev_list: Option<Vec<Vec<&str>>> =
-        previous.map(|(_, p)| (0..n).map(|i| p.get(i)).collect());
-    let prev = match (previous, &prev_list) {
-        (Some((as_of, _)), Some(groups)) => Some(PreviousRows { as_of, groups }),
-        _ => None,
-    };
-    let w = worklist_with_follow_up(&key_list, &group_list, prev, shared, as_of, config_toml)?;
-    columns(&w)
-}
-
-/// [`worklist_columns`]'s output for a computed [`Worklist`].
 pub fn columns(w: &Worklist) -> Result<Vec<Column>, PyEngineError> {
     let age_at = WORKLIST_COLUMNS.iter().position(|c| *c == "age");
     let mut text: Vec<StrBuilder> = WORKLIST_COLUMNS

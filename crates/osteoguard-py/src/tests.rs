@@ -301,17 +301,38 @@ fn placeholder_patients_survive_the_filter() {
 // Input splits and Arrow buffers
 // ---------------------------------------------------------------------------------------------
 
-/// The strings of a built `utf8` column, read back through [`arrow::StrArray`].
-fn strings(c: &arrow::Column) -> Vec<Option<String>> {
-    let a = arrow::StrArray::new(
-        arrow::Offsets::new(&c.values, false),
-        &c.data,
-        c.validity.as_deref(),
-        0,
-        c.len,
-    )
-    .unwrap();
-    (0..a.len()).map(|i| a.get(i).map(str::to_string)).collect()
+/// A JSON line without `resourceType` (a Bulk Data `log.ndjson` line): counted as not FHIR.
+const NOT_FHIR: &str = r#"{"exportId":"x","eventId":"kickoff"}"#;
+
+/// Per target partition, the `(key, line)` records of a map output's `lines` blobs in order
+/// (key markers left out), and the task's Medications (`meds`, the same in every row).
+type Routed = (Vec<Vec<(String, String)>>, Vec<(String, String)>);
+
+fn routed_records(cols: &[arrow::Column], pkeys: &[i64]) -> Routed {
+    let mut parts = vec![Vec::new(); pkeys.len()];
+    let mut meds = Vec::new();
+    for row in 0..cols[0].len {
+        let p = pkeys
+            .iter()
+            .position(|k| *k == pkey_at(&cols[0], row))
+            .unwrap();
+        for r in blobs::records(bin_slot(&cols[2], row).get(0)) {
+            let (k, v) = r.unwrap();
+            if !v.is_empty() {
+                parts[p].push((k.to_string(), v.to_string()));
+            }
+        }
+        let m: Vec<(String, String)> = blobs::records(bin_slot(&cols[1], row).get(0))
+            .map(|r| r.map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        if row == 0 {
+            meds = m;
+        } else {
+            assert_eq!(m, meds, "every row carries the task's Medications");
+        }
+    }
+    (parts, meds)
 }
 
 #[test]
@@ -327,43 +348,56 @@ fn byte_ranges_route_every_line_once_whatever_the_split() {
         text.push_str(l);
         text.push('\n');
     }
-    text.push_str("\nnot json\n");
+    text.push('\n');
+    text.push_str(NOT_FHIR);
+    text.push('\n');
     text.push_str(lines.last().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Mixed.ndjson");
     std::fs::write(&path, &text).unwrap();
-    let whole = split::route_range(&path, 0, None, true).unwrap().finish();
+    let pkeys = [4, 9, 2];
+    let route = |start, end| {
+        blobs::route_range_blobs(&path, start, end, pkeys.len(), true)
+            .unwrap()
+            .finish(&pkeys)
+            .unwrap()
+    };
+    let whole = route(0, None);
     assert!(
         whole.1[0] > 0 && whole.1[3] > 0 && whole.1[4] > 0,
         "{:?}",
         whole.1
     );
+    let (whole_parts, whole_meds) = routed_records(&whole.0, &pkeys);
+    assert_eq!(
+        whole_parts.iter().map(Vec::len).sum::<usize>() as u64,
+        whole.1[0],
+        "every kept line in one partition's blob"
+    );
     let size = text.len() as u64;
     for step in [97, 1000, 1024, 4096, 65536, size / 3 + 1, size] {
         let mut counts = [0u64; 7];
-        let mut kept: Vec<Option<String>> = Vec::new();
+        let mut parts: Vec<Vec<(String, String)>> = vec![Vec::new(); pkeys.len()];
+        let mut meds = Vec::new();
         let mut start = 0;
         while start < size {
             let end = (start + step < size).then_some(start + step);
-            let (cols, c) = split::route_range(&path, start, end, true)
-                .unwrap()
-                .finish();
+            let (cols, c) = route(start, end);
             for (a, b) in counts.iter_mut().zip(c) {
                 *a += b;
             }
-            kept.extend(strings(&cols[2]));
+            let (p, m) = routed_records(&cols, &pkeys);
+            for (all, some) in parts.iter_mut().zip(p) {
+                all.extend(some);
+            }
+            meds.extend(m);
             start += step;
         }
-        // Key markers are sent once per range, so compare the kept and shared lines only.
+        // Key markers are sent once per range, so compare the kept and shared lines only: the
+        // same lines, in the file's order, in the same partitions.
         assert_eq!(counts, whole.1, "split of {step} bytes");
-        let real = |v: Vec<Option<String>>| -> Vec<String> {
-            v.into_iter().flatten().filter(|l| !l.is_empty()).collect()
-        };
-        assert_eq!(
-            real(kept),
-            real(strings(&whole.0[2])),
-            "split of {step} bytes"
-        );
+        assert_eq!(parts, whole_parts, "split of {step} bytes");
+        assert_eq!(meds, whole_meds, "split of {step} bytes");
     }
 }
 
@@ -378,13 +412,167 @@ fn gzip_files_are_read_whole_and_not_from_the_middle() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, text.as_bytes()).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
-    let a = split::route_range(&plain, 0, None, false).unwrap().finish();
-    let b = split::route_range(&gz, 0, None, false).unwrap().finish();
+    let pkeys = [0, 1, 2, 3];
+    let route = |p: &Path| {
+        blobs::route_range_blobs(p, 0, None, pkeys.len(), false)
+            .unwrap()
+            .finish(&pkeys)
+            .unwrap()
+    };
+    let (a, b) = (route(&plain), route(&gz));
+    assert!(a.1[0] > 0, "{:?}", a.1);
     assert_eq!(a, b);
     assert!(matches!(
-        split::route_range(&gz, 10, None, false),
+        blobs::route_range_blobs(&gz, 10, None, pkeys.len(), false),
         Err(PyEngineError::Io(m)) if m.contains("gzip")
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lines that are not JSON: refused as screen refuses them
+// ---------------------------------------------------------------------------------------------
+
+/// `osteoguard screen`'s error on an export (None: it screened it).
+fn screen_error(export: &Path) -> Option<String> {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = osteoguard_screen::ScreenArgs::new(export, "2024-06-30", out.path());
+    args.format = vec![osteoguard_screen::Format::Csv];
+    args.jobs = Some(1);
+    osteoguard_screen::screen(args).err().map(|e| e.to_string())
+}
+
+#[test]
+fn blob_router_refuses_a_line_that_is_not_json_naming_file_and_line() {
+    let src = shared_dir().join("data/bulk-10-patients");
+    let lines = export_lines(&src);
+    let dxa = json!({"resourceType": "Observation", "id": "o1", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "38267-1"}]},
+        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2023-01-01",
+        "valueQuantity": {"value": -2.6}})
+    .to_string();
+    let encounter = r#"{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/p1"},"status":"finished"}"#;
+    assert_eq!(
+        classify_line(encounter),
+        LineAction::Drop(DropReason::Irrelevant)
+    );
+    assert!(matches!(classify_line(&dxa), LineAction::Keep(_)));
+    let bad_utf8 = {
+        let mut b = dxa.as_bytes()[..dxa.len() - 1].to_vec();
+        b.extend_from_slice(b",\"note\":\"\xff\"}");
+        b
+    };
+    let cases: [(&str, Vec<u8>); 5] = [
+        (
+            "a truncated line of a kept type",
+            dxa.as_bytes()[..dxa.len() / 2].to_vec(),
+        ),
+        (
+            "a truncated line of a type no rule reads",
+            encounter.as_bytes()[..encounter.len() - 1].to_vec(),
+        ),
+        (
+            "two objects on one line",
+            format!("{dxa}{dxa}").into_bytes(),
+        ),
+        (
+            "two objects of a type no rule reads",
+            format!("{encounter} {encounter}").into_bytes(),
+        ),
+        ("a line that is not UTF-8", bad_utf8),
+    ];
+    let pkeys = [0, 1];
+    let mut refused = 0;
+    for (what, bad) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        // Real lines before and after it: the bad line is line 5 of the file.
+        let mut text = Vec::new();
+        for l in lines.iter().take(4) {
+            text.extend_from_slice(l.as_bytes());
+            text.push(b'\n');
+        }
+        text.extend_from_slice(&bad);
+        text.push(b'\n');
+        for l in lines.iter().skip(4).take(20) {
+            text.extend_from_slice(l.as_bytes());
+            text.push(b'\n');
+        }
+        let path = dir.path().join("Observation.ndjson");
+        std::fs::write(&path, &text).unwrap();
+        let whole = blobs::route_range_blobs(&path, 0, None, pkeys.len(), false);
+        let ours = whole.as_ref().err().map(ToString::to_string);
+        if std::str::from_utf8(&bad).is_ok() {
+            // The same lines are refused, with the same words (file:line:column: …), as screen.
+            assert_eq!(ours, screen_error(dir.path()), "{what}");
+        } else {
+            // Screen's pass 1 routes it (its peek reads bytes), pass 2 leaves it out unread; the
+            // job cannot ship it without replacing bytes: refused in `assess`'s words.
+            let assess = osteoguard_fhir::read_path(&path)
+                .err()
+                .map(|e| e.to_string());
+            assert_eq!(ours, assess, "{what}");
+        }
+        if let Err(e) = &whole {
+            refused += 1;
+            let at = format!("{}:5:", path.display());
+            assert!(
+                matches!(e, PyEngineError::BadLine { at: a, message, .. }
+                    if format!("{a}:") == at && message.starts_with("not valid JSON")),
+                "{what}: {e}"
+            );
+            assert!(
+                ours.as_deref().is_some_and(|m| m.starts_with(&at)),
+                "{what}"
+            );
+            // A task whose range starts in the middle of the file names the same line.
+            let start = lines[0].len() as u64 + 3;
+            let e = blobs::route_range_blobs(&path, start, None, pkeys.len(), false).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                ours.clone().unwrap(),
+                "{what}, from byte {start}"
+            );
+            // The same line gzipped: the same message.
+            let gz = dir.path().join("Observation.ndjson.gz");
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut enc, &text).unwrap();
+            std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+            let e = blobs::route_range_blobs(&gz, 0, None, pkeys.len(), false).unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!("{}:5:", gz.display())),
+                "{what}: {e}"
+            );
+            // The text reader names the file it was given.
+            if let Ok(line) = std::str::from_utf8(&bad) {
+                let (lo, ld) = utf8_column(&[line]);
+                let (fo, fd) = utf8_column(&["s3a://bucket/Observation.ndjson"]);
+                let la =
+                    arrow::StrArray::new(arrow::Offsets::new(&lo, false), &ld, None, 0, 1).unwrap();
+                let fa =
+                    arrow::StrArray::new(arrow::Offsets::new(&fo, false), &fd, None, 0, 1).unwrap();
+                let e = blobs::route_arrays_blobs(&[la], Some(&[fa]), 2, false)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    e.starts_with("s3a://bucket/Observation.ndjson ")
+                        && e.contains("not valid JSON"),
+                    "{what}: {e}"
+                );
+            }
+        }
+    }
+    assert_eq!(refused, 5);
+}
+
+/// A `utf8` array's offsets and data.
+fn utf8_column(values: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let mut offsets = 0i32.to_le_bytes().to_vec();
+    let mut data = Vec::new();
+    for v in values {
+        data.extend_from_slice(v.as_bytes());
+        offsets.extend_from_slice(&(data.len() as i32).to_le_bytes());
+    }
+    (offsets, data)
 }
 
 #[test]
@@ -562,7 +750,9 @@ fn blob_rows_route_every_line_once_to_its_partition_whatever_the_split() {
         text.push_str(l);
         text.push('\n');
     }
-    text.push_str("\r\nnot json\n");
+    text.push_str("\r\n");
+    text.push_str(NOT_FHIR);
+    text.push('\n');
     text.push_str(lines.last().unwrap());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Mixed.ndjson"), &text).unwrap();
