@@ -533,6 +533,19 @@ fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), Screen
             route_line(w, sinks, line, ty, Decision::Ignored)?;
             continue;
         }
+        // A line that is not UTF-8 is refused here, in `assess`'s words: the peek below skips
+        // the strings it does not read without checking them, so such a line would be routed
+        // and then fail the reader in pass 2, leaving the patient listed without it.
+        if let Err(e) = std::str::from_utf8(line) {
+            let valid = e.valid_up_to();
+            return Err(ScreenError::BadLine {
+                at: (line.as_ptr() as usize - chunk.as_ptr() as usize) as u64,
+                message: format!(
+                    " not valid JSON: invalid UTF-8 at byte {valid} of the line{}",
+                    osteoguard_fhir::whereabouts(line, Some(valid), None)
+                ),
+            });
+        }
         let (ty, decision) = match peek(line) {
             Some(p) => match p.resource_type.as_deref() {
                 Some(t) => (t.to_string(), decide(&p)),

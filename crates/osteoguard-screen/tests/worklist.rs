@@ -802,3 +802,35 @@ fn a_broken_line_of_a_type_no_rule_reads_refuses_the_run() {
         );
     }
 }
+
+/// A kept line that is not UTF-8 refuses the run as `assess` refuses the file (exit 2, the file
+/// and line, in assess's words), instead of being routed by the peek (which skips the strings
+/// it does not read unchecked) and then left out of the patient's record in pass 2.
+#[test]
+fn a_kept_line_that_is_not_utf8_refuses_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    write_export(&dir, &ex7());
+    let path = dir.join("Condition.ndjson");
+    let text = std::fs::read(&path).unwrap();
+    let at = text
+        .windows(11)
+        .position(|w| w == br#""display":""#)
+        .expect("the Condition has a display")
+        + 11;
+    let mut bad = text[..at].to_vec();
+    bad.extend_from_slice(&[0xff, 0xfe]);
+    bad.extend_from_slice(&text[at..]);
+    std::fs::write(&path, &bad).unwrap();
+
+    let out = tmp.path().join("out");
+    let (code, err) = screen_bin(&dir, "2024-09-20", &out, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "Condition.ndjson:1: not valid JSON: invalid UTF-8 at byte {at} of the line"
+        )) && err.contains("Condition/ex7-osteoporosis"),
+        "{err}"
+    );
+    assert!(!out.join("worklist.csv").exists(), "nothing published");
+}
