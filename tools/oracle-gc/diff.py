@@ -53,7 +53,7 @@ def features(bundle, o):
         for c in (r.get("code") or {}).get("coding", []):
             if c.get("code") in ("frax-mof", "frax-hip"):
                 k = (c["code"], (r.get("effectiveDateTime") or "")[:10])
-                if k in seen:
+                if k in seen and "frax-same-day" not in f:
                     f.append("frax-same-day")
                 seen.add(k)
     f.append("gcq=" + v["qualifying"])

@@ -121,6 +121,23 @@ def timing_variant(g):
     return {"frequency": 1, "period": 1, "periodUnit": "d"}, None, 1.0
 
 
+def apply_product(g, res, name, code, product):
+    if product is None:
+        return
+    if product[0] == "scd":
+        res["medicationCodeableConcept"] = {"coding": [{"system": RX, "code": product[1]}], "text": name + " tablet"}
+        return
+    del res["medicationCodeableConcept"]
+    res["contained"] = [{"resourceType": "Medication", "id": "med",
+                         "code": {"coding": [{"system": RX, "code": code, "display": name}]},
+                         "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RX, "code": code}]},
+                                         "strength": {"numerator": {"value": product[1], "unit": "mg",
+                                                                    "system": UCUM, "code": "mg"},
+                                                      "denominator": {"value": 1, "unit": "tablet",
+                                                                      "system": UCUM, "code": "{tbl}"}}}]}]
+    res["medicationReference"] = {"reference": "#med"}
+
+
 def gc_record(g, as_of, peq_target=None, start_back=None, kind=None):
     r = g.r
     name, code, eq = r.choice(GCS[:8]) if r.random() < 0.93 else r.choice(GCS)
@@ -190,6 +207,18 @@ def gc_record(g, as_of, peq_target=None, start_back=None, kind=None):
         dosage["doseAndRate"] = [dose]
     if r.random() < 0.04:
         dosage["asNeededBoolean"] = True
+    product = None
+    if kind in ("MR", "MS") and r.random() < 0.08 and name in ("prednisone", "prednisolone", "hydrocortisone"):
+        # tablets with a known strength: a contained Medication (§2.2 ingredient.strength) or an SCD code
+        strength = {"prednisone": 5.0, "prednisolone": 5.0, "hydrocortisone": 10.0}[name]
+        n_tab = r.choice([0.5, 1, 2, 3])
+        dosage["doseAndRate"] = [{"doseQuantity": {"value": n_tab, "unit": "tablet", "system": UCUM,
+                                                   "code": "{tbl}"}}]
+        dose = dosage["doseAndRate"][0]
+        if r.random() < 0.5:
+            product = ("contained", strength)
+        else:
+            product = ("scd", {"prednisone": "312617", "prednisolone": "198142", "hydrocortisone": "197782"}[name])
     if kind == "MR":
         status = r.choices(["active", "completed", "stopped", "on-hold", "entered-in-error", "cancelled", "draft"],
                            [50, 12, 22, 4, 4, 4, 4])[0]
@@ -197,6 +226,7 @@ def gc_record(g, as_of, peq_target=None, start_back=None, kind=None):
                "intent": r.choices(["order", "plan", "proposal"], [90, 6, 4])[0],
                "medicationCodeableConcept": g.med_cc(name, code), "authoredOn": iso(start),
                "dosageInstruction": [dosage]}
+        apply_product(g, res, name, code, product)
         if ivk >= 0.80 and r.random() < 0.3:
             vend = start + dt.timedelta(days=dur)
             res["dispenseRequest"] = {"validityPeriod": {"start": iso(start), "end": iso(vend)}}
@@ -224,6 +254,7 @@ def gc_record(g, as_of, peq_target=None, start_back=None, kind=None):
         status = r.choices(["active", "completed", "stopped", "not-taken", "intended"], [55, 15, 20, 5, 5])[0]
         res = {"resourceType": "MedicationStatement", "id": g.rid("ms-gc"), "status": status,
                "medicationCodeableConcept": g.med_cc(name, code), "dosage": [dosage]}
+        apply_product(g, res, name, code, product)
         ep = {"start": iso(start)}
         if status in ("stopped", "completed") or r.random() < 0.3:
             ep["end"] = iso(start + dt.timedelta(days=dur))

@@ -157,7 +157,33 @@ def visible_date(res):
     return None
 
 
+SCD = {"312617": ("8640", 5.0), "198142": ("8638", 5.0), "197782": ("5492", 10.0)}
+
+
+def product_of(res):
+    """(ingredient code, mg per tablet) from a contained Medication or a known SCD code"""
+    ref = (res.get("medicationReference") or {}).get("reference", "")
+    if ref.startswith("#"):
+        for c in res.get("contained", []) or []:
+            if c.get("id") == ref[1:] and c.get("resourceType") == "Medication":
+                ing = next(iter(codes(c.get("code"), RX)), None)
+                st = None
+                for i in c.get("ingredient", []) or []:
+                    num = (i.get("strength") or {}).get("numerator")
+                    den = (i.get("strength") or {}).get("denominator") or {}
+                    if num and (den.get("code") in ("{tbl}", "TAB")) and float(den.get("value", 1)) == 1.0:
+                        st = mg_of(num)
+                return ing, st
+    for c in codes(res.get("medicationCodeableConcept"), RX):
+        if c in SCD:
+            return SCD[c]
+    return None, None
+
+
 def med_code(res):
+    ing, _ = product_of(res)
+    if ing:
+        return {ing}
     cc = res.get("medicationCodeableConcept")
     out = codes(cc, RX)
     if "H05AA02" in codes(cc, "http://www.whocc.no/atc"):
@@ -289,7 +315,11 @@ def gc_records(entries, as_of):
             if dos is not None:
                 dr = (dos.get("doseAndRate") or [{}])[0]
                 mg = None
-                if dr.get("doseQuantity"):
+                dq = dr.get("doseQuantity") or {}
+                if dq.get("code") == "{tbl}" and dq.get("value") is not None:
+                    strength = product_of(res)[1]
+                    mg = float(dq["value"]) * strength if strength else None
+                elif dr.get("doseQuantity"):
                     mg = mg_of(dr["doseQuantity"])
                 elif dr.get("doseRange"):
                     mg = mg_of((dr["doseRange"] or {}).get("high"))
