@@ -26,7 +26,10 @@ use super::spine::SpineFacts;
 use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
 use crate::finding::{Evidence, Ymd};
-use crate::model::{days, FractureSite, Observation, ObservationKind};
+use crate::model::{
+    days, ConditionKind, FractureMechanism, FractureSite, Observation, ObservationKind,
+    PatientRecord,
+};
 use crate::thresholds::Thresholds;
 use crate::tri::Tri;
 
@@ -124,8 +127,37 @@ fn fmt_date(d: Option<NaiveDate>) -> String {
     d.map_or_else(|| "date unknown".to_string(), |d| Ymd(d).to_string())
 }
 
-/// `prior_osteoporotic_fracture` (§3.1) with its evidence.
-pub fn prior_osteoporotic_fracture(spine: &SpineFacts) -> (Tri, Vec<Evidence>) {
+/// Vertebral fragility fractures documented only by a follow-up code (ICD-10-CM 7th character
+/// D/G/K/S, §10.3): not a new fracture event (the spine facts leave them out), but still proof of
+/// a fracture the patient had, so a prior osteoporotic fracture for §3.1 (and §9
+/// `osteoporosis-treatment-indicated` (b)), as for a hip fracture coded the same way.
+/// `record` is the record as visible at `as_of` (§1.2).
+pub fn followup_vertebral_fractures(record: &PatientRecord) -> Vec<Evidence> {
+    record
+        .conditions
+        .iter()
+        .filter(|c| {
+            c.subsequent_encounter
+                && c.is_valid()
+                && matches!(c.kind, ConditionKind::Fracture(FractureSite::Vertebral(_)))
+                && c.mechanism != Some(FractureMechanism::Traumatic)
+        })
+        .map(|c| {
+            let date = c.onset.and_then(|p| p.start.or(p.end)).or(c.recorded);
+            Evidence::new(
+                &c.source,
+                date,
+                format!("vertebral fracture (follow-up code, {})", fmt_date(date)),
+            )
+        })
+        .collect()
+}
+
+/// `prior_osteoporotic_fracture` (§3.1) with its evidence; `record` as visible at `as_of`.
+pub fn prior_osteoporotic_fracture(
+    spine: &SpineFacts,
+    record: &PatientRecord,
+) -> (Tri, Vec<Evidence>) {
     let mut ev = Vec::new();
     for f in spine.fractures.iter().filter(|f| !f.traumatic) {
         let onset = f.onset_for_windows.or(f.onset_for_acuity).or(f.recorded);
@@ -164,6 +196,7 @@ pub fn prior_osteoporotic_fracture(spine: &SpineFacts) -> (Tri, Vec<Evidence>) {
             ),
         ));
     }
+    ev.extend(followup_vertebral_fractures(record));
     if !ev.is_empty() {
         (Tri::True, ev)
     } else if !spine.refuted_fractures.is_empty() {
@@ -178,7 +211,8 @@ pub fn prior_osteoporotic_fracture(spine: &SpineFacts) -> (Tri, Vec<Evidence>) {
     }
 }
 
-/// The latest valid FRAX of `kind` within the §3.4 window, and the invalid ones met there.
+/// The latest valid FRAX of `kind` within the §3.4 window (the highest of several taken at the
+/// same instant), and the invalid ones met there.
 fn latest_frax<'r>(
     input: &Input<'r>,
     kind: ObservationKind,
@@ -198,7 +232,17 @@ fn latest_frax<'r>(
             "FRAX hip"
         };
         match o.value {
-            Some(v) if v.is_finite() && (0.0..=100.0).contains(&v) => best = Some(o),
+            // The record is in date order, so a later one is more recent; two values taken at
+            // the same instant (e.g. FRAX with and without BMD) tie, and the higher one is kept
+            // (conservative, §1.4: the reading that does not lower the category).
+            Some(v) if v.is_finite() && (0.0..=100.0).contains(&v) => {
+                let tie_lower = best.is_some_and(|b| {
+                    b.effective == o.effective && b.date() == o.date() && b.value > Some(v)
+                });
+                if !tie_lower {
+                    best = Some(o);
+                }
+            }
             Some(v) => invalid.push(format!(
                 "{label} {} ({}): value {v} outside 0–100 %",
                 o.source,
@@ -678,7 +722,7 @@ pub fn compute(
     r.basis.push(gc_scope_line(gc, t, peq));
 
     // --- Inputs ------------------------------------------------------------------------------
-    let (prior, fx_ev) = prior_osteoporotic_fracture(spine);
+    let (prior, fx_ev) = prior_osteoporotic_fracture(spine, input.record);
     r.prior_fracture = prior;
 
     let high_dose = above(peq, t.gc_high_dose_peq_mg);
@@ -1096,6 +1140,66 @@ mod tests {
             &DxaFacts::default(),
             &TherapyFacts::default(),
         );
+        assert_eq!(a.category, RiskCategory::Indeterminate);
+    }
+
+    /// §3.2/§3.4 and §1.4: two FRAX values taken at the same instant (e.g. with and without BMD)
+    /// are equally recent; the higher is used, whichever comes first in the record (found by
+    /// the oragc differential: the record order decided, and a lower value could lower the
+    /// category, here from very high to moderate).
+    #[test]
+    fn same_instant_frax_keeps_the_higher_value() {
+        for (first, second) in [(30.0, 12.0), (12.0, 30.0)] {
+            let r = RecordBuilder::new("1962-05-01", Sex::Female)
+                .observation(ObservationKind::FraxMof, "2024-04-01", first)
+                .observation(ObservationKind::FraxMof, "2024-04-01", second)
+                .build();
+            let a = risk(&r, &no_gc(), &SpineFacts::default(), &DxaFacts::default());
+            assert_eq!(a.gc_frax_mof.as_ref().map(|f| f.raw), Some(30.0));
+            assert_eq!(a.category, RiskCategory::VeryHigh);
+        }
+        // A later value still replaces an earlier higher one (most recent first).
+        let r = RecordBuilder::new("1962-05-01", Sex::Female)
+            .observation(ObservationKind::FraxMof, "2024-03-01", 30.0)
+            .observation(ObservationKind::FraxMof, "2024-04-01", 12.0)
+            .build();
+        let a = risk(&r, &no_gc(), &SpineFacts::default(), &DxaFacts::default());
+        assert_eq!(a.gc_frax_mof.as_ref().map(|f| f.raw), Some(12.0));
+        assert_eq!(a.category, RiskCategory::Moderate);
+    }
+
+    /// §3.1 with §10.3: a vertebral fracture known only from a follow-up code (7th character
+    /// D/G/K/S) is not a new fracture event, but it is a prior osteoporotic fracture (row A1),
+    /// as a hip fracture coded the same way is (found by the oragc differential: it was ignored).
+    /// Marked traumatic (§10.3a), it is not counted.
+    #[test]
+    fn followup_coded_vertebral_fracture_is_a_prior_fracture() {
+        let mut r = RecordBuilder::new("1962-05-01", Sex::Female)
+            .vertebral_fracture(VertebralLevel::L1, "2020-01-01", "2020-01-02")
+            .build();
+        r.conditions[0].subsequent_encounter = true;
+        let spine_of = |r: &PatientRecord| {
+            let visible = crate::engine::visible_at(r, d(AS_OF));
+            let t = Thresholds::default();
+            crate::facts::spine::compute(&Input {
+                record: &visible,
+                as_of: d(AS_OF),
+                t: &t,
+                age: Some(62),
+            })
+        };
+        let spine = spine_of(&r);
+        assert!(
+            spine.fractures.is_empty(),
+            "a follow-up code is no new event"
+        );
+        let a = risk(&r, &no_gc(), &spine, &DxaFacts::default());
+        assert_eq!(a.prior_fracture, Tri::True);
+        assert_eq!(a.category, RiskCategory::VeryHigh);
+        assert_eq!(a.row.as_deref(), Some("A1"));
+        r.conditions[0].mechanism = Some(crate::model::FractureMechanism::Traumatic);
+        let a = risk(&r, &no_gc(), &spine_of(&r), &DxaFacts::default());
+        assert_eq!(a.prior_fracture, Tri::Unknown);
         assert_eq!(a.category, RiskCategory::Indeterminate);
     }
 

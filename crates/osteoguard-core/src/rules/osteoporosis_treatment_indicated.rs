@@ -85,6 +85,9 @@ fn hip_or_vertebral_fragility_fracture(ctx: &Ctx<'_>) -> Vec<Evidence> {
     {
         ev.push(Evidence::new(&o.source, o.date, "hip fragility fracture"));
     }
+    ev.extend(crate::facts::risk::followup_vertebral_fractures(
+        ctx.record(),
+    ));
     ev
 }
 
@@ -278,6 +281,23 @@ mod tests {
             .observation(ObservationKind::FraxMof, "2024-04-01", 9.0)
             .observation(ObservationKind::FraxHip, "2024-04-01", 2.8)
             .build()
+    }
+
+    /// §9 (b) "a prior hip/vertebral fragility fracture" with §10.3: a vertebral fracture known
+    /// only from a follow-up code (M80.08XD: 7th character D) still makes a patient ≥ 50
+    /// eligible (found by the oragc differential), high severity.
+    #[test]
+    fn followup_coded_vertebral_fracture_meets_clause_b() {
+        let mut r = RecordBuilder::new("1960-01-01", Sex::Female)
+            .vertebral_fracture(crate::model::VertebralLevel::L1, "2023-01-01", "2023-01-02")
+            .build();
+        r.conditions[0].subsequent_encounter = true;
+        let f = finding(&r, "2024-06-01").expect("fires");
+        assert_eq!(f.severity, Severity::High);
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.detail.contains("follow-up code")));
     }
 
     #[test]

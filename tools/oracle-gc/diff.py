@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Differential: osteoguard engine vs the independent oracle (oracle.py) on generated bundles.
+
+usage: diff.py BINARY DIR [DIR ...] [--jobs N] [--show N]
+Runs `BINARY assess --format json --as-of D FILE` for every bundle (as_of from Bundle.meta.tag), compares
+the in-scope findings (code + severity) and key values, groups divergences into classes
+(what + direction + triggering feature), prints counts and the smallest example per class,
+exits 1 when any divergence remains.
+"""
+import argparse
+import collections
+import concurrent.futures as cf
+import datetime as dt
+import glob
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oracle import oracle  # noqa: E402
+
+SCOPE = ["gc-bone-protection", "gc-fracture-risk-assessment-due", "osteoporosis-treatment-indicated",
+         "anabolic-therapy-preferred", "data-insufficient"]
+
+
+def as_of_of(bundle):
+    for t in (bundle.get("meta") or {}).get("tag", []):
+        c = t.get("code", "")
+        if c.startswith("as-of:"):
+            return dt.date.fromisoformat(c[6:])
+    raise SystemExit("bundle without as-of tag")
+
+
+def run_engine(binary, path, as_of):
+    p = subprocess.run([binary, "assess", "--format", "json", "--as-of", as_of.isoformat(), path],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return None, p.stderr.strip()[:300]
+    return json.loads(p.stdout), None
+
+
+def features(bundle, o):
+    """coarse input features used to split a divergence class"""
+    f = []
+    v = o["values"]
+    txt = json.dumps(bundle)
+    if '"asNeededBoolean": true' in txt:
+        f.append("prn")
+    seen = set()
+    for e in bundle["entry"]:
+        r = e["resource"]
+        for c in (r.get("code") or {}).get("coding", []):
+            if c.get("code") in ("frax-mof", "frax-hip"):
+                k = (c["code"], (r.get("effectiveDateTime") or "")[:10])
+                if k in seen and "frax-same-day" not in f:
+                    f.append("frax-same-day")
+                seen.add(k)
+    f.append("gcq=" + v["qualifying"])
+    age = o["age"]
+    f.append("age<18" if age is not None and age < 18 else ("age18-39" if age is not None and age < 40 else
+                                                            "age40+"))
+    return f
+
+
+def compare(path, binary):
+    bundle = json.load(open(path))
+    as_of = as_of_of(bundle)
+    o = oracle(bundle, as_of)
+    e, err = run_engine(binary, path, as_of)
+    if e is None:
+        return path, len(bundle["entry"]), [("engine-error", err[:80])], o, None
+    ef = {}
+    for f in e.get("findings", []):
+        if f["code"] in SCOPE:
+            ef[f["code"]] = f["severity"]
+    divs = []
+    for code in SCOPE:
+        ov, ev = o["findings"].get(code), ef.get(code)
+        if ov != ev:
+            divs.append(("finding", f"{code}: oracle={ov} engine={ev}"))
+    g = e.get("glucocorticoid") or {}
+    fr = e.get("fractureRisk") or {}
+    v = o["values"]
+
+    def num(a, b, tol=1e-3):
+        if a is None or b is None:
+            return a is None and b is None
+        return abs(float(a) - float(b)) <= tol
+
+    if g.get("physiologicReplacement") != v["phys"]:
+        divs.append(("value", f"physiologicReplacement: oracle={v['phys']} engine={g.get('physiologicReplacement')}"))
+    eq = g.get("qualifying")
+    if eq != v["qualifying"]:
+        divs.append(("value", f"qualifying: oracle={v['qualifying']} engine={eq}"))
+    if fr.get("category") != v["category"]:
+        divs.append(("value", f"category: oracle={v['category']} engine={fr.get('category')}"))
+    # unknown numbers are null (README): cumulative when a dose in the last 365 days is not computable,
+    # current when a present record's dose is not computable
+    ecum = g.get("cumulativePrednisoneEquivalentGramsLast12Months")
+    if 1 in o["items"]:
+        if ecum is not None:
+            divs.append(("value", "cumulative grams not null with an unknown dose"))
+    elif ecum is None or abs(v["cum"] - ecum) > 0.0006:
+        divs.append(("value", "cumulative grams differ"))
+    ecur = g.get("currentPrednisoneEquivalentMgPerDay")
+    if o["unknown_present"]:
+        if ecur is not None:
+            divs.append(("value", "current mg/day not null with an unknown dose"))
+    elif ecur is None or abs((v["current"] or 0.0) - ecur) > 0.006:
+        divs.append(("value", "current mg/day differ"))
+    if v["qualifying"] != "unknown":
+        if v["days30"] != g.get("daysAtOrAbove30MgLast365"):
+            divs.append(("value", "days>=30 differ"))
+        if v["cont"] != g.get("continuousDaysAtOrAbove25Mg"):
+            divs.append(("value", "continuous days differ"))
+    if v["qualifying"] != "false" and v["start"] != g.get("courseStart"):
+        divs.append(("value", f"courseStart differ (gcq={v['qualifying']})"))
+    for k, ek in (("mof", "gcAdjustedFraxMofPercent"), ("hip", "gcAdjustedFraxHipPercent")):
+        if not num(v[k], fr.get(ek), 0.006):
+            divs.append(("value", f"gc-adjusted FRAX {k} differ"))
+    return path, len(bundle["entry"]), divs, o, e
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("dirs", nargs="+")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--show", type=int, default=1)
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args()
+    files = sorted(f for d in a.dirs for f in glob.glob(os.path.join(d, "*.json")))
+    classes = collections.defaultdict(list)
+    n_div = 0
+    with cf.ThreadPoolExecutor(a.jobs) as ex:
+        for path, size, divs, o, e in ex.map(lambda p: compare(p, a.binary), files):
+            if divs:
+                n_div += 1
+            for kind, what in divs:
+                key = what + " | " + ", ".join(features(json.load(open(path)), o))
+                classes[key].append((size, path, o, e))
+    print(f"patients: {len(files)}; with a divergence: {n_div}; classes: {len(classes)}")
+    for key in sorted(classes, key=lambda k: -len(classes[k])):
+        ex_ = sorted(classes[key])[: a.show]
+        print(f"\n[{len(classes[key])}] {key}")
+        for size, path, o, e in ex_:
+            print(f"   e.g. {path} ({size} resources) oracle values={o['values']} items={o['items']}")
+            if a.verbose and e is not None:
+                g = e.get("glucocorticoid") or {}
+                g = {k: v for k, v in g.items() if k != "series"}
+                print("   engine gc:", json.dumps(g))
+                print("   engine risk:", json.dumps({k: v for k, v in (e.get("fractureRisk") or {}).items()
+                                                      if k != "evidence"}))
+                for f in e.get("findings", []):
+                    print("   engine finding:", f["code"], f["severity"], f.get("inputsMissing", ""))
+    sys.exit(1 if n_div else 0)
+
+
+if __name__ == "__main__":
+    main()

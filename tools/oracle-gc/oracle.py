@@ -1,0 +1,730 @@
+#!/usr/bin/env python3
+"""Independent implementation of knowledge.md v0.10.3 §1-§4 and the §9 findings
+gc-bone-protection, gc-fracture-risk-assessment-due, osteoporosis-treatment-indicated,
+anabolic-therapy-preferred and data-insufficient items (1), (2), (9) (plus item (4) for a planned oral
+bisphosphonate, the only other item the generator can raise).
+
+Written from the specification only (not from the engine's code). Standard library only.
+It reads the FHIR shapes gen.py writes (and the common shapes of the examples); anything else it does
+not understand is ignored.
+
+oracle(bundle, as_of) -> dict with "findings" {code: severity} and "values" (comparable key values).
+"""
+import datetime as dt
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SCT = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+OG = "http://osteoguard.org/fhir/CodeSystem/osteoguard"
+EXT_ADJ = "http://osteoguard.org/fhir/StructureDefinition/frax-gc-adjusted"
+EXT_MECH = "http://osteoguard.org/fhir/StructureDefinition/fracture-mechanism"
+
+# §2.2 factor = 5 / equivalent mg; None = excluded from PEq
+GC_FACTOR = {
+    "8640": 1.0, "8638": 1.0, "6902": 1.25, "5492": 0.25, "3264": 20.0 / 3.0, "10759": 1.25,
+    "2878": 0.2, "22396": 5.0 / 6.0, "1514": 25.0 / 3.0, "19831": None, "4452": None,
+}
+GC_NAME = {"8640": "prednisone", "8638": "prednisolone", "6902": "methylprednisolone", "5492": "hydrocortisone",
+           "3264": "dexamethasone", "10759": "triamcinolone", "2878": "cortisone", "22396": "deflazacort",
+           "1514": "betamethasone", "19831": "budesonide", "4452": "fludrocortisone"}
+REPLACEMENT = {"5492", "2878", "8638"}  # §2.5 physiologic_replacement agents
+LOCAL_ROUTES = {"18679011000001101", "6064005", "46713006", "54485002", "10547007", "37161004", "26643008"}
+SYSTEMIC_ROUTES = {"26643006", "47625008", "78421000", "34206005"}
+IM = "78421000"
+CALCIUM = {"1895", "1897"}
+VITD = {"2418", "4511", "11253"}
+ALN, RIS, IBN_, ZOL, DMAB, RALOX, TERI = "46041", "73056", "115264", "77655", "993449", "72143", "110634"
+ORAL_BP = {ALN, RIS, IBN_}
+DXA_T = {"38267-1": "spine", "38264-8": "hip", "80946-7": "hip", "80945-9": "hip", "38263-0": "femur",
+         "80948-3": "femur", "80947-5": "femur"}
+DXA_Z = {"85394-5", "80933-5", "80934-3"}
+DXA_BMD = {"24966-4", "38261-4", "46278-8", "46279-6", "24701-5"}
+
+MR_STATUS = {"active", "completed", "on-hold", "stopped"}
+MR_INTENT = {"order", "plan", "original-order", "filler-order", "instance-order"}
+MS_STATUS = {"active", "completed", "intended", "stopped"}
+OBS_STATUS = {"final", "amended", "corrected", "preliminary"}
+
+
+def d(s):
+    if not s:
+        return None
+    try:
+        return dt.date.fromisoformat(s[:10])
+    except ValueError:
+        return None
+
+
+def codes(cc, system=None):
+    out = set()
+    for c in (cc or {}).get("coding", []) or []:
+        if system is None or c.get("system") == system:
+            if c.get("code"):
+                out.add(c["code"])
+    return out
+
+
+def ext_val(res, url, key):
+    for e in res.get("extension", []) or []:
+        if e.get("url") == url:
+            return e.get(key)
+    return None
+
+
+def mg_of(q):
+    """§1.3: a dose quantity in mg; None if not convertible."""
+    if not q or q.get("value") is None:
+        return None
+    u = q.get("code") or q.get("unit")
+    v = float(q["value"])
+    if u == "mg":
+        return v
+    if u == "g":
+        return v * 1000.0
+    if u in ("ug", "mcg", "µg"):
+        return v / 1000.0
+    return None
+
+
+PERIOD_DAYS = {"h": 1 / 24.0, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0}
+CODE_PER_DAY = {"BID": 2.0, "TID": 3.0, "QID": 4.0, "QD": 1.0, "QAM": 1.0, "QPM": 1.0, "Q2D": 0.5, "WK": 1 / 7.0}
+
+
+def per_day(timing):
+    """§2.3 step 2; None = not computable."""
+    if not timing:
+        return None
+    rep = timing.get("repeat") or {}
+    freq = rep.get("frequencyMax", rep.get("frequency"))
+    if rep.get("period") is not None and rep.get("periodUnit") in PERIOD_DAYS:
+        pd = float(rep["period"]) * PERIOD_DAYS[rep["periodUnit"]]
+        if pd <= 0:
+            return None
+        return float(freq if freq is not None else 1) / pd
+    for c in codes(timing.get("code")) | ({(timing.get("code") or {}).get("text")} - {None}):
+        if c in CODE_PER_DAY:
+            return CODE_PER_DAY[c]
+    if rep.get("when") and freq is None:
+        return float(len(rep["when"]))
+    if freq is not None and rep.get("period") is None:
+        return None
+    return None
+
+
+def route_systemic(dosage):
+    r = dosage.get("route") if dosage else None
+    if not r:
+        return True  # §2.6: a record without a route counts as systemic
+    cs = codes(r)
+    if cs & LOCAL_ROUTES:
+        return False
+    if cs & SYSTEMIC_ROUTES:
+        return True
+    t = (r.get("text") or "").lower()
+    for w in ("inhal", "nasal", "topical", "ophthal", "otic", "rectal", "articular", "lesional"):
+        if w in t:
+            return False
+    return True
+
+
+class Rec:
+    """one GC instruction: interval [start, end] (inclusive), daily PEq (None = unknown)."""
+
+    def __init__(self, kind, ing, start, end, daily, open_end, planned_days, depot=False, single=False):
+        self.kind, self.ing, self.start, self.end, self.daily = kind, ing, start, end, daily
+        self.open_end, self.planned_days, self.depot, self.single = open_end, planned_days, depot, single
+        self.planned_end = None if open_end else end
+
+
+def visible_date(res):
+    rt = res["resourceType"]
+    if rt == "MedicationRequest":
+        return d(res.get("authoredOn"))
+    if rt == "MedicationStatement":
+        return d(res.get("dateAsserted")) or d((res.get("effectivePeriod") or {}).get("start")) or d(
+            res.get("effectiveDateTime"))
+    if rt == "MedicationAdministration":
+        return d(res.get("effectiveDateTime")) or d((res.get("effectivePeriod") or {}).get("start"))
+    if rt == "Observation":
+        return d(res.get("issued")) or d(res.get("effectiveDateTime")) or d(
+            (res.get("effectivePeriod") or {}).get("start"))
+    if rt == "Condition":
+        return d(res.get("recordedDate")) or d(res.get("onsetDateTime")) or d(
+            (res.get("onsetPeriod") or {}).get("start"))
+    if rt == "Procedure":
+        return d(res.get("performedDateTime")) or d((res.get("performedPeriod") or {}).get("end"))
+    return None
+
+
+SCD = {"312617": ("8640", 5.0), "198142": ("8638", 5.0), "197782": ("5492", 10.0)}
+
+
+def product_of(res):
+    """(ingredient code, mg per tablet) from a contained Medication or a known SCD code"""
+    ref = (res.get("medicationReference") or {}).get("reference", "")
+    if ref.startswith("#"):
+        for c in res.get("contained", []) or []:
+            if c.get("id") == ref[1:] and c.get("resourceType") == "Medication":
+                ing = next(iter(codes(c.get("code"), RX)), None)
+                st = None
+                for i in c.get("ingredient", []) or []:
+                    num = (i.get("strength") or {}).get("numerator")
+                    den = (i.get("strength") or {}).get("denominator") or {}
+                    if num and (den.get("code") in ("{tbl}", "TAB")) and float(den.get("value", 1)) == 1.0:
+                        st = mg_of(num)
+                return ing, st
+    for c in codes(res.get("medicationCodeableConcept"), RX):
+        if c in SCD:
+            return SCD[c]
+    return None, None
+
+
+def med_code(res):
+    ing, _ = product_of(res)
+    if ing:
+        return {ing}
+    cc = res.get("medicationCodeableConcept")
+    out = codes(cc, RX)
+    if "H05AA02" in codes(cc, "http://www.whocc.no/atc"):
+        out.add(TERI)
+    return out
+
+
+def interval_of(res, dosage, as_of):
+    """§1.6 and §2.3 step 4: (start, end, open_end, planned_days)."""
+    rt = res["resourceType"]
+    rep = ((dosage or {}).get("timing") or {}).get("repeat") or {}
+    if rt == "MedicationRequest":
+        base = d(res.get("authoredOn"))
+    else:
+        base = d((res.get("effectivePeriod") or {}).get("start")) or d(res.get("effectiveDateTime")) or d(
+            res.get("dateAsserted"))
+    start, end = base, None
+    dur = None
+    if rep.get("boundsPeriod"):
+        bp = rep["boundsPeriod"]
+        start = d(bp.get("start")) or base
+        end = d(bp.get("end"))
+    elif rep.get("boundsDuration"):
+        bd = rep["boundsDuration"]
+        dur = days_of(bd)
+    elif rt == "MedicationRequest" and ((res.get("dispenseRequest") or {}).get("validityPeriod")):
+        vp = res["dispenseRequest"]["validityPeriod"]
+        start = d(vp.get("start")) or base
+        end = d(vp.get("end"))
+    if rt == "MedicationStatement" and end is None and dur is None:
+        end = d((res.get("effectivePeriod") or {}).get("end"))
+    if start is None:
+        return None
+    if dur is not None and end is None:
+        end = start + dt.timedelta(days=max(int(round(dur)), 1) - 1)
+    status = res.get("status")
+    open_end = False
+    if end is None:
+        if rt == "MedicationRequest":
+            if status in ("stopped", "completed"):
+                # §1.6: end from validity period / expected supply duration, else 30 days from start
+                dr = res.get("dispenseRequest") or {}
+                vp_end = d((dr.get("validityPeriod") or {}).get("end"))
+                esd = days_of(dr.get("expectedSupplyDuration"))
+                if vp_end:
+                    end = vp_end
+                elif esd:
+                    end = start + dt.timedelta(days=int(round(esd)) - 1)
+                else:
+                    end = start + dt.timedelta(days=29)
+            else:
+                open_end = True
+                end = as_of
+        else:
+            if status == "stopped":
+                end = d(res.get("dateAsserted")) or start
+            else:
+                open_end = True
+                end = as_of
+    planned = None if open_end else (end - start).days + 1
+    return start, end, open_end, planned
+
+
+def days_of(q):
+    if not q or q.get("value") is None:
+        return None
+    u = q.get("code") or q.get("unit")
+    v = float(q["value"])
+    return {"d": v, "day": v, "days": v, "wk": v * 7, "mo": v * 30, "a": v * 365, "h": v / 24}.get(u)
+
+
+def gc_records(entries, as_of):
+    """the systemic GC records visible at as_of; ingredient excluded ones are dropped (recorded, not summed)."""
+    recs = []
+    prn = []
+    for res in entries:
+        rt = res.get("resourceType")
+        if rt not in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
+            continue
+        cs = med_code(res)
+        ing = next((c for c in cs if c in GC_FACTOR), None)
+        if ing is None:
+            continue
+        vd = visible_date(res)
+        if vd is None or vd > as_of:
+            continue
+        factor = GC_FACTOR[ing]
+        st = res.get("status")
+        if rt == "MedicationAdministration":
+            if st != "completed":
+                continue
+            dosage = res.get("dosage") or {}
+            if not route_systemic(dosage):
+                continue
+            if factor is None or factor == 0:
+                continue
+            day = vd
+            mg = mg_of(dosage.get("dose"))
+            is_im_triam = ing == "10759" and IM in codes(dosage.get("route"))
+            if mg is None:
+                recs.append(Rec("MA", ing, day, day, None, False, 1, single=True))
+            elif is_im_triam:
+                # §2.4: depot IM triamcinolone spread evenly over 21 days
+                recs.append(Rec("MA", ing, day, day + dt.timedelta(days=20), mg * factor / 21.0, False, 21,
+                                depot=True))
+            else:
+                recs.append(Rec("MA", ing, day, day, mg * factor, False, 1, single=True))
+            continue
+        if rt == "MedicationRequest":
+            if st not in MR_STATUS or res.get("intent") not in MR_INTENT:
+                continue
+            dosages = res.get("dosageInstruction") or [None]
+        else:
+            if st not in MS_STATUS:
+                continue
+            dosages = res.get("dosage") or [None]
+        if factor is None or factor == 0:
+            continue
+        for dos in dosages:
+            if dos is not None and not route_systemic(dos):
+                continue
+            iv = interval_of(res, dos, as_of)
+            if iv is None:
+                continue
+            start, end, open_end, planned = iv
+            if start > as_of:
+                continue
+            daily = None
+            if dos is not None:
+                dr = (dos.get("doseAndRate") or [{}])[0]
+                mg = None
+                dq = dr.get("doseQuantity") or {}
+                if dq.get("code") == "{tbl}" and dq.get("value") is not None:
+                    strength = product_of(res)[1]
+                    mg = float(dq["value"]) * strength if strength else None
+                elif dr.get("doseQuantity"):
+                    mg = mg_of(dr["doseQuantity"])
+                elif dr.get("doseRange"):
+                    mg = mg_of((dr["doseRange"] or {}).get("high"))
+                pdv = per_day(dos.get("timing"))
+                if mg is not None and pdv is not None:
+                    daily = mg * pdv * factor
+            rec = Rec(rt[10:12] if rt != "MedicationRequest" else "MR", ing, start, end, daily, open_end, planned)
+            if dos is not None and dos.get("asNeededBoolean"):
+                # §2.3: PRN is not chronic exposure; the only GC source -> exposure with an UNKNOWN dose
+                rec.daily = None
+                prn.append(rec)
+                continue
+            recs.append(rec)
+    # "the only GC source": no other record present (§2.6, within 7 days of as_of) -> the PRN
+    # record is exposure with an UNKNOWN dose (see README: ambiguity)
+    if not any(r.end >= as_of - dt.timedelta(days=7) for r in recs):
+        recs = recs + prn
+    return recs
+
+
+def gc_metrics(recs, as_of):
+    lo = min([r.start for r in recs] + [as_of - dt.timedelta(days=400)])
+    series = {}
+    # §2.3 step 5: MR/MS duplicates (same ingredient, same daily dose, overlapping) count once
+    for day_i in range((as_of - lo).days + 1):
+        day = lo + dt.timedelta(days=day_i)
+        tot = 0.0
+        groups = {}
+        for r in recs:
+            if r.daily is None or not (r.start <= day <= min(r.end, as_of)):
+                continue
+            if r.kind in ("MR", "St"):
+                g = groups.setdefault((r.ing, round(r.daily, 6)), [0, 0])
+                g[0 if r.kind == "MR" else 1] += 1
+            else:
+                tot += r.daily
+        for (ing, daily), (n_mr, n_ms) in groups.items():
+            tot += daily * max(n_mr, n_ms)
+        series[day] = tot
+
+    def peq(day):
+        return series.get(day, 0.0)
+
+    cur = peq(as_of)
+    if cur == 0:
+        prior = [peq(as_of - dt.timedelta(days=k)) for k in range(1, 8)]
+        if any(p > 0 for p in prior):
+            cur = sum(prior) / 7.0
+    # continuous run ending at as_of with PEq >= 2.5, gaps <= 7 days bridged
+    run_start = None
+    gap = 0
+    day = as_of
+    while day >= lo:
+        if peq(day) >= 2.5:
+            run_start = day
+            gap = 0
+        else:
+            gap += 1
+            if gap > 7:
+                break
+        day -= dt.timedelta(days=1)
+    cont = (as_of - run_start).days + 1 if run_start else 0
+    w0 = as_of - dt.timedelta(days=364)
+    win = [w0 + dt.timedelta(days=k) for k in range(365)]
+    days30 = sum(1 for t in win if peq(t) >= 30)
+    cum = sum(peq(t) for t in win) / 1000.0
+    return {"series": series, "current": cur, "cont": cont, "run_start": run_start, "days30": days30, "cum": cum}
+
+
+def gc_state(entries, as_of):
+    recs = gc_records(entries, as_of)
+    m = gc_metrics(recs, as_of)
+    present = [r for r in recs if r.end >= as_of - dt.timedelta(days=7)]
+    unknown_present = any(r.daily is None for r in present)
+    known_present = [r for r in present if r.daily is not None]
+    # open-ended, or the planned total duration of the current course (from the start of the
+    # current run to the latest planned end of the records covering as_of) > 90 days
+    covering = [r for r in known_present if r.start <= as_of <= r.end]
+    long_term = any(r.open_end for r in covering)
+    if not long_term and covering and m["run_start"] is not None:
+        planned_end = max(r.end if not r.open_end else as_of for r in covering)
+        planned_end = max([planned_end] + [r.planned_end for r in covering if r.planned_end])
+        long_term = (planned_end - m["run_start"]).days + 1 > 90
+    known_q = m["current"] >= 2.5 and (m["cont"] > 90 or long_term)
+    if not present:
+        q = "false"
+    elif known_q:
+        q = "true"
+    elif unknown_present:
+        q = "unknown"
+    else:
+        q = "false"
+    # §2.5 gc_start_date
+    start = None
+    if q == "unknown":
+        # earliest systemic GC record of the current course (records <= 7 days apart are one course)
+        ordered = sorted(recs, key=lambda r: r.start, reverse=True)
+        course = []
+        for r in sorted(recs, key=lambda r: r.end, reverse=True):
+            if not course:
+                if r.end >= as_of - dt.timedelta(days=7):
+                    course.append(r)
+                continue
+        if course:
+            lo_start = course[0].start
+            changed = True
+            members = set([id(course[0])])
+            hi_end = course[0].end
+            while changed:
+                changed = False
+                for r in ordered:
+                    if id(r) in members:
+                        continue
+                    if r.end >= lo_start - dt.timedelta(days=8) and r.start <= hi_end + dt.timedelta(days=8):
+                        members.add(id(r))
+                        lo_start = min(lo_start, r.start)
+                        hi_end = max(hi_end, r.end)
+                        changed = True
+            start = lo_start
+    elif m["run_start"] is not None and q == "true":
+        start = m["run_start"]
+    # item (1): a systemic GC record with a non-computable dose active within the last 365 days
+    item1 = any(r.daily is None and r.end >= as_of - dt.timedelta(days=364) for r in recs)
+    hd_unknown = item1
+    return {"recs": recs, "m": m, "q": q, "start": start, "item1": item1, "hd_unknown": hd_unknown,
+            "unknown_present": unknown_present, "present": present}
+
+
+def med_active_on(res, as_of):
+    """an order/statement covering as_of (§1.6 status filters; stopped order = 30 days)."""
+    rt = res["resourceType"]
+    st = res.get("status")
+    if rt == "MedicationRequest":
+        if st not in MR_STATUS or res.get("intent") not in MR_INTENT:
+            return False
+    elif rt == "MedicationStatement":
+        if st not in MS_STATUS:
+            return False
+    else:
+        return False
+    vd = visible_date(res)
+    if vd is None or vd > as_of:
+        return False
+    dos = (res.get("dosageInstruction") or res.get("dosage") or [None])[0]
+    iv = interval_of(res, dos, as_of)
+    if iv is None:
+        return False
+    s, e, _, _ = iv
+    return s <= as_of <= e
+
+
+def oracle(bundle, as_of):
+    entries = [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
+    pat = next((r for r in entries if r.get("resourceType") == "Patient"), {})
+    bd = d(pat.get("birthDate"))
+    age = None
+    if bd:
+        age = as_of.year - bd.year - ((as_of.month, as_of.day) < (bd.month, bd.day))
+    gc = gc_state(entries, as_of)
+    m = gc["m"]
+    cur = m["current"]
+    items = set()
+    if gc["item1"]:
+        items.add(1)
+
+    # --- supplements (§4.1 / gc-bone-protection)
+    ca = any(med_code(r) & CALCIUM and med_active_on(r, as_of) for r in entries)
+    vd_ = any(med_code(r) & VITD and med_active_on(r, as_of) for r in entries)
+
+    # --- observations
+    t_latest = {}
+    z_latest = {}
+    dxa_dates = []
+    frax = {"frax-mof": None, "frax-hip": None}
+    frax_date = {"frax-mof": None, "frax-hip": None}
+    for r in entries:
+        if r.get("resourceType") != "Observation" or r.get("status") not in OBS_STATUS:
+            continue
+        vd = visible_date(r)
+        if vd is None or vd > as_of:
+            continue
+        eff = d(r.get("effectiveDateTime")) or vd
+        lc = codes(r.get("code"), LOINC)
+        oc = codes(r.get("code"), OG)
+        q = r.get("valueQuantity") or {}
+        v = q.get("value")
+        for c in lc:
+            if c in DXA_T and v is not None:
+                site = DXA_T[c]
+                if site not in t_latest or eff >= t_latest[site][0]:
+                    t_latest[site] = (eff, float(v))
+                dxa_dates.append(eff)
+            elif c in DXA_Z and v is not None:
+                if c not in z_latest or eff >= z_latest[c][0]:
+                    z_latest[c] = (eff, float(v))
+                dxa_dates.append(eff)
+            elif c in DXA_BMD and v is not None:
+                dxa_dates.append(eff)
+        for c in oc & {"frax-mof", "frax-hip"}:
+            if v is None:
+                continue
+            u = q.get("code") or q.get("unit")
+            val = float(v)
+            if (as_of - eff).days > 365:
+                continue  # not used; an unusable value this old is not reported (item 9: see README)
+            if u == "%":
+                pass
+            elif u == "1" and val <= 1.0:
+                val *= 100.0
+            else:
+                items.add(9)  # unit unknown
+                continue
+            if not (0.0 <= val <= 100.0):
+                items.add(9)  # out of range
+                continue
+            adj = ext_val(r, EXT_ADJ, "valueBoolean") is True
+            if frax_date[c] is None or eff > frax_date[c] or (eff == frax_date[c] and val > frax[c][0]):
+                frax[c] = (val, adj)
+                frax_date[c] = eff
+    min_t = min((v for _, v in t_latest.values()), default=None)
+    min_z = min((v for _, v in z_latest.values()), default=None)
+    has_dxa = bool(dxa_dates)
+    latest_dxa = max(dxa_dates) if dxa_dates else None
+
+    def adj(kind):
+        f = frax[kind]
+        if f is None:
+            return None
+        val, already = f
+        if already or cur <= 7.5:
+            return val
+        return val * (1.15 if kind == "frax-mof" else 1.20)
+
+    mof, hip = adj("frax-mof"), adj("frax-hip")
+
+    # --- fractures (§3.1, §10.3, §10.3a)
+    prior_fx = False
+    prior_hip_vert = False
+    for r in entries:
+        if r.get("resourceType") != "Condition":
+            continue
+        vs = codes(r.get("verificationStatus"))
+        if vs & {"refuted", "entered-in-error"}:
+            continue
+        vdt = visible_date(r)
+        if vdt is None or vdt > as_of:
+            continue
+        if ext_val(r, EXT_MECH, "valueCode") == "traumatic":
+            continue
+        ic = codes(r.get("code"), ICD)
+        sc = codes(r.get("code"), SCT)
+        vert = any(c.startswith(("M80.08", "M48.5", "S22.0", "S32.0")) for c in ic) or "443165006" in sc
+        hipf = bool(sc & {"359817006", "5913000"}) or any(c.startswith(("S72.0", "S72.1", "S72.2", "M80.05"))
+                                                          for c in ic)
+        other = bool(sc & {"263102004", "65966004"}) or any(
+            c.startswith(("S52.5", "S52.6", "M80.03", "S42.2", "M80.02", "M80.0", "M80.8")) for c in ic)
+        # 7th character D/G/K/S = subsequent encounter, not a new fracture (still a prior fracture? see README)
+        if vert or hipf or other:
+            prior_fx = True
+        if vert or hipf:
+            prior_hip_vert = True
+
+    # --- active osteoporosis pharmacotherapy (§4.3) and planned orders
+    active = set()
+    planned = False
+    for r in entries:
+        rt = r.get("resourceType")
+        cs = med_code(r)
+        vd = visible_date(r)
+        if vd is None or vd > as_of:
+            continue
+        if rt == "MedicationAdministration" and r.get("status") == "completed":
+            days = (as_of - vd).days
+            if DMAB in cs and days <= 210:
+                active.add("dmab")
+            if ZOL in cs and days <= 365:
+                active.add("zol")
+        if rt in ("MedicationRequest", "MedicationStatement"):
+            if cs & (ORAL_BP | {RALOX, TERI}) and med_active_on(r, as_of):
+                active.add("oralbp" if cs & ORAL_BP else ("teri" if TERI in cs else "ralox"))
+            if rt == "MedicationRequest" and r.get("status") in ("draft", "active") and \
+                    cs & (ORAL_BP | {RALOX, TERI, ZOL, DMAB}) and (as_of - vd).days <= 90 and \
+                    not med_active_on(r, as_of):
+                planned = True
+    dmab_730 = any(r.get("resourceType") == "MedicationAdministration" and r.get("status") == "completed" and
+                   DMAB in med_code(r) and visible_date(r) and visible_date(r) <= as_of and
+                   (as_of - visible_date(r)).days <= 730 for r in entries)
+
+    # --- §3.2 category
+    hd_true = m["days30"] > 30 or m["cum"] >= 5.0
+    hd_false = not hd_true and not gc["hd_unknown"]
+    cat, row = "unknown", None
+    q = gc["q"]
+    if age is None or age < 18:
+        cat = "unknown"
+    elif age >= 40:
+        if prior_fx or (min_t is not None and min_t <= -3.5) or (mof is not None and mof >= 30) or \
+                (hip is not None and hip >= 4.5) or hd_true:
+            cat, row = "very-high", "A1"
+        elif (min_t is not None and min_t <= -2.5) or (mof is not None and mof >= 20) or \
+                (hip is not None and hip >= 3):
+            cat, row = "high", "A2"
+        elif (mof is not None and mof >= 10) or (hip is not None and hip >= 1) or \
+                (min_t is not None and min_t <= -1.0):
+            cat, row = "moderate", "A3"
+        elif mof is not None and hip is not None and min_t is not None and hd_false:
+            cat, row = "low", "A4"
+        else:
+            cat, row = "unknown", "A5"
+    else:
+        if prior_fx or hd_true:
+            cat, row = "very-high", "B1"
+        else:
+            # B2 dose part: every day of the last 182 has PEq >= 7.5 (gaps <= 7 bridged), current >= 7.5
+            s = m["series"]
+            run75 = None
+            gap = 0
+            t = as_of
+            while t >= as_of - dt.timedelta(days=800):
+                if s.get(t, 0.0) >= 7.5:
+                    run75, gap = t, 0
+                else:
+                    gap += 1
+                    if gap > 7:
+                        break
+                t -= dt.timedelta(days=1)
+            ok = cur >= 7.5 and run75 is not None and (as_of - run75).days + 1 >= 182
+            dose_part = "true" if ok else ("unknown" if gc["unknown_present"] else "false")
+            if min_z is not None and min_z < -3.0:
+                zl = "true"
+            elif min_z is not None:
+                zl = "false"
+            else:
+                zl = "unknown"
+            if dose_part == "true" and zl == "true":
+                b2 = "true"
+            elif dose_part == "false" or zl == "false":
+                b2 = "false"
+            else:
+                b2 = "unknown"
+            if b2 == "true":
+                cat, row = "moderate", "B2"
+            elif q == "true" and b2 == "false" and hd_false and has_dxa:
+                cat, row = "low", "B3"
+            elif not has_dxa and not prior_fx:
+                cat, row = "unknown", "B4"
+            else:
+                cat, row = "unknown", "B5"
+
+    findings = {}
+    adult = age is not None and age >= 18
+    gq = q in ("true", "unknown")
+    if gq and adult and not (ca and vd_):
+        findings["gc-bone-protection"] = "moderate"
+    op_active = bool(active)
+    if gq and adult:
+        start = gc["start"]
+        a = False
+        if start is not None and (as_of - start).days >= 0:
+            lo = start - dt.timedelta(days=365)
+            a = not any(lo <= x <= as_of for x in dxa_dates)
+        b = latest_dxa is not None and (as_of - latest_dxa).days > 730
+        no_frax = frax["frax-mof"] is None and frax["frax-hip"] is None
+        c = age >= 40 and not op_active and no_frax and cat != "very-high"
+        dd = cat == "unknown"
+        if a or b or c or dd:
+            findings["gc-fracture-risk-assessment-due"] = "high" if (a and (as_of - start).days > 182) \
+                else "moderate"
+    if not op_active and not planned:
+        ca_ = gq and cat in ("moderate", "high", "very-high")
+        cb = age is not None and age >= 50 and ((min_t is not None and min_t <= -2.5) or prior_hip_vert)
+        if ca_ or cb:
+            findings["osteoporosis-treatment-indicated"] = "high" if (cb or cat in ("high", "very-high")) \
+                else "moderate"
+    if cat == "very-high" and adult and "teri" not in active and not dmab_730 and \
+            not (active - {"oralbp"}) and not planned:
+        findings["anabolic-therapy-preferred"] = "moderate"
+    if q == "true" and cat == "unknown" and adult:
+        items.add(2)
+    # item (4): an antiresorptive planned with no 25-OH D <= 365 d (the generator writes no 25-OH D)
+    if planned:
+        items.add(4)
+    if items:
+        findings["data-insufficient"] = "moderate" if items & {3, 4, 5} else "info"
+    # §2.5 physiologic_replacement
+    ai = False
+    for r in entries:
+        if r.get("resourceType") == "Condition" and visible_date(r) and visible_date(r) <= as_of and \
+                not (codes(r.get("verificationStatus")) & {"refuted", "entered-in-error"}) and \
+                any(c.startswith(("E27.1", "E27.4", "E23.0")) for c in codes(r.get("code"), ICD)):
+            ai = True
+    ings = {x.ing for x in gc["present"]}
+    phys = ai and bool(ings) and ings <= REPLACEMENT and cur <= 7.5 and not gc["unknown_present"]
+    values = {
+        "phys": phys,
+        "qualifying": q,
+        "current": round(cur, 4) if (q != "unknown" or cur > 0) else None,
+        "cum": round(m["cum"], 4),
+        "days30": m["days30"],
+        "cont": m["cont"],
+        "start": gc["start"].isoformat() if gc["start"] else None,
+        "category": cat,
+        "row": row,
+        "mof": None if mof is None else round(mof, 4),
+        "hip": None if hip is None else round(hip, 4),
+    }
+    return {"findings": findings, "values": values, "items": sorted(items), "age": age,
+            "unknown_present": gc["unknown_present"]}
