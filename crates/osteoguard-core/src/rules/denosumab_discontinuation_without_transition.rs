@@ -65,12 +65,17 @@ pub fn many_doses(ctx: &Ctx<'_>) -> bool {
 
 /// Any vertebral fracture on record at `as_of` (a risk factor for multiple rebound fractures,
 /// §5.3-6).
+///
+/// A vertebral fracture documented only by a follow-up code (7th character D/G/K/S, §10.3) is no
+/// new fracture event, but it is a fracture the patient has: it counts here as it does for
+/// §3.1 (found by the oragc differential, docs/differential-gc.md).
 pub fn prevalent_vertebral_fracture(ctx: &Ctx<'_>) -> bool {
     ctx.spine.fractures.iter().any(|f| {
         f.onset_for_windows
             .or(f.onset_for_acuity)
             .is_none_or(|d| d <= ctx.as_of())
     }) || ctx.spine.levels.iter().any(|l| l.state.is_fractured())
+        || !crate::facts::risk::followup_vertebral_fractures(ctx.record()).is_empty()
 }
 
 pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
@@ -332,6 +337,21 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(f.severity, Severity::Critical);
         assert!(f.summary.contains("prevalent vertebral fracture"));
+    }
+
+    /// §9 "critical if … any prevalent vertebral fracture": a vertebral fracture known only from
+    /// a follow-up code (M80.08XD) is one.
+    #[test]
+    fn a_followup_coded_vertebral_fracture_makes_it_critical() {
+        let mut r = doses(2)
+            .vertebral_fracture(VertebralLevel::L2, "2021-05-01", "2021-05-02")
+            .build();
+        let last = r.conditions.len() - 1;
+        r.conditions[last].subsequent_encounter = true;
+        assert_eq!(at(&r, 240), Some(Severity::Critical));
+        r.conditions[last].subsequent_encounter = false;
+        r.conditions.clear();
+        assert_eq!(at(&r, 240), Some(Severity::High));
     }
 
     #[test]
