@@ -742,7 +742,9 @@ mod tests {
                 Some("2022-06-01"),
             )
             .build();
-        assert!(course(&restarted, "2023-05-05").explicitly_stopped.is_none());
+        assert!(course(&restarted, "2023-05-05")
+            .explicitly_stopped
+            .is_none());
     }
 
     /// v0.10.3 clause (b): the newest denosumab order counts whenever it was authored — a
