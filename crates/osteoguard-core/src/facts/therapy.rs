@@ -388,11 +388,18 @@ pub fn compute(input: &Input<'_>, dmab: &DenosumabCourse) -> TherapyFacts {
         if authored > as_of {
             continue;
         }
+        // An oncology denosumab dose (Xgeva 120 mg) does not fulfil an osteoporosis (60 mg)
+        // order, nor the reverse: §5.1 sets the oncology product apart from the schedule, so
+        // counting it would silence the §8 checks of a 60 mg dose still to be given (found by
+        // the oradm differential).
+        let oncology_order = crate::facts::denosumab::is_oncology_denosumab(m, t);
         for &agent in m.ingredients.iter().filter(|i| i.is_osteoporosis_agent()) {
             let fulfilled = meds.iter().any(|a| {
                 a.kind == MedicationSource::Administration
                     && a.status == MedicationStatus::Completed
                     && a.has(agent)
+                    && (agent != Ingredient::Denosumab
+                        || crate::facts::denosumab::is_oncology_denosumab(a, t) == oncology_order)
                     && a.effective
                         .and_then(|p| p.start.or(p.end))
                         .is_some_and(|d| d >= authored)
@@ -558,6 +565,34 @@ mod tests {
         let f = facts(&r, "2024-09-20", &DenosumabCourse::default());
         assert!(f.planned.is_empty());
         assert!(f.is_active(Ingredient::ZoledronicAcid));
+    }
+
+    /// §5.1 / §8: an Xgeva 120 mg administration after a denosumab 60 mg order is not the
+    /// ordered dose; the order stays planned.
+    #[test]
+    fn an_oncology_denosumab_dose_does_not_fulfil_a_60_mg_order() {
+        let r = RecordBuilder::new("1950-01-01", Sex::Female)
+            .order(Ingredient::Denosumab, Active, "2024-09-01")
+            .administration(
+                Ingredient::Denosumab,
+                "2024-09-05",
+                120.0,
+                Route::Subcutaneous,
+            )
+            .build();
+        let f = facts(&r, "2024-09-20", &DenosumabCourse::default());
+        assert!(f.is_planned(Ingredient::Denosumab));
+        let r = RecordBuilder::new("1950-01-01", Sex::Female)
+            .order(Ingredient::Denosumab, Active, "2024-09-01")
+            .administration(
+                Ingredient::Denosumab,
+                "2024-09-05",
+                60.0,
+                Route::Subcutaneous,
+            )
+            .build();
+        let f = facts(&r, "2024-09-20", &DenosumabCourse::default());
+        assert!(!f.is_planned(Ingredient::Denosumab));
     }
 
     #[test]
