@@ -180,36 +180,18 @@ impl Blobs {
 /// …)")`, worded as `osteoguard screen` and `assess` word it; `None` when the line is one JSON
 /// value. The line is without its `\n`.
 pub fn not_json(line: &[u8]) -> Option<(usize, String)> {
-    let bytes = trim_newline(line);
-    let e = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err()?;
-    let text = e.to_string();
-    let reason = text.rfind(" at line ").map_or(&text[..], |p| &text[..p]);
-    let second = reason
-        .starts_with("trailing characters")
-        .then_some("after the end of the resource (a second JSON value)");
-    Some((
-        e.column(),
-        format!(
-            "not valid JSON: {reason}{}",
-            osteoguard_fhir::whereabouts(bytes, Some(e.column()), second)
-        ),
-    ))
+    osteoguard_screen::route::not_json_line(trim_newline(line))
 }
 
 /// A kept line as text (without its `\r` / `\n`). A line that is not UTF-8 is refused as
 /// `assess` refuses it (`not valid JSON: invalid UTF-8 at byte …`) rather than shipped with its
 /// bytes replaced: the evaluation would read another text than the export's.
 fn utf8_text(line: &[u8]) -> Result<&str, PyEngineError> {
-    let bytes = trim_newline(line);
-    std::str::from_utf8(bytes).map_err(|e| {
-        let valid = e.valid_up_to();
+    osteoguard_screen::route::utf8_line(trim_newline(line)).map_err(|message| {
         PyEngineError::BadLine {
             at: String::new(),
             column: None,
-            message: format!(
-                "not valid JSON: invalid UTF-8 at byte {valid} of the line{}",
-                osteoguard_fhir::whereabouts(bytes, Some(valid), None)
-            ),
+            message,
         }
     })
 }

@@ -536,14 +536,10 @@ fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), Screen
         // A line that is not UTF-8 is refused here, in `assess`'s words: the peek below skips
         // the strings it does not read without checking them, so such a line would be routed
         // and then fail the reader in pass 2, leaving the patient listed without it.
-        if let Err(e) = std::str::from_utf8(line) {
-            let valid = e.valid_up_to();
+        if let Err(message) = crate::route::utf8_line(line) {
             return Err(ScreenError::BadLine {
                 at: (line.as_ptr() as usize - chunk.as_ptr() as usize) as u64,
-                message: format!(
-                    " not valid JSON: invalid UTF-8 at byte {valid} of the line{}",
-                    osteoguard_fhir::whereabouts(line, Some(valid), None)
-                ),
+                message: format!(" {message}"),
             });
         }
         let (ty, decision) = match peek(line) {
@@ -561,23 +557,11 @@ fn route_chunk(w: &mut Worker, chunk: &[u8], sinks: &Sinks) -> Result<(), Screen
                     // UTF-8): `assess` refuses the file, so screening does too (issue 16),
                     // rather than list the patient without the line. JSON without a
                     // resourceType is only counted, as `assess` skips it in a directory.
-                    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
-                        let text = e.to_string();
-                        let reason = text.rfind(" at line ").map_or(&text[..], |p| &text[..p]);
+                    if let Some((column, message)) = crate::route::not_json_line(line) {
                         return Err(ScreenError::BadLine {
                             at: (line.as_ptr() as usize - chunk.as_ptr() as usize) as u64,
                             // `COLUMN: …`, so that the message reads as assess's.
-                            message: format!(
-                                "{}: not valid JSON: {reason}{}",
-                                e.column(),
-                                osteoguard_fhir::whereabouts(
-                                    line,
-                                    Some(e.column()),
-                                    reason.starts_with("trailing characters").then_some(
-                                        "after the end of the resource (a second JSON value)"
-                                    )
-                                ),
-                            ),
+                            message: format!("{column}: {message}"),
                         });
                     }
                     w.stats.not_fhir_lines += 1;

@@ -421,6 +421,37 @@ fn ignored_by_bytes(line: &[u8]) -> Option<&str> {
     Some(ty)
 }
 
+/// Why a line is not one JSON value, worded as `assess` words it: `(column, "not valid JSON:
+/// reason (resource …, field …)")`; `None` when it is one. One wording for `screen`'s pass 1 and
+/// the Spark job's router (`osteoguard-py`), so a refused line reads the same on every path.
+pub fn not_json_line(line: &[u8]) -> Option<(usize, String)> {
+    let e = serde_json::from_slice::<serde::de::IgnoredAny>(line).err()?;
+    let text = e.to_string();
+    let reason = text.rfind(" at line ").map_or(&text[..], |p| &text[..p]);
+    let second = reason
+        .starts_with("trailing characters")
+        .then_some("after the end of the resource (a second JSON value)");
+    Some((
+        e.column(),
+        format!(
+            "not valid JSON: {reason}{}",
+            osteoguard_fhir::whereabouts(line, Some(e.column()), second)
+        ),
+    ))
+}
+
+/// A line as text, or why it is not UTF-8 in `assess`'s words (`not valid JSON: invalid UTF-8
+/// at byte N of the line (resource …, field …)`); shared as [`not_json_line`] is.
+pub fn utf8_line(line: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(line).map_err(|e| {
+        let valid = e.valid_up_to();
+        format!(
+            "not valid JSON: invalid UTF-8 at byte {valid} of the line{}",
+            osteoguard_fhir::whereabouts(line, Some(valid), None)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
 use crate::finding::{Evidence, Ymd};
 use crate::model::{
-    days, ConditionKind, FractureMechanism, FractureSite, Observation, ObservationKind,
+    days, Condition, ConditionKind, FractureMechanism, FractureSite, Observation, ObservationKind,
     PatientRecord,
 };
 use crate::thresholds::Thresholds;
@@ -136,12 +136,7 @@ pub fn followup_vertebral_fractures(record: &PatientRecord) -> Vec<Evidence> {
     record
         .conditions
         .iter()
-        .filter(|c| {
-            c.subsequent_encounter
-                && c.is_valid()
-                && matches!(c.kind, ConditionKind::Fracture(FractureSite::Vertebral(_)))
-                && c.mechanism != Some(FractureMechanism::Traumatic)
-        })
+        .filter(|c| is_followup_vertebral_fracture(c))
         .map(|c| {
             let date = c.onset.and_then(|p| p.start.or(p.end)).or(c.recorded);
             Evidence::new(
@@ -151,6 +146,20 @@ pub fn followup_vertebral_fractures(record: &PatientRecord) -> Vec<Evidence> {
             )
         })
         .collect()
+}
+
+/// Whether the record (as visible at `as_of`) holds a non-traumatic vertebral fracture coded only
+/// for a follow-up encounter: the same filter as [`followup_vertebral_fractures`], without building
+/// its evidence, for callers that only need the yes/no.
+pub fn has_followup_vertebral_fracture(record: &PatientRecord) -> bool {
+    record.conditions.iter().any(is_followup_vertebral_fracture)
+}
+
+fn is_followup_vertebral_fracture(c: &Condition) -> bool {
+    c.subsequent_encounter
+        && c.is_valid()
+        && matches!(c.kind, ConditionKind::Fracture(FractureSite::Vertebral(_)))
+        && c.mechanism != Some(FractureMechanism::Traumatic)
 }
 
 /// `prior_osteoporotic_fracture` (§3.1) with its evidence; `record` as visible at `as_of`.

@@ -75,7 +75,7 @@ pub fn prevalent_vertebral_fracture(ctx: &Ctx<'_>) -> bool {
             .or(f.onset_for_acuity)
             .is_none_or(|d| d <= ctx.as_of())
     }) || ctx.spine.levels.iter().any(|l| l.state.is_fractured())
-        || !crate::facts::risk::followup_vertebral_fractures(ctx.record()).is_empty()
+        || crate::facts::risk::has_followup_vertebral_fracture(ctx.record())
 }
 
 pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
@@ -349,7 +349,6 @@ pub(crate) mod tests {
         let last = r.conditions.len() - 1;
         r.conditions[last].subsequent_encounter = true;
         assert_eq!(at(&r, 240), Some(Severity::Critical));
-        r.conditions[last].subsequent_encounter = false;
         r.conditions.clear();
         assert_eq!(at(&r, 240), Some(Severity::High));
     }
