@@ -12,6 +12,8 @@ import json
 import os
 import random
 
+from wide import widen
+
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -135,7 +137,7 @@ class Gen:
                                                 "doseAndRate": [{"doseQuantity": qty(70, "mg")}]}]})
 
 
-def one_patient(rng, seed, i):
+def one_patient(rng, seed, i, wide=False):
     pid = f"p{seed}-{i}"
     g = Gen(rng, pid)
     as_of = dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(0, 900))
@@ -419,13 +421,19 @@ def one_patient(rng, seed, i):
             else:
                 g.obs(lab_day(), "62292-8", "25-OH vitamin D", rng.choice([12, 19.9, 20, 28]), "ng/mL", "ng/mL")
 
+    hook = None
+    if wide:
+        # new areas (session 10): drawn from a second generator so that the old seeds' patients
+        # stay exactly as they were without --wide
+        hook = widen(g, random.Random(f"wide-{seed}-{i}"), as_of, d_last if ndoses else None, ndoses, tier)
     # drop labs that ended up after as_of (clinical dates never exceed as_of here)
     entries = [{"fullUrl": f"urn:uuid:{pid}-patient", "resource": patient}]
     for r in g.res:
         entries.append({"fullUrl": f"urn:uuid:{r['id']}", "resource": r})
-    return {"resourceType": "Bundle", "id": pid, "type": "collection",
-            "meta": {"tag": [{"system": "urn:osteoguard:oracle", "code": "as-of", "display": d2s(as_of)}]},
-            "entry": entries}
+    b = {"resourceType": "Bundle", "id": pid, "type": "collection",
+         "meta": {"tag": [{"system": "urn:osteoguard:oracle", "code": "as-of", "display": d2s(as_of)}]},
+         "entry": entries}
+    return b, hook
 
 
 def main():
@@ -433,13 +441,18 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--wide", action="store_true", help="add the session-10 areas (wide.py)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rng = random.Random(a.seed)
     for i in range(a.n):
-        b = one_patient(rng, a.seed, i)
+        b, hook = one_patient(rng, a.seed, i, a.wide)
         with open(os.path.join(a.out, f"{b['id']}.json"), "w") as f:
             json.dump(b, f)
+        if hook:
+            # the order-hook request of this patient (drafts), read by diff.py --hooks
+            with open(os.path.join(a.out, f"{b['id']}.hook"), "w") as f:
+                json.dump(hook, f)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ section-9 codes of the oradm scope, for the bundle shapes gen.py writes.  Standa
 oracle(bundle, as_of) -> {"findings": {code: severity}, "di_items": set(int), "values": {...}}
 """
 import datetime as dt
+import json
+import os
 import re
 
 DMAB = "993449"
@@ -57,7 +59,18 @@ def vis_date(r):
     if t == "MedicationStatement":
         return pdate(r.get("dateAsserted")) or pdate(r.get("effectiveDateTime")) or pdate(
             (r.get("effectivePeriod") or {}).get("start"))
+    if t == "MedicationDispense":
+        # not in 1.2; the day the dose left the pharmacy (else the day it was prepared)
+        return disp_date(r)
+    if t == "DiagnosticReport":
+        return pdate(r.get("issued")) or pdate(r.get("effectiveDateTime"))
+    if t == "ImagingStudy":
+        return pdate(r.get("started"))
     return None
+
+
+def disp_date(r):
+    return pdate(r.get("whenHandedOver")) or pdate(r.get("whenPrepared"))
 
 
 def onset_start(r):
@@ -109,6 +122,15 @@ def is_vertebral_fx(r):
     return False
 
 
+def subsequent(r):
+    """10.3: 7th character D/G/K/S (and P) = subsequent encounter / sequela: not a new fracture event."""
+    for c in (r.get("code") or {}).get("coding", []):
+        code = c.get("code", "").replace(".", "")
+        if code.startswith(("M8008", "M485", "S220", "S320")) and len(code) == 7 and code[6] in "DGKSP":
+            return True
+    return False
+
+
 def level_of(r):
     for c in (r.get("code") or {}).get("coding", []):
         m = re.match(r"S32\.0([1-5])", c.get("code", ""))
@@ -121,6 +143,17 @@ def level_of(r):
     return None
 
 
+# Known engine gaps outside the oradm files (docs/differential-dmab.md, session 10): when True the
+# oracle mirrors them so that the other classes stay visible; run with OG_STRICT=1 to see them.
+STRICT = os.environ.get("OG_STRICT") == "1"
+# Class D1 (ambiguity, engine's reading kept): 5.1 and 4.3 ("Only documented doses
+# (MedicationAdministration, or a MedicationStatement/MedicationRequest dated as given)") do not list
+# MedicationDispense; OG_DISPENSE=1 reads a completed dispense as a dose tier between MA and MS.
+DISPENSE_IS_DOSE = os.environ.get("OG_DISPENSE", "0") == "1"
+SPINE_IMAGING = {"72141", "72146", "72148", "72131"}
+# 7.5-5 names the concepts, not codes; ICD-10-CM prefixes read as: vertebral osteomyelitis / discitis /
+# spinal infection, coagulation defects, cord compression, malignant neoplasm of bone / secondary
+EXCLUSION_PREFIXES = ("M46.2", "M46.3", "M46.4", "M46.5", "D65", "D66", "D67", "D68", "G95.2", "C41", "C79.5")
 AUG_CPT = {str(c) for c in list(range(22510, 22516)) + list(range(22520, 22526))}
 ORDER = ["T%d" % i for i in range(1, 13)] + ["L%d" % i for i in range(1, 6)]
 
@@ -133,6 +166,18 @@ def obs_level(r):
     bs = r.get("bodySite") or {}
     m = re.fullmatch(r"\s*([TL])\s*(\d{1,2})\s*", bs.get("text") or "", re.I)
     return m.group(1).upper() + m.group(2) if m else None
+
+
+def obs_lsc(r):
+    for c in r.get("component") or []:
+        if any(x.get("code") == "lsc" for x in (c.get("code") or {}).get("coding", [])):
+            q = c.get("valueQuantity") or {}
+            u = q.get("code") or q.get("unit")
+            if "value" in q and u in ("%", "g/cm2"):
+                return (float(q["value"]), u)
+            if "value" in q and u == "mg/cm2":
+                return (float(q["value"]) / 1000, "g/cm2")
+    return None
 
 
 PREVALENT = dt.date(1900, 1, 1)  # onset of a prevalent fracture of unknown age (7.4 step 2)
@@ -203,6 +248,37 @@ def ovcf(visible, as_of, fx, findings):
     if pains and (as_of - pdate(pains[-1][0])).days <= 7:
         latest_pain = pains[-1][1]
 
+    # spine imaging (7.2): MRI / CT (CPT 72141/72146/72148, 72131) as Procedure, ImagingStudy or
+    # DiagnosticReport
+    imaging = []
+    for r in visible:
+        t = r["resourceType"]
+        codes = set()
+        if t == "Procedure" or (t == "DiagnosticReport" and STRICT):
+            codes = {c.get("code") for c in (r.get("code") or {}).get("coding", [])}
+        elif t == "ImagingStudy" and STRICT:
+            codes = {c.get("code") for pc in r.get("procedureCode") or [] for c in pc.get("coding", [])}
+        if not codes & SPINE_IMAGING:
+            continue
+        ok = (t == "Procedure" and r.get("status") == "completed") or (
+            t == "ImagingStudy" and r.get("status") == "available") or (
+            t == "DiagnosticReport" and r.get("status") in ("final", "amended", "corrected", "preliminary"))
+        if ok:
+            d = pdate(r.get("performedDateTime")) if t == "Procedure" else pdate(r.get("started")) if \
+                t == "ImagingStudy" else pdate(r.get("effectiveDateTime")) or pdate(r.get("issued"))
+            if d:
+                imaging.append(d)
+    # 7.5-5: a documented exclusion (spinal infection, coagulopathy, neurological deficit /
+    # retropulsion, suspected malignancy) stops the candidacy
+    excluded = False
+    for r in visible:
+        if r["resourceType"] == "Condition":
+            vs = [c.get("code") for c in (r.get("verificationStatus") or {}).get("coding", [])]
+            if "refuted" in vs or "entered-in-error" in vs:
+                continue
+            if any(c.get("code", "").startswith(EXCLUSION_PREFIXES) for c in (r.get("code") or {}).get("coding", [])):
+                excluded = True
+
     genant = genant_readings(visible)
     aug_level = {}
     for lv, d in augs:
@@ -212,7 +288,9 @@ def ovcf(visible, as_of, fx, findings):
         if lv in aug_level:
             states[lv] = ("augmented", None)
             continue
-        lfx = [f for f in fx if f[0] == lv]
+        lfx_all = [f for f in fx if f[0] == lv]
+        # a record of unknown onset at a level that also has dated records is the same fracture
+        lfx = [f for f in lfx_all if f[2] is not None] or lfx_all
         ed = sorted(edema.get(lv, []))
         st = None
         gr = genant.get(lv)
@@ -224,6 +302,10 @@ def ovcf(visible, as_of, fx, findings):
             st = "acute" if (as_of - ed[-1][0]).days <= 42 else "subacute"
         elif ed and ed[-1][1] and not lfx:
             st = "chronic"  # class C5: oedema > 90 days ago documents an old fracture
+        elif lfx and lfx[0][2] is None:
+            # 7.4 step 5: onset unknown and no MRI -> SUBACUTE, age indeterminate; an MRI without
+            # oedema (step 3) -> CHRONIC
+            st = "chronic" if ed else "subacute"
         elif lfx:
             onset_e = max(f[2] for f in lfx)
             # several records at one level: the most recent onset decides (conservative, class C2)
@@ -237,7 +319,8 @@ def ovcf(visible, as_of, fx, findings):
         if st:
             states[lv] = (st, lfx)
     unhealed = [lv for lv, (st, _) in states.items() if st in ("acute", "subacute")]
-    recent_nolevel = [f for f in fx if f[0] is None and 0 <= (as_of - f[2]).days <= 90]
+    # a level-less fracture of unknown onset is not assumed old (7.4 step 5, conservative)
+    recent_nolevel = [f for f in fx if f[0] is None and (f[2] is None or 0 <= (as_of - f[2]).days <= 90)]
     if unhealed or recent_nolevel:
         findings["acute-ovcf"] = "high"
 
@@ -246,6 +329,8 @@ def ovcf(visible, as_of, fx, findings):
         # class C2: the level's fracture is the record with the latest onset for acuity (period
         # end); "onset start" is that record's start
         cur = max(lfx, key=lambda f: (f[2], f[1])) if lfx else None
+        if cur is not None and cur[1] is None:
+            cur = None  # onset unknown: any MRI oedema within 90 days confirms
         for d, v in edema.get(lv, []):
             if v and 0 <= (as_of - d).days <= 90 and (cur is None or d >= cur[1] - dt.timedelta(days=7)):
                 return True
@@ -257,8 +342,9 @@ def ovcf(visible, as_of, fx, findings):
         lfx = states[lv][1] or []
         if confirmed(lv):
             # class C7: criterion 4 needs a known onset (a prevalent fracture of unknown age has none)
-            if lfx and latest_pain is not None and latest_pain >= 7 and max(f[2] for f in lfx) != PREVALENT and \
-                    (as_of - max(f[2] for f in lfx)).days >= 28:
+            if lfx and latest_pain is not None and latest_pain >= 7 and lfx[0][2] is not None and \
+                    max(f[2] for f in lfx) != PREVALENT and (as_of - max(f[2] for f in lfx)).days >= 28 \
+                    and not excluded:
                 cand = True
         elif latest_pain is not None and latest_pain >= 5:
             img = "high" if latest_pain >= 7 else "moderate"
@@ -272,7 +358,8 @@ def ovcf(visible, as_of, fx, findings):
         for i, (ts, v) in enumerate(after):
             lows = [w for _, w in after[:i]]
             # a vertebral-edema finding is an MRI reading: spine imaging (class C6)
-            imaged = any(d >= pdate(ts) for eds in edema.values() for d, _ in eds)
+            imaged = any(d >= pdate(ts) for eds in edema.values() for d, _ in eds) or any(
+                d >= pdate(ts) for d in imaging)
             if v >= 5 and lows and v - min(lows) >= 3 and not imaged:
                 img = img or "moderate"
     if img:
@@ -282,6 +369,8 @@ def ovcf(visible, as_of, fx, findings):
     new = []
     for f in fx:
         lv, os_, _ = f
+        if os_ is None:
+            continue  # onset unknown: not known to be after the augmentation
         for alv, t_aug in augs:
             if alv == lv:
                 continue
@@ -302,8 +391,25 @@ def ovcf(visible, as_of, fx, findings):
     return [lv for lv, (st, _) in states.items() if st != "intact"]
 
 
-def oracle(bundle, as_of):
+def merge_drafts(res, drafts, as_of):
+    """9 "Order hooks": the drafts as if signed -- draft -> active, other statuses kept, a missing
+    authoredOn is as_of; a draft with the id of a record resource replaces it."""
+    signed = []
+    for d in drafts:
+        r = json.loads(json.dumps(d))
+        if r.get("status") == "draft":
+            r["status"] = "active"
+        r.setdefault("authoredOn", as_of.isoformat())
+        r["_draft"] = True
+        signed.append(r)
+    ids = {r.get("id") for r in signed if r.get("id")}
+    return [r for r in res if r.get("id") not in ids or r["resourceType"] != "MedicationRequest"] + signed
+
+
+def oracle(bundle, as_of, drafts=None, lsc_cfg=None):
     res = [e["resource"] for e in bundle.get("entry", [])]
+    if drafts is not None:
+        res = merge_drafts(res, drafts, as_of)
     patient = next(r for r in res if r["resourceType"] == "Patient")
     sex = patient.get("gender")
     birth = pdate(patient.get("birthDate"))
@@ -320,8 +426,11 @@ def oracle(bundle, as_of):
         vd = vis_date(r)
         if vd is None:
             if r["resourceType"].startswith("Medication") and rx(r) == DMAB and r.get("status") in (
-                    "completed", "active", "stopped", "intended"):
+                    "completed", "active", "stopped", "intended") and (
+                    r["resourceType"] != "MedicationDispense" or DISPENSE_IS_DOSE):
                 undated_dmab = True
+            if r["resourceType"] == "Condition":
+                visible.append(r)  # nothing dates it after as_of: visible, onset unknown (7.4 step 5)
             continue
         if r["resourceType"] == "MedicationRequest" and r.get("intent") not in (
                 "order", "plan", "original-order", "filler-order", "instance-order"):
@@ -330,7 +439,7 @@ def oracle(bundle, as_of):
             visible.append(r)
 
     # ---------------- denosumab doses (5.1 tiers) ----------------
-    tiers = {1: [], 2: [], 3: []}
+    tiers = {1: [], 2: [], 3: [], 15: []}
     dmab_reqs = []
     stopped_ms = []
     undated_ms = False
@@ -343,6 +452,10 @@ def oracle(bundle, as_of):
             if dose == 120 or "xgeva" in (r.get("medicationCodeableConcept") or {}).get("text", "").lower():
                 continue  # oncology denosumab, outside the schedule (5.1)
             tiers[1].append(pdate(r.get("effectiveDateTime")))
+        elif t == "MedicationDispense" and r.get("status") == "completed" and DISPENSE_IS_DOSE:
+            # not in 5.1's list: read as a documented dose below the administration and above the
+            # statement (a pharmacy event is more than a statement, less than an administration)
+            tiers[15].append(disp_date(r))
         elif t == "MedicationStatement":
             if r.get("status") == "stopped":
                 ep = r.get("effectivePeriod") or {}
@@ -357,17 +470,19 @@ def oracle(bundle, as_of):
                     undated_ms = True
         elif t == "MedicationRequest":
             dmab_reqs.append(r)
+            if r.get("_draft"):
+                continue  # a draft order is a plan, never a dose (4.3: an order is not a given dose)
             if r.get("status") in ("active", "completed", "on-hold", "stopped") and r.get("intent") in (
                     "order", "plan", "original-order", "filler-order", "instance-order"):
                 tiers[3].append(pdate(r["authoredOn"]))
     doses = []
-    for k in (1, 2, 3):
+    for k in (1, 15, 2, 3):
         if tiers[k]:
             doses = sorted(set(tiers[k]))
             break
     # item (8): an undated record of the chosen tier or a higher one (an undated statement does not
     # matter when administrations are dated; ambiguity class A2).
-    if undated_dmab or (undated_ms and not tiers[1]):
+    if undated_dmab or (undated_ms and not tiers[1] and not tiers[15]):
         di.add(8)
     # Distinct administrations are >= 60 days apart (5.1).  Ambiguity (docs/differential-dmab.md,
     # class A1): a record < 60 days after a kept dose is the same administration documented twice,
@@ -403,6 +518,10 @@ def oracle(bundle, as_of):
                 transition = True
                 if code == ZOL:
                     zol_after.append(d)
+        elif t == "MedicationDispense" and r.get("status") == "completed":
+            d = disp_date(r)  # a bisphosphonate handed over after D_last: started (5.2)
+            if d and d_last < d <= as_of:
+                transition = True
         elif t == "MedicationStatement" and r.get("status") in ("active", "completed"):
             d = pdate((r.get("effectivePeriod") or {}).get("start")) or pdate(r.get("effectiveDateTime"))
             if d and d_last < d <= as_of:
@@ -423,12 +542,18 @@ def oracle(bundle, as_of):
     dmab_ms_stopped = any(d and d_last and d >= d_last for d in stopped_ms)
 
     # ---------------- fractures ----------------
-    fx = []  # (level, onset_start, onset_end)
+    fx = []  # (level, onset_start, onset_end); onsets None = unknown (7.4 step 5)
+    followups = []  # levels (or None) of fractures known only from subsequent-encounter codes
     for r in visible:
         if r["resourceType"] != "Condition" or not is_vertebral_fx(r):
             continue
         vs = [c.get("code") for c in (r.get("verificationStatus") or {}).get("coding", [])]
         if "refuted" in vs or "entered-in-error" in vs:
+            continue
+        if subsequent(r):
+            # a fracture known from a follow-up code: it exists (a prior / prevalent vertebral
+            # fracture), but it is not a new fracture event (10.3)
+            followups.append((level_of(r), onset_start(r) or pdate(r.get("recordedDate"))))
             continue
         os_ = onset_start(r) or pdate(r.get("recordedDate"))
         oe = onset_end(r) or pdate(r.get("recordedDate"))
@@ -450,6 +575,8 @@ def oracle(bundle, as_of):
                 continue
             e = sides.setdefault(pdate(r["effectiveDateTime"]), {}).setdefault(side, {"bmd": None, "t": None, "dev": set()})
             e[kind] = v
+            if kind == "bmd" and obs_lsc(r):
+                e["lsc"] = obs_lsc(r)
             dev = (r.get("device") or {}).get("display")
             if dev:
                 e["dev"].add(dev.strip().lower())
@@ -474,6 +601,8 @@ def oracle(bundle, as_of):
         d = pdate(r.get("effectiveDateTime"))
         e = dxa.setdefault(site, {}).setdefault(d, {"bmd": None, "t": None, "dev": set()})
         e[kind] = v
+        if kind == "bmd" and obs_lsc(r):
+            e["lsc"] = obs_lsc(r)
         dev = (r.get("device") or {}).get("display")
         if dev:
             # Ambiguity (docs/differential-dmab.md, class B1): a display names a device, not its
@@ -507,7 +636,9 @@ def oracle(bundle, as_of):
             def mean(e):
                 bm = [e[x]["bmd"] for x in common]
                 ts = [e[x]["t"] for x in common]
-                return {"bmd": sum(bm) / 2 if None not in bm else None,
+                ls = [e[x].get("lsc") for x in common if e[x].get("lsc")]
+                return {"lsc": ls[0] if ls else None,
+                        "bmd": sum(bm) / 2 if None not in bm else None,
                         "t": sum(ts) / 2 if None not in ts else None,
                         "tmin": min(ts) if None not in ts else None, "dev": set()}
             return mean(sa), mean(sb)
@@ -517,12 +648,25 @@ def oracle(bundle, as_of):
     def spine_confounded(later):
         if any(lv in ("L1", "L2", "L3", "L4") and d <= later for lv, d in aug_dates):
             return True
+        # a follow-up-coded fracture (10.3) is a fracture the patient has: it confounds like a
+        # fractured level from its date (onset start, else recordedDate, as 6.2 reads a level-less
+        # fracture); undated = age unknown = present at every date (7.4 step 2)
+        if any((lv is None or lv in ("L1", "L2", "L3", "L4")) and (d is None or d <= later) for lv, d in followups):
+            return True
         for (lvl, os_, oe) in fx:
-            if os_ is None or os_ > later:
+            if os_ is not None and os_ > later:
                 continue
             if lvl is None or lvl in ("L1", "L2", "L3", "L4"):
                 return True
         return False
+
+    def lsc_of(site, a, b):
+        """6.2: the facility's LSC (Observation component `lsc`, % or g/cm2) -- the later scan's,
+        else the earlier's; else the configured default."""
+        for e in (b, a):
+            if e.get("lsc"):
+                return e["lsc"]
+        return ((lsc_cfg or {}).get(site, LSC[site]), "%")
 
     def compare(site, old, new, a, b):
         """returns None if not comparable, else (significant, high, delta_text)"""
@@ -537,9 +681,11 @@ def oracle(bundle, as_of):
             return None
         if a["bmd"] is not None and b["bmd"] is not None:
             pct = (b["bmd"] - a["bmd"]) / a["bmd"] * 100
-            sig = -pct >= LSC[site] - 1e-9
+            lv, lu = lsc_of(site, a, b)
+            loss = -pct if lu == "%" else a["bmd"] - b["bmd"]
+            sig = loss >= lv - 1e-9
             tl = b.get("tmin", b["t"])
-            hi = -pct >= 2 * LSC[site] - 1e-9 or (tl is not None and tl <= -2.5)
+            hi = loss >= 2 * lv - 1e-9 or (tl is not None and tl <= -2.5)
             return (sig, hi)
         if a["t"] is not None and b["t"] is not None:
             dlt = a["t"] - b["t"]
@@ -586,7 +732,12 @@ def oracle(bundle, as_of):
     if loss:
         findings["bmd-significant-loss"] = loss
     # item 6: the most recent DXA cannot be compared validly with any earlier one >= 180 d before
-    all_dates = sorted({d for s in dxa.values() for d in s})
+    # a forearm T-score (38265-5) is a DXA too (6.3: diagnosis only); a latest scan with only the
+    # forearm has nothing to compare (class F1)
+    forearm = {pdate(r.get("effectiveDateTime")) for r in visible if r["resourceType"] == "Observation"
+               and loinc(r) in ("38265-5", "38250-5", "24890-6") and r.get("status") in (
+                   "final", "amended", "corrected", "preliminary") and quantity(r)[0] is not None}
+    all_dates = sorted({d for s in dxa.values() for d in s} | forearm)
     if len(all_dates) >= 2:
         latest = all_dates[-1]
         earlier = [d for d in all_dates if (latest - d).days >= 180]
@@ -634,10 +785,16 @@ def oracle(bundle, as_of):
                 stopped = True
         if dmab_ms_stopped:
             stopped = True
-        if gap > GRACE or (stopped and gap >= DUE):
+        # (c) order hooks: a draft (as sent) sets denosumab to stopped/completed/cancelled and no
+        # bisphosphonate is ordered with it (a draft zoledronate/alendronate/risedronate/ibandronate
+        # order that is a live order: draft or active) -- whatever the day
+        clause_c = bool(drafts) and any(
+            rx(d) == DMAB and d.get("status") in ("stopped", "completed", "cancelled") for d in drafts) and not any(
+            rx(d) in BISPHOS and d.get("status") in ("draft", "active") for d in drafts)
+        if gap > GRACE or (stopped and gap >= DUE) or clause_c:
             disc = True
             # an augmentation implies a fracture (3.1); a level in a fracture state (oedema, 7.1) too
-            prevalent = len(fx) > 0 or bool(aug_dates) or bool(fracture_levels)
+            prevalent = len(fx) > 0 or bool(aug_dates) or bool(fracture_levels) or bool(followups)
             findings["denosumab-discontinuation-without-transition"] = (
                 "critical" if (count >= 4 or prevalent or gap > LONG) else "high")
 
@@ -745,7 +902,8 @@ def oracle(bundle, as_of):
                 a = pdate(r["authoredOn"])
                 if not (0 <= (as_of - a).days <= 90):
                     continue
-                if code == DMAB and not tiers[1] and not tiers[2] and a == d_last and dmab_active:
+                if code == DMAB and not r.get("_draft") and not tiers[1] and not tiers[15] and not tiers[2] \
+                        and a == d_last and dmab_active:
                     continue  # it is itself the dose source (active therapy)
                 if code == ZOL and any(d >= a for d in zol_admins):
                     continue

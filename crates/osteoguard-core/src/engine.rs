@@ -322,6 +322,7 @@ pub fn as_if_signed(
             ingredients: m.ingredients.clone(),
             status: m.status,
         });
+        m.signed_draft = true;
         if m.status == MedicationStatus::Draft {
             m.status = MedicationStatus::Active;
         }

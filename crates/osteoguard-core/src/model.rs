@@ -388,8 +388,16 @@ pub struct MedicationRecord {
     /// Route of the resource when it is not per-dosage (administration).
     pub route: Route,
     pub dosages: Vec<Dosage>,
-    /// An explicit planned occurrence (e.g. timing.event) for orders.
+    /// An explicit planned occurrence (e.g. timing.event) for orders: the earliest.
     pub planned_date: Option<NaiveDate>,
+    /// Every explicit planned occurrence (`timing.event`), ascending; empty when none (or when
+    /// built without them: then `planned_date` is the only one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned_dates: Vec<NaiveDate>,
+    /// A draft order of an order hook read as if signed (`engine::as_if_signed`, §9 "Order
+    /// hooks"): an order being placed, never a documented dose.
+    #[serde(default)]
+    pub signed_draft: bool,
 }
 
 impl MedicationRecord {

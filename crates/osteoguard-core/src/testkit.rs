@@ -96,6 +96,8 @@ impl RecordBuilder {
             route,
             dosages: vec![],
             planned_date: None,
+            planned_dates: vec![],
+            signed_draft: false,
         }
     }
 

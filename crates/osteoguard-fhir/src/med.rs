@@ -557,6 +557,7 @@ pub(crate) fn map(
     let mut route = Route::Unknown;
     let mut dosages = Vec::new();
     let mut planned_date: Option<NaiveDate> = None;
+    let mut planned_dates: Vec<NaiveDate> = Vec::new();
     let mut visible;
     match kind {
         MedicationSource::Request => {
@@ -577,6 +578,7 @@ pub(crate) fn map(
                         if let Some(day) = day {
                             planned_date =
                                 Some(planned_date.map_or(day, |p: NaiveDate| p.min(day)));
+                            planned_dates.push(day);
                         }
                     }
                     let one_off = !arr(t, "event").is_empty()
@@ -668,6 +670,12 @@ pub(crate) fn map(
             route,
             dosages,
             planned_date,
+            planned_dates: {
+                planned_dates.sort();
+                planned_dates.dedup();
+                planned_dates
+            },
+            signed_draft: false,
         }),
     }
 }

@@ -234,7 +234,15 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
     // Dated doses per tier, and undated records.
     let mut dated: Vec<Dose> = Vec::new();
     let mut undated: Vec<(MedicationSource, SourceRef)> = Vec::new();
-    for m in schedule.iter().filter(|m| documents_given(m)) {
+    // A draft order of an order hook, read as if signed (§9 "Order hooks"), is an order being
+    // placed, not a documented dose (§4.3: an order is a plan until a dose is documented): were
+    // it a request-tier dose, a stop order would start a course of its own (clause (c) on a
+    // patient never given denosumab) and a renewal would reset `D_last` to the as-of date (found
+    // by the oradm2 differential, docs/differential-dmab.md).
+    for m in schedule
+        .iter()
+        .filter(|m| documents_given(m) && !m.signed_draft)
+    {
         match dose_date(m) {
             Some(date) if date <= as_of => dated.push(Dose {
                 date,
@@ -352,14 +360,28 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
         .filter(|m| m.kind != MedicationSource::Request && documents_given(m))
         .filter_map(|m| dose_date(m))
         .collect();
+    // Every explicit occurrence of the order counts (an order with a past and a coming event is
+    // due by the coming one, §8 "an explicit occurrence within the next 28 days"; found by the
+    // oradm2 differential, the reader kept only the earliest event).
     let mut occurrences: Vec<(NaiveDate, SourceRef)> = schedule
         .iter()
         .filter(|m| m.kind == MedicationSource::Request && m.status == MedicationStatus::Active)
-        .filter_map(|m| {
-            let planned = m.planned_date?;
-            let ordered = m.authored.or(m.visible).unwrap_or(planned);
+        .flat_map(|m| {
+            let planned: Vec<NaiveDate> = if m.planned_dates.is_empty() {
+                m.planned_date.into_iter().collect()
+            } else {
+                m.planned_dates.clone()
+            };
+            let ordered = m
+                .authored
+                .or(m.visible)
+                .or(planned.first().copied())
+                .unwrap_or(as_of);
             let fulfilled = documented.iter().any(|d| *d >= ordered && *d <= as_of);
-            (!fulfilled).then(|| (planned, m.source.clone()))
+            planned
+                .into_iter()
+                .filter(move |_| !fulfilled)
+                .map(move |p| (p, m.source.clone()))
         })
         .collect();
     occurrences.sort();

@@ -30,7 +30,8 @@ use super::spine::SpineFacts;
 use super::Input;
 use crate::finding::Evidence;
 use crate::model::{
-    days, DxaSite, ObservationKind, Side, SourceRef, VertebralLevel, VertebralLocation,
+    days, ConditionKind, DxaSite, FractureSite, ObservationKind, Side, SourceRef, VertebralLevel,
+    VertebralLocation,
 };
 use crate::tri::Tri;
 
@@ -380,6 +381,33 @@ fn unlocated_vertebral_event_by(spine: &SpineFacts, date: NaiveDate) -> Option<S
         .map(|a| format!("augmentation {}, level not recorded", a.source))
 }
 
+/// A vertebral fracture known only from a follow-up code (§10.3: 7th character D/G/K/S, no new
+/// fracture event) is still a fracture the patient has (as for §3.1 and the discontinuation
+/// severity). At L1–L4, or without a level (§7.2: it may lie in L1–L4), it confounds the spine
+/// like a fractured level (§6.2) when its date (onset start, else `recordedDate`, as §6.2 reads a
+/// level-less fracture) is on or before `date`, and at every date when undated (age unknown, as
+/// §7.4 step 2's prevalent fracture). Found by the oradm2 differential.
+fn followup_vertebral_fracture_by(input: &Input<'_>, date: NaiveDate) -> Option<String> {
+    input
+        .record
+        .conditions
+        .iter()
+        .filter(|c| c.subsequent_encounter && c.is_valid())
+        .find_map(|c| {
+            let ConditionKind::Fracture(FractureSite::Vertebral(loc)) = c.kind else {
+                return None;
+            };
+            let lumbar = match loc {
+                VertebralLocation::Level(v) => v.is_lumbar_1_to_4(),
+                VertebralLocation::Pair(a, b) => a.is_lumbar_1_to_4() || b.is_lumbar_1_to_4(),
+                VertebralLocation::Unspecified => true,
+            };
+            let when = c.onset.and_then(|p| p.start.or(p.end)).or(c.recorded);
+            (lumbar && when.is_none_or(|w| w <= date))
+                .then(|| format!("vertebral fracture {} {}, follow-up code", c.source, loc))
+        })
+}
+
 /// §6.2: compares two scans of one site; `Err` says why the comparison is not valid.
 fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<BmdChange, String> {
     let t = input.t;
@@ -389,7 +417,9 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
             .into_iter()
             .filter(|v| v.is_lumbar_1_to_4())
             .collect();
-        if let Some(why) = unlocated_vertebral_event_by(spine, l.date) {
+        if let Some(why) = unlocated_vertebral_event_by(spine, l.date)
+            .or_else(|| followup_vertebral_fracture_by(input, l.date))
+        {
             return Err(format!(
                 "lumbar spine {} → {}: spine BMD possibly confounded ({why})",
                 e.date, l.date

@@ -185,6 +185,47 @@ mod tests {
         e.outcome.insufficient.iter().any(|i| i.item == 6)
     }
 
+    /// §6.2: "Lumbar spine values that include fractured … vertebrae are invalid for serial
+    /// comparison"; §10.3: a follow-up code (7th character D/G/K/S) is no new fracture event, but
+    /// the vertebra is fractured. An L2 fracture known only from `M80.08XD` with onset before the
+    /// later scan refuses the spine pair (item 6, no loss claimed from a confounded spine); dated
+    /// after the later scan it does not, and undated (age unknown) it does. Found by the oradm2
+    /// differential (the engine compared the spine across a follow-up-coded L2 fracture).
+    #[test]
+    fn followup_coded_lumbar_fracture_confounds_the_spine() {
+        let with_followup = |onset: Option<&str>| {
+            let mut r = patient()
+                .observation(Bmd(DxaSite::LumbarSpine), "2021-01-10", 0.950)
+                .observation(Bmd(DxaSite::LumbarSpine), "2022-01-10", 0.880)
+                .condition(
+                    crate::model::ConditionKind::Fracture(crate::model::FractureSite::Vertebral(
+                        crate::model::VertebralLocation::Level(L2),
+                    )),
+                    onset.map(|o| (o, o)),
+                    onset,
+                )
+                .build();
+            let c = r.conditions.last_mut().expect("the condition");
+            c.subsequent_encounter = true;
+            if onset.is_none() {
+                c.visible = None;
+            }
+            run(&r, d("2022-06-01"), &Config::default())
+        };
+        // Onset before the later scan: refused (item 6), no loss from the spine.
+        let e = with_followup(Some("2021-06-01"));
+        assert_eq!(severity(&e), None);
+        assert!(item6(&e));
+        // Undated: age unknown, refused too.
+        let e = with_followup(None);
+        assert_eq!(severity(&e), None);
+        assert!(item6(&e));
+        // Dated after the later scan: the pair stands (−7.4 % ≥ 5.3 %, < 2 × LSC).
+        let e = with_followup(Some("2022-03-01"));
+        assert_eq!(severity(&e), Some(Severity::Moderate));
+        assert!(!item6(&e));
+    }
+
     fn hip(b: RecordBuilder, date: &str, bmd: f64, t: f64) -> RecordBuilder {
         b.observation(Bmd(DxaSite::TotalHip), date, bmd)
             .with_last_observation(|o| o.device = Some("GE Lunar".into()))

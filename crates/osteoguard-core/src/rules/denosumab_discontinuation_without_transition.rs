@@ -473,6 +473,46 @@ pub(crate) mod tests {
         assert_eq!(sev(3, 295), Some(Severity::Critical));
     }
 
+    /// §9 "Order hooks" evaluates the drafts as if signed, but a signed order is still an order,
+    /// not a documented dose (§4.3; §5.1 counts *doses*): clause (c) needs `dmab_dose_count ≥ 1`
+    /// from the record, and a draft never becomes `D_last`. Found by the oradm2 differential
+    /// (a stop order on a patient with no denosumab dose fired clause (c) critical; a renewal
+    /// order reset the request-tier `D_last` to the as-of date).
+    #[test]
+    fn clause_c_a_draft_order_is_never_a_dose() {
+        // No denosumab dose documented: a draft stop order starts no course, nothing fires.
+        for status in [
+            MedicationStatus::Stopped,
+            MedicationStatus::OnHold,
+            MedicationStatus::Draft,
+        ] {
+            let (r, draft) = with_draft(
+                RecordBuilder::new("1950-03-15", Sex::Female),
+                Ingredient::Denosumab,
+                status,
+            );
+            let out = what_if(&r, &[draft], 30);
+            assert!(
+                !out.fired(FindingCode::DenosumabDiscontinuationWithoutTransition),
+                "{status:?}"
+            );
+            assert!(!out.fired(FindingCode::DenosumabDueSoon), "{status:?}");
+        }
+        // Request-tier course (orders authored on the dose days, the last 2022-10-27): overdue on
+        // day 250 (> 210); a renewal drafted that day does not make 250 days into 0.
+        let mut b = RecordBuilder::new("1950-03-15", Sex::Female);
+        for date in ["2022-04-28", "2022-10-27"] {
+            b = b.order(Ingredient::Denosumab, MedicationStatus::Completed, date);
+        }
+        let (r, renew) = with_draft(b, Ingredient::Denosumab, MedicationStatus::Draft);
+        let out = what_if(&r, &[renew], 250);
+        assert_eq!(
+            out.get(FindingCode::DenosumabOverdue).map(|f| f.severity),
+            Some(Severity::High)
+        );
+        assert!(out.fired(FindingCode::DenosumabDiscontinuationWithoutTransition));
+    }
+
     /// A bisphosphonate ordered in the same context is the transition: clause (c) does not fire.
     #[test]
     fn clause_c_not_when_a_transition_is_ordered_with_it() {

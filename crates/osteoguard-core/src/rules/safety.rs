@@ -480,6 +480,33 @@ mod tests {
         assert!(out.insufficient.iter().any(|i| i.item == 3));
     }
 
+    /// §8: "Due" denosumab = … "an active MedicationRequest for denosumab has an explicit
+    /// occurrence within the next 28 days". An order listing a past event and one 27 days ahead
+    /// has such an occurrence: the checks apply (no 25-OH D → item 4, no renal function → item 5).
+    /// Found by the oradm2 differential (only the earliest event was kept, so the order looked
+    /// past and the checks were silent).
+    #[test]
+    fn an_order_with_a_past_and_a_coming_occurrence_is_due() {
+        // Last dose 2024-01-05 (day 136 at as-of: not due by schedule); the order was authored
+        // 121 days ago (> 90: not "planned"), after the last dose (not fulfilled).
+        let mut r = dmab_patient("2024-01-05")
+            .order(
+                Ingredient::Denosumab,
+                MedicationStatus::Active,
+                "2024-01-20",
+            )
+            .build();
+        let order = r.medications.last_mut().expect("the order");
+        order.planned_date = Some(d("2024-03-01"));
+        order.planned_dates = vec![d("2024-03-01"), d("2024-06-10")];
+        let out = testing::run(&r, d("2024-05-20"), |ctx| {
+            assert!(denosumab_occurrence_soon(ctx).is_some());
+            assert!(denosumab_due_or_planned(ctx, &Outcome::default()));
+        });
+        assert!(out.insufficient.iter().any(|i| i.item == 4));
+        assert!(out.insufficient.iter().any(|i| i.item == 5));
+    }
+
     #[test]
     fn mid_interval_denosumab_is_neither_due_nor_planned() {
         let r = dmab_patient("2024-04-03").build();
