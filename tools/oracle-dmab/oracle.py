@@ -661,11 +661,11 @@ def oracle(bundle, as_of, drafts=None, lsc_cfg=None):
         return False
 
     def lsc_of(site, a, b):
-        """6.2: the facility's LSC (Observation component `lsc`, % or g/cm2) -- the later scan's,
-        else the earlier's; else the configured default."""
-        for e in (b, a):
-            if e.get("lsc"):
-                return e["lsc"]
+        """6.2: the facility's LSC (Observation component `lsc` of this site's BMD result, % or
+        g/cm2) -- the later scan's (class L2: an LSC given only with the earlier scan is not used,
+        the engine's reading); else the configured default."""
+        if b.get("lsc"):
+            return b["lsc"]
         return ((lsc_cfg or {}).get(site, LSC[site]), "%")
 
     def compare(site, old, new, a, b):

@@ -338,11 +338,23 @@ fn facility_lsc(
     if let Some((o, v)) = lsc.iter().find(|(o, _)| belongs(o)) {
         return Some((to_pct(o, *v), o.source.clone()));
     }
+    // The same-day fallback is for a standalone LSC Observation. An LSC given as a component of
+    // another result (e.g. the femoral-neck BMD) is that site's LSC, not this one's (§6.2 LSC is
+    // site-specific, as its defaults are); found by the oradm2 differential (a hip LSC of 3.0 %
+    // made a femoral-neck loss of 6.96 % "≥ 2× LSC").
+    let component_of_a_result = |o: &crate::model::Observation| {
+        input
+            .record
+            .observations
+            .iter()
+            .any(|m| m.kind != ObservationKind::Lsc && m.source == o.source)
+    };
     let same_day: Vec<_> = lsc
         .iter()
         .filter(|(o, _)| {
             o.date() == Some(later_date)
                 && same_device(&o.device_identity().map(str::to_string), &later.device)
+                && !component_of_a_result(o)
         })
         .collect();
     let first = same_day.first()?;

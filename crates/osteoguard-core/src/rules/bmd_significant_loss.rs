@@ -226,6 +226,34 @@ mod tests {
         assert!(!item6(&e));
     }
 
+    /// §6.2 "If the facility's LSC is supplied (Observation component …), use it": an LSC that is
+    /// a component of the lumbar-spine BMD result is the spine's LSC. The femoral-neck pair of the
+    /// same day keeps its own default (6.9 %): a 6.0 % neck loss is no significant loss, whereas
+    /// with the spine's 2.5 % it would read as "≥ 2× LSC" (high). Found by the oradm2
+    /// differential.
+    #[test]
+    fn an_lsc_component_of_another_site_is_not_this_sites_lsc() {
+        let mut r = patient()
+            .observation(Bmd(DxaSite::FemoralNeck), "2022-01-10", 0.700)
+            .observation(Bmd(DxaSite::FemoralNeck), "2023-01-10", 0.658)
+            .observation(Bmd(DxaSite::LumbarSpine), "2023-01-10", 0.950)
+            .observation(Lsc, "2023-01-10", 2.5)
+            .build();
+        // The LSC is a component of the spine result: it shares the spine Observation's reference.
+        let n = r.observations.len();
+        r.observations[n - 1].source = r.observations[n - 2].source.clone();
+        let e = run(&r, d("2023-02-01"), &Config::default());
+        assert_eq!(severity(&e), None);
+        // A standalone LSC Observation of that day still applies (−6.0 % ≥ 2 × 2.5 %: high).
+        let r = patient()
+            .observation(Bmd(DxaSite::FemoralNeck), "2022-01-10", 0.700)
+            .observation(Bmd(DxaSite::FemoralNeck), "2023-01-10", 0.658)
+            .observation(Lsc, "2023-01-10", 2.5)
+            .build();
+        let e = run(&r, d("2023-02-01"), &Config::default());
+        assert_eq!(severity(&e), Some(Severity::High));
+    }
+
     fn hip(b: RecordBuilder, date: &str, bmd: f64, t: f64) -> RecordBuilder {
         b.observation(Bmd(DxaSite::TotalHip), date, bmd)
             .with_last_observation(|o| o.device = Some("GE Lunar".into()))
