@@ -110,8 +110,10 @@ def start_server(binary, workdir):
     port = s.getsockname()[1]
     s.close()
     os.makedirs(workdir, exist_ok=True)
-    proc = subprocess.Popen([binary, "serve", "--insecure-dev", "--port", str(port), "--db",
-                             os.path.join(workdir, "hooks.db")],
+    cmd = [binary, "serve", "--insecure-dev", "--port", str(port), "--db", os.path.join(workdir, "hooks.db")]
+    if CONFIG:
+        cmd += ["--config", CONFIG]
+    proc = subprocess.Popen(cmd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):

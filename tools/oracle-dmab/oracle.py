@@ -289,7 +289,7 @@ def ovcf(visible, as_of, fx, findings):
             states[lv] = ("augmented", None)
             continue
         lfx_all = [f for f in fx if f[0] == lv]
-        # a record of unknown onset at a level that also has dated records is the same fracture
+        # the dated records decide the onsets; an undated one may only make the level less healed
         lfx = [f for f in lfx_all if f[2] is not None] or lfx_all
         ed = sorted(edema.get(lv, []))
         st = None
@@ -316,6 +316,10 @@ def ovcf(visible, as_of, fx, findings):
             else:
                 age = (as_of - onset_e).days
                 st = "acute" if age <= 42 else "subacute" if age <= 90 else "chronic"
+            # class U1: a record of unknown onset beside dated ones may be another fracture; with no
+            # MRI it is SUBACUTE (7.4 step 5) and the most unhealed state of the level wins
+            if st == "chronic" and not ed and any(f[2] is None for f in lfx_all):
+                st = "subacute"
         if st:
             states[lv] = (st, lfx)
     unhealed = [lv for lv, (st, _) in states.items() if st in ("acute", "subacute")]
