@@ -473,7 +473,8 @@ def oracle(bundle, as_of, drafts=None, lsc_cfg=None):
                 else:
                     undated_ms = True
         elif t == "MedicationRequest":
-            dmab_reqs.append(r)
+            if r.get("status") not in ("entered-in-error", "cancelled"):
+                dmab_reqs.append(r)  # 1.6: an erroneous or cancelled order is no "newer order"
             if r.get("_draft"):
                 continue  # a draft order is a plan, never a dose (4.3: an order is not a given dose)
             if r.get("status") in ("active", "completed", "on-hold", "stopped") and r.get("intent") in (
