@@ -341,7 +341,7 @@ fn facility_lsc(
     // The same-day fallback is for a standalone LSC Observation. An LSC given as a component of
     // another result (e.g. the femoral-neck BMD) is that site's LSC, not this one's (§6.2 LSC is
     // site-specific, as its defaults are); found by the oradm2 differential (a hip LSC of 3.0 %
-    // made a femoral-neck loss of 6.96 % "≥ 2× LSC").
+    // made a femoral-neck loss of 6.90 % "≥ 2× LSC").
     let component_of_a_result = |o: &crate::model::Observation| {
         input
             .record
