@@ -24,6 +24,52 @@ SCOPE = ["gc-bone-protection", "gc-fracture-risk-assessment-due", "osteoporosis-
          "anabolic-therapy-preferred", "data-insufficient"]
 
 
+# knowledge.md §9: the recommendation text and the citation of each in-scope finding
+SPEC_TEXT = {
+    "gc-bone-protection": "Long-term glucocorticoid use: ensure calcium 1000–1200 mg/day and vitamin D 600–800 IU/day "
+                          "plus lifestyle measures (exercise, no smoking, alcohol ≤1–2 drinks/day).",
+    "gc-fracture-risk-assessment-due": "Fracture-risk assessment is due: DXA with vertebral fracture assessment (or "
+                                       "spine X-ray) and, if ≥40 years, FRAX with glucocorticoid adjustment.",
+    "osteoporosis-treatment-indicated": "Osteoporosis pharmacotherapy is indicated (risk category: ",
+    "anabolic-therapy-preferred": "Very high fracture risk: consider an anabolic agent (teriparatide or abaloparatide) "
+                                  "as initial therapy, followed by an antiresorptive.",
+    "data-insufficient": "Cannot fully evaluate: missing ",
+}
+SPEC_CITATION = {
+    "gc-bone-protection": ["ACR-2022"],
+    "gc-fracture-risk-assessment-due": ["ACR-2022"],
+    "osteoporosis-treatment-indicated": ["ACR-2022", "WHO-1994"],
+    "anabolic-therapy-preferred": ["ACR-2022"],
+    "data-insufficient": ["1.4"],
+}
+
+
+def text_checks(e, o):
+    """§9 texts and citations; §2.8 replacement annotation; §9 interactions: no finding names zoledronate
+    while zoledronate-renal-contraindication fires"""
+    out = []
+    codes_ = {f["code"] for f in e.get("findings", [])}
+    for f in e.get("findings", []):
+        c = f["code"]
+        if c not in SPEC_TEXT:
+            continue
+        rec = f.get("recommendation") or ""
+        if SPEC_TEXT[c] not in rec:
+            out.append(("text", f"{c}: recommendation is not the §9 text"))
+        for tag in SPEC_CITATION[c]:
+            if tag not in (f.get("citation") or ""):
+                out.append(("text", f"{c}: citation lacks {tag}"))
+        words = json.dumps([f.get("summary"), rec, f.get("notes")], ensure_ascii=False).lower()
+        if "zoledronate-renal-contraindication" in codes_ and ("zoledron" in words or "iv bisphosphonate" in words):
+            out.append(("text", f"{c}: names zoledronate while it is contraindicated"))
+        if c in ("gc-bone-protection", "gc-fracture-risk-assessment-due") and o["values"]["phys"]:
+            if "replacement" not in words:
+                out.append(("text", f"{c}: no §2.8 replacement-range note"))
+            if "withdraw" in words or "taper" in words:
+                out.append(("text", f"{c}: suggests GC withdrawal under replacement"))
+    return out
+
+
 def as_of_of(bundle):
     for t in (bundle.get("meta") or {}).get("tag", []):
         c = t.get("code", "")
@@ -47,6 +93,12 @@ def features(bundle, o):
     txt = json.dumps(bundle)
     if '"asNeededBoolean": true' in txt:
         f.append("prn")
+    for tag, needle in (("gc-product", '"mr-gcp-'), ("gc-product", '"ms-gcp-'), ("combo", '"mr-cavd-'),
+                        ("anabolic", '-ana-'), ("depot", '"ma-depot-'), ("pulse", '"ma-pulse-'),
+                        ("replacement", '"mr-hc-'), ("dmab-undated", 'dmab-nodate'), ("rebound-fx", '"fx-reb-'),
+                        ("frax-gc-no", '"Glucocorticoids entered"')):
+        if needle in txt and tag not in f:
+            f.append(tag)
     seen = set()
     for e in bundle["entry"]:
         r = e["resource"]
@@ -57,6 +109,9 @@ def features(bundle, o):
                     f.append("frax-same-day")
                 seen.add(k)
     f.append("gcq=" + v["qualifying"])
+    for k in ("dmab_due", "zol_planned", "disc"):
+        if v.get(k):
+            f.append(k)
     age = o["age"]
     f.append("age<18" if age is not None and age < 18 else ("age18-39" if age is not None and age < 40 else
                                                             "age40+"))
@@ -82,6 +137,15 @@ def compare(path, binary):
     g = e.get("glucocorticoid") or {}
     fr = e.get("fractureRisk") or {}
     v = o["values"]
+    # §9 data-insufficient: the closed list's item numbers
+    ei = set()
+    for f in e.get("findings", []):
+        if f["code"] == "data-insufficient":
+            ei = {x.get("item") for x in f.get("insufficientItems") or []}
+    for it in sorted(set(o["items"]) ^ ei):
+        divs.append(("items", f"data-insufficient item ({it}): oracle={'yes' if it in o['items'] else 'no'} "
+                              f"engine={'yes' if it in ei else 'no'}"))
+    divs += text_checks(e, o)
 
     def num(a, b, tol=1e-3):
         if a is None or b is None:
