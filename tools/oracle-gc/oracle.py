@@ -44,10 +44,10 @@ ORAL_BP = {ALN, RIS, IBN_}
 DXA_T = {"38267-1": "spine", "38264-8": "hip", "80946-7": "hip", "80945-9": "hip", "38263-0": "femur",
          "80948-3": "femur", "80947-5": "femur"}
 DXA_Z = {"85394-5", "80933-5", "80934-3"}
-LAB_UNITS = {"2160-0": ("creat", {"mg/dL", "umol/L", "µmol/L"}), "33914-3": ("egfr", {"mL/min/{1.73_m2}"}),
+LAB_UNITS = {"2160-0": ("creat", {"mg/dL", "umol/L", "µmol/L", "mmol/L"}), "33914-3": ("egfr", {"mL/min/{1.73_m2}", "mL/min"}),
              "62238-1": ("egfr", {"mL/min/{1.73_m2}"}), "98979-8": ("egfr", {"mL/min/{1.73_m2}"}),
-             "17861-6": ("ca", {"mg/dL", "mmol/L"}), "62292-8": ("vitd", {"ng/mL", "nmol/L"}),
-             "1989-3": ("vitd", {"ng/mL", "nmol/L"}), "29463-7": ("weight", {"kg", "g", "[lb_av]"})}
+             "17861-6": ("ca", {"mg/dL", "mmol/L"}), "62292-8": ("vitd", {"ng/mL", "nmol/L", "ug/L"}),
+             "1989-3": ("vitd", {"ng/mL", "nmol/L", "ug/L"}), "29463-7": ("weight", {"kg", "g", "[lb_av]"})}
 DXA_BMD = {"24966-4", "38261-4", "46278-8", "46279-6", "24701-5"}
 
 MR_STATUS = {"active", "completed", "on-hold", "stopped"}
@@ -744,14 +744,54 @@ def oracle(bundle, as_of):
     ana_completed = len(ana_days) >= 730
 
     # --- denosumab (§5.1, §5.2) as far as §9 items (4), (5), (7), (8) and the §8 "planned/due" need it
-    dm = sorted(set(admin_dates[DMAB]))
+    # §5.1 dose-date tiers (never merged): administrations > statements with effectiveDateTime > requests
+    # (authoredOn, uncertain date). A tier-3 order is then a dose, not a plan (ambiguity, see the doc).
+    tiers = {1: [], 2: [], 3: []}
+    tier3_sources = set()
+    undated_tiers = []
+    for r in entries:
+        rt = r.get("resourceType")
+        if rt not in ("MedicationRequest", "MedicationStatement", "MedicationAdministration") or \
+                DMAB not in med_code(r):
+            continue
+        st = r.get("status")
+        if rt == "MedicationAdministration" and st == "completed":
+            t_, dd = 1, d(r.get("effectiveDateTime")) or d((r.get("effectivePeriod") or {}).get("start"))
+        elif rt == "MedicationStatement" and st in ("active", "completed", "stopped"):
+            t_, dd = 2, d(r.get("effectiveDateTime"))
+            if dd is None and r.get("effectivePeriod") is None and not r.get("dateAsserted"):
+                dd = None
+            elif dd is None:
+                continue
+        elif rt == "MedicationRequest" and st in ("active", "completed", "on-hold", "stopped"):
+            t_, dd = 3, d(r.get("authoredOn"))
+        else:
+            continue
+        if dd is None:
+            undated_tiers.append(t_)
+        elif dd <= as_of:
+            tiers[t_].append(dd)
+            if t_ == 3:
+                tier3_sources.add(id(r))
+    chosen = next((k for k in (1, 2, 3) if tiers[k]), None)
+    dm = sorted(set(tiers[chosen])) if chosen else []
+    dmab_undated = any(chosen is None or t_ <= chosen for t_ in undated_tiers)
+    if chosen == 3:
+        planned_agents.discard(DMAB) if not any(
+            r.get("resourceType") == "MedicationRequest" and r.get("status") == "draft" and DMAB in med_code(r)
+            and visible_date(r) and 0 <= (as_of - visible_date(r)).days <= 90 for r in entries) else None
+        if d_last_active := (dm and (as_of - dm[-1]).days <= 210):
+            active.add("dmab")
+        dmab_730 = dmab_730 or any((as_of - x).days <= 730 for x in dm)
     dmab_count = 0
     last_counted = None
     for x in dm:
         if last_counted is None or (x - last_counted).days >= 60:
             dmab_count += 1
             last_counted = x
-    d_last = dm[-1] if dm else None
+    # D_last = the last counted dose (a record < 60 days after the previous counted dose documents the
+    # same dose; ambiguity, the engine's earlier date is the conservative one: see the doc)
+    d_last = last_counted
     transition = False
     if d_last is not None:
         for r in entries:
@@ -774,19 +814,18 @@ def oracle(bundle, as_of):
                     transition = True
     dmab_due = d_last is not None and not transition and (as_of - d_last).days >= 154
     disc = d_last is not None and not transition and (as_of - d_last).days > 210
-    zol_planned = ZOL in planned_agents or disc
-    dmab_undated = False
-    for r in entries:
-        rt = r.get("resourceType")
-        if rt not in ("MedicationRequest", "MedicationStatement", "MedicationAdministration") or \
-                DMAB not in med_code(r):
-            continue
-        st = r.get("status")
-        if (rt == "MedicationAdministration" and st == "completed") or \
-                (rt == "MedicationStatement" and st in MS_STATUS) or \
-                (rt == "MedicationRequest" and st in MR_STATUS):
-            if visible_date(r) is None:
-                dmab_undated = True
+    # §5.5 rebound: |F| = distinct levels + records without a level, fractures in [D_last+183, D_last+730]
+    f_levels, f_nolevel = set(), 0
+    if dmab_count >= 2 and d_last is not None:
+        for t_f, lvl in vert_incident:
+            if d_last + dt.timedelta(days=183) <= t_f <= d_last + dt.timedelta(days=730):
+                if lvl:
+                    f_levels.add(lvl.strip().upper())
+                else:
+                    f_nolevel += 1
+    n_f = len(f_levels) + f_nolevel
+    rebound = n_f >= 2
+    zol_planned = ZOL in planned_agents or disc or (rebound and not transition)
     # --- labs (§8 freshness; §1.3 units)
     labs = {}
     for r in entries:
@@ -823,19 +862,9 @@ def oracle(bundle, as_of):
             items.add(5)
     if dmab_undated:
         items.add(8)
-    # item (7): rebound UNKNOWN - exactly one incident vertebral fracture in the rebound window, no CTX
-    if dmab_count >= 2 and d_last is not None:
-        levels = set()
-        nolevel = 0
-        for f in vert_incident:
-            t_f, lvl = f
-            if d_last + dt.timedelta(days=183) <= t_f <= d_last + dt.timedelta(days=730):
-                if lvl:
-                    levels.add(lvl)
-                else:
-                    nolevel += 1
-        if len(levels) + nolevel == 1:
-            items.add(7)
+    # item (7): rebound UNKNOWN - exactly one fracture in the rebound window, no CTX, no serial BMD
+    if n_f == 1:
+        items.add(7)
 
     # --- §3.2 category
     hd_true = m["days30"] > 30 or m["cum"] >= 5.0
@@ -926,7 +955,7 @@ def oracle(bundle, as_of):
     if cat == "very-high" and adult and "anabolic" not in active and not ana_completed and not dmab_730 and \
             not (active - {"oralbp"}) and not planned:
         findings["anabolic-therapy-preferred"] = "moderate"
-    if q == "true" and cat == "unknown" and adult:
+    if q in ("true", "unknown") and cat == "unknown" and adult:
         items.add(2)
     if items:
         findings["data-insufficient"] = "moderate" if items & {3, 4, 5} else "info"
