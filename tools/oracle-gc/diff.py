@@ -64,6 +64,9 @@ def text_checks(e, o):
         if "zoledronate-renal-contraindication" in codes_ and c != "data-insufficient" and \
                 ("zoledron" in words or "iv bisphosphonate" in words):
             out.append(("text", f"{c}: names zoledronate while it is contraindicated"))
+        if c in ("osteoporosis-treatment-indicated", "anabolic-therapy-preferred") and \
+                o["values"].get("therapy_unknown") and "confirm current therapy" not in words:
+            out.append(("text", f"{c}: therapy status unknown without 'confirm current therapy' (§4.3)"))
         if c in ("gc-bone-protection", "gc-fracture-risk-assessment-due") and o["values"]["phys"]:
             if "replacement" not in words:
                 out.append(("text", f"{c}: no §2.8 replacement-range note"))
@@ -98,7 +101,7 @@ def features(bundle, o):
     for tag, needle in (("gc-product", '"mr-gcp-'), ("gc-product", '"ms-gcp-'), ("combo", '"mr-cavd-'),
                         ("anabolic", '-ana-'), ("depot", '"ma-depot-'), ("pulse", '"ma-pulse-'),
                         ("replacement", '"mr-hc-'), ("dmab-undated", 'dmab-nodate'), ("rebound-fx", '"fx-reb-'),
-                        ("frax-gc-no", '"Glucocorticoids entered"')):
+                        ("frax-gc-no", '"Glucocorticoids entered"'), ("therapy-unknown", '"ms-unknown-')):
         if needle in txt and tag not in f:
             f.append(tag)
     seen = set()

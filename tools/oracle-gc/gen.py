@@ -828,6 +828,13 @@ def extend(g, as_of, r):
         labs(g, as_of, r)
     if r.random() < 0.25:
         frax_gc_no(g, r)
+    if r.random() < 0.1:
+        # §4.3: a statement of unknown status -> therapy UNKNOWN -> "confirm current therapy"
+        start = as_of - dt.timedelta(days=r.choice([0, 30, 400]))
+        name, code = r.choice([("alendronate", "46041"), ("risedronate", "73056"), ("raloxifene", "72143")])
+        g.add({"resourceType": "MedicationStatement", "id": g.rid("ms-unknown"), "status": "unknown",
+               "medicationCodeableConcept": g.med_cc(name, code), "effectivePeriod": {"start": iso(start)},
+               "dateAsserted": iso(start)})
 
 
 def patient(rng, idx, new=False):

@@ -981,6 +981,12 @@ def oracle(bundle, as_of):
         "mof": None if mof is None else round(mof, 4),
         "hip": None if hip is None else round(hip, 4),
     }
+    # §4.3 "If therapy status cannot be determined (e.g. a MedicationStatement 'unknown') -> UNKNOWN ->
+    # treatment-indicated findings still fire with text 'confirm current therapy'"
+    values["therapy_unknown"] = not active and any(
+        r.get("resourceType") in ("MedicationStatement", "MedicationRequest") and r.get("status") == "unknown" and
+        med_code(r) & (ORAL_BP | {RALOX, ROMO, ZOL, DMAB} | ANABOLIC) and visible_date(r) is not None and
+        visible_date(r) <= as_of for r in entries)
     values["dmab_due"] = dmab_due
     values["zol_planned"] = zol_planned
     values["disc"] = disc
