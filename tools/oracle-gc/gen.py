@@ -522,7 +522,322 @@ def op_therapy(g, as_of):
                    "boundsPeriod": {"start": iso(start)}, "frequency": 1, "period": 1, "periodUnit": "d"}}}]})
 
 
-def patient(rng, idx):
+# ---------------------------------------------------------------------------------------------------
+# New areas (session 10; only with --new, drawn from a separate random stream so that the old seeds'
+# bundles stay byte-identical): Medication resources with ingredient strength, SCD/SBD product codes,
+# calcium + vitamin D combinations, abaloparatide / romosozumab / teriparatide products, completed anabolic
+# courses, FRAX "glucocorticoids entered = no", §2.4 depot / pulse series, §2.8 replacement, and the inputs of
+# the data-insufficient items (3)-(5), (7), (8): denosumab doses and orders, zoledronate orders, labs.
+ATC = "http://www.whocc.no/atc"
+# VSAC glucocorticoid SCDs (code, ingredient, mg per unit, unit)
+SCDS = [("312617", "prednisone", "8640", 5.0, "tbl"), ("198145", "prednisone", "8640", 10.0, "tbl"),
+        ("198146", "prednisone", "8640", 2.5, "tbl"), ("312615", "prednisone", "8640", 20.0, "tbl"),
+        ("198142", "prednisolone", "8638", 5.0, "tbl"), ("429199", "prednisolone", "8638", 20.0, "tbl"),
+        ("197782", "hydrocortisone", "5492", 10.0, "tbl"), ("197787", "hydrocortisone", "5492", 5.0, "tbl"),
+        ("259966", "methylprednisolone", "6902", 4.0, "tbl"), ("197582", "dexamethasone", "3264", 4.0, "tbl"),
+        ("197577", "dexamethasone", "3264", 0.5, "tbl"), ("312614", "prednisolone", "8638", 1.0, "mL"),
+        ("205301", "prednisone", "8640", 5.0, "mL"), ("828248", "cortisone", "2878", 25.0, "tbl")]
+EQ = {"8640": 5.0, "8638": 5.0, "6902": 4.0, "5492": 20.0, "3264": 0.75, "2878": 25.0, "10759": 4.0}
+
+
+def daily_rep(start, end=None, freq=1):
+    rep = {"frequency": freq, "period": 1, "periodUnit": "d", "boundsPeriod": {"start": iso(start)}}
+    if end:
+        rep["boundsPeriod"]["end"] = iso(end)
+    return {"repeat": rep}
+
+
+def unit_q(n, kind):
+    if kind == "tbl":
+        return {"value": n, "unit": "tablet", "system": UCUM, "code": r_choice_tbl[0]}
+    return {"value": n, "unit": "mL", "system": UCUM, "code": "mL"}
+
+
+r_choice_tbl = ["{tbl}"]
+
+
+def gc_product(g, as_of, r):
+    """a GC order/statement whose dose is in product units (tablets, mL): strength from a standalone or
+    contained Medication's ingredient.strength, or from an SCD code (§2.2, §2.3 step 1, §10.1)"""
+    code, name, ing, strength, kind = r.choice(SCDS)
+    r_choice_tbl[0] = r.choice(["{tbl}", "{tbl}", "TAB"])
+    peq = r.choice(PEQS)
+    per_unit_peq = strength * 5.0 / EQ[ing]
+    n = max(0.5, round(peq / per_unit_peq * 2) / 2)  # half units
+    if kind == "mL":
+        n = round(peq / per_unit_peq, 2)
+    back = r.choice(STARTS)
+    start = as_of - dt.timedelta(days=back)
+    end = None if r.random() < 0.6 else start + dt.timedelta(days=r.choice([29, 89, 90, 91, 181, 364]))
+    dosage = {"text": f"{n} {kind} daily", "route": {"coding": [{"system": SCT, "code": "26643006"}]},
+              "timing": daily_rep(start, end, r.choice([1, 1, 2])),
+              "doseAndRate": [{"doseQuantity": unit_q(n, kind)}]}
+    how = r.choice(["scd", "contained", "standalone", "standalone-code-only", "no-strength", "g-strength",
+                    "ug-strength", "den5"])
+    kind_res = r.choice(["MR", "MR", "MS"])
+    res = {"resourceType": "MedicationRequest" if kind_res == "MR" else "MedicationStatement",
+           "id": g.rid("mr-gcp" if kind_res == "MR" else "ms-gcp"), "status": "active"}
+    if kind_res == "MR":
+        res.update({"intent": "order", "authoredOn": iso(start), "dosageInstruction": [dosage]})
+    else:
+        res.update({"effectivePeriod": {"start": iso(start)}, "dateAsserted": iso(start), "dosage": [dosage]})
+    if how == "scd":
+        res["medicationCodeableConcept"] = {"coding": [{"system": RX, "code": code}], "text": name}
+        g.add(res)
+        return
+    num = {"value": strength, "unit": "mg", "system": UCUM, "code": "mg"}
+    den_v = 1
+    if how == "g-strength":
+        num = {"value": strength / 1000.0, "unit": "g", "system": UCUM, "code": "g"}
+    elif how == "ug-strength":
+        num = {"value": strength * 1000.0, "unit": "ug", "system": UCUM, "code": "ug"}
+    elif how == "den5":
+        den_v = 5
+        num = {"value": strength * 5, "unit": "mg", "system": UCUM, "code": "mg"}
+    den = {"value": den_v, "unit": "tablet" if kind == "tbl" else "mL", "system": UCUM,
+           "code": r_choice_tbl[0] if kind == "tbl" else "mL"}
+    med = {"resourceType": "Medication", "id": "med" if how == "contained" else g.rid("med")}
+    if how == "standalone-code-only":
+        med["code"] = {"coding": [{"system": RX, "code": code}], "text": name}
+    else:
+        med["code"] = {"coding": [{"system": RX, "code": ing, "display": name}]}
+        ingr = {"itemCodeableConcept": {"coding": [{"system": RX, "code": ing}]}}
+        if how != "no-strength":
+            ingr["strength"] = {"numerator": num, "denominator": den}
+        med["ingredient"] = [ingr]
+    if how == "contained":
+        res["contained"] = [med]
+        res["medicationReference"] = {"reference": "#med"}
+        g.add(res)
+    else:
+        g.add(med)
+        res["medicationReference"] = {"reference": "Medication/" + med["id"]}
+        g.add(res)
+
+
+def combo_supplement(g, as_of, r):
+    """calcium + vitamin D combination product (§10.1: satisfies both supplement predicates)"""
+    back = r.choice([5, 29, 30, 31, 100])
+    start = as_of - dt.timedelta(days=back)
+    med = {"resourceType": "Medication", "id": g.rid("med-cavd"),
+           "code": {"text": "calcium carbonate 600 MG / cholecalciferol 400 UNT Oral Tablet"},
+           "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RX, "code": "1897"}]}},
+                          {"itemCodeableConcept": {"coding": [{"system": RX, "code": "2418"}]}}]}
+    st = r.choices(["active", "stopped", "entered-in-error", "draft"], [70, 15, 8, 7])[0]
+    res = {"resourceType": "MedicationRequest", "id": g.rid("mr-cavd"), "status": st, "intent": "order",
+           "authoredOn": iso(start), "dosageInstruction": [{"text": "1 tablet daily", "timing": daily_rep(start)}]}
+    if r.random() < 0.5:
+        med["id"] = "cavd"
+        res["contained"] = [med]
+        res["medicationReference"] = {"reference": "#cavd"}
+    else:
+        g.add(med)
+        res["medicationReference"] = {"reference": "Medication/" + med["id"]}
+    g.add(res)
+
+
+def anabolic(g, as_of, r):
+    """teriparatide / abaloparatide / romosozumab orders: active, planned (draft), stopped, and completed
+    courses around 730 days (§4.2, §4.3, §9 anabolic-therapy-preferred)"""
+    agent = r.choice(["teri", "abalo", "romo"])
+    cc = {"teri": r.choice([{"coding": [{"system": ATC, "code": "H05AA02"}], "text": "teriparatide"},
+                            {"coding": [{"system": RX, "code": r.choice(["1435115", "1435117"])}],
+                             "text": "teriparatide pen"}]),
+          "abalo": r.choice([{"coding": [{"system": ATC, "code": "H05AA04"}], "text": "abaloparatide"},
+                             {"coding": [{"system": RX, "code": r.choice(["1921069", "1921082", "1921083"])}],
+                              "text": "abaloparatide"}]),
+          "romo": {"coding": [{"system": ATC, "code": "M05BX06"}], "text": "romosozumab"}}[agent]
+    k = r.choice(["active", "draft", "stopped", "course", "course", "course2"])
+    if k in ("active", "draft", "stopped"):
+        start = as_of - dt.timedelta(days=r.choice([0, 10, 89, 90, 91, 200]))
+        g.add({"resourceType": "MedicationRequest", "id": g.rid("mr-ana"), "status": k, "intent": "order",
+               "medicationCodeableConcept": cc, "authoredOn": iso(start),
+               "dosageInstruction": [{"text": "daily", "timing": daily_rep(start)}]})
+        return
+    total = r.choice([728, 729, 730, 731, 732])
+    end_back = r.choice([1, 30, 200, 400])
+    end = as_of - dt.timedelta(days=end_back)
+    if k == "course":
+        start = end - dt.timedelta(days=total - 1)
+        g.add({"resourceType": "MedicationRequest", "id": g.rid("mr-ana"), "status": r.choice(["completed",
+                                                                                              "stopped"]),
+               "intent": "order", "medicationCodeableConcept": cc, "authoredOn": iso(start),
+               "dosageInstruction": [{"text": "daily", "timing": daily_rep(start, end)}]})
+    else:
+        # two statements with a gap of 20 days; together `total` days
+        first = total // 2
+        s2 = end - dt.timedelta(days=total - first - 1)
+        e1 = s2 - dt.timedelta(days=21)
+        s1 = e1 - dt.timedelta(days=first - 1)
+        for a_, b_ in ((s1, e1), (s2, end)):
+            g.add({"resourceType": "MedicationStatement", "id": g.rid("ms-ana"), "status": "completed",
+                   "medicationCodeableConcept": cc, "effectivePeriod": {"start": iso(a_), "end": iso(b_)},
+                   "dateAsserted": iso(b_)})
+
+
+def depot_pulse(g, as_of, r):
+    """§2.4: IM triamcinolone depot spread over 21 days; IV pulses counted on the day given"""
+    if r.random() < 0.5:
+        mg = r.choice([40, 80])
+        every = r.choice([21, 28, 42])
+        n = r.choice([1, 2, 5, 6])
+        last = r.choice([0, 6, 7, 8, 14, 20, 21, 22, 28])
+        for i in range(n):
+            day = as_of - dt.timedelta(days=last + i * every)
+            g.add({"resourceType": "MedicationAdministration", "id": g.rid("ma-depot"), "status": "completed",
+                   "medicationCodeableConcept": g.med_cc("triamcinolone", "10759"),
+                   "effectiveDateTime": iso(day) + "T10:00:00Z",
+                   "dosage": {"route": {"coding": [{"system": SCT, "code": "78421000"}]},
+                              "dose": {"value": mg, "unit": "mg", "system": UCUM, "code": "mg"}}})
+    else:
+        name, code, mg = r.choice([("dexamethasone", "3264", 8.0), ("methylprednisolone", "6902", 500.0),
+                                   ("methylprednisolone", "6902", 24.0), ("dexamethasone", "3264", 4.5)])
+        n = r.choice([3, 29, 30, 31, 32])
+        first = r.choice([n - 1, 100, 340, 364 - n + 2, 366])
+        for i in range(n):
+            day = as_of - dt.timedelta(days=first - i)
+            if day > as_of:
+                break
+            g.add({"resourceType": "MedicationAdministration", "id": g.rid("ma-pulse"), "status": "completed",
+                   "medicationCodeableConcept": g.med_cc(name, code),
+                   "effectiveDateTime": iso(day) + "T10:00:00Z",
+                   "dosage": {"route": {"coding": [{"system": SCT, "code": "47625008"}]},
+                              "dose": {"value": mg, "unit": "mg", "system": UCUM, "code": "mg"}}})
+
+
+def replacement(g, as_of, r):
+    """§2.8: adrenal insufficiency on hydrocortisone / cortisone / prednisolone around 7.5 mg PEq"""
+    ai_code = r.choice(["E27.1", "E27.40", "E23.0", "E27.49"])
+    vs = r.choices(["confirmed", "refuted", None], [80, 10, 10])[0]
+    rec = as_of - dt.timedelta(days=2000) if r.random() < 0.9 else as_of + dt.timedelta(days=3)
+    cond = {"resourceType": "Condition", "id": g.rid("ai"), "code": {"coding": [{"system": ICD, "code": ai_code}]},
+            "onsetDateTime": iso(as_of - dt.timedelta(days=2000)), "recordedDate": iso(rec)}
+    if vs:
+        cond["verificationStatus"] = {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": vs}]}
+    g.add(cond)
+    start = as_of - dt.timedelta(days=r.choice([60, 100, 400, 1500]))
+    k = r.choice(["split", "hc", "pred", "cortisone"])
+    if k == "split":
+        doses = r.choice([(10, 5, 5), (10, 5), (15, 10, 5), (20, 10), (10, 10, 10)])
+        lines = [{"text": f"{x} mg", "timing": daily_rep(start), "route": {"coding": [{"system": SCT,
+                                                                                      "code": "26643006"}]},
+                  "doseAndRate": [{"doseQuantity": {"value": x, "unit": "mg", "system": UCUM, "code": "mg"}}]}
+                 for x in doses]
+        g.add({"resourceType": "MedicationRequest", "id": g.rid("mr-hc"), "status": "active", "intent": "order",
+               "medicationCodeableConcept": g.med_cc("hydrocortisone", "5492"), "authoredOn": iso(start),
+               "dosageInstruction": lines})
+    else:
+        name, code, mg = {"hc": ("hydrocortisone", "5492", r.choice([15, 20, 25, 30, 31, 32])),
+                          "pred": ("prednisolone", "8638", r.choice([3, 5, 7.5, 7.6, 8])),
+                          "cortisone": ("cortisone", "2878", r.choice([25, 37.5, 37.6]))}[k]
+        simple_gc(g, as_of, "MR", code, name, mg, start)
+    if r.random() < 0.2:
+        simple_gc(g, as_of, "MR", "3264", "dexamethasone", 0.5, start)
+
+
+LABS = {"creat": ("2160-0", [(0.9, "mg/dL"), (80.0, "umol/L"), (1.1, "mmol/L")]),
+        "egfr": (None, [(60.0, "mL/min/{1.73_m2}"), (34.0, "mL/min/{1.73_m2}"), (36.0, "mL/min/{1.73_m2}"),
+                        (60.0, "mL/min")]),
+        "ca": ("17861-6", [(9.4, "mg/dL"), (2.35, "mmol/L"), (9.4, "mEq/L")]),
+        "vitd": (None, [(32.0, "ng/mL"), (80.0, "nmol/L"), (32.0, "ug/L")]),
+        "weight": ("29463-7", [(65.0, "kg"), (65000.0, "g"), (65.0, "stone")])}
+
+
+def labs(g, as_of, r):
+    for kind, (code, variants) in LABS.items():
+        if r.random() < 0.35:
+            continue
+        if kind == "egfr":
+            code = r.choice(["33914-3", "62238-1", "98979-8"])
+        if kind == "vitd":
+            code = r.choice(["62292-8", "1989-3"])
+        v, u = variants[0] if r.random() < 0.6 else r.choice(variants)
+        back = r.choice([0, 10, 29, 30, 31, 60, 200, 364, 365, 366, 500])
+        when = as_of - dt.timedelta(days=back)
+        issued = when if r.random() < 0.95 else as_of + dt.timedelta(days=1)
+        obs(g, LOINC, code, v, u, u, when, issued)
+
+
+def denosumab(g, as_of, r):
+    k = r.choice(["doses", "doses", "doses", "order", "undated", "zol-order"])
+    if k == "doses":
+        n = r.choice([1, 2, 2, 3])
+        last = r.choice([100, 153, 154, 155, 182, 183, 200, 209, 210, 211, 212, 250, 294, 295, 300])
+        for i in range(n):
+            day = as_of - dt.timedelta(days=last + 182 * (n - 1 - i))
+            g.add({"resourceType": "MedicationAdministration", "id": g.rid("ma-dmab"), "status": "completed",
+                   "medicationCodeableConcept": g.med_cc("denosumab", "993449"),
+                   "effectiveDateTime": iso(day) + "T10:00:00Z",
+                   "dosage": {"dose": {"value": 60, "unit": "mg", "system": UCUM, "code": "mg"}}})
+        if n >= 2 and last >= 183 and r.random() < 0.4:
+            onset = as_of - dt.timedelta(days=r.randrange(0, last - 182))
+            fx = {"resourceType": "Condition", "id": g.rid("fx-reb"), "onsetDateTime": iso(onset),
+                  "recordedDate": iso(onset), "code": {"coding": [{"system": ICD, "code": r.choice(
+                      ["M80.08XA", "M48.56XA", "S32.020A"])}]}}
+            if r.random() < 0.5:
+                fx["bodySite"] = [{"text": r.choice(["L1", "L2", "T12"])}]
+            g.add(fx)
+    elif k == "order" or k == "zol-order":
+        name, code = ("denosumab", "993449") if k == "order" else ("zoledronic acid", "77655")
+        back = r.choice([0, 30, 89, 90, 91, 120])
+        start = as_of - dt.timedelta(days=back)
+        g.add({"resourceType": "MedicationRequest", "id": g.rid("mr-" + k), "status": r.choice(["draft", "active"]),
+               "intent": "order", "medicationCodeableConcept": g.med_cc(name, code), "authoredOn": iso(start),
+               "dosageInstruction": [{"text": "once"}]})
+        if r.random() < 0.3:
+            given = start + dt.timedelta(days=r.choice([-1, 0, 1]))
+            if given <= as_of:
+                g.add({"resourceType": "MedicationAdministration", "id": g.rid("ma-" + k), "status": "completed",
+                       "medicationCodeableConcept": g.med_cc(name, code),
+                       "effectiveDateTime": iso(given) + "T10:00:00Z"})
+    else:
+        kind = r.choice(["MA", "MS"])
+        if kind == "MA":
+            g.add({"resourceType": "MedicationAdministration", "id": g.rid("ma-dmab-nodate"), "status": "completed",
+                   "medicationCodeableConcept": g.med_cc("denosumab", "993449")})
+        else:
+            g.add({"resourceType": "MedicationStatement", "id": g.rid("ms-dmab-nodate"),
+                   "status": r.choice(["active", "completed"]),
+                   "medicationCodeableConcept": g.med_cc("denosumab", "993449")})
+
+
+def frax_gc_no(g, r):
+    """§3.3: FRAX entered with glucocorticoids = no: the same multipliers apply"""
+    for e in g.entries:
+        res = e["resource"]
+        if res["resourceType"] == "Observation" and any(
+                c.get("code") in ("frax-mof", "frax-hip") for c in res["code"]["coding"]):
+            res["component"] = [{"code": {"text": "Glucocorticoids entered"}, "valueBoolean": False}]
+
+
+def extend(g, as_of, r):
+    if r.random() < 0.35:
+        gc_product(g, as_of, r)
+    if r.random() < 0.2:
+        combo_supplement(g, as_of, r)
+    if r.random() < 0.25:
+        anabolic(g, as_of, r)
+    if r.random() < 0.12:
+        depot_pulse(g, as_of, r)
+    if r.random() < 0.12:
+        replacement(g, as_of, r)
+    if r.random() < 0.45:
+        denosumab(g, as_of, r)
+    if r.random() < 0.6:
+        labs(g, as_of, r)
+    if r.random() < 0.25:
+        frax_gc_no(g, r)
+    if r.random() < 0.1:
+        # §4.3: a statement of unknown status -> therapy UNKNOWN -> "confirm current therapy"
+        start = as_of - dt.timedelta(days=r.choice([0, 30, 400]))
+        name, code = r.choice([("alendronate", "46041"), ("risedronate", "73056"), ("raloxifene", "72143")])
+        g.add({"resourceType": "MedicationStatement", "id": g.rid("ms-unknown"), "status": "unknown",
+               "medicationCodeableConcept": g.med_cc(name, code), "effectivePeriod": {"start": iso(start)},
+               "dateAsserted": iso(start)})
+
+
+def patient(rng, idx, new=False):
     g = Gen(rng, idx)
     r = rng
     as_of = dt.date(2022, 1, 1) + dt.timedelta(days=r.randrange(0, 1400))
@@ -572,6 +887,8 @@ def patient(rng, idx):
         fracture(g, as_of)
     if r.random() < 0.25:
         op_therapy(g, as_of)
+    if new:
+        extend(g, as_of, random.Random(idx * 7919 + 17))
     return {"resourceType": "Bundle", "id": f"oragc-{idx}", "type": "collection",
             "meta": {"tag": [{"system": "urn:oragc", "code": "as-of:" + iso(as_of)}]},
             "entry": g.entries}
@@ -582,12 +899,13 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--new", action="store_true", help="add the session-10 areas (separate random stream)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rng = random.Random(a.seed)
     for i in range(a.n):
         idx = a.seed * 100000 + i
-        b = patient(rng, idx)
+        b = patient(rng, idx, a.new)
         with open(os.path.join(a.out, f"p{idx}.json"), "w") as f:
             json.dump(b, f)
 

@@ -11,6 +11,9 @@ not understand is ignored.
 oracle(bundle, as_of) -> dict with "findings" {code: severity} and "values" (comparable key values).
 """
 import datetime as dt
+import json
+import os
+import re
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SCT = "http://snomed.info/sct"
@@ -35,10 +38,16 @@ IM = "78421000"
 CALCIUM = {"1895", "1897"}
 VITD = {"2418", "4511", "11253"}
 ALN, RIS, IBN_, ZOL, DMAB, RALOX, TERI = "46041", "73056", "115264", "77655", "993449", "72143", "110634"
+ABALO, ROMO = "1921069", "romosozumab"
+ANABOLIC = {TERI, ABALO}
 ORAL_BP = {ALN, RIS, IBN_}
 DXA_T = {"38267-1": "spine", "38264-8": "hip", "80946-7": "hip", "80945-9": "hip", "38263-0": "femur",
          "80948-3": "femur", "80947-5": "femur"}
 DXA_Z = {"85394-5", "80933-5", "80934-3"}
+LAB_UNITS = {"2160-0": ("creat", {"mg/dL", "umol/L", "µmol/L", "mmol/L"}), "33914-3": ("egfr", {"mL/min/{1.73_m2}", "mL/min"}),
+             "62238-1": ("egfr", {"mL/min/{1.73_m2}"}), "98979-8": ("egfr", {"mL/min/{1.73_m2}"}),
+             "17861-6": ("ca", {"mg/dL", "mmol/L"}), "62292-8": ("vitd", {"ng/mL", "nmol/L", "ug/L"}),
+             "1989-3": ("vitd", {"ng/mL", "nmol/L", "ug/L"}), "29463-7": ("weight", {"kg", "g", "[lb_av]"})}
 DXA_BMD = {"24966-4", "38261-4", "46278-8", "46279-6", "24701-5"}
 
 MR_STATUS = {"active", "completed", "on-hold", "stopped"}
@@ -157,38 +166,117 @@ def visible_date(res):
     return None
 
 
-SCD = {"312617": ("8640", 5.0), "198142": ("8638", 5.0), "197782": ("5492", 10.0)}
+# §10.1 "match also any SCD/SBD whose ingredient is one of these": product codes -> (ingredient, mg per
+# unit, unit kind). Read from the VSAC glucocorticoid expansion in ../shared/data (displays name the
+# ingredient and strength), plus the SCD/SBD codes of the anabolic agents named in
+# docs/terminology-verification.md.
+SCD = {}
+ING_BY_NAME = {"prednisone": "8640", "prednisolone": "8638", "methylprednisolone": "6902", "hydrocortisone": "5492",
+               "dexamethasone": "3264", "cortisone acetate": "2878", "triamcinolone": "10759"}
+_VS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "ecqm-qicore-2024",
+                   "valuesets", "valueset-2.16.840.1.113883.3.464.1003.196.12.1266.json")
+for _path in (_VS, "/work/shared/data/ecqm-qicore-2024/valuesets/valueset-2.16.840.1.113883.3.464.1003.196.12.1266.json"):
+    if os.path.exists(_path):
+        for _c in json.load(open(_path)).get("expansion", {}).get("contains", []):
+            _m = re.match(r"^(?:\{\d+ \()?([a-z ]+?) ([\d.]+) MG(/ML)? (?:Delayed Release |Disintegrating )?Oral "
+                          r"(Tablet|Solution)(?: \) \} Pack)?$", _c.get("display", ""))
+            if _m and _m.group(1) in ING_BY_NAME:
+                SCD[_c["code"]] = (ING_BY_NAME[_m.group(1)], float(_m.group(2)), "mL" if _m.group(3) else "tbl")
+        break
+TERI_SCD = {"1435115", "1435117"}  # openFDA NDC: teriparatide 250 ug/mL pen (generic / Forteo)
+ABALO_SCD = {"1921082", "1921083"}  # abaloparatide 2 MG/ML pen (SCD / Tymlos SBD)
+ATC_MAP = {"H05AA02": TERI, "H05AA04": ABALO, "M05BX06": ROMO}
+TBL_UNITS = {"{tbl}", "TAB", "tablet", "tab", "{tablet}"}
+ML_UNITS = {"mL", "ml"}
+MEDS = {}  # "Medication/<id>" and fullUrl -> Medication resource (set per bundle by oracle())
 
 
-def product_of(res):
-    """(ingredient code, mg per tablet) from a contained Medication or a known SCD code"""
+def unit_kind(q):
+    u = (q or {}).get("code") or (q or {}).get("unit")
+    if u in TBL_UNITS:
+        return "tbl"
+    if u in ML_UNITS:
+        return "mL"
+    return None
+
+
+def medication_res(res):
     ref = (res.get("medicationReference") or {}).get("reference", "")
+    if not ref:
+        return None
     if ref.startswith("#"):
         for c in res.get("contained", []) or []:
             if c.get("id") == ref[1:] and c.get("resourceType") == "Medication":
-                ing = next(iter(codes(c.get("code"), RX)), None)
-                st = None
-                for i in c.get("ingredient", []) or []:
-                    num = (i.get("strength") or {}).get("numerator")
-                    den = (i.get("strength") or {}).get("denominator") or {}
-                    if num and (den.get("code") in ("{tbl}", "TAB")) and float(den.get("value", 1)) == 1.0:
-                        st = mg_of(num)
-                return ing, st
-    for c in codes(res.get("medicationCodeableConcept"), RX):
+                return c
+        return None
+    return MEDS.get(ref)
+
+
+def ing_codes(cc):
+    """ingredient codes of a CodeableConcept: RxNorm IN, a known SCD/SBD, or an ATC code of the agents
+    without a verified RxNorm ingredient"""
+    out = set()
+    for c in codes(cc, RX):
         if c in SCD:
-            return SCD[c]
-    return None, None
+            out.add(SCD[c][0])
+        elif c in TERI_SCD:
+            out.add(TERI)
+        elif c in ABALO_SCD:
+            out.add(ABALO)
+        else:
+            out.add(c)
+    for c in codes(cc, "http://www.whocc.no/atc"):
+        if c in ATC_MAP:
+            out.add(ATC_MAP[c])
+    return out
+
+
+def product_of(res):
+    """(ingredient codes, {unit kind: mg per unit} of the single GC ingredient) from a referenced Medication
+    (contained or standalone: ingredient.strength, else its code) or a known SCD code"""
+    med = medication_res(res)
+    if med is not None:
+        ings = set()
+        strength = {}
+        for i in med.get("ingredient", []) or []:
+            ic = ing_codes(i.get("itemCodeableConcept"))
+            ings |= ic
+            num = (i.get("strength") or {}).get("numerator")
+            den = (i.get("strength") or {}).get("denominator") or {}
+            k = unit_kind(den)
+            mg = mg_of(num)
+            if k and mg is not None and den.get("value") not in (None, 0):
+                strength[k] = mg / float(den["value"])
+        mc = med.get("code")
+        ings |= ing_codes(mc)
+        if not strength:
+            for c in codes(mc, RX):
+                if c in SCD:
+                    strength[SCD[c][2]] = SCD[c][1]
+        if len([x for x in ings if x in GC_FACTOR]) > 1:
+            strength = {}
+        return ings, strength
+    cc = res.get("medicationCodeableConcept")
+    strength = {}
+    for c in codes(cc, RX):
+        if c in SCD:
+            strength[SCD[c][2]] = SCD[c][1]
+    return ing_codes(cc), strength
 
 
 def med_code(res):
-    ing, _ = product_of(res)
-    if ing:
-        return {ing}
-    cc = res.get("medicationCodeableConcept")
-    out = codes(cc, RX)
-    if "H05AA02" in codes(cc, "http://www.whocc.no/atc"):
-        out.add(TERI)
-    return out
+    return product_of(res)[0]
+
+
+def dose_mg(q, res):
+    """§2.3 step 1 for one dose quantity: mg, product units x labelled strength, else None"""
+    if not q or q.get("value") is None:
+        return None
+    k = unit_kind(q)
+    if k:
+        st = product_of(res)[1].get(k)
+        return float(q["value"]) * st if st else None
+    return mg_of(q)
 
 
 def interval_of(res, dosage, as_of):
@@ -281,7 +369,7 @@ def gc_records(entries, as_of):
             if factor is None or factor == 0:
                 continue
             day = vd
-            mg = mg_of(dosage.get("dose"))
+            mg = dose_mg(dosage.get("dose"), res)
             is_im_triam = ing == "10759" and IM in codes(dosage.get("route"))
             if mg is None:
                 recs.append(Rec("MA", ing, day, day, None, False, 1, single=True))
@@ -315,12 +403,8 @@ def gc_records(entries, as_of):
             if dos is not None:
                 dr = (dos.get("doseAndRate") or [{}])[0]
                 mg = None
-                dq = dr.get("doseQuantity") or {}
-                if dq.get("code") == "{tbl}" and dq.get("value") is not None:
-                    strength = product_of(res)[1]
-                    mg = float(dq["value"]) * strength if strength else None
-                elif dr.get("doseQuantity"):
-                    mg = mg_of(dr["doseQuantity"])
+                if dr.get("doseQuantity"):
+                    mg = dose_mg(dr["doseQuantity"], res)
                 elif dr.get("doseRange"):
                     mg = mg_of((dr["doseRange"] or {}).get("high"))
                 pdv = per_day(dos.get("timing"))
@@ -473,6 +557,14 @@ def med_active_on(res, as_of):
 
 def oracle(bundle, as_of):
     entries = [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
+    MEDS.clear()
+    for e in bundle.get("entry", []):
+        r = e.get("resource") or {}
+        if r.get("resourceType") == "Medication":
+            if r.get("id"):
+                MEDS["Medication/" + r["id"]] = r
+            if e.get("fullUrl"):
+                MEDS[e["fullUrl"]] = r
     pat = next((r for r in entries if r.get("resourceType") == "Patient"), {})
     bd = d(pat.get("birthDate"))
     age = None
@@ -558,6 +650,7 @@ def oracle(bundle, as_of):
     # --- fractures (§3.1, §10.3, §10.3a)
     prior_fx = False
     prior_hip_vert = False
+    vert_incident = []  # (onset, level or None) of incident (7th character A/B or none) vertebral fractures
     for r in entries:
         if r.get("resourceType") != "Condition":
             continue
@@ -581,10 +674,26 @@ def oracle(bundle, as_of):
             prior_fx = True
         if vert or hipf:
             prior_hip_vert = True
+        subsequent = any(len(c) >= 8 and c[7] in "DGKS" for c in ic)
+        if vert and not subsequent:
+            onset = d((r.get("onsetPeriod") or {}).get("start")) or d(r.get("onsetDateTime")) or vdt
+            lvl = next((b.get("text") for b in (r.get("bodySite") or []) if isinstance(b, dict) and b.get("text")),
+                       None)
+            vert_incident.append((onset, lvl))
 
-    # --- active osteoporosis pharmacotherapy (§4.3) and planned orders
+    # --- active osteoporosis pharmacotherapy (§4.3) and planned orders (§8 "planned", v0.10.1/v0.10.2)
     active = set()
     planned = False
+    planned_agents = set()
+    admin_dates = {DMAB: [], ZOL: []}
+    for r in entries:
+        if r.get("resourceType") == "MedicationAdministration" and r.get("status") == "completed":
+            vd = visible_date(r)
+            cs = med_code(r)
+            if vd is not None and vd <= as_of:
+                for ag in (DMAB, ZOL):
+                    if ag in cs:
+                        admin_dates[ag].append(vd)
     for r in entries:
         rt = r.get("resourceType")
         cs = med_code(r)
@@ -598,15 +707,164 @@ def oracle(bundle, as_of):
             if ZOL in cs and days <= 365:
                 active.add("zol")
         if rt in ("MedicationRequest", "MedicationStatement"):
-            if cs & (ORAL_BP | {RALOX, TERI}) and med_active_on(r, as_of):
-                active.add("oralbp" if cs & ORAL_BP else ("teri" if TERI in cs else "ralox"))
+            if cs & (ORAL_BP | {RALOX, ROMO} | ANABOLIC) and med_active_on(r, as_of):
+                active.add("oralbp" if cs & ORAL_BP else ("anabolic" if cs & ANABOLIC else
+                                                          ("romo" if ROMO in cs else "ralox")))
             if rt == "MedicationRequest" and r.get("status") in ("draft", "active") and \
-                    cs & (ORAL_BP | {RALOX, TERI, ZOL, DMAB}) and (as_of - vd).days <= 90 and \
-                    not med_active_on(r, as_of):
-                planned = True
-    dmab_730 = any(r.get("resourceType") == "MedicationAdministration" and r.get("status") == "completed" and
-                   DMAB in med_code(r) and visible_date(r) and visible_date(r) <= as_of and
-                   (as_of - visible_date(r)).days <= 730 for r in entries)
+                    r.get("intent") in MR_INTENT | {"proposal"} and (as_of - vd).days <= 90:
+                for ag in cs & (ORAL_BP | {RALOX, ROMO, ZOL, DMAB} | ANABOLIC):
+                    if ag in (ZOL, DMAB):
+                        # an infusion/injection order is planned until a matching administration on/after it
+                        if not any(x >= vd for x in admin_dates[ag]):
+                            planned_agents.add(ag)
+                    elif r.get("status") == "draft" or not med_active_on(r, as_of):
+                        planned_agents.add(ag)
+    planned = bool(planned_agents)
+    dmab_730 = any((as_of - x).days <= 730 for x in admin_dates[DMAB])
+    # completed anabolic course: cumulative teriparatide/abaloparatide days >= 730 (§9 anabolic-therapy-preferred)
+    ana_days = set()
+    for r in entries:
+        rt = r.get("resourceType")
+        if rt not in ("MedicationRequest", "MedicationStatement") or not (med_code(r) & ANABOLIC):
+            continue
+        st = r.get("status")
+        if (rt == "MedicationRequest" and (st not in MR_STATUS or r.get("intent") not in MR_INTENT)) or \
+                (rt == "MedicationStatement" and st not in MS_STATUS):
+            continue
+        vd = visible_date(r)
+        if vd is None or vd > as_of:
+            continue
+        dos = (r.get("dosageInstruction") or r.get("dosage") or [None])[0]
+        iv = interval_of(r, dos, as_of)
+        if iv is None:
+            continue
+        s_, e_ = iv[0], min(iv[1], as_of)
+        for k in range((e_ - s_).days + 1):
+            ana_days.add(s_ + dt.timedelta(days=k))
+    ana_completed = len(ana_days) >= 730
+
+    # --- denosumab (§5.1, §5.2) as far as §9 items (4), (5), (7), (8) and the §8 "planned/due" need it
+    # §5.1 dose-date tiers (never merged): administrations > statements with effectiveDateTime > requests
+    # (authoredOn, uncertain date). A tier-3 order is then a dose, not a plan (ambiguity, see the doc).
+    tiers = {1: [], 2: [], 3: []}
+    tier3_sources = set()
+    undated_tiers = []
+    for r in entries:
+        rt = r.get("resourceType")
+        if rt not in ("MedicationRequest", "MedicationStatement", "MedicationAdministration") or \
+                DMAB not in med_code(r):
+            continue
+        st = r.get("status")
+        if rt == "MedicationAdministration" and st == "completed":
+            t_, dd = 1, d(r.get("effectiveDateTime")) or d((r.get("effectivePeriod") or {}).get("start"))
+        elif rt == "MedicationStatement" and st in ("active", "completed", "stopped"):
+            t_, dd = 2, d(r.get("effectiveDateTime"))
+            if dd is None and r.get("effectivePeriod") is None and not r.get("dateAsserted"):
+                dd = None
+            elif dd is None:
+                continue
+        elif rt == "MedicationRequest" and st in ("active", "completed", "on-hold", "stopped"):
+            t_, dd = 3, d(r.get("authoredOn"))
+        else:
+            continue
+        if dd is None:
+            undated_tiers.append(t_)
+        elif dd <= as_of:
+            tiers[t_].append(dd)
+            if t_ == 3:
+                tier3_sources.add(id(r))
+    chosen = next((k for k in (1, 2, 3) if tiers[k]), None)
+    dm = sorted(set(tiers[chosen])) if chosen else []
+    dmab_undated = any(chosen is None or t_ <= chosen for t_ in undated_tiers)
+    if chosen == 3:
+        planned_agents.discard(DMAB) if not any(
+            r.get("resourceType") == "MedicationRequest" and r.get("status") == "draft" and DMAB in med_code(r)
+            and visible_date(r) and 0 <= (as_of - visible_date(r)).days <= 90 for r in entries) else None
+        if d_last_active := (dm and (as_of - dm[-1]).days <= 210):
+            active.add("dmab")
+        dmab_730 = dmab_730 or any((as_of - x).days <= 730 for x in dm)
+    dmab_count = 0
+    last_counted = None
+    for x in dm:
+        if last_counted is None or (x - last_counted).days >= 60:
+            dmab_count += 1
+            last_counted = x
+    # D_last = the last counted dose (a record < 60 days after the previous counted dose documents the
+    # same dose; ambiguity, the engine's earlier date is the conservative one: see the doc)
+    d_last = last_counted
+    transition = False
+    if d_last is not None:
+        for r in entries:
+            rt = r.get("resourceType")
+            cs = med_code(r)
+            if not cs & (ORAL_BP | {ZOL}):
+                continue
+            vd = visible_date(r)
+            if vd is None or vd > as_of:
+                continue
+            if rt == "MedicationAdministration" and r.get("status") == "completed" and vd > d_last:
+                transition = True
+            if rt in ("MedicationRequest", "MedicationStatement") and cs & ORAL_BP:
+                st = r.get("status")
+                ok = (rt == "MedicationRequest" and st in MR_STATUS) or (rt == "MedicationStatement" and
+                                                                          st in MS_STATUS)
+                dos = (r.get("dosageInstruction") or r.get("dosage") or [None])[0]
+                iv = interval_of(r, dos, as_of)
+                if ok and iv and d_last < iv[0] <= as_of:
+                    transition = True
+    dmab_due = d_last is not None and not transition and (as_of - d_last).days >= 154
+    disc = d_last is not None and not transition and (as_of - d_last).days > 210
+    # §5.5 rebound: |F| = distinct levels + records without a level, fractures in [D_last+183, D_last+730]
+    f_levels, f_nolevel = set(), 0
+    if dmab_count >= 2 and d_last is not None:
+        for t_f, lvl in vert_incident:
+            if d_last + dt.timedelta(days=183) <= t_f <= d_last + dt.timedelta(days=730):
+                if lvl:
+                    f_levels.add(lvl.strip().upper())
+                else:
+                    f_nolevel += 1
+    n_f = len(f_levels) + f_nolevel
+    rebound = n_f >= 2
+    zol_planned = ZOL in planned_agents or disc or (rebound and not transition)
+    # --- labs (§8 freshness; §1.3 units)
+    labs = {}
+    for r in entries:
+        if r.get("resourceType") != "Observation" or r.get("status") not in OBS_STATUS:
+            continue
+        vd = visible_date(r)
+        if vd is None or vd > as_of:
+            continue
+        eff = d(r.get("effectiveDateTime")) or vd
+        q = r.get("valueQuantity") or {}
+        if q.get("value") is None:
+            continue
+        u = q.get("code") or q.get("unit")
+        for c in codes(r.get("code"), LOINC):
+            kind = LAB_UNITS.get(c)
+            if kind and u in kind[1]:
+                labs.setdefault(kind[0], []).append(eff)
+
+    def lab_within(kind, days):
+        return any(0 <= (as_of - x).days <= days for x in labs.get(kind, []))
+
+    if zol_planned:
+        renal = lab_within("creat", 30) or lab_within("egfr", 30)
+        crcl_gap = lab_within("creat", 30) and not lab_within("egfr", 30) and not lab_within("weight", 365)
+        if not renal or crcl_gap or not lab_within("ca", 30):
+            items.add(3)
+    if (planned_agents & (ORAL_BP | {ZOL, DMAB})) or zol_planned or dmab_due:
+        if not lab_within("vitd", 365):
+            items.add(4)
+    if dmab_due or DMAB in planned_agents:
+        renal = lab_within("creat", 365) or lab_within("egfr", 365)
+        crcl_gap = lab_within("creat", 365) and not lab_within("egfr", 365) and not lab_within("weight", 365)
+        if not renal or crcl_gap:
+            items.add(5)
+    if dmab_undated:
+        items.add(8)
+    # item (7): rebound UNKNOWN - exactly one fracture in the rebound window, no CTX, no serial BMD
+    if n_f == 1:
+        items.add(7)
 
     # --- §3.2 category
     hd_true = m["days30"] > 30 or m["cum"] >= 5.0
@@ -688,20 +946,17 @@ def oracle(bundle, as_of):
         if a or b or c or dd:
             findings["gc-fracture-risk-assessment-due"] = "high" if (a and (as_of - start).days > 182) \
                 else "moderate"
-    if not op_active and not planned:
+    if not op_active and not planned and not disc:
         ca_ = gq and cat in ("moderate", "high", "very-high")
         cb = age is not None and age >= 50 and ((min_t is not None and min_t <= -2.5) or prior_hip_vert)
         if ca_ or cb:
             findings["osteoporosis-treatment-indicated"] = "high" if (cb or cat in ("high", "very-high")) \
                 else "moderate"
-    if cat == "very-high" and adult and "teri" not in active and not dmab_730 and \
+    if cat == "very-high" and adult and "anabolic" not in active and not ana_completed and not dmab_730 and \
             not (active - {"oralbp"}) and not planned:
         findings["anabolic-therapy-preferred"] = "moderate"
-    if q == "true" and cat == "unknown" and adult:
+    if q in ("true", "unknown") and cat == "unknown" and adult:
         items.add(2)
-    # item (4): an antiresorptive planned with no 25-OH D <= 365 d (the generator writes no 25-OH D)
-    if planned:
-        items.add(4)
     if items:
         findings["data-insufficient"] = "moderate" if items & {3, 4, 5} else "info"
     # §2.5 physiologic_replacement
@@ -726,5 +981,14 @@ def oracle(bundle, as_of):
         "mof": None if mof is None else round(mof, 4),
         "hip": None if hip is None else round(hip, 4),
     }
+    # §4.3 "If therapy status cannot be determined (e.g. a MedicationStatement 'unknown') -> UNKNOWN ->
+    # treatment-indicated findings still fire with text 'confirm current therapy'"
+    values["therapy_unknown"] = not active and any(
+        r.get("resourceType") in ("MedicationStatement", "MedicationRequest") and r.get("status") == "unknown" and
+        med_code(r) & (ORAL_BP | {RALOX, ROMO, ZOL, DMAB} | ANABOLIC) and visible_date(r) is not None and
+        visible_date(r) <= as_of for r in entries)
+    values["dmab_due"] = dmab_due
+    values["zol_planned"] = zol_planned
+    values["disc"] = disc
     return {"findings": findings, "values": values, "items": sorted(items), "age": age,
             "unknown_present": gc["unknown_present"]}

@@ -97,6 +97,8 @@ MANUAL = [
     (RXNORM, "904419", "alendronate", "oral", "Alendronic acid 10 MG Oral Tablet", TV + " 1b (Synthea data; SYN-COST)"),
     (RXNORM, "1921082", "abaloparatide", "injection", "abaloparatide 2 MG/ML Pen Injector", TV + " 1b (one weak source)"),
     (RXNORM, "1921083", "abaloparatide", "injection", "abaloparatide 2 MG/ML Pen Injector [Tymlos]", TV + " 1b (one weak source)"),
+    (RXNORM, "1435115", "teriparatide", "injection", "teriparatide 0.25 MG/ML Pen Injector", TV + " 1b (openFDA NDC, one source)"),
+    (RXNORM, "1435117", "teriparatide", "injection", "teriparatide 0.25 MG/ML Pen Injector [Forteo]", TV + " 1b (openFDA NDC, one source)"),
     # ATC (knowledge.md 10.1; all UNVERIFIED there)
     (ATC, "H02AB07", "prednisone", "any", "prednisone", K101 + " ATC (UNVERIFIED)"),
     (ATC, "H02AB06", "prednisolone", "any", "prednisolone", K101 + " ATC (UNVERIFIED)"),

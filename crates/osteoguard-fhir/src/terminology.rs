@@ -734,6 +734,21 @@ mod tests {
         );
     }
 
+    /// knowledge.md §10.1 "match also any SCD/SBD whose ingredient is one of these": the teriparatide
+    /// pen's product codes (openFDA NDC; docs/terminology-verification.md 1b). Found by the oragc2
+    /// differential: an order coded only by them was ignored. The ingredient code stays unverified.
+    #[test]
+    fn teriparatide_product_codes() {
+        for code in ["1435115", "1435117"] {
+            assert_eq!(
+                medication(RXNORM, code).map(|m| m.ingredient),
+                Some(Ingredient::Teriparatide),
+                "{code}"
+            );
+        }
+        assert_eq!(medication(RXNORM, "110634"), None);
+    }
+
     #[test]
     fn sites_and_routes() {
         assert_eq!(site_from_text("L1"), SiteHint::Level(L1));

@@ -1,6 +1,7 @@
 //! `data-insufficient` — knowledge.md §1.4, §9.
 //!
-//! **Recommendation:** "Some of the assessment could not be completed: obtain {inputs}."
+//! **Recommendation:** knowledge.md §9's text, "Cannot fully evaluate: missing {inputs}; obtain them."
+//! (the inputs joined by "; ").
 //! **Source:** the engine's own convention (knowledge.md §1.4: unknown is never a silent
 //! negative), cited by the key `OSTEOGUARD-SPEC`. Strength: engine rule.
 //!
@@ -75,7 +76,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut inputs: Vec<&str> = items.iter().map(|i| i.missing.as_str()).collect();
     inputs.dedup();
     let recommendation = format!(
-        "Obtain the missing information so the assessment can be completed: {}.",
+        "Cannot fully evaluate: missing {}; obtain them.",
         inputs.join("; ")
     );
     let mut evidence: Vec<Evidence> = items.iter().flat_map(|i| i.evidence.clone()).collect();
@@ -192,6 +193,28 @@ mod tests {
             FindingCode::DenosumabDueSoon,
         ] {
             assert!(!out.fired(code), "{code}");
+        }
+    }
+
+    /// §9 `data-insufficient`, column "Recommendation text": "Cannot fully evaluate: missing
+    /// {inputs}; obtain them." (found by the oragc2 differential: the engine had its own wording).
+    #[test]
+    fn recommendation_is_the_section_9_text() {
+        let out = testing::plain(&seed(false), d("2023-06-15"));
+        let f = out.get(FindingCode::DataInsufficient).expect("fires");
+        assert!(
+            f.recommendation
+                .starts_with("Cannot fully evaluate: missing "),
+            "{}",
+            f.recommendation
+        );
+        assert!(
+            f.recommendation.ends_with("; obtain them."),
+            "{}",
+            f.recommendation
+        );
+        for i in &f.insufficient_items {
+            assert!(f.recommendation.contains(&i.missing), "{}", i.missing);
         }
     }
 
