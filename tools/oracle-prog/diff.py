@@ -55,6 +55,51 @@ def one(binary, gdir):
     return gdir, meta, res, orc, eng, err
 
 
+def level(kpi, pct):
+    """§13: "< 50 % (red), 50–80 % (amber), > 80 % (green); for KPI 6 the paper's level is 50 %"."""
+    if pct is None or kpi == 1:
+        return None
+    if kpi == 6:
+        return "green" if pct >= 50 else "red"
+    return "red" if pct < 50 else ("amber" if pct <= 80 else "green")
+
+
+def close(a, b):
+    return (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
+
+
+def check_summary(summary):
+    """proportions = TRUE / (TRUE + FALSE), lower bound with UNKNOWN, levels, KPI 11 (§13, §1.4)"""
+    out = []
+    tot_dec = tot_app = 0
+    by = {}
+    for s in summary["kpis"]:
+        k, t, f, u = s["kpi"], s["trueCount"], s["falseCount"], s["unknown"]
+        by[k] = (t, f, u)
+        pct = 100.0 * t / (t + f) if t + f else None
+        low = 100.0 * t / (t + f + u) if t + f + u else None
+        if not close(pct, s["percent"]):
+            out.append((f"KPI{k} percent", f"{s['percent']} != {pct}"))
+        if not close(low, s["percentIfUnknownNotMet"]):
+            out.append((f"KPI{k} percentIfUnknownNotMet", f"{s['percentIfUnknownNotMet']} != {low}"))
+        if s["denominator"] != t + f:
+            out.append((f"KPI{k} denominator", f"{s['denominator']} != {t + f}"))
+        if level(k, pct) != s["level"]:
+            out.append((f"KPI{k} level", f"{s['level']} != {level(k, pct)}"))
+    for c in summary["completeness"]:
+        t, f, u = by[c["kpi"]]
+        if (c["decided"], c["applicable"]) != (t + f, t + f + u):
+            out.append((f"KPI11 completeness of KPI{c['kpi']}", f"{c['decided']}/{c['applicable']} != {t + f}/{t + f + u}"))
+        tot_dec += t + f
+        tot_app += t + f + u
+    if sorted(c["kpi"] for c in summary["completeness"]) != list(range(3, 11)):
+        out.append(("KPI11 completeness KPIs", str([c["kpi"] for c in summary["completeness"]])))
+    o = summary["completenessOverall"]
+    if (o["decided"], o["applicable"]) != (tot_dec, tot_app):
+        out.append(("KPI11 overall", f"{o['decided']}/{o['applicable']} != {tot_dec}/{tot_app}"))
+    return out
+
+
 def show(meta, pr, o, e):
     """one patient, compactly: resources one per line, the oracle's and the engine's answers"""
     print("meta", json.dumps(meta))
@@ -83,7 +128,7 @@ def main():
     gdirs = sorted(g for d in a.dirs for g in glob.glob(os.path.join(d, "g*")) if os.path.isdir(g))
     classes = collections.defaultdict(list)
     abstained = collections.Counter()
-    n_pat = n_index = n_cmp = 0
+    n_pat = n_index = n_cmp = n_sum = 0
     errors = []
     ostat = collections.Counter()
     with cf.ThreadPoolExecutor(a.jobs) as ex:
@@ -119,6 +164,9 @@ def main():
                     if ov != ev:
                         why = ek[k]["reason"] if k in ek else ""
                         classes[(f"KPI{k}", ov, ev)].append((size, pid, gdir, why))
+            n_sum += 1
+            for key, why in check_summary(eng["summary"]):
+                classes[("summary", key, why)].append((0, "-", gdir, ""))
             # the summary must agree with the drill-down
             stat = collections.defaultdict(collections.Counter)
             for p in eng["patients"]:
@@ -131,6 +179,7 @@ def main():
                     if stat[s["kpi"]][st] != c:
                         classes[("summary", f"KPI{s['kpi']} {st} drill-down={stat[s['kpi']][st]}",
                                  f"summary={c}")].append((0, "-", gdir, ""))
+    print(f"summaries checked {n_sum} (proportions, §13 levels, KPI 11 completeness)")
     print(f"populations {len(gdirs)}, patients {n_pat}, index (agreed) {n_index}, KPI values compared {n_cmp}, "
           f"oracle abstained {dict(abstained)}")
     print("oracle values compared:", ", ".join(f"K{k}:{v}={c}" for (k, v), c in sorted(ostat.items())))
@@ -143,7 +192,8 @@ def main():
         print(f"[{len(classes[key]):5d}] {key[0]}: oracle={key[1]} engine={key[2]}")
         for size, pid, gdir, why in ex_:
             print(f"         e.g. {gdir} {pid} ({size} resources) {why[:200]}")
-    print(f"divergences: {total}")
+    pats = {(g, p) for v in classes.values() for _, p, g, _ in v if p != "-"}
+    print(f"divergences: {total} in {len(pats)} patients, {len(classes)} classes")
     sys.exit(1 if total or errors else 0)
 
 

@@ -308,8 +308,8 @@ def kpis(pat, res, ix, as_of):
             continue
         st, s = m.get("status"), mr_start(m)
         if n in ("denosumab", "zoledronic acid"):
-            u10 |= st == "unknown"
             a = day(m.get("authoredOn"))
+            u10 |= st == "unknown" and a is not None and a <= d364  # invisible on day 364 otherwise
             if st != "entered-in-error" and a and d364 - dt.timedelta(ZOL_12M) <= a <= d364:
                 abst = True  # an order as a dose date (§5.1 tier 3) vs "planned" (§4.3): not modelled
             continue
