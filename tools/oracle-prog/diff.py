@@ -38,7 +38,8 @@ def load(gdir):
 
 def run_engine(binary, gdir, meta):
     p = subprocess.run([binary, "programme-report", gdir, "--period-start", meta["period_start"],
-                        "--period-end", meta["period_end"], "--as-of", meta["as_of"], "--format", "json"],
+                        "--period-end", meta["period_end"], "--as-of", meta["as_of"], "--format", "json"]
+                       + (["--config", meta["config"]] if meta.get("config") else []),
                        capture_output=True, text=True)
     if p.returncode != 0:
         return None, p.stderr.strip()[:400]
@@ -50,7 +51,11 @@ def one(binary, gdir):
         meta = json.load(f)
     res = load(gdir)
     d = dt.date.fromisoformat
-    orc = oracle_population(res, d(meta["period_start"]), d(meta["period_end"]), d(meta["as_of"]))
+    config = {}
+    if meta.get("config"):
+        config = {"exercise": {("http://snomed.info/sct", "229065009")},
+                  "falls": {("http://example.org/local", "FALLS-RISK")}}
+    orc = oracle_population(res, d(meta["period_start"]), d(meta["period_end"]), d(meta["as_of"]), config)
     eng, err = run_engine(binary, gdir, meta)
     return gdir, meta, res, orc, eng, err
 

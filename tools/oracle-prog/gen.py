@@ -44,6 +44,11 @@ AOM = {  # name: (rxnorm IN, route kind)
     "denosumab": ("993449", "inj"), "zoledronic acid": ("77655", "iv"),
 }
 NON_AOM = ("7646", "omeprazole")
+EXERCISE = (SCT, "229065009")  # site-mapped exercise code (config of the population)
+LOCAL_FALLS = ("http://example.org/local", "FALLS-RISK")  # site-mapped falls-risk code
+CONFIG = '[programme]\nfalls_risk_codes = ["http://example.org/local|FALLS-RISK"]\n' \
+         'exercise_codes = ["http://snomed.info/sct|229065009"]\n'
+
 
 # offsets (days from day 0) around every §13 window edge
 EDGE = [-366, -365, -364, -30, -1, 0, 1, 2, 40, 83, 84, 85, 86, 111, 112, 113, 114, 200, 363, 364, 365, 366]
@@ -143,6 +148,12 @@ class Pop:
                                        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
                                                  "code": r.choice(["AMB", "IMP", "EMER"])},
                                        "period": {"start": inst(d), "end": inst(d)}})
+        # KPI 7 exercise referrals / procedures and site-mapped falls-risk codes (read with --config)
+        for _ in range(r.choice([0, 0, 1, 2])):
+            self.exercise(ref, d0)
+        # KPI 3/4 DXA ImagingStudies
+        if r.random() < 0.15:
+            self.imaging(ref, d0)
         # KPI 6/9/10 medications
         for _ in range(r.choice([0, 1, 1, 2, 3, 4])):
             self.medication(ref, d0)
@@ -210,6 +221,37 @@ class Pop:
             o["code"] = {"coding": [{"system": LOINC, "code": "29463-7"}]}  # body weight: a follow-up obs
             o["valueQuantity"] = {"value": 62, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}
         self.add("Observation", o)
+
+    def exercise(self, ref, d0):
+        r = self.r
+        d = d0 + D(r.choice(EDGE))
+        code = r.choice([EXERCISE, EXERCISE, LOCAL_FALLS, (SCT, "183516009")])
+        if r.random() < 0.6:
+            st = r.choice(["active", "completed", "active", "draft", "revoked", "entered-in-error", "on-hold",
+                           "unknown"])
+            sr = {"status": st, "intent": "order", "subject": ref,
+                  "code": {"coding": [{"system": code[0], "code": code[1]}]}, "authoredOn": iso(d)}
+            if r.random() < 0.1:
+                sr["doNotPerform"] = True
+            self.add("ServiceRequest", sr)
+        else:
+            st = r.choice(["completed", "completed", "in-progress", "not-done", "unknown"])
+            self.add("Procedure", {"status": st, "subject": ref,
+                                   "code": {"coding": [{"system": code[0], "code": code[1]}]},
+                                   "performedDateTime": iso(d)})
+
+    def imaging(self, ref, d0):
+        r = self.r
+        d = d0 + D(r.choice([-1, 0, 1, 84, 85, 200]))
+        st = r.choice(["available", "registered", "cancelled", "entered-in-error", "unknown"])
+        im = {"status": st, "subject": ref}
+        if r.random() < 0.5:
+            im["modality"] = [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "BMD"}]
+        else:
+            im["procedureCode"] = [{"coding": [{"system": CPT, "code": "77080"}]}]
+        if r.random() < 0.9:
+            im["started"] = inst(d)
+        self.add("ImagingStudy", im)
 
     def procedure(self, ref, d0):
         r = self.r
@@ -293,9 +335,13 @@ def main():
             with open(os.path.join(d, f"{rt}.ndjson"), "w") as f:
                 for x in items:
                     f.write(json.dumps(x, separators=(",", ":")) + "\n")
+        meta = {"as_of": iso(as_of), "period_start": iso(p0), "period_end": iso(p1), "seed": a.seed, "group": g}
+        if g % 2 == 1:  # every other population with the site value sets (KPI 7 answered, KPI 5 local code)
+            with open(d + ".toml", "w") as f:
+                f.write(CONFIG)
+            meta["config"] = d + ".toml"
         with open(d + ".meta.json", "w") as f:
-            json.dump({"as_of": iso(as_of), "period_start": iso(p0), "period_end": iso(p1), "seed": a.seed,
-                       "group": g}, f)
+            json.dump(meta, f)
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def rx_name(m):
     return None
 
 
-def kpis(pat, res, ix, as_of):
+def kpis(pat, res, ix, as_of, config):
     onset, kind, site = ix
     d0 = onset
 
@@ -207,11 +207,27 @@ def kpis(pat, res, ix, as_of):
     dxa = any(is_dxa_obs(o) and inwin(obs_date(o), 0, W_ASSESS) for o in obs) or any(
         set(codings(p.get("code"))) & DXA_PROC and inwin(day(p.get("performedDateTime")), 0, W_ASSESS) for p in procs)
     frax = any(frax_ok(o) and inwin(obs_date(o), 0, W_ASSESS) for o in obs)
-    out[3] = "true" if (dxa or frax) else "false"
-    out[4] = "true" if dxa else "false"
-    falls = any(FALLS in codings(o.get("code")) and inwin(obs_date(o), 0, W_FOLLOW) for o in obs) or any(
-        FALLS in codings(p.get("code")) and inwin(day(p.get("performedDateTime")), 0, W_FOLLOW) for p in procs)
-    out[5] = "true" if falls else "false"
+    # a DXA ImagingStudy (modality BMD or a DXA procedure code), dated by `started`: available / registered
+    # = the study exists; status unknown or no date → UNKNOWN; cancelled / entered-in-error do not count
+    udxa = False
+    for im in res.get("ImagingStudy", []):
+        st, d = im.get("status"), day(im.get("started"))
+        if d is not None and d > as_of:
+            continue
+        if st in ("cancelled", "entered-in-error"):
+            continue
+        if d is None or st == "unknown":
+            udxa |= d is None or inwin(d, 0, W_ASSESS)
+        elif inwin(d, 0, W_ASSESS):
+            dxa = True
+    out[3] = "true" if (dxa or frax) else ("unknown" if udxa else "false")
+    out[4] = "true" if dxa else ("unknown" if udxa else "false")
+    fset = {FALLS} | config.get("falls", set())
+    falls = any(set(codings(o.get("code"))) & fset and inwin(obs_date(o), 0, W_FOLLOW) for o in obs) or any(
+        set(codings(p.get("code"))) & fset and inwin(day(p.get("performedDateTime")), 0, W_FOLLOW) for p in procs)
+    ufalls = any(p.get("status") == "unknown" and set(codings(p.get("code"))) & fset
+                 and inwin(day(p.get("performedDateTime")), 0, W_FOLLOW) for p in res.get("Procedure", []))
+    out[5] = "true" if falls else ("unknown" if ufalls else "false")
 
     mrs = [m for m in res.get("MedicationRequest", []) if day(m.get("authoredOn")) and day(m["authoredOn"]) <= as_of]
     mas = [m for m in res.get("MedicationAdministration", [])
@@ -249,7 +265,28 @@ def kpis(pat, res, ix, as_of):
             # an ambiguous ('other' site via 443165006 text / M80.0-) fracture could be read as hip
             out[6] = None if any(e[2] == "other" for e in fragility_events(res, end)) else "false"
 
-    out[7] = "unknown"
+    # KPI 7: "a referral/procedure for exercise or physiotherapy (site-mapped value set; none by default →
+    # UNKNOWN)". A ServiceRequest made (active, on-hold, completed; not draft, revoked, entered-in-error, nor a
+    # do-not-perform one) or a completed Procedure, dated in day 0-112; status unknown in the window → UNKNOWN.
+    if not config.get("exercise"):
+        out[7] = "unknown"
+    else:
+        t7 = u7 = False
+        for x in res.get("ServiceRequest", []) + res.get("Procedure", []):
+            if not set(codings(x.get("code"))) & config["exercise"]:
+                continue
+            d = day(x.get("authoredOn") or x.get("performedDateTime"))
+            if d is None or d > as_of or not inwin(d, 0, W_FOLLOW):
+                continue
+            st = x.get("status")
+            if x["resourceType"] == "ServiceRequest":
+                if x.get("doNotPerform"):
+                    continue
+                t7 |= st in ("active", "on-hold", "completed")
+            else:
+                t7 |= st == "completed"
+            u7 |= st == "unknown"
+        out[7] = "true" if t7 else ("unknown" if u7 else "false")
     encs = [e for e in res.get("Encounter", []) if day((e.get("period") or {}).get("start"))
             and day(e["period"]["start"]) <= as_of]
     contact = any(e.get("status") not in ("cancelled", "entered-in-error", "planned")
@@ -363,13 +400,13 @@ def kpis(pat, res, ix, as_of):
     return out
 
 
-def oracle_patient(pat, res, p0, p1, as_of):
+def oracle_patient(pat, res, p0, p1, as_of, config):
     outcome, ix = find_index(pat, res, p0, p1, as_of)
     r = {"index": outcome, "kind": None, "day0": None, "kpis": {}}
     if outcome == "index":
         r["day0"] = ix[0]
         r["kind"] = ix[1]
-        r["kpis"] = kpis(pat, res, ix, as_of)
+        r["kpis"] = kpis(pat, res, ix, as_of, config)
     return r
 
 
@@ -387,5 +424,8 @@ def group_by_patient(resources):
     return pats
 
 
-def oracle_population(resources, p0, p1, as_of):
-    return {pid: oracle_patient(p, res, p0, p1, as_of) for pid, (p, res) in group_by_patient(resources).items()}
+def oracle_population(resources, p0, p1, as_of, config=None):
+    """config: {"exercise": {(system, code)}, "falls": {(system, code)}} — the site value sets"""
+    config = config or {}
+    return {pid: oracle_patient(p, res, p0, p1, as_of, config)
+            for pid, (p, res) in group_by_patient(resources).items()}

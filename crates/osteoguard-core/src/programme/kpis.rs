@@ -302,15 +302,17 @@ fn observed(i: &KpiInput<'_>, kinds: fn(ObservationKind) -> bool, to: i64) -> An
         }
     }
     for s in i.record.imaging_studies.iter() {
-        let date = match s.status {
-            ImagingStudyStatus::Available | ImagingStudyStatus::Registered => s.date(),
-            ImagingStudyStatus::Unknown => None,
+        let unknown = match s.status {
+            ImagingStudyStatus::Available | ImagingStudyStatus::Registered => false,
+            // status unknown: UNKNOWN when dated in the window or undated; one dated outside the
+            // window cannot make the window's answer
+            ImagingStudyStatus::Unknown => true,
             ImagingStudyStatus::Cancelled | ImagingStudyStatus::EnteredInError => continue,
         };
-        match date {
-            Some(d) if i.in_days(d, 0, to) => found.push(s.source.to_string()),
-            Some(_) => {}
-            None => undated.push(s.source.to_string()),
+        match s.date() {
+            Some(d) if i.in_days(d, 0, to) && !unknown => found.push(s.source.to_string()),
+            Some(d) if !i.in_days(d, 0, to) => {}
+            _ => undated.push(s.source.to_string()),
         }
     }
     decide(

@@ -96,11 +96,16 @@ impl Item {
     /// * Encounter (not named in §1.6): a contact took place when it is `arrived`, `triaged`,
     ///   `in-progress`, `onleave` or `finished`; `planned`, `cancelled`, `entered-in-error` are
     ///   no contact (§13 KPI 8 "any contact after the index");
-    /// * ServiceRequest: asked for unless `entered-in-error`, `cancelled` or `revoked`, or a
-    ///   do-not-perform request.
+    /// * ServiceRequest (KPI 7 "a referral"): made when `active`, `on-hold` or `completed`; a
+    ///   `draft` (not yet issued), `revoked`, `entered-in-error` one or a do-not-perform request is
+    ///   no referral.
     ///
     /// An `unknown` or absent status is [`Standing::Unknown`], never "no" (§1.4).
     pub fn standing(&self) -> Standing {
+        if self.do_not_perform {
+            // a request *not* to do it, whatever its status
+            return Standing::Void;
+        }
         let Some(status) = self.status.as_deref() else {
             return Standing::Unknown;
         };
@@ -116,10 +121,7 @@ impl Item {
                 status,
                 "arrived" | "triaged" | "in-progress" | "onleave" | "finished"
             ),
-            ItemKind::ServiceRequest => {
-                !self.do_not_perform
-                    && !matches!(status, "entered-in-error" | "cancelled" | "revoked")
-            }
+            ItemKind::ServiceRequest => matches!(status, "active" | "on-hold" | "completed"),
         };
         if counts {
             Standing::Counts

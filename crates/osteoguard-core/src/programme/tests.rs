@@ -1041,3 +1041,68 @@ fn a_death_without_a_date_makes_kpis_7_to_10_unknown_unless_true() {
         KpiStatus::False
     );
 }
+
+#[test]
+fn kpi_7_a_draft_referral_is_not_a_referral() {
+    // §13 KPI 7 "a referral/procedure for exercise or physiotherapy": a draft ServiceRequest
+    // (FHIR: "not yet complete or ready for action") has not been made; active, on-hold and
+    // completed ones have; status unknown in the window is UNKNOWN (§1.4).
+    let r = base().build();
+    let physio = ("http://example.org/local", "PHYSIO");
+    let config = Config::from_toml_str(
+        "[programme]\nexercise_codes = [\"http://example.org/local|PHYSIO\"]",
+    )
+    .expect("config");
+    let sr = |s: &str| with_status(item(ItemKind::ServiceRequest, "x", physio, 30), Some(s));
+    assert_eq!(
+        status(&run(&r, &[sr("draft")], late(), &config), 7),
+        KpiStatus::False
+    );
+    for s in ["active", "on-hold", "completed"] {
+        assert_eq!(
+            status(&run(&r, &[sr(s)], late(), &config), 7),
+            KpiStatus::True,
+            "{s}"
+        );
+    }
+    assert_eq!(
+        status(&run(&r, &[sr("unknown")], late(), &config), 7),
+        KpiStatus::Unknown
+    );
+    // A do-not-perform request is no referral, whatever its status.
+    let mut dnp = sr("unknown");
+    dnp.do_not_perform = true;
+    assert_eq!(
+        status(&run(&r, &[dnp], late(), &config), 7),
+        KpiStatus::False
+    );
+}
+
+#[test]
+fn kpi_3_and_4_an_imaging_study_of_unknown_status_counts_only_in_the_window() {
+    // A DXA ImagingStudy of status unknown on day 30 may exist: UNKNOWN. On day 85 (after the
+    // day-84 window) it cannot make the window's answer: FALSE.
+    let c = Config::default();
+    let study = |n: i64| {
+        let mut r = base().build();
+        r.imaging_studies.push(ImagingStudy {
+            source: SourceRef::new("ImagingStudy/dxa"),
+            status: ImagingStudyStatus::Unknown,
+            display: "DXA".into(),
+            started: Some(day(n).and_hms_opt(9, 0, 0).expect("time")),
+        });
+        r
+    };
+    assert_eq!(
+        status(&run(&study(30), &[], late(), &c), 4),
+        KpiStatus::Unknown
+    );
+    assert_eq!(
+        status(&run(&study(85), &[], late(), &c), 4),
+        KpiStatus::False
+    );
+    assert_eq!(
+        status(&run(&study(85), &[], late(), &c), 3),
+        KpiStatus::False
+    );
+}
