@@ -665,6 +665,20 @@ const LONG: ReportingPeriod = ReportingPeriod {
     end: NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
 };
 
+/// The base patient with one completed administration of `ingredient` on day `n`.
+fn dosed(ingredient: Ingredient, n: i64) -> PatientRecord {
+    let (mg, route) = match ingredient {
+        Ingredient::Denosumab => (60.0, Route::Subcutaneous),
+        _ => (5.0, Route::Intravenous),
+    };
+    base().administration(ingredient, &ds(n), mg, route).build()
+}
+
+/// The answer of KPI `kpi` for `r` (no items, default configuration) on `as_of`.
+fn answer(r: &PatientRecord, as_of: NaiveDate, kpi: u8) -> KpiStatus {
+    status(&run(r, &[], as_of, &Config::default()), kpi)
+}
+
 fn wrist(b: RecordBuilder, onset: &str) -> RecordBuilder {
     b.condition(
         ConditionKind::Fracture(FractureSite::Wrist),
@@ -858,32 +872,22 @@ fn an_observation_item_issued_after_the_as_of_date_is_invisible() {
 
 #[test]
 fn kpi_9_unknown_statuses_count_only_in_the_window() {
-    let c = Config::default();
     let late_ = late();
     // A zoledronate administration of status unknown on day 10: it may have been given
     // (§1.4) — UNKNOWN, not FALSE.
-    let mut r = base()
-        .administration(Ingredient::ZoledronicAcid, &ds(10), 5.0, Route::Intravenous)
-        .build();
+    let mut r = dosed(Ingredient::ZoledronicAcid, 10);
     r.medications[0].status = MedicationStatus::Unknown;
-    assert_eq!(status(&run(&r, &[], late_, &c), 9), KpiStatus::Unknown);
+    assert_eq!(answer(&r, late_, 9), KpiStatus::Unknown);
     // The same on day 200 (outside day 0–112): it cannot make the window's answer.
-    let mut r = base()
-        .administration(
-            Ingredient::ZoledronicAcid,
-            &ds(200),
-            5.0,
-            Route::Intravenous,
-        )
-        .build();
+    let mut r = dosed(Ingredient::ZoledronicAcid, 200);
     r.medications[0].status = MedicationStatus::Unknown;
-    assert_eq!(status(&run(&r, &[], late_, &c), 9), KpiStatus::False);
+    assert_eq!(answer(&r, late_, 9), KpiStatus::False);
     // A denosumab order of unknown status: KPI 9 reads orders only as "an active oral AOM
     // order with start in the window" — an injectable order is no start, whatever its status.
     let r = base()
         .order(Ingredient::Denosumab, MedicationStatus::Unknown, &ds(20))
         .build();
-    assert_eq!(status(&run(&r, &[], late_, &c), 9), KpiStatus::False);
+    assert_eq!(answer(&r, late_, 9), KpiStatus::False);
     // An oral order of unknown status starting on day 300: outside the window.
     let r = base()
         .daily_order(
@@ -896,7 +900,7 @@ fn kpi_9_unknown_statuses_count_only_in_the_window() {
             Route::Oral,
         )
         .build();
-    assert_eq!(status(&run(&r, &[], late_, &c), 9), KpiStatus::False);
+    assert_eq!(answer(&r, late_, 9), KpiStatus::False);
     // A dispense of unknown status handed over on day 300: outside the window; on day 50: UNKNOWN.
     let disp = |n: i64| {
         base()
@@ -908,57 +912,30 @@ fn kpi_9_unknown_statuses_count_only_in_the_window() {
             )
             .build()
     };
-    assert_eq!(
-        status(&run(&disp(300), &[], late_, &c), 9),
-        KpiStatus::False
-    );
-    assert_eq!(
-        status(&run(&disp(50), &[], late_, &c), 9),
-        KpiStatus::Unknown
-    );
+    assert_eq!(answer(&disp(300), late_, 9), KpiStatus::False);
+    assert_eq!(answer(&disp(50), late_, 9), KpiStatus::Unknown);
 }
 
 #[test]
 fn kpi_10_seven_months_is_210_days_and_twelve_months_365_days() {
     // §1.2: "Months" are fixed day counts, never calendar months ("12 months" = 365 days).
     // §13 "a denosumab dose within the 7 months before [day 364]": 210 days (§4.3/§5.1).
-    let c = Config::default();
-    let dmab = |n: i64| {
-        base()
-            .administration(Ingredient::Denosumab, &ds(n), 60.0, Route::Subcutaneous)
-            .build()
-    };
-    assert_eq!(
-        status(&run(&dmab(154), &[], late(), &c), 10),
-        KpiStatus::True
-    );
-    assert_eq!(
-        status(&run(&dmab(153), &[], late(), &c), 10),
-        KpiStatus::False
-    );
-    let zol = |n: i64| {
-        base()
-            .administration(Ingredient::ZoledronicAcid, &ds(n), 5.0, Route::Intravenous)
-            .build()
-    };
+    let dmab = |n| answer(&dosed(Ingredient::Denosumab, n), late(), 10);
+    assert_eq!(dmab(154), KpiStatus::True);
+    assert_eq!(dmab(153), KpiStatus::False);
     // Day 0 is 2024-01-10, day 364 2025-01-08: 365 days back is 2024-01-09 = day −1.
-    assert_eq!(status(&run(&zol(-1), &[], late(), &c), 10), KpiStatus::True);
-    assert_eq!(
-        status(&run(&zol(-2), &[], late(), &c), 10),
-        KpiStatus::False
-    );
+    let zol = |n| answer(&dosed(Ingredient::ZoledronicAcid, n), late(), 10);
+    assert_eq!(zol(-1), KpiStatus::True);
+    assert_eq!(zol(-2), KpiStatus::False);
 }
 
 #[test]
 fn kpi_10_unknown_status_doses_and_stale_orders() {
-    let c = Config::default();
     // A denosumab administration of unknown status on day 300: it may be a dose within 7
     // months of day 364 (§4.3 "if therapy status cannot be determined → UNKNOWN").
-    let mut r = base()
-        .administration(Ingredient::Denosumab, &ds(300), 60.0, Route::Subcutaneous)
-        .build();
+    let mut r = dosed(Ingredient::Denosumab, 300);
     r.medications[0].status = MedicationStatus::Unknown;
-    assert_eq!(status(&run(&r, &[], late(), &c), 10), KpiStatus::Unknown);
+    assert_eq!(answer(&r, late(), 10), KpiStatus::Unknown);
     // An oral order of unknown status whose stated end (day 200) is before day 364 cannot
     // cover day 364 whatever its status: FALSE.
     let r = base()
@@ -972,7 +949,7 @@ fn kpi_10_unknown_status_doses_and_stale_orders() {
             Route::Oral,
         )
         .build();
-    assert_eq!(status(&run(&r, &[], late(), &c), 10), KpiStatus::False);
+    assert_eq!(answer(&r, late(), 10), KpiStatus::False);
     // Open-ended: it may cover day 364 — UNKNOWN.
     let r = base()
         .daily_order(
@@ -985,16 +962,14 @@ fn kpi_10_unknown_status_doses_and_stale_orders() {
             Route::Oral,
         )
         .build();
-    assert_eq!(status(&run(&r, &[], late(), &c), 10), KpiStatus::Unknown);
+    assert_eq!(answer(&r, late(), 10), KpiStatus::Unknown);
 }
 
 #[test]
 fn a_death_without_a_date_makes_kpis_7_to_10_unknown_unless_true() {
     // §13 "A patient who died (Patient.deceased) before the window ended is left out of KPIs
     // 7–10"; with no date it may have been before or after: not FALSE (§1.4).
-    let r = base()
-        .administration(Ingredient::ZoledronicAcid, &ds(10), 5.0, Route::Intravenous)
-        .build();
+    let r = dosed(Ingredient::ZoledronicAcid, 10);
     let p = evaluate_patient_with(
         &ProgrammeInput {
             record: &r,
@@ -1082,7 +1057,6 @@ fn kpi_7_a_draft_referral_is_not_a_referral() {
 fn kpi_3_and_4_an_imaging_study_of_unknown_status_counts_only_in_the_window() {
     // A DXA ImagingStudy of status unknown on day 30 may exist: UNKNOWN. On day 85 (after the
     // day-84 window) it cannot make the window's answer: FALSE.
-    let c = Config::default();
     let study = |n: i64| {
         let mut r = base().build();
         r.imaging_studies.push(ImagingStudy {
@@ -1093,16 +1067,7 @@ fn kpi_3_and_4_an_imaging_study_of_unknown_status_counts_only_in_the_window() {
         });
         r
     };
-    assert_eq!(
-        status(&run(&study(30), &[], late(), &c), 4),
-        KpiStatus::Unknown
-    );
-    assert_eq!(
-        status(&run(&study(85), &[], late(), &c), 4),
-        KpiStatus::False
-    );
-    assert_eq!(
-        status(&run(&study(85), &[], late(), &c), 3),
-        KpiStatus::False
-    );
+    assert_eq!(answer(&study(30), late(), 4), KpiStatus::Unknown);
+    assert_eq!(answer(&study(85), late(), 4), KpiStatus::False);
+    assert_eq!(answer(&study(85), late(), 3), KpiStatus::False);
 }
