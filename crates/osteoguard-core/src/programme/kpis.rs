@@ -309,11 +309,18 @@ fn observed(i: &KpiInput<'_>, kinds: fn(ObservationKind) -> bool, to: i64) -> An
             ImagingStudyStatus::Unknown => true,
             ImagingStudyStatus::Cancelled | ImagingStudyStatus::EnteredInError => continue,
         };
-        match s.date() {
-            Some(d) if i.in_days(d, 0, to) && !unknown => found.push(s.source.to_string()),
-            Some(d) if !i.in_days(d, 0, to) => {}
-            _ => undated.push(s.source.to_string()),
+        Filed {
+            found: &mut found,
+            undated: &mut undated,
         }
+        .file(
+            i,
+            s.source.as_str(),
+            s.date(),
+            counts_unless(unknown),
+            0,
+            to,
+        );
     }
     decide(
         found,
@@ -352,8 +359,37 @@ fn kpi4_dxa(i: &KpiInput<'_>) -> Answer {
     observed(i, is_dxa, KPI_ASSESSMENT_WINDOW_DAYS)
 }
 
-/// Files an item dated in days `from..=to` under `found` when it counts, under `undated` when
-/// its status is unknown (§1.4: it may have happened) or it has no date.
+/// Where a record dated `date` goes for a window of days `from..=to`: under `found` when it
+/// counts and is dated in the window; under `undated` when it has no date, or when its status is
+/// unknown (§1.4: it may have happened) and it is dated in the window; nowhere when it is void
+/// or dated outside the window (it cannot make the window's answer).
+struct Filed<'v> {
+    found: &'v mut Vec<String>,
+    undated: &'v mut Vec<String>,
+}
+
+impl Filed<'_> {
+    fn file(
+        &mut self,
+        i: &KpiInput<'_>,
+        source: &str,
+        date: Option<NaiveDate>,
+        standing: Standing,
+        from: i64,
+        to: i64,
+    ) {
+        let in_window = date.map(|d| i.in_days(d, from, to));
+        match (standing, in_window) {
+            (Standing::Void, _) | (_, Some(false)) => {}
+            (Standing::Counts, Some(true)) => self.found.push(source.to_string()),
+            (Standing::Unknown, _) | (Standing::Counts, None) => {
+                self.undated.push(source.to_string())
+            }
+        }
+    }
+}
+
+/// Files an item (its date and [`Item::standing`]) for days `from..=to`.
 fn sort_item(
     i: &KpiInput<'_>,
     it: &Item,
@@ -362,11 +398,15 @@ fn sort_item(
     found: &mut Vec<String>,
     undated: &mut Vec<String>,
 ) {
-    let in_window = it.date.map(|d| i.in_days(d, from, to));
-    match (it.standing(), in_window) {
-        (Standing::Void, _) | (_, Some(false)) => {}
-        (Standing::Counts, Some(true)) => found.push(it.source.clone()),
-        (Standing::Unknown, _) | (Standing::Counts, None) => undated.push(it.source.clone()),
+    Filed { found, undated }.file(i, &it.source, it.date, it.standing(), from, to);
+}
+
+/// [`Standing::Unknown`] when `unknown`, else [`Standing::Counts`].
+fn counts_unless(unknown: bool) -> Standing {
+    if unknown {
+        Standing::Unknown
+    } else {
+        Standing::Counts
     }
 }
 
@@ -570,11 +610,11 @@ fn kpi9_aom_started(i: &KpiInput<'_>) -> Answer {
             ) if is_oral_aom(m) => (order_start().or(m.visible), true),
             _ => continue,
         };
-        match date {
-            Some(d) if i.in_days(d, 0, to) && !unknown => found.push(m.source.to_string()),
-            Some(d) if !i.in_days(d, 0, to) => {}
-            _ => undated.push(m.source.to_string()),
+        Filed {
+            found: &mut found,
+            undated: &mut undated,
         }
+        .file(i, m.source.as_str(), date, counts_unless(unknown), 0, to);
     }
     // Dispensed: a completed MedicationDispense, dated whenHandedOver, else whenPrepared
     // (`MedicationDispense::date`); status unknown or no date → UNKNOWN. Not yet handed over
@@ -591,11 +631,18 @@ fn kpi9_aom_started(i: &KpiInput<'_>) -> Answer {
             DispenseStatus::Unknown => true,
             _ => continue,
         };
-        match m.date() {
-            Some(d) if i.in_days(d, 0, to) && !unknown => found.push(m.source.to_string()),
-            Some(d) if !i.in_days(d, 0, to) => {}
-            _ => undated.push(m.source.to_string()),
+        Filed {
+            found: &mut found,
+            undated: &mut undated,
         }
+        .file(
+            i,
+            m.source.as_str(),
+            m.date(),
+            counts_unless(unknown),
+            0,
+            to,
+        );
     }
     decide(
         found,
