@@ -550,10 +550,18 @@ pub const KPI_FOLLOW_UP_WINDOW_DAYS: i64 = 112;
 pub const KPI_MONITORED_FIRST_DAY: i64 = 1;
 /// §13 KPI 10 (AOM at one year): read on day 364.
 pub const KPI_ONE_YEAR_DAY: i64 = 364;
-/// §13 KPI 10: a denosumab dose within this many months before day 364.
-pub const KPI_DENOSUMAB_LOOKBACK_MONTHS: u32 = 7;
-/// §13 KPI 10: a zoledronate dose within this many months before day 364.
-pub const KPI_ZOLEDRONATE_LOOKBACK_MONTHS: u32 = 12;
+/// §13 KPI 10: a denosumab dose "within the 7 months before" day 364, in days (§1.2: months
+/// are fixed day counts, never calendar months). §13 states no day count: 7 × 30 = 210, the
+/// §4.3 / §5.1 denosumab window (6 months + 4-week grace, `GRACE_END`), the reading that does
+/// not count a dose §4.3 calls overdue (found by tools/oracle-prog).
+pub const KPI_DENOSUMAB_LOOKBACK_DAYS: i64 = 210;
+/// §13 KPI 10: zoledronate "within 12 months before" day 364, in days (§1.2: "12 months" =
+/// 365 days; §4.3 zoledronic acid active ≤ 365 days).
+pub const KPI_ZOLEDRONATE_LOOKBACK_DAYS: i64 = 365;
+/// §13 KPI 3 / §3.4: a FRAX value is a probability in percent, 0–100; outside it is ignored.
+pub const KPI_FRAX_MIN_PERCENT: f64 = 0.0;
+/// §13 KPI 3 / §3.4: upper bound of a usable FRAX value (percent).
+pub const KPI_FRAX_MAX_PERCENT: f64 = 100.0;
 /// §13 levels: below this percentage a proportion is red.
 pub const KPI_LEVEL_RED_BELOW_PERCENT: f64 = 50.0;
 /// §13 levels: above this percentage a proportion is green (50–80 amber).

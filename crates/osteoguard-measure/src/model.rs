@@ -193,6 +193,8 @@ pub struct Observation {
     pub effective_date_time: Option<String>,
     pub effective_period: Option<Period>,
     pub effective_instant: Option<String>,
+    /// When the result entered the record (read by the programme report for §1.2 visibility).
+    pub issued: Option<String>,
     pub value_quantity: Option<Quantity>,
     pub value_integer: Option<i64>,
     pub value_codeable_concept: Option<CodeableConcept>,

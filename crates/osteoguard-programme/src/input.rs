@@ -11,7 +11,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use osteoguard_core::config::SiteCode;
 use osteoguard_core::model::PatientRecord;
-use osteoguard_core::programme::{Item, ItemKind};
+use osteoguard_core::programme::{Death, Item, ItemKind};
 use osteoguard_measure::model::{CodeableConcept, Period, Record};
 
 use crate::ProgrammeError;
@@ -22,6 +22,8 @@ pub struct PatientInput {
     pub id: String,
     pub record: PatientRecord,
     pub items: Vec<Item>,
+    /// `Patient.deceasedBoolean: true` without a date (the reader's data-quality note).
+    pub death: Death,
 }
 
 /// Every patient of the input, sorted by id, and what the readers reported.
@@ -68,6 +70,7 @@ pub fn items_of(r: &Record) -> Vec<Item> {
             kind: ItemKind::Encounter,
             codes: codes(&e.type_),
             date: period_start(e.period.as_ref()),
+            visible: None,
             status: e.status.clone(),
             do_not_perform: false,
         });
@@ -80,6 +83,8 @@ pub fn items_of(r: &Record) -> Vec<Item> {
             date: day(o.effective_date_time.as_deref())
                 .or_else(|| day(o.effective_instant.as_deref()))
                 .or_else(|| period_start(o.effective_period.as_ref())),
+            // §1.2: an Observation is visible from `issued`, else from its effective date.
+            visible: day(o.issued.as_deref()),
             status: o.status.clone(),
             do_not_perform: false,
         });
@@ -91,6 +96,11 @@ pub fn items_of(r: &Record) -> Vec<Item> {
             codes: codes(p.code.iter()),
             date: day(p.performed_date_time.as_deref())
                 .or_else(|| period_start(p.performed_period.as_ref())),
+            // §1.2: a Procedure is visible from `performed[x]`, the end of a period.
+            visible: p
+                .performed_period
+                .as_ref()
+                .and_then(|pp| day(pp.end.as_deref())),
             status: p.status.clone(),
             do_not_perform: false,
         });
@@ -101,6 +111,7 @@ pub fn items_of(r: &Record) -> Vec<Item> {
             kind: ItemKind::ServiceRequest,
             codes: codes(s.code.iter()),
             date: day(s.authored_on.as_deref()),
+            visible: None,
             status: s.status.clone(),
             do_not_perform: s.do_not_perform == Some(true),
         });
@@ -126,6 +137,11 @@ pub fn read(path: &Path) -> Result<Input, ProgrammeError> {
         .into_iter()
         .map(|p| PatientInput {
             items: extra.remove(&p.id).unwrap_or_default(),
+            death: if p.issues.iter().any(|i| i.field == "deceasedBoolean") {
+                Death::Undated
+            } else {
+                Death::AsRecorded
+            },
             id: p.id,
             record: p.record,
         })

@@ -22,7 +22,7 @@ use chrono::NaiveDate;
 use osteoguard_core::programme::aggregate::{summarise, ProgrammeSummary};
 use osteoguard_core::programme::kpis::falls_risk_codes;
 use osteoguard_core::programme::{
-    evaluate_patient, PatientProgramme, ProgrammeInput, ReportingPeriod,
+    evaluate_patient_with, PatientProgramme, ProgrammeInput, ReportingPeriod,
 };
 use osteoguard_core::Config;
 use serde::Serialize;
@@ -88,15 +88,16 @@ pub struct ValueSets {
 /// The readings of §13 this implementation chose (also in docs/programme-report.md).
 pub const NOTES: &[&str] = &[
     "How each KPI is read from FHIR is osteoguard's encoding (UNVERIFIED as a mapping): a registry abstracts these by hand; this report derives them from the record.",
-    "Index fracture: the earliest fragility fracture with onset in the period is the candidate; if the patient was under 50 at its onset, or had a fragility fracture in the 365 days before it (a re-fracture), the patient has no index in the period (a later fracture in the period does not take its place). Traumatic fractures and ICD-10-CM follow-up encounter codes are not fragility fracture events.",
+    "Index fracture: the earliest fragility fracture with onset in the period in a patient aged 50 or more at its onset and with no fragility fracture in the 365 days before it; a re-fracture or a fracture before the 50th birthday earlier in the period does not hide a later one that qualifies. When none qualifies the earliest fracture's reason is reported (re-fracture, under 50). Traumatic fractures and ICD-10-CM follow-up encounter codes are not fragility fracture events.",
     "Pending: a window [day 0, day N] has ended only when the as-of date is after day N; until then the KPI is pending (out of the denominator), even when the evidence is already there.",
-    "Deceased: a patient whose death date (on or before the as-of date) is on or before the last day of the window is excluded from KPIs 7–10. A death recorded without a date (deceasedBoolean) cannot be placed and is not applied.",
+    "Deceased: a patient whose death date (on or before the as-of date) is on or before the last day of the window is excluded from KPIs 7–10. A death recorded without a date (deceasedBoolean) cannot be placed: the patient may have died before the window ended, so a KPI 7–10 answer that is not TRUE is UNKNOWN (never FALSE).",
     "Proportions are TRUE / (TRUE + FALSE); UNKNOWN is not FALSE and is shown beside, with the lower bound TRUE / (TRUE + FALSE + UNKNOWN). Levels: < 50 % red, 50–80 % amber, > 80 % green; KPI 6: ≥ 50 % green, else red; KPI 1 is a count without a level.",
     "KPI 6 counts osteoguard's own findings (osteoporosis-treatment-indicated, denosumab-*) evaluated on day 0, on each day the record changed within the window and on day 112.",
     "KPI 8 is UNKNOWN (not FALSE) for a patient with no Encounter at all in the input: the export may not carry encounters.",
     "KPI 9: 'active oral AOM order' is read as status active (a completed or stopped order does not count). 'Dispensed' is a MedicationDispense of a §4.3 agent with status completed, dated whenHandedOver (the day the patient has it), else whenPrepared; one with status unknown or neither date is UNKNOWN; one not handed over (preparation, in-progress, on-hold) or not dispensed (cancelled, declined, stopped, entered-in-error) does not count.",
     "KPIs 3 and 4: a DXA ImagingStudy (a §10.3 DXA procedure code in procedureCode, or DICOM modality BMD) counts like a completed DXA Procedure, dated by started, when its status is available or registered (the study exists); status unknown or no started date → UNKNOWN; cancelled or entered-in-error does not count.",
-    "KPI 10 uses osteoguard's §4.3 'active therapy' on day 364, plus a denosumab dose within 7 months or a zoledronate administration within 12 months before it.",
+    "KPI 10 uses osteoguard's §4.3 'active therapy' on day 364, plus a denosumab dose within 7 months (210 days: §1.2 months are fixed day counts; the §4.3 denosumab window) or a zoledronate administration within 12 months (365 days, §1.2) before it; an administration of either with status unknown in those days makes it UNKNOWN.",
+    "Statuses (§1.6): an Observation counts when final, amended, corrected or preliminary; a Procedure when completed; an Encounter is a contact when arrived, triaged, in-progress, onleave or finished (not planned, cancelled, entered-in-error); a ServiceRequest (KPI 7) is a referral when active, on-hold or completed (not draft, revoked, entered-in-error, nor do-not-perform). An unknown or absent status in the window is UNKNOWN. An Observation is visible from its issued date (§1.2). A FRAX value outside 0–100 % is not a FRAX (§3.4).",
 ];
 
 /// Evaluates every patient of `input` and aggregates (no registry).
@@ -105,7 +106,7 @@ pub fn evaluate(input: &input::Input, opts: &Options) -> (ProgrammeSummary, Vec<
         .patients
         .iter()
         .map(|p| {
-            evaluate_patient(
+            evaluate_patient_with(
                 &ProgrammeInput {
                     record: &p.record,
                     items: &p.items,
@@ -113,6 +114,7 @@ pub fn evaluate(input: &input::Input, opts: &Options) -> (ProgrammeSummary, Vec<
                 opts.period,
                 opts.as_of,
                 &opts.config,
+                p.death,
             )
         })
         .collect();

@@ -6,9 +6,11 @@
 //! > not as an index). Onset by `onset[x]` (period start), else `recordedDate`. Day 0 = index
 //! > onset.
 //!
-//! Reading (conservative, stated in the report's notes): the *earliest* fragility fracture with
-//! onset in the period is the candidate; the age and re-fracture conditions are applied to it
-//! (a later fracture in the same period never becomes the index instead). A fragility fracture
+//! Reading (literal, stated in the report's notes): the age and re-fracture conditions qualify
+//! the fracture, so the index is the earliest fracture in the period that meets both; a
+//! re-fracture or a fracture before the 50th birthday early in a long period does not hide a
+//! later sentinel fracture (more than 365 days after any other). When none qualifies, the
+//! earliest fracture's reason is reported (re-fracture, under age). A fragility fracture
 //! is a valid Condition (not refuted / entered in error) whose site is a fragility site (§10.3a,
 //! vertebral §7.2), not recorded as traumatic, and not an ICD-10-CM follow-up encounter code
 //! (7th character D/G/K/S, §10.3: a follow-up of an earlier fracture, not a new event).
@@ -107,19 +109,27 @@ fn is_vertebral(c: &Condition) -> bool {
     matches!(c.kind, ConditionKind::Fracture(FractureSite::Vertebral(_)))
 }
 
-/// The §13 index fracture of `record` (already the record visible on the as-of date).
+/// The §13 index fracture of `record` (already the record visible on the as-of date): "the
+/// earliest fragility fracture (...) with onset in the period, in a patient aged ≥ 50 at onset,
+/// with no fragility fracture in the 365 days before it". The conditions qualify the fracture:
+/// the fractures in the period are taken in onset order and the first that meets both is the
+/// index, so a re-fracture (or a fracture before the 50th birthday) early in the period does not
+/// hide a later sentinel fracture more than 365 days after any other (the reading that does not
+/// leave a patient who needs the service out of the report; found by tools/oracle-prog). When
+/// none qualifies, the earliest one's reason is reported.
 pub fn find_index(record: &PatientRecord, period: ReportingPeriod) -> IndexOutcome {
     let fractures: Vec<&Condition> = record
         .conditions
         .iter()
         .filter(|c| is_fragility_fracture(c))
         .collect();
-    let candidate = fractures
+    let mut candidates: Vec<(NaiveDate, &str, &Condition)> = fractures
         .iter()
         .filter_map(|c| onset_of(c).map(|d| (d, c.source.as_str(), *c)))
         .filter(|(d, _, _)| period.contains(*d))
-        .min_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let Some((onset, _, c)) = candidate else {
+        .collect();
+    candidates.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    if candidates.is_empty() {
         let undated: Vec<String> = fractures
             .iter()
             .filter(|c| onset_of(c).is_none())
@@ -130,7 +140,32 @@ pub fn find_index(record: &PatientRecord, period: ReportingPeriod) -> IndexOutco
         } else {
             IndexOutcome::OnsetUnknown { sources: undated }
         };
-    };
+    }
+    let mut first: Option<IndexOutcome> = None;
+    for (onset, _, c) in candidates {
+        let outcome = qualify(&fractures, record, onset, c);
+        if matches!(
+            outcome,
+            IndexOutcome::Index(_) | IndexOutcome::AgeUnknown { .. }
+        ) {
+            // an index; or no birth date, which no later fracture can decide either
+            return match (outcome, first) {
+                (IndexOutcome::AgeUnknown { .. }, Some(earlier)) => earlier,
+                (outcome, _) => outcome,
+            };
+        }
+        first.get_or_insert(outcome);
+    }
+    first.unwrap_or(IndexOutcome::None)
+}
+
+/// Whether the fracture `c` with onset `onset` is an index (§13), else why not.
+fn qualify(
+    fractures: &[&Condition],
+    record: &PatientRecord,
+    onset: NaiveDate,
+    c: &Condition,
+) -> IndexOutcome {
     let source = c.source.to_string();
     // A fragility fracture in the 365 days before (day −365 … day −1).
     let lookback_start = add_days(onset, -KPI_REFRACTURE_LOOKBACK_DAYS);

@@ -14,22 +14,23 @@
 //!   cannot date or whose status is unknown, or when the source of the answer is absent
 //!   altogether (no exercise value set configured; no Encounter at all for the patient).
 
-use chrono::{Months, NaiveDate};
+use chrono::NaiveDate;
 
 use super::index::IndexFracture;
-use super::{Item, ItemKind, KpiResult, KpiStatus, FALLS_RISK_DEFAULT};
+use super::{Item, ItemKind, KpiResult, KpiStatus, Standing, FALLS_RISK_DEFAULT};
 use crate::config::{Config, SiteCode};
 use crate::engine::{evaluate as evaluate_rules, visible_at};
 use crate::facts::therapy::route_of;
 use crate::finding::FindingCode;
 use crate::model::{
     add_days, days, DispenseStatus, ImagingStudyStatus, Ingredient, MedicationRecord,
-    MedicationSource, MedicationStatus, ObservationKind, PatientRecord, ProcedureKind,
+    MedicationSource, MedicationStatus, Observation, ObservationKind, PatientRecord, ProcedureKind,
     ProcedureStatus, Route,
 };
 use crate::thresholds::{
-    KPI_ASSESSMENT_WINDOW_DAYS, KPI_DENOSUMAB_LOOKBACK_MONTHS, KPI_FOLLOW_UP_WINDOW_DAYS,
-    KPI_MONITORED_FIRST_DAY, KPI_ONE_YEAR_DAY, KPI_ZOLEDRONATE_LOOKBACK_MONTHS,
+    KPI_ASSESSMENT_WINDOW_DAYS, KPI_DENOSUMAB_LOOKBACK_DAYS, KPI_FOLLOW_UP_WINDOW_DAYS,
+    KPI_FRAX_MAX_PERCENT, KPI_FRAX_MIN_PERCENT, KPI_MONITORED_FIRST_DAY, KPI_ONE_YEAR_DAY,
+    KPI_ZOLEDRONATE_LOOKBACK_DAYS,
 };
 use crate::tri::Tri;
 
@@ -41,6 +42,8 @@ pub struct KpiInput<'a> {
     pub index: &'a IndexFracture,
     pub as_of: NaiveDate,
     pub config: &'a Config,
+    /// The patient died on a date the record does not give (`deceasedBoolean`).
+    pub death_undated: bool,
 }
 
 impl KpiInput<'_> {
@@ -202,7 +205,16 @@ pub fn evaluate(input: &KpiInput<'_>, table: &[KpiDef]) -> Vec<KpiResult> {
                     };
                 }
             }
-            let a = (k.read)(input);
+            let mut a = (k.read)(input);
+            if k.deceased_rule && input.death_undated && a.value != Tri::True {
+                // §13 deceased rule with no death date: the patient may have died before the
+                // window ended (excluded) or after (the answer stands) — UNKNOWN, never FALSE.
+                a.value = Tri::Unknown;
+                a.reason = format!(
+                    "{}; the patient died on a date the record does not give, possibly before the window ended",
+                    a.reason
+                );
+            }
             KpiResult {
                 kpi: k.number,
                 status: match a.value {
@@ -270,7 +282,7 @@ fn observed(i: &KpiInput<'_>, kinds: fn(ObservationKind) -> bool, to: i64) -> An
     let mut found = Vec::new();
     let mut undated = Vec::new();
     for o in i.record.observations.iter() {
-        if !kinds(o.kind) || !o.status.is_usable() {
+        if !kinds(o.kind) || !o.status.is_usable() || !usable_value(o) {
             continue;
         }
         match o.date() {
@@ -290,16 +302,25 @@ fn observed(i: &KpiInput<'_>, kinds: fn(ObservationKind) -> bool, to: i64) -> An
         }
     }
     for s in i.record.imaging_studies.iter() {
-        let date = match s.status {
-            ImagingStudyStatus::Available | ImagingStudyStatus::Registered => s.date(),
-            ImagingStudyStatus::Unknown => None,
+        let unknown = match s.status {
+            ImagingStudyStatus::Available | ImagingStudyStatus::Registered => false,
+            // status unknown: UNKNOWN when dated in the window or undated; one dated outside the
+            // window cannot make the window's answer
+            ImagingStudyStatus::Unknown => true,
             ImagingStudyStatus::Cancelled | ImagingStudyStatus::EnteredInError => continue,
         };
-        match date {
-            Some(d) if i.in_days(d, 0, to) => found.push(s.source.to_string()),
-            Some(_) => {}
-            None => undated.push(s.source.to_string()),
+        Filed {
+            found: &mut found,
+            undated: &mut undated,
         }
+        .file(
+            i,
+            s.source.as_str(),
+            s.date(),
+            counts_unless(unknown),
+            0,
+            to,
+        );
     }
     decide(
         found,
@@ -307,6 +328,17 @@ fn observed(i: &KpiInput<'_>, kinds: fn(ObservationKind) -> bool, to: i64) -> An
         &format!("recorded within day 0–{to}"),
         &format!("none recorded within day 0–{to}"),
     )
+}
+
+/// §3.4: a FRAX value outside 0–100 % (after the reader's unit conversion), or none, is
+/// ignored — it is not a FRAX (§13 KPI 3 "FRAX (3.4)"). Other kinds: any recorded result.
+fn usable_value(o: &Observation) -> bool {
+    match o.kind {
+        ObservationKind::FraxMof | ObservationKind::FraxHip => o
+            .value
+            .is_some_and(|v| (KPI_FRAX_MIN_PERCENT..=KPI_FRAX_MAX_PERCENT).contains(&v)),
+        _ => true,
+    }
 }
 
 fn is_dxa(k: ObservationKind) -> bool {
@@ -327,19 +359,66 @@ fn kpi4_dxa(i: &KpiInput<'_>) -> Answer {
     observed(i, is_dxa, KPI_ASSESSMENT_WINDOW_DAYS)
 }
 
+/// Where a record dated `date` goes for a window of days `from..=to`: under `found` when it
+/// counts and is dated in the window; under `undated` when it has no date, or when its status is
+/// unknown (§1.4: it may have happened) and it is dated in the window; nowhere when it is void
+/// or dated outside the window (it cannot make the window's answer).
+struct Filed<'v> {
+    found: &'v mut Vec<String>,
+    undated: &'v mut Vec<String>,
+}
+
+impl Filed<'_> {
+    fn file(
+        &mut self,
+        i: &KpiInput<'_>,
+        source: &str,
+        date: Option<NaiveDate>,
+        standing: Standing,
+        from: i64,
+        to: i64,
+    ) {
+        let in_window = date.map(|d| i.in_days(d, from, to));
+        match (standing, in_window) {
+            (Standing::Void, _) | (_, Some(false)) => {}
+            (Standing::Counts, Some(true)) => self.found.push(source.to_string()),
+            (Standing::Unknown, _) | (Standing::Counts, None) => {
+                self.undated.push(source.to_string())
+            }
+        }
+    }
+}
+
+/// Files an item (its date and [`Item::standing`]) for days `from..=to`.
+fn sort_item(
+    i: &KpiInput<'_>,
+    it: &Item,
+    from: i64,
+    to: i64,
+    found: &mut Vec<String>,
+    undated: &mut Vec<String>,
+) {
+    Filed { found, undated }.file(i, &it.source, it.date, it.standing(), from, to);
+}
+
+/// [`Standing::Unknown`] when `unknown`, else [`Standing::Counts`].
+fn counts_unless(unknown: bool) -> Standing {
+    if unknown {
+        Standing::Unknown
+    } else {
+        Standing::Counts
+    }
+}
+
 /// Items of `kinds` coded in `set`, dated in days `from..=to`.
 fn coded(i: &KpiInput<'_>, kinds: &[ItemKind], set: &[SiteCode], from: i64, to: i64) -> Answer {
     let mut found = Vec::new();
     let mut undated = Vec::new();
     for it in i.items {
-        if !kinds.contains(&it.kind) || !it.counts() || !it.coded_in(set) {
+        if !kinds.contains(&it.kind) || !it.coded_in(set) {
             continue;
         }
-        match it.date {
-            Some(d) if i.in_days(d, from, to) => found.push(it.source.clone()),
-            Some(_) => {}
-            None => undated.push(it.source.clone()),
-        }
+        sort_item(i, it, from, to, &mut found, &mut undated);
     }
     decide(
         found,
@@ -458,14 +537,10 @@ fn kpi8_monitored(i: &KpiInput<'_>) -> Answer {
     let mut found = Vec::new();
     let mut undated = Vec::new();
     for it in i.items {
-        if !matches!(it.kind, ItemKind::Encounter | ItemKind::Observation) || !it.counts() {
+        if !matches!(it.kind, ItemKind::Encounter | ItemKind::Observation) {
             continue;
         }
-        match it.date {
-            Some(d) if i.in_days(d, from, to) => found.push(it.source.clone()),
-            Some(_) => {}
-            None => undated.push(it.source.clone()),
-        }
+        sort_item(i, it, from, to, &mut found, &mut undated);
     }
     for o in i.record.observations.iter() {
         if let Some(d) = o.date() {
@@ -508,30 +583,38 @@ fn kpi9_aom_started(i: &KpiInput<'_>) -> Answer {
         if !m.ingredients.iter().any(|g| g.is_osteoporosis_agent()) {
             continue;
         }
-        let date = match (m.kind, m.status) {
-            (MedicationSource::Administration, MedicationStatus::Completed) => {
-                m.administration_date()
-            }
-            (MedicationSource::Request, MedicationStatus::Active) if is_oral_aom(m) => m
-                .dosages
+        let order_start = || {
+            m.dosages
                 .iter()
                 .filter_map(|l| l.bounds.and_then(|b| b.start))
                 .min()
-                .or(m.authored),
+                .or(m.authored)
+        };
+        // A dose given, or an active oral order starting, in the window → TRUE. The same with
+        // status unknown (an administration that may have been given, an oral order or
+        // statement that may be active) → UNKNOWN (§1.4), but only when it is dated in the
+        // window or undated: one dated outside cannot make the window's answer.
+        let (date, unknown) = match (m.kind, m.status) {
+            (MedicationSource::Administration, MedicationStatus::Completed) => {
+                (m.administration_date(), false)
+            }
+            (MedicationSource::Administration, MedicationStatus::Unknown) => {
+                (m.administration_date(), true)
+            }
+            (MedicationSource::Request, MedicationStatus::Active) if is_oral_aom(m) => {
+                (order_start(), false)
+            }
             (
                 MedicationSource::Request | MedicationSource::Statement,
                 MedicationStatus::Unknown,
-            ) => {
-                undated.push(m.source.to_string());
-                continue;
-            }
+            ) if is_oral_aom(m) => (order_start().or(m.visible), true),
             _ => continue,
         };
-        match date {
-            Some(d) if i.in_days(d, 0, to) => found.push(m.source.to_string()),
-            Some(_) => {}
-            None => undated.push(m.source.to_string()),
+        Filed {
+            found: &mut found,
+            undated: &mut undated,
         }
+        .file(i, m.source.as_str(), date, counts_unless(unknown), 0, to);
     }
     // Dispensed: a completed MedicationDispense, dated whenHandedOver, else whenPrepared
     // (`MedicationDispense::date`); status unknown or no date → UNKNOWN. Not yet handed over
@@ -541,16 +624,25 @@ fn kpi9_aom_started(i: &KpiInput<'_>) -> Answer {
         if !m.ingredients.iter().any(|g| g.is_osteoporosis_agent()) {
             continue;
         }
-        let date = match m.status {
-            DispenseStatus::Completed => m.date(),
-            DispenseStatus::Unknown => None,
+        let unknown = match m.status {
+            DispenseStatus::Completed => false,
+            // status unknown: it may have been handed over — UNKNOWN when dated in the window
+            // or undated; one dated outside the window cannot make the window's answer
+            DispenseStatus::Unknown => true,
             _ => continue,
         };
-        match date {
-            Some(d) if i.in_days(d, 0, to) => found.push(m.source.to_string()),
-            Some(_) => {}
-            None => undated.push(m.source.to_string()),
+        Filed {
+            found: &mut found,
+            undated: &mut undated,
         }
+        .file(
+            i,
+            m.source.as_str(),
+            m.date(),
+            counts_unless(unknown),
+            0,
+            to,
+        );
     }
     decide(
         found,
@@ -574,45 +666,72 @@ fn kpi10_aom_one_year(i: &KpiInput<'_>) -> Answer {
         .iter()
         .map(|a| a.source.to_string())
         .collect();
-    let since = |months: u32| day.checked_sub_months(Months::new(months));
-    if let Some(from) = since(KPI_DENOSUMAB_LOOKBACK_MONTHS) {
-        found.extend(
-            ev.facts
-                .therapy
-                .denosumab_doses
-                .iter()
-                .filter(|(d, _)| from <= *d && *d <= day)
-                .map(|(_, s)| s.to_string()),
-        );
-    }
-    if let Some(from) = since(KPI_ZOLEDRONATE_LOOKBACK_MONTHS) {
-        found.extend(
-            i.record
-                .medications
-                .iter()
-                .filter(|m| {
-                    m.has(Ingredient::ZoledronicAcid)
-                        && m.kind == MedicationSource::Administration
-                        && m.status == MedicationStatus::Completed
-                        && m.administration_date()
-                            .is_some_and(|d| from <= d && d <= day)
-                })
-                .map(|m| m.source.to_string()),
-        );
+    // §1.2: "7 months" and "12 months" are fixed day counts (thresholds.rs), never calendar
+    // months.
+    let dmab_from = add_days(day, -KPI_DENOSUMAB_LOOKBACK_DAYS);
+    let zol_from = add_days(day, -KPI_ZOLEDRONATE_LOOKBACK_DAYS);
+    found.extend(
+        ev.facts
+            .therapy
+            .denosumab_doses
+            .iter()
+            .filter(|(d, _)| dmab_from <= *d && *d <= day)
+            .map(|(_, s)| s.to_string()),
+    );
+    // An administration in a lookback whose status is unknown may be a dose (§1.4, §4.3 "if
+    // therapy status cannot be determined → UNKNOWN"): never "no".
+    let mut unknown_dose = Vec::new();
+    for m in i.record.medications.iter() {
+        if m.kind != MedicationSource::Administration {
+            continue;
+        }
+        let from = if m.has(Ingredient::ZoledronicAcid) {
+            zol_from
+        } else if m.has(Ingredient::Denosumab) {
+            dmab_from
+        } else {
+            continue;
+        };
+        let Some(d) = m.administration_date() else {
+            continue;
+        };
+        if !(from <= d && d <= day) {
+            continue;
+        }
+        match m.status {
+            MedicationStatus::Completed if m.has(Ingredient::ZoledronicAcid) => {
+                found.push(m.source.to_string())
+            }
+            MedicationStatus::Unknown => unknown_dose.push(m.source.to_string()),
+            _ => {}
+        }
     }
     found.sort();
     found.dedup();
-    let undated: Vec<String> = if ev.facts.therapy.active == Tri::Unknown {
+    // An order or statement of unknown status whose stated end (every dosage's bounds) is
+    // before day 364 cannot concern day 364, whatever its status (§4.3 "covering as_of").
+    let ended_before = |source: &str| {
+        i.record.medications.iter().any(|m| {
+            m.source.as_str() == source
+                && !m.dosages.is_empty()
+                && m.dosages
+                    .iter()
+                    .all(|l| l.bounds.and_then(|b| b.end).is_some_and(|end| end < day))
+        })
+    };
+    let mut undated: Vec<String> = if ev.facts.therapy.active == Tri::Unknown {
         ev.facts
             .therapy
             .unknown_status
             .iter()
             .chain(&ev.facts.therapy.unknown_fill_span)
             .map(|s| s.to_string())
+            .filter(|s| !ended_before(s))
             .collect()
     } else {
         Vec::new()
     };
+    undated.extend(unknown_dose);
     let mut a = decide(
         found,
         undated,

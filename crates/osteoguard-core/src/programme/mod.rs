@@ -68,20 +68,74 @@ pub struct Item {
     /// Encounter `period.start`, Observation `effective[x]`, Procedure `performed[x]`,
     /// ServiceRequest `authoredOn`; `None` when absent or unreadable.
     pub date: Option<NaiveDate>,
+    /// The §1.2 visibility date when it differs from `date`: Observation `issued` ("which date
+    /// decides visibility is the date the information entered the record"). `None` = `date`.
+    pub visible: Option<NaiveDate>,
     pub status: Option<String>,
     /// ServiceRequest `doNotPerform`.
     pub do_not_perform: bool,
 }
 
+/// Whether an [`Item`] documents something that happened (or was asked for), by its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// It counts.
+    Counts,
+    /// It does not (planned, cancelled, entered in error, not done ...).
+    Void,
+    /// Its status is `unknown` or absent: whether it happened cannot be told (§1.4, UNKNOWN).
+    Unknown,
+}
+
 impl Item {
-    /// Whether the item documents something that happened or was asked for: not
-    /// entered-in-error, cancelled, not-done or revoked, and not a do-not-perform request.
+    /// Whether the item counts, by its FHIR status (§1.6 where it names the resource):
+    /// * Observation: `final`, `amended`, `corrected`, `preliminary` (§1.6); `registered`,
+    ///   `cancelled`, `entered-in-error` do not count;
+    /// * Procedure: `completed` (§1.6); `preparation`, `in-progress`, `on-hold`, `stopped`,
+    ///   `not-done`, `entered-in-error` do not;
+    /// * Encounter (not named in §1.6): a contact took place when it is `arrived`, `triaged`,
+    ///   `in-progress`, `onleave` or `finished`; `planned`, `cancelled`, `entered-in-error` are
+    ///   no contact (§13 KPI 8 "any contact after the index");
+    /// * ServiceRequest (KPI 7 "a referral"): made when `active`, `on-hold` or `completed`; a
+    ///   `draft` (not yet issued), `revoked`, `entered-in-error` one or a do-not-perform request is
+    ///   no referral.
+    ///
+    /// An `unknown` or absent status is [`Standing::Unknown`], never "no" (§1.4).
+    pub fn standing(&self) -> Standing {
+        if self.do_not_perform {
+            // a request *not* to do it, whatever its status
+            return Standing::Void;
+        }
+        let Some(status) = self.status.as_deref() else {
+            return Standing::Unknown;
+        };
+        if status == "unknown" {
+            return Standing::Unknown;
+        }
+        let counts = match self.kind {
+            ItemKind::Observation => {
+                matches!(status, "final" | "amended" | "corrected" | "preliminary")
+            }
+            ItemKind::Procedure => status == "completed",
+            ItemKind::Encounter => matches!(
+                status,
+                "arrived" | "triaged" | "in-progress" | "onleave" | "finished"
+            ),
+            ItemKind::ServiceRequest => matches!(status, "active" | "on-hold" | "completed"),
+        };
+        if counts {
+            Standing::Counts
+        } else {
+            Standing::Void
+        }
+    }
+    /// Whether the item counts ([`Item::standing`] is [`Standing::Counts`]).
     pub fn counts(&self) -> bool {
-        !self.do_not_perform
-            && !matches!(
-                self.status.as_deref(),
-                Some("entered-in-error" | "cancelled" | "not-done" | "revoked")
-            )
+        self.standing() == Standing::Counts
+    }
+    /// The date that decides visibility on the as-of date (§1.2).
+    pub fn visible_date(&self) -> Option<NaiveDate> {
+        self.visible.or(self.date)
     }
     /// Whether one of its codings is in `set`.
     pub fn coded_in(&self, set: &[SiteCode]) -> bool {
@@ -148,11 +202,34 @@ pub fn evaluate_patient(
     as_of: NaiveDate,
     config: &Config,
 ) -> PatientProgramme {
+    evaluate_patient_with(input, period, as_of, config, Death::AsRecorded)
+}
+
+/// What the record says of the patient's death beyond `Patient.deceasedDateTime` (which the
+/// patient model carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    /// The death date of the patient model, if any, is all there is.
+    AsRecorded,
+    /// `deceasedBoolean: true` without a date: the patient died, when is not recorded.
+    Undated,
+}
+
+/// [`evaluate_patient`], told whether the patient died on an unrecorded date (§13 deceased
+/// rule, §1.4): such a patient may have died before a window ended, so a KPI 7–10 answer that
+/// is not TRUE is UNKNOWN (not FALSE; excluded cannot be told either).
+pub fn evaluate_patient_with(
+    input: &ProgrammeInput<'_>,
+    period: ReportingPeriod,
+    as_of: NaiveDate,
+    config: &Config,
+    death: Death,
+) -> PatientProgramme {
     let record = visible_at(input.record, as_of);
     let items: Vec<Item> = input
         .items
         .iter()
-        .filter(|i| i.date.is_none_or(|d| d <= as_of))
+        .filter(|i| i.visible_date().is_none_or(|d| d <= as_of))
         .cloned()
         .collect();
     let index = find_index(&record, period);
@@ -164,6 +241,7 @@ pub fn evaluate_patient(
                 index: ix,
                 as_of,
                 config,
+                death_undated: death == Death::Undated && ix.deceased.is_none(),
             },
             &kpis::KPIS,
         ),

@@ -45,7 +45,17 @@ fn item(kind: ItemKind, id: &str, code: (&str, &str), n: i64) -> Item {
             code: code.1.into(),
         }],
         date: Some(day(n)),
-        status: None,
+        visible: None,
+        // a status under which each kind counts (§1.6; Encounter: a contact took place)
+        status: Some(
+            match kind {
+                ItemKind::Observation => "final",
+                ItemKind::Procedure => "completed",
+                ItemKind::Encounter => "finished",
+                ItemKind::ServiceRequest => "active",
+            }
+            .into(),
+        ),
         do_not_perform: false,
     }
 }
@@ -645,4 +655,419 @@ fn pending_unknown_and_excluded_stay_out_of_the_denominator() {
     // KPI 1 is a count without a level.
     assert!(s.kpis[0].is_count && s.kpis[0].level.is_none());
     assert_eq!(s.completeness.len(), 8);
+}
+
+// ---- found by the differential (tools/oracle-prog, docs/differential-programme.md) ---------
+
+/// A two-year period (2023–2024), for the index conditions across more than 365 days.
+const LONG: ReportingPeriod = ReportingPeriod {
+    start: NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(),
+    end: NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
+};
+
+/// The base patient with one completed administration of `ingredient` on day `n`.
+fn dosed(ingredient: Ingredient, n: i64) -> PatientRecord {
+    let (mg, route) = match ingredient {
+        Ingredient::Denosumab => (60.0, Route::Subcutaneous),
+        _ => (5.0, Route::Intravenous),
+    };
+    base().administration(ingredient, &ds(n), mg, route).build()
+}
+
+/// The answer of KPI `kpi` for `r` (no items, default configuration) on `as_of`.
+fn answer(r: &PatientRecord, as_of: NaiveDate, kpi: u8) -> KpiStatus {
+    status(&run(r, &[], as_of, &Config::default()), kpi)
+}
+
+fn wrist(b: RecordBuilder, onset: &str) -> RecordBuilder {
+    b.condition(
+        ConditionKind::Fracture(FractureSite::Wrist),
+        Some((onset, onset)),
+        Some(onset),
+    )
+}
+
+#[test]
+fn index_the_earliest_fracture_that_meets_the_conditions_not_only_the_earliest_one() {
+    // §13: "the earliest fragility fracture (...) with onset in the period, in a patient aged
+    // ≥ 50 at onset, with no fragility fracture in the 365 days before it". A re-fracture on
+    // 2023-03-01 (prior 2022-06-01) and a hip fracture on 2024-03-05, 370 days later with no
+    // fracture in the 365 days before it: the 2024 fracture is the index.
+    let r = hip_at(
+        wrist(
+            wrist(RecordBuilder::new("1950-05-01", Sex::Female), "2022-06-01"),
+            "2023-03-01",
+        ),
+        "2024-03-05",
+    )
+    .build();
+    let p = evaluate_patient(
+        &ProgrammeInput {
+            record: &r,
+            items: &[],
+        },
+        LONG,
+        d("2025-06-01"),
+        &Config::default(),
+    );
+    let IndexOutcome::Index(ix) = &p.index else {
+        panic!("expected an index, got {:?}", p.index)
+    };
+    assert_eq!(ix.onset, d("2024-03-05"));
+    // 364 days later it is itself a re-fracture: no index, the earliest reason is reported.
+    let r = hip_at(
+        wrist(
+            wrist(RecordBuilder::new("1950-05-01", Sex::Female), "2022-06-01"),
+            "2023-03-01",
+        ),
+        "2024-02-28",
+    )
+    .build();
+    let p = evaluate_patient(
+        &ProgrammeInput {
+            record: &r,
+            items: &[],
+        },
+        LONG,
+        d("2025-06-01"),
+        &Config::default(),
+    );
+    assert!(
+        matches!(&p.index, IndexOutcome::Refracture { onset, .. } if *onset == d("2023-03-01")),
+        "{:?}",
+        p.index
+    );
+    // Aged 49 at a wrist fracture on 2023-02-01, 50 at a hip fracture on 2024-02-05 (369 days
+    // later): the hip fracture is the index.
+    let r = hip_at(
+        wrist(RecordBuilder::new("1973-06-01", Sex::Female), "2023-02-01"),
+        "2024-02-05",
+    )
+    .build();
+    let p = evaluate_patient(
+        &ProgrammeInput {
+            record: &r,
+            items: &[],
+        },
+        LONG,
+        d("2025-06-01"),
+        &Config::default(),
+    );
+    assert!(
+        matches!(&p.index, IndexOutcome::Index(ix) if ix.onset == d("2024-02-05")),
+        "{:?}",
+        p.index
+    );
+}
+
+#[test]
+fn kpi_3_a_frax_outside_0_to_100_percent_is_not_a_frax() {
+    // §3.4: "Value 0–100 % (...); outside range → ignore"; KPI 3 "FRAX (3.4) or DXA".
+    let c = Config::default();
+    let with = |v: f64| {
+        base()
+            .observation(ObservationKind::FraxMof, &ds(10), v)
+            .build()
+    };
+    assert_eq!(
+        status(&run(&with(-2.0), &[], late(), &c), 3),
+        KpiStatus::False
+    );
+    assert_eq!(
+        status(&run(&with(101.0), &[], late(), &c), 3),
+        KpiStatus::False
+    );
+    assert_eq!(
+        status(&run(&with(100.0), &[], late(), &c), 3),
+        KpiStatus::True
+    );
+    assert_eq!(
+        status(&run(&with(0.0), &[], late(), &c), 3),
+        KpiStatus::True
+    );
+}
+
+fn with_status(mut it: Item, status: Option<&str>) -> Item {
+    it.status = status.map(str::to_string);
+    it
+}
+
+#[test]
+fn kpi_5_and_8_read_the_status_of_procedures_observations_and_encounters() {
+    let c = Config::default();
+    let r = base().build();
+    let falls = ("http://snomed.info/sct", "414191008");
+    // §1.6 "Procedure: status = completed": one in preparation is no falls-risk assessment.
+    let proc_ = |s: Option<&str>| with_status(item(ItemKind::Procedure, "f", falls, 30), s);
+    assert_eq!(
+        status(&run(&r, &[proc_(Some("preparation"))], late(), &c), 5),
+        KpiStatus::False
+    );
+    assert_eq!(
+        status(&run(&r, &[proc_(Some("in-progress"))], late(), &c), 5),
+        KpiStatus::False
+    );
+    assert_eq!(
+        status(&run(&r, &[proc_(Some("completed"))], late(), &c), 5),
+        KpiStatus::True
+    );
+    // Status unknown in the window: UNKNOWN (§1.4), not FALSE.
+    assert_eq!(
+        status(&run(&r, &[proc_(Some("unknown"))], late(), &c), 5),
+        KpiStatus::Unknown
+    );
+    // §1.6 Observation statuses: registered / cancelled do not count.
+    let obs = |s: Option<&str>| with_status(item(ItemKind::Observation, "o", falls, 30), s);
+    assert_eq!(
+        status(&run(&r, &[obs(Some("registered"))], late(), &c), 5),
+        KpiStatus::False
+    );
+    assert_eq!(
+        status(&run(&r, &[obs(Some("preliminary"))], late(), &c), 5),
+        KpiStatus::True
+    );
+    // KPI 8 "any contact after the index": a planned, cancelled or entered-in-error Encounter
+    // is no contact; an arrived or in-progress one is.
+    let enc = |s: &str| with_status(encounter("e", 30), Some(s));
+    for s in ["planned", "cancelled", "entered-in-error"] {
+        assert_eq!(
+            status(&run(&r, &[enc(s)], late(), &c), 8),
+            KpiStatus::False,
+            "{s}"
+        );
+    }
+    for s in ["arrived", "in-progress", "finished"] {
+        assert_eq!(
+            status(&run(&r, &[enc(s)], late(), &c), 8),
+            KpiStatus::True,
+            "{s}"
+        );
+    }
+}
+
+#[test]
+fn an_observation_item_issued_after_the_as_of_date_is_invisible() {
+    // §1.2: an Observation is visible from `issued` (else effective). A falls-risk assessment
+    // effective on day 30 but issued after the as-of date (day 400) is not in the record then.
+    let c = Config::default();
+    let r = base().build();
+    let mut o = item(
+        ItemKind::Observation,
+        "o",
+        ("http://snomed.info/sct", "414191008"),
+        30,
+    );
+    o.visible = Some(day(401));
+    assert_eq!(
+        status(&run(&r, &[o.clone()], late(), &c), 5),
+        KpiStatus::False
+    );
+    assert_eq!(
+        status(&run(&r, &[o.clone(), encounter("e", 0)], late(), &c), 8),
+        KpiStatus::False
+    );
+    // On the day it was issued it is visible.
+    assert_eq!(status(&run(&r, &[o], day(401), &c), 5), KpiStatus::True);
+}
+
+#[test]
+fn kpi_9_unknown_statuses_count_only_in_the_window() {
+    let late_ = late();
+    // A zoledronate administration of status unknown on day 10: it may have been given
+    // (§1.4) — UNKNOWN, not FALSE.
+    let mut r = dosed(Ingredient::ZoledronicAcid, 10);
+    r.medications[0].status = MedicationStatus::Unknown;
+    assert_eq!(answer(&r, late_, 9), KpiStatus::Unknown);
+    // The same on day 200 (outside day 0–112): it cannot make the window's answer.
+    let mut r = dosed(Ingredient::ZoledronicAcid, 200);
+    r.medications[0].status = MedicationStatus::Unknown;
+    assert_eq!(answer(&r, late_, 9), KpiStatus::False);
+    // A denosumab order of unknown status: KPI 9 reads orders only as "an active oral AOM
+    // order with start in the window" — an injectable order is no start, whatever its status.
+    let r = base()
+        .order(Ingredient::Denosumab, MedicationStatus::Unknown, &ds(20))
+        .build();
+    assert_eq!(answer(&r, late_, 9), KpiStatus::False);
+    // An oral order of unknown status starting on day 300: outside the window.
+    let r = base()
+        .daily_order(
+            Ingredient::Alendronate,
+            MedicationStatus::Unknown,
+            &ds(300),
+            None,
+            Some(70.0),
+            Some(1.0),
+            Route::Oral,
+        )
+        .build();
+    assert_eq!(answer(&r, late_, 9), KpiStatus::False);
+    // A dispense of unknown status handed over on day 300: outside the window; on day 50: UNKNOWN.
+    let disp = |n: i64| {
+        base()
+            .dispense(
+                Ingredient::Alendronate,
+                DispenseStatus::Unknown,
+                Some(&ds(n)),
+                Some(30),
+            )
+            .build()
+    };
+    assert_eq!(answer(&disp(300), late_, 9), KpiStatus::False);
+    assert_eq!(answer(&disp(50), late_, 9), KpiStatus::Unknown);
+}
+
+#[test]
+fn kpi_10_seven_months_is_210_days_and_twelve_months_365_days() {
+    // §1.2: "Months" are fixed day counts, never calendar months ("12 months" = 365 days).
+    // §13 "a denosumab dose within the 7 months before [day 364]": 210 days (§4.3/§5.1).
+    let dmab = |n| answer(&dosed(Ingredient::Denosumab, n), late(), 10);
+    assert_eq!(dmab(154), KpiStatus::True);
+    assert_eq!(dmab(153), KpiStatus::False);
+    // Day 0 is 2024-01-10, day 364 2025-01-08: 365 days back is 2024-01-09 = day −1.
+    let zol = |n| answer(&dosed(Ingredient::ZoledronicAcid, n), late(), 10);
+    assert_eq!(zol(-1), KpiStatus::True);
+    assert_eq!(zol(-2), KpiStatus::False);
+}
+
+#[test]
+fn kpi_10_unknown_status_doses_and_stale_orders() {
+    // A denosumab administration of unknown status on day 300: it may be a dose within 7
+    // months of day 364 (§4.3 "if therapy status cannot be determined → UNKNOWN").
+    let mut r = dosed(Ingredient::Denosumab, 300);
+    r.medications[0].status = MedicationStatus::Unknown;
+    assert_eq!(answer(&r, late(), 10), KpiStatus::Unknown);
+    // An oral order of unknown status whose stated end (day 200) is before day 364 cannot
+    // cover day 364 whatever its status: FALSE.
+    let r = base()
+        .daily_order(
+            Ingredient::Risedronate,
+            MedicationStatus::Unknown,
+            &ds(100),
+            Some(&ds(200)),
+            Some(35.0),
+            Some(1.0),
+            Route::Oral,
+        )
+        .build();
+    assert_eq!(answer(&r, late(), 10), KpiStatus::False);
+    // Open-ended: it may cover day 364 — UNKNOWN.
+    let r = base()
+        .daily_order(
+            Ingredient::Risedronate,
+            MedicationStatus::Unknown,
+            &ds(100),
+            None,
+            Some(35.0),
+            Some(1.0),
+            Route::Oral,
+        )
+        .build();
+    assert_eq!(answer(&r, late(), 10), KpiStatus::Unknown);
+}
+
+#[test]
+fn a_death_without_a_date_makes_kpis_7_to_10_unknown_unless_true() {
+    // §13 "A patient who died (Patient.deceased) before the window ended is left out of KPIs
+    // 7–10"; with no date it may have been before or after: not FALSE (§1.4).
+    let r = dosed(Ingredient::ZoledronicAcid, 10);
+    let p = evaluate_patient_with(
+        &ProgrammeInput {
+            record: &r,
+            items: &[],
+        },
+        PERIOD,
+        late(),
+        &Config::default(),
+        Death::Undated,
+    );
+    assert_eq!(status(&p, 8), KpiStatus::Unknown); // no Encounter: UNKNOWN anyway
+    assert_eq!(status(&p, 9), KpiStatus::True); // the dose was given: TRUE stands
+    assert_eq!(status(&p, 10), KpiStatus::True); // zoledronate within 12 months
+    let p = evaluate_patient_with(
+        &ProgrammeInput {
+            record: &r,
+            items: &[encounter("e", 0)],
+        },
+        PERIOD,
+        late(),
+        &Config::default(),
+        Death::Undated,
+    );
+    assert_eq!(status(&p, 8), KpiStatus::Unknown); // would be FALSE (day 0 only)
+    assert_eq!(status(&p, 3), KpiStatus::False); // KPIs 3–6: no deceased rule
+                                                 // Pending windows stay pending.
+    let p = evaluate_patient_with(
+        &ProgrammeInput {
+            record: &r,
+            items: &[],
+        },
+        PERIOD,
+        day(200),
+        &Config::default(),
+        Death::Undated,
+    );
+    assert_eq!(status(&p, 10), KpiStatus::Pending);
+    // The same record without the undated death: FALSE for KPI 8.
+    assert_eq!(
+        status(
+            &run(&r, &[encounter("e", 0)], late(), &Config::default()),
+            8
+        ),
+        KpiStatus::False
+    );
+}
+
+#[test]
+fn kpi_7_a_draft_referral_is_not_a_referral() {
+    // §13 KPI 7 "a referral/procedure for exercise or physiotherapy": a draft ServiceRequest
+    // (FHIR: "not yet complete or ready for action") has not been made; active, on-hold and
+    // completed ones have; status unknown in the window is UNKNOWN (§1.4).
+    let r = base().build();
+    let physio = ("http://example.org/local", "PHYSIO");
+    let config = Config::from_toml_str(
+        "[programme]\nexercise_codes = [\"http://example.org/local|PHYSIO\"]",
+    )
+    .expect("config");
+    let sr = |s: &str| with_status(item(ItemKind::ServiceRequest, "x", physio, 30), Some(s));
+    assert_eq!(
+        status(&run(&r, &[sr("draft")], late(), &config), 7),
+        KpiStatus::False
+    );
+    for s in ["active", "on-hold", "completed"] {
+        assert_eq!(
+            status(&run(&r, &[sr(s)], late(), &config), 7),
+            KpiStatus::True,
+            "{s}"
+        );
+    }
+    assert_eq!(
+        status(&run(&r, &[sr("unknown")], late(), &config), 7),
+        KpiStatus::Unknown
+    );
+    // A do-not-perform request is no referral, whatever its status.
+    let mut dnp = sr("unknown");
+    dnp.do_not_perform = true;
+    assert_eq!(
+        status(&run(&r, &[dnp], late(), &config), 7),
+        KpiStatus::False
+    );
+}
+
+#[test]
+fn kpi_3_and_4_an_imaging_study_of_unknown_status_counts_only_in_the_window() {
+    // A DXA ImagingStudy of status unknown on day 30 may exist: UNKNOWN. On day 85 (after the
+    // day-84 window) it cannot make the window's answer: FALSE.
+    let study = |n: i64| {
+        let mut r = base().build();
+        r.imaging_studies.push(ImagingStudy {
+            source: SourceRef::new("ImagingStudy/dxa"),
+            status: ImagingStudyStatus::Unknown,
+            display: "DXA".into(),
+            started: Some(day(n).and_hms_opt(9, 0, 0).expect("time")),
+        });
+        r
+    };
+    assert_eq!(answer(&study(30), late(), 4), KpiStatus::Unknown);
+    assert_eq!(answer(&study(85), late(), 4), KpiStatus::False);
+    assert_eq!(answer(&study(85), late(), 3), KpiStatus::False);
 }
