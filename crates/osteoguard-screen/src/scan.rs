@@ -181,7 +181,8 @@ impl<'a> Scanner<'a> {
     ///
     /// Inlined into its callers. Why: it runs ~40 times per line on strings of 5–20 bytes, and
     /// as a call each string paid its prologue (six registers saved, the loop's five 64-bit
-    /// constants loaded) — a third of its instructions (callgrind, `scr4`).
+    /// constants loaded): inlined, the scan took 50 M fewer instructions of its 599 M
+    /// (callgrind, 2 000 patients, `scr4`).
     #[inline(always)]
     fn string(&mut self) -> Option<Option<&'a str>> {
         if self.peek()? != b'"' {
