@@ -159,9 +159,9 @@ def test_map_bins_read_every_byte_once_and_share_each_file(tmp_path, monkeypatch
 
 
 def test_daemon_module_prefers_the_installed_pyspark_over_its_zip():
-    """The job's daemon (osteoguard._daemon) moves a pip-installed pyspark's own pyspark.zip
-    after site-packages (compiled .pyc instead of sources compiled again in every worker), and
-    leaves a Spark distribution's zip first."""
+    """The job's daemon (osteoguard._daemon) takes a pip-installed pyspark's own pyspark.zip
+    (and py4j's) off sys.path (compiled .pyc instead of sources compiled again in every
+    worker), and leaves a Spark distribution's zip first."""
     import os
     import sys
 
@@ -170,13 +170,18 @@ def test_daemon_module_prefers_the_installed_pyspark_over_its_zip():
     from osteoguard import _daemon
 
     site = os.path.dirname(os.path.dirname(pyspark.__file__))
-    own = os.path.join(site, "pyspark", "python", "lib", "pyspark.zip")
+    lib = os.path.join(site, "pyspark", "python", "lib")
+    own = os.path.join(lib, "pyspark.zip")
+    py4j = os.path.join(lib, "py4j-0.10.9.9-src.zip")
     dist = "/opt/spark-4.0.1-bin-hadoop3/python/lib/pyspark.zip"
     saved = list(sys.path)
     try:
-        sys.path[:] = [own, dist, site, "/elsewhere"]
+        sys.path[:] = [own, py4j, dist, site, "/elsewhere"]
         _daemon.prefer_installed_pyspark()
-        assert sys.path == [dist, site, "/elsewhere", own]
+        has_py4j = os.path.isdir(os.path.join(site, "py4j"))
+        assert sys.path == [dist, site, "/elsewhere"] if has_py4j else [py4j, dist, site,
+                                                                       "/elsewhere"]
+        assert own not in sys.path_importer_cache
         sys.path[:] = [own, "/elsewhere"]  # no installed package beside it: left first
         _daemon.prefer_installed_pyspark()
         assert sys.path == [own, "/elsewhere"]
