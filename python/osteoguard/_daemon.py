@@ -9,10 +9,10 @@ it starts:
   Spark puts the zip first, and a zip holds only sources: every Python process then compiles
   the pyspark modules it imports again (the daemon, and each worker the modules it imports
   lazily for Arrow), and pyspark's worker calls ``importlib.invalidate_caches()`` for every
-  task, which makes the zip's importer read its directory (1,220 entries) again. Measured on 20,000 patients (``local[1]``), that compilation was the
-  largest single cost of the Python processes (BENCHMARKS.md "Spark", issue 21 fourth round).
-  A Spark distribution's zip (``$SPARK_HOME/python/lib``) is left first: its sources are the
-  ones that match the JVM.
+  task, which makes the zip's importer read its directory (1,220 entries) again. Measured on
+  20,000 patients (``local[1]``), that was the largest single cost of the Python processes
+  (BENCHMARKS.md "Spark", issue 21 fourth round). A Spark distribution's zip
+  (``$SPARK_HOME/python/lib``) is left first: its sources are the ones that match the JVM.
 * pyarrow and the engine are imported once in the daemon, so that the workers it forks have
   them already.
 

@@ -15,9 +15,9 @@ collect with ``--previous``, the previous run's as-of date):
 2. ``mapInArrow``: the Rust engine reads / receives the lines and routes each one
    (:func:`osteoguard._native.route_file_blobs` / ``route_text_blobs``: ``osteoguard screen``'s
    router, then the FHIR reader's own disposition), dropping what no rule uses *before* the
-   shuffle, and returns ONE row per byte range and target partition: ``(pkey, meds, lines, prev)``, the kept
-   lines of the patients of that partition in one binary blob, the task's Medication resources
-   (no patient of their own) replicated into every partition's row;
+   shuffle, and returns ONE row per byte range and target partition: ``(pkey, meds, lines,
+   prev)``, the kept lines of the patients of that partition in one binary blob, the range's
+   Medication resources (no patient of their own) replicated into every partition's row;
 3. with ``--previous``: the previous run's rows (its ``worklist.parquet`` and
    ``resolved.parquet``) packed the same way into ``prev`` blobs;
 4. ``repartition(P, "pkey")`` (the one shuffle: ranges x partitions rows, not lines; ``pkey`` is
