@@ -238,8 +238,8 @@ def input_paths(export_dir: str) -> List[str]:
     return sorted(set(files))
 
 
-#: The most input bytes one map task reads (see :func:`map_task_count`): what it holds in memory
-#: is its kept lines, ~20 % of that on the synthetic exports.
+#: The most input bytes one map task reads (see :func:`map_task_count`); it holds one range's
+#: kept lines at a time (~20 % of the range's bytes on the synthetic exports).
 MAX_TASK_BYTES = 1 << 30
 #: No byte range smaller than this (a smaller file is one range).
 MIN_RANGE_BYTES = 8 << 20
@@ -255,11 +255,10 @@ def map_task_count(total: int, parallelism: int) -> int:
 def map_bins(paths: List[str], tasks: int, split_bytes: Optional[int] = None
              ) -> List[List[Tuple[str, int, Optional[int]]]]:
     """The byte ranges of each of ``tasks`` map tasks: every uncompressed file cut into up to
-    ``tasks`` ranges of at least :data:`MIN_RANGE_BYTES` (or into ranges of ``split_bytes``
-    at most), each
-    range given to the least-loaded task, so that every task reads about the same bytes *of
-    each file* (the cost of a line depends on its resource type); a gzip file whole. A task's
-    ranges are in file order."""
+    ``tasks`` ranges of at least :data:`MIN_RANGE_BYTES` (or into ranges of ``split_bytes`` at
+    most), each range given to the least-loaded task, so that every task reads about the same
+    bytes *of each file* (the cost of a line depends on its resource type); a gzip file whole.
+    A task's ranges are in file order."""
     sized = sorted(((os.path.getsize(p), p) for p in paths), key=lambda x: (-x[0], x[1]))
     bins: List[List[Tuple[str, int, Optional[int]]]] = [[] for _ in range(max(1, tasks))]
     load = [0] * len(bins)
