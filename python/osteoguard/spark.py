@@ -7,19 +7,20 @@
 Plan (issue 21: few, large rows through the JVM; every step on the executors but one small
 collect with ``--previous``, the previous run's as-of date):
 
-1. split the input: each uncompressed ``*.ndjson`` file of a local (or shared) export into byte
-   ranges of ``--split-mb`` (a line belongs to the range holding its first byte), each
-   ``*.ndjson.gz`` file whole (gzip cannot be split); a URI export (``hdfs://``, ``s3a://``) is
-   read with ``spark.read.text``, split by ``spark.sql.files.maxPartitionBytes``;
+1. split the input: one map task per task slot (:func:`map_bins`), each reading its share of
+   every uncompressed ``*.ndjson`` file of a local (or shared) export as byte ranges (a line
+   belongs to the range holding its first byte), each ``*.ndjson.gz`` file whole (gzip cannot
+   be split); a URI export (``hdfs://``, ``s3a://``) is read with ``spark.read.text``, split by
+   ``spark.sql.files.maxPartitionBytes``;
 2. ``mapInArrow``: the Rust engine reads / receives the lines and routes each one
    (:func:`osteoguard._native.route_file_blobs` / ``route_text_blobs``: ``osteoguard screen``'s
    router, then the FHIR reader's own disposition), dropping what no rule uses *before* the
-   shuffle, and returns ONE row per target partition: ``(pkey, meds, lines, prev)``, the kept
-   lines of the patients of that partition in one binary blob, the task's Medication resources
-   (no patient of their own) replicated into every partition's row;
+   shuffle, and returns ONE row per byte range and target partition: ``(pkey, meds, lines,
+   prev)``, the kept lines of the patients of that partition in one binary blob, the range's
+   Medication resources (no patient of their own) replicated into every partition's row;
 3. with ``--previous``: the previous run's rows (its ``worklist.parquet`` and
    ``resolved.parquet``) packed the same way into ``prev`` blobs;
-4. ``repartition(P, "pkey")`` (the one shuffle: tasks x partitions rows, not lines; ``pkey`` is
+4. ``repartition(P, "pkey")`` (the one shuffle: ranges x partitions rows, not lines; ``pkey`` is
    chosen so that partition key ``i`` lands in Spark partition ``i``);
 5. ``mapInArrow`` over each partition: :func:`osteoguard._native.worklist_blobs` groups its blobs
    by patient and evaluates them with screen's own evaluation, row and status code
@@ -108,14 +109,16 @@ def partition_keys(n: int) -> List[int]:
     return [int(x) for x in keys if x is not None]
 
 
-def route_file_blobs(batches, pkeys, counters=None, reader_filter: bool = False) -> Iterator:
-    """mapInArrow body of step 2 (byte ranges): ``(path, start, end)`` rows in, one blob row per
-    target partition out."""
+def route_file_blobs(batches, bins, pkeys, counters=None, reader_filter: bool = False
+                     ) -> Iterator:
+    """mapInArrow body of step 2 (byte ranges): task numbers in (``spark.range``), one blob row
+    per target partition and byte range out; task ``i`` routes the ranges ``bins[i]``
+    (:func:`map_bins`)."""
     from osteoguard import _native, _record_batch
 
     for batch in batches:
-        paths, starts, ends = (batch.column(i).to_pylist() for i in range(3))
-        for path, start, end in zip(paths, starts, ends):  # one row per input split
+        ranges = [r for i in batch.column(0).to_pylist() for r in bins[i]]
+        for path, start, end in ranges:  # one engine call per byte range
             cols, counts = _native.route_file_blobs(path, start, end, pkeys, reader_filter)
             _count(counters, counts)
             if cols[0][2]:
@@ -235,34 +238,51 @@ def input_paths(export_dir: str) -> List[str]:
     return sorted(set(files))
 
 
-def input_splits(paths: List[str], split_bytes: int) -> List[Tuple[str, int, Optional[int]]]:
-    """Byte ranges ``(path, start, end)`` of at most ``split_bytes`` over the uncompressed files,
-    each gzip file whole (``end`` None: to the end of the file); largest first, so the longest
-    tasks start first."""
-    out = []
-    for p in paths:
-        size = os.path.getsize(p)
-        if p.endswith(".gz") or size <= split_bytes:
-            out.append((size, p, 0, None))
-            continue
-        start = 0
-        while start < size:
-            end = start + split_bytes
-            out.append((min(end, size) - start, p, start, end if end < size else None))
-            start = end
-    out.sort(key=lambda x: (-x[0], x[1], x[2]))
-    return [(p, s, e) for _, p, s, e in out]
+#: The most input bytes one map task reads (see :func:`map_task_count`); it holds one range's
+#: kept lines at a time (~20 % of the range's bytes on the synthetic exports).
+MAX_TASK_BYTES = 1 << 30
+#: No byte range smaller than this (a smaller file is one range).
+MIN_RANGE_BYTES = 8 << 20
 
 
-def default_split_bytes(total: int, parallelism: int) -> int:
-    """About four input splits per task slot, between 8 and 128 MB each."""
-    mb = 1 << 20
-    return int(min(128 * mb, max(8 * mb, total // max(1, 4 * parallelism))))
+def map_task_count(total: int, parallelism: int) -> int:
+    """One map task per task slot, or a multiple of that when the input exceeds
+    :data:`MAX_TASK_BYTES` per task."""
+    p = max(1, parallelism)
+    return p * max(1, -(-total // (p * MAX_TASK_BYTES)))
+
+
+def map_bins(paths: List[str], tasks: int, split_bytes: Optional[int] = None
+             ) -> List[List[Tuple[str, int, Optional[int]]]]:
+    """The byte ranges of each of ``tasks`` map tasks: every uncompressed file cut into up to
+    ``tasks`` ranges of at least :data:`MIN_RANGE_BYTES` (or into ranges of ``split_bytes`` at
+    most), each range given to the least-loaded task, so that every task reads about the same
+    bytes *of each file* (the cost of a line depends on its resource type); a gzip file whole.
+    A task's ranges are in file order."""
+    sized = sorted(((os.path.getsize(p), p) for p in paths), key=lambda x: (-x[0], x[1]))
+    bins: List[List[Tuple[str, int, Optional[int]]]] = [[] for _ in range(max(1, tasks))]
+    load = [0] * len(bins)
+    for size, p in sized:
+        if p.endswith(".gz") or size == 0:
+            k = 1
+        elif split_bytes:
+            k = max(1, -(-size // split_bytes))
+        else:
+            k = max(1, min(len(bins), size // MIN_RANGE_BYTES))
+        cuts = [size * j // k for j in range(k + 1)]
+        for j in range(k):
+            i = min(range(len(bins)), key=lambda b: (load[b], b))
+            end = cuts[j + 1]
+            bins[i].append((p, cuts[j], None if k == 1 or end >= size else end))
+            load[i] += end - cuts[j]
+    for b in bins:
+        b.sort(key=lambda r: (r[0], r[1]))
+    return bins
 
 
 def routed_blobs(spark, export_dir: str, pkeys: List[int], counters=None,
                  split_mb: Optional[int] = None, reader: Optional[str] = None,
-                 reader_filter: bool = False):
+                 reader_filter: bool = False, map_tasks: Optional[int] = None):
     """Steps 1-2: the blob rows ``(pkey, meds, lines, prev)`` of the export."""
     paths = input_paths(export_dir)
     if not paths:
@@ -271,13 +291,14 @@ def routed_blobs(spark, export_dir: str, pkeys: List[int], counters=None,
     reader = reader or ("text" if _is_uri(export_dir) else "ranges")
     if reader == "ranges":
         total = sum(os.path.getsize(p) for p in paths)
-        split = split_mb * (1 << 20) if split_mb else default_split_bytes(
-            total, sc.defaultParallelism)
-        splits = input_splits(paths, split)
-        rdd = sc.parallelize(splits, len(splits))
-        df = spark.createDataFrame(rdd, "path string, start long, end long")
-        return df.mapInArrow(lambda it: route_file_blobs(it, pkeys, counters, reader_filter),
-                             BLOB_SCHEMA)
+        # Few, large map tasks (issue 21, fourth round): one per task slot, each reading its
+        # share of every file (map_bins); the tasks are numbered by spark.range, so no Python
+        # RDD feeds them (a createDataFrame over a Python RDD needs a second Python worker per
+        # task). Measured in BENCHMARKS.md "Spark".
+        tasks = map_tasks or map_task_count(total, sc.defaultParallelism)
+        bins = map_bins(paths, tasks, split_mb * (1 << 20) if split_mb else None)
+        return spark.range(0, len(bins), 1, len(bins)).mapInArrow(
+            lambda it: route_file_blobs(it, bins, pkeys, counters, reader_filter), BLOB_SCHEMA)
     if split_mb:
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(split_mb * (1 << 20)))
     r = spark.read.option("lineSep", "\n")
@@ -314,14 +335,16 @@ def previous_rows(spark, previous_dir: str):
 def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
              partitions: Optional[int] = None, counters=None, previous: Optional[str] = None,
              split_mb: Optional[int] = None, reader: Optional[str] = None, patients=None,
-             reader_filter: bool = False, statuses=None, listed_rows=None):
+             reader_filter: bool = False, statuses=None, listed_rows=None,
+             map_tasks: Optional[int] = None):
     """The worklist rows DataFrame (screen's columns plus ``_severity_rank``, ``_patient_rank``,
     ``_apart``) and its sort order."""
     from pyspark.sql import functions as F
 
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
     pkeys = partition_keys(n)
-    blobs = routed_blobs(spark, export_dir, pkeys, counters, split_mb, reader, reader_filter)
+    blobs = routed_blobs(spark, export_dir, pkeys, counters, split_mb, reader, reader_filter,
+                         map_tasks)
     prev_as_of = None
     if previous:
         prev, prev_as_of = previous_rows(spark, previous)
@@ -437,7 +460,8 @@ def _machine_busy() -> Optional[float]:
 def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] = None,
         partitions: Optional[int] = None, previous: Optional[str] = None,
         single_csv: bool = False, split_mb: Optional[int] = None,
-        reader: Optional[str] = None, reader_filter: bool = False) -> dict:
+        reader: Optional[str] = None, reader_filter: bool = False,
+        map_tasks: Optional[int] = None) -> dict:
     """The whole job; returns (and writes) the summary."""
     import osteoguard
 
@@ -458,7 +482,7 @@ def run(spark, export_dir: str, as_of: str, out_dir: str, config: Optional[str] 
     busy0 = _machine_busy()
     rows, order = worklist(spark, export_dir, as_of, config, partitions, counters, previous,
                            split_mb, reader, patients, reader_filter, statuses,
-                           listed_rows)
+                           listed_rows, map_tasks)
     try:
         write_outputs(rows, order, out_dir, as_of, single_csv, apart_rows=bool(previous))
     except Exception as e:  # a task's error reaches the driver wrapped in Spark's
@@ -606,6 +630,11 @@ def build_session(master: Optional[str], app: str = "osteoguard-worklist"):
     b = b.config("spark.sql.execution.arrow.maxRecordsPerBatch", "2000")
     # The engine's Arrow buffers are `string` (32-bit offsets), what Spark sends by default.
     b = b.config("spark.sql.execution.arrow.useLargeVarTypes", "false")
+    # The Python workers' daemon: pyspark's, importing pyspark from its installed package (with
+    # its .pyc) instead of compiling pyspark.zip's sources again in every Python process, and
+    # pyarrow and the engine once before it forks (osteoguard._daemon; measured in
+    # BENCHMARKS.md "Spark", issue 21 fourth round).
+    b = b.config("spark.python.daemon.module", "osteoguard._daemon")
     b = b.config("spark.ui.enabled", "false")
     b = b.config("spark.ui.showConsoleProgress", "false")
     if master and master.startswith("local"):
@@ -635,7 +664,11 @@ def main(argv=None) -> int:
                    help="also write worklist.csv (screen's file) and resolved.csv, one file each "
                    "(a serial step: one task writes all rows)")
     p.add_argument("--split-mb", type=int, default=None,
-                   help="input split size in MB (default: ~4 splits per task slot, 8-128 MB)")
+                   help="largest byte range in MB a map task reads at a time (default: a file's "
+                   "share per map task); with the text reader, the input split size")
+    p.add_argument("--map-tasks", type=int, default=None,
+                   help="map tasks reading the export (default: one per task slot, more for "
+                   "an export of over 1 GiB per slot)")
     p.add_argument("--reader", choices=("ranges", "text"), default=None,
                    help="ranges: the engine reads byte ranges of the files (local or shared "
                    "file system; default for a path); text: spark.read.text (default for a URI)")
@@ -672,7 +705,7 @@ def main(argv=None) -> int:
     try:
         summary = run(spark, args.export_dir, args.as_of, args.out, config, args.partitions,
                       args.previous, args.single_csv, args.split_mb, args.reader,
-                      args.reader_filter)
+                      args.reader_filter, args.map_tasks)
     except osteoguard.InputError as e:
         # As `osteoguard screen` refuses the same export: exit 2, naming file:line; no
         # summary.json (the outputs are not complete).

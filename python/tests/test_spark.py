@@ -88,6 +88,110 @@ def test_spark_equals_screen_on_synthetic_export(spark, osteoguard_exe, syntheti
     assert len({r[0] for r in rows}) > 50
 
 
+def test_spark_equals_screen_when_map_tasks_read_many_ranges(
+        spark, osteoguard_exe, synthetic_export, tmp_path):
+    """Three map tasks, each file cut into 1 MB ranges spread over them (map_bins): the same
+    worklist as screen's, and every line counted once."""
+    import os
+
+    from osteoguard.spark import map_bins
+
+    as_of = json.loads((synthetic_export / "synth-manifest.json").read_text())["asOf"]
+    files = sorted(str(p) for p in synthetic_export.glob("*.ndjson"))
+    bins = map_bins(files, 3, 1 << 20)
+    assert sum(len(b) for b in bins) > len(files)  # some file is cut into several ranges
+    assert max(os.path.getsize(f) for f in files) > 1 << 20
+    summary, _ = check_same(spark, osteoguard_exe, synthetic_export, as_of, tmp_path / "a",
+                            split_mb=1, map_tasks=3)
+    lines = sum(1 for f in files for _ in open(f, "rb"))
+    assert sum(summary["lines"].values()) == lines
+    whole = run(spark, str(synthetic_export), as_of, str(tmp_path / "b"), map_tasks=1)
+    assert whole["lines"] == summary["lines"] and whole["rows"] == summary["rows"]
+
+
+def test_map_bins_read_every_byte_once_and_share_each_file(tmp_path, monkeypatch):
+    """Each uncompressed file is cut into contiguous ranges covering it exactly once, spread
+    over the tasks (each task a share of every large file); a gzip file is read whole; a
+    task's ranges are in file order."""
+    import gzip
+
+    import osteoguard.spark as job
+
+    monkeypatch.setattr(job, "MIN_RANGE_BYTES", 1000)
+    sizes = {"Observation.ndjson": 10_000, "Condition.ndjson": 4_100, "Patient.ndjson": 900,
+             "Empty.ndjson": 0}
+    files = []
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+        files.append(str(tmp_path / name))
+    gz = tmp_path / "MedicationRequest.ndjson.gz"
+    gz.write_bytes(gzip.compress(b"y" * 5000))
+    files.append(str(gz))
+    for tasks in (1, 2, 3, 7):
+        bins = job.map_bins(files, tasks)
+        assert len(bins) == tasks
+        covered = {}
+        for b in bins:
+            assert b == sorted(b, key=lambda r: (r[0], r[1]))
+            for path, start, end in b:
+                covered.setdefault(path, []).append((start, end))
+        assert sorted(covered) == sorted(files)
+        for path, ranges in covered.items():
+            size = (tmp_path / path).stat().st_size
+            ranges.sort()
+            assert ranges[0][0] == 0 and ranges[-1][1] is None
+            for (s0, e0), (s1, _) in zip(ranges, ranges[1:]):
+                assert e0 == s1 and s0 < e0  # contiguous, no overlap, none empty
+            if path.endswith(".gz") or size <= 1000:
+                assert ranges == [(0, None)]
+            else:
+                assert len(ranges) == min(tasks, size // 1000)
+        # the largest file: one range in each of min(tasks, 10) tasks
+        obs = str(tmp_path / "Observation.ndjson")
+        assert sum(any(r[0] == obs for r in b) for b in bins) == min(tasks, 10)
+    # split_bytes caps a range
+    bins = job.map_bins(files, 2, 3000)
+    obs_ranges = [r for b in bins for r in b if r[0].endswith("Observation.ndjson")]
+    assert len(obs_ranges) == 4
+    assert max(job.map_task_count(5 << 30, 2), job.map_task_count(1 << 20, 2)) == 6
+    assert job.map_task_count(1 << 20, 2) == 2
+
+
+def test_daemon_module_prefers_the_installed_pyspark_over_its_zip():
+    """The job's daemon (osteoguard._daemon) takes a pip-installed pyspark's own pyspark.zip
+    (and py4j's) off sys.path (compiled .pyc instead of sources compiled again in every
+    worker), and leaves a Spark distribution's zip first."""
+    import os
+    import sys
+
+    import pyspark
+
+    from osteoguard import _daemon
+
+    site = os.path.dirname(os.path.dirname(pyspark.__file__))
+    lib = os.path.join(site, "pyspark", "python", "lib")
+    own = os.path.join(lib, "pyspark.zip")
+    py4j = os.path.join(lib, "py4j-0.10.9.9-src.zip")
+    dist = "/opt/spark-4.0.1-bin-hadoop3/python/lib/pyspark.zip"
+    saved = list(sys.path)
+    try:
+        sys.path[:] = [own, py4j, dist, site, "/elsewhere"]
+        _daemon.prefer_installed_pyspark()
+        has_py4j = os.path.isdir(os.path.join(site, "py4j"))
+        assert sys.path == [dist, site, "/elsewhere"] if has_py4j else [py4j, dist, site,
+                                                                       "/elsewhere"]
+        assert own not in sys.path_importer_cache
+        sys.path[:] = [own, "/elsewhere"]  # no installed package beside it: left first
+        _daemon.prefer_installed_pyspark()
+        assert sys.path == [own, "/elsewhere"]
+    finally:
+        sys.path[:] = saved
+
+
+def test_spark_session_uses_the_osteoguard_daemon(spark):
+    assert spark.sparkContext.getConf().get("spark.python.daemon.module") == "osteoguard._daemon"
+
+
 def test_cli_entry_point(tmp_path):
     """`python -m osteoguard.spark` as a user runs it (its own local[1] session)."""
     import sys
