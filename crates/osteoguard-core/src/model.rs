@@ -388,10 +388,8 @@ pub struct MedicationRecord {
     /// Route of the resource when it is not per-dosage (administration).
     pub route: Route,
     pub dosages: Vec<Dosage>,
-    /// An explicit planned occurrence (e.g. timing.event) for orders: the earliest.
-    pub planned_date: Option<NaiveDate>,
-    /// Every explicit planned occurrence (`timing.event`), ascending; empty when none (or when
-    /// built without them: then `planned_date` is the only one).
+    /// Every explicit planned occurrence of an order (`timing.event`), ascending, without
+    /// repeats; empty when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub planned_dates: Vec<NaiveDate>,
     /// A draft order of an order hook read as if signed (`engine::as_if_signed`, §9 "Order
@@ -408,6 +406,10 @@ impl MedicationRecord {
     /// definition every fact and output uses.
     pub fn administration_date(&self) -> Option<NaiveDate> {
         self.effective.and_then(|p| p.start.or(p.end))
+    }
+    /// The earliest explicit planned occurrence of an order (`timing.event`), if any.
+    pub fn planned_date(&self) -> Option<NaiveDate> {
+        self.planned_dates.first().copied()
     }
 }
 

@@ -95,7 +95,6 @@ impl RecordBuilder {
             administered_mg: None,
             route,
             dosages: vec![],
-            planned_date: None,
             planned_dates: vec![],
             signed_draft: false,
         }

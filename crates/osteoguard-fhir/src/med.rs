@@ -556,7 +556,6 @@ pub(crate) fn map(
     let mut administered_mg = None;
     let mut route = Route::Unknown;
     let mut dosages = Vec::new();
-    let mut planned_date: Option<NaiveDate> = None;
     let mut planned_dates: Vec<NaiveDate> = Vec::new();
     let mut visible;
     match kind {
@@ -576,8 +575,6 @@ pub(crate) fn map(
                             }
                         });
                         if let Some(day) = day {
-                            planned_date =
-                                Some(planned_date.map_or(day, |p: NaiveDate| p.min(day)));
                             planned_dates.push(day);
                         }
                     }
@@ -669,7 +666,6 @@ pub(crate) fn map(
             administered_mg,
             route,
             dosages,
-            planned_date,
             planned_dates: {
                 planned_dates.sort();
                 planned_dates.dedup();

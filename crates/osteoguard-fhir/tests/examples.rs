@@ -334,7 +334,7 @@ fn example_7() {
     let p = clean(&read("example-7-dmab-due-renal.json"), "example-7");
     let z = med(&p, "ex7-zoledronate-order");
     assert_eq!(z.status, MedicationStatus::Active);
-    assert_eq!(z.planned_date, Some(d("2024-10-03")));
+    assert_eq!(z.planned_date(), Some(d("2024-10-03")));
     assert_eq!(z.administered_mg, Some(5.0));
     assert_eq!(z.route, Route::Intravenous);
     assert_eq!(z.authored, Some(d("2024-09-15")));

@@ -366,23 +366,15 @@ pub fn compute(input: &Input<'_>) -> DenosumabCourse {
     let mut occurrences: Vec<(NaiveDate, SourceRef)> = schedule
         .iter()
         .filter(|m| m.kind == MedicationSource::Request && m.status == MedicationStatus::Active)
-        .flat_map(|m| {
-            let planned: Vec<NaiveDate> = if m.planned_dates.is_empty() {
-                m.planned_date.into_iter().collect()
-            } else {
-                m.planned_dates.clone()
-            };
+        .filter(|m| {
             let ordered = m
                 .authored
                 .or(m.visible)
-                .or(planned.first().copied())
+                .or(m.planned_date())
                 .unwrap_or(as_of);
-            let fulfilled = documented.iter().any(|d| *d >= ordered && *d <= as_of);
-            planned
-                .into_iter()
-                .filter(move |_| !fulfilled)
-                .map(move |p| (p, m.source.clone()))
+            !documented.iter().any(|d| *d >= ordered && *d <= as_of)
         })
+        .flat_map(|m| m.planned_dates.iter().map(|p| (*p, m.source.clone())))
         .collect();
     occurrences.sort();
     course.ordered_occurrence = occurrences
@@ -850,7 +842,7 @@ mod tests {
             )
             .order(Ingredient::Denosumab, Active, "2023-03-01")
             .build();
-        r.medications[1].planned_date = Some(d("2023-04-27"));
+        r.medications[1].planned_dates = vec![d("2023-04-27")];
         let c = course(&r, "2023-04-10");
         assert_eq!(
             c.ordered_occurrence.as_ref().map(|o| o.0),

@@ -510,7 +510,7 @@ fn collect(input: &Input<'_>) -> Collected {
                 (Some(mg), None) if m.administered_mg.is_some() => {
                     // A one-off order (timing.event or count = 1, the reader sets
                     // `administered_mg`): one dose on its planned date.
-                    let day = m.planned_date.unwrap_or(iv.start);
+                    let day = m.planned_date().unwrap_or(iv.start);
                     let peq = mg * factor;
                     c.pieces.push(Piece {
                         source: m.source.clone(),
@@ -1602,7 +1602,7 @@ mod tests {
             )
             .build();
         r.medications[0].administered_mg = Some(8.0);
-        r.medications[0].planned_date = Some(d("2024-01-02"));
+        r.medications[0].planned_dates = vec![d("2024-01-02")];
         let g = gc_at(&r, "2024-02-01");
         assert!(g.unknown_dose_records.is_empty());
         assert_eq!(g.days_ge_30_last365, 1);

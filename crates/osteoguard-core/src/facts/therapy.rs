@@ -410,7 +410,7 @@ pub fn compute(input: &Input<'_>, dmab: &DenosumabCourse) -> TherapyFacts {
             let use_ = AgentUse {
                 agent,
                 source: m.source.clone(),
-                date: m.planned_date.or(Some(authored)),
+                date: m.planned_date().or(Some(authored)),
             };
             if days(authored, as_of) <= t.planned_order_window_days {
                 f.planned.push(use_);

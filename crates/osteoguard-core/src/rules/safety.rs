@@ -497,7 +497,6 @@ mod tests {
             )
             .build();
         let order = r.medications.last_mut().expect("the order");
-        order.planned_date = Some(d("2024-03-01"));
         order.planned_dates = vec![d("2024-03-01"), d("2024-06-10")];
         let out = testing::run(&r, d("2024-05-20"), |ctx| {
             assert!(denosumab_occurrence_soon(ctx).is_some());
