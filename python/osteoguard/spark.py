@@ -405,6 +405,21 @@ def _concat(target: str, header: str, parts: List[str]):
                 shutil.copyfileobj(src, dst, 1 << 20)
 
 
+def _empty_parquet(df, path: str):
+    """``path``: a Parquet directory of no rows with ``df``'s columns, written on the driver
+    (no Spark job), as Spark writes one: a part file holding the schema, and ``_SUCCESS``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = pa.schema([f.with_nullable(True) for f in to_arrow_schema(df.schema)])
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    pq.write_table(schema.empty_table(), os.path.join(path, "part-00000.snappy.parquet"),
+                   compression="snappy")
+    open(os.path.join(path, "_SUCCESS"), "wb").close()
+
+
 def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = False,
                   apart_rows: bool = True):
     """Writes worklist.parquet/ (sorted) and resolved.parquet/ (the previous findings listed
@@ -428,8 +443,19 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
     apart_order = [F.col("_apart").desc(), F.col("patient_id"), F.col("finding_code")]
     stamp = F.lit(as_of).alias(AS_OF_COLUMN)
     unsorted = ((listed, "worklist.csv", order), (apart, "resolved.csv", apart_order))
-    listed = listed.orderBy(*order).select(*cols, stamp)
-    apart = apart.orderBy(*apart_order).select(*cols, stamp)
+    sc = rows.sparkSession.sparkContext
+    if sc.master.startswith("local"):
+        # One sorted output partition per task slot (orderBy: spark.sql.shuffle.partitions,
+        # which AQE may coalesce); with one slot no sampling job (a range of one partition).
+        slots = sc.defaultParallelism
+
+        def by(df, keys):
+            return df.repartitionByRange(slots, *keys).sortWithinPartitions(*keys)
+    else:
+        def by(df, keys):
+            return df.orderBy(*keys)
+    listed = by(listed, order).select(*cols, stamp)
+    apart = by(apart, apart_order).select(*cols, stamp)
     # The CSV files of a local output are written from the same sorted partitions as the
     # Parquet (kept: no second sort), one part per partition in parallel, then joined in
     # partition order (a file copy); issue 21, fifth round (BENCHMARKS.md "Spark").
@@ -439,7 +465,10 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
         if apart_rows:
             apart = apart.persist(keep)
     listed.write.mode("overwrite").parquet(os.path.join(out_dir, "worklist.parquet"))
-    apart.write.mode("overwrite").parquet(os.path.join(out_dir, "resolved.parquet"))
+    if apart_rows or _is_uri(out_dir):
+        apart.write.mode("overwrite").parquet(os.path.join(out_dir, "resolved.parquet"))
+    else:  # no previous run: no rows apart, and no Spark job to write none
+        _empty_parquet(apart, os.path.join(_local(out_dir), "resolved.parquet"))
     if local_csv:
         header = ",".join(cols) + "\n"
         main = _csv_parts(listed.select(*cols), out_dir, "worklist.csv")
