@@ -456,14 +456,11 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
             return df.orderBy(*keys)
     listed = by(listed, order).select(*cols, stamp)
     apart = by(apart, apart_order).select(*cols, stamp)
-    # The CSV files of a local output are written from the same sorted partitions as the
-    # Parquet (kept: no second sort), one part per partition in parallel, then joined in
-    # partition order (a file copy); issue 21, fifth round (BENCHMARKS.md "Spark").
+    # The CSV files of a local output: the same sort of the kept rows written as one part per
+    # partition in parallel, then joined in partition order (a file copy). Not kept between the
+    # two writes: building the cache of the sorted rows cost more than sorting them again
+    # (issue 21, fifth round, BENCHMARKS.md "Spark").
     local_csv = single_csv and not _is_uri(out_dir)
-    if local_csv:
-        listed = listed.persist(keep)
-        if apart_rows:
-            apart = apart.persist(keep)
     listed.write.mode("overwrite").parquet(os.path.join(out_dir, "worklist.parquet"))
     if apart_rows or _is_uri(out_dir):
         apart.write.mode("overwrite").parquet(os.path.join(out_dir, "resolved.parquet"))
@@ -479,8 +476,6 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
         _concat(os.path.join(local, "resolved.csv"), header, extra)
         for name in ("worklist.csv", "resolved.csv"):
             shutil.rmtree(os.path.join(local, name + ".parts"), ignore_errors=True)
-        listed.unpersist()
-        apart.unpersist()
     elif single_csv:  # a URI: one sorted part file each, under OUT/name.parts/
         for df, name, by in unsorted:
             _write_csv(df.repartition(1).sortWithinPartitions(*by).select(*cols),
