@@ -9,7 +9,8 @@ completion), tasks, the sum of the tasks' run time (``Executor Run Time``: the t
 time, which includes waiting for the Python worker) and of their JVM CPU time (``Executor CPU
 Time``: the task thread only, not the Python worker), GC, input bytes, shuffle read / write, the
 largest task's share of the stage's input (skew), and the SQL metrics of the Python operators
-(data sent to / returned from the Python workers).
+(data sent to / returned from the Python workers); then one line per job (start, wall time, the
+driver's gap before it, the stages it ran), and the sum of the gaps between jobs.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def stages(path):
         elif kind == "SparkListenerTaskEnd":
             tasks[e["Stage ID"]].append(e)
         elif kind == "SparkListenerJobStart":
-            jobs[e["Job ID"]] = {"start": e["Submission Time"], "stages": e["Stage IDs"]}
+            infos = e.get("Stage Infos") or []
+            jobs[e["Job ID"]] = {"start": e["Submission Time"], "stages": e["Stage IDs"],
+                                 "name": infos[-1].get("Stage Name", "") if infos else ""}
         elif kind == "SparkListenerJobEnd":
             jobs.setdefault(e["Job ID"], {})["end"] = e["Completion Time"]
         elif kind == "SparkListenerApplicationStart":
@@ -120,7 +123,31 @@ def stages(path):
     ends = [j["end"] for j in jobs.values() if "end" in j]
     if starts and ends:
         span = round((max(ends) - min(starts)) / 1000, 2)
-    return out, span
+    return out, span, job_rows(jobs, st)
+
+
+def job_rows(jobs, st):
+    """One row per Spark job in submission order: its start (from the first job's), wall time,
+    the driver's gap before it (since the previous job ended: planning, commits, Python), the
+    stages it ran (not those skipped: their shuffle output was reused) and its call site."""
+    rows, first, prev_end = [], None, None
+    for jid in sorted(jobs, key=lambda j: jobs[j].get("start", 0)):
+        j = jobs[jid]
+        if "start" not in j or "end" not in j:
+            continue
+        first = j["start"] if first is None else first
+        ran = [s for s in j.get("stages", []) if s in st and st[s].get("Submission Time")]
+        rows.append({
+            "job": jid,
+            "startS": round((j["start"] - first) / 1000, 2),
+            "wallS": round((j["end"] - j["start"]) / 1000, 2),
+            "gapBeforeS": None if prev_end is None else round((j["start"] - prev_end) / 1000, 2),
+            "stagesRun": ran,
+            "tasks": sum(st[s].get("Number of Tasks", 0) for s in ran),
+            "name": j.get("name", "")[:50],
+        })
+        prev_end = j["end"] if prev_end is None else max(prev_end, j["end"])
+    return rows
 
 
 def main(argv=None) -> int:
@@ -128,9 +155,9 @@ def main(argv=None) -> int:
     p.add_argument("path")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    rows, span = stages(a.path)
+    rows, span, jobs = stages(a.path)
     if a.json:
-        print(json.dumps({"stages": rows, "jobsSpanS": span}, indent=2))
+        print(json.dumps({"stages": rows, "jobs": jobs, "jobsSpanS": span}, indent=2))
         return 0
     cols = ["stage", "name", "wallS", "tasks", "runS", "maxTaskS", "jvmCpuS", "gcS", "inputMB",
             "maxTaskInputShare", "shuffleReadMB", "shuffleWriteMB", "toPythonMB", "fromPythonMB"]
@@ -139,6 +166,13 @@ def main(argv=None) -> int:
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
     print(f"\nfirst job submitted → last job ended: {span} s")
+    jcols = ["job", "startS", "wallS", "gapBeforeS", "stagesRun", "tasks", "name"]
+    print("\n| " + " | ".join(jcols) + " |")
+    print("|" + "---|" * len(jcols))
+    for r in jobs:
+        print("| " + " | ".join(str(r[c]) for c in jcols) + " |")
+    gaps = [r["gapBeforeS"] for r in jobs if r["gapBeforeS"]]
+    print(f"\n{len(jobs)} jobs; the driver's gaps between them: {round(sum(gaps), 2)} s")
     return 0
 
 

@@ -367,33 +367,57 @@ def worklist(spark, export_dir: str, as_of: str, config: Optional[str] = None,
     return rows, order
 
 
-def _single_csv(df, out_dir: str, name: str, cols) -> Optional[str]:
-    """Writes ``df`` (sorted within its one partition) as ``OUT/name`` (a local path) or the
-    directory ``OUT/name.parts/`` (a URI); returns the local file's path."""
+#: Spark's CSV writer set to write screen's worklist.csv format (minimal quoting, ``""`` inside
+#: a quoted field, nothing for null, ``\n`` line ends).
+CSV_OPTIONS = {
+    "quote": '"',
+    "escape": '"',
+    "emptyValue": "",
+    "nullValue": "",
+    "ignoreLeadingWhiteSpace": False,
+    "ignoreTrailingWhiteSpace": False,
+    "lineSep": "\n",
+}
+
+
+def _write_csv(df, path: str, header: bool):
+    w = df.write.mode("overwrite").option("header", header)
+    for k, v in CSV_OPTIONS.items():
+        w = w.option(k, v)
+    w.csv(path)
+
+
+def _csv_parts(df, out_dir: str, name: str) -> List[str]:
+    """Writes ``df`` — ordered across its partitions, as a sort's range partitions are — as
+    headerless CSV part files under ``OUT/name.parts/``, one per partition, in parallel; returns
+    them in partition order (a part file is named ``part-<partition>-<job>-c<n>.csv``)."""
     parts_dir = os.path.join(out_dir, name + ".parts")
-    (
-        df.write.mode("overwrite")
-        .option("header", True)
-        .option("quote", '"')
-        .option("escape", '"')
-        .option("emptyValue", "")
-        .option("nullValue", "")
-        .option("ignoreLeadingWhiteSpace", False)
-        .option("ignoreTrailingWhiteSpace", False)
-        .option("lineSep", "\n")
-        .csv(parts_dir)
-    )
-    if _is_uri(out_dir):
-        return None
-    parts = sorted(glob.glob(os.path.join(_local(parts_dir), "part-*.csv")))
-    target = os.path.join(_local(out_dir), name)
-    if parts:
-        shutil.move(parts[0], target)
-    else:  # no rows: header only, as screen writes it
-        with open(target, "w", encoding="utf-8") as f:
-            f.write(",".join(cols) + "\n")
-    shutil.rmtree(_local(parts_dir), ignore_errors=True)
-    return target
+    _write_csv(df, parts_dir, header=False)
+    return sorted(glob.glob(os.path.join(_local(parts_dir), "part-*.csv")))
+
+
+def _concat(target: str, header: str, parts: List[str]):
+    """``target``: the header line, then the part files' bytes in the order given."""
+    with open(target, "wb") as dst:
+        dst.write(header.encode("utf-8"))
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _empty_parquet(df, path: str):
+    """``path``: a Parquet directory of no rows with ``df``'s columns, written on the driver
+    (no Spark job), as Spark writes one: a part file holding the schema, and ``_SUCCESS``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = pa.schema([f.with_nullable(True) for f in to_arrow_schema(df.schema)])
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    pq.write_table(schema.empty_table(), os.path.join(path, "part-00000.snappy.parquet"),
+                   compression="snappy")
+    open(os.path.join(path, "_SUCCESS"), "wb").close()
 
 
 def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = False,
@@ -407,9 +431,10 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
     import osteoguard
 
     cols = list(osteoguard.WORKLIST_COLUMNS)
-    # The rows are small (worklist rows, not lines): kept for the second output and the CSV, so
-    # that nothing upstream runs twice.
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    keep = StorageLevel.MEMORY_AND_DISK
+    # The rows are small (worklist rows, not lines): kept, so that the sort's sampling job and
+    # its shuffle (and the rows listed apart) do not run the evaluation twice.
+    rows = rows.persist(keep)
     listed = rows.where(F.col("_apart") == APART_LISTED)
     apart = rows.where(F.col("_apart") != APART_LISTED)
     if not apart_rows:  # no previous run: nothing is listed apart (an empty plan, no job)
@@ -417,21 +442,44 @@ def write_outputs(rows, order, out_dir: str, as_of: str, single_csv: bool = Fals
     # As screen's worklist.csv lists them: the patients no longer in the export, then resolved.
     apart_order = [F.col("_apart").desc(), F.col("patient_id"), F.col("finding_code")]
     stamp = F.lit(as_of).alias(AS_OF_COLUMN)
-    listed.orderBy(*order).select(*cols, stamp).write.mode("overwrite").parquet(
-        os.path.join(out_dir, "worklist.parquet"))
-    apart.orderBy(*apart_order).select(*cols, stamp).write.mode("overwrite").parquet(
-        os.path.join(out_dir, "resolved.parquet"))
-    if single_csv:
-        main = _single_csv(
-            listed.repartition(1).sortWithinPartitions(*order).select(*cols),
-            out_dir, "worklist.csv", cols)
-        extra = _single_csv(
-            apart.repartition(1).sortWithinPartitions(*apart_order).select(*cols),
-            out_dir, "resolved.csv", cols)
-        if main and extra:  # screen lists them after the worklist rows, in the same file
-            with open(extra, encoding="utf-8") as src, open(main, "a", encoding="utf-8") as dst:
-                src.readline()
-                shutil.copyfileobj(src, dst)
+    unsorted = ((listed, "worklist.csv", order), (apart, "resolved.csv", apart_order))
+    sc = rows.sparkSession.sparkContext
+    if sc.master.startswith("local"):
+        # One sorted output partition per task slot (orderBy: spark.sql.shuffle.partitions,
+        # which AQE may coalesce); with one slot no sampling job (a range of one partition).
+        slots = sc.defaultParallelism
+
+        def by(df, keys):
+            return df.repartitionByRange(slots, *keys).sortWithinPartitions(*keys)
+    else:
+        def by(df, keys):
+            return df.orderBy(*keys)
+    listed = by(listed, order).select(*cols, stamp)
+    apart = by(apart, apart_order).select(*cols, stamp)
+    # The CSV files of a local output: the same sort of the kept rows written as one part per
+    # partition in parallel, then joined in partition order (a file copy). Not kept between the
+    # two writes: building the cache of the sorted rows cost more than sorting them again
+    # (issue 21, fifth round, BENCHMARKS.md "Spark").
+    local_csv = single_csv and not _is_uri(out_dir)
+    listed.write.mode("overwrite").parquet(os.path.join(out_dir, "worklist.parquet"))
+    if apart_rows or _is_uri(out_dir):
+        apart.write.mode("overwrite").parquet(os.path.join(out_dir, "resolved.parquet"))
+    else:  # no previous run: no rows apart, and no Spark job to write none
+        _empty_parquet(apart, os.path.join(_local(out_dir), "resolved.parquet"))
+    if local_csv:
+        header = ",".join(cols) + "\n"
+        main = _csv_parts(listed.select(*cols), out_dir, "worklist.csv")
+        extra = _csv_parts(apart.select(*cols), out_dir, "resolved.csv") if apart_rows else []
+        local = _local(out_dir)
+        # screen lists the rows apart after the worklist rows, in the same file
+        _concat(os.path.join(local, "worklist.csv"), header, main + extra)
+        _concat(os.path.join(local, "resolved.csv"), header, extra)
+        for name in ("worklist.csv", "resolved.csv"):
+            shutil.rmtree(os.path.join(local, name + ".parts"), ignore_errors=True)
+    elif single_csv:  # a URI: one sorted part file each, under OUT/name.parts/
+        for df, name, by in unsorted:
+            _write_csv(df.repartition(1).sortWithinPartitions(*by).select(*cols),
+                       os.path.join(out_dir, name + ".parts"), header=True)
     rows.unpersist()
 
 

@@ -86,6 +86,40 @@ def test_spark_equals_screen_on_synthetic_export(spark, osteoguard_exe, syntheti
     summary, rows = check_same(spark, osteoguard_exe, synthetic_export, as_of, tmp_path)
     assert summary["lines"]["shared"] > 0  # Medication resources joined by reference
     assert len({r[0] for r in rows}) > 50
+    # Without --previous, resolved.parquet (written on the driver) has no rows and the
+    # worklist's columns, for pyarrow and for Spark (what the next run's --previous reads).
+    import pyarrow.parquet as pq
+
+    apart = pq.read_table(tmp_path / "spark" / "resolved.parquet")
+    assert apart.num_rows == 0
+    assert apart.column_names == list(WORKLIST_COLUMNS) + [AS_OF_COLUMN]
+    types = [(f.name, f.dataType) for f in
+             spark.read.parquet(str(tmp_path / "spark" / "resolved.parquet")).schema]
+    assert types == [(f.name, f.dataType) for f in
+                     spark.read.parquet(str(tmp_path / "spark" / "worklist.parquet")).schema]
+    assert (tmp_path / "spark" / "resolved.csv").read_text(encoding="utf-8") == \
+        ",".join(WORKLIST_COLUMNS) + "\n"
+
+
+def test_cli_in_one_slot_equals_screen(osteoguard_exe, synthetic_export, tmp_path):
+    """`python -m osteoguard.spark --master local[1] --single-csv`: with one task slot the
+    worklist is sorted in one range partition (no sampling job); screen's worklist.csv byte
+    for byte, and the Parquet in the same order."""
+    import sys
+
+    import pyarrow.parquet as pq
+
+    as_of = json.loads((synthetic_export / "synth-manifest.json").read_text())["asOf"]
+    _, rows_s = screen_worklist(osteoguard_exe, synthetic_export, as_of, tmp_path / "screen")
+    out = tmp_path / "spark"
+    subprocess.run([sys.executable, "-m", "osteoguard.spark", str(synthetic_export), "--as-of",
+                    as_of, "--out", str(out), "--master", "local[1]", "--single-csv"],
+                   check=True, capture_output=True)
+    assert (out / "worklist.csv").read_text(encoding="utf-8") == \
+        (tmp_path / "screen" / "worklist.csv").read_text(encoding="utf-8")
+    table = pq.read_table(out / "worklist.parquet")
+    assert table.column("patient_id").to_pylist() == [r[0] for r in rows_s]
+    assert json.loads((out / "summary.json").read_text())["rows"] == len(rows_s)
 
 
 def test_spark_equals_screen_when_map_tasks_read_many_ranges(
