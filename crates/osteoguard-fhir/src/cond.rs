@@ -312,6 +312,7 @@ pub(crate) fn map_procedure(res: &Value, reference: &str, issues: &mut Issues) -
             display: cc_text(code).unwrap_or_default(),
             levels: lv,
             performed,
+            visible: None,
         }),
     }
 }
