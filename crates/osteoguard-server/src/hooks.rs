@@ -27,7 +27,7 @@ use osteoguard_core::{
 use osteoguard_fhir::json::{self, Arena, Map, Value};
 
 use crate::cards::{self, CardContext};
-use crate::discovery::{fill, Hook, PREFETCH};
+use crate::discovery::{fill, Hook, OPTIONAL_PREFETCH, PREFETCH};
 use crate::fetch::{is_absent, next_link, resources_of, FhirClient};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -381,6 +381,8 @@ pub fn prefetched<'a>(p: &Parsed<'a>) -> Result<Gathered<'a>, HookError> {
     let missing: Vec<(&'static str, String)> = PREFETCH
         .iter()
         .filter(|(k, _)| !matches!(p.prefetch.get(k), Some(v) if !is_absent(v)))
+        // Without a server to fetch from, an optional template's data is done without.
+        .filter(|(k, _)| p.fhir_server.is_some() || !OPTIONAL_PREFETCH.contains(k))
         .map(|(k, t)| (*k, fill(t, p.patient_id)))
         .collect();
     if missing.is_empty() && follow.is_empty() {
