@@ -524,7 +524,7 @@ pub fn spine_imaging(system: &str, code: &str) -> Option<ProcedureKind> {
 /// LOINC display names (Microsoft Azure AI Health Insights, "Radiology Insights inference
 /// information (rad procedure)", Appendix A); 24967-2, 24968-0 and 24969-8 also against two
 /// further public LOINC listings (a French LOINC value set, a LOINC-mapped radiology catalogue).
-/// Not checked against loinc.org itself (UNVERIFIED there; docs/terminology-verification.md).
+/// Not checked against loinc.org itself (UNVERIFIED there; docs/spine-imaging.md "Codes").
 /// Intrathecal-contrast (myelography) and guidance codes are left out: not a study of the
 /// vertebrae.
 pub fn spine_imaging_loinc(code: &str) -> Option<ProcedureKind> {

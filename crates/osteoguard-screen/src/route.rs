@@ -643,6 +643,14 @@ mod tests {
             r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"38\u0032\u0036\u0037-1"}]},"subject":{"reference":"Patient/p1"}}"#,
             r#"{"resourceType":"Condition","code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003"}]},"subject":{"reference":"Patient/p1"}}"#,
             r#"  {"resourceType" : "Encounter"}"#,
+            // DiagnosticReport (knowledge.md §7.2): a lipid panel is ignored; a spine MRI by CPT
+            // or LOINC, an uncoded report and one of an unlisted system are kept.
+            r#"{"resourceType":"DiagnosticReport","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"LAB"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"57698-3"}]},"subject":{"reference":"Patient/p1"},"presentedForm":[{"contentType":"text/plain","data":"TGlwaWQ="}]}"#,
+            r#"{"resourceType":"DiagnosticReport","status":"final","code":{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"72148"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"DiagnosticReport","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"24968-0"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"DiagnosticReport","status":"final","code":{"text":"MRI L-spine"},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"DiagnosticReport","status":"final","code":{"coding":[{"system":"http://radiology.local/codes","code":"MRLS"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"ImagingStudy","status":"available","procedureCode":[{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"72148"}]}],"subject":{"reference":"Patient/p1"}}"#,
         ];
         for l in lines {
             let full = d(l);
@@ -663,6 +671,12 @@ mod tests {
         assert_eq!(fast_ignored(lines[7].as_bytes()), Some("Procedure"));
         assert_eq!(fast_ignored(lines[2].as_bytes()), None);
         assert_eq!(fast_ignored(lines[10].as_bytes()), None);
+        assert_eq!(fast_ignored(lines[13].as_bytes()), Some("DiagnosticReport"));
+        for kept in &lines[14..] {
+            assert_eq!(fast_ignored(kept.as_bytes()), None, "{kept}");
+            assert_eq!(d(kept), Decision::Patient("p1".into()), "{kept}");
+        }
+        assert_eq!(d(lines[13]), Decision::Ignored);
     }
 
     /// A line the bytes alone would drop is still checked as JSON (docs/screen.md, "What pass 1
