@@ -648,8 +648,8 @@ fn build(c: input::Collector) -> ReadOutput {
             }
             "ImagingStudy" => {
                 let o = imaging::map_imaging_study(v, &reference, &mut issues);
-                let item =
-                    (o.item.is_some() || o.spine.is_some()).then(|| Item::Imaging(o.item, o.spine));
+                let item = (o.item.is_some() || o.spine.is_some())
+                    .then_some(Item::Imaging(o.item, o.spine));
                 (o.disposition, item)
             }
             "DiagnosticReport" => {
