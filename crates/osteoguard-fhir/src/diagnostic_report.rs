@@ -85,24 +85,7 @@ pub(crate) fn map_diagnostic_report(
             ProcedureStatus::Other
         }
     };
-    let performed = if res.get("effectiveDateTime").is_some() {
-        dates::datetime(
-            res,
-            "effectiveDateTime",
-            "effectiveDateTime",
-            Pick::First,
-            issues,
-        )
-    } else if let Some(p) = res.get("effectivePeriod") {
-        if p.get("end").is_some() {
-            dates::datetime(p, "end", "effectivePeriod.end", Pick::Last, issues)
-        } else {
-            issues.add("effectivePeriod.end", "missing: the start is used");
-            dates::datetime(p, "start", "effectivePeriod.start", Pick::First, issues)
-        }
-    } else {
-        None
-    };
+    let performed = dates::point_or_period_end(res, "effective", issues);
     if performed.is_none() && status == ProcedureStatus::Completed {
         issues.add(
             "effective[x]",
