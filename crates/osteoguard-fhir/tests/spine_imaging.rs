@@ -83,6 +83,39 @@ fn issues_on(b: &Value, reference: &str) -> Vec<String> {
         .collect()
 }
 
+/// The case with its imaging resource's `status` set (or removed): whether the imaging counts
+/// (the finding does not fire) and the status issue noted on `reference`, if any.
+fn check_status(
+    name: &str,
+    reference: &str,
+    status: Option<&str>,
+    counts: bool,
+    note: Option<&str>,
+) {
+    let mut b = case(name);
+    match status {
+        Some(s) => imaging(&mut b)["status"] = json!(s),
+        None => {
+            if let Some(o) = imaging(&mut b).as_object_mut() {
+                o.remove("status");
+            }
+        }
+    }
+    assert_eq!(
+        fires(&b, "2024-03-05"),
+        !counts,
+        "{name}: status {status:?}"
+    );
+    let issues = issues_on(&b, reference);
+    match note {
+        Some(n) => assert!(
+            issues.iter().any(|i| i.starts_with(n)),
+            "{name}: status {status:?}: {issues:?}"
+        ),
+        None => assert!(issues.is_empty(), "{name}: status {status:?}: {issues:?}"),
+    }
+}
+
 #[test]
 fn the_two_reproducers_no_longer_recommend_imaging_already_done() {
     for name in [STUDY_CASE, REPORT_CASE] {
@@ -138,24 +171,7 @@ fn imaging_study_status_only_available_counts() {
         ),
         (None, false, Some("status: missing")),
     ] {
-        let mut b = case(STUDY_CASE);
-        match status {
-            Some(s) => imaging(&mut b)["status"] = json!(s),
-            None => {
-                if let Some(o) = imaging(&mut b).as_object_mut() {
-                    o.remove("status");
-                }
-            }
-        }
-        assert_eq!(fires(&b, "2024-03-05"), !counts, "status {status:?}");
-        let issues = issues_on(&b, reference);
-        match note {
-            Some(n) => assert!(
-                issues.iter().any(|i| i.starts_with(n)),
-                "status {status:?}: {issues:?}"
-            ),
-            None => assert!(issues.is_empty(), "status {status:?}: {issues:?}"),
-        }
+        check_status(STUDY_CASE, reference, status, counts, note);
     }
 }
 
@@ -260,24 +276,7 @@ fn diagnostic_report_status_only_a_done_report_counts() {
         ),
         (None, false, Some("status: missing")),
     ] {
-        let mut b = case(REPORT_CASE);
-        match status {
-            Some(s) => imaging(&mut b)["status"] = json!(s),
-            None => {
-                if let Some(o) = imaging(&mut b).as_object_mut() {
-                    o.remove("status");
-                }
-            }
-        }
-        assert_eq!(fires(&b, "2024-03-05"), !counts, "status {status:?}");
-        let issues = issues_on(&b, reference);
-        match note {
-            Some(n) => assert!(
-                issues.iter().any(|i| i.starts_with(n)),
-                "status {status:?}: {issues:?}"
-            ),
-            None => assert!(issues.is_empty(), "status {status:?}: {issues:?}"),
-        }
+        check_status(REPORT_CASE, reference, status, counts, note);
     }
 }
 
