@@ -434,10 +434,13 @@ pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Vec<Byte
         let (c, s, t) = (client.clone(), plan.server.clone(), plan.token.clone());
         let pid = plan.patient_id.clone();
         set.spawn(async move {
-            let got = c
-                .query(&s, t.as_deref(), &query)
-                .await
-                .map_err(|e| HookError::Precondition(format!("fetching {key}: {e}")))?;
+            let got = match c.query(&s, t.as_deref(), &query).await {
+                Ok(got) => got,
+                // An optional template the server does not answer (e.g. a token without that
+                // type's scope) is done without, as when a request without fhirServer omits it.
+                Err(_) if OPTIONAL_PREFETCH.contains(&key) => return Ok(Vec::new()),
+                Err(e) => return Err(HookError::Precondition(format!("fetching {key}: {e}"))),
+            };
             check_pages(&format!("`{key}` fetched from fhirServer"), &got, &pid)?;
             Ok(got)
         });

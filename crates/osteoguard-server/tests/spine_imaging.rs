@@ -112,3 +112,31 @@ async fn missing_imaging_templates_are_fetched_from_the_fhir_server() {
     assert!(!imaging_card(&v), "{v:#}");
     h.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_fhir_server_failing_the_imaging_templates_still_gets_an_answer() {
+    // Every required template prefetched; the server fails every query (HTTP 500), so only the
+    // two optional imaging templates are asked and both fail: the answer stands without them.
+    let resources = case_resources("spine-imaging-as-diagnosticreport.json");
+    let fhir = start_fhir(resources.clone(), 50).await;
+    let h = start().await;
+    let mut req = patient_view(PID, AS_OF, prefetch_without_imaging(&resources));
+    req["fhirServer"] = json!(fhir.url("fail"));
+    req["fhirAuthorization"] = json!({"access_token": FHIR_TOKEN, "token_type": "Bearer",
+        "expires_in": 300, "scope": "user/*.read", "subject": "osteoguard"});
+    let (s, v) = h.call(PV, &req).await;
+    assert_eq!(s, 200, "{v}");
+    check_response(&v).unwrap();
+    let reqs = fhir.requests();
+    for ty in ["DiagnosticReport", "ImagingStudy"] {
+        assert!(reqs.iter().any(|r| r == &format!("fail/{ty}")), "{reqs:?}");
+    }
+    // Without the report the rise is unimaged: the card stays.
+    assert!(imaging_card(&v), "{v:#}");
+    // A required template the server fails is still a 412.
+    let mut req = req.clone();
+    req["prefetch"]["conditions"] = Value::Null;
+    let (s, v) = h.call(PV, &req).await;
+    assert_eq!(s, 412, "{v}");
+    h.server.shutdown().await;
+}
