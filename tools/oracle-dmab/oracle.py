@@ -63,10 +63,18 @@ def vis_date(r):
         # not in 1.2; the day the dose left the pharmacy (else the day it was prepared)
         return disp_date(r)
     if t == "DiagnosticReport":
-        return pdate(r.get("issued")) or pdate(r.get("effectiveDateTime"))
+        # 1.2: "DiagnosticReport `issued` (else effective)"
+        return pdate(r.get("issued")) or report_date(r)
     if t == "ImagingStudy":
         return pdate(r.get("started"))
     return None
+
+
+def report_date(r):
+    """The day a DiagnosticReport's imaging was done: effective[x] (7.2); of a period its end, as for a
+    Procedure's performedPeriod (1.2), else its start."""
+    p = r.get("effectivePeriod") or {}
+    return pdate(r.get("effectiveDateTime")) or pdate(p.get("end")) or pdate(p.get("start"))
 
 
 def disp_date(r):
@@ -143,9 +151,9 @@ def level_of(r):
     return None
 
 
-# Known engine gaps outside the oradm files (docs/differential-dmab.md, session 10): when True the
-# oracle mirrors them so that the other classes stay visible; run with OG_STRICT=1 to see them.
-STRICT = os.environ.get("OG_STRICT") == "1"
+# Class R1 (session 10: spine imaging as ImagingStudy / DiagnosticReport not read by the engine) is
+# fixed (session 11); OG_STRICT, which switched the oracle's reading of them on, is gone: it always reads
+# them (7.2).
 # Class D1 (ambiguity, engine's reading kept): 5.1 and 4.3 ("Only documented doses
 # (MedicationAdministration, or a MedicationStatement/MedicationRequest dated as given)") do not list
 # MedicationDispense; OG_DISPENSE=1 reads a completed dispense as a dose tier between MA and MS.
@@ -248,24 +256,29 @@ def ovcf(visible, as_of, fx, findings):
     if pains and (as_of - pdate(pains[-1][0])).days <= 7:
         latest_pain = pains[-1][1]
 
-    # spine imaging (7.2): MRI / CT (CPT 72141/72146/72148, 72131) as Procedure, ImagingStudy or
-    # DiagnosticReport
+    # spine imaging (7.2 "DiagnosticReport / ImagingStudy / Observation for MRI, CT, X-ray spine"): MRI / CT
+    # (10.3: CPT 72141/72146/72148, 72131) as Procedure (`code`), ImagingStudy (`procedureCode`) or
+    # DiagnosticReport (`code`). Done = Procedure `completed` (1.6); ImagingStudy `available`; a report
+    # `final` / `amended` / `corrected` / `appended` (class R2: 1.6 lists no DiagnosticReport status; a
+    # preliminary or partial report is not yet imaging done). Dated by performedDateTime / `started` /
+    # effective[x] (report_date); an undated one is imaging on no day. A report is in the record from
+    # `issued` (vis_date), so one issued after as-of is not in `visible`.
     imaging = []
     for r in visible:
         t = r["resourceType"]
         codes = set()
-        if t == "Procedure" or (t == "DiagnosticReport" and STRICT):
+        if t in ("Procedure", "DiagnosticReport"):
             codes = {c.get("code") for c in (r.get("code") or {}).get("coding", [])}
-        elif t == "ImagingStudy" and STRICT:
+        elif t == "ImagingStudy":
             codes = {c.get("code") for pc in r.get("procedureCode") or [] for c in pc.get("coding", [])}
         if not codes & SPINE_IMAGING:
             continue
         ok = (t == "Procedure" and r.get("status") == "completed") or (
             t == "ImagingStudy" and r.get("status") == "available") or (
-            t == "DiagnosticReport" and r.get("status") in ("final", "amended", "corrected", "preliminary"))
+            t == "DiagnosticReport" and r.get("status") in ("final", "amended", "corrected", "appended"))
         if ok:
             d = pdate(r.get("performedDateTime")) if t == "Procedure" else pdate(r.get("started")) if \
-                t == "ImagingStudy" else pdate(r.get("effectiveDateTime")) or pdate(r.get("issued"))
+                t == "ImagingStudy" else report_date(r)
             if d:
                 imaging.append(d)
     # 7.5-5: a documented exclusion (spinal infection, coagulopathy, neurological deficit /
@@ -356,7 +369,7 @@ def ovcf(visible, as_of, fx, findings):
     # clause (a); the spec lists where it counts and imaging is not among them.
     if cand:
         findings["ovcf-refractory-pain-augmentation-candidate"] = "high"
-    # (b): a pain rise >= 3 to >= 5 within 365 d after an augmentation (no imaging is generated)
+    # (b): a pain rise >= 3 to >= 5 within 365 d after an augmentation, no spine imaging dated on/after it
     for _, t_aug in augs:
         after = [(ts, v) for ts, v in pains if t_aug < pdate(ts) <= t_aug + dt.timedelta(days=365)]
         for i, (ts, v) in enumerate(after):

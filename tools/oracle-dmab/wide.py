@@ -134,13 +134,36 @@ def widen(g, rng, as_of, d_last, ndoses, tier):
                 g.add({"resourceType": "Procedure", "status": rng.choice(["completed"] * 4 + ["not-done"]),
                        "code": cc, "performedDateTime": d2s(when) + t})
             elif kind == "ImagingStudy":
-                g.add({"resourceType": "ImagingStudy", "status": rng.choice(["available"] * 4 + ["cancelled"]),
-                       "started": d2s(when) + t, "procedureCode": [cc],
-                       "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM",
-                                     "code": "CT" if code == "72131" else "MR"}]})
+                # session 11: every ImagingStudy status (7.2, conservative: only `available` is done),
+                # and a study without its `started` date
+                r = {"resourceType": "ImagingStudy", "procedureCode": [cc],
+                     "status": rng.choice(["available"] * 6 + ["registered", "cancelled", "entered-in-error",
+                                                               "unknown", None]),
+                     "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM",
+                                   "code": "CT" if code == "72131" else "MR"}]}
+                if rng.random() < 0.9:
+                    r["started"] = d2s(when) + t
+                g.add({k: v for k, v in r.items() if v is not None})
             else:
-                g.add({"resourceType": "DiagnosticReport", "status": rng.choice(["final"] * 4 + ["cancelled"]),
-                       "code": cc, "effectiveDateTime": d2s(when) + t, "issued": d2s(when) + "T18:00:00Z"})
+                # session 11: every DiagnosticReport status; the imaging date as effectiveDateTime,
+                # effectivePeriod (with or without its end) or absent; `issued` on the day, days later
+                # (possibly after as-of: the report is then not in the record, 1.2) or absent
+                r = {"resourceType": "DiagnosticReport", "code": cc,
+                     "status": rng.choice(["final"] * 6 + ["amended", "corrected", "appended", "preliminary",
+                                                           "partial", "registered", "cancelled",
+                                                           "entered-in-error", "unknown", None])}
+                eff = rng.choice(["dt"] * 6 + ["period", "open-period", "none"])
+                if eff == "dt":
+                    r["effectiveDateTime"] = d2s(when) + t
+                elif eff == "period":
+                    r["effectivePeriod"] = {"start": d2s(when - dt.timedelta(days=rng.choice([0, 1]))) + "T08:00:00Z",
+                                            "end": d2s(when) + t}
+                elif eff == "open-period":
+                    r["effectivePeriod"] = {"start": d2s(when) + t}
+                late = rng.choice([0, 0, 0, 1, 3, None])
+                if late is not None:
+                    r["issued"] = d2s(when + dt.timedelta(days=late)) + "T18:00:00Z"
+                g.add({k: v for k, v in r.items() if v is not None})
 
     # ---- G. augmentation exclusions (7.5-5) ----
     if rng.random() < 0.12:

@@ -227,7 +227,7 @@ pub fn visible_at(record: &PatientRecord, as_of: NaiveDate) -> PatientRecord {
         procedures: record
             .procedures
             .iter()
-            .filter(|p| seen(p.date(), as_of))
+            .filter(|p| seen(p.visible_date(), as_of))
             .cloned()
             .collect(),
         dispenses: record
@@ -254,7 +254,7 @@ pub fn hide_after(record: &mut PatientRecord, as_of: NaiveDate) {
     record.medications.retain(|m| seen(m.visible, as_of));
     record.observations.retain(|o| seen(o.visible, as_of));
     record.conditions.retain(|c| seen(c.visible, as_of));
-    record.procedures.retain(|p| seen(p.date(), as_of));
+    record.procedures.retain(|p| seen(p.visible_date(), as_of));
     record.dispenses.retain(|d| seen(d.date(), as_of));
     record.imaging_studies.retain(|i| seen(i.date(), as_of));
 }
@@ -267,7 +267,10 @@ pub fn visible_view(record: &PatientRecord, as_of: NaiveDate) -> Cow<'_, Patient
     let all_seen = record.medications.iter().all(|m| seen(m.visible, as_of))
         && record.observations.iter().all(|o| seen(o.visible, as_of))
         && record.conditions.iter().all(|c| seen(c.visible, as_of))
-        && record.procedures.iter().all(|p| seen(p.date(), as_of))
+        && record
+            .procedures
+            .iter()
+            .all(|p| seen(p.visible_date(), as_of))
         && record.dispenses.iter().all(|d| seen(d.date(), as_of))
         && record.imaging_studies.iter().all(|i| seen(i.date(), as_of));
     if all_seen && record.is_canonical() {

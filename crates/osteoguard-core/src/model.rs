@@ -805,13 +805,21 @@ pub struct Procedure {
     pub display: String,
     /// Vertebral levels from `bodySite` (empty = not recorded).
     pub levels: Vec<VertebralLevel>,
-    /// `performed[x]` (end of a period), also the §1.2 visibility date.
+    /// `performed[x]` (end of a period), also the §1.2 visibility date unless `visible` is set.
     pub performed: Option<NaiveDateTime>,
+    /// The §1.2 visibility date when it is not `performed`: the `issued` day of a spine-imaging
+    /// DiagnosticReport read as this procedure (`None`: `performed` decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible: Option<NaiveDate>,
 }
 
 impl Procedure {
     pub fn date(&self) -> Option<NaiveDate> {
         self.performed.map(|t| t.date())
+    }
+    /// The §1.2 visibility date: `visible`, else the performed day.
+    pub fn visible_date(&self) -> Option<NaiveDate> {
+        self.visible.or_else(|| self.date())
     }
 }
 

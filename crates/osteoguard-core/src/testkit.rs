@@ -289,6 +289,7 @@ impl RecordBuilder {
             display: format!("{kind:?}"),
             levels: levels.to_vec(),
             performed: Some(at_noon(d(date))),
+            visible: None,
         });
         self
     }

@@ -269,29 +269,14 @@ pub(crate) fn map_procedure(res: &Value, reference: &str, issues: &mut Issues) -
             ProcedureStatus::Other
         }
     };
-    let performed = if res.get("performedDateTime").is_some() {
-        dates::datetime(
-            res,
-            "performedDateTime",
-            "performedDateTime",
-            Pick::First,
-            issues,
-        )
-    } else if let Some(p) = res.get("performedPeriod") {
-        if p.get("end").is_some() {
-            dates::datetime(p, "end", "performedPeriod.end", Pick::Last, issues)
-        } else {
-            issues.add("performedPeriod.end", "missing: the start is used");
-            dates::datetime(p, "start", "performedPeriod.start", Pick::First, issues)
-        }
-    } else {
+    let performed = dates::point_or_period_end(res, "performed", issues);
+    if res.get("performedDateTime").is_none() && res.get("performedPeriod").is_none() {
         for k in ["performedString", "performedAge", "performedRange"] {
             if res.get(k).is_some() {
                 issues.add(k, "performed not given as a date: ignored");
             }
         }
-        None
-    };
+    }
     if performed.is_none() && status == ProcedureStatus::Completed {
         issues.add("performed[x]", "no performed date");
     }
@@ -312,6 +297,7 @@ pub(crate) fn map_procedure(res: &Value, reference: &str, issues: &mut Issues) -
             display: cc_text(code).unwrap_or_default(),
             levels: lv,
             performed,
+            visible: None,
         }),
     }
 }

@@ -228,6 +228,31 @@ pub(crate) fn datetime(
     Some(d.and_time(dt.time.unwrap_or(NaiveTime::MIN)))
 }
 
+/// The point of a `<prefix>[x]` choice that is a dateTime or a Period (Procedure
+/// `performed[x]`, DiagnosticReport `effective[x]`): `<prefix>DateTime`; else the end of
+/// `<prefix>Period` (§1.2 "end of a period"), or its start with a note when it has no end.
+/// `None` when neither is given.
+pub(crate) fn point_or_period_end(
+    res: &Value,
+    prefix: &str,
+    issues: &mut Issues,
+) -> Option<NaiveDateTime> {
+    let at = format!("{prefix}DateTime");
+    let period = format!("{prefix}Period");
+    if res.get(&at).is_some() {
+        datetime(res, &at, &at, Pick::First, issues)
+    } else if let Some(p) = res.get(&period) {
+        if p.get("end").is_some() {
+            datetime(p, "end", &format!("{period}.end"), Pick::Last, issues)
+        } else {
+            issues.add(format!("{period}.end"), "missing: the start is used");
+            datetime(p, "start", &format!("{period}.start"), Pick::First, issues)
+        }
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,31 @@
-//! ImagingStudy → `ImagingStudy`, for DXA scans only (knowledge.md §13 KPI 4: "DXA recorded, or
-//! a DXA Procedure/ImagingStudy"). A study is a DXA when a `procedureCode` coding is one of the
-//! DXA procedure codes a `Procedure` is recognised by (§10.3: [`terminology::procedure`] →
-//! `ProcedureKind::Dxa`), or when `modality` or a `series[].modality` is the DICOM modality
-//! `BMD` (bone mineral densitometry, DICOM PS3.16 CID 29). Other studies are ignored.
+//! ImagingStudy → `ImagingStudy` for DXA scans (knowledge.md §13 KPI 4: "DXA recorded, or a DXA
+//! Procedure/ImagingStudy"), and → a spine-imaging `Procedure` for spine MRI / CT / X-ray (§7.2
+//! "Imaging: DiagnosticReport / ImagingStudy / Observation for MRI, CT, X-ray spine").
+//!
+//! A study is a DXA when a `procedureCode` coding is one of the DXA procedure codes a
+//! `Procedure` is recognised by (§10.3: [`terminology::procedure`] → `ProcedureKind::Dxa`), or
+//! when `modality` or a `series[].modality` is the DICOM modality `BMD` (bone mineral
+//! densitometry, DICOM PS3.16 CID 29). It is spine imaging when a `procedureCode` coding is a
+//! spine MRI / CT / X-ray code ([`terminology::spine_imaging`]: the CPT codes of a spine-imaging
+//! `Procedure`, and LOINC radiology codes). Other studies are ignored.
+//!
+//! Why a spine study becomes a `Procedure` (of kind `SpineMri` / `SpineCt` / `SpineXray`): that
+//! is the fact the engine already reads for "spine imaging done" (§9 `ovcf-imaging-recommended`
+//! clause (b), the timeline, the follow-up resolution), so every reader of it sees the study
+//! without a new model type. Only what says the imaging was done counts (status `available` →
+//! `completed`); any other status maps to a procedure status no rule counts, and `unknown` or a
+//! missing status adds a data-quality issue. The date is `started`, which is also the study's
+//! §1.2 visibility date; a done study without it is noted (it cannot count as imaging after a
+//! given day).
 
-use osteoguard_core::model::{ImagingStudy, ImagingStudyStatus, ProcedureKind, SourceRef};
+use osteoguard_core::model::{
+    ImagingStudy, ImagingStudyStatus, Procedure, ProcedureKind, ProcedureStatus, SourceRef,
+};
 
 use crate::dates::{self, Pick};
 use crate::json::Value;
 use crate::terminology;
-use crate::util::{arr, codings, s, Issues};
+use crate::util::{arr, cc_text, codings, s, Issues};
 use crate::Disposition;
 
 /// The DICOM code system (modalities).
@@ -19,7 +35,10 @@ const BMD: &str = "BMD";
 
 pub(crate) struct ImagingOutcome {
     pub disposition: Disposition,
+    /// The study as a DXA scan (§13 KPI 4).
     pub item: Option<ImagingStudy>,
+    /// The study as spine imaging (§7.2).
+    pub spine: Option<Procedure>,
 }
 
 fn is_bmd(coding: &Value) -> bool {
@@ -46,24 +65,45 @@ fn dxa(res: &Value) -> Option<String> {
     None
 }
 
+/// The spine-imaging kind of the study and the `procedureCode` that says so.
+fn spine<'a, 'j>(res: &'a Value<'j>) -> Option<(ProcedureKind, &'a Value<'j>)> {
+    arr(res, "procedureCode").iter().find_map(|cc| {
+        codings(cc)
+            .iter()
+            .find_map(|c| terminology::spine_imaging(c.system, c.code))
+            .map(|k| (k, cc))
+    })
+}
+
 pub(crate) fn map_imaging_study(
     res: &Value,
     reference: &str,
     issues: &mut Issues,
 ) -> ImagingOutcome {
-    let Some(display) = dxa(res) else {
+    let dxa = dxa(res);
+    let spine = spine(res);
+    if dxa.is_none() && spine.is_none() {
         return ImagingOutcome {
             disposition: Disposition::Ignored,
             item: None,
+            spine: None,
         };
-    };
+    }
     use ImagingStudyStatus::*;
     let status = match s(res, "status") {
         Some("registered") => Registered,
         Some("available") => Available,
         Some("cancelled") => Cancelled,
         Some("entered-in-error") => EnteredInError,
-        Some("unknown") => Unknown,
+        Some("unknown") => {
+            if spine.is_some() {
+                issues.add(
+                    "status",
+                    "unknown: the spine imaging study is not counted as done",
+                );
+            }
+            Unknown
+        }
         Some(other) => {
             issues.add("status", format!("unknown ImagingStudy status {other:?}"));
             Unknown
@@ -74,16 +114,40 @@ pub(crate) fn map_imaging_study(
         }
     };
     let started = dates::datetime(res, "started", "started", Pick::First, issues);
-    if started.is_none() && matches!(status, Registered | Available) {
-        issues.add("started", "missing: no date for the DXA study");
+    if started.is_none() {
+        if dxa.is_some() && matches!(status, Registered | Available) {
+            issues.add("started", "missing: no date for the DXA study");
+        }
+        if spine.is_some() && status == Available {
+            issues.add(
+                "started",
+                "missing: no date for the spine imaging study (not counted as imaging on any day)",
+            );
+        }
     }
+    let spine = spine.map(|(kind, cc)| Procedure {
+        source: SourceRef::new(reference),
+        kind,
+        status: match status {
+            Available => ProcedureStatus::Completed,
+            Registered => ProcedureStatus::InProgress,
+            Cancelled => ProcedureStatus::NotDone,
+            EnteredInError => ProcedureStatus::EnteredInError,
+            Unknown => ProcedureStatus::Other,
+        },
+        display: cc_text(cc).unwrap_or_default(),
+        levels: Vec::new(),
+        performed: started,
+        visible: None,
+    });
     ImagingOutcome {
         disposition: Disposition::Used,
-        item: Some(ImagingStudy {
+        item: dxa.map(|display| ImagingStudy {
             source: SourceRef::new(reference),
             status,
             display,
             started,
         }),
+        spine,
     }
 }

@@ -56,6 +56,7 @@ use serde::Serialize;
 
 mod cond;
 mod dates;
+mod diagnostic_report;
 mod imaging;
 mod input;
 pub mod json;
@@ -647,7 +648,13 @@ fn build(c: input::Collector) -> ReadOutput {
             }
             "ImagingStudy" => {
                 let o = imaging::map_imaging_study(v, &reference, &mut issues);
-                (o.disposition, o.item.map(Item::Imaging))
+                let item = (o.item.is_some() || o.spine.is_some())
+                    .then_some(Item::Imaging(o.item, o.spine));
+                (o.disposition, item)
+            }
+            "DiagnosticReport" => {
+                let o = diagnostic_report::map_diagnostic_report(v, &reference, &mut issues);
+                (o.disposition, o.item.map(Item::Proc))
             }
             "Observation" => {
                 let (device, device_at) = referenced_device(v, &index, &raws);
@@ -798,7 +805,11 @@ enum Item {
     Cond(osteoguard_core::model::Condition),
     Proc(osteoguard_core::model::Procedure),
     Dispense(osteoguard_core::model::MedicationDispense),
-    Imaging(osteoguard_core::model::ImagingStudy),
+    /// An ImagingStudy: as a DXA scan, as spine imaging (a procedure), or both.
+    Imaging(
+        Option<osteoguard_core::model::ImagingStudy>,
+        Option<osteoguard_core::model::Procedure>,
+    ),
 }
 
 impl Item {
@@ -809,7 +820,10 @@ impl Item {
             Item::Cond(c) => r.conditions.push(c),
             Item::Proc(p) => r.procedures.push(p),
             Item::Dispense(d) => r.dispenses.push(d),
-            Item::Imaging(i) => r.imaging_studies.push(i),
+            Item::Imaging(i, p) => {
+                r.imaging_studies.extend(i);
+                r.procedures.extend(p);
+            }
         }
     }
 }

@@ -506,6 +506,51 @@ pub fn procedure(system: &str, code: &str) -> Option<ProcedureKind> {
     }
 }
 
+/// Spine imaging (knowledge.md §7.2 "DiagnosticReport / ImagingStudy / Observation for MRI, CT,
+/// X-ray spine"): the code of a DiagnosticReport or a `procedureCode` of an ImagingStudy that
+/// says the spine was imaged, and how. CPT: the spine MRI / CT / X-ray codes a `Procedure` is
+/// recognised by ([`procedure`]). LOINC: the radiology (imaging document) codes of spine MRI,
+/// CT and radiographs in [`spine_imaging_loinc`].
+pub fn spine_imaging(system: &str, code: &str) -> Option<ProcedureKind> {
+    match system {
+        CPT | CPT_OID => procedure(system, code).filter(|k| k.is_spine_imaging()),
+        LOINC => spine_imaging_loinc(code),
+        _ => None,
+    }
+}
+
+/// LOINC radiology codes of spine MRI, CT and radiographs (cervical, thoracic, lumbar, whole
+/// spine). Checked on 2026-12-02 against a published list of LOINC radiology codes with their
+/// LOINC display names (Microsoft Azure AI Health Insights, "Radiology Insights inference
+/// information (rad procedure)", Appendix A); 24967-2, 24968-0 and 24969-8 also against two
+/// further public LOINC listings (a French LOINC value set, a LOINC-mapped radiology catalogue).
+/// Not checked against loinc.org itself (UNVERIFIED there; docs/spine-imaging.md "Codes").
+/// Intrathecal-contrast (myelography) and guidance codes are left out: not a study of the
+/// vertebrae.
+pub fn spine_imaging_loinc(code: &str) -> Option<ProcedureKind> {
+    use ProcedureKind::*;
+    Some(match code {
+        // MR Cervical spine (plain, W anesthesia, WO and W contrast IV, W contrast IV),
+        // MR Lumbar spine (WO and W contrast IV, plain, W anesthesia),
+        // MR Thoracic spine (plain, WO and W contrast IV, W contrast IV).
+        "24935-9" | "24936-7" | "24937-5" | "24938-3" | "24967-2" | "24968-0" | "24977-1"
+        | "24980-5" | "24981-3" | "24982-1" => SpineMri,
+        // CT Cervical spine (plain, W contrast IV), CT Lumbar spine (plain, W contrast IV),
+        // CT Thoracic spine (plain, W contrast IV), CT Spine W contrast IV.
+        "24932-6" | "24933-4" | "24963-1" | "24964-9" | "24978-9" | "24979-7" | "24987-0" => {
+            SpineCt
+        }
+        // XR Spine AP and Lateral; XR Thoracic and lumbar spine (scoliosis views, 2 views);
+        // XR Cervical spine (5 views, single view, 3 views, AP and lateral, lateral, swimmers,
+        // flexion/extension, views); XR Lumbar spine (lateral, AP and lateral,
+        // flexion/extension, views); XR Thoracic spine Views.
+        "24928-4" | "24929-2" | "24930-0" | "24984-7" | "24939-1" | "24940-9" | "24941-7"
+        | "24942-5" | "24943-3" | "24944-1" | "24945-8" | "24946-6" | "24969-8" | "24970-6"
+        | "24971-4" | "24972-2" | "24983-9" => SpineXray,
+        _ => return None,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routes (§2.1)
 // ---------------------------------------------------------------------------------------------

@@ -150,6 +150,17 @@ fn procedure_relevant(p: &Peek<'_>) -> bool {
         })
 }
 
+/// Could the reader use a DiagnosticReport with this code? It reads spine-imaging reports only
+/// (knowledge.md §7.2: `osteoguard_fhir::terminology::spine_imaging`, CPT and LOINC), so a
+/// report coded only in listed systems, none of the codes a spine-imaging one, is certainly
+/// ignored (the laboratory panels that are most reports of an EHR export).
+fn diagnostic_report_relevant(p: &Peek<'_>) -> bool {
+    !has_coding(p.code.as_ref())
+        || any_coding(p.code.as_ref(), &|s, c| {
+            osteoguard_fhir::terminology::spine_imaging(s, c).is_some() || !is_known_system(s)
+        })
+}
+
 /// Is any coding of `cc` one of an unlisted system (or without a system)? Such a coding could be
 /// one the reader maps under a system this filter does not know, so the line is kept.
 fn any_unknown_system(cc: Option<&CodeableConcept<'_>>, known: &dyn Fn(&str) -> bool) -> bool {
@@ -193,7 +204,8 @@ fn is_known_system(s: &str) -> bool {
 }
 
 /// Resource types the reader maps into the patient model, or reads beside it (`Device`: the
-/// manufacturer of the scanner of a DXA Observation).
+/// manufacturer of the scanner of a DXA Observation). ImagingStudy (DXA scans, spine imaging)
+/// and DiagnosticReport (spine imaging, knowledge.md §7.2) are read too.
 pub fn type_is_read(ty: &str) -> bool {
     matches!(
         ty,
@@ -201,6 +213,8 @@ pub fn type_is_read(ty: &str) -> bool {
             | "Observation"
             | "Condition"
             | "Procedure"
+            | "ImagingStudy"
+            | "DiagnosticReport"
             | "MedicationRequest"
             | "MedicationStatement"
             | "MedicationAdministration"
@@ -240,6 +254,7 @@ pub fn decide(p: &Peek<'_>) -> Decision {
         "Observation" if !observation_relevant(p) => return Decision::Ignored,
         "Procedure" if !procedure_relevant(p) => return Decision::Ignored,
         "Condition" if !condition_relevant(p) => return Decision::Ignored,
+        "DiagnosticReport" if !diagnostic_report_relevant(p) => return Decision::Ignored,
         "MedicationRequest"
         | "MedicationStatement"
         | "MedicationAdministration"
@@ -345,7 +360,7 @@ fn string_value_after(line: &[u8], mut at: usize) -> Option<Result<&[u8], ()>> {
 /// `None`, and the line is peeked):
 /// * the line starts with `{"resourceType":"T"` (the top-level type: it is the first key) and
 ///   `T` is a type the reader does not map; or
-/// * `T` is Observation / Procedure, every `"system"` value in the line is one whose relevant
+/// * `T` is Observation / Procedure / DiagnosticReport, every `"system"` value in the line is one whose relevant
 ///   codes are all listed here (LOINC, SNOMED CT, CPT, UCUM, terminology.hl7.org), at least one
 ///   is the type's coding system, and no `"code"` value anywhere in the line is a relevant code
 ///   — so no coding of the resource (code or component) can be one the reader maps.
@@ -372,11 +387,20 @@ fn ignored_by_bytes(line: &[u8]) -> Option<&str> {
         // Not a FHIR type (a typo): the full decision keeps it (see `decide`).
         return osteoguard_fhir::is_resource_type(ty).then_some(ty);
     }
-    let observation = match ty {
-        "Observation" => true,
-        "Procedure" => false,
+    /// The resource types the byte-level test knows, by the system their `code` is in.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Observation,
+        Procedure,
+        Report,
+    }
+    let kind = match ty {
+        "Observation" => Kind::Observation,
+        "Procedure" => Kind::Procedure,
+        "DiagnosticReport" => Kind::Report,
         _ => return None,
     };
+    let observation = kind == Kind::Observation;
     // Built once: constructing a searcher per line was a sixth of this function.
     static SYSTEM: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"system\""));
     static CODE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"code\""));
@@ -388,7 +412,8 @@ fn ignored_by_bytes(line: &[u8]) -> Option<&str> {
                 let v = std::str::from_utf8(v).ok()?;
                 match v {
                     LOINC if observation => own_system = true,
-                    SNOMED | CPT | CPT_OID if !observation => own_system = true,
+                    SNOMED | CPT | CPT_OID if kind == Kind::Procedure => own_system = true,
+                    LOINC | SNOMED | CPT | CPT_OID if kind == Kind::Report => own_system = true,
                     LOINC | SNOMED | CPT | CPT_OID | UCUM => {}
                     _ if v.starts_with("http://terminology.hl7.org/") => {}
                     _ => return None,
@@ -406,11 +431,18 @@ fn ignored_by_bytes(line: &[u8]) -> Option<&str> {
                 let v = std::str::from_utf8(v).ok()?;
                 // Any `code` value that the reader would map under the line's own system
                 // keeps the line (conservative: the full decision then looks closer).
-                let relevant = if observation {
-                    osteoguard_fhir::terminology::observation(LOINC, v).is_some()
-                } else {
-                    osteoguard_fhir::terminology::procedure(CPT, v).is_some()
-                        || osteoguard_fhir::terminology::procedure(SNOMED, v).is_some()
+                let relevant = match kind {
+                    Kind::Observation => {
+                        osteoguard_fhir::terminology::observation(LOINC, v).is_some()
+                    }
+                    Kind::Procedure => {
+                        osteoguard_fhir::terminology::procedure(CPT, v).is_some()
+                            || osteoguard_fhir::terminology::procedure(SNOMED, v).is_some()
+                    }
+                    Kind::Report => {
+                        osteoguard_fhir::terminology::spine_imaging(LOINC, v).is_some()
+                            || osteoguard_fhir::terminology::spine_imaging(CPT, v).is_some()
+                    }
                 };
                 if relevant {
                     return None;
@@ -611,6 +643,14 @@ mod tests {
             r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"38\u0032\u0036\u0037-1"}]},"subject":{"reference":"Patient/p1"}}"#,
             r#"{"resourceType":"Condition","code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003"}]},"subject":{"reference":"Patient/p1"}}"#,
             r#"  {"resourceType" : "Encounter"}"#,
+            // DiagnosticReport (knowledge.md §7.2): a lipid panel is ignored; a spine MRI by CPT
+            // or LOINC, an uncoded report and one of an unlisted system are kept.
+            r#"{"resourceType":"DiagnosticReport","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"LAB"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"57698-3"}]},"subject":{"reference":"Patient/p1"},"presentedForm":[{"contentType":"text/plain","data":"TGlwaWQ="}]}"#,
+            r#"{"resourceType":"DiagnosticReport","status":"final","code":{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"72148"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"DiagnosticReport","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"24968-0"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"DiagnosticReport","status":"final","code":{"text":"MRI L-spine"},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"DiagnosticReport","status":"final","code":{"coding":[{"system":"http://radiology.local/codes","code":"MRLS"}]},"subject":{"reference":"Patient/p1"}}"#,
+            r#"{"resourceType":"ImagingStudy","status":"available","procedureCode":[{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"72148"}]}],"subject":{"reference":"Patient/p1"}}"#,
         ];
         for l in lines {
             let full = d(l);
@@ -631,6 +671,12 @@ mod tests {
         assert_eq!(fast_ignored(lines[7].as_bytes()), Some("Procedure"));
         assert_eq!(fast_ignored(lines[2].as_bytes()), None);
         assert_eq!(fast_ignored(lines[10].as_bytes()), None);
+        assert_eq!(fast_ignored(lines[13].as_bytes()), Some("DiagnosticReport"));
+        for kept in &lines[14..] {
+            assert_eq!(fast_ignored(kept.as_bytes()), None, "{kept}");
+            assert_eq!(d(kept), Decision::Patient("p1".into()), "{kept}");
+        }
+        assert_eq!(d(lines[13]), Decision::Ignored);
     }
 
     /// A line the bytes alone would drop is still checked as JSON (docs/screen.md, "What pass 1

@@ -235,6 +235,77 @@ fn synthetic_export_matches_per_patient_assess() {
     assert_matches_assess(&exp, AS_OF);
 }
 
+/// Spine imaging recorded as ImagingStudy or DiagnosticReport (knowledge.md §7.2): screening
+/// routes both types to the reader and so gives the findings of per-patient assess. Patients:
+/// the two reproducer bundles of the session-10 differential (an MRI after a pain rise after a
+/// vertebroplasty: no `ovcf-imaging-recommended`), and the same with a cancelled study and with
+/// a report issued after the as-of date (the finding fires: the imaging does not count). The
+/// lines are written with `resourceType` first, as Bulk exports do, so pass 1's byte-level
+/// path sees them too.
+#[test]
+fn spine_imaging_as_study_or_report_screens_as_assess_reads_it() {
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/oracle-dmab/cases");
+    let bundle = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(cases.join(name)).unwrap()).unwrap()
+    };
+    // Every resource of `b`, with its ids (and the patient's) suffixed by `tag`.
+    let renamed = |b: &Value, tag: &str| -> Vec<Value> {
+        let text = b.to_string();
+        let pid = b["id"].as_str().unwrap();
+        let text = text.replace(pid, &format!("{pid}{tag}"));
+        let b: Value = serde_json::from_str(&text).unwrap();
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"].clone())
+            .collect()
+    };
+    let study = bundle("spine-imaging-as-imagingstudy.json");
+    let report = bundle("spine-imaging-as-diagnosticreport.json");
+    let mut resources = renamed(&study, "");
+    resources.extend(renamed(&report, ""));
+    let mut cancelled = renamed(&study, "-cancelled");
+    if let Some(r) = cancelled.last_mut() {
+        r["status"] = "cancelled".into();
+    }
+    resources.extend(cancelled);
+    let mut late = renamed(&report, "-late");
+    if let Some(r) = late.last_mut() {
+        r["issued"] = "2024-03-06T08:00:00Z".into();
+    }
+    resources.extend(late);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("export");
+    std::fs::create_dir_all(&exp).unwrap();
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for mut r in resources {
+        let ty = r["resourceType"].as_str().unwrap().to_string();
+        if let Some(o) = r.as_object_mut() {
+            o.remove("resourceType");
+        }
+        let rest = r.to_string();
+        let line = format!("{{\"resourceType\":\"{ty}\",{}\n", &rest[1..]);
+        files.entry(ty).or_default().push_str(&line);
+    }
+    for (ty, text) in &files {
+        std::fs::write(exp.join(format!("{ty}.ndjson")), text).unwrap();
+    }
+    let as_of = "2024-03-05";
+    let rows = assert_matches_assess(&exp, as_of);
+    let imaging: BTreeSet<&str> = rows
+        .iter()
+        .filter(|(k, _)| k.1 == "ovcf-imaging-recommended")
+        .map(|(k, _)| k.0.as_str())
+        .collect();
+    assert_eq!(
+        imaging,
+        BTreeSet::from(["r1-diagnosticreport-late", "r1-imagingstudy-cancelled"]),
+        "{rows:#?}"
+    );
+}
+
 #[test]
 fn synthetic_scenarios_produce_exactly_their_expected_findings() {
     let tmp = tempfile::tempdir().unwrap();
@@ -645,7 +716,13 @@ fn routing_ignores_only_what_the_reader_ignores() {
         lines.len()
     );
     // The check must have had something to check for each filtered type.
-    for ty in ["Condition", "MedicationRequest", "Observation", "Procedure"] {
+    for ty in [
+        "Condition",
+        "MedicationRequest",
+        "Observation",
+        "Procedure",
+        "DiagnosticReport",
+    ] {
         assert!(
             ignored_by_type.get(ty).copied().unwrap_or(0) > 0,
             "no {ty} routed as ignored in the shared data: {ignored_by_type:?}"

@@ -60,8 +60,9 @@ pub fn service(id: &str) -> Option<&'static Service> {
     SERVICES.iter().find(|s| s.id == id)
 }
 
-/// Prefetch key → FHIR query template (the same data serves all three hooks).
-pub const PREFETCH: [(&str, &str); 8] = [
+/// Prefetch key → FHIR query template (the same data serves all three hooks). The last two
+/// (spine imaging as reports and studies, knowledge.md §7.2) are [`OPTIONAL_PREFETCH`].
+pub const PREFETCH: [(&str, &str); 10] = [
     ("patient", "Patient/{{context.patientId}}"),
     (
         "medicationRequests",
@@ -85,7 +86,21 @@ pub const PREFETCH: [(&str, &str); 8] = [
     ),
     ("conditions", "Condition?patient={{context.patientId}}"),
     ("procedures", "Procedure?patient={{context.patientId}}"),
+    (
+        "diagnosticReports",
+        "DiagnosticReport?patient={{context.patientId}}",
+    ),
+    (
+        "imagingStudies",
+        "ImagingStudy?patient={{context.patientId}}",
+    ),
 ];
+
+/// Prefetch keys a request may leave out even without a `fhirServer` (they are fetched when it
+/// names one). Why: they were added after clients were set up with the first eight, and what
+/// they carry (spine imaging done) can only withdraw a finding (§9 `ovcf-imaging-recommended`
+/// clause (b)), so without them a card can be one too many, never one too few.
+pub const OPTIONAL_PREFETCH: [&str; 2] = ["diagnosticReports", "imagingStudies"];
 
 /// Fills `{{context.patientId}}` (the only token the templates use).
 pub fn fill(template: &str, patient_id: &str) -> String {

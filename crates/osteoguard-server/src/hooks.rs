@@ -27,7 +27,7 @@ use osteoguard_core::{
 use osteoguard_fhir::json::{self, Arena, Map, Value};
 
 use crate::cards::{self, CardContext};
-use crate::discovery::{fill, Hook, PREFETCH};
+use crate::discovery::{fill, Hook, OPTIONAL_PREFETCH, PREFETCH};
 use crate::fetch::{is_absent, next_link, resources_of, FhirClient};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -381,6 +381,8 @@ pub fn prefetched<'a>(p: &Parsed<'a>) -> Result<Gathered<'a>, HookError> {
     let missing: Vec<(&'static str, String)> = PREFETCH
         .iter()
         .filter(|(k, _)| !matches!(p.prefetch.get(k), Some(v) if !is_absent(v)))
+        // Without a server to fetch from, an optional template's data is done without.
+        .filter(|(k, _)| p.fhir_server.is_some() || !OPTIONAL_PREFETCH.contains(k))
         .map(|(k, t)| (*k, fill(t, p.patient_id)))
         .collect();
     if missing.is_empty() && follow.is_empty() {
@@ -432,10 +434,13 @@ pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Vec<Byte
         let (c, s, t) = (client.clone(), plan.server.clone(), plan.token.clone());
         let pid = plan.patient_id.clone();
         set.spawn(async move {
-            let got = c
-                .query(&s, t.as_deref(), &query)
-                .await
-                .map_err(|e| HookError::Precondition(format!("fetching {key}: {e}")))?;
+            let got = match c.query(&s, t.as_deref(), &query).await {
+                Ok(got) => got,
+                // An optional template the server does not answer (e.g. a token without that
+                // type's scope) is done without, as when a request without fhirServer omits it.
+                Err(_) if OPTIONAL_PREFETCH.contains(&key) => return Ok(Vec::new()),
+                Err(e) => return Err(HookError::Precondition(format!("fetching {key}: {e}"))),
+            };
             check_pages(&format!("`{key}` fetched from fhirServer"), &got, &pid)?;
             Ok(got)
         });
