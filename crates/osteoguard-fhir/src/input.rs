@@ -21,7 +21,24 @@ const MAX_DEPTH: usize = 32;
 pub(crate) struct Raw<'a> {
     pub value: Value<'a>,
     pub full_url: Option<String>,
-    pub origin: String,
+    pub origin: Origin,
+}
+
+/// Where a resource was read, as messages name it: a location (`file:line`, `… entry[i]`), or
+/// the position of a value given to [`crate::read_parsed`] (`resources[i]`), written out only
+/// when a message names it (the CDS service reads every request's resources this way).
+pub(crate) enum Origin {
+    At(String),
+    Parsed(usize),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::At(at) => f.write_str(at),
+            Origin::Parsed(i) => write!(f, "resources[{i}]"),
+        }
+    }
 }
 
 pub(crate) struct Collector<'a> {
@@ -121,7 +138,7 @@ impl<'a> Collector<'a> {
                         self.raws.push(Raw {
                             value: Value::Object(map),
                             full_url,
-                            origin: origin.to_string(),
+                            origin: Origin::At(origin.to_string()),
                         });
                         Ok(())
                     }
@@ -164,6 +181,26 @@ impl<'a> Collector<'a> {
                 }
             }
             _ => Err("not a JSON object".into()),
+        }
+    }
+
+    /// The `i`th value given to [`crate::read_parsed`]: [`Collector::add_value`] at
+    /// `resources[i]`, the location written out only for a message.
+    pub fn add_parsed(&mut self, v: Value<'a>, i: usize) -> Result<(), String> {
+        match &v {
+            // A resource (what `add_value` keeps as it is, without a location to pass on).
+            Value::Object(map)
+                if matches!(map.get("resourceType"), Some(Value::String(t)) if !t.is_empty() && *t != "Bundle")
+                    && !bundle_shaped(map.get("entry")) =>
+            {
+                self.raws.push(Raw {
+                    value: v,
+                    full_url: None,
+                    origin: Origin::Parsed(i),
+                });
+                Ok(())
+            }
+            _ => self.add_value(v, None, &Origin::Parsed(i).to_string(), 0),
         }
     }
 

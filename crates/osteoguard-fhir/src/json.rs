@@ -52,7 +52,7 @@ const _: () = assert!(!std::mem::needs_drop::<Value<'static>>());
 /// and the shape check's walk over them made `memcmp` 4 % of a population screening's
 /// instructions.
 #[inline]
-pub(crate) fn name_cmp(a: &str, b: &str) -> Ordering {
+pub fn name_cmp(a: &str, b: &str) -> Ordering {
     for (x, y) in a.bytes().zip(b.bytes()) {
         if x != y {
             return x.cmp(&y);

@@ -46,6 +46,7 @@
 //! Every resource lands in exactly one [`Disposition`] bucket, counted per patient and in total
 //! by resource type; `NotUnderstood` always comes with a data-quality issue.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -104,21 +105,32 @@ pub struct Stats {
     pub by_type: BTreeMap<String, TypeCounts>,
 }
 
-impl Stats {
-    fn tally(&mut self, ty: &str, d: Disposition) {
-        if !self.by_type.contains_key(ty) {
-            self.by_type.insert(ty.to_string(), TypeCounts::default());
-        }
-        let Some(c) = self.by_type.get_mut(ty) else {
-            return;
-        };
-        c.read += 1;
+impl TypeCounts {
+    /// One more resource read, and where it went.
+    fn count(&mut self, d: Disposition) {
+        self.read += 1;
         match d {
-            Disposition::Used => c.used += 1,
-            Disposition::Ignored => c.ignored += 1,
-            Disposition::NotUnderstood => c.not_understood += 1,
+            Disposition::Used => self.used += 1,
+            Disposition::Ignored => self.ignored += 1,
+            Disposition::NotUnderstood => self.not_understood += 1,
         }
     }
+}
+
+/// Counts `d` under `key` in `tallies` (a handful of keys: a scan, the last key first, since
+/// resources come grouped by type).
+fn tally<K: PartialEq>(tallies: &mut Vec<(K, TypeCounts)>, key: K, d: Disposition) {
+    let at = match tallies.iter().rposition(|(k, _)| *k == key) {
+        Some(at) => at,
+        None => {
+            tallies.push((key, TypeCounts::default()));
+            tallies.len() - 1
+        }
+    };
+    tallies[at].1.count(d);
+}
+
+impl Stats {
     /// Sum over all types.
     pub fn total(&self) -> TypeCounts {
         let mut t = TypeCounts::default();
@@ -280,9 +292,9 @@ pub fn read_parsed(resources: Vec<Value<'_>>) -> ReadOutput {
     let arena = Arena::new();
     let mut c = input::Collector::new(&arena, ReadLimits::default());
     for (i, v) in resources.into_iter().enumerate() {
-        let o = format!("resources[{i}]");
-        if let Err(e) = c.add_value(v, None, &o, 0) {
-            c.notes.push(DataQualityIssue::new(o, "", e));
+        if let Err(e) = c.add_parsed(v, i) {
+            c.notes
+                .push(DataQualityIssue::new(format!("resources[{i}]"), "", e));
         }
     }
     build(c)
@@ -294,34 +306,77 @@ pub fn read_parsed(resources: Vec<Value<'_>>) -> ReadOutput {
 
 /// Lookups into the resources read, borrowing their `(type, id)` keys (no `Type/id` string is
 /// built per resource or per reference: that was a measurable part of reading a population).
+/// Each lookup is a binary search of a sorted slice with the in-line name order (no `BTreeMap`
+/// node walk calling `memcmp` per key: issue 19, the CDS path reads every request's resources).
 struct Index<'a> {
     /// `(type, id)` → raw index (first occurrence).
-    by_key: BTreeMap<(&'a str, &'a str), usize>,
-    /// `fullUrl` → raw index.
-    by_full_url: BTreeMap<&'a str, usize>,
-    keys: &'a [(String, String)],
+    by_key: FirstIndex<(&'a str, &'a str)>,
+    /// `fullUrl` → raw index (first occurrence).
+    by_full_url: FirstIndex<&'a str>,
+    /// Per raw index: `(type, id)`, borrowed from the resource (an id is built only for a
+    /// resource without one).
+    keys: &'a [(&'a str, Cow<'a, str>)],
     /// bare id → raw index (first occurrence), for `urn:uuid:<id>` without a matching fullUrl.
-    by_id: BTreeMap<&'a str, usize>,
+    by_id: FirstIndex<&'a str>,
 }
 
-enum PatientLink {
-    Known(String),
-    Placeholder(String),
+/// A key the lookups of [`Index`] compare in line ([`json::name_cmp`], `str`'s order).
+trait IndexKey: Copy {
+    fn order(&self, other: &Self) -> std::cmp::Ordering;
+}
+
+impl IndexKey for &str {
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        json::name_cmp(self, other)
+    }
+}
+
+impl IndexKey for (&str, &str) {
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        json::name_cmp(self.0, other.0).then_with(|| json::name_cmp(self.1, other.1))
+    }
+}
+
+/// Key → the first raw index with that key: what a map filled with `entry(k).or_insert(i)` in
+/// raw order holds, as one sorted slice.
+struct FirstIndex<K> {
+    sorted: Vec<(K, usize)>,
+}
+
+impl<K: IndexKey> FirstIndex<K> {
+    /// From `(key, raw index)` pairs.
+    fn new(mut pairs: Vec<(K, usize)>) -> Self {
+        pairs.sort_unstable_by(|a, b| a.0.order(&b.0).then(a.1.cmp(&b.1)));
+        pairs.dedup_by(|later, first| later.0.order(&first.0).is_eq());
+        FirstIndex { sorted: pairs }
+    }
+
+    fn get(&self, key: &K) -> Option<usize> {
+        self.sorted
+            .binary_search_by(|(k, _)| k.order(key))
+            .ok()
+            .map(|at| self.sorted[at].1)
+    }
+}
+
+enum PatientLink<'a> {
+    Known(&'a str),
+    Placeholder(&'a str),
     Unresolvable(String),
     Absent,
 }
 
 impl Index<'_> {
     fn lookup(&self, reference: &str) -> Option<usize> {
-        if let Some(i) = self.by_full_url.get(reference) {
-            return Some(*i);
+        if let Some(i) = self.by_full_url.get(&reference) {
+            return Some(i);
         }
         if let Some(uuid) = reference.strip_prefix("urn:uuid:") {
             // Some writers use urn:uuid references with ids equal to the uuid.
-            return self.by_id.get(uuid).copied();
+            return self.by_id.get(&uuid);
         }
         let (ty, id) = type_and_id(reference)?;
-        self.by_key.get(&(ty, id)).copied()
+        self.by_key.get(&(ty, id))
     }
 }
 
@@ -352,7 +407,7 @@ fn type_and_id(reference: &str) -> Option<(&str, &str)> {
         .then_some((ty, id))
 }
 
-fn patient_link(v: &Value, index: &Index<'_>) -> PatientLink {
+fn patient_link<'a>(v: &'a Value, index: &'a Index<'_>) -> PatientLink<'a> {
     for key in ["subject", "patient", "beneficiary"] {
         let Some(r) = v.get(key) else { continue };
         let Some(reference) = s(r, "reference") else {
@@ -360,14 +415,14 @@ fn patient_link(v: &Value, index: &Index<'_>) -> PatientLink {
         };
         if let Some(i) = index.lookup(reference) {
             let (ty, id) = &index.keys[i];
-            return if ty == "Patient" {
-                PatientLink::Known(id.clone())
+            return if *ty == "Patient" {
+                PatientLink::Known(id)
             } else {
                 PatientLink::Unresolvable(format!("{key} {reference:?} is a {ty}, not a Patient"))
             };
         }
         return match type_and_id(reference) {
-            Some(("Patient", id)) => PatientLink::Placeholder(id.to_string()),
+            Some(("Patient", id)) => PatientLink::Placeholder(id),
             Some((ty, _)) => {
                 PatientLink::Unresolvable(format!("{key} {reference:?} is a {ty}, not a Patient"))
             }
@@ -485,57 +540,61 @@ fn build(c: input::Collector) -> ReadOutput {
         unattached: notes,
         ..ReadOutput::default()
     };
-    // Keys.
-    let mut keys = Vec::with_capacity(raws.len());
-    for (i, r) in raws.iter().enumerate() {
-        let ty = s(&r.value, "resourceType").unwrap_or("").to_string();
-        let id = s(&r.value, "id")
-            .map(str::to_string)
-            .or_else(|| {
-                r.full_url
-                    .as_deref()
-                    .and_then(|u| u.rsplit([':', '/']).next())
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| format!("#{i}"));
-        keys.push((ty, id));
-    }
-    let mut by_key = BTreeMap::new();
+    // Keys, borrowed from the resources (an id is made up only for a resource without one).
+    let keys: Vec<(&str, Cow<str>)> = raws
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let ty = s(&r.value, "resourceType").unwrap_or("");
+            let id = s(&r.value, "id")
+                .or_else(|| {
+                    r.full_url
+                        .as_deref()
+                        .and_then(|u| u.rsplit([':', '/']).next())
+                        .filter(|x| !x.is_empty())
+                })
+                .map_or_else(|| Cow::Owned(format!("#{i}")), Cow::Borrowed);
+            (ty, id)
+        })
+        .collect();
+    let by_key = FirstIndex::new(
+        keys.iter()
+            .enumerate()
+            .map(|(i, (ty, id))| ((*ty, &**id), i))
+            .collect(),
+    );
     let mut duplicate = vec![false; raws.len()];
     let mut dup_count = 0usize;
     for (i, (ty, id)) in keys.iter().enumerate() {
-        match by_key.get(&(ty.as_str(), id.as_str())) {
-            None => {
-                by_key.insert((ty.as_str(), id.as_str()), i);
-            }
-            Some(&first) => {
-                if raws[first].value == raws[i].value {
-                    duplicate[i] = true;
-                    dup_count += 1;
-                } else {
-                    out.unattached.push(DataQualityIssue::new(
-                        format!("{ty}/{id}"),
-                        "id",
-                        format!(
-                            "a different resource with the same id was read before (at {}); both are kept",
-                            raws[first].origin
-                        ),
-                    ));
-                }
-            }
+        let Some(first) = by_key.get(&(*ty, &**id)).filter(|first| *first != i) else {
+            continue;
+        };
+        if raws[first].value == raws[i].value {
+            duplicate[i] = true;
+            dup_count += 1;
+        } else {
+            out.unattached.push(DataQualityIssue::new(
+                format!("{ty}/{id}"),
+                "id",
+                format!(
+                    "a different resource with the same id was read before (at {}); both are kept",
+                    raws[first].origin
+                ),
+            ));
         }
     }
-    let mut by_full_url = BTreeMap::new();
-    for (i, r) in raws.iter().enumerate() {
-        if let Some(u) = r.full_url.as_deref() {
-            by_full_url.entry(u).or_insert(i);
-        }
-    }
-    let mut by_id = BTreeMap::new();
-    for (i, (_, id)) in keys.iter().enumerate() {
-        by_id.entry(id.as_str()).or_insert(i);
-    }
+    let by_full_url = FirstIndex::new(
+        raws.iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((r.full_url.as_deref()?, i)))
+            .collect(),
+    );
+    let by_id = FirstIndex::new(
+        keys.iter()
+            .enumerate()
+            .map(|(i, (_, id))| (&**id, i))
+            .collect(),
+    );
     let index = Index {
         by_key,
         by_full_url,
@@ -544,15 +603,16 @@ fn build(c: input::Collector) -> ReadOutput {
     };
 
     // Patients first.
-    let mut patients: BTreeMap<String, PatientData> = BTreeMap::new();
-    let mut disp: Vec<Option<(Disposition, Option<String>)>> = vec![None; raws.len()];
+    let mut patients: BTreeMap<&str, PatientData> = BTreeMap::new();
+    let mut disp: Vec<Option<(Disposition, Option<&str>)>> = vec![None; raws.len()];
     for (i, r) in raws.iter().enumerate() {
         let (ty, id) = &index.keys[i];
-        if ty != "Patient" || duplicate[i] {
+        let id: &str = id;
+        if *ty != "Patient" || duplicate[i] {
             continue;
         }
         let reference = format!("Patient/{id}");
-        let mut issues = Issues::new(&reference);
+        let mut issues = Issues::new(reference);
         if let Some(p) = patients.get_mut(id) {
             // Two different Patient resources with one id: whatever they disagree on is
             // UNKNOWN — the same reading whichever comes first, so `screen` (which cannot know
@@ -571,22 +631,22 @@ fn build(c: input::Collector) -> ReadOutput {
             };
             issues.add("id", problem);
             p.issues.extend(issues.list);
-            disp[i] = Some((Disposition::Ignored, Some(id.clone())));
+            disp[i] = Some((Disposition::Ignored, Some(id)));
             continue;
         }
         let bad = shape::check(&r.value, "Patient", &mut issues);
         let patient = map_patient(&r.value, id, &mut issues);
         issues.retain_specific(&bad);
         patients.insert(
-            id.clone(),
+            id,
             PatientData {
-                id: id.clone(),
+                id: id.to_string(),
                 record: PatientRecord::new(patient),
                 issues: issues.list,
                 stats: Stats::default(),
             },
         );
-        disp[i] = Some((Disposition::Used, Some(id.clone())));
+        disp[i] = Some((Disposition::Used, Some(id)));
     }
 
     // Everything else.
@@ -596,10 +656,11 @@ fn build(c: input::Collector) -> ReadOutput {
             continue;
         }
         let (ty, id) = &index.keys[i];
+        let ty: &str = ty;
         let reference = format!("{ty}/{id}");
-        let mut issues = Issues::new(&reference);
+        let mut issues = Issues::new(reference.as_str());
         let v = &r.value;
-        let link = match ty.as_str() {
+        let link = match ty {
             "Medication" | "Organization" | "Practitioner" | "PractitionerRole" | "Location"
             | "OperationOutcome" | "Bundle" => PatientLink::Absent,
             _ => patient_link(v, &index),
@@ -607,7 +668,7 @@ fn build(c: input::Collector) -> ReadOutput {
         let bad = shape::check(v, ty, &mut issues);
         // Map (independent of the patient).
         let mut med_used = None;
-        let (d, item) = match ty.as_str() {
+        let (d, item) = match ty {
             "MedicationRequest"
             | "MedicationStatement"
             | "MedicationAdministration"
@@ -699,7 +760,7 @@ fn build(c: input::Collector) -> ReadOutput {
         let target = match link {
             PatientLink::Known(p) => Some(p),
             PatientLink::Placeholder(p) => {
-                patients.entry(p.clone()).or_insert_with(|| placeholder(&p));
+                patients.entry(p).or_insert_with(|| placeholder(p));
                 Some(p)
             }
             PatientLink::Unresolvable(why) => {
@@ -717,7 +778,7 @@ fn build(c: input::Collector) -> ReadOutput {
         };
         match (target, item) {
             (Some(p), item) => {
-                if let Some(pd) = patients.get_mut(&p) {
+                if let Some(pd) = patients.get_mut(p) {
                     if let Some(item) = item {
                         if let Some(j) = med_used {
                             used_medications.insert(j);
@@ -746,17 +807,24 @@ fn build(c: input::Collector) -> ReadOutput {
             *d = Disposition::Used;
         }
     }
-    // Tally.
+    // Tally, by borrowed type name (and patient): one `String` per type in the output.
+    let mut by_type: Vec<(&str, TypeCounts)> = Vec::new();
+    let mut by_patient: Vec<((&str, &str), TypeCounts)> = Vec::new();
     for (i, d) in disp.iter().enumerate() {
-        let ty = &index.keys[i].0;
-        match d {
-            Some((d, p)) => {
-                out.stats.tally(ty, *d);
-                if let Some(pd) = p.as_ref().and_then(|p| patients.get_mut(p)) {
-                    pd.stats.tally(ty, *d);
-                }
-            }
-            None => out.stats.tally(ty, Disposition::Ignored),
+        let ty = index.keys[i].0;
+        let (d, p) = d.unwrap_or((Disposition::Ignored, None));
+        tally(&mut by_type, ty, d);
+        if let Some(p) = p {
+            tally(&mut by_patient, (p, ty), d);
+        }
+    }
+    out.stats.by_type = by_type
+        .into_iter()
+        .map(|(ty, c)| (ty.to_string(), c))
+        .collect();
+    for ((p, ty), c) in by_patient {
+        if let Some(pd) = patients.get_mut(p) {
+            pd.stats.by_type.insert(ty.to_string(), c);
         }
     }
     if dup_count > 0 {

@@ -251,8 +251,9 @@ fn fits(v: &Value, w: Want) -> bool {
 struct Node {
     /// Checks on the value at this node: `(row number, wanted type)`.
     wants: Vec<(usize, Want)>,
-    /// Object members.
-    keys: std::collections::BTreeMap<&'static str, Node>,
+    /// Object members, sorted by name (`json::name_cmp`, `str`'s order): a slice, so that the
+    /// merge walk of [`for_each_member`] steps through it without a B-tree iterator.
+    keys: Vec<(&'static str, Node)>,
     /// Elements of an array (`[]` in a row path).
     items: Option<Box<Node>>,
 }
@@ -266,7 +267,14 @@ impl Node {
                 Some(k) => (k, true),
                 None => (seg, false),
             };
-            at = at.keys.entry(key).or_default();
+            let i = match at.keys.binary_search_by(|(k, _)| name_cmp(k, key)) {
+                Ok(i) => i,
+                Err(i) => {
+                    at.keys.insert(i, (key, Node::default()));
+                    i
+                }
+            };
+            at = &mut at.keys[i].1;
             if each {
                 at = at.items.get_or_insert_with(Box::default);
             }
@@ -344,7 +352,7 @@ fn walk(v: &Value, node: &'static Node, trail: &mut Vec<Seg<'static>>, out: &mut
 /// without a lookup per member.
 fn for_each_member<'v, 'j>(
     obj: &'v crate::json::Map<'j>,
-    keys: &'static std::collections::BTreeMap<&'static str, Node>,
+    keys: &'static [(&'static str, Node)],
     mut f: impl FnMut(&'static str, &'v Value<'j>, &'static Node),
 ) {
     let mut want = keys.iter().peekable();
@@ -354,7 +362,7 @@ fn for_each_member<'v, 'j>(
             .is_some()
         {}
         if let Some((w, child)) = want.peek() {
-            if **w == k {
+            if *w == k {
                 f(w, x, child);
             }
         }
@@ -458,7 +466,7 @@ mod tests {
         let want: Vec<&str> = obj
             .iter()
             .map(|(k, _)| k)
-            .filter(|k| root.keys.contains_key(k))
+            .filter(|k| root.keys.iter().any(|(n, _)| n == k))
             .collect();
         assert_eq!(got, want);
         assert_eq!(

@@ -499,18 +499,35 @@ fn key_of<'a>(r: &Value<'a>) -> Option<(&'a str, &'a str)> {
 }
 
 /// Removes duplicates by `(resourceType, id)`; later items win (drafts override the record).
+/// The kept resources in key order, then those without a key: what a `BTreeMap` of the keyed
+/// ones gives, from one sort of a `Vec` (no node per resource, keys compared in line).
 fn dedupe<'a>(items: impl IntoIterator<Item = Value<'a>>) -> Vec<Value<'a>> {
-    let mut by_key: BTreeMap<(&str, &str), Value<'a>> = BTreeMap::new();
+    let mut keyed: Vec<((&'a str, &'a str), usize, Value<'a>)> = Vec::new();
     let mut anonymous = Vec::new();
-    for r in items {
+    for (seq, r) in items.into_iter().enumerate() {
         match key_of(&r) {
-            Some(k) => {
-                by_key.insert(k, r);
-            }
+            Some(k) => keyed.push((k, seq, r)),
             None => anonymous.push(r),
         }
     }
-    by_key.into_values().chain(anonymous).collect()
+    let order = |a: (&str, &str), b: (&str, &str)| {
+        json::name_cmp(a.0, b.0).then_with(|| json::name_cmp(a.1, b.1))
+    };
+    keyed.sort_unstable_by(|a, b| order(a.0, b.0).then(a.1.cmp(&b.1)));
+    let mut out = Vec::with_capacity(keyed.len() + anonymous.len());
+    let mut it = keyed.into_iter().peekable();
+    while let Some((k, _, r)) = it.next() {
+        // The last of equal keys is the one sent last.
+        if it
+            .peek()
+            .is_some_and(|(next, _, _)| order(*next, k).is_eq())
+        {
+            continue;
+        }
+        out.push(r);
+    }
+    out.extend(anonymous);
+    out
 }
 
 /// Draft orders ready to be read with the record: an `id` when the client sent none and the
@@ -682,7 +699,66 @@ pub fn evaluate<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::referenced_patient;
+    use super::{dedupe, key_of, referenced_patient};
+    use osteoguard_fhir::json::{self, Arena, Value};
+    use std::collections::BTreeMap;
+
+    /// The deduplication before it sorted a `Vec` (kept as the oracle): a `BTreeMap` by key,
+    /// later items replacing earlier ones, then the items without a key.
+    fn dedupe_by_btree<'a>(items: Vec<Value<'a>>) -> Vec<Value<'a>> {
+        let mut by_key: BTreeMap<(&str, &str), Value<'a>> = BTreeMap::new();
+        let mut anonymous = Vec::new();
+        for r in items {
+            match key_of(&r) {
+                Some(k) => {
+                    by_key.insert(k, r);
+                }
+                None => anonymous.push(r),
+            }
+        }
+        by_key.into_values().chain(anonymous).collect()
+    }
+
+    #[test]
+    fn dedupe_keeps_the_last_of_each_key_in_key_order_as_the_btree_did() {
+        let arena = Arena::new();
+        // Types and ids chosen so that name order and length order disagree ("Z" < "a",
+        // "b" < "ab" is false), with repeats, items without a key, and a draft after the record.
+        let texts = [
+            r#"{"resourceType":"Observation","id":"b","v":1}"#,
+            r#"{"resourceType":"Condition","id":"ab","v":2}"#,
+            r#"{"resourceType":"Observation","id":"b","v":3}"#,
+            r#"{"resourceType":"Observation"}"#,
+            r#"{"resourceType":"Condition","id":"a","v":4}"#,
+            r#"{"resourceType":"Condition","id":"Z","v":5}"#,
+            r#"{"id":"nothing"}"#,
+            r#"{"resourceType":"Observation","id":"b","v":6}"#,
+            r#"{"resourceType":"Condition","id":"ab","v":7}"#,
+            r#"{"resourceType":"MedicationRequest","id":"draft-0","v":8}"#,
+            r#"{"resourceType":"MedicationRequest","id":"draft-0","v":9}"#,
+        ];
+        let all: Vec<Value> = texts
+            .iter()
+            .filter_map(|t| json::parse(&arena, t.as_bytes()).ok())
+            .collect();
+        assert_eq!(all.len(), texts.len());
+        // Every prefix and every rotation: orders and repeats of all kinds.
+        for n in 0..=all.len() {
+            for r in 0..all.len() {
+                let mut items = all[..n].to_vec();
+                items.rotate_left(r.min(n));
+                let ours: Vec<String> = dedupe(items.clone())
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect();
+                let theirs: Vec<String> = dedupe_by_btree(items)
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect();
+                assert_eq!(ours, theirs, "prefix {n}, rotation {r}");
+            }
+        }
+    }
 
     #[test]
     fn referenced_patient_reads_relative_absolute_versioned_and_urn_references() {
