@@ -167,6 +167,19 @@ pub fn cited(citation: &str) -> Vec<&'static Source> {
         .collect()
 }
 
+/// The length of the shortest tag of [`SOURCES`].
+const SHORTEST_TAG: usize = {
+    let mut i = 0;
+    let mut shortest = usize::MAX;
+    while i < SOURCES.len() {
+        if SOURCES[i].tag.len() < shortest {
+            shortest = SOURCES[i].tag.len();
+        }
+        i += 1;
+    }
+    shortest
+};
+
 /// For each source of [`SOURCES`], whether `citation` names its tag.
 fn cited_mask(citation: &str) -> [bool; SOURCES.len()] {
     let mut hit = [false; SOURCES.len()];
@@ -176,9 +189,12 @@ fn cited_mask(citation: &str) -> [bool; SOURCES.len()] {
     {
         match SOURCES.iter().position(|s| s.tag == run) {
             Some(i) => hit[i] = true,
+            // A run shorter than the shortest tag contains none ("details", "UNVERIFIED" …
+            // are searched only when they are long enough, and then only for the tags that fit).
+            None if run.len() < SHORTEST_TAG => {}
             None => {
                 for (i, s) in SOURCES.iter().enumerate() {
-                    hit[i] |= run.contains(s.tag);
+                    hit[i] |= s.tag.len() < run.len() && run.contains(s.tag);
                 }
             }
         }
