@@ -328,7 +328,7 @@ fn build(
     Assessment {
         schema: SCHEMA.to_string(),
         patient: PatientSummary {
-            reference: record.patient.source.0.clone(),
+            reference: record.patient.source.as_str().to_string(),
             age_years: age,
             sex: record.patient.sex,
             birth_date: record.patient.birth_date,
@@ -383,7 +383,7 @@ fn build(
                     date: *date,
                     site: *site,
                     value: round(*value, 2),
-                    reference: src.0.clone(),
+                    reference: src.as_str().to_string(),
                 })
                 .collect(),
         },
@@ -676,7 +676,7 @@ fn zoledronate_orders(a: &Assessment, f: &Finding) -> Vec<String> {
             .evidence
             .iter()
             .filter(|e| e.reference.starts_with("MedicationRequest/"))
-            .map(|e| e.reference.clone())
+            .map(|e| e.reference.to_string())
             .collect();
     }
     v.sort();

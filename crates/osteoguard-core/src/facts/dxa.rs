@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::spine::SpineFacts;
 use super::Input;
-use crate::finding::Evidence;
+use crate::finding::{Evidence, Fixed};
 use crate::model::{
     days, ConditionKind, DxaSite, FractureSite, ObservationKind, Side, SourceRef, VertebralLevel,
     VertebralLocation,
@@ -99,7 +99,7 @@ impl BmdChange {
                 self.later,
                 signed_pct(p),
                 self.lsc_pct
-                    .map(|l| format!("{l:.1} %"))
+                    .map(|l| format!("{} %", Fixed(l, 1)))
                     .unwrap_or_else(|| "unknown".into()),
                 self.t_change
                     .map(|t| format!(", ΔT {t:+.1}"))
@@ -463,10 +463,10 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
     let describe = |c: &Compared| -> String {
         let mut parts = Vec::new();
         if let Some(v) = c.bmd {
-            parts.push(format!("BMD {v:.3} g/cm²"));
+            parts.push(format!("BMD {} g/cm²", Fixed(v, 3)));
         }
         if let Some(v) = c.t {
-            parts.push(format!("T {v:.1}"));
+            parts.push(format!("T {}", Fixed(v, 1)));
         }
         parts.join(", ")
     };
@@ -511,7 +511,7 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
                 change.evidence.push(Evidence::new(
                     &s,
                     Some(l.date),
-                    format!("facility LSC {:.1} %", lsc.unwrap_or_default()),
+                    format!("facility LSC {} %", Fixed(lsc.unwrap_or_default(), 1)),
                 ));
             }
             let loss = -pct;

@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::Input;
-use crate::finding::{DataQualityIssue, Evidence, Ymd};
+use crate::finding::{DataQualityIssue, Evidence, Fixed, Ymd};
 use crate::model::{
     add_days, days, ConditionKind, Dosage, Ingredient, MedicationRecord, MedicationSource,
     MedicationStatus, Route, SourceRef,
@@ -375,8 +375,9 @@ fn collect(input: &Input<'_>) -> Collected {
                             &m.source,
                             Some(date),
                             format!(
-                                "{name} {mg} mg IM depot = {peq:.1} mg PEq, spread over {spread} days ({:.2} mg PEq/day)",
-                                peq / spread as f64
+                                "{name} {mg} mg IM depot = {} mg PEq, spread over {spread} days ({} mg PEq/day)",
+                                Fixed(peq, 1),
+                                Fixed(peq / spread as f64, 2)
                             ),
                         ));
                     } else {
@@ -392,9 +393,10 @@ fn collect(input: &Input<'_>) -> Collected {
                             &m.source,
                             Some(date),
                             format!(
-                                "{name} {mg} mg {} on {} = {peq:.1} mg PEq",
+                                "{name} {mg} mg {} on {} = {} mg PEq",
                                 route_label(route),
-                                Ymd(date)
+                                Ymd(date),
+                                Fixed(peq, 1)
                             ),
                         ));
                     }
@@ -480,9 +482,10 @@ fn collect(input: &Input<'_>) -> Collected {
                         &m.source,
                         Some(iv.start),
                         format!(
-                            "{name} {mg} mg × {per_day}/day ({}) = {daily_peq:.2} mg PEq/day, {} → {}",
+                            "{name} {mg} mg × {per_day}/day ({}) = {} mg PEq/day, {} → {}",
                             route_label(route),
-                            iv.start,
+                            Fixed(daily_peq, 2),
+                            Ymd(iv.start),
                             fmt_end(iv.end)
                         ),
                     ));
@@ -502,8 +505,9 @@ fn collect(input: &Input<'_>) -> Collected {
                         &m.source,
                         Some(iv.start),
                         format!(
-                            "{name} {mg} mg IM depot = {peq:.1} mg PEq, spread over {spread} days from {}",
-                            iv.start
+                            "{name} {mg} mg IM depot = {} mg PEq, spread over {spread} days from {}",
+                            Fixed(peq, 1),
+                            Ymd(iv.start)
                         ),
                     ));
                 }
@@ -524,8 +528,10 @@ fn collect(input: &Input<'_>) -> Collected {
                         &m.source,
                         Some(day),
                         format!(
-                            "{name} {mg} mg single dose ({}) on {day} = {peq:.1} mg PEq",
-                            route_label(route)
+                            "{name} {mg} mg single dose ({}) on {} = {} mg PEq",
+                            route_label(route),
+                            Ymd(day),
+                            Fixed(peq, 1)
                         ),
                     ));
                 }
@@ -1033,11 +1039,11 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
             let src = &e.reference;
             c.pieces
                 .iter()
-                .filter(|p| &p.source.0 == src)
+                .filter(|p| p.source == *src)
                 .any(|p| p.end.is_none_or(|end| end >= window_start))
                 || c.unknown
                     .iter()
-                    .filter(|u| &u.source.0 == src)
+                    .filter(|u| u.source == *src)
                     .any(|u| u.interval.end.is_none_or(|end| end >= window_start))
         })
         .collect();

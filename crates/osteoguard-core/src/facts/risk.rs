@@ -25,7 +25,7 @@ use super::gc::{above, at_least, GcExposure};
 use super::spine::SpineFacts;
 use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
-use crate::finding::{Evidence, Ymd};
+use crate::finding::{Evidence, Fixed, Ymd};
 use crate::model::{
     days, Condition, ConditionKind, FractureMechanism, FractureSite, Observation, ObservationKind,
     PatientRecord,
@@ -275,7 +275,7 @@ fn adjust(o: &Observation, label: &str, multiplier_if_high: f64, peq: f64, high:
     } else if high {
         (
             multiplier_if_high,
-            format!("× {multiplier_if_high} for {peq:.1} mg PEq/day"),
+            format!("× {multiplier_if_high} for {} mg PEq/day", Fixed(peq, 1)),
         )
     } else {
         (1.0, "no GC-dose adjustment".to_string())
@@ -288,7 +288,11 @@ fn adjust(o: &Observation, label: &str, multiplier_if_high: f64, peq: f64, high:
         evidence: Evidence::new(
             &o.source,
             o.date(),
-            format!("{label} {raw:.1} % ({why}) → {adjusted:.2} %"),
+            format!(
+                "{label} {} % ({why}) → {} %",
+                Fixed(raw, 1),
+                Fixed(adjusted, 2)
+            ),
         ),
     }
 }
@@ -348,7 +352,12 @@ impl RowInputs<'_> {
     fn t_evidence(&self) -> Vec<Evidence> {
         self.t_min
             .map(|s| {
-                let text = format!("{} T-score {:.1} ({})", s.site.label(), s.value, s.date);
+                let text = format!(
+                    "{} T-score {} ({})",
+                    s.site.label(),
+                    Fixed(s.value, 1),
+                    Ymd(s.date)
+                );
                 vec![Evidence::new(&s.source, Some(s.date), text)]
             })
             .unwrap_or_default()
@@ -360,21 +369,21 @@ impl RowInputs<'_> {
             .filter(|s| s.value <= upper && lower.is_none_or(|lo| s.value > lo))
             .map(|s| {
                 crit(
-                    format!("{} T-score {:.1} ≤ {upper}", s.site.label(), s.value),
+                    format!("{} T-score {} ≤ {upper}", s.site.label(), Fixed(s.value, 1)),
                     self.t_evidence(),
                 )
             })
     }
 
     /// GC-adjusted FRAX at or above `threshold`, worded the same in every row.
-    fn frax(f: &Option<FraxUsed>, name: &str, threshold: f64, places: usize) -> Option<Criterion> {
+    fn frax(f: &Option<FraxUsed>, name: &str, threshold: f64, places: u32) -> Option<Criterion> {
         f.as_ref()
             .filter(|f| at_least(f.adjusted, threshold))
             .map(|f| {
                 crit(
                     format!(
-                        "GC-adjusted FRAX {name} {:.*} % ≥ {threshold} %",
-                        places, f.adjusted
+                        "GC-adjusted FRAX {name} {} % ≥ {threshold} %",
+                        Fixed(f.adjusted, places)
                     ),
                     vec![f.evidence.clone()],
                 )
@@ -462,16 +471,19 @@ fn a4_low(x: &RowInputs<'_>) -> Vec<Criterion> {
             vec![
                 crit(
                     format!(
-                        "GC-adjusted FRAX MOF {:.1} % < {} % and hip {:.2} % < {} %",
-                        m.adjusted, t.frax_mof_moderate, h.adjusted, t.frax_hip_moderate
+                        "GC-adjusted FRAX MOF {} % < {} % and hip {} % < {} %",
+                        Fixed(m.adjusted, 1),
+                        t.frax_mof_moderate,
+                        Fixed(h.adjusted, 2),
+                        t.frax_hip_moderate
                     ),
                     vec![m.evidence.clone(), h.evidence.clone()],
                 ),
                 crit(
                     format!(
-                        "{} T-score {:.1} > {}",
+                        "{} T-score {} > {}",
                         s.site.label(),
-                        s.value,
+                        Fixed(s.value, 1),
                         t.t_moderate
                     ),
                     x.t_evidence(),
@@ -533,23 +545,26 @@ fn b2_moderate(x: &RowInputs<'_>) -> (Tri, Vec<Criterion>) {
     }
     let mut met = vec![crit(
         format!(
-            "continuing {peq:.1} mg PEq/day, {} days ≥ {} mg (≥ {})",
-            gc.continuous_days_ge_7_5, t.gc_young_continuing_mg, t.gc_young_continuing_days
+            "continuing {} mg PEq/day, {} days ≥ {} mg (≥ {})",
+            Fixed(peq, 1),
+            gc.continuous_days_ge_7_5,
+            t.gc_young_continuing_mg,
+            t.gc_young_continuing_days
         ),
         gc.evidence.clone(),
     )];
     if let Some(z) = z_low {
         met.push(crit(
             format!(
-                "{} Z-score {:.1} < {}",
+                "{} Z-score {} < {}",
                 z.site.label(),
-                z.value,
+                Fixed(z.value, 1),
                 t.young_z_threshold
             ),
             vec![Evidence::new(
                 &z.source,
                 Some(z.date),
-                format!("{} Z-score {:.1}", z.site.label(), z.value),
+                format!("{} Z-score {}", z.site.label(), Fixed(z.value, 1)),
             )],
         ));
     }
@@ -624,7 +639,8 @@ fn no_age(x: &RowInputs<'_>) -> RowMatch {
 fn gc_scope_line(gc: &GcExposure, t: &Thresholds, peq: f64) -> String {
     match gc.qualifying {
     Tri::True => format!(
-        "GC-qualifying (ACR-2022 GIOP recommendations apply): {peq:.1} mg prednisone-equivalent/day{}",
+        "GC-qualifying (ACR-2022 GIOP recommendations apply): {} mg prednisone-equivalent/day{}",
+        Fixed(peq, 1),
         if gc.open_ended {
             format!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
         } else {
@@ -633,8 +649,8 @@ fn gc_scope_line(gc: &GcExposure, t: &Thresholds, peq: f64) -> String {
     ),
     Tri::Unknown => "GC-qualifying status unknown: a systemic glucocorticoid is present but its dose is not computable (treated as qualifying for assessment)".to_string(),
     Tri::False if gc.present => format!(
-        "Not GC-qualifying: {peq:.1} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
-        gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
+        "Not GC-qualifying: {} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
+        Fixed(peq, 1), gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
     ),
     Tri::False => "Not GC-qualifying: no current systemic glucocorticoid; ACR-2022 GIOP recommendations do not apply".to_string(),
 }
@@ -662,8 +678,10 @@ fn high_dose_criteria(gc: &GcExposure, t: &Thresholds) -> (Vec<Criterion>, Tri) 
     if at_least(gc.cumulative_g_last365, t.gc_very_high_cumulative_g) {
         high_dose_met.push(crit(
             format!(
-                "cumulative {:.2} g PEq in the last {} days (≥ {} g)",
-                gc.cumulative_g_last365, t.gc_exposure_window_days, t.gc_very_high_cumulative_g
+                "cumulative {} g PEq in the last {} days (≥ {} g)",
+                Fixed(gc.cumulative_g_last365, 2),
+                t.gc_exposure_window_days,
+                t.gc_very_high_cumulative_g
             ),
             gc_ev.clone(),
         ));
@@ -753,7 +771,8 @@ pub fn compute(
     }
     if (mof_obs.is_some() || hip_obs.is_some()) && gc.current_daily_peq.is_none() {
         r.basis.push(format!(
-            "GC dose not computable: FRAX adjusted from the known part ({peq:.1} mg PEq/day) only"
+            "GC dose not computable: FRAX adjusted from the known part ({} mg PEq/day) only",
+            Fixed(peq, 1)
         ));
     }
     // FRAX computed on treatment (§3.4).

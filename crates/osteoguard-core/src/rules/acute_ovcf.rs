@@ -83,10 +83,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     if !unlocated.is_empty() {
         names.push("level not recorded".to_string());
     }
-    let mut evidence: Vec<Evidence> = levels
-        .iter()
-        .flat_map(|l| l.evidence.iter().cloned())
-        .collect();
+    let mut evidence: Vec<Evidence> = levels.iter().flat_map(|l| l.evidence()).collect();
     evidence.extend(unlocated.iter().map(|f| {
         Evidence::new(
             &f.source,

@@ -22,7 +22,7 @@
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::dxa::BmdChange;
-use crate::finding::{Finding, FindingCode, Severity};
+use crate::finding::{Finding, FindingCode, Fixed, Severity};
 
 pub const CITATION: &str = "ISCD";
 const SECTION: &str = "§6.2; §9 bmd-significant-loss";
@@ -100,7 +100,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         .map(|c| {
             let mut s = c.describe();
             if let Some(t) = c.later_t {
-                s.push_str(&format!("; later T {t:.1}"));
+                s.push_str(&format!("; later T {}", Fixed(t, 1)));
             }
             s
         })

@@ -21,7 +21,7 @@
 //! without a recorded end, undated GC records, §1.6) into the outcome, whether or not it fires.
 
 use crate::engine::{Ctx, Outcome};
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Fixed, Severity};
 use crate::tri::Tri;
 
 pub const CITATION: &str = "ACR-2022 (non-pharmacological recommendations)";
@@ -70,10 +70,10 @@ pub fn gc_phrase(ctx: &Ctx<'_>) -> String {
         agents = first.to_uppercase() + &agents[1..];
     }
     let dose = match gc.current_daily_peq {
-        Some(v) => format!("{v:.1} mg prednisone-equivalent/day"),
+        Some(v) => format!("{} mg prednisone-equivalent/day", Fixed(v, 1)),
         None if gc.current_daily_peq_known > 0.0 => format!(
-            "≥ {:.1} mg prednisone-equivalent/day (part of the dose not computable)",
-            gc.current_daily_peq_known
+            "≥ {} mg prednisone-equivalent/day (part of the dose not computable)",
+            Fixed(gc.current_daily_peq_known, 1)
         ),
         None => "dose not computable".to_string(),
     };

@@ -28,7 +28,7 @@ use super::safety::{
 };
 use crate::engine::{Ctx, Outcome};
 use crate::facts::labs;
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Fixed, Severity};
 use crate::model::{ConditionKind, Ingredient};
 
 pub const CITATION: &str = "PROLIA-PI; RECLAST-PI";
@@ -122,7 +122,8 @@ pub fn advanced_ckd(ctx: &Ctx<'_>) -> Ckd {
             }
             return Ckd::Advanced(
                 format!(
-                    "CrCl {crcl:.1} mL/min < {} (eGFR absent; Cockcroft–Gault surrogate)",
+                    "CrCl {} mL/min < {} (eGFR absent; Cockcroft–Gault surrogate)",
+                    Fixed(*crcl, 1),
                     t.dmab_ckd_egfr_min
                 ),
                 ev,
@@ -163,12 +164,15 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             if calcium_low(&ca, ctx) {
                 let corrected = match &ca.albumin {
                     Some(a) => format!(
-                        "corrected calcium {:.2} mg/dL (Ca {} mg/dL, albumin {} g/dL)",
-                        ca.corrected, ca.calcium.value, a.value
+                        "corrected calcium {} mg/dL (Ca {} mg/dL, albumin {} g/dL)",
+                        Fixed(ca.corrected, 2),
+                        ca.calcium.value,
+                        a.value
                     ),
                     None => format!(
-                        "calcium {:.2} mg/dL (no albumin within {} days; uncorrected)",
-                        ca.corrected, t.albumin_pair_days
+                        "calcium {} mg/dL (no albumin within {} days; uncorrected)",
+                        Fixed(ca.corrected, 2),
+                        t.albumin_pair_days
                     ),
                 };
                 let limit = match ca.calcium.reference_low {

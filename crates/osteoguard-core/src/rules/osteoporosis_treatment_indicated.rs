@@ -29,7 +29,7 @@
 
 use crate::engine::{Ctx, InsufficientItem, Outcome};
 use crate::facts::risk::RiskCategory;
-use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity};
+use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Fixed, Severity};
 use crate::model::FractureSite;
 use crate::tri::Tri;
 
@@ -102,7 +102,12 @@ pub fn who_osteoporosis_or_fragility_fracture(ctx: &Ctx<'_>) -> Option<Vec<Evide
         ev.push(Evidence::new(
             &s.source,
             Some(s.date),
-            format!("{} T-score {:.1} ≤ {}", s.site.label(), s.value, t.t_high),
+            format!(
+                "{} T-score {} ≤ {}",
+                s.site.label(),
+                Fixed(s.value, 1),
+                t.t_high
+            ),
         ));
     }
     ev.extend(hip_or_vertebral_fragility_fracture(ctx));

@@ -153,7 +153,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             p.date()
         ));
         names.extend(levels.iter().map(|l| l.level.label().to_string()));
-        evidence.extend(levels.iter().flat_map(|l| l.evidence.iter().cloned()));
+        evidence.extend(levels.iter().flat_map(|l| l.evidence()));
         evidence.push(p.evidence());
     }
     if let Some(r) = &rise {

@@ -120,10 +120,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             }
         })
         .collect();
-    let mut evidence: Vec<Evidence> = levels
-        .iter()
-        .flat_map(|l| l.evidence.iter().cloned())
-        .collect();
+    let mut evidence: Vec<Evidence> = levels.iter().flat_map(|l| l.evidence()).collect();
     evidence.push(pain.evidence());
     crate::facts::spine::chronological(&mut evidence);
     let f = Finding::new(

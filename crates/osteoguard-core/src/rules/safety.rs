@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::labs::{self, LabValue};
-use crate::finding::{Evidence, FindingCode, Severity};
+use crate::finding::{Evidence, FindingCode, Fixed, Severity};
 use crate::model::{add_days, days, Ingredient, ObservationKind, Sex};
 
 /// The wording a zoledronate-recommending rule uses when zoledronate is renally contraindicated.
@@ -214,9 +214,9 @@ pub struct RenalReading {
 impl RenalReading {
     pub fn describe(&self) -> String {
         format!(
-            "{} {:.1} {}",
+            "{} {} {}",
             self.measure.label(),
-            self.value,
+            Fixed(self.value, 1),
             self.measure.unit()
         )
     }
@@ -243,7 +243,8 @@ pub fn renal_reading(ctx: &Ctx<'_>, fresh_days: i64) -> Option<RenalReading> {
             evidence.push(lab_evidence(w, "body weight", "kg"));
         }
         evidence.push(Evidence::derived(format!(
-            "Cockcroft–Gault CrCl {crcl:.1} mL/min (age {}, {})",
+            "Cockcroft–Gault CrCl {} mL/min (age {}, {})",
+            Fixed(*crcl, 1),
             ctx.age().map_or("?".to_string(), |a| a.to_string()),
             if female_factor_applies(ctx) {
                 "×0.85 female factor"
