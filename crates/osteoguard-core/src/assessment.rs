@@ -540,28 +540,28 @@ impl PlannedAction {
                 let names: Vec<&str> = labs.iter().map(|l| l.short()).collect();
                 let list = match names.split_last() {
                     Some((last, [])) => (*last).to_string(),
-                    Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                    Some((last, rest)) => text!("{} and {last}", rest.join(", ")),
                     None => "the safety labs".to_string(),
                 };
-                format!("Check {list} first; the antiresorptive follows.")
+                text!("Check {list} first; the antiresorptive follows.")
             }
             CalciumRecheck => "Correct calcium before any antiresorptive.".into(),
             ZoledronateTransition { date, .. } if *date > as_of => {
-                format!("Plan zoledronic acid for {date}, then CTX.")
+                text!("Plan zoledronic acid for {date}, then CTX.")
             }
             ZoledronateTransition { .. } => "Give zoledronic acid now, then CTX.".into(),
             ZoledronateNow { repeat: false } => "Give zoledronic acid now.".into(),
             ZoledronateNow { repeat: true } => "Repeat zoledronic acid.".into(),
             ZoledronateYearly | Alendronate { .. } => "Choose an agent with the patient.".into(),
             Teriparatide => "Consider teriparatide first.".into(),
-            DenosumabDose { date } if *date > as_of => format!("Give denosumab by {date}."),
+            DenosumabDose { date } if *date > as_of => text!("Give denosumab by {date}."),
             DenosumabDose { .. } => "Give denosumab now.".into(),
             RemoveZoledronate { .. } | ReplaceZoledronateWithDenosumab { .. } => {
                 "Do not infuse; use denosumab instead.".into()
             }
             CalciumAndVitaminD => "Add calcium and vitamin D.".into(),
             VitaminDRepletion => "Replete vitamin D.".into(),
-            Ctx { date: Some(d) } if *d > as_of => format!("Order serum CTX for {d}."),
+            Ctx { date: Some(d) } if *d > as_of => text!("Order serum CTX for {d}."),
             Ctx { .. } => "Order serum CTX.".into(),
             CtxAndWholeSpineMri => "Check CTX and image the whole spine.".into(),
             Dxa => "Order DXA with vertebral fracture assessment.".into(),
@@ -924,7 +924,7 @@ fn plan(
         (None, _) if codes.len() > 1 => "See the related findings.".to_string(),
         (None, _) => "Review the findings.".to_string(),
     };
-    let summary = format!("{head}. {next}");
+    let summary = text!("{head}. {next}");
 
     SituationPlan {
         situation: s,

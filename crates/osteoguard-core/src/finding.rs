@@ -217,6 +217,27 @@ impl std::fmt::Display for Ymd {
     }
 }
 
+/// Bytes reserved for a text written by the `text!` macro: most evidence details, summaries,
+/// trace and basis lines fit, so they are written without growing (glibc and most allocators
+/// serve a request of this size from the same small-size bins as a shorter one).
+const TEXT_CAPACITY: usize = 128;
+
+/// What `text!` expands to: `format!`'s text, with [`TEXT_CAPACITY`] bytes reserved (a
+/// literal without arguments is copied as `format!` copies it).
+#[doc(hidden)]
+pub fn text(args: std::fmt::Arguments<'_>) -> String {
+    match args.as_str() {
+        Some(s) => s.to_owned(),
+        None => {
+            let mut out = String::with_capacity(TEXT_CAPACITY);
+            // Writing into a `String` cannot fail; a `Display` that fails would have made
+            // `format!` panic, here it ends the text.
+            let _ = std::fmt::Write::write_fmt(&mut out, args);
+            out
+        }
+    }
+}
+
 /// A number with `places` digits after the point (`Fixed(v, places)`), written as
 /// `format!("{:.*}", places, v)` writes it (exact
 /// decimal value of the `f64`, ties to even, `-` kept on a negative value that rounds to zero),

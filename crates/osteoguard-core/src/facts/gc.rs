@@ -321,7 +321,7 @@ fn collect(input: &Input<'_>) -> Collected {
                 continue;
             }
             let Some(iv) = active_interval(m, None, t) else {
-                c.notes.push(format!(
+                c.notes.push(text!(
                     "{}: glucocorticoid administration without a date",
                     m.source
                 ));
@@ -351,7 +351,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(date),
-                        format!(
+                        text!(
                             "{name} administration ({}), dose not recorded",
                             route_label(route)
                         ),
@@ -374,7 +374,7 @@ fn collect(input: &Input<'_>) -> Collected {
                         c.evidence.push(Evidence::new(
                             &m.source,
                             Some(date),
-                            format!(
+                            text!(
                                 "{name} {mg} mg IM depot = {} mg PEq, spread over {spread} days ({} mg PEq/day)",
                                 Fixed(peq, 1),
                                 Fixed(peq / spread as f64, 2)
@@ -392,7 +392,7 @@ fn collect(input: &Input<'_>) -> Collected {
                         c.evidence.push(Evidence::new(
                             &m.source,
                             Some(date),
-                            format!(
+                            text!(
                                 "{name} {mg} mg {} on {} = {} mg PEq",
                                 route_label(route),
                                 Ymd(date),
@@ -421,7 +421,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!(
+                        text!(
                             "{name} {} → {}, no dosage: dose not computable",
                             iv.start,
                             fmt_end(iv.end)
@@ -481,7 +481,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!(
+                        text!(
                             "{name} {mg} mg × {per_day}/day ({}) = {} mg PEq/day, {} → {}",
                             route_label(route),
                             Fixed(daily_peq, 2),
@@ -504,7 +504,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!(
+                        text!(
                             "{name} {mg} mg IM depot = {} mg PEq, spread over {spread} days from {}",
                             Fixed(peq, 1),
                             Ymd(iv.start)
@@ -527,7 +527,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(day),
-                        format!(
+                        text!(
                             "{name} {mg} mg single dose ({}) on {} = {} mg PEq",
                             route_label(route),
                             Ymd(day),
@@ -545,7 +545,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!("{name} {} → {}: {why}", iv.start, fmt_end(iv.end)),
+                        text!("{name} {} → {}: {why}", iv.start, fmt_end(iv.end)),
                     ));
                 }
             }
@@ -565,7 +565,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!("{name} as needed only: chronic dose unknown"),
+                        text!("{name} as needed only: chronic dose unknown"),
                     ));
                 }
                 None => undated(&mut c, m),
@@ -648,12 +648,12 @@ fn implausible(
         MedicationSource::Statement => "MedicationStatement.dosage.doseAndRate.dose[x]",
         MedicationSource::Administration => "MedicationAdministration.dosage.dose",
     };
-    let problem = format!(
+    let problem = text!(
         "{} {daily_mg} mg/day is above the plausible maximum of {max} mg/day ({key}; a unit \
          error?): dose treated as unknown",
         ingredient.name()
     );
-    c.notes.push(format!("{}: {problem}", m.source));
+    c.notes.push(text!("{}: {problem}", m.source));
     let dq = DataQualityIssue::new(m.source.as_str(), field, problem);
     if !c.data_quality.contains(&dq) {
         c.data_quality.push(dq);
@@ -676,7 +676,7 @@ fn merge(a: Option<ActiveInterval>, b: ActiveInterval) -> ActiveInterval {
 }
 
 fn undated(c: &mut Collected, m: &MedicationRecord) {
-    c.notes.push(format!(
+    c.notes.push(text!(
         "{}: glucocorticoid record without any usable date: not counted",
         m.source
     ));
@@ -691,7 +691,7 @@ fn note_default_end(c: &mut Collected, m: &MedicationRecord, iv: &ActiveInterval
     if !iv.default_end {
         return;
     }
-    let problem = format!(
+    let problem = text!(
         "{} order without a recorded end: counted for {} days from its start {} (knowledge.md §1.6)",
         match m.status {
             MedicationStatus::Completed => "completed",
@@ -700,7 +700,7 @@ fn note_default_end(c: &mut Collected, m: &MedicationRecord, iv: &ActiveInterval
         t.stopped_order_default_days,
         iv.start
     );
-    c.notes.push(format!("{}: {problem}", m.source));
+    c.notes.push(text!("{}: {problem}", m.source));
     let dq = DataQualityIssue::new(
         m.source.as_str(),
         "MedicationRequest.dosageInstruction.timing.repeat.boundsPeriod.end",

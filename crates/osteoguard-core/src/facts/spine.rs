@@ -154,9 +154,9 @@ impl PainReading {
             &self.source,
             Some(self.date()),
             if self.at.time() == chrono::NaiveTime::MIN {
-                format!("pain {}/10", PainScore(self.value))
+                text!("pain {}/10", PainScore(self.value))
             } else {
-                format!(
+                text!(
                     "pain {}/10 at {}",
                     PainScore(self.value),
                     self.at.format("%H:%M")
@@ -209,7 +209,7 @@ impl LevelStatus {
             evidence.push(Evidence::new(
                 source,
                 Some(*date),
-                format!(
+                text!(
                     "MRI {level}: marrow oedema {}",
                     if *present { "present" } else { "absent" }
                 ),
@@ -219,14 +219,14 @@ impl LevelStatus {
             evidence.push(Evidence::new(
                 source,
                 Some(*date),
-                format!("Genant grade {grade} at {level}"),
+                text!("Genant grade {grade} at {level}"),
             ));
         }
         if let Some((source, date)) = &b.augmentation {
             evidence.push(Evidence::new(
                 source,
                 Some(*date),
-                format!("vertebral augmentation at {level}"),
+                text!("vertebral augmentation at {level}"),
             ));
         }
         evidence
@@ -391,8 +391,8 @@ fn event_from_condition(c: &Condition, location: VertebralLocation) -> FractureE
 fn event_evidence(e: &FractureEvent) -> Evidence {
     let onset = match (e.onset_for_windows, e.onset_for_acuity) {
         _ if e.prevalent_unknown_age => "prevalent, age unknown".to_string(),
-        (Some(s), Some(a)) if s != a => format!("onset between {} and {}", Ymd(s), Ymd(a)),
-        (_, Some(a)) => format!("onset {}", Ymd(a)),
+        (Some(s), Some(a)) if s != a => text!("onset between {} and {}", Ymd(s), Ymd(a)),
+        (_, Some(a)) => text!("onset {}", Ymd(a)),
         _ => "onset unknown".to_string(),
     };
     let estimated = if e.onset_estimated {
@@ -403,7 +403,7 @@ fn event_evidence(e: &FractureEvent) -> Evidence {
     Evidence::new(
         &e.source,
         e.onset_for_acuity.or(e.recorded),
-        format!("vertebral fracture {}, {onset}{estimated}", e.location),
+        text!("vertebral fracture {}, {onset}{estimated}", e.location),
     )
 }
 

@@ -129,8 +129,8 @@ pub fn new_fractures_after_augmentation<'a>(ctx: &'a Ctx<'_>) -> Vec<NewFracture
 
 fn aug_label(a: &AugmentationRef<'_>) -> String {
     match a.level {
-        Some(l) => format!("{l} augmentation {}", Ymd(a.date)),
-        None => format!("augmentation {} (level not recorded)", Ymd(a.date)),
+        Some(l) => text!("{l} augmentation {}", Ymd(a.date)),
+        None => text!("augmentation {} (level not recorded)", Ymd(a.date)),
     }
 }
 
@@ -161,12 +161,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 .filter(|a| a.2)
                 .filter_map(|a| a.0.level.map(|l| l.to_string()))
                 .collect();
-            let mut s = format!("{} (onset {}", n.fracture.location, Ymd(n.onset));
+            let mut s = text!("{} (onset {}", n.fracture.location, Ymd(n.onset));
             if let Some((a, d, _)) = closest {
-                s.push_str(&format!(", {d} d after {}", aug_label(a)));
+                s.push_str(&text!(", {d} d after {}", aug_label(a)));
             }
             if !adj.is_empty() {
-                s.push_str(&format!(", adjacent to {}", adj.join("/")));
+                s.push_str(&text!(", adjacent to {}", adj.join("/")));
             }
             s.push(')');
             s
@@ -181,7 +181,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         evidence.push(Evidence::new(
             &n.fracture.source,
             Some(n.onset),
-            format!(
+            text!(
                 "vertebral fracture {}, onset (period start) {}",
                 n.fracture.location,
                 Ymd(n.onset)
@@ -191,7 +191,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             evidence.push(Evidence::new(
                 a.source,
                 Some(a.date),
-                format!(
+                text!(
                     "{}; fracture {} {d} d later{}",
                     aug_label(a),
                     n.fracture.location,
@@ -208,13 +208,13 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut f = Finding::new(
         FindingCode::NewFractureAfterAugmentation,
         severity,
-        format!(
+        text!(
             "{} new vertebral fracture{} after augmentation: {}",
             found.len(),
             if found.len() == 1 { "" } else { "s" },
             phrases.join("; ")
         ),
-        format!(
+        text!(
             "New vertebral fracture(s) after vertebral augmentation at {}: intensify \
              osteoporosis treatment and re-evaluate pain source.",
             names.join(", ")
@@ -224,7 +224,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(evidence)
     .with_levels(levels)
-    .with_note(format!(
+    .with_note(text!(
         "New fractures are counted for {} days after augmentation; published rates of new \
          fractures after augmentation vary.",
         ctx.t().new_fracture_window_days

@@ -143,10 +143,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 } else {
                     l.state.as_str()
                 };
-                format!("{} {why}", l.level)
+                text!("{} {why}", l.level)
             })
             .collect();
-        parts.push(format!(
+        parts.push(text!(
             "{} without MRI confirmation; pain {}/10 on {}",
             lv.join(", "),
             p.value,
@@ -157,7 +157,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         evidence.push(p.evidence());
     }
     if let Some(r) = &rise {
-        parts.push(format!(
+        parts.push(text!(
             "pain rose from {} to {}/10 on {} after augmentation on {}, no spine imaging since",
             r.baseline.value,
             r.pain.value,

@@ -116,7 +116,7 @@ pub fn denosumab_reasons(ctx: &Ctx<'_>, out: &Outcome) -> Vec<Evidence> {
             reasons.push(Evidence::new(
                 &d.source,
                 Some(d.date),
-                format!(
+                text!(
                     "last denosumab dose; next due {}",
                     add_days(d.date, ctx.t().dmab_due_days)
                 ),
@@ -158,7 +158,7 @@ pub fn antiresorptive_planned_or_due(ctx: &Ctx<'_>, out: &Outcome) -> Vec<Eviden
                 Evidence::new(
                     &a.source,
                     a.date,
-                    format!("{} ordered, not yet given", a.agent.name()),
+                    text!("{} ordered, not yet given", a.agent.name()),
                 )
             }),
     );
@@ -171,7 +171,7 @@ pub fn active_evidence(ctx: &Ctx<'_>, agent: impl Fn(Ingredient) -> bool) -> Vec
         .active_agents
         .iter()
         .filter(|a| agent(a.agent))
-        .map(|a| Evidence::new(&a.source, a.date, format!("{} active", a.agent.name())))
+        .map(|a| Evidence::new(&a.source, a.date, text!("{} active", a.agent.name())))
         .collect()
 }
 
@@ -213,7 +213,7 @@ pub struct RenalReading {
 
 impl RenalReading {
     pub fn describe(&self) -> String {
-        format!(
+        text!(
             "{} {} {}",
             self.measure.label(),
             Fixed(self.value, 1),
@@ -223,11 +223,7 @@ impl RenalReading {
 }
 
 fn lab_evidence(v: &LabValue, what: &str, unit: &str) -> Evidence {
-    Evidence::new(
-        &v.source,
-        Some(v.date),
-        format!("{what} {} {unit}", v.value),
-    )
+    Evidence::new(&v.source, Some(v.date), text!("{what} {} {unit}", v.value))
 }
 
 /// CrCl (Cockcroft–Gault) from creatinine within `fresh_days`, else eGFR within `fresh_days`;
@@ -242,7 +238,7 @@ pub fn renal_reading(ctx: &Ctx<'_>, fresh_days: i64) -> Option<RenalReading> {
         if let Some(w) = &renal.weight {
             evidence.push(lab_evidence(w, "body weight", "kg"));
         }
-        evidence.push(Evidence::derived(format!(
+        evidence.push(Evidence::derived(text!(
             "Cockcroft–Gault CrCl {} mL/min (age {}, {})",
             Fixed(*crcl, 1),
             ctx.age().map_or("?".to_string(), |a| a.to_string()),
