@@ -194,7 +194,8 @@ pub struct TimelineFracture {
     /// `L1`, `T5-T6`, `unspecified`, or a non-vertebral site (`hip`, `wrist` …).
     pub site: String,
     pub onset: Option<NaiveDate>,
-    pub reference: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -204,7 +205,8 @@ pub struct TimelineProcedure {
     pub kind: ProcedureKind,
     pub levels: Vec<String>,
     pub date: NaiveDate,
-    pub reference: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -215,7 +217,8 @@ pub struct TimelineDose {
     pub date: NaiveDate,
     /// Days the dose covers (denosumab 182, zoledronate 365, …), for shading.
     pub covers_days: i64,
-    pub reference: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -224,7 +227,8 @@ pub struct TimelineDose {
 pub struct TimelinePain {
     pub date: NaiveDate,
     pub value: f64,
-    pub reference: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
 }
 
 /// Rounds for display and stable JSON (the rules compare unrounded values, §3.3).

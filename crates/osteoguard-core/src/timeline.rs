@@ -40,7 +40,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
             fractures.push(TimelineFracture {
                 site: site_label(site),
                 onset,
-                reference: c.source.as_str().to_string(),
+                reference: c.source.clone(),
             });
         }
     }
@@ -56,7 +56,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
                 kind: p.kind,
                 levels: p.levels.iter().map(|l| l.label().to_string()).collect(),
                 date,
-                reference: p.source.as_str().to_string(),
+                reference: p.source.clone(),
             });
         }
     }
@@ -66,7 +66,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
             agent: Ingredient::Denosumab.name().into(),
             date: d.date,
             covers_days: t.dmab_due_days,
-            reference: d.source.as_str().to_string(),
+            reference: d.source.clone(),
         });
     }
     for m in &record.medications {
@@ -88,7 +88,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
                     } else {
                         t.ibandronate_iv_active_days
                     },
-                    reference: m.source.as_str().to_string(),
+                    reference: m.source.clone(),
                 });
             }
         }
@@ -104,7 +104,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
             pain.push(TimelinePain {
                 date,
                 value,
-                reference: o.source.as_str().to_string(),
+                reference: o.source.clone(),
             });
         }
     }

@@ -19,6 +19,8 @@
 //!
 //! **Thresholds:** `new_fracture_window_days` (365), `new_fracture_early_days` (90).
 
+use std::fmt::Write as _;
+
 use chrono::NaiveDate;
 
 use crate::engine::{Ctx, Outcome};
@@ -127,10 +129,17 @@ pub fn new_fractures_after_augmentation<'a>(ctx: &'a Ctx<'_>) -> Vec<NewFracture
     out
 }
 
-fn aug_label(a: &AugmentationRef<'_>) -> String {
-    match a.level {
-        Some(l) => text!("{l} augmentation {}", Ymd(a.date)),
-        None => text!("augmentation {} (level not recorded)", Ymd(a.date)),
+/// "L1 augmentation 2021-03-02", or "augmentation 2021-03-02 (level not recorded)"; written
+/// straight into the text that names it.
+struct AugLabel<'r, 'a>(&'r AugmentationRef<'a>);
+
+impl std::fmt::Display for AugLabel<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0;
+        match a.level {
+            Some(l) => write!(f, "{l} augmentation {}", Ymd(a.date)),
+            None => write!(f, "augmentation {} (level not recorded)", Ymd(a.date)),
+        }
     }
 }
 
@@ -163,10 +172,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 .collect();
             let mut s = text!("{} (onset {}", n.fracture.location, Ymd(n.onset));
             if let Some((a, d, _)) = closest {
-                s.push_str(&text!(", {d} d after {}", aug_label(a)));
+                let _ = write!(s, ", {d} d after {}", AugLabel(a));
             }
             if !adj.is_empty() {
-                s.push_str(&text!(", adjacent to {}", adj.join("/")));
+                let _ = write!(s, ", adjacent to {}", adj.join("/"));
             }
             s.push(')');
             s
@@ -193,7 +202,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 Some(a.date),
                 text!(
                     "{}; fracture {} {d} d later{}",
-                    aug_label(a),
+                    AugLabel(a),
                     n.fracture.location,
                     if *adj { ", adjacent" } else { "" }
                 ),
