@@ -331,7 +331,8 @@ impl std::fmt::Display for Fixed {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Evidence {
-    /// The resource (`Type/id`), shared with the record's [`SourceRef`] (serialised as a string).
+    // The resource (`Type/id`), shared with the record's `SourceRef`, serialised as a string.
+    // (A plain comment: a doc comment would become a description in the JSON Schema.)
     #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub reference: SourceRef,
     pub detail: String,

@@ -13,11 +13,10 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
+// Shared, not copied: the text is reference-counted, so the evidence and timeline entries that
+// name an item hold the record's reference instead of a copy each (issue 19). Serialised as the
+// plain string. (A plain comment: the doc comment below is the JSON Schema's description.)
 /// A FHIR-style reference to the resource an item came from, e.g. `Observation/dxa-1`.
-///
-/// Shared, not copied: the text is reference-counted, so the evidence and timeline entries
-/// that name an item hold the record's reference instead of a copy each (issue 19). Serialised
-/// as the plain string.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SourceRef(#[cfg_attr(feature = "schema", schemars(with = "String"))] Arc<str>);
