@@ -194,7 +194,8 @@ pub struct TimelineFracture {
     /// `L1`, `T5-T6`, `unspecified`, or a non-vertebral site (`hip`, `wrist` …).
     pub site: String,
     pub onset: Option<NaiveDate>,
-    pub reference: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -204,7 +205,8 @@ pub struct TimelineProcedure {
     pub kind: ProcedureKind,
     pub levels: Vec<String>,
     pub date: NaiveDate,
-    pub reference: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -215,7 +217,8 @@ pub struct TimelineDose {
     pub date: NaiveDate,
     /// Days the dose covers (denosumab 182, zoledronate 365, …), for shading.
     pub covers_days: i64,
-    pub reference: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -224,7 +227,8 @@ pub struct TimelineDose {
 pub struct TimelinePain {
     pub date: NaiveDate,
     pub value: f64,
-    pub reference: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
 }
 
 /// Rounds for display and stable JSON (the rules compare unrounded values, §3.3).
@@ -328,7 +332,7 @@ fn build(
     Assessment {
         schema: SCHEMA.to_string(),
         patient: PatientSummary {
-            reference: record.patient.source.0.clone(),
+            reference: record.patient.source.as_str().to_string(),
             age_years: age,
             sex: record.patient.sex,
             birth_date: record.patient.birth_date,
@@ -383,7 +387,7 @@ fn build(
                     date: *date,
                     site: *site,
                     value: round(*value, 2),
-                    reference: src.0.clone(),
+                    reference: src.as_str().to_string(),
                 })
                 .collect(),
         },
@@ -540,28 +544,28 @@ impl PlannedAction {
                 let names: Vec<&str> = labs.iter().map(|l| l.short()).collect();
                 let list = match names.split_last() {
                     Some((last, [])) => (*last).to_string(),
-                    Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                    Some((last, rest)) => text!("{} and {last}", rest.join(", ")),
                     None => "the safety labs".to_string(),
                 };
-                format!("Check {list} first; the antiresorptive follows.")
+                text!("Check {list} first; the antiresorptive follows.")
             }
             CalciumRecheck => "Correct calcium before any antiresorptive.".into(),
             ZoledronateTransition { date, .. } if *date > as_of => {
-                format!("Plan zoledronic acid for {date}, then CTX.")
+                text!("Plan zoledronic acid for {date}, then CTX.")
             }
             ZoledronateTransition { .. } => "Give zoledronic acid now, then CTX.".into(),
             ZoledronateNow { repeat: false } => "Give zoledronic acid now.".into(),
             ZoledronateNow { repeat: true } => "Repeat zoledronic acid.".into(),
             ZoledronateYearly | Alendronate { .. } => "Choose an agent with the patient.".into(),
             Teriparatide => "Consider teriparatide first.".into(),
-            DenosumabDose { date } if *date > as_of => format!("Give denosumab by {date}."),
+            DenosumabDose { date } if *date > as_of => text!("Give denosumab by {date}."),
             DenosumabDose { .. } => "Give denosumab now.".into(),
             RemoveZoledronate { .. } | ReplaceZoledronateWithDenosumab { .. } => {
                 "Do not infuse; use denosumab instead.".into()
             }
             CalciumAndVitaminD => "Add calcium and vitamin D.".into(),
             VitaminDRepletion => "Replete vitamin D.".into(),
-            Ctx { date: Some(d) } if *d > as_of => format!("Order serum CTX for {d}."),
+            Ctx { date: Some(d) } if *d > as_of => text!("Order serum CTX for {d}."),
             Ctx { .. } => "Order serum CTX.".into(),
             CtxAndWholeSpineMri => "Check CTX and image the whole spine.".into(),
             Dxa => "Order DXA with vertebral fracture assessment.".into(),
@@ -676,7 +680,7 @@ fn zoledronate_orders(a: &Assessment, f: &Finding) -> Vec<String> {
             .evidence
             .iter()
             .filter(|e| e.reference.starts_with("MedicationRequest/"))
-            .map(|e| e.reference.clone())
+            .map(|e| e.reference.to_string())
             .collect();
     }
     v.sort();
@@ -924,7 +928,7 @@ fn plan(
         (None, _) if codes.len() > 1 => "See the related findings.".to_string(),
         (None, _) => "Review the findings.".to_string(),
     };
-    let summary = format!("{head}. {next}");
+    let summary = text!("{head}. {next}");
 
     SituationPlan {
         situation: s,

@@ -217,11 +217,124 @@ impl std::fmt::Display for Ymd {
     }
 }
 
+/// Bytes reserved for a text written by the `text!` macro: most evidence details, summaries,
+/// trace and basis lines fit, so they are written without growing (glibc and most allocators
+/// serve a request of this size from the same small-size bins as a shorter one).
+const TEXT_CAPACITY: usize = 128;
+
+/// What `text!` expands to: `format!`'s text, with [`TEXT_CAPACITY`] bytes reserved (a
+/// literal without arguments is copied as `format!` copies it).
+#[doc(hidden)]
+pub fn text(args: std::fmt::Arguments<'_>) -> String {
+    match args.as_str() {
+        Some(s) => s.to_owned(),
+        None => {
+            let mut out = String::with_capacity(TEXT_CAPACITY);
+            // Writing into a `String` cannot fail; a `Display` that fails would have made
+            // `format!` panic, here it ends the text.
+            let _ = std::fmt::Write::write_fmt(&mut out, args);
+            out
+        }
+    }
+}
+
+/// A number with `places` digits after the point (`Fixed(v, places)`), written as
+/// `format!("{:.*}", places, v)` writes it (exact
+/// decimal value of the `f64`, ties to even, `-` kept on a negative value that rounds to zero),
+/// but from the exact integer `m × 2^e × 10^places` instead of `core::fmt`'s exact float path
+/// (`dragon::format_exact`, ~1 k instructions per number; issue 19). Values whose scaled
+/// integer does not fit 112 bits, infinities and NaN fall back to `core::fmt`. Byte identity:
+/// `fixed_is_core_fmt` (proptest over the engine's value range).
+#[derive(Debug, Clone, Copy)]
+pub struct Fixed(pub f64, pub u32);
+
+impl std::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Fixed(v, places) = *self;
+        let fallback = |f: &mut std::fmt::Formatter<'_>| write!(f, "{:.*}", places as usize, v);
+        if !v.is_finite() || places > 6 {
+            return fallback(f);
+        }
+        let bits = v.to_bits();
+        let negative = bits >> 63 == 1;
+        let biased = ((bits >> 52) & 0x7ff) as i32;
+        let fraction = bits & ((1u64 << 52) - 1);
+        // v = m × 2^e exactly.
+        let (m, e) = if biased == 0 {
+            (fraction, -1074)
+        } else {
+            (fraction | (1u64 << 52), biased - 1075)
+        };
+        let scale = 10u128.pow(places);
+        let q = u128::from(m) * scale; // < 2^53 × 10^6 < 2^73
+        let rounded: u128 = if e >= 0 {
+            if e > 39 {
+                return fallback(f);
+            }
+            q << e
+        } else {
+            let s = e.unsigned_abs();
+            if s >= 127 {
+                0 // q < 2^73 ≤ 2^(s-1): below one half
+            } else {
+                let int = q >> s;
+                let rem = q - (int << s);
+                let half = 1u128 << (s - 1);
+                if rem > half || (rem == half && int & 1 == 1) {
+                    int + 1
+                } else {
+                    int
+                }
+            }
+        };
+        // Digits from the right: `places` fraction digits, the point, the integer part.
+        let mut buf = [0u8; 48];
+        let mut at = buf.len();
+        let mut rest = rounded;
+        let mut put = |b: u8, at: &mut usize| {
+            *at -= 1;
+            buf[*at] = b;
+        };
+        let mut small = u64::try_from(rest).ok();
+        for i in 0..=places + 40 {
+            if i == places && places > 0 {
+                put(b'.', &mut at);
+            }
+            let digit = match small.as_mut() {
+                Some(s) => {
+                    let d = (*s % 10) as u8;
+                    *s /= 10;
+                    d
+                }
+                None => {
+                    let d = (rest % 10) as u8;
+                    rest /= 10;
+                    if let Ok(s) = u64::try_from(rest) {
+                        small = Some(s);
+                    }
+                    d
+                }
+            };
+            put(b'0' + digit, &mut at);
+            if i >= places && small == Some(0) {
+                break;
+            }
+        }
+        if negative {
+            put(b'-', &mut at);
+        }
+        f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| std::fmt::Error)?)
+    }
+}
+
 /// One piece of evidence: the resource and the value the rule used.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Evidence {
-    pub reference: String,
+    // The resource (`Type/id`), shared with the record's `SourceRef`, serialised as a string.
+    // (A plain comment: a doc comment would become a description in the JSON Schema.)
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub reference: SourceRef,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub date: Option<NaiveDate>,
@@ -230,15 +343,18 @@ pub struct Evidence {
 impl Evidence {
     pub fn new(reference: &SourceRef, date: Option<NaiveDate>, detail: impl Into<String>) -> Self {
         Evidence {
-            reference: reference.0.clone(),
+            reference: reference.clone(),
             detail: detail.into(),
             date,
         }
     }
     /// Evidence derived by the engine itself (no single resource), e.g. "age 73 at as-of".
     pub fn derived(detail: impl Into<String>) -> Self {
+        static DERIVED: std::sync::OnceLock<SourceRef> = std::sync::OnceLock::new();
         Evidence {
-            reference: "osteoguard:derived".into(),
+            reference: DERIVED
+                .get_or_init(|| SourceRef::new("osteoguard:derived"))
+                .clone(),
             detail: detail.into(),
             date: None,
         }
@@ -524,6 +640,85 @@ mod tests {
         for x in dates {
             assert_eq!(Ymd(x).to_string(), x.to_string());
             assert_eq!(format!("[{}]", Ymd(x)), format!("[{x}]"));
+        }
+    }
+
+    /// `Fixed(v, p)` writes a number as `{:.p}` does, byte for byte.
+    fn fixed_matches(v: f64) {
+        for p in 0..=7 {
+            assert_eq!(
+                Fixed(v, p).to_string(),
+                format!("{v:.*}", p as usize),
+                "{v:e} .{p}"
+            );
+        }
+        assert_eq!(format!("[{}]", Fixed(v, 1)), format!("[{v:.1}]"), "{v:e}");
+    }
+
+    #[test]
+    fn fixed_is_core_fmt_at_the_edges() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.05,
+            0.15,
+            0.25,
+            0.35,
+            0.5,
+            1.5,
+            2.5,
+            -2.5,
+            -0.04,
+            -0.05,
+            0.0005,
+            0.0015,
+            0.125,
+            1.0 / 3.0,
+            9.95,
+            99.95,
+            999.9995,
+            7.5,
+            -3.5,
+            1e15,
+            1e16,
+            1e20,
+            9.3e25,
+            1e300,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            f64::EPSILON,
+            5e-324,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        // Every k/1000 and the halves between them in the engine's range, from both sides.
+        for k in -20_000..=20_000 {
+            let x = f64::from(k) / 1000.0;
+            values.extend([x, x + 0.0005, x - 0.0005, x + 0.00005, x + 0.005]);
+        }
+        for v in values {
+            fixed_matches(v);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        /// The engine's values: T/Z-scores, FRAX %, doses in mg and g, laboratory values,
+        /// clearances, loss percentages — all well within ±10⁶.
+        #[test]
+        fn fixed_is_core_fmt(v in -1.0e6f64..1.0e6) {
+            fixed_matches(v);
+        }
+        #[test]
+        fn fixed_is_core_fmt_small(v in -10.0f64..10.0) {
+            fixed_matches(v);
+        }
+        /// Any bit pattern (subnormals, huge, NaN): the fallback path too.
+        #[test]
+        fn fixed_is_core_fmt_any(bits in proptest::prelude::any::<u64>()) {
+            fixed_matches(f64::from_bits(bits));
         }
     }
 

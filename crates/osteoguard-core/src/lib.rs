@@ -27,6 +27,15 @@
 //! assert_eq!(a.patient.age_years, Some(73));
 //! ```
 
+/// `format!` for the engine's texts (evidence details, summaries, trace and basis lines): the
+/// same text, written into a `String` with room for a typical line reserved up front
+/// ([`finding::text`]), instead of growing it by reallocation as the pieces arrive (issue 19).
+macro_rules! text {
+    ($($arg:tt)*) => {
+        $crate::finding::text(format_args!($($arg)*))
+    };
+}
+
 pub mod assessment;
 pub mod catalogue;
 pub mod config;

@@ -8,20 +8,92 @@
 //! cite their evidence, and a `visible` date: the date the information entered the record
 //! (knowledge.md §1.2), which decides whether the item exists at a given as-of date.
 
+use std::sync::Arc;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
+// Shared, not copied: the text is reference-counted, so the evidence and timeline entries that
+// name an item hold the record's reference instead of a copy each (issue 19). Serialised as the
+// plain string. (A plain comment: the doc comment below is the JSON Schema's description.)
 /// A FHIR-style reference to the resource an item came from, e.g. `Observation/dxa-1`.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SourceRef(pub String);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceRef(#[cfg_attr(feature = "schema", schemars(with = "String"))] Arc<str>);
 
 impl SourceRef {
-    pub fn new(s: impl Into<String>) -> Self {
+    pub fn new(s: impl Into<Arc<str>>) -> Self {
         SourceRef(s.into())
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl std::ops::Deref for SourceRef {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SourceRef {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SourceRef {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for SourceRef {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SourceRef {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SourceRef {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl From<&str> for SourceRef {
+    fn from(s: &str) -> Self {
+        SourceRef(s.into())
+    }
+}
+
+impl From<String> for SourceRef {
+    fn from(s: String) -> Self {
+        SourceRef(s.into())
+    }
+}
+
+impl From<SourceRef> for String {
+    fn from(s: SourceRef) -> Self {
+        s.0.to_string()
+    }
+}
+
+impl Serialize for SourceRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SourceRef::from)
     }
 }
 

@@ -167,6 +167,33 @@ pub fn cited(citation: &str) -> Vec<&'static Source> {
         .collect()
 }
 
+/// The length of the shortest tag of [`SOURCES`].
+const SHORTEST_TAG: usize = {
+    let mut i = 0;
+    let mut shortest = usize::MAX;
+    while i < SOURCES.len() {
+        if SOURCES[i].tag.len() < shortest {
+            shortest = SOURCES[i].tag.len();
+        }
+        i += 1;
+    }
+    shortest
+};
+
+/// The set of ASCII characters of `s` (bit `c` for byte `c` below 128), to rule a tag out
+/// of a run before searching for it.
+fn char_set(s: &str) -> u128 {
+    s.bytes()
+        .filter(|b| b.is_ascii())
+        .fold(0, |set, b| set | (1u128 << b))
+}
+
+/// [`char_set`] of each tag of [`SOURCES`], in table order (tags are ASCII: a test checks it).
+fn tag_sets() -> &'static [u128] {
+    static SETS: std::sync::OnceLock<Vec<u128>> = std::sync::OnceLock::new();
+    SETS.get_or_init(|| SOURCES.iter().map(|s| char_set(s.tag)).collect())
+}
+
 /// For each source of [`SOURCES`], whether `citation` names its tag.
 fn cited_mask(citation: &str) -> [bool; SOURCES.len()] {
     let mut hit = [false; SOURCES.len()];
@@ -176,9 +203,14 @@ fn cited_mask(citation: &str) -> [bool; SOURCES.len()] {
     {
         match SOURCES.iter().position(|s| s.tag == run) {
             Some(i) => hit[i] = true,
+            // A run shorter than the shortest tag contains none; a longer one ("details",
+            // "UNVERIFIED", "fracture-risk" …) is searched only for the tags that are shorter
+            // and whose every character occurs in it.
+            None if run.len() < SHORTEST_TAG => {}
             None => {
-                for (i, s) in SOURCES.iter().enumerate() {
-                    hit[i] |= run.contains(s.tag);
+                let present = char_set(run);
+                for (i, (s, set)) in SOURCES.iter().zip(tag_sets()).enumerate() {
+                    hit[i] |= s.tag.len() < run.len() && set & !present == 0 && run.contains(s.tag);
                 }
             }
         }
@@ -264,6 +296,8 @@ mod tests {
             "ACR-2022/ACR-2017 (KANIS-2011) — SEED§OSTEOGUARD-SPEC".into(),
             "seed; acr-2022; ISCDX WHO-1994WHO-1994".into(),
             "GENANT-1993ACR-AC-VCF PVA-TIMING·STEROID-EQ RECLAST-PI".into(),
+            "ECTS-2021 (details UNVERIFIED); ACR-2022 (initial and repeat fracture-risk)".into(),
+            "xSEEDy ISCDISCD DSEE-D ACR-2022x2 zACR-AC-VCF".into(),
         ];
         texts.extend(SOURCES.iter().map(|s| s.tag.to_string()));
         texts.extend(SOURCES.iter().map(|s| format!("x{}é", s.tag)));

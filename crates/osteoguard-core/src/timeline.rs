@@ -40,7 +40,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
             fractures.push(TimelineFracture {
                 site: site_label(site),
                 onset,
-                reference: c.source.0.clone(),
+                reference: c.source.clone(),
             });
         }
     }
@@ -56,7 +56,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
                 kind: p.kind,
                 levels: p.levels.iter().map(|l| l.label().to_string()).collect(),
                 date,
-                reference: p.source.0.clone(),
+                reference: p.source.clone(),
             });
         }
     }
@@ -66,7 +66,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
             agent: Ingredient::Denosumab.name().into(),
             date: d.date,
             covers_days: t.dmab_due_days,
-            reference: d.source.0.clone(),
+            reference: d.source.clone(),
         });
     }
     for m in &record.medications {
@@ -88,7 +88,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
                     } else {
                         t.ibandronate_iv_active_days
                     },
-                    reference: m.source.0.clone(),
+                    reference: m.source.clone(),
                 });
             }
         }
@@ -104,7 +104,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
             pain.push(TimelinePain {
                 date,
                 value,
-                reference: o.source.0.clone(),
+                reference: o.source.clone(),
             });
         }
     }

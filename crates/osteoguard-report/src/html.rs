@@ -95,12 +95,12 @@ impl Sources {
         s
     }
     fn add(&mut self, e: &Evidence, used_by: &str) {
-        let n = match self.ids.get(&e.reference) {
+        let n = match self.ids.get(e.reference.as_str()) {
             Some(n) => *n,
             None => {
                 let n = self.order.len();
-                self.ids.insert(e.reference.clone(), n);
-                self.order.push((e.reference.clone(), Vec::new()));
+                self.ids.insert(e.reference.to_string(), n);
+                self.order.push((e.reference.to_string(), Vec::new()));
                 n
             }
         };

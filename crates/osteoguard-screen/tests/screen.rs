@@ -112,8 +112,8 @@ fn per_patient_assess(export: &Path, as_of: &str) -> (usize, BTreeSet<Key>) {
                     let mut seen = BTreeSet::new();
                     f.evidence
                         .iter()
-                        .filter(|e| seen.insert(e.reference.clone()))
-                        .map(|e| e.reference.clone())
+                        .filter(|e| seen.insert(e.reference.to_string()))
+                        .map(|e| e.reference.to_string())
                         .collect()
                 },
             ));

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::spine::SpineFacts;
 use super::Input;
-use crate::finding::Evidence;
+use crate::finding::{Evidence, Fixed};
 use crate::model::{
     days, ConditionKind, DxaSite, FractureSite, ObservationKind, Side, SourceRef, VertebralLevel,
     VertebralLocation,
@@ -93,24 +93,24 @@ impl BmdChange {
     pub fn describe(&self) -> String {
         let site = self.site.label();
         match (self.pct_change, self.approximate_t_based) {
-            (Some(p), false) => format!(
+            (Some(p), false) => text!(
                 "{site} BMD {} → {} ({}; LSC {}){}",
                 self.earlier,
                 self.later,
                 signed_pct(p),
                 self.lsc_pct
-                    .map(|l| format!("{l:.1} %"))
+                    .map(|l| text!("{} %", Fixed(l, 1)))
                     .unwrap_or_else(|| "unknown".into()),
                 self.t_change
-                    .map(|t| format!(", ΔT {t:+.1}"))
+                    .map(|t| text!(", ΔT {t:+.1}"))
                     .unwrap_or_default()
             ),
-            _ => format!(
+            _ => text!(
                 "{site} T-score {} → {} (ΔT {}; approximate, T-score based)",
                 self.earlier,
                 self.later,
                 self.t_change
-                    .map(|t| format!("{t:+.1}"))
+                    .map(|t| text!("{t:+.1}"))
                     .unwrap_or_else(|| "unknown".into())
             ),
         }
@@ -118,7 +118,7 @@ impl BmdChange {
 }
 
 fn signed_pct(p: f64) -> String {
-    format!("{p:+.1} %")
+    text!("{p:+.1} %")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -293,7 +293,7 @@ fn match_sides(e: &Scan, l: &Scan) -> Result<(Compared, Compared), String> {
     if e.side(None).is_some() || l.side(None).is_some() {
         return Ok((any(e), any(l)));
     }
-    Err(format!(
+    Err(text!(
         "{} {} → {}: different sides measured, not comparable",
         e.site.label(),
         e.date,
@@ -333,7 +333,7 @@ fn facility_lsc(
         later
             .sources
             .iter()
-            .any(|s| o.source == *s || o.source.as_str().starts_with(&format!("{}#", s.as_str())))
+            .any(|s| o.source == *s || o.source.as_str().starts_with(&text!("{}#", s.as_str())))
     };
     if let Some((o, v)) = lsc.iter().find(|(o, _)| belongs(o)) {
         return Some((to_pct(o, *v), o.source.clone()));
@@ -381,16 +381,13 @@ fn unlocated_vertebral_event_by(spine: &SpineFacts, date: NaiveDate) -> Option<S
             && (f.prevalent_unknown_age || f.onset_for_windows.is_none_or(|o| o <= date))
     });
     if let Some(f) = fracture {
-        return Some(format!(
-            "vertebral fracture {}, level not recorded",
-            f.source
-        ));
+        return Some(text!("vertebral fracture {}, level not recorded", f.source));
     }
     spine
         .unlocated_augmentations
         .iter()
         .find(|a| a.date <= date)
-        .map(|a| format!("augmentation {}, level not recorded", a.source))
+        .map(|a| text!("augmentation {}, level not recorded", a.source))
 }
 
 /// A vertebral fracture known only from a follow-up code (§10.3: 7th character D/G/K/S, no new
@@ -416,7 +413,7 @@ fn followup_vertebral_fracture_by(input: &Input<'_>, date: NaiveDate) -> Option<
             };
             let when = c.onset.and_then(|p| p.start.or(p.end)).or(c.recorded);
             (lumbar && when.is_none_or(|w| w <= date))
-                .then(|| format!("vertebral fracture {} {}, follow-up code", c.source, loc))
+                .then(|| text!("vertebral fracture {} {}, follow-up code", c.source, loc))
         })
 }
 
@@ -432,14 +429,15 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
         if let Some(why) = unlocated_vertebral_event_by(spine, l.date)
             .or_else(|| followup_vertebral_fracture_by(input, l.date))
         {
-            return Err(format!(
+            return Err(text!(
                 "lumbar spine {} → {}: spine BMD possibly confounded ({why})",
-                e.date, l.date
+                e.date,
+                l.date
             ));
         }
         if !confounded.is_empty() {
             let levels: Vec<&str> = confounded.iter().map(|v| v.label()).collect();
-            return Err(format!(
+            return Err(text!(
                 "lumbar spine {} → {}: spine BMD confounded by fracture/cement ({})",
                 e.date,
                 l.date,
@@ -449,7 +447,7 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
     }
     let (a, b) = match_sides(e, l)?;
     if !same_device(&a.device, &b.device) {
-        return Err(format!(
+        return Err(text!(
             "{} {} → {}: different DXA devices ({} vs {}), not comparable",
             e.site.label(),
             e.date,
@@ -463,10 +461,10 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
     let describe = |c: &Compared| -> String {
         let mut parts = Vec::new();
         if let Some(v) = c.bmd {
-            parts.push(format!("BMD {v:.3} g/cm²"));
+            parts.push(text!("BMD {} g/cm²", Fixed(v, 3)));
         }
         if let Some(v) = c.t {
-            parts.push(format!("T {v:.1}"));
+            parts.push(text!("T {}", Fixed(v, 1)));
         }
         parts.join(", ")
     };
@@ -475,7 +473,7 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
             evidence.push(Evidence::new(
                 s,
                 Some(scan.date),
-                format!("DXA {} {}: {}", scan.site.label(), scan.date, describe(c)),
+                text!("DXA {} {}: {}", scan.site.label(), scan.date, describe(c)),
             ));
         }
     }
@@ -511,7 +509,7 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
                 change.evidence.push(Evidence::new(
                     &s,
                     Some(l.date),
-                    format!("facility LSC {:.1} %", lsc.unwrap_or_default()),
+                    text!("facility LSC {} %", Fixed(lsc.unwrap_or_default(), 1)),
                 ));
             }
             let loss = -pct;
@@ -531,7 +529,7 @@ fn compare(input: &Input<'_>, spine: &SpineFacts, e: &Scan, l: &Scan) -> Result<
                 change.large_loss = drop + NUMERIC_TOLERANCE >= t.t_drop_large;
                 Ok(change)
             }
-            None => Err(format!(
+            None => Err(text!(
                 "{} {} → {}: no BMD or T-score measured at both scans",
                 e.site.label(),
                 e.date,
@@ -715,7 +713,7 @@ pub fn compute(input: &Input<'_>, spine: &SpineFacts) -> DxaFacts {
         .iter()
         .any(|d| days(*d, latest) >= t.bmd_min_interval_days);
     if !has_earlier {
-        facts.comparison_notes.push(format!(
+        facts.comparison_notes.push(text!(
             "no earlier DXA at least {} days before {latest}",
             t.bmd_min_interval_days
         ));
@@ -737,7 +735,7 @@ pub fn compute(input: &Input<'_>, spine: &SpineFacts) -> DxaFacts {
             .collect();
         if candidates.is_empty() {
             if is_latest && has_earlier {
-                facts.comparison_notes.push(format!(
+                facts.comparison_notes.push(text!(
                     "{}: no earlier scan at least {} days before {latest}",
                     site.label(),
                     t.bmd_min_interval_days
@@ -770,7 +768,7 @@ pub fn compute(input: &Input<'_>, spine: &SpineFacts) -> DxaFacts {
         return facts;
     }
     if !measured_now {
-        facts.comparison_notes.push(format!(
+        facts.comparison_notes.push(text!(
             "latest DXA {latest} has no lumbar spine or hip result to compare"
         ));
     }

@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::Input;
-use crate::finding::{DataQualityIssue, Evidence, Ymd};
+use crate::finding::{DataQualityIssue, Evidence, Fixed, Ymd};
 use crate::model::{
     add_days, days, ConditionKind, Dosage, Ingredient, MedicationRecord, MedicationSource,
     MedicationStatus, Route, SourceRef,
@@ -321,7 +321,7 @@ fn collect(input: &Input<'_>) -> Collected {
                 continue;
             }
             let Some(iv) = active_interval(m, None, t) else {
-                c.notes.push(format!(
+                c.notes.push(text!(
                     "{}: glucocorticoid administration without a date",
                     m.source
                 ));
@@ -351,7 +351,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(date),
-                        format!(
+                        text!(
                             "{name} administration ({}), dose not recorded",
                             route_label(route)
                         ),
@@ -374,9 +374,10 @@ fn collect(input: &Input<'_>) -> Collected {
                         c.evidence.push(Evidence::new(
                             &m.source,
                             Some(date),
-                            format!(
-                                "{name} {mg} mg IM depot = {peq:.1} mg PEq, spread over {spread} days ({:.2} mg PEq/day)",
-                                peq / spread as f64
+                            text!(
+                                "{name} {mg} mg IM depot = {} mg PEq, spread over {spread} days ({} mg PEq/day)",
+                                Fixed(peq, 1),
+                                Fixed(peq / spread as f64, 2)
                             ),
                         ));
                     } else {
@@ -391,10 +392,11 @@ fn collect(input: &Input<'_>) -> Collected {
                         c.evidence.push(Evidence::new(
                             &m.source,
                             Some(date),
-                            format!(
-                                "{name} {mg} mg {} on {} = {peq:.1} mg PEq",
+                            text!(
+                                "{name} {mg} mg {} on {} = {} mg PEq",
                                 route_label(route),
-                                Ymd(date)
+                                Ymd(date),
+                                Fixed(peq, 1)
                             ),
                         ));
                     }
@@ -419,7 +421,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!(
+                        text!(
                             "{name} {} → {}, no dosage: dose not computable",
                             iv.start,
                             fmt_end(iv.end)
@@ -479,10 +481,11 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!(
-                            "{name} {mg} mg × {per_day}/day ({}) = {daily_peq:.2} mg PEq/day, {} → {}",
+                        text!(
+                            "{name} {mg} mg × {per_day}/day ({}) = {} mg PEq/day, {} → {}",
                             route_label(route),
-                            iv.start,
+                            Fixed(daily_peq, 2),
+                            Ymd(iv.start),
                             fmt_end(iv.end)
                         ),
                     ));
@@ -501,9 +504,10 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!(
-                            "{name} {mg} mg IM depot = {peq:.1} mg PEq, spread over {spread} days from {}",
-                            iv.start
+                        text!(
+                            "{name} {mg} mg IM depot = {} mg PEq, spread over {spread} days from {}",
+                            Fixed(peq, 1),
+                            Ymd(iv.start)
                         ),
                     ));
                 }
@@ -523,9 +527,11 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(day),
-                        format!(
-                            "{name} {mg} mg single dose ({}) on {day} = {peq:.1} mg PEq",
-                            route_label(route)
+                        text!(
+                            "{name} {mg} mg single dose ({}) on {} = {} mg PEq",
+                            route_label(route),
+                            Ymd(day),
+                            Fixed(peq, 1)
                         ),
                     ));
                 }
@@ -539,7 +545,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!("{name} {} → {}: {why}", iv.start, fmt_end(iv.end)),
+                        text!("{name} {} → {}: {why}", iv.start, fmt_end(iv.end)),
                     ));
                 }
             }
@@ -559,7 +565,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        format!("{name} as needed only: chronic dose unknown"),
+                        text!("{name} as needed only: chronic dose unknown"),
                     ));
                 }
                 None => undated(&mut c, m),
@@ -642,12 +648,12 @@ fn implausible(
         MedicationSource::Statement => "MedicationStatement.dosage.doseAndRate.dose[x]",
         MedicationSource::Administration => "MedicationAdministration.dosage.dose",
     };
-    let problem = format!(
+    let problem = text!(
         "{} {daily_mg} mg/day is above the plausible maximum of {max} mg/day ({key}; a unit \
          error?): dose treated as unknown",
         ingredient.name()
     );
-    c.notes.push(format!("{}: {problem}", m.source));
+    c.notes.push(text!("{}: {problem}", m.source));
     let dq = DataQualityIssue::new(m.source.as_str(), field, problem);
     if !c.data_quality.contains(&dq) {
         c.data_quality.push(dq);
@@ -670,7 +676,7 @@ fn merge(a: Option<ActiveInterval>, b: ActiveInterval) -> ActiveInterval {
 }
 
 fn undated(c: &mut Collected, m: &MedicationRecord) {
-    c.notes.push(format!(
+    c.notes.push(text!(
         "{}: glucocorticoid record without any usable date: not counted",
         m.source
     ));
@@ -685,7 +691,7 @@ fn note_default_end(c: &mut Collected, m: &MedicationRecord, iv: &ActiveInterval
     if !iv.default_end {
         return;
     }
-    let problem = format!(
+    let problem = text!(
         "{} order without a recorded end: counted for {} days from its start {} (knowledge.md §1.6)",
         match m.status {
             MedicationStatus::Completed => "completed",
@@ -694,7 +700,7 @@ fn note_default_end(c: &mut Collected, m: &MedicationRecord, iv: &ActiveInterval
         t.stopped_order_default_days,
         iv.start
     );
-    c.notes.push(format!("{}: {problem}", m.source));
+    c.notes.push(text!("{}: {problem}", m.source));
     let dq = DataQualityIssue::new(
         m.source.as_str(),
         "MedicationRequest.dosageInstruction.timing.repeat.boundsPeriod.end",
@@ -1033,11 +1039,11 @@ pub fn compute(input: &Input<'_>) -> GcExposure {
             let src = &e.reference;
             c.pieces
                 .iter()
-                .filter(|p| &p.source.0 == src)
+                .filter(|p| p.source == *src)
                 .any(|p| p.end.is_none_or(|end| end >= window_start))
                 || c.unknown
                     .iter()
-                    .filter(|u| &u.source.0 == src)
+                    .filter(|u| u.source == *src)
                     .any(|u| u.interval.end.is_none_or(|end| end >= window_start))
         })
         .collect();

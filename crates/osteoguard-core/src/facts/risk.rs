@@ -25,7 +25,7 @@ use super::gc::{above, at_least, GcExposure};
 use super::spine::SpineFacts;
 use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
-use crate::finding::{Evidence, Ymd};
+use crate::finding::{Evidence, Fixed, Ymd};
 use crate::model::{
     days, Condition, ConditionKind, FractureMechanism, FractureSite, Observation, ObservationKind,
     PatientRecord,
@@ -142,7 +142,7 @@ pub fn followup_vertebral_fractures(record: &PatientRecord) -> Vec<Evidence> {
             Evidence::new(
                 &c.source,
                 date,
-                format!("vertebral fracture (follow-up code, {})", fmt_date(date)),
+                text!("vertebral fracture (follow-up code, {})", fmt_date(date)),
             )
         })
         .collect()
@@ -173,7 +173,7 @@ pub fn prior_osteoporotic_fracture(
         ev.push(Evidence::new(
             &f.source,
             onset,
-            format!(
+            text!(
                 "vertebral fracture {} (onset {})",
                 f.location,
                 fmt_date(onset)
@@ -188,7 +188,7 @@ pub fn prior_osteoporotic_fracture(
         ev.push(Evidence::new(
             &o.source,
             o.date,
-            format!(
+            text!(
                 "{} fragility fracture ({})",
                 site_label(o.site),
                 fmt_date(o.date)
@@ -199,9 +199,10 @@ pub fn prior_osteoporotic_fracture(
         ev.push(Evidence::new(
             &a.source,
             Some(a.date),
-            format!(
+            text!(
                 "vertebral augmentation {} on {} (implies a vertebral fracture)",
-                a.level, a.date
+                a.level,
+                a.date
             ),
         ));
     }
@@ -252,12 +253,12 @@ fn latest_frax<'r>(
                     best = Some(o);
                 }
             }
-            Some(v) => invalid.push(format!(
+            Some(v) => invalid.push(text!(
                 "{label} {} ({}): value {v} outside 0–100 %",
                 o.source,
                 fmt_date(o.date())
             )),
-            None => invalid.push(format!(
+            None => invalid.push(text!(
                 "{label} {} ({}): value missing or unit unknown",
                 o.source,
                 fmt_date(o.date())
@@ -275,7 +276,7 @@ fn adjust(o: &Observation, label: &str, multiplier_if_high: f64, peq: f64, high:
     } else if high {
         (
             multiplier_if_high,
-            format!("× {multiplier_if_high} for {peq:.1} mg PEq/day"),
+            text!("× {multiplier_if_high} for {} mg PEq/day", Fixed(peq, 1)),
         )
     } else {
         (1.0, "no GC-dose adjustment".to_string())
@@ -288,7 +289,11 @@ fn adjust(o: &Observation, label: &str, multiplier_if_high: f64, peq: f64, high:
         evidence: Evidence::new(
             &o.source,
             o.date(),
-            format!("{label} {raw:.1} % ({why}) → {adjusted:.2} %"),
+            text!(
+                "{label} {} % ({why}) → {} %",
+                Fixed(raw, 1),
+                Fixed(adjusted, 2)
+            ),
         ),
     }
 }
@@ -331,7 +336,7 @@ impl RowInputs<'_> {
     fn prior_fracture(&self) -> Option<Criterion> {
         (self.prior == Tri::True).then(|| {
             crit(
-                format!(
+                text!(
                     "prior osteoporotic fracture: {}",
                     self.fracture_evidence
                         .iter()
@@ -348,7 +353,12 @@ impl RowInputs<'_> {
     fn t_evidence(&self) -> Vec<Evidence> {
         self.t_min
             .map(|s| {
-                let text = format!("{} T-score {:.1} ({})", s.site.label(), s.value, s.date);
+                let text = text!(
+                    "{} T-score {} ({})",
+                    s.site.label(),
+                    Fixed(s.value, 1),
+                    Ymd(s.date)
+                );
                 vec![Evidence::new(&s.source, Some(s.date), text)]
             })
             .unwrap_or_default()
@@ -360,21 +370,21 @@ impl RowInputs<'_> {
             .filter(|s| s.value <= upper && lower.is_none_or(|lo| s.value > lo))
             .map(|s| {
                 crit(
-                    format!("{} T-score {:.1} ≤ {upper}", s.site.label(), s.value),
+                    text!("{} T-score {} ≤ {upper}", s.site.label(), Fixed(s.value, 1)),
                     self.t_evidence(),
                 )
             })
     }
 
     /// GC-adjusted FRAX at or above `threshold`, worded the same in every row.
-    fn frax(f: &Option<FraxUsed>, name: &str, threshold: f64, places: usize) -> Option<Criterion> {
+    fn frax(f: &Option<FraxUsed>, name: &str, threshold: f64, places: u32) -> Option<Criterion> {
         f.as_ref()
             .filter(|f| at_least(f.adjusted, threshold))
             .map(|f| {
                 crit(
-                    format!(
-                        "GC-adjusted FRAX {name} {:.*} % ≥ {threshold} %",
-                        places, f.adjusted
+                    text!(
+                        "GC-adjusted FRAX {name} {} % ≥ {threshold} %",
+                        Fixed(f.adjusted, places)
                     ),
                     vec![f.evidence.clone()],
                 )
@@ -461,17 +471,20 @@ fn a4_low(x: &RowInputs<'_>) -> Vec<Criterion> {
         {
             vec![
                 crit(
-                    format!(
-                        "GC-adjusted FRAX MOF {:.1} % < {} % and hip {:.2} % < {} %",
-                        m.adjusted, t.frax_mof_moderate, h.adjusted, t.frax_hip_moderate
+                    text!(
+                        "GC-adjusted FRAX MOF {} % < {} % and hip {} % < {} %",
+                        Fixed(m.adjusted, 1),
+                        t.frax_mof_moderate,
+                        Fixed(h.adjusted, 2),
+                        t.frax_hip_moderate
                     ),
                     vec![m.evidence.clone(), h.evidence.clone()],
                 ),
                 crit(
-                    format!(
-                        "{} T-score {:.1} > {}",
+                    text!(
+                        "{} T-score {} > {}",
                         s.site.label(),
-                        s.value,
+                        Fixed(s.value, 1),
                         t.t_moderate
                     ),
                     x.t_evidence(),
@@ -532,30 +545,33 @@ fn b2_moderate(x: &RowInputs<'_>) -> (Tri, Vec<Criterion>) {
         return (b2, Vec::new());
     }
     let mut met = vec![crit(
-        format!(
-            "continuing {peq:.1} mg PEq/day, {} days ≥ {} mg (≥ {})",
-            gc.continuous_days_ge_7_5, t.gc_young_continuing_mg, t.gc_young_continuing_days
+        text!(
+            "continuing {} mg PEq/day, {} days ≥ {} mg (≥ {})",
+            Fixed(peq, 1),
+            gc.continuous_days_ge_7_5,
+            t.gc_young_continuing_mg,
+            t.gc_young_continuing_days
         ),
         gc.evidence.clone(),
     )];
     if let Some(z) = z_low {
         met.push(crit(
-            format!(
-                "{} Z-score {:.1} < {}",
+            text!(
+                "{} Z-score {} < {}",
                 z.site.label(),
-                z.value,
+                Fixed(z.value, 1),
                 t.young_z_threshold
             ),
             vec![Evidence::new(
                 &z.source,
                 Some(z.date),
-                format!("{} Z-score {:.1}", z.site.label(), z.value),
+                text!("{} Z-score {}", z.site.label(), Fixed(z.value, 1)),
             )],
         ));
     }
     if let Some(l) = loss {
         met.push(crit(
-            format!(
+            text!(
                 "significant BMD loss at {} between {} and {}",
                 l.site.label(),
                 l.earlier,
@@ -623,18 +639,19 @@ fn no_age(x: &RowInputs<'_>) -> RowMatch {
 /// §3.5: whether the ACR-2022 GIOP recommendations apply, for the basis.
 fn gc_scope_line(gc: &GcExposure, t: &Thresholds, peq: f64) -> String {
     match gc.qualifying {
-    Tri::True => format!(
-        "GC-qualifying (ACR-2022 GIOP recommendations apply): {peq:.1} mg prednisone-equivalent/day{}",
+    Tri::True => text!(
+        "GC-qualifying (ACR-2022 GIOP recommendations apply): {} mg prednisone-equivalent/day{}",
+        Fixed(peq, 1),
         if gc.open_ended {
-            format!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+            text!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
         } else {
-            format!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+            text!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
         }
     ),
     Tri::Unknown => "GC-qualifying status unknown: a systemic glucocorticoid is present but its dose is not computable (treated as qualifying for assessment)".to_string(),
-    Tri::False if gc.present => format!(
-        "Not GC-qualifying: {peq:.1} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
-        gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
+    Tri::False if gc.present => text!(
+        "Not GC-qualifying: {} mg prednisone-equivalent/day for {} days (needs ≥ {} mg for > {} days); ACR-2022 GIOP recommendations do not apply",
+        Fixed(peq, 1), gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg, t.gc_scope_min_days
     ),
     Tri::False => "Not GC-qualifying: no current systemic glucocorticoid; ACR-2022 GIOP recommendations do not apply".to_string(),
 }
@@ -649,7 +666,7 @@ fn high_dose_criteria(gc: &GcExposure, t: &Thresholds) -> (Vec<Criterion>, Tri) 
     let mut high_dose_met: Vec<Criterion> = Vec::new();
     if gc.days_ge_30_last365 > t.gc_very_high_days {
         high_dose_met.push(crit(
-            format!(
+            text!(
                 "{} days ≥ {} mg PEq in the last {} days (> {})",
                 gc.days_ge_30_last365,
                 t.gc_very_high_daily_mg,
@@ -661,9 +678,11 @@ fn high_dose_criteria(gc: &GcExposure, t: &Thresholds) -> (Vec<Criterion>, Tri) 
     }
     if at_least(gc.cumulative_g_last365, t.gc_very_high_cumulative_g) {
         high_dose_met.push(crit(
-            format!(
-                "cumulative {:.2} g PEq in the last {} days (≥ {} g)",
-                gc.cumulative_g_last365, t.gc_exposure_window_days, t.gc_very_high_cumulative_g
+            text!(
+                "cumulative {} g PEq in the last {} days (≥ {} g)",
+                Fixed(gc.cumulative_g_last365, 2),
+                t.gc_exposure_window_days,
+                t.gc_very_high_cumulative_g
             ),
             gc_ev.clone(),
         ));
@@ -701,7 +720,7 @@ fn missing_inputs(
             missing.push("DXA (T-score hip/spine)".into());
         }
         if !frax_known {
-            missing.push(format!(
+            missing.push(text!(
                 "FRAX (MOF and hip) within {} days",
                 t.frax_max_age_days
             ));
@@ -752,8 +771,9 @@ pub fn compute(
         }
     }
     if (mof_obs.is_some() || hip_obs.is_some()) && gc.current_daily_peq.is_none() {
-        r.basis.push(format!(
-            "GC dose not computable: FRAX adjusted from the known part ({peq:.1} mg PEq/day) only"
+        r.basis.push(text!(
+            "GC dose not computable: FRAX adjusted from the known part ({} mg PEq/day) only",
+            Fixed(peq, 1)
         ));
     }
     // FRAX computed on treatment (§3.4).
@@ -770,23 +790,24 @@ pub fn compute(
             let mut names: Vec<&str> = agents.iter().map(|a| a.agent.name()).collect();
             names.sort();
             names.dedup();
-            r.basis.push(format!(
+            r.basis.push(text!(
                 "FRAX computed on treatment ({} active on {fd}): validity uncertain",
                 names.join(", ")
             ));
         }
     }
     for msg in &r.frax_invalid {
-        r.basis.push(format!("FRAX ignored: {msg}"));
+        r.basis.push(text!("FRAX ignored: {msg}"));
     }
 
     let mof = r.gc_frax_mof.clone();
     let hip = r.gc_frax_hip.clone();
     let t_min = dxa.min_t.as_ref();
     if let Some(s) = t_min.filter(|s| s.stale) {
-        r.basis.push(format!(
+        r.basis.push(text!(
             "T-score from {} is older than {} days (stale; still used)",
-            s.date, t.dxa_stale_days
+            s.date,
+            t.dxa_stale_days
         ));
     }
 
@@ -821,7 +842,7 @@ pub fn compute(
             r.missing.clear();
             RowMatch::indeterminate(
                 None,
-                format!(
+                text!(
                     "Under {} years: no fracture-risk category (ACR-2022 adult table)",
                     t.adult_min_age
                 ),
@@ -842,7 +863,7 @@ pub fn compute(
     if !met.is_empty() {
         let list: Vec<&str> = met.iter().map(|c| c.text.as_str()).collect();
         r.basis
-            .insert(1, format!("{}: {}", category.label(), list.join("; ")));
+            .insert(1, text!("{}: {}", category.label(), list.join("; ")));
     }
     for c in met {
         for e in c.evidence {
@@ -857,11 +878,11 @@ pub fn compute(
     }
     if !r.missing.is_empty() {
         r.basis
-            .push(format!("Missing inputs: {}", r.missing.join(", ")));
+            .push(text!("Missing inputs: {}", r.missing.join(", ")));
     }
     // A planned order (§4.3 v0.10): the decision has been taken.
     for p in &therapy.planned {
-        r.basis.push(format!(
+        r.basis.push(text!(
             "{} ordered {}, not yet given ({})",
             p.agent.name(),
             fmt_date(p.date),

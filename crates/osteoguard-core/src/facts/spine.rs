@@ -28,7 +28,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::Input;
-use crate::finding::{Evidence, Ymd};
+use crate::finding::{Evidence, Fixed, Ymd};
 use crate::model::{
     add_days, days, Condition, ConditionKind, FractureMechanism, FractureSite, Observation,
     ObservationKind, ProcedureStatus, SourceRef, VertebralLevel, VertebralLocation,
@@ -154,11 +154,11 @@ impl PainReading {
             &self.source,
             Some(self.date()),
             if self.at.time() == chrono::NaiveTime::MIN {
-                format!("pain {}/10", fmt_num(self.value))
+                text!("pain {}/10", PainScore(self.value))
             } else {
-                format!(
+                text!(
                     "pain {}/10 at {}",
-                    fmt_num(self.value),
+                    PainScore(self.value),
                     self.at.format("%H:%M")
                 )
             },
@@ -179,7 +179,58 @@ pub struct LevelStatus {
     pub mri_confirmed: bool,
     /// Onset used for the conservative-care clock (§7.5-4).
     pub onset: Option<NaiveDate>,
-    pub evidence: Vec<Evidence>,
+    /// What the level's evidence is made of, rendered by [`LevelStatus::evidence`] only when a
+    /// finding uses it (the 17 levels are computed for every assessment, their evidence is
+    /// read only when a spine rule fires; issue 19).
+    basis: LevelBasis,
+}
+
+/// The items a level's state rests on, kept as values.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+struct LevelBasis {
+    /// The fracture events attached to the level.
+    events: Vec<FractureEvent>,
+    /// The latest `vertebral-edema` finding: source, date, oedema present.
+    edema: Option<(SourceRef, NaiveDate, bool)>,
+    /// The latest Genant grade: source, date, grade.
+    genant: Option<(SourceRef, NaiveDate, u8)>,
+    /// The augmentation that made the level AUGMENTED.
+    augmentation: Option<(SourceRef, NaiveDate)>,
+}
+
+impl LevelStatus {
+    /// The evidence for the level's state: each fracture event, the latest MRI oedema finding,
+    /// the latest Genant grade and, for an augmented level, the augmentation.
+    pub fn evidence(&self) -> Vec<Evidence> {
+        let b = &self.basis;
+        let level = self.level;
+        let mut evidence: Vec<Evidence> = b.events.iter().map(event_evidence).collect();
+        if let Some((source, date, present)) = &b.edema {
+            evidence.push(Evidence::new(
+                source,
+                Some(*date),
+                text!(
+                    "MRI {level}: marrow oedema {}",
+                    if *present { "present" } else { "absent" }
+                ),
+            ));
+        }
+        if let Some((source, date, grade)) = &b.genant {
+            evidence.push(Evidence::new(
+                source,
+                Some(*date),
+                text!("Genant grade {grade} at {level}"),
+            ));
+        }
+        if let Some((source, date)) = &b.augmentation {
+            evidence.push(Evidence::new(
+                source,
+                Some(*date),
+                text!("vertebral augmentation at {level}"),
+            ));
+        }
+        evidence
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -275,11 +326,16 @@ pub fn genant_grade_from_height_loss(pct: f64) -> u8 {
 
 // ---- computation --------------------------------------------------------------------------------
 
-fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
+/// A pain score as the evidence writes it: whole numbers without a point, else one decimal.
+struct PainScore(f64);
+
+impl std::fmt::Display for PainScore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.fract() == 0.0 {
+            std::fmt::Display::fmt(&Fixed(self.0, 0), f)
+        } else {
+            std::fmt::Display::fmt(&Fixed(self.0, 1), f)
+        }
     }
 }
 
@@ -335,8 +391,8 @@ fn event_from_condition(c: &Condition, location: VertebralLocation) -> FractureE
 fn event_evidence(e: &FractureEvent) -> Evidence {
     let onset = match (e.onset_for_windows, e.onset_for_acuity) {
         _ if e.prevalent_unknown_age => "prevalent, age unknown".to_string(),
-        (Some(s), Some(a)) if s != a => format!("onset between {} and {}", Ymd(s), Ymd(a)),
-        (_, Some(a)) => format!("onset {}", Ymd(a)),
+        (Some(s), Some(a)) if s != a => text!("onset between {} and {}", Ymd(s), Ymd(a)),
+        (_, Some(a)) => text!("onset {}", Ymd(a)),
         _ => "onset unknown".to_string(),
     };
     let estimated = if e.onset_estimated {
@@ -347,7 +403,7 @@ fn event_evidence(e: &FractureEvent) -> Evidence {
     Evidence::new(
         &e.source,
         e.onset_for_acuity.or(e.recorded),
-        format!("vertebral fracture {}, {onset}{estimated}", e.location),
+        text!("vertebral fracture {}, {onset}{estimated}", e.location),
     )
 }
 
@@ -409,26 +465,14 @@ fn level_status(
 ) -> LevelStatus {
     let t = input.t;
     let as_of = input.as_of;
-    let mut evidence: Vec<Evidence> = events.iter().map(|e| event_evidence(e)).collect();
     let latest_edema = edema.last();
     let latest_genant = genant.last();
-    if let Some(m) = latest_edema {
-        evidence.push(Evidence::new(
-            &m.source,
-            Some(m.date()),
-            format!(
-                "MRI {level}: marrow oedema {}",
-                if m.value { "present" } else { "absent" }
-            ),
-        ));
-    }
-    if let Some(g) = latest_genant {
-        evidence.push(Evidence::new(
-            &g.source,
-            Some(g.date()),
-            format!("Genant grade {} at {level}", g.value),
-        ));
-    }
+    let basis = LevelBasis {
+        events: events.iter().map(|&e| e.clone()).collect(),
+        edema: latest_edema.map(|m| (m.source.clone(), m.date(), m.value)),
+        genant: latest_genant.map(|g| (g.source.clone(), g.date(), g.value)),
+        augmentation: None,
+    };
 
     // The event that decides the state by steps 3–5: most unhealed, then latest onset.
     let mut judged: Vec<(&FractureEvent, LevelState, Option<NaiveDate>, bool)> = events
@@ -454,7 +498,7 @@ fn level_status(
             && onset_start.is_none_or(|s| m.date() >= add_days(s, -t.mri_before_onset_days))
     });
 
-    // Every path below calls this once and returns: the evidence moves, it is not copied.
+    // Every path below calls this once and returns: the basis moves, it is not copied.
     let status = move |state, since, age_indeterminate| LevelStatus {
         level,
         state,
@@ -462,17 +506,13 @@ fn level_status(
         age_indeterminate,
         mri_confirmed,
         onset,
-        evidence,
+        basis,
     };
 
     // Step 1: augmented (terminal).
     if let Some(a) = augmentations.iter().min_by_key(|a| (a.date, &a.source)) {
         let mut s = status(LevelState::Augmented, Some(a.date), false);
-        s.evidence.push(Evidence::new(
-            &a.source,
-            Some(a.date),
-            format!("vertebral augmentation at {level}"),
-        ));
+        s.basis.augmentation = Some((a.source.clone(), a.date));
         return s;
     }
     // Step 1a: intact by the latest Genant grade 0.

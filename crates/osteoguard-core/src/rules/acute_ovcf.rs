@@ -47,8 +47,8 @@ pub fn recent_unlocated_fractures<'a>(ctx: &'a Ctx<'_>) -> Vec<&'a FractureEvent
 
 fn level_phrase(l: &LevelStatus, ctx: &Ctx<'_>) -> String {
     let since = match (l.onset, l.since) {
-        (Some(o), _) => format!("onset {o}, {} d", days(o, ctx.as_of())),
-        (None, Some(s)) => format!("since {s}"),
+        (Some(o), _) => text!("onset {o}, {} d", days(o, ctx.as_of())),
+        (None, Some(s)) => text!("since {s}"),
         (None, None) => "onset unknown".to_string(),
     };
     let mri = if l.mri_confirmed {
@@ -61,7 +61,7 @@ fn level_phrase(l: &LevelStatus, ctx: &Ctx<'_>) -> String {
     } else {
         ""
     };
-    format!(
+    text!(
         "{} {} ({since}{mri}{indeterminate})",
         l.level,
         l.state.as_str()
@@ -76,17 +76,14 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     }
     let mut phrases: Vec<String> = levels.iter().map(|l| level_phrase(l, ctx)).collect();
     phrases.extend(unlocated.iter().map(|f| match f.onset_for_acuity {
-        Some(o) => format!("level not recorded (onset {o}, {} d)", days(o, ctx.as_of())),
+        Some(o) => text!("level not recorded (onset {o}, {} d)", days(o, ctx.as_of())),
         None => "level not recorded (onset unknown)".to_string(),
     }));
     let mut names: Vec<String> = levels.iter().map(|l| l.level.label().to_string()).collect();
     if !unlocated.is_empty() {
         names.push("level not recorded".to_string());
     }
-    let mut evidence: Vec<Evidence> = levels
-        .iter()
-        .flat_map(|l| l.evidence.iter().cloned())
-        .collect();
+    let mut evidence: Vec<Evidence> = levels.iter().flat_map(|l| l.evidence()).collect();
     evidence.extend(unlocated.iter().map(|f| {
         Evidence::new(
             &f.source,
@@ -99,8 +96,8 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut f = Finding::new(
         FindingCode::AcuteOvcf,
         Severity::High,
-        format!("Unhealed vertebral fracture: {}", phrases.join("; ")),
-        format!(
+        text!("Unhealed vertebral fracture: {}", phrases.join("; ")),
+        text!(
             "Acute/unhealed vertebral compression fracture at {}: provide analgesia, early \
              mobilisation, and start/confirm osteoporosis treatment.",
             names.join(", ")
@@ -112,11 +109,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_levels(levels.iter().map(|l| l.level.label().to_string()));
     for l in levels.iter().filter(|l| l.age_indeterminate) {
         f = f
-            .with_note(format!(
+            .with_note(text!(
                 "{}: onset unknown and no MRI — treated as subacute, not assumed chronic",
                 l.level
             ))
-            .with_trace(format!(
+            .with_trace(text!(
                 "{}: age_indeterminate (knowledge.md §7.4 step 5)",
                 l.level
             ));
@@ -133,15 +130,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         .collect();
     for e in estimated {
         f = f
-            .with_note(format!(
+            .with_note(text!(
                 "{}: onset not recorded; the recorded date {} is used",
                 e.location,
                 e.recorded.map(|d| d.to_string()).unwrap_or_default()
             ))
-            .with_trace(format!(
-                "{}: onset_estimated (knowledge.md §7.2)",
-                e.location
-            ));
+            .with_trace(text!("{}: onset_estimated (knowledge.md §7.2)", e.location));
     }
     out.push(f);
 }

@@ -68,7 +68,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         return;
     }
     let t = ctx.t();
-    let mut summary = format!(
+    let mut summary = text!(
         "Very high fracture risk: {}; no anabolic therapy and no denosumab within {}",
         if ctx.risk.criteria_met.is_empty() {
             "criteria in the risk basis".to_string()
@@ -84,22 +84,23 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         .map(|a| a.agent.name())
         .collect();
     if !oral.is_empty() {
-        summary.push_str(&format!("; currently on {}", oral.join(", ")));
+        summary.push_str(&text!("; currently on {}", oral.join(", ")));
     }
-    let mut f = Finding::new(
-        FindingCode::AnabolicTherapyPreferred,
-        Severity::Moderate,
-        summary,
-        RECOMMENDATION,
-        CITATION,
-        SECTION,
-    )
-    .with_trace(format!(
-        "ACR-2022 risk table row {} (knowledge.md §3.2)",
-        ctx.risk.row.as_deref().unwrap_or("-")
-    ))
-    .with_evidence(ctx.risk.evidence.iter().cloned())
-    .with_evidence([Evidence::derived(format!(
+    let mut f =
+        Finding::new(
+            FindingCode::AnabolicTherapyPreferred,
+            Severity::Moderate,
+            summary,
+            RECOMMENDATION,
+            CITATION,
+            SECTION,
+        )
+        .with_trace(text!(
+            "ACR-2022 risk table row {} (knowledge.md §3.2)",
+            ctx.risk.row.as_deref().unwrap_or("-")
+        ))
+        .with_evidence(ctx.risk.evidence.iter().cloned())
+        .with_evidence([Evidence::derived(text!(
         "cumulative teriparatide/abaloparatide {} days (< {}); no denosumab dose within {} days",
         ctx.therapy.anabolic_days, t.anabolic_course_days, t.anabolic_dmab_lookback_days
     ))]);
@@ -109,9 +110,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         );
     }
     if ctx.therapy.anabolic_days > 0 {
-        f = f.with_note(format!(
+        f = f.with_note(text!(
             "A previous anabolic course of {} days is documented (a complete course is {} days).",
-            ctx.therapy.anabolic_days, t.anabolic_course_days
+            ctx.therapy.anabolic_days,
+            t.anabolic_course_days
         ));
     }
     out.push(f);

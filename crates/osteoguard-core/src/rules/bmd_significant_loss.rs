@@ -22,7 +22,7 @@
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::dxa::BmdChange;
-use crate::finding::{Finding, FindingCode, Severity};
+use crate::finding::{Finding, FindingCode, Fixed, Severity};
 
 pub const CITATION: &str = "ISCD";
 const SECTION: &str = "§6.2; §9 bmd-significant-loss";
@@ -71,7 +71,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         out.insufficient(
             6,
             FindingCode::BmdSignificantLoss.as_str(),
-            format!(
+            text!(
                 "valid serial DXA comparison for the latest scan ({}): {why}",
                 ctx.dxa
                     .latest_dxa
@@ -85,22 +85,22 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         return;
     };
     let delta = |c: &BmdChange| match (c.pct_change, c.approximate_t_based) {
-        (Some(p), false) => format!("{p:+.1} %"),
+        (Some(p), false) => text!("{p:+.1} %"),
         _ => c
             .t_change
-            .map(|t| format!("T-score {t:+.1}"))
+            .map(|t| text!("T-score {t:+.1}"))
             .unwrap_or_default(),
     };
     let sites: Vec<String> = losses
         .iter()
-        .map(|c| format!("{} ({})", c.site.label(), delta(c)))
+        .map(|c| text!("{} ({})", c.site.label(), delta(c)))
         .collect();
     let summary: Vec<String> = losses
         .iter()
         .map(|c| {
             let mut s = c.describe();
             if let Some(t) = c.later_t {
-                s.push_str(&format!("; later T {t:.1}"));
+                s.push_str(&text!("; later T {}", Fixed(t, 1)));
             }
             s
         })
@@ -109,7 +109,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         FindingCode::BmdSignificantLoss,
         severity,
         summary.join(". "),
-        format!(
+        text!(
             "Significant BMD loss at {}; review adherence, secondary causes, \
              glucocorticoid dose and treatment efficacy.",
             join_and(&sites)
@@ -119,7 +119,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(losses.iter().flat_map(|c| c.evidence.iter().cloned()));
     for c in &losses {
-        f = f.with_trace(format!(
+        f = f.with_trace(text!(
             "§9 bmd-significant-loss at {}: {:?}",
             c.site.label(),
             site_severity(c, ctx)
@@ -127,7 +127,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     }
     if losses.iter().any(|c| c.approximate_t_based) {
         f = f
-            .with_note(format!(
+            .with_note(text!(
                 "Approximate: no BMD (g/cm²) at both scans; a T-score decrease of at least {} is \
                  taken as the least significant change.",
                 ctx.t().t_drop_significant
@@ -145,7 +145,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             .with_trace("default LSC: ISCD defaults UNVERIFIED (§6.2, §12.15)");
     }
     for n in &ctx.dxa.comparison_notes {
-        f = f.with_note(format!("Not compared: {n}"));
+        f = f.with_note(text!("Not compared: {n}"));
     }
     out.push(f);
 }
@@ -155,7 +155,7 @@ fn join_and(items: &[String]) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [rest @ .., last] => text!("{} and {last}", rest.join(", ")),
     }
 }
 

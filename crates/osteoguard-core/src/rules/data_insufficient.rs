@@ -47,7 +47,13 @@ pub fn why_it_matters(item: u8) -> &'static str {
 fn sentence(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect(),
+        Some(first) => {
+            // The rest is copied whole, not char by char.
+            let mut out = String::with_capacity(s.len() + 2);
+            out.extend(first.to_uppercase());
+            out.push_str(c.as_str());
+            out
+        }
         None => String::new(),
     }
 }
@@ -67,15 +73,15 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     };
     let lines: Vec<String> = items
         .iter()
-        .map(|i| format!("{} ({})", sentence(&i.missing), why_it_matters(i.item)))
+        .map(|i| text!("{} ({})", sentence(&i.missing), why_it_matters(i.item)))
         .collect();
-    let summary = format!(
+    let summary = text!(
         "Parts of the assessment could not be completed: {}",
         lines.join("; ")
     );
     let mut inputs: Vec<&str> = items.iter().map(|i| i.missing.as_str()).collect();
     inputs.dedup();
-    let recommendation = format!(
+    let recommendation = text!(
         "Cannot fully evaluate: missing {}; obtain them.",
         inputs.join("; ")
     );
@@ -94,7 +100,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     f.inputs_missing = lines;
     f.trace = items
         .iter()
-        .map(|i| format!("§9 data-insufficient item {}: {}", i.item, i.rule))
+        .map(|i| text!("§9 data-insufficient item {}: {}", i.item, i.rule))
         .collect();
     f.insufficient_items = items
         .iter()

@@ -29,7 +29,7 @@ pub fn course_line(ctx: &Ctx<'_>) -> Option<String> {
     let last = ctx.dmab.d_last.as_ref()?;
     let n = ctx.dmab.days_since_last(ctx.as_of())?;
     let due = ctx.dmab.schedule.as_ref()?.next_due;
-    Some(format!(
+    Some(text!(
         "Last denosumab {} ({} dose{}); {n} days ago, due {due}",
         last.date,
         ctx.dmab.dose_count,
@@ -47,9 +47,9 @@ pub fn dose_evidence(ctx: &Ctx<'_>) -> Vec<Evidence> {
         .map(|(i, d)| {
             // The osteoporosis dose (oncology records never count), numbered.
             let what = if i + 1 == n {
-                format!("denosumab dose {} (last dose)", i + 1)
+                text!("denosumab dose {} (last dose)", i + 1)
             } else {
-                format!("denosumab dose {}", i + 1)
+                text!("denosumab dose {}", i + 1)
             };
             Evidence::new(&d.source, Some(d.date), what)
         })
@@ -65,7 +65,7 @@ pub fn schedule_notes(ctx: &Ctx<'_>, mut f: Finding) -> Finding {
         );
     }
     if !ctx.dmab.oncology_records.is_empty() {
-        f = f.with_note(format!(
+        f = f.with_note(text!(
             "Denosumab at the oncology dose (Xgeva) excluded from the osteoporosis \
              schedule: {}.",
             ctx.dmab

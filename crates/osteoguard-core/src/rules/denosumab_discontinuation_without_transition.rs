@@ -94,7 +94,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
 
     let mut reasons = Vec::new();
     if many_doses(ctx) {
-        reasons.push(format!(
+        reasons.push(text!(
             "{} doses ≥ {}",
             ctx.dmab.dose_count,
             ctx.t().dmab_many_doses
@@ -104,7 +104,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         reasons.push("prevalent vertebral fracture".to_string());
     }
     if long_delay(n, ctx) {
-        reasons.push(format!(
+        reasons.push(text!(
             "{n} days > {} since the last dose",
             ctx.t().dmab_long_delay_days
         ));
@@ -120,9 +120,9 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         (false, true) => "no dose or bisphosphonate since",
         (false, false) => "denosumab recorded as stopped, no bisphosphonate since",
     };
-    let mut summary = format!("{} — {why}", course_line(ctx).unwrap_or_default());
+    let mut summary = text!("{} — {why}", course_line(ctx).unwrap_or_default());
     if !reasons.is_empty() {
-        summary.push_str(&format!(" (critical: {})", reasons.join(", ")));
+        summary.push_str(&text!(" (critical: {})", reasons.join(", ")));
     }
 
     let mut evidence = dose_evidence(ctx);
@@ -147,7 +147,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 .to_string(),
             Some(r) => {
                 evidence.extend(r.evidence.iter().cloned());
-                format!(
+                text!(
                     "Denosumab appears discontinued without follow-on therapy: \
                      {ZOLEDRONATE_CONTRAINDICATED} ({}); monitor CTX, per ECTS.",
                     r.describe()
@@ -173,7 +173,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(evidence)
     .with_due(due)
-    .with_trace(format!(
+    .with_trace(text!(
         "§9 denosumab-discontinuation-without-transition clause {}",
         clauses.join(", ")
     ))
@@ -197,7 +197,7 @@ fn clause_c_recommendation(ctx: &Ctx<'_>, s: &Schedule, evidence: &mut Vec<Evide
     match zoledronate_renal(ctx) {
         Some(r) if r.value < ctx.t().zoledronate_min_crcl => {
             evidence.extend(r.evidence.iter().cloned());
-            format!(
+            text!(
                 "Denosumab is being stopped without a transition plan: \
                  {ZOLEDRONATE_CONTRAINDICATED} ({}); plan the follow-on therapy by {due}, \
                  then check CTX ({ctx_first}, {ctx_second}), per ECTS.",
@@ -207,7 +207,7 @@ fn clause_c_recommendation(ctx: &Ctx<'_>, s: &Schedule, evidence: &mut Vec<Evide
         Some(r) => {
             evidence.extend(r.evidence.iter().cloned());
             let t = ctx.t();
-            format!(
+            text!(
                 "Denosumab is being stopped without a transition plan: give zoledronic acid {} mg \
                  IV {} after the last injection (due {due}) or start oral alendronate, then \
                  check CTX at {} and {} ({ctx_first}, {ctx_second}), per ECTS.",
@@ -217,7 +217,7 @@ fn clause_c_recommendation(ctx: &Ctx<'_>, s: &Schedule, evidence: &mut Vec<Evide
                 days_in_words(t.ctx_second_due_days)
             )
         }
-        None => format!(
+        None => text!(
             "Denosumab is being stopped without a transition plan: renal function is unknown \
              (no creatinine or eGFR within {} days) — check it before choosing zoledronic acid \
              (due {due}) or oral alendronate, then check CTX ({ctx_first}, {ctx_second}), per \

@@ -41,7 +41,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         out.insufficient(
             8,
             "denosumab schedule",
-            format!(
+            text!(
                 "denosumab documented without a usable dose date ({})",
                 ctx.dmab
                     .undated
@@ -76,7 +76,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let (severity, timing) = if past_due_date(n, ctx) {
         (
             Severity::Moderate,
-            format!(
+            text!(
                 "past due by {} days, on time until {latest_on_time}",
                 n - t.dmab_due_days
             ),
@@ -84,17 +84,14 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     } else if n == t.dmab_due_days {
         (Severity::Info, "due today".to_string())
     } else {
-        (
-            Severity::Info,
-            format!("due in {} days", t.dmab_due_days - n),
-        )
+        (Severity::Info, text!("due in {} days", t.dmab_due_days - n))
     };
-    let summary = format!("{} — {timing}", course_line(ctx).unwrap_or_default());
+    let summary = text!("{} — {timing}", course_line(ctx).unwrap_or_default());
     let f = Finding::new(
         FindingCode::DenosumabDueSoon,
         severity,
         summary,
-        format!(
+        text!(
             "Next denosumab dose due on {due}; do not delay beyond {} days (by \
              {latest_on_time}).",
             t.dmab_grace_end_days - t.dmab_due_days

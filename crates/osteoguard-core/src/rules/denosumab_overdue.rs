@@ -45,11 +45,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     } else {
         Severity::High
     };
-    let summary = format!(
+    let summary = text!(
         "{} — overdue by {late_by} days{}",
         course_line(ctx).unwrap_or_default(),
         if long_delay(n, ctx) {
-            format!(
+            text!(
                 " (more than {} days late)",
                 t.dmab_long_delay_days - t.dmab_due_days
             )
@@ -61,7 +61,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         FindingCode::DenosumabOverdue,
         severity,
         summary,
-        format!(
+        text!(
             "Denosumab is overdue by {late_by} days: give the next dose now or start \
              bisphosphonate transition; rebound bone loss and vertebral fractures risk is rising."
         ),

@@ -21,14 +21,14 @@
 //! without a recorded end, undated GC records, §1.6) into the outcome, whether or not it fires.
 
 use crate::engine::{Ctx, Outcome};
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Fixed, Severity};
 use crate::tri::Tri;
 
 pub const CITATION: &str = "ACR-2022 (non-pharmacological recommendations)";
 
 /// The recommendation, with the intake figures of the threshold table (a site may set its own).
 pub fn recommendation(t: &crate::thresholds::Thresholds) -> String {
-    format!(
+    text!(
         "Long-term glucocorticoid use: ensure calcium {}–{} mg/day and vitamin D {}–{} IU/day plus \
          lifestyle measures (exercise, no smoking, alcohol ≤{}–{} drinks/day).",
         t.calcium_intake_min_mg,
@@ -70,16 +70,16 @@ pub fn gc_phrase(ctx: &Ctx<'_>) -> String {
         agents = first.to_uppercase() + &agents[1..];
     }
     let dose = match gc.current_daily_peq {
-        Some(v) => format!("{v:.1} mg prednisone-equivalent/day"),
-        None if gc.current_daily_peq_known > 0.0 => format!(
-            "≥ {:.1} mg prednisone-equivalent/day (part of the dose not computable)",
-            gc.current_daily_peq_known
+        Some(v) => text!("{} mg prednisone-equivalent/day", Fixed(v, 1)),
+        None if gc.current_daily_peq_known > 0.0 => text!(
+            "≥ {} mg prednisone-equivalent/day (part of the dose not computable)",
+            Fixed(gc.current_daily_peq_known, 1)
         ),
         None => "dose not computable".to_string(),
     };
     match gc.gc_start_date {
-        Some(s) => format!("{agents} {dose} since {}", crate::finding::Ymd(s)),
-        None => format!("{agents} {dose}"),
+        Some(s) => text!("{agents} {dose} since {}", crate::finding::Ymd(s)),
+        None => text!("{agents} {dose}"),
     }
 }
 
@@ -95,7 +95,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         (false, true) => "calcium not documented (vitamin D active)",
         _ => "vitamin D not documented (calcium active)",
     };
-    let summary = format!("{}; {missing}", gc_phrase(ctx));
+    let summary = text!("{}; {missing}", gc_phrase(ctx));
     let mut f = Finding::new(
         FindingCode::GcBoneProtection,
         Severity::Moderate,
@@ -105,7 +105,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         SECTION,
     )
     .with_evidence(ctx.gc.evidence.iter().cloned())
-    .with_evidence([Evidence::derived(format!(
+    .with_evidence([Evidence::derived(text!(
         "no active {} supplement on record on {}",
         match (th.calcium_active, th.vitamin_d_active) {
             (false, false) => "calcium or vitamin D",
@@ -115,7 +115,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         ctx.as_of()
     ))]);
     if ctx.gc.physiologic_replacement {
-        f = f.with_note(format!(
+        f = f.with_note(text!(
             "Dose is in the physiological-replacement range; GC cannot be stopped (adrenal insufficiency). Over-replacement (>{} mg PEq/day) increases bone risk — review dose.",
             ctx.t().gc_physiologic_max_peq_mg
         ));

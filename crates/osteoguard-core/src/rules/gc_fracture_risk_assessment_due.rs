@@ -38,7 +38,7 @@ pub const CITATION: &str = "ACR-2022 (initial and repeat fracture-risk assessmen
 
 /// The recommendation; the FRAX age limit comes from the threshold table.
 pub fn recommendation(t: &crate::thresholds::Thresholds) -> String {
-    format!(
+    text!(
         "Fracture-risk assessment is due: DXA with vertebral fracture assessment (or spine \
          X-ray) and, if ≥{} years, FRAX with glucocorticoid adjustment.",
         t.frax_min_age
@@ -108,7 +108,7 @@ fn report_insufficient(ctx: &Ctx<'_>, out: &mut Outcome) {
             item: 1,
             rule: "glucocorticoid exposure (gc-bone-protection, gc-fracture-risk-assessment-due)"
                 .into(),
-            missing: format!(
+            missing: text!(
                 "glucocorticoid dose (not computable for {} within the last {} days)",
                 refs.join(", "),
                 ctx.t().gc_unknown_dose_lookback_days
@@ -159,23 +159,21 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut reasons: Vec<String> = Vec::new();
     let mut evidence: Vec<Evidence> = ctx.gc.evidence.clone();
     if let (Some(due), Some(start)) = (a, ctx.gc.gc_start_date) {
-        reasons.push(format!(
+        reasons.push(text!(
             "no DXA since {} (baseline due by {due}, {} after glucocorticoid start)",
             add_days(start, -t.dxa_lookback_before_gc_days),
             days_in_words(t.baseline_dxa_days)
         ));
     }
     if let Some((latest, due)) = b {
-        reasons.push(format!(
+        reasons.push(text!(
             "latest DXA {latest} is {} days old (repeat due {due})",
             days(latest, as_of)
         ));
-        evidence.push(Evidence::derived(format!(
-            "latest DXA result dated {latest}"
-        )));
+        evidence.push(Evidence::derived(text!("latest DXA result dated {latest}")));
     }
     if c {
-        reasons.push(format!(
+        reasons.push(text!(
             "no FRAX within {} days and no active osteoporosis therapy",
             t.frax_max_age_days
         ));
@@ -184,17 +182,17 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         reasons.push(if ctx.risk.missing.is_empty() {
             "fracture-risk category indeterminate".to_string()
         } else {
-            format!(
+            text!(
                 "fracture-risk category indeterminate (missing: {})",
                 ctx.risk.missing.join(", ")
             )
         });
     }
     let since = match gc_days {
-        Some(n) => format!(" ({n} days)"),
+        Some(n) => text!(" ({n} days)"),
         None => String::new(),
     };
-    let summary = format!(
+    let summary = text!(
         "{}{since}; {}",
         super::gc_bone_protection::gc_phrase(ctx),
         reasons.join("; ")
@@ -211,7 +209,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_evidence(evidence)
     .with_due(due);
     if ctx.gc.physiologic_replacement {
-        f = f.with_note(format!(
+        f = f.with_note(text!(
             "Dose is in the physiological-replacement range; GC cannot be stopped (adrenal insufficiency). Over-replacement (>{} mg PEq/day) increases bone risk — review dose.",
             t.gc_physiologic_max_peq_mg
         ));

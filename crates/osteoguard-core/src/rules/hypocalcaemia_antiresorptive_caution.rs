@@ -28,7 +28,7 @@ use super::safety::{
 };
 use crate::engine::{Ctx, Outcome};
 use crate::facts::labs;
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Fixed, Severity};
 use crate::model::{ConditionKind, Ingredient};
 
 pub const CITATION: &str = "PROLIA-PI; RECLAST-PI";
@@ -76,7 +76,7 @@ pub fn advanced_ckd(ctx: &Ctx<'_>) -> Ckd {
             )
     }) {
         return Ckd::Advanced(
-            format!("{} on record", c.display),
+            text!("{} on record", c.display),
             vec![Evidence::new(
                 &c.source,
                 c.visible,
@@ -89,13 +89,15 @@ pub fn advanced_ckd(ctx: &Ctx<'_>) -> Ckd {
         let ev = Evidence::new(
             &e.source,
             Some(e.date),
-            format!("eGFR {} mL/min/1.73 m²", e.value),
+            text!("eGFR {} mL/min/1.73 m²", e.value),
         );
         return if e.value < t.dmab_ckd_egfr_min {
             Ckd::Advanced(
-                format!(
+                text!(
                     "eGFR {} mL/min/1.73 m² ({}) < {}",
-                    e.value, e.date, t.dmab_ckd_egfr_min
+                    e.value,
+                    e.date,
+                    t.dmab_ckd_egfr_min
                 ),
                 vec![ev],
             )
@@ -110,19 +112,20 @@ pub fn advanced_ckd(ctx: &Ctx<'_>) -> Ckd {
                 ev.push(Evidence::new(
                     &c.source,
                     Some(c.date),
-                    format!("creatinine {} mg/dL", c.value),
+                    text!("creatinine {} mg/dL", c.value),
                 ));
             }
             if let Some(w) = &renal.weight {
                 ev.push(Evidence::new(
                     &w.source,
                     Some(w.date),
-                    format!("body weight {} kg", w.value),
+                    text!("body weight {} kg", w.value),
                 ));
             }
             return Ckd::Advanced(
-                format!(
-                    "CrCl {crcl:.1} mL/min < {} (eGFR absent; Cockcroft–Gault surrogate)",
+                text!(
+                    "CrCl {} mL/min < {} (eGFR absent; Cockcroft–Gault surrogate)",
+                    Fixed(*crcl, 1),
                     t.dmab_ckd_egfr_min
                 ),
                 ev,
@@ -131,12 +134,12 @@ pub fn advanced_ckd(ctx: &Ctx<'_>) -> Ckd {
         return Ckd::NotAdvanced;
     }
     Ckd::Unknown(match &renal.creatinine {
-        Some(_) => format!(
+        Some(_) => text!(
             "denosumab due/planned: creatinine but neither eGFR nor a body weight within {} days \
              (CrCl not computable)",
             t.ckd_fresh_days
         ),
-        None => format!(
+        None => text!(
             "denosumab due/planned: no creatinine or eGFR within {} days",
             t.ckd_fresh_days
         ),
@@ -162,30 +165,33 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         Some(ca) => {
             if calcium_low(&ca, ctx) {
                 let corrected = match &ca.albumin {
-                    Some(a) => format!(
-                        "corrected calcium {:.2} mg/dL (Ca {} mg/dL, albumin {} g/dL)",
-                        ca.corrected, ca.calcium.value, a.value
+                    Some(a) => text!(
+                        "corrected calcium {} mg/dL (Ca {} mg/dL, albumin {} g/dL)",
+                        Fixed(ca.corrected, 2),
+                        ca.calcium.value,
+                        a.value
                     ),
-                    None => format!(
-                        "calcium {:.2} mg/dL (no albumin within {} days; uncorrected)",
-                        ca.corrected, t.albumin_pair_days
+                    None => text!(
+                        "calcium {} mg/dL (no albumin within {} days; uncorrected)",
+                        Fixed(ca.corrected, 2),
+                        t.albumin_pair_days
                     ),
                 };
                 let limit = match ca.calcium.reference_low {
                     Some(l) if l > t.calcium_low_mg_dl => l,
                     _ => t.calcium_low_mg_dl,
                 };
-                problems.push(format!("{corrected} on {} < {limit}", ca.calcium.date));
+                problems.push(text!("{corrected} on {} < {limit}", ca.calcium.date));
                 evidence.push(Evidence::new(
                     &ca.calcium.source,
                     Some(ca.calcium.date),
-                    format!("calcium {} mg/dL", ca.calcium.value),
+                    text!("calcium {} mg/dL", ca.calcium.value),
                 ));
                 if let Some(a) = &ca.albumin {
                     evidence.push(Evidence::new(
                         &a.source,
                         Some(a.date),
-                        format!("albumin {} g/dL", a.value),
+                        text!("albumin {} g/dL", a.value),
                     ));
                 }
                 severity = Some(Severity::Critical);
@@ -196,7 +202,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 out.insufficient(
                     3,
                     RULE,
-                    format!(
+                    text!(
                         "zoledronate planned/recommended: no calcium within {} days",
                         t.renal_fresh_days
                     ),
@@ -209,7 +215,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     if !dmab.is_empty() {
         match advanced_ckd(ctx) {
             Ckd::Advanced(what, ev) => {
-                problems.push(format!("{what} — denosumab boxed warning"));
+                problems.push(text!("{what} — denosumab boxed warning"));
                 evidence.extend(ev);
                 severity = severity.or(Some(Severity::High));
             }
@@ -232,7 +238,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     if !dmab.is_empty() {
         agents.push("denosumab");
     }
-    let summary = format!(
+    let summary = text!(
         "{} while {} active/planned/due",
         problems.join("; "),
         agents.join(" and ")
@@ -243,7 +249,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         FindingCode::HypocalcaemiaAntiresorptiveCaution,
         severity,
         summary,
-        format!(
+        text!(
             "Correct hypocalcaemia (and assess CKD-MBD if eGFR <{}) before giving zoledronate or \
              denosumab.",
             t.dmab_ckd_egfr_min
@@ -252,9 +258,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         SECTION,
     )
     .with_evidence(evidence)
-    .with_note(format!(
+    .with_note(text!(
         "Calcium must be within {} days; the CKD check uses eGFR/creatinine within {} days.",
-        t.renal_fresh_days, t.ckd_fresh_days
+        t.renal_fresh_days,
+        t.ckd_fresh_days
     ))
     .with_trace("safety.renal_fresh_days: engine convention, UNVERIFIED (knowledge.md §8)");
     out.push(f);

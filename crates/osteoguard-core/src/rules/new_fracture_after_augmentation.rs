@@ -19,6 +19,8 @@
 //!
 //! **Thresholds:** `new_fracture_window_days` (365), `new_fracture_early_days` (90).
 
+use std::fmt::Write as _;
+
 use chrono::NaiveDate;
 
 use crate::engine::{Ctx, Outcome};
@@ -127,10 +129,17 @@ pub fn new_fractures_after_augmentation<'a>(ctx: &'a Ctx<'_>) -> Vec<NewFracture
     out
 }
 
-fn aug_label(a: &AugmentationRef<'_>) -> String {
-    match a.level {
-        Some(l) => format!("{l} augmentation {}", Ymd(a.date)),
-        None => format!("augmentation {} (level not recorded)", Ymd(a.date)),
+/// "L1 augmentation 2021-03-02", or "augmentation 2021-03-02 (level not recorded)"; written
+/// straight into the text that names it.
+struct AugLabel<'r, 'a>(&'r AugmentationRef<'a>);
+
+impl std::fmt::Display for AugLabel<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0;
+        match a.level {
+            Some(l) => write!(f, "{l} augmentation {}", Ymd(a.date)),
+            None => write!(f, "augmentation {} (level not recorded)", Ymd(a.date)),
+        }
     }
 }
 
@@ -161,12 +170,12 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 .filter(|a| a.2)
                 .filter_map(|a| a.0.level.map(|l| l.to_string()))
                 .collect();
-            let mut s = format!("{} (onset {}", n.fracture.location, Ymd(n.onset));
+            let mut s = text!("{} (onset {}", n.fracture.location, Ymd(n.onset));
             if let Some((a, d, _)) = closest {
-                s.push_str(&format!(", {d} d after {}", aug_label(a)));
+                let _ = write!(s, ", {d} d after {}", AugLabel(a));
             }
             if !adj.is_empty() {
-                s.push_str(&format!(", adjacent to {}", adj.join("/")));
+                let _ = write!(s, ", adjacent to {}", adj.join("/"));
             }
             s.push(')');
             s
@@ -181,7 +190,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         evidence.push(Evidence::new(
             &n.fracture.source,
             Some(n.onset),
-            format!(
+            text!(
                 "vertebral fracture {}, onset (period start) {}",
                 n.fracture.location,
                 Ymd(n.onset)
@@ -191,9 +200,9 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             evidence.push(Evidence::new(
                 a.source,
                 Some(a.date),
-                format!(
+                text!(
                     "{}; fracture {} {d} d later{}",
-                    aug_label(a),
+                    AugLabel(a),
                     n.fracture.location,
                     if *adj { ", adjacent" } else { "" }
                 ),
@@ -208,13 +217,13 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut f = Finding::new(
         FindingCode::NewFractureAfterAugmentation,
         severity,
-        format!(
+        text!(
             "{} new vertebral fracture{} after augmentation: {}",
             found.len(),
             if found.len() == 1 { "" } else { "s" },
             phrases.join("; ")
         ),
-        format!(
+        text!(
             "New vertebral fracture(s) after vertebral augmentation at {}: intensify \
              osteoporosis treatment and re-evaluate pain source.",
             names.join(", ")
@@ -224,7 +233,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(evidence)
     .with_levels(levels)
-    .with_note(format!(
+    .with_note(text!(
         "New fractures are counted for {} days after augmentation; published rates of new \
          fractures after augmentation vary.",
         ctx.t().new_fracture_window_days

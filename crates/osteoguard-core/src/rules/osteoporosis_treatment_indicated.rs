@@ -29,7 +29,7 @@
 
 use crate::engine::{Ctx, InsufficientItem, Outcome};
 use crate::facts::risk::RiskCategory;
-use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity};
+use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Fixed, Severity};
 use crate::model::FractureSite;
 use crate::tri::Tri;
 
@@ -40,7 +40,7 @@ const SECTION: &str = "§9 osteoporosis-treatment-indicated; §4.2; §4.3";
 
 /// The recommendation sentence for category `label`.
 pub fn recommendation(label: &str) -> String {
-    format!(
+    text!(
         "Osteoporosis pharmacotherapy is indicated (risk category: {label}); choose agent by shared decision-making (oral/IV bisphosphonate, denosumab, or PTH/PTHrP analogue)."
     )
 }
@@ -74,7 +74,7 @@ fn hip_or_vertebral_fragility_fracture(ctx: &Ctx<'_>) -> Vec<Evidence> {
         ev.push(Evidence::new(
             &a.source,
             Some(a.date),
-            format!("vertebral augmentation {}", a.level),
+            text!("vertebral augmentation {}", a.level),
         ));
     }
     for o in ctx
@@ -102,7 +102,12 @@ pub fn who_osteoporosis_or_fragility_fracture(ctx: &Ctx<'_>) -> Option<Vec<Evide
         ev.push(Evidence::new(
             &s.source,
             Some(s.date),
-            format!("{} T-score {:.1} ≤ {}", s.site.label(), s.value, t.t_high),
+            text!(
+                "{} T-score {} ≤ {}",
+                s.site.label(),
+                Fixed(s.value, 1),
+                t.t_high
+            ),
         ));
     }
     ev.extend(hip_or_vertebral_fragility_fracture(ctx));
@@ -122,7 +127,7 @@ fn report_side_items(ctx: &Ctx<'_>, out: &mut Outcome) {
         out.insufficient.push(InsufficientItem {
             item: 9,
             rule: "fracture-risk category (FRAX)".into(),
-            missing: format!("valid FRAX value ({})", ctx.risk.frax_invalid.join("; ")),
+            missing: text!("valid FRAX value ({})", ctx.risk.frax_invalid.join("; ")),
             evidence: Vec::new(),
         });
     }
@@ -130,7 +135,7 @@ fn report_side_items(ctx: &Ctx<'_>, out: &mut Outcome) {
         out.data_quality.push(DataQualityIssue::new(
             s.source.as_str(),
             "MedicationRequest.status",
-            format!(
+            text!(
                 "{} order authored {} is older than {} days and was never given: treated as stale, not planned",
                 s.agent.name(),
                 s.date.map_or_else(|| "on an unknown date".to_string(), |d| d.to_string()),
@@ -163,9 +168,9 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut reasons: Vec<String> = Vec::new();
     if a || cat != RiskCategory::Indeterminate {
         if ctx.risk.criteria_met.is_empty() {
-            reasons.push(format!("risk category {}", cat.label()));
+            reasons.push(text!("risk category {}", cat.label()));
         } else {
-            reasons.push(format!(
+            reasons.push(text!(
                 "risk category {}: {}",
                 cat.label(),
                 ctx.risk.criteria_met.join("; ")
@@ -173,7 +178,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         }
     }
     if b.is_some() && !a {
-        reasons.push(format!(
+        reasons.push(text!(
             "age ≥ {} with osteoporosis by T-score or a prior hip/vertebral fragility fracture",
             ctx.t().treatment_b_min_age
         ));
@@ -182,7 +187,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         Tri::Unknown => "therapy status unknown — confirm current therapy",
         _ => "no active osteoporosis pharmacotherapy documented",
     };
-    let summary = format!("{}; {therapy}", reasons.join("; "));
+    let summary = text!("{}; {therapy}", reasons.join("; "));
     let label = if cat == RiskCategory::Indeterminate {
         "not established; osteoporosis by WHO criteria or prior fragility fracture"
     } else {
@@ -200,7 +205,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         CITATION,
         SECTION,
     )
-    .with_trace(format!(
+    .with_trace(text!(
         "ACR-2022 risk table row {} (knowledge.md §3.2); clause (a) {a}, clause (b) {}",
         ctx.risk.row.as_deref().unwrap_or("-"),
         b.is_some()
@@ -224,7 +229,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             "oral bisphosphonate dispensed recently; days' supply or date not recorded",
         )
     }))
-    .with_evidence([Evidence::derived(format!(
+    .with_evidence([Evidence::derived(text!(
         "no active osteoporosis pharmacotherapy on {}",
         ctx.as_of()
     ))]);

@@ -143,21 +143,21 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 } else {
                     l.state.as_str()
                 };
-                format!("{} {why}", l.level)
+                text!("{} {why}", l.level)
             })
             .collect();
-        parts.push(format!(
+        parts.push(text!(
             "{} without MRI confirmation; pain {}/10 on {}",
             lv.join(", "),
             p.value,
             p.date()
         ));
         names.extend(levels.iter().map(|l| l.level.label().to_string()));
-        evidence.extend(levels.iter().flat_map(|l| l.evidence.iter().cloned()));
+        evidence.extend(levels.iter().flat_map(|l| l.evidence()));
         evidence.push(p.evidence());
     }
     if let Some(r) = &rise {
-        parts.push(format!(
+        parts.push(text!(
             "pain rose from {} to {}/10 on {} after augmentation on {}, no spine imaging since",
             r.baseline.value,
             r.pain.value,

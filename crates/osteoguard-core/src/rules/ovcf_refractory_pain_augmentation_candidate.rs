@@ -86,7 +86,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             .iter()
             .map(|r| r.as_str())
             .collect();
-        let note = format!(
+        let note = text!(
             "Augmentation criteria met at {} but a contraindication is documented ({}): not \
              referred for augmentation",
             names.join(", "),
@@ -111,32 +111,29 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         .map(|l| {
             let onset = l.onset.map(|o| (o, days(o, ctx.as_of())));
             match onset {
-                Some((o, n)) => format!(
+                Some((o, n)) => text!(
                     "{} {} (onset {o}, {n} d, MRI oedema)",
                     l.level,
                     l.state.as_str()
                 ),
-                None => format!("{} {}", l.level, l.state.as_str()),
+                None => text!("{} {}", l.level, l.state.as_str()),
             }
         })
         .collect();
-    let mut evidence: Vec<Evidence> = levels
-        .iter()
-        .flat_map(|l| l.evidence.iter().cloned())
-        .collect();
+    let mut evidence: Vec<Evidence> = levels.iter().flat_map(|l| l.evidence()).collect();
     evidence.push(pain.evidence());
     crate::facts::spine::chronological(&mut evidence);
     let f = Finding::new(
         FindingCode::OvcfRefractoryPainAugmentationCandidate,
         Severity::High,
-        format!(
+        text!(
             "{}; pain {}/10 on {} despite ≥ {} of conservative care",
             phrases.join("; "),
             pain.value,
             pain.date(),
             days_in_words(ctx.t().conservative_care_min_days)
         ),
-        format!(
+        text!(
             "Painful unhealed vertebral fracture at {} refractory to ≥{} of conservative care \
              (pain ≥{}/10): refer for vertebral augmentation evaluation.",
             names.join(", "),

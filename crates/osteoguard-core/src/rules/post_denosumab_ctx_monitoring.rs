@@ -87,7 +87,7 @@ fn ctx_evidence(o: &Observation, ctx: &Ctx<'_>) -> Evidence {
     Evidence::new(
         &o.source,
         o.date(),
-        format!(
+        text!(
             "CTX {} ng/L (limit {} ng/L)",
             o.value.unwrap_or_default(),
             ctx_limit(o, ctx)
@@ -123,7 +123,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     }
     evidence.extend(measured.iter().map(|o| ctx_evidence(o, ctx)));
 
-    let standard = format!(
+    let standard = text!(
         "After denosumab→zoledronate transition, measure fasting serum CTX at {} and {} \
          (due {first}, {second}); repeat zoledronate if CTX is elevated.",
         days_in_words(ctx.t().ctx_first_due_days),
@@ -131,20 +131,20 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     );
     let (severity, summary, recommendation) = if let Some(high) = elevated.last() {
         let value = high.value.unwrap_or_default();
-        let summary = format!(
+        let summary = text!(
             "Zoledronate {} ({since} days ago) after denosumab; CTX {} = {value} ng/L > limit {} ng/L",
             z.date,
             high.date().map(|d| d.to_string()).unwrap_or_default(),
             ctx_limit(high, ctx)
         );
         let rec = match zoledronate_renally_contraindicated(ctx) {
-            None => format!(
+            None => text!(
                 "CTX is elevated after denosumab→zoledronate transition: repeat zoledronate \
                  infusion (CTX checks due {first}, {second})."
             ),
             Some(r) => {
                 evidence.extend(r.evidence.iter().cloned());
-                format!(
+                text!(
                     "CTX is elevated after denosumab→zoledronate transition: a repeat infusion is \
                      indicated, but {ZOLEDRONATE_CONTRAINDICATED} ({}).",
                     r.describe()
@@ -155,7 +155,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     } else if check_missed(z.date, ctx) {
         (
             Severity::Moderate,
-            format!(
+            text!(
                 "Zoledronate {} ({since} days ago) after denosumab; CTX check not documented \
                  (due {first}, {second})",
                 z.date
@@ -165,7 +165,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     } else {
         (
             Severity::Info,
-            format!(
+            text!(
                 "Zoledronate {} ({since} days ago) after denosumab; CTX due {first} and {second}",
                 z.date
             ),
@@ -182,7 +182,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(evidence)
     .with_due(next_ctx_due(z.date, ctx))
-    .with_note(format!(
+    .with_note(text!(
         "CTX limit: the lower of the lab's upper reference limit and {} ng/L; use a fasting \
          morning serum sample (not checked).",
         t.ctx_limit_ng_l

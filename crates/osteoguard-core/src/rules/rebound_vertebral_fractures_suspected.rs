@@ -88,7 +88,7 @@ pub fn supporting_evidence(d_last: NaiveDate, ctx: &Ctx<'_>) -> (Tri, Vec<Eviden
         Evidence::new(
             &o.source,
             o.date(),
-            format!(
+            text!(
                 "CTX {} ng/L > limit {} ng/L",
                 o.value.unwrap_or_default(),
                 ctx_limit(o, ctx)
@@ -167,13 +167,13 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut evidence = vec![Evidence::new(
         &d_last.source,
         Some(d_last.date),
-        format!("last denosumab dose ({} doses)", ctx.dmab.dose_count),
+        text!("last denosumab dose ({} doses)", ctx.dmab.dose_count),
     )];
     evidence.extend(in_window.iter().map(|f| {
         Evidence::new(
             &f.source,
             f.onset_for_windows,
-            format!(
+            text!(
                 "vertebral fracture {} onset {} (day {} after the last dose)",
                 f.location,
                 f.onset_for_windows
@@ -189,7 +189,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         evidence.extend(supporting_evidence(d_last.date, ctx).1);
     }
 
-    let summary = format!(
+    let summary = text!(
         "{} vertebral fracture{} ({}) {}–{} days after the last denosumab dose {} ({} doses){}",
         in_window.len(),
         if in_window.len() == 1 { "" } else { "s" },
@@ -210,14 +210,14 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 .dmab
                 .zoledronate_after
                 .as_ref()
-                .map(|z| format!("zoledronate {}", z.date))
-                .unwrap_or_else(|| format!("{} {}", tr.agent.name(), tr.date));
+                .map(|z| text!("zoledronate {}", z.date))
+                .unwrap_or_else(|| text!("{} {}", tr.agent.name(), tr.date));
             evidence.push(Evidence::new(
                 &tr.source,
                 Some(tr.date),
                 "transition therapy",
             ));
-            format!(
+            text!(
                 "Vertebral fracture(s) after stopping denosumab suggest rebound: antiresorptive \
                  started ({started}); monitor CTX closely and image the whole spine."
             )
@@ -229,7 +229,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                 .to_string(),
             Some(r) => {
                 evidence.extend(r.evidence.iter().cloned());
-                format!(
+                text!(
                     "Vertebral fracture(s) after stopping denosumab suggest rebound: start \
                      antiresorptive therapy promptly — {ZOLEDRONATE_CONTRAINDICATED} ({}); check \
                      CTX, and image the whole spine.",
@@ -248,7 +248,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(evidence)
     .with_levels(levels)
-    .with_note(format!(
+    .with_note(text!(
         "Fractures count from day {} to day {} after the last dose.",
         ctx.t().rebound_window_start_days,
         ctx.t().rebound_window_end_days

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::labs::{self, LabValue};
-use crate::finding::{Evidence, FindingCode, Severity};
+use crate::finding::{Evidence, FindingCode, Fixed, Severity};
 use crate::model::{add_days, days, Ingredient, ObservationKind, Sex};
 
 /// The wording a zoledronate-recommending rule uses when zoledronate is renally contraindicated.
@@ -116,7 +116,7 @@ pub fn denosumab_reasons(ctx: &Ctx<'_>, out: &Outcome) -> Vec<Evidence> {
             reasons.push(Evidence::new(
                 &d.source,
                 Some(d.date),
-                format!(
+                text!(
                     "last denosumab dose; next due {}",
                     add_days(d.date, ctx.t().dmab_due_days)
                 ),
@@ -158,7 +158,7 @@ pub fn antiresorptive_planned_or_due(ctx: &Ctx<'_>, out: &Outcome) -> Vec<Eviden
                 Evidence::new(
                     &a.source,
                     a.date,
-                    format!("{} ordered, not yet given", a.agent.name()),
+                    text!("{} ordered, not yet given", a.agent.name()),
                 )
             }),
     );
@@ -171,7 +171,7 @@ pub fn active_evidence(ctx: &Ctx<'_>, agent: impl Fn(Ingredient) -> bool) -> Vec
         .active_agents
         .iter()
         .filter(|a| agent(a.agent))
-        .map(|a| Evidence::new(&a.source, a.date, format!("{} active", a.agent.name())))
+        .map(|a| Evidence::new(&a.source, a.date, text!("{} active", a.agent.name())))
         .collect()
 }
 
@@ -213,21 +213,17 @@ pub struct RenalReading {
 
 impl RenalReading {
     pub fn describe(&self) -> String {
-        format!(
-            "{} {:.1} {}",
+        text!(
+            "{} {} {}",
             self.measure.label(),
-            self.value,
+            Fixed(self.value, 1),
             self.measure.unit()
         )
     }
 }
 
 fn lab_evidence(v: &LabValue, what: &str, unit: &str) -> Evidence {
-    Evidence::new(
-        &v.source,
-        Some(v.date),
-        format!("{what} {} {unit}", v.value),
-    )
+    Evidence::new(&v.source, Some(v.date), text!("{what} {} {unit}", v.value))
 }
 
 /// CrCl (Cockcroft–Gault) from creatinine within `fresh_days`, else eGFR within `fresh_days`;
@@ -242,8 +238,9 @@ pub fn renal_reading(ctx: &Ctx<'_>, fresh_days: i64) -> Option<RenalReading> {
         if let Some(w) = &renal.weight {
             evidence.push(lab_evidence(w, "body weight", "kg"));
         }
-        evidence.push(Evidence::derived(format!(
-            "Cockcroft–Gault CrCl {crcl:.1} mL/min (age {}, {})",
+        evidence.push(Evidence::derived(text!(
+            "Cockcroft–Gault CrCl {} mL/min (age {}, {})",
+            Fixed(*crcl, 1),
             ctx.age().map_or("?".to_string(), |a| a.to_string()),
             if female_factor_applies(ctx) {
                 "×0.85 female factor"

@@ -43,15 +43,17 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
         tasks.push(Task {
             code: "denosumab-next-dose".into(),
             description: if overdue {
-                format!(
+                text!(
                     "Denosumab {} mg dose overdue since {due} (last dose {}): give now or start \
                      bisphosphonate transition",
-                    t.dmab_dose_mg, last.date
+                    t.dmab_dose_mg,
+                    last.date
                 )
             } else {
-                format!(
+                text!(
                     "Next denosumab {} mg dose (last dose {})",
-                    t.dmab_dose_mg, last.date
+                    t.dmab_dose_mg,
+                    last.date
                 )
             },
             due: Some(due),
@@ -72,7 +74,7 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
         if !ctx_done_from(z, t.ctx_first_window_days, ctx) {
             tasks.push(Task {
                 code: "ctx-3-months".into(),
-                description: format!(
+                description: text!(
                     "Fasting serum CTX {} after zoledronate ({z})",
                     days_in_words(t.ctx_first_due_days)
                 ),
@@ -83,7 +85,7 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
         if !ctx_done_from(z, t.ctx_second_window_days, ctx) {
             tasks.push(Task {
                 code: "ctx-6-months".into(),
-                description: format!(
+                description: text!(
                     "Fasting serum CTX {} after zoledronate ({z})",
                     days_in_words(t.ctx_second_due_days)
                 ),
@@ -102,7 +104,7 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
         if gc || treated {
             tasks.push(Task {
                 code: "dxa-recheck".into(),
-                description: format!(
+                description: text!(
                     "Repeat DXA (last {latest}){}",
                     if gc {
                         " — long-term glucocorticoids"
@@ -133,7 +135,7 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
         let (due, description) = match latest_frax {
             Some(d) => (
                 add_days(d, t.frax_max_age_days),
-                format!("FRAX (glucocorticoid-adjusted) and clinical reassessment (last FRAX {d})"),
+                text!("FRAX (glucocorticoid-adjusted) and clinical reassessment (last FRAX {d})"),
             ),
             None => (
                 ctx.as_of(),
@@ -156,7 +158,7 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
         }
         tasks.push(Task {
             code: f.code.as_str().to_string(),
-            description: format!("{}: {}", f.title, f.recommendation),
+            description: text!("{}: {}", f.title, f.recommendation),
             due: f.due,
             finding: Some(f.code),
         });

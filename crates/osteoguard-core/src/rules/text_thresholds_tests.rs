@@ -16,7 +16,7 @@ fn finding_text(
     let ev = evaluate(r, as_of, config);
     let f = ev.outcome.get(code).cloned();
     let f = f.unwrap_or_else(|| panic!("{code:?} fires"));
-    format!(
+    text!(
         "{} | {} | {}",
         f.summary,
         f.recommendation,

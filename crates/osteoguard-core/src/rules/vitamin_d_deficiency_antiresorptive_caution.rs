@@ -53,7 +53,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             out.insufficient(
                 4,
                 RULE,
-                format!(
+                text!(
                     "antiresorptive planned/due: no 25-OH vitamin D within {} days",
                     t.vitamin_d_fresh_days
                 ),
@@ -67,11 +67,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let f = Finding::new(
         FindingCode::VitaminDDeficiencyAntiresorptiveCaution,
         Severity::High,
-        format!(
+        text!(
             "25-OH vitamin D {} ng/mL on {} < {} while antiresorptive therapy is active/planned/due",
             vd.value, vd.date, t.vitamin_d_min_ng_ml
         ),
-        format!(
+        text!(
             "Vitamin D is deficient (<{} ng/mL): replete before or with antiresorptive therapy.",
             t.vitamin_d_min_ng_ml
         ),
@@ -81,10 +81,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_evidence([Evidence::new(
         &vd.source,
         Some(vd.date),
-        format!("25-OH vitamin D {} ng/mL", vd.value),
+        text!("25-OH vitamin D {} ng/mL", vd.value),
     )])
     .with_evidence(in_play)
-    .with_note(format!(
+    .with_note(text!(
         "The {} ng/mL cut-off follows the IOM sufficiency level; a site may set its own.",
         t.vitamin_d_min_ng_ml
     ))

@@ -40,16 +40,17 @@ fn missing_renal(ctx: &Ctx<'_>) -> String {
     let t = ctx.t();
     let renal = labs::renal(&ctx.input, t.renal_fresh_days, female_factor_applies(ctx));
     match (&renal.creatinine, &renal.weight, ctx.age()) {
-        (Some(_), None, _) => format!(
+        (Some(_), None, _) => text!(
             "zoledronate planned/recommended: creatinine but neither eGFR within {} days nor a \
              body weight within {} days (CrCl not computable)",
-            t.renal_fresh_days, t.weight_fresh_days
+            t.renal_fresh_days,
+            t.weight_fresh_days
         ),
         (Some(_), Some(_), None) => {
             "zoledronate planned/recommended: no birth date (CrCl not computable) and no eGFR"
                 .to_string()
         }
-        _ => format!(
+        _ => text!(
             "zoledronate planned/recommended: no creatinine or eGFR within {} days",
             t.renal_fresh_days
         ),
@@ -71,7 +72,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     }
     let t = ctx.t();
     let measure = reading.describe();
-    let summary = format!(
+    let summary = text!(
         "{measure} < {} — contraindicates the planned infusion ({})",
         t.zoledronate_min_crcl,
         reasons
@@ -84,7 +85,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         FindingCode::ZoledronateRenalContraindication,
         Severity::Critical,
         summary,
-        format!(
+        text!(
             "Zoledronic acid is contraindicated ({measure} < {}): do not infuse; use an \
              alternative (e.g. continuing denosumab if appropriate) and review renal function.",
             t.zoledronate_min_crcl
@@ -94,7 +95,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     )
     .with_evidence(reading.evidence.iter().cloned())
     .with_evidence(reasons)
-    .with_note(format!(
+    .with_note(text!(
         "Renal values must be within {} days of the assessment date.",
         t.renal_fresh_days
     ))

@@ -62,7 +62,7 @@ pub fn doses(a: &Assessment) -> Vec<TimelineDose> {
                 agent: "denosumab".into(),
                 date: *d,
                 covers_days: a.display_thresholds.denosumab_cover_days,
-                reference: String::new(),
+                reference: "".into(),
             });
         }
     }
@@ -460,14 +460,14 @@ fn strip(
             }
             @for d in &ds {
                 @let (kind, class) = agent_style(&d.agent);
-                g class={ "injection " (class) } data-injection=[hook(d.date).map(|_| &d.agent)] data-date=[hook(d.date).map(|_| d.date)] data-ref=[hook(d.date).map(|_| &d.reference)] {
+                g class={ "injection " (class) } data-injection=[hook(d.date).map(|_| &d.agent)] data-date=[hook(d.date).map(|_| d.date)] data-ref=[hook(d.date).map(|_| d.reference.as_str())] {
                     title { (d.agent) " " (d.date) }
                     (shape(kind, s.x_clamped(d.date), r1, 3.5))
                 }
             }
             @for f in &a.timeline.fractures {
                 @if let Some(d) = f.onset {
-                    g.event.ev-fracture data-fracture=[hook(d).map(|_| &f.site)] data-date=[hook(d).map(|_| d)] data-ref=[hook(d).map(|_| &f.reference)] {
+                    g.event.ev-fracture data-fracture=[hook(d).map(|_| &f.site)] data-date=[hook(d).map(|_| d)] data-ref=[hook(d).map(|_| f.reference.as_str())] {
                         title { (f.site) " fracture " (d) }
                         (shape("triangle", s.x_clamped(d), r2, 4.0))
                     }
@@ -476,7 +476,7 @@ fn strip(
             @for p in &a.timeline.procedures {
                 @let label = if p.levels.is_empty() { procedure_word(p.kind).to_string() } else { format!("{} {}", p.levels.join(", "), procedure_word(p.kind)) };
                 g class={ "event " (if p.kind.is_augmentation() { "ev-augment" } else { "ev-imaging" }) }
-                    data-procedure=[hook(p.date).map(|_| &label)] data-date=[hook(p.date).map(|_| p.date)] data-ref=[hook(p.date).map(|_| &p.reference)] {
+                    data-procedure=[hook(p.date).map(|_| &label)] data-date=[hook(p.date).map(|_| p.date)] data-ref=[hook(p.date).map(|_| p.reference.as_str())] {
                     title { (label) " " (p.date) }
                     (shape(if p.kind.is_augmentation() { "square" } else { "circle" }, s.x_clamped(p.date), r2, 3.0))
                 }
@@ -749,8 +749,8 @@ impl Chart<'_> {
                     @let (kind, class) = agent_style(&d.agent);
                     @let row = if is_denosumab(&d.agent) { row_dm } else { row_other };
                     @if self.s.contains(d.date) {
-                        g class={ "injection " (class) } data-injection=[self.hook(&d.agent)] data-date=[self.hook(d.date)] data-ref=[self.hook(&d.reference)] {
-                            title { (d.agent) " " (d.date) " (covers " (d.covers_days) " days) " (d.reference) }
+                        g class={ "injection " (class) } data-injection=[self.hook(&d.agent)] data-date=[self.hook(d.date)] data-ref=[self.hook(d.reference.as_str())] {
+                            title { (d.agent) " " (d.date) " (covers " (d.covers_days) " days) " (d.reference.as_str()) }
                             (shape(kind, self.s.x(d.date), row, r))
                         }
                     }
@@ -1054,7 +1054,7 @@ impl Chart<'_> {
                     @let x = self.s.x(p.date);
                     @let yy = ys.y(p.value);
                     g class={ "pain " @if p.value >= high { "pain-hi" } @else { "pain-lo" } } data-pain=[self.hook(fmt_num(p.value))] data-date=[self.hook(p.date)] {
-                        title { "pain " (p.value) "/10 on " (p.date) " " (p.reference) }
+                        title { "pain " (p.value) "/10 on " (p.date) " " (p.reference.as_str()) }
                         circle cx=(Num(x)) cy=(Num(yy)) r=(Num(r)) {}
                         @if show_values && *keep {
                             text.lbl.val x=(Num(label_x(p))) y=(Num(yy - 5.0)) { (fmt_num(p.value)) }

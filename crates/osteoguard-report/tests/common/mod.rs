@@ -133,18 +133,18 @@ pub fn seed_like() -> Assessment {
     let fx = |site: &str, onset: &str| TimelineFracture {
         site: site.into(),
         onset: Some(d(onset)),
-        reference: format!("Condition/fx-{}", site.to_lowercase()),
+        reference: format!("Condition/fx-{}", site.to_lowercase()).into(),
     };
     let pr = |kind: ProcedureKind, levels: &[&str], date: &str, id: &str| TimelineProcedure {
         kind,
         levels: levels.iter().map(|s| s.to_string()).collect(),
         date: d(date),
-        reference: format!("Procedure/{id}"),
+        reference: format!("Procedure/{id}").into(),
     };
     let pain = |date: &str, v: f64, id: &str| TimelinePain {
         date: d(date),
         value: v,
-        reference: format!("Observation/{id}"),
+        reference: format!("Observation/{id}").into(),
     };
     let ts = |date: &str, site: DxaSite, v: f64, id: &str| TScorePoint {
         date: d(date),
@@ -537,7 +537,7 @@ pub fn two_hundred_observations() -> Assessment {
         .map(|k| TimelinePain {
             date: add(d("2021-10-01"), 7 * k),
             value: ((k * 37) % 11) as f64,
-            reference: format!("Observation/pain-{k}"),
+            reference: format!("Observation/pain-{k}").into(),
         })
         .collect();
     a.bone_density.t_scores = (0..50)
@@ -585,7 +585,7 @@ pub fn hostile() -> Assessment {
         f.inputs_missing = vec![p.into()];
         f.levels = vec![p.into()];
         for e in &mut f.evidence {
-            e.reference = format!("Observation/{p}");
+            e.reference = format!("Observation/{p}").into();
             e.detail = p.into();
         }
     }
