@@ -438,7 +438,15 @@ pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Vec<Byte
                 Ok(got) => got,
                 // An optional template the server does not answer (e.g. a token without that
                 // type's scope) is done without, as when a request without fhirServer omits it.
-                Err(_) if OPTIONAL_PREFETCH.contains(&key) => return Ok(Vec::new()),
+                // Logged, not silent: the operator sees which template the server refused.
+                Err(e) if OPTIONAL_PREFETCH.contains(&key) => {
+                    tracing::warn!(
+                        prefetch = key,
+                        error = %e,
+                        "optional prefetch not fetched; answering without it"
+                    );
+                    return Ok(Vec::new());
+                }
                 Err(e) => return Err(HookError::Precondition(format!("fetching {key}: {e}"))),
             };
             check_pages(&format!("`{key}` fetched from fhirServer"), &got, &pid)?;
