@@ -84,20 +84,20 @@ impl<'a> Collector<'a> {
         &mut self,
         v: Value<'a>,
         full_url: Option<String>,
-        origin: &str,
+        origin: Origin,
         depth: usize,
     ) -> Result<(), String> {
         if depth > MAX_DEPTH {
-            self.note(origin, "", "nesting too deep: not read");
+            self.note(&origin.to_string(), "", "nesting too deep: not read");
             return Ok(());
         }
         match v {
             Value::Null => Ok(()),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    let o = format!("{origin}[{i}]");
-                    if let Err(e) = self.add_value(item.clone(), None, &o, depth + 1) {
-                        self.note(&o, "", e);
+                    let o = || format!("{origin}[{i}]");
+                    if let Err(e) = self.add_value(item.clone(), None, Origin::At(o()), depth + 1) {
+                        self.note(&o(), "", e);
                     }
                 }
                 Ok(())
@@ -108,10 +108,12 @@ impl<'a> Collector<'a> {
                         let entries = map.get("entry").and_then(Value::as_array).unwrap_or(&[]);
                         for (i, e) in entries.iter().enumerate() {
                             let fu = s(e, "fullUrl").map(str::to_string);
-                            let o = format!("{origin} entry[{i}]");
+                            let o = || format!("{origin} entry[{i}]");
                             if let Some(r) = e.get("resource") {
-                                if let Err(err) = self.add_value(r.clone(), fu, &o, depth + 1) {
-                                    self.note(&o, "resource", err);
+                                if let Err(err) =
+                                    self.add_value(r.clone(), fu, Origin::At(o()), depth + 1)
+                                {
+                                    self.note(&o(), "resource", err);
                                 }
                             }
                         }
@@ -138,7 +140,7 @@ impl<'a> Collector<'a> {
                         self.raws.push(Raw {
                             value: Value::Object(map),
                             full_url,
-                            origin: Origin::At(origin.to_string()),
+                            origin,
                         });
                         Ok(())
                     }
@@ -154,9 +156,11 @@ impl<'a> Collector<'a> {
                         if let Some(Value::Object(p)) = prefetch {
                             any = true;
                             for (k, val) in p.iter() {
-                                let o = format!("{origin} prefetch.{k}");
-                                if let Err(e) = self.add_value(val.clone(), None, &o, depth + 1) {
-                                    self.note(&o, "", e);
+                                let o = || format!("{origin} prefetch.{k}");
+                                if let Err(e) =
+                                    self.add_value(val.clone(), None, Origin::At(o()), depth + 1)
+                                {
+                                    self.note(&o(), "", e);
                                 }
                             }
                         }
@@ -164,10 +168,14 @@ impl<'a> Collector<'a> {
                             any = true;
                             for k in ["draftOrders", "medications"] {
                                 if let Some(val) = c.get(k) {
-                                    let o = format!("{origin} context.{k}");
-                                    if let Err(e) = self.add_value(val.clone(), None, &o, depth + 1)
-                                    {
-                                        self.note(&o, "", e);
+                                    let o = || format!("{origin} context.{k}");
+                                    if let Err(e) = self.add_value(
+                                        val.clone(),
+                                        None,
+                                        Origin::At(o()),
+                                        depth + 1,
+                                    ) {
+                                        self.note(&o(), "", e);
                                     }
                                 }
                             }
@@ -181,26 +189,6 @@ impl<'a> Collector<'a> {
                 }
             }
             _ => Err("not a JSON object".into()),
-        }
-    }
-
-    /// The `i`th value given to [`crate::read_parsed`]: [`Collector::add_value`] at
-    /// `resources[i]`, the location written out only for a message.
-    pub fn add_parsed(&mut self, v: Value<'a>, i: usize) -> Result<(), String> {
-        match &v {
-            // A resource (what `add_value` keeps as it is, without a location to pass on).
-            Value::Object(map)
-                if matches!(map.get("resourceType"), Some(Value::String(t)) if !t.is_empty() && *t != "Bundle")
-                    && !bundle_shaped(map.get("entry")) =>
-            {
-                self.raws.push(Raw {
-                    value: v,
-                    full_url: None,
-                    origin: Origin::Parsed(i),
-                });
-                Ok(())
-            }
-            _ => self.add_value(v, None, &Origin::Parsed(i).to_string(), 0),
         }
     }
 
@@ -241,7 +229,7 @@ impl<'a> Collector<'a> {
         location: &str,
         lenient: bool,
     ) -> Result<(), ReadError> {
-        match self.add_value(v, None, location, 0) {
+        match self.add_value(v, None, Origin::At(location.to_string()), 0) {
             Ok(()) => Ok(()),
             Err(message) if lenient => {
                 self.note(location, "", format!("skipped: {message}"));
@@ -321,8 +309,8 @@ impl<'a> Collector<'a> {
             any = true;
             let v = crate::json::parse_copy(self.arena, text)
                 .map_err(|e| json_error(location, Some(n), text, &e))?;
-            let o = format!("{location}:{n}");
-            if let Err(e) = self.add_value(v, None, &o, 0) {
+            let o = Origin::At(format!("{location}:{n}"));
+            if let Err(e) = self.add_value(v, None, o, 0) {
                 not_fhir.push(n);
                 if first_err.is_none() {
                     first_err = Some(not_fhir_message(e, text.as_bytes()));

@@ -292,7 +292,7 @@ pub fn read_parsed(resources: Vec<Value<'_>>) -> ReadOutput {
     let arena = Arena::new();
     let mut c = input::Collector::new(&arena, ReadLimits::default());
     for (i, v) in resources.into_iter().enumerate() {
-        if let Err(e) = c.add_parsed(v, i) {
+        if let Err(e) = c.add_value(v, None, input::Origin::Parsed(i), 0) {
             c.notes
                 .push(DataQualityIssue::new(format!("resources[{i}]"), "", e));
         }
