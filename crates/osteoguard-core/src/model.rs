@@ -210,9 +210,38 @@ impl PatientRecord {
         self.procedures
             .sort_by(|a, b| proc_order(a).cmp(&proc_order(b)));
         self.dispenses
-            .sort_by(|a, b| (a.date(), &a.source).cmp(&(b.date(), &b.source)));
+            .sort_by(|a, b| dispense_order(a).cmp(&dispense_order(b)));
         self.imaging_studies
-            .sort_by(|a, b| (a.started, &a.source).cmp(&(b.started, &b.source)));
+            .sort_by(|a, b| imaging_order(a).cmp(&imaging_order(b)));
+    }
+
+    /// The record with only the items each `keep` accepts, in canonical order: the same record
+    /// as cloning the kept items and calling [`Self::canonicalise`], but each kept item is
+    /// cloned once into a list of its final length, and the order is established on references
+    /// (a list already in order is not sorted; the sort is stable, as `canonicalise`'s is).
+    /// Why: the engine's visible view of a record that is not in canonical order (issue 19).
+    pub fn canonical_copy(&self, keep: &Keep) -> PatientRecord {
+        PatientRecord {
+            patient: self.patient.clone(),
+            medications: sorted_copy(&self.medications, keep.medication, |a, b| {
+                med_order(a).cmp(&med_order(b))
+            }),
+            observations: sorted_copy(&self.observations, keep.observation, |a, b| {
+                obs_order(a).cmp(&obs_order(b))
+            }),
+            conditions: sorted_copy(&self.conditions, keep.condition, |a, b| {
+                cond_order(a).cmp(&cond_order(b))
+            }),
+            procedures: sorted_copy(&self.procedures, keep.procedure, |a, b| {
+                proc_order(a).cmp(&proc_order(b))
+            }),
+            dispenses: sorted_copy(&self.dispenses, keep.dispense, |a, b| {
+                dispense_order(a).cmp(&dispense_order(b))
+            }),
+            imaging_studies: sorted_copy(&self.imaging_studies, keep.imaging_study, |a, b| {
+                imaging_order(a).cmp(&imaging_order(b))
+            }),
+        }
     }
 
     /// Whether [`Self::canonicalise`] would leave the record as it is (each list already in
@@ -231,11 +260,38 @@ impl PatientRecord {
                 .is_sorted_by(|a, b| proc_order(a) <= proc_order(b))
             && self
                 .dispenses
-                .is_sorted_by(|a, b| (a.date(), &a.source) <= (b.date(), &b.source))
+                .is_sorted_by(|a, b| dispense_order(a) <= dispense_order(b))
             && self
                 .imaging_studies
-                .is_sorted_by(|a, b| (a.started, &a.source) <= (b.started, &b.source))
+                .is_sorted_by(|a, b| imaging_order(a) <= imaging_order(b))
     }
+}
+
+/// Which items [`PatientRecord::canonical_copy`] keeps, one predicate per list.
+pub struct Keep<'k> {
+    pub medication: &'k dyn Fn(&MedicationRecord) -> bool,
+    pub observation: &'k dyn Fn(&Observation) -> bool,
+    pub condition: &'k dyn Fn(&Condition) -> bool,
+    pub procedure: &'k dyn Fn(&Procedure) -> bool,
+    pub dispense: &'k dyn Fn(&MedicationDispense) -> bool,
+    pub imaging_study: &'k dyn Fn(&ImagingStudy) -> bool,
+}
+
+/// The items `keep` accepts, stably sorted by `order`, each cloned once into a list of exactly
+/// their number.
+fn sorted_copy<T: Clone>(
+    items: &[T],
+    keep: &dyn Fn(&T) -> bool,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    let mut kept: Vec<&T> = Vec::with_capacity(items.len());
+    kept.extend(items.iter().filter(|x| keep(x)));
+    if !kept.is_sorted_by(|a, b| order(a, b).is_le()) {
+        kept.sort_by(|a, b| order(a, b));
+    }
+    let mut out = Vec::with_capacity(kept.len());
+    out.extend(kept.into_iter().cloned());
+    out
 }
 
 /// The canonical order of each list (one definition for sorting and for checking the order).
@@ -250,6 +306,12 @@ fn cond_order(c: &Condition) -> impl Ord + '_ {
 }
 fn proc_order(p: &Procedure) -> impl Ord + '_ {
     (p.performed, &p.source)
+}
+fn dispense_order(d: &MedicationDispense) -> impl Ord + '_ {
+    (d.date(), &d.source)
+}
+fn imaging_order(i: &ImagingStudy) -> impl Ord + '_ {
+    (i.started, &i.source)
 }
 
 // ---------------------------------------------------------------------------------------------
