@@ -165,8 +165,14 @@ impl Finding {
             insufficient_items: Vec::new(),
         }
     }
+    /// Appends evidence. The first list is collected as it is (a `Vec` is taken over, not
+    /// copied); later ones are appended.
     pub fn with_evidence(mut self, e: impl IntoIterator<Item = Evidence>) -> Self {
-        self.evidence.extend(e);
+        if self.evidence.is_empty() {
+            self.evidence = e.into_iter().collect();
+        } else {
+            self.evidence.extend(e);
+        }
         self
     }
     pub fn with_due(mut self, due: Option<NaiveDate>) -> Self {

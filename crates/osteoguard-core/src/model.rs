@@ -132,8 +132,11 @@ impl Period {
 }
 
 /// Whole calendar days from `a` to `b` (`b − a`), knowledge.md §1.2.
+/// Counted on the proleptic Gregorian day number (`b - a` as a `TimeDelta` and back to days
+/// gives the same count, with a conversion to seconds and back on every call; issue 19).
 pub fn days(a: NaiveDate, b: NaiveDate) -> i64 {
-    (b - a).num_days()
+    use chrono::Datelike;
+    i64::from(b.num_days_from_ce()) - i64::from(a.num_days_from_ce())
 }
 
 /// `d + n` days, saturating at the calendar's ends instead of panicking.
@@ -1033,5 +1036,39 @@ pub struct ImagingStudy {
 impl ImagingStudy {
     pub fn date(&self) -> Option<NaiveDate> {
         self.started.map(|t| t.date())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `days` is the whole-day count of `b − a`, across month, leap-year and century ends, in
+    /// both directions and at the calendar's ends.
+    #[test]
+    fn days_is_the_day_count_of_the_difference() {
+        let mut dates = vec![NaiveDate::MIN, NaiveDate::MAX];
+        let mut d = NaiveDate::from_ymd_opt(1895, 12, 20).expect("date");
+        let end = NaiveDate::from_ymd_opt(2105, 1, 10).expect("date");
+        while d <= end {
+            dates.push(d);
+            d = add_days(d, 13);
+        }
+        for y in [-400, -1, 0, 1, 1600, 1700, 1900, 2000, 2024, 2100, 2400] {
+            for (m, day) in [(1, 1), (2, 28), (2, 29), (3, 1), (12, 31)] {
+                dates.extend(NaiveDate::from_ymd_opt(y, m, day));
+            }
+        }
+        let probes = [
+            dates[0],
+            dates[1],
+            dates[dates.len() / 2],
+            dates[dates.len() - 1],
+        ];
+        for &a in &dates {
+            for &b in probes.iter().chain(dates.iter().step_by(97)) {
+                assert_eq!(days(a, b), (b - a).num_days(), "{a} → {b}");
+            }
+        }
     }
 }

@@ -229,7 +229,10 @@ fn scans(input: &Input<'_>) -> Vec<Scan> {
         let (Some(value), Some(date)) = (o.value, o.date()) else {
             continue;
         };
-        let idx = match out.iter().position(|s| s.site == site && s.date == date) {
+        // At most one scan per (site, date), so searching from the end finds the same one;
+        // the observations come by date, so it is usually the last (a search from the front
+        // made this loop quadratic in the number of scans: 20 years of monthly DXA).
+        let idx = match out.iter().rposition(|s| s.site == site && s.date == date) {
             Some(i) => i,
             None => {
                 out.push(Scan {
@@ -599,7 +602,8 @@ fn latest_scores(input: &Input<'_>, z: bool) -> Vec<ScoreReading> {
         let (Some(value), Some(date)) = (o.value, o.date()) else {
             continue;
         };
-        let reading = ScoreReading {
+        // Built only when it is kept.
+        let reading = || ScoreReading {
             source: o.source.clone(),
             site,
             date,
@@ -607,9 +611,9 @@ fn latest_scores(input: &Input<'_>, z: bool) -> Vec<ScoreReading> {
             stale: days(date, input.as_of) > input.t.dxa_stale_days,
         };
         match per_site.iter_mut().find(|r| r.site == site) {
-            Some(r) if (date, -value) > (r.date, -r.value) => *r = reading,
+            Some(r) if (date, -value) > (r.date, -r.value) => *r = reading(),
             Some(_) => {}
-            None => per_site.push(reading),
+            None => per_site.push(reading()),
         }
     }
     per_site.sort_by_key(|r| r.site);

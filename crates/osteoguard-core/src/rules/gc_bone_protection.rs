@@ -104,16 +104,21 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         CITATION,
         SECTION,
     )
-    .with_evidence(ctx.gc.evidence.iter().cloned())
-    .with_evidence([Evidence::derived(text!(
-        "no active {} supplement on record on {}",
-        match (th.calcium_active, th.vitamin_d_active) {
-            (false, false) => "calcium or vitamin D",
-            (false, true) => "calcium",
-            _ => "vitamin D",
-        },
-        Ymd(ctx.as_of())
-    ))]);
+    .with_evidence(
+        ctx.gc
+            .evidence
+            .iter()
+            .cloned()
+            .chain([Evidence::derived(text!(
+                "no active {} supplement on record on {}",
+                match (th.calcium_active, th.vitamin_d_active) {
+                    (false, false) => "calcium or vitamin D",
+                    (false, true) => "calcium",
+                    _ => "vitamin D",
+                },
+                Ymd(ctx.as_of())
+            ))]),
+    );
     if ctx.gc.physiologic_replacement {
         f = f.with_note(text!(
             "Dose is in the physiological-replacement range; GC cannot be stopped (adrenal insufficiency). Over-replacement (>{} mg PEq/day) increases bone risk — review dose.",
