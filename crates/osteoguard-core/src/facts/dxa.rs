@@ -215,6 +215,10 @@ impl Compared {
 
 fn scans(input: &Input<'_>) -> Vec<Scan> {
     let mut out: Vec<Scan> = Vec::new();
+    // Where the scan of each (site, date) is in `out`: a search of `out` for every observation
+    // made this loop quadratic in the number of scans (20 years of monthly DXA).
+    let mut index: std::collections::BTreeMap<(DxaSite, NaiveDate), usize> =
+        std::collections::BTreeMap::new();
     for o in input
         .record
         .observations
@@ -229,20 +233,14 @@ fn scans(input: &Input<'_>) -> Vec<Scan> {
         let (Some(value), Some(date)) = (o.value, o.date()) else {
             continue;
         };
-        // At most one scan per (site, date), so searching from the end finds the same one;
-        // the observations come by date, so it is usually the last (a search from the front
-        // made this loop quadratic in the number of scans: 20 years of monthly DXA).
-        let idx = match out.iter().rposition(|s| s.site == site && s.date == date) {
-            Some(i) => i,
-            None => {
-                out.push(Scan {
-                    site,
-                    date,
-                    sides: Vec::new(),
-                });
-                out.len() - 1
-            }
-        };
+        let idx = *index.entry((site, date)).or_insert_with(|| {
+            out.push(Scan {
+                site,
+                date,
+                sides: Vec::new(),
+            });
+            out.len() - 1
+        });
         let scan = &mut out[idx];
         let reading = match scan.sides.iter().position(|r| r.side == o.side) {
             Some(i) => &mut scan.sides[i],
