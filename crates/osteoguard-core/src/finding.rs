@@ -671,6 +671,19 @@ mod tests {
         }
     }
 
+    /// The far ends of `f64`, where the writers fall back to `core::fmt`.
+    const EXTREMES: [f64; 9] = [
+        1e300,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        f64::EPSILON,
+        5e-324,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+
     /// `Fixed(v, p)` writes a number as `{:.p}` does, byte for byte.
     fn fixed_matches(v: f64) {
         for p in 0..=7 {
@@ -711,16 +724,8 @@ mod tests {
             1e16,
             1e20,
             9.3e25,
-            1e300,
-            f64::MAX,
-            f64::MIN,
-            f64::MIN_POSITIVE,
-            f64::EPSILON,
-            5e-324,
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
         ];
+        values.extend(EXTREMES);
         // Every k/1000 and the halves between them in the engine's range, from both sides.
         for k in -20_000..=20_000 {
             let x = f64::from(k) / 1000.0;
@@ -759,16 +764,8 @@ mod tests {
             -2_147_483_648.0,
             1e15,
             1e20,
-            1e300,
-            f64::MAX,
-            f64::MIN,
-            f64::MIN_POSITIVE,
-            f64::EPSILON,
-            5e-324,
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
         ];
+        values.extend(EXTREMES);
         // Every k/10⁴ in the engine's range, its neighbours, and powers of two (where the
         // rounding interval is lopsided).
         for k in -200_000..=200_000 {
