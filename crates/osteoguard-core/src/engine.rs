@@ -17,7 +17,9 @@ use crate::facts::{self, Input};
 use serde::Serialize;
 
 use crate::finding::{DataQualityIssue, Evidence, Finding, FindingCode, Severity, Task};
-use crate::model::{Ingredient, MedicationSource, MedicationStatus, PatientRecord, SourceRef};
+use crate::model::{
+    Ingredient, Keep, MedicationSource, MedicationStatus, PatientRecord, SourceRef,
+};
 use crate::rules;
 
 /// The named quantities of the specification (knowledge.md §2–§8), computed once per
@@ -163,8 +165,14 @@ impl Finding {
             insufficient_items: Vec::new(),
         }
     }
+    /// Appends evidence. The first list is collected as it is (a `Vec` is taken over, not
+    /// copied); later ones are appended.
     pub fn with_evidence(mut self, e: impl IntoIterator<Item = Evidence>) -> Self {
-        self.evidence.extend(e);
+        if self.evidence.is_empty() {
+            self.evidence = e.into_iter().collect();
+        } else {
+            self.evidence.extend(e);
+        }
         self
     }
     pub fn with_due(mut self, due: Option<NaiveDate>) -> Self {
@@ -204,47 +212,14 @@ fn seen(d: Option<NaiveDate>, as_of: NaiveDate) -> bool {
 /// The record as it looked on `as_of` (§1.2): items whose visibility date is after `as_of` are
 /// removed. Items without any usable date stay (rules treat their dates as unknown).
 pub fn visible_at(record: &PatientRecord, as_of: NaiveDate) -> PatientRecord {
-    let mut r = PatientRecord {
-        patient: record.patient.clone(),
-        medications: record
-            .medications
-            .iter()
-            .filter(|m| seen(m.visible, as_of))
-            .cloned()
-            .collect(),
-        observations: record
-            .observations
-            .iter()
-            .filter(|o| seen(o.visible, as_of))
-            .cloned()
-            .collect(),
-        conditions: record
-            .conditions
-            .iter()
-            .filter(|c| seen(c.visible, as_of))
-            .cloned()
-            .collect(),
-        procedures: record
-            .procedures
-            .iter()
-            .filter(|p| seen(p.visible_date(), as_of))
-            .cloned()
-            .collect(),
-        dispenses: record
-            .dispenses
-            .iter()
-            .filter(|d| seen(d.date(), as_of))
-            .cloned()
-            .collect(),
-        imaging_studies: record
-            .imaging_studies
-            .iter()
-            .filter(|i| seen(i.date(), as_of))
-            .cloned()
-            .collect(),
-    };
-    r.canonicalise();
-    r
+    record.canonical_copy(&Keep {
+        medication: &|m| seen(m.visible, as_of),
+        observation: &|o| seen(o.visible, as_of),
+        condition: &|c| seen(c.visible, as_of),
+        procedure: &|p| seen(p.visible_date(), as_of),
+        dispense: &|d| seen(d.date(), as_of),
+        imaging_study: &|i| seen(i.date(), as_of),
+    })
 }
 
 /// [`visible_at`] in place, for a caller that owns the record and needs nothing after `as_of`
@@ -487,6 +462,71 @@ mod tests {
         let view = visible_view(&r, d("2030-01-01"));
         assert!(matches!(view, Cow::Owned(_)));
         assert_eq!(*view, visible_at(&r, d("2030-01-01")));
+    }
+
+    /// The record with every list reversed: out of canonical order.
+    fn scrambled(r: &PatientRecord) -> PatientRecord {
+        fn scramble<T>(v: &mut [T]) {
+            v.reverse();
+        }
+        let mut s = r.clone();
+        scramble(&mut s.medications);
+        scramble(&mut s.observations);
+        scramble(&mut s.conditions);
+        scramble(&mut s.procedures);
+        scramble(&mut s.dispenses);
+        scramble(&mut s.imaging_studies);
+        s
+    }
+
+    /// `visible_at` (the kept items ordered by reference, then cloned once) is the visible items
+    /// cloned and then `canonicalise`d, in order or not, at dates that hide items or none.
+    #[test]
+    fn visible_at_is_the_visible_items_canonicalised() {
+        let mut records = vec![crate::testkit::example_6_record()];
+        records.extend(
+            crate::testkit::text_scenarios()
+                .into_iter()
+                .map(|s| s.record),
+        );
+        let as_ofs = [
+            "2015-01-01",
+            "2022-06-30",
+            "2023-09-28",
+            "2024-06-02",
+            "2030-01-01",
+        ];
+        for r in records {
+            for record in [r.clone(), scrambled(&r)] {
+                for as_of in as_ofs.map(d) {
+                    let mut expected = record.clone();
+                    hide_after(&mut expected, as_of);
+                    expected.canonicalise();
+                    assert_eq!(visible_at(&record, as_of), expected, "{as_of}");
+                    assert_eq!(*visible_view(&record, as_of), expected, "{as_of}");
+                }
+            }
+        }
+    }
+
+    /// A record out of canonical order is assessed as the same record in order.
+    #[test]
+    fn out_of_order_record_assesses_as_the_sorted_one() {
+        let config = Config::default();
+        for s in crate::testkit::text_scenarios() {
+            let json = |x: &PatientRecord| {
+                serde_json::to_string(&crate::assess(x, s.as_of, &config)).unwrap()
+            };
+            let mut sorted = s.record.clone();
+            sorted.canonicalise();
+            let out_of_order = scrambled(&sorted);
+            assert!(
+                !out_of_order.is_canonical() || sorted.observations.len() < 2,
+                "{}",
+                s.name
+            );
+            assert_eq!(json(&out_of_order), json(&sorted), "{}", s.name);
+        }
     }
 
     /// Hiding what is after as-of beforehand changes nothing in the assessment.

@@ -327,6 +327,34 @@ impl std::fmt::Display for Fixed {
     }
 }
 
+/// A number written as `{}` writes an `f64` (the shortest decimal that reads back as the same
+/// `f64`: `7.5`, `30`, `-2.5`, `0.1`), but without `core::fmt`'s shortest-digits search
+/// (Grisu, ~500 instructions per number; the engine writes a few dozen thresholds, doses and
+/// values per assessment; issue 19). The fewest places `p ≤ 6` at which `round(v × 10^p) / 10^p`
+/// is `v` again are the shortest: that quotient of two exact integers is the correctly rounded
+/// value of the decimal, so it is what reading the decimal back gives; below 2^31 two decimals
+/// with `p ≤ 6` places are never both read as `v` (its spacing is below 10^-6), so the
+/// decimal is unique and [`Fixed`] writes it. Other values fall back to `core::fmt`. Byte
+/// identity: `shortest_is_core_fmt` (proptest).
+#[derive(Debug, Clone, Copy)]
+pub struct Shortest(pub f64);
+
+impl std::fmt::Display for Shortest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const LIMIT: f64 = 2_147_483_648.0; // 2^31
+        const SCALES: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
+        let v = self.0;
+        if v.is_finite() && v.abs() < LIMIT {
+            for (places, scale) in (0u32..).zip(SCALES) {
+                if (v * scale).round() / scale == v {
+                    return Fixed(v, places).fmt(f);
+                }
+            }
+        }
+        std::fmt::Display::fmt(&v, f)
+    }
+}
+
 /// One piece of evidence: the resource and the value the rule used.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -643,6 +671,19 @@ mod tests {
         }
     }
 
+    /// The far ends of `f64`, where the writers fall back to `core::fmt`.
+    const EXTREMES: [f64; 9] = [
+        1e300,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        f64::EPSILON,
+        5e-324,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+
     /// `Fixed(v, p)` writes a number as `{:.p}` does, byte for byte.
     fn fixed_matches(v: f64) {
         for p in 0..=7 {
@@ -683,16 +724,8 @@ mod tests {
             1e16,
             1e20,
             9.3e25,
-            1e300,
-            f64::MAX,
-            f64::MIN,
-            f64::MIN_POSITIVE,
-            f64::EPSILON,
-            5e-324,
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
         ];
+        values.extend(EXTREMES);
         // Every k/1000 and the halves between them in the engine's range, from both sides.
         for k in -20_000..=20_000 {
             let x = f64::from(k) / 1000.0;
@@ -700,6 +733,72 @@ mod tests {
         }
         for v in values {
             fixed_matches(v);
+        }
+    }
+
+    /// `Shortest(v)` writes a number as `{}` does, byte for byte.
+    fn shortest_matches(v: f64) {
+        assert_eq!(Shortest(v).to_string(), v.to_string(), "{v:e}");
+        assert_eq!(format!("[{}]", Shortest(v)), format!("[{v}]"), "{v:e}");
+    }
+
+    #[test]
+    fn shortest_is_core_fmt_at_the_edges() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.1,
+            0.2,
+            0.3,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            2.0 / 3.0,
+            7.5,
+            -3.5,
+            4.5,
+            1e-7,
+            1.5e-6,
+            123_456.789,
+            2_147_483_647.5,
+            2_147_483_648.0,
+            -2_147_483_648.0,
+            1e15,
+            1e20,
+        ];
+        values.extend(EXTREMES);
+        // Every k/10⁴ in the engine's range, its neighbours, and powers of two (where the
+        // rounding interval is lopsided).
+        for k in -200_000..=200_000 {
+            let x = f64::from(k) / 10_000.0;
+            values.extend([x, x.next_up(), x.next_down()]);
+        }
+        for e in -40..32 {
+            let x = 2f64.powi(e);
+            values.extend([x, x.next_up(), x.next_down(), -x, x * 1.5]);
+        }
+        for v in values {
+            shortest_matches(v);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn shortest_is_core_fmt(v in -1.0e6f64..1.0e6) {
+            shortest_matches(v);
+        }
+        #[test]
+        fn shortest_is_core_fmt_small(v in -10.0f64..10.0) {
+            shortest_matches(v);
+        }
+        /// Decimals with up to 7 places, as thresholds and measured values are written.
+        #[test]
+        fn shortest_is_core_fmt_decimals(n in -10_000_000_000i64..10_000_000_000, p in 0i32..8) {
+            shortest_matches(n as f64 / 10f64.powi(p));
+        }
+        #[test]
+        fn shortest_is_core_fmt_any(bits in proptest::prelude::any::<u64>()) {
+            shortest_matches(f64::from_bits(bits));
         }
     }
 

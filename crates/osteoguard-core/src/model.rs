@@ -132,8 +132,11 @@ impl Period {
 }
 
 /// Whole calendar days from `a` to `b` (`b − a`), knowledge.md §1.2.
+/// Counted on the proleptic Gregorian day number (`b - a` as a `TimeDelta` and back to days
+/// gives the same count, with a conversion to seconds and back on every call; issue 19).
 pub fn days(a: NaiveDate, b: NaiveDate) -> i64 {
-    (b - a).num_days()
+    use chrono::Datelike;
+    i64::from(b.num_days_from_ce()) - i64::from(a.num_days_from_ce())
 }
 
 /// `d + n` days, saturating at the calendar's ends instead of panicking.
@@ -210,9 +213,38 @@ impl PatientRecord {
         self.procedures
             .sort_by(|a, b| proc_order(a).cmp(&proc_order(b)));
         self.dispenses
-            .sort_by(|a, b| (a.date(), &a.source).cmp(&(b.date(), &b.source)));
+            .sort_by(|a, b| dispense_order(a).cmp(&dispense_order(b)));
         self.imaging_studies
-            .sort_by(|a, b| (a.started, &a.source).cmp(&(b.started, &b.source)));
+            .sort_by(|a, b| imaging_order(a).cmp(&imaging_order(b)));
+    }
+
+    /// The record with only the items each `keep` accepts, in canonical order: the same record
+    /// as cloning the kept items and calling [`Self::canonicalise`], but each kept item is
+    /// cloned once into a list of its final length, and the order is established on references
+    /// (a list already in order is not sorted; the sort is stable, as `canonicalise`'s is).
+    /// Why: the engine's visible view of a record that is not in canonical order (issue 19).
+    pub fn canonical_copy(&self, keep: &Keep) -> PatientRecord {
+        PatientRecord {
+            patient: self.patient.clone(),
+            medications: sorted_copy(&self.medications, keep.medication, |a, b| {
+                med_order(a).cmp(&med_order(b))
+            }),
+            observations: sorted_copy(&self.observations, keep.observation, |a, b| {
+                obs_order(a).cmp(&obs_order(b))
+            }),
+            conditions: sorted_copy(&self.conditions, keep.condition, |a, b| {
+                cond_order(a).cmp(&cond_order(b))
+            }),
+            procedures: sorted_copy(&self.procedures, keep.procedure, |a, b| {
+                proc_order(a).cmp(&proc_order(b))
+            }),
+            dispenses: sorted_copy(&self.dispenses, keep.dispense, |a, b| {
+                dispense_order(a).cmp(&dispense_order(b))
+            }),
+            imaging_studies: sorted_copy(&self.imaging_studies, keep.imaging_study, |a, b| {
+                imaging_order(a).cmp(&imaging_order(b))
+            }),
+        }
     }
 
     /// Whether [`Self::canonicalise`] would leave the record as it is (each list already in
@@ -231,11 +263,38 @@ impl PatientRecord {
                 .is_sorted_by(|a, b| proc_order(a) <= proc_order(b))
             && self
                 .dispenses
-                .is_sorted_by(|a, b| (a.date(), &a.source) <= (b.date(), &b.source))
+                .is_sorted_by(|a, b| dispense_order(a) <= dispense_order(b))
             && self
                 .imaging_studies
-                .is_sorted_by(|a, b| (a.started, &a.source) <= (b.started, &b.source))
+                .is_sorted_by(|a, b| imaging_order(a) <= imaging_order(b))
     }
+}
+
+/// Which items [`PatientRecord::canonical_copy`] keeps, one predicate per list.
+pub struct Keep<'k> {
+    pub medication: &'k dyn Fn(&MedicationRecord) -> bool,
+    pub observation: &'k dyn Fn(&Observation) -> bool,
+    pub condition: &'k dyn Fn(&Condition) -> bool,
+    pub procedure: &'k dyn Fn(&Procedure) -> bool,
+    pub dispense: &'k dyn Fn(&MedicationDispense) -> bool,
+    pub imaging_study: &'k dyn Fn(&ImagingStudy) -> bool,
+}
+
+/// The items `keep` accepts, stably sorted by `order`, each cloned once into a list of exactly
+/// their number.
+fn sorted_copy<T: Clone>(
+    items: &[T],
+    keep: &dyn Fn(&T) -> bool,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    let mut kept: Vec<&T> = Vec::with_capacity(items.len());
+    kept.extend(items.iter().filter(|x| keep(x)));
+    if !kept.is_sorted_by(|a, b| order(a, b).is_le()) {
+        kept.sort_by(|a, b| order(a, b));
+    }
+    let mut out = Vec::with_capacity(kept.len());
+    out.extend(kept.into_iter().cloned());
+    out
 }
 
 /// The canonical order of each list (one definition for sorting and for checking the order).
@@ -250,6 +309,12 @@ fn cond_order(c: &Condition) -> impl Ord + '_ {
 }
 fn proc_order(p: &Procedure) -> impl Ord + '_ {
     (p.performed, &p.source)
+}
+fn dispense_order(d: &MedicationDispense) -> impl Ord + '_ {
+    (d.date(), &d.source)
+}
+fn imaging_order(i: &ImagingStudy) -> impl Ord + '_ {
+    (i.started, &i.source)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -971,5 +1036,39 @@ pub struct ImagingStudy {
 impl ImagingStudy {
     pub fn date(&self) -> Option<NaiveDate> {
         self.started.map(|t| t.date())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `days` is the whole-day count of `b − a`, across month, leap-year and century ends, in
+    /// both directions and at the calendar's ends.
+    #[test]
+    fn days_is_the_day_count_of_the_difference() {
+        let mut dates = vec![NaiveDate::MIN, NaiveDate::MAX];
+        let mut d = NaiveDate::from_ymd_opt(1895, 12, 20).expect("date");
+        let end = NaiveDate::from_ymd_opt(2105, 1, 10).expect("date");
+        while d <= end {
+            dates.push(d);
+            d = add_days(d, 13);
+        }
+        for y in [-400, -1, 0, 1, 1600, 1700, 1900, 2000, 2024, 2100, 2400] {
+            for (m, day) in [(1, 1), (2, 28), (2, 29), (3, 1), (12, 31)] {
+                dates.extend(NaiveDate::from_ymd_opt(y, m, day));
+            }
+        }
+        let probes = [
+            dates[0],
+            dates[1],
+            dates[dates.len() / 2],
+            dates[dates.len() - 1],
+        ];
+        for &a in &dates {
+            for &b in probes.iter().chain(dates.iter().step_by(97)) {
+                assert_eq!(days(a, b), (b - a).num_days(), "{a} → {b}");
+            }
+        }
     }
 }

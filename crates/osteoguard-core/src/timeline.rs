@@ -26,9 +26,32 @@ fn site_label(site: FractureSite) -> String {
     }
 }
 
+/// The earliest and latest of the dates seen.
+#[derive(Default)]
+struct Span {
+    first: Option<NaiveDate>,
+    last: Option<NaiveDate>,
+}
+
+impl Span {
+    fn push(&mut self, d: NaiveDate) {
+        self.first = Some(self.first.map_or(d, |f| f.min(d)));
+        self.last = Some(self.last.map_or(d, |l| l.max(d)));
+    }
+}
+
+impl Extend<NaiveDate> for Span {
+    fn extend<I: IntoIterator<Item = NaiveDate>>(&mut self, dates: I) {
+        for d in dates {
+            self.push(d);
+        }
+    }
+}
+
 pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) -> Timeline {
     let t = &config.thresholds;
-    let mut dates: Vec<NaiveDate> = Vec::new();
+    // Only the first and last date are kept (no list of every date).
+    let mut dates = Span::default();
     let mut fractures = Vec::new();
     for c in record.conditions.iter().filter(|c| c.is_valid()) {
         if let ConditionKind::Fracture(site) = c.kind {
@@ -44,7 +67,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
             });
         }
     }
-    let mut procedures = Vec::new();
+    let mut procedures = Vec::with_capacity(record.procedures.len());
     for p in record
         .procedures
         .iter()
@@ -60,7 +83,7 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
             });
         }
     }
-    let mut doses = Vec::new();
+    let mut doses = Vec::with_capacity(ev.dmab.doses.len());
     for d in &ev.dmab.doses {
         doses.push(TimelineDose {
             agent: Ingredient::Denosumab.name().into(),
@@ -115,8 +138,8 @@ pub(crate) fn build(record: &PatientRecord, ev: &Evaluation, config: &Config) ->
     procedures.sort_by(|a, b| (a.date, &a.reference).cmp(&(b.date, &b.reference)));
     fractures.sort_by(|a, b| (a.onset, &a.reference).cmp(&(b.onset, &b.reference)));
     Timeline {
-        start: dates.iter().min().copied(),
-        end: dates.iter().max().copied(),
+        start: dates.first,
+        end: dates.last,
         fractures,
         procedures,
         antiresorptive_doses: doses,

@@ -215,6 +215,10 @@ impl Compared {
 
 fn scans(input: &Input<'_>) -> Vec<Scan> {
     let mut out: Vec<Scan> = Vec::new();
+    // Where the scan of each (site, date) is in `out`: a search of `out` for every observation
+    // made this loop quadratic in the number of scans (20 years of monthly DXA).
+    let mut index: std::collections::BTreeMap<(DxaSite, NaiveDate), usize> =
+        std::collections::BTreeMap::new();
     for o in input
         .record
         .observations
@@ -229,17 +233,14 @@ fn scans(input: &Input<'_>) -> Vec<Scan> {
         let (Some(value), Some(date)) = (o.value, o.date()) else {
             continue;
         };
-        let idx = match out.iter().position(|s| s.site == site && s.date == date) {
-            Some(i) => i,
-            None => {
-                out.push(Scan {
-                    site,
-                    date,
-                    sides: Vec::new(),
-                });
-                out.len() - 1
-            }
-        };
+        let idx = *index.entry((site, date)).or_insert_with(|| {
+            out.push(Scan {
+                site,
+                date,
+                sides: Vec::new(),
+            });
+            out.len() - 1
+        });
         let scan = &mut out[idx];
         let reading = match scan.sides.iter().position(|r| r.side == o.side) {
             Some(i) => &mut scan.sides[i],
@@ -599,7 +600,8 @@ fn latest_scores(input: &Input<'_>, z: bool) -> Vec<ScoreReading> {
         let (Some(value), Some(date)) = (o.value, o.date()) else {
             continue;
         };
-        let reading = ScoreReading {
+        // Built only when it is kept.
+        let reading = || ScoreReading {
             source: o.source.clone(),
             site,
             date,
@@ -607,9 +609,9 @@ fn latest_scores(input: &Input<'_>, z: bool) -> Vec<ScoreReading> {
             stale: days(date, input.as_of) > input.t.dxa_stale_days,
         };
         match per_site.iter_mut().find(|r| r.site == site) {
-            Some(r) if (date, -value) > (r.date, -r.value) => *r = reading,
+            Some(r) if (date, -value) > (r.date, -r.value) => *r = reading(),
             Some(_) => {}
-            None => per_site.push(reading),
+            None => per_site.push(reading()),
         }
     }
     per_site.sort_by_key(|r| r.site);

@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::Input;
-use crate::finding::{DataQualityIssue, Evidence, Fixed, Ymd};
+use crate::finding::{DataQualityIssue, Evidence, Fixed, Shortest, Ymd};
 use crate::model::{
     add_days, days, ConditionKind, Dosage, Ingredient, MedicationRecord, MedicationSource,
     MedicationStatus, Route, SourceRef,
@@ -225,8 +225,20 @@ fn route_label(r: Route) -> &'static str {
     }
 }
 
-fn fmt_end(end: Option<NaiveDate>) -> String {
-    end.map_or_else(|| "open-ended".to_string(), |e| Ymd(e).to_string())
+fn fmt_end(end: Option<NaiveDate>) -> End {
+    End(end)
+}
+
+/// The end of a dosing interval in a text: its date, or "open-ended" (written where it is used).
+struct End(Option<NaiveDate>);
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(e) => std::fmt::Display::fmt(&Ymd(e), f),
+            None => f.write_str("open-ended"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -482,7 +494,9 @@ fn collect(input: &Input<'_>) -> Collected {
                         &m.source,
                         Some(iv.start),
                         text!(
-                            "{name} {mg} mg × {per_day}/day ({}) = {} mg PEq/day, {} → {}",
+                            "{name} {} mg × {}/day ({}) = {} mg PEq/day, {} → {}",
+                            Shortest(mg),
+                            Shortest(per_day),
                             route_label(route),
                             Fixed(daily_peq, 2),
                             Ymd(iv.start),
@@ -545,7 +559,7 @@ fn collect(input: &Input<'_>) -> Collected {
                     c.evidence.push(Evidence::new(
                         &m.source,
                         Some(iv.start),
-                        text!("{name} {} → {}: {why}", iv.start, fmt_end(iv.end)),
+                        text!("{name} {} → {}: {why}", Ymd(iv.start), fmt_end(iv.end)),
                     ));
                 }
             }

@@ -29,21 +29,17 @@ pub fn latest(input: &Input<'_>, kind: ObservationKind, max_age_days: i64) -> Op
         .filter_map(|o| {
             let date = o.date()?;
             let value = o.value?;
-            (date >= lower && date <= input.as_of).then(|| {
-                (
-                    o.effective,
-                    LabValue {
-                        source: o.source.clone(),
-                        date,
-                        value,
-                        reference_low: o.reference_low,
-                        reference_high: o.reference_high,
-                    },
-                )
-            })
+            (date >= lower && date <= input.as_of).then_some((o, date, value))
         })
-        .max_by(|a, b| (a.0, &a.1.source).cmp(&(b.0, &b.1.source)))
-        .map(|(_, v)| v)
+        // The value is built for the one observation chosen, not for every candidate.
+        .max_by(|a, b| (a.0.effective, &a.0.source).cmp(&(b.0.effective, &b.0.source)))
+        .map(|(o, date, value)| LabValue {
+            source: o.source.clone(),
+            date,
+            value,
+            reference_low: o.reference_low,
+            reference_high: o.reference_high,
+        })
 }
 
 /// Cockcroft–Gault creatinine clearance (mL/min), §8:

@@ -25,7 +25,7 @@ use super::gc::{above, at_least, GcExposure};
 use super::spine::SpineFacts;
 use super::therapy::{active_agents_on, TherapyFacts};
 use super::Input;
-use crate::finding::{Evidence, Fixed, Ymd};
+use crate::finding::{Evidence, Fixed, Shortest, Ymd};
 use crate::model::{
     days, Condition, ConditionKind, FractureMechanism, FractureSite, Observation, ObservationKind,
     PatientRecord,
@@ -202,7 +202,7 @@ pub fn prior_osteoporotic_fracture(
             text!(
                 "vertebral augmentation {} on {} (implies a vertebral fracture)",
                 a.level,
-                a.date
+                Ymd(a.date)
             ),
         ));
     }
@@ -643,9 +643,9 @@ fn gc_scope_line(gc: &GcExposure, t: &Thresholds, peq: f64) -> String {
         "GC-qualifying (ACR-2022 GIOP recommendations apply): {} mg prednisone-equivalent/day{}",
         Fixed(peq, 1),
         if gc.open_ended {
-            text!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+            text!(", {} days ≥ {} mg, open-ended order", gc.continuous_days_ge_2_5, Shortest(t.gc_scope_min_peq_mg))
         } else {
-            text!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, t.gc_scope_min_peq_mg)
+            text!(", {} days ≥ {} mg", gc.continuous_days_ge_2_5, Shortest(t.gc_scope_min_peq_mg))
         }
     ),
     Tri::Unknown => "GC-qualifying status unknown: a systemic glucocorticoid is present but its dose is not computable (treated as qualifying for assessment)".to_string(),

@@ -24,7 +24,7 @@
 //! * `since` = the date the state is counted from: augmentation date (AUGMENTED), the grade-0
 //!   reading (INTACT), the MRI date (steps 2 and 3), the onset for acuity (step 4).
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{NaiveDate, NaiveDateTime, Timelike};
 use serde::{Deserialize, Serialize};
 
 use super::Input;
@@ -157,9 +157,10 @@ impl PainReading {
                 text!("pain {}/10", PainScore(self.value))
             } else {
                 text!(
-                    "pain {}/10 at {}",
+                    "pain {}/10 at {:02}:{:02}",
                     PainScore(self.value),
-                    self.at.format("%H:%M")
+                    self.at.hour(),
+                    self.at.minute()
                 )
             },
         )

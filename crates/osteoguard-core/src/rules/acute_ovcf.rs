@@ -17,7 +17,7 @@
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::{FractureEvent, LevelStatus};
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Severity, Ymd};
 use crate::model::{days, VertebralLocation};
 
 pub const CITATION: &str = "PVA-TIMING; ACR-2022";
@@ -47,8 +47,8 @@ pub fn recent_unlocated_fractures<'a>(ctx: &'a Ctx<'_>) -> Vec<&'a FractureEvent
 
 fn level_phrase(l: &LevelStatus, ctx: &Ctx<'_>) -> String {
     let since = match (l.onset, l.since) {
-        (Some(o), _) => text!("onset {o}, {} d", days(o, ctx.as_of())),
-        (None, Some(s)) => text!("since {s}"),
+        (Some(o), _) => text!("onset {}, {} d", Ymd(o), days(o, ctx.as_of())),
+        (None, Some(s)) => text!("since {}", Ymd(s)),
         (None, None) => "onset unknown".to_string(),
     };
     let mri = if l.mri_confirmed {
@@ -76,7 +76,11 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     }
     let mut phrases: Vec<String> = levels.iter().map(|l| level_phrase(l, ctx)).collect();
     phrases.extend(unlocated.iter().map(|f| match f.onset_for_acuity {
-        Some(o) => text!("level not recorded (onset {o}, {} d)", days(o, ctx.as_of())),
+        Some(o) => text!(
+            "level not recorded (onset {}, {} d)",
+            Ymd(o),
+            days(o, ctx.as_of())
+        ),
         None => "level not recorded (onset unknown)".to_string(),
     }));
     let mut names: Vec<String> = levels.iter().map(|l| l.level.label().to_string()).collect();

@@ -86,24 +86,28 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     if !oral.is_empty() {
         summary.push_str(&text!("; currently on {}", oral.join(", ")));
     }
-    let mut f =
-        Finding::new(
-            FindingCode::AnabolicTherapyPreferred,
-            Severity::Moderate,
-            summary,
-            RECOMMENDATION,
-            CITATION,
-            SECTION,
-        )
-        .with_trace(text!(
-            "ACR-2022 risk table row {} (knowledge.md §3.2)",
-            ctx.risk.row.as_deref().unwrap_or("-")
-        ))
-        .with_evidence(ctx.risk.evidence.iter().cloned())
-        .with_evidence([Evidence::derived(text!(
+    let mut f = Finding::new(
+        FindingCode::AnabolicTherapyPreferred,
+        Severity::Moderate,
+        summary,
+        RECOMMENDATION,
+        CITATION,
+        SECTION,
+    )
+    .with_trace(text!(
+        "ACR-2022 risk table row {} (knowledge.md §3.2)",
+        ctx.risk.row.as_deref().unwrap_or("-")
+    ))
+    .with_evidence(
+        ctx.risk
+            .evidence
+            .iter()
+            .cloned()
+            .chain([Evidence::derived(text!(
         "cumulative teriparatide/abaloparatide {} days (< {}); no denosumab dose within {} days",
         ctx.therapy.anabolic_days, t.anabolic_course_days, t.anabolic_dmab_lookback_days
-    ))]);
+    ))]),
+    );
     if ctx.therapy.active == Tri::Unknown {
         f = f.with_note(
             "Therapy status unknown (a medication status is 'unknown'): confirm current therapy.",

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 
 use crate::engine::Ctx;
-use crate::finding::{Evidence, Finding};
+use crate::finding::{Evidence, Finding, Ymd};
 use crate::model::{Observation, ObservationKind};
 
 /// ≥ 1 dated osteoporosis-schedule dose and no bisphosphonate transition after it.
@@ -28,10 +28,10 @@ pub fn long_delay(days_since: i64, ctx: &Ctx<'_>) -> bool {
 pub fn course_line(ctx: &Ctx<'_>) -> Option<String> {
     let last = ctx.dmab.d_last.as_ref()?;
     let n = ctx.dmab.days_since_last(ctx.as_of())?;
-    let due = ctx.dmab.schedule.as_ref()?.next_due;
+    let due = Ymd(ctx.dmab.schedule.as_ref()?.next_due);
     Some(text!(
         "Last denosumab {} ({} dose{}); {n} days ago, due {due}",
-        last.date,
+        Ymd(last.date),
         ctx.dmab.dose_count,
         if ctx.dmab.dose_count == 1 { "" } else { "s" }
     ))

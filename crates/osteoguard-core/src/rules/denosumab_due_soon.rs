@@ -19,7 +19,7 @@
 
 use super::denosumab_common::{course_line, dose_evidence, on_schedule_course, schedule_notes};
 use crate::engine::{Ctx, Outcome};
-use crate::finding::{DataQualityIssue, Finding, FindingCode, Severity};
+use crate::finding::{DataQualityIssue, Finding, FindingCode, Severity, Ymd};
 
 pub const CITATION: &str = "PROLIA-PI; LYU-2020";
 const SECTION: &str = "§5.1; §9 denosumab-due-soon";
@@ -72,7 +72,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     }
     let t = ctx.t();
     let due = schedule.next_due;
-    let latest_on_time = schedule.grace_end;
+    let latest_on_time = Ymd(schedule.grace_end);
     let (severity, timing) = if past_due_date(n, ctx) {
         (
             Severity::Moderate,
@@ -94,7 +94,8 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         text!(
             "Next denosumab dose due on {due}; do not delay beyond {} days (by \
              {latest_on_time}).",
-            t.dmab_grace_end_days - t.dmab_due_days
+            t.dmab_grace_end_days - t.dmab_due_days,
+            due = Ymd(due)
         ),
         CITATION,
         SECTION,

@@ -21,7 +21,7 @@
 //! without a recorded end, undated GC records, §1.6) into the outcome, whether or not it fires.
 
 use crate::engine::{Ctx, Outcome};
-use crate::finding::{Evidence, Finding, FindingCode, Fixed, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Fixed, Severity, Shortest, Ymd};
 use crate::tri::Tri;
 
 pub const CITATION: &str = "ACR-2022 (non-pharmacological recommendations)";
@@ -31,12 +31,12 @@ pub fn recommendation(t: &crate::thresholds::Thresholds) -> String {
     text!(
         "Long-term glucocorticoid use: ensure calcium {}–{} mg/day and vitamin D {}–{} IU/day plus \
          lifestyle measures (exercise, no smoking, alcohol ≤{}–{} drinks/day).",
-        t.calcium_intake_min_mg,
-        t.calcium_intake_max_mg,
-        t.vitamin_d_intake_min_iu,
-        t.vitamin_d_intake_max_iu,
-        t.alcohol_max_drinks_low,
-        t.alcohol_max_drinks_high
+        Shortest(t.calcium_intake_min_mg),
+        Shortest(t.calcium_intake_max_mg),
+        Shortest(t.vitamin_d_intake_min_iu),
+        Shortest(t.vitamin_d_intake_max_iu),
+        Shortest(t.alcohol_max_drinks_low),
+        Shortest(t.alcohol_max_drinks_high)
     )
 }
 
@@ -104,20 +104,25 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         CITATION,
         SECTION,
     )
-    .with_evidence(ctx.gc.evidence.iter().cloned())
-    .with_evidence([Evidence::derived(text!(
-        "no active {} supplement on record on {}",
-        match (th.calcium_active, th.vitamin_d_active) {
-            (false, false) => "calcium or vitamin D",
-            (false, true) => "calcium",
-            _ => "vitamin D",
-        },
-        ctx.as_of()
-    ))]);
+    .with_evidence(
+        ctx.gc
+            .evidence
+            .iter()
+            .cloned()
+            .chain([Evidence::derived(text!(
+                "no active {} supplement on record on {}",
+                match (th.calcium_active, th.vitamin_d_active) {
+                    (false, false) => "calcium or vitamin D",
+                    (false, true) => "calcium",
+                    _ => "vitamin D",
+                },
+                Ymd(ctx.as_of())
+            ))]),
+    );
     if ctx.gc.physiologic_replacement {
         f = f.with_note(text!(
             "Dose is in the physiological-replacement range; GC cannot be stopped (adrenal insufficiency). Over-replacement (>{} mg PEq/day) increases bone risk — review dose.",
-            ctx.t().gc_physiologic_max_peq_mg
+            Shortest(ctx.t().gc_physiologic_max_peq_mg)
         ));
     }
     if ctx.gc.qualifying == Tri::Unknown {

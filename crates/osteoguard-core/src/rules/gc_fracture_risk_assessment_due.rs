@@ -30,7 +30,7 @@ use chrono::NaiveDate;
 
 use crate::engine::{Ctx, InsufficientItem, Outcome};
 use crate::facts::risk::RiskCategory;
-use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity};
+use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity, Shortest, Ymd};
 use crate::model::{add_days, days};
 use crate::tri::Tri;
 
@@ -160,17 +160,23 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     let mut evidence: Vec<Evidence> = ctx.gc.evidence.clone();
     if let (Some(due), Some(start)) = (a, ctx.gc.gc_start_date) {
         reasons.push(text!(
-            "no DXA since {} (baseline due by {due}, {} after glucocorticoid start)",
-            add_days(start, -t.dxa_lookback_before_gc_days),
+            "no DXA since {} (baseline due by {}, {} after glucocorticoid start)",
+            Ymd(add_days(start, -t.dxa_lookback_before_gc_days)),
+            Ymd(due),
             days_in_words(t.baseline_dxa_days)
         ));
     }
     if let Some((latest, due)) = b {
         reasons.push(text!(
-            "latest DXA {latest} is {} days old (repeat due {due})",
-            days(latest, as_of)
+            "latest DXA {} is {} days old (repeat due {})",
+            Ymd(latest),
+            days(latest, as_of),
+            Ymd(due)
         ));
-        evidence.push(Evidence::derived(text!("latest DXA result dated {latest}")));
+        evidence.push(Evidence::derived(text!(
+            "latest DXA result dated {}",
+            Ymd(latest)
+        )));
     }
     if c {
         reasons.push(text!(
@@ -211,7 +217,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     if ctx.gc.physiologic_replacement {
         f = f.with_note(text!(
             "Dose is in the physiological-replacement range; GC cannot be stopped (adrenal insufficiency). Over-replacement (>{} mg PEq/day) increases bone risk — review dose.",
-            t.gc_physiologic_max_peq_mg
+            Shortest(t.gc_physiologic_max_peq_mg)
         ));
     }
     if ctx.gc.qualifying == Tri::Unknown {

@@ -28,7 +28,7 @@ use super::safety::{
 };
 use crate::engine::{Ctx, Outcome};
 use crate::facts::labs;
-use crate::finding::{Evidence, Finding, FindingCode, Fixed, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Fixed, Severity, Shortest, Ymd};
 use crate::model::{ConditionKind, Ingredient};
 
 pub const CITATION: &str = "PROLIA-PI; RECLAST-PI";
@@ -86,18 +86,18 @@ pub fn advanced_ckd(ctx: &Ctx<'_>) -> Ckd {
     }
     let renal = labs::renal(&ctx.input, t.ckd_fresh_days, female_factor_applies(ctx));
     if let Some(e) = &renal.egfr {
-        let ev = Evidence::new(
-            &e.source,
-            Some(e.date),
-            text!("eGFR {} mL/min/1.73 m²", e.value),
-        );
         return if e.value < t.dmab_ckd_egfr_min {
+            let ev = Evidence::new(
+                &e.source,
+                Some(e.date),
+                text!("eGFR {} mL/min/1.73 m²", Shortest(e.value)),
+            );
             Ckd::Advanced(
                 text!(
                     "eGFR {} mL/min/1.73 m² ({}) < {}",
-                    e.value,
-                    e.date,
-                    t.dmab_ckd_egfr_min
+                    Shortest(e.value),
+                    Ymd(e.date),
+                    Shortest(t.dmab_ckd_egfr_min)
                 ),
                 vec![ev],
             )
@@ -112,21 +112,21 @@ pub fn advanced_ckd(ctx: &Ctx<'_>) -> Ckd {
                 ev.push(Evidence::new(
                     &c.source,
                     Some(c.date),
-                    text!("creatinine {} mg/dL", c.value),
+                    text!("creatinine {} mg/dL", Shortest(c.value)),
                 ));
             }
             if let Some(w) = &renal.weight {
                 ev.push(Evidence::new(
                     &w.source,
                     Some(w.date),
-                    text!("body weight {} kg", w.value),
+                    text!("body weight {} kg", Shortest(w.value)),
                 ));
             }
             return Ckd::Advanced(
                 text!(
                     "CrCl {} mL/min < {} (eGFR absent; Cockcroft–Gault surrogate)",
                     Fixed(*crcl, 1),
-                    t.dmab_ckd_egfr_min
+                    Shortest(t.dmab_ckd_egfr_min)
                 ),
                 ev,
             );
@@ -168,8 +168,8 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                     Some(a) => text!(
                         "corrected calcium {} mg/dL (Ca {} mg/dL, albumin {} g/dL)",
                         Fixed(ca.corrected, 2),
-                        ca.calcium.value,
-                        a.value
+                        Shortest(ca.calcium.value),
+                        Shortest(a.value)
                     ),
                     None => text!(
                         "calcium {} mg/dL (no albumin within {} days; uncorrected)",
@@ -181,17 +181,21 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
                     Some(l) if l > t.calcium_low_mg_dl => l,
                     _ => t.calcium_low_mg_dl,
                 };
-                problems.push(text!("{corrected} on {} < {limit}", ca.calcium.date));
+                problems.push(text!(
+                    "{corrected} on {} < {limit}",
+                    Ymd(ca.calcium.date),
+                    limit = Shortest(limit)
+                ));
                 evidence.push(Evidence::new(
                     &ca.calcium.source,
                     Some(ca.calcium.date),
-                    text!("calcium {} mg/dL", ca.calcium.value),
+                    text!("calcium {} mg/dL", Shortest(ca.calcium.value)),
                 ));
                 if let Some(a) = &ca.albumin {
                     evidence.push(Evidence::new(
                         &a.source,
                         Some(a.date),
-                        text!("albumin {} g/dL", a.value),
+                        text!("albumin {} g/dL", Shortest(a.value)),
                     ));
                 }
                 severity = Some(Severity::Critical);
@@ -252,7 +256,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         text!(
             "Correct hypocalcaemia (and assess CKD-MBD if eGFR <{}) before giving zoledronate or \
              denosumab.",
-            t.dmab_ckd_egfr_min
+            Shortest(t.dmab_ckd_egfr_min)
         ),
         CITATION,
         SECTION,

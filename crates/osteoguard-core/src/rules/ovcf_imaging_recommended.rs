@@ -25,7 +25,7 @@ use chrono::NaiveDate;
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::{LevelStatus, PainReading};
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Severity, Shortest, Ymd};
 use crate::model::{days, SourceRef};
 
 pub const CITATION: &str = "ACR-AC-VCF; PVA-TIMING";
@@ -149,8 +149,8 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         parts.push(text!(
             "{} without MRI confirmation; pain {}/10 on {}",
             lv.join(", "),
-            p.value,
-            p.date()
+            Shortest(p.value),
+            Ymd(p.date())
         ));
         names.extend(levels.iter().map(|l| l.level.label().to_string()));
         evidence.extend(levels.iter().flat_map(|l| l.evidence()));

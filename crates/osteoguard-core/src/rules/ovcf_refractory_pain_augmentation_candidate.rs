@@ -25,7 +25,7 @@
 
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::{LevelStatus, PainReading};
-use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity};
+use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity, Ymd};
 use crate::model::days;
 
 pub const CITATION: &str = "SEED (multi-society position); ACR-AC-VCF";
@@ -112,9 +112,10 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             let onset = l.onset.map(|o| (o, days(o, ctx.as_of())));
             match onset {
                 Some((o, n)) => text!(
-                    "{} {} (onset {o}, {n} d, MRI oedema)",
+                    "{} {} (onset {}, {n} d, MRI oedema)",
                     l.level,
-                    l.state.as_str()
+                    l.state.as_str(),
+                    Ymd(o)
                 ),
                 None => text!("{} {}", l.level, l.state.as_str()),
             }

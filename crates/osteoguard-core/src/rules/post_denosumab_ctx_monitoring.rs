@@ -27,7 +27,7 @@ use super::denosumab_common::{ctx_after, ctx_elevated, ctx_limit};
 use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::denosumab::Dose;
-use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity};
+use crate::finding::{days_in_words, Evidence, Finding, FindingCode, Severity, Shortest, Ymd};
 use crate::model::{add_days, days, Observation};
 
 pub const CITATION: &str = "ECTS-2021 (details UNVERIFIED)";
@@ -103,8 +103,9 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         return;
     }
     let t = ctx.t();
-    let first = add_days(z.date, t.ctx_first_due_days);
-    let second = add_days(z.date, t.ctx_second_due_days);
+    // Only written into the texts below.
+    let first = Ymd(add_days(z.date, t.ctx_first_due_days));
+    let second = Ymd(add_days(z.date, t.ctx_second_due_days));
     let since = days(z.date, ctx.as_of());
     let elevated = elevated_ctx_after(z.date, ctx);
     let measured = ctx_after(ctx, add_days(z.date, t.ctx_meaningful_after_days));
@@ -133,8 +134,8 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         let value = high.value.unwrap_or_default();
         let summary = text!(
             "Zoledronate {} ({since} days ago) after denosumab; CTX {} = {value} ng/L > limit {} ng/L",
-            z.date,
-            high.date().map(|d| d.to_string()).unwrap_or_default(),
+            Ymd(z.date),
+            high.date().map(|d| Ymd(d).to_string()).unwrap_or_default(),
             ctx_limit(high, ctx)
         );
         let rec = match zoledronate_renally_contraindicated(ctx) {
@@ -158,7 +159,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             text!(
                 "Zoledronate {} ({since} days ago) after denosumab; CTX check not documented \
                  (due {first}, {second})",
-                z.date
+                Ymd(z.date)
             ),
             standard,
         )
@@ -167,7 +168,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
             Severity::Info,
             text!(
                 "Zoledronate {} ({since} days ago) after denosumab; CTX due {first} and {second}",
-                z.date
+                Ymd(z.date)
             ),
             standard,
         )
@@ -185,7 +186,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
     .with_note(text!(
         "CTX limit: the lower of the lab's upper reference limit and {} ng/L; use a fasting \
          morning serum sample (not checked).",
-        t.ctx_limit_ng_l
+        Shortest(t.ctx_limit_ng_l)
     ))
     .with_trace("CTX_LIMIT default UNVERIFIED (knowledge.md §5.4, §12.10)");
     out.push(f);

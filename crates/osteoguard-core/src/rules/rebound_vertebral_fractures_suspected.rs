@@ -36,7 +36,7 @@ use super::denosumab_common::{ctx_after, ctx_elevated, ctx_limit};
 use super::safety::{zoledronate_renally_contraindicated, ZOLEDRONATE_CONTRAINDICATED};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::spine::FractureEvent;
-use crate::finding::{Evidence, Finding, FindingCode, Severity};
+use crate::finding::{Evidence, Finding, FindingCode, Severity, Ymd};
 use crate::model::{add_days, VertebralLocation};
 use crate::tri::Tri;
 
@@ -196,7 +196,7 @@ pub fn evaluate(ctx: &Ctx<'_>, out: &mut Outcome) {
         levels.join(", "),
         ctx.t().rebound_window_start_days,
         ctx.t().rebound_window_end_days,
-        d_last.date,
+        Ymd(d_last.date),
         ctx.dmab.dose_count,
         if in_window.len() == 1 {
             " with supporting evidence (BMD loss off treatment or elevated CTX)"

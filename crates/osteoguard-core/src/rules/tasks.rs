@@ -20,7 +20,7 @@
 use super::post_denosumab_ctx_monitoring::{ctx_done_from, monitoring};
 use crate::engine::{Ctx, Outcome};
 use crate::facts::risk::RiskCategory;
-use crate::finding::{days_in_words, FindingCode, Task};
+use crate::finding::{days_in_words, FindingCode, Task, Ymd};
 use crate::model::{add_days, ObservationKind};
 use crate::tri::Tri;
 
@@ -47,7 +47,8 @@ pub fn derive(ctx: &Ctx<'_>, out: &mut Outcome) {
                     "Denosumab {} mg dose overdue since {due} (last dose {}): give now or start \
                      bisphosphonate transition",
                     t.dmab_dose_mg,
-                    last.date
+                    Ymd(last.date),
+                    due = Ymd(due)
                 )
             } else {
                 text!(
