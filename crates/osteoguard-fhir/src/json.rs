@@ -477,6 +477,17 @@ fn plain_number(t: &[u8]) -> Option<Number> {
     Number::from_f64(if negative { -f } else { f })
 }
 
+/// `s[start..end]` when both are character boundaries (they are, between two quotes of a
+/// `str`). Why not `s.get(start..end)`: it was not inlined, and its call was 2 % of a
+/// screening's instructions (callgrind, 2 000 patients) for strings of ~13 bytes.
+#[inline(always)]
+pub fn between(s: &str, start: usize, end: usize) -> Option<&str> {
+    s.split_at_checked(end)?
+        .0
+        .split_at_checked(start)
+        .map(|(_, t)| t)
+}
+
 /// [`direct`]'s state: the text, where it is, and where the tree goes.
 struct Direct<'s, 'a> {
     b: &'a [u8],
@@ -517,7 +528,7 @@ impl<'a> Direct<'_, 'a> {
             return None;
         }
         self.i = end + 1;
-        self.s.get(start..end)
+        between(self.s, start, end)
     }
 
     /// A number, as `serde_json` reads it into a `Value` (see [`direct`]).

@@ -163,7 +163,11 @@ impl<'a> Scanner<'a> {
             match self.b.get(j)? {
                 b'"' => {
                     self.i = j + 1;
-                    return Some(if plain { self.s.get(start..j) } else { None });
+                    return Some(if plain {
+                        osteoguard_fhir::json::between(self.s, start, j)
+                    } else {
+                        None
+                    });
                 }
                 b'\\' => {
                     plain = false;
