@@ -65,6 +65,9 @@ pub fn peek_members(line: &[u8]) -> Option<Peek<'_>> {
             "component" => 6,
             "medicationCodeableConcept" => 7,
             "medicationReference" => 8,
+            // A string value (most top-level members no rule routes on) is skipped here,
+            // without `skip_value`'s set-up.
+            _ if s.peek() == Some(b'"') => return s.string().map(|_| ()),
             _ => return s.skip_value(),
         };
         if std::mem::replace(&mut seen[k], true) {
@@ -101,50 +104,17 @@ struct Scanner<'a> {
 }
 
 /// The first byte at or after `i` that ends a run of plain string bytes (`"`, `\` or a control
-/// character below 0x20), or `b.len()`: [`plain_end_swar`].
+/// character below 0x20), or `b.len()`: eight bytes at a time, the loop the reader's direct JSON
+/// builder uses too ([`osteoguard_fhir::json::plain_end`]).
 ///
 /// Tried and measured (callgrind, 2 000 patients, `scr4`): `memchr2` to the next `"` or `\`
 /// and a second, vectorised pass for control characters cost +72 % in this function (its
 /// set-up per call outweighs the vector steps: most strings of a FHIR line are 5–20 bytes);
 /// 16-byte SSE2 steps +10 % (a `#[target_feature]` function is not inlined into its caller, so
-/// every string paid a call). The eight-byte loop below stays.
-#[inline]
+/// every string paid a call). The eight-byte loop stays.
+#[inline(always)]
 fn plain_end(b: &[u8], i: usize) -> usize {
-    plain_end_swar(b, i)
-}
-
-/// Eight bytes of `b` (which holds eight) as a little-endian word.
-#[inline]
-fn word(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(a)
-}
-
-/// [`plain_end`] eight bytes at a time: a byte `x` is flagged by `(x - c) & !x & 0x80` when it is
-/// below `c` (or equal to `c` after `x ^ c`); a borrow can only flag bytes *after* a truly
-/// flagged one, so the lowest flagged byte is exact.
-#[inline]
-fn plain_end_swar(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGH: u64 = ONES << 7;
-    while let Some(bytes) = b.get(i..i + 8) {
-        let w = word(bytes);
-        let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
-        let q = w ^ (ONES * u64::from(b'"'));
-        let q = q.wrapping_sub(ONES) & !q;
-        let e = w ^ (ONES * u64::from(b'\\'));
-        let e = e.wrapping_sub(ONES) & !e;
-        let m = (ctrl | q | e) & HIGH;
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && !matches!(b[i], b'"' | b'\\' | 0..=0x1f) {
-        i += 1;
-    }
-    i
+    osteoguard_fhir::json::plain_end(b, i)
 }
 
 impl<'a> Scanner<'a> {
@@ -196,7 +166,11 @@ impl<'a> Scanner<'a> {
             match self.b.get(j)? {
                 b'"' => {
                     self.i = j + 1;
-                    return Some(if plain { self.s.get(start..j) } else { None });
+                    return Some(if plain {
+                        osteoguard_fhir::json::between(self.s, start, j)
+                    } else {
+                        None
+                    });
                 }
                 b'\\' => {
                     plain = false;
@@ -317,7 +291,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A member name of a skipped object and its `:` (any valid string).
+    /// A member name of a skipped object and its `:` (any valid string). Inlined into
+    /// [`Self::skip_value`], its one caller: it runs for every member of every skipped object.
+    #[inline(always)]
     fn member_name(&mut self) -> Option<()> {
         self.string()?;
         self.ws();
@@ -483,7 +459,7 @@ impl<'a> Scanner<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{plain_end, plain_end_swar};
+    use super::plain_end;
 
     /// The first byte that is `"`, `\\` or below 0x20, one byte at a time.
     fn naive(b: &[u8], i: usize) -> usize {
@@ -492,7 +468,7 @@ mod tests {
             .unwrap_or(b.len())
     }
 
-    /// Both the 16-byte and the 8-byte loops find what a byte-by-byte search finds: every
+    /// The eight-byte loop finds what a byte-by-byte search finds: every
     /// stopping byte (and near misses: 0x20, 0x7f, 0x80, 0xff, `!`, `#`, `[`, `]`) at every
     /// position of lines of every length up to 40, from every start.
     #[test]
@@ -504,7 +480,6 @@ mod tests {
                 let plain = vec![fill; len];
                 for start in 0..=len {
                     assert_eq!(plain_end(&plain, start), len);
-                    assert_eq!(plain_end_swar(&plain, start), len);
                 }
                 for at in 0..len {
                     for &stop in &stops {
@@ -517,7 +492,6 @@ mod tests {
                         for start in 0..=len {
                             let want = naive(&b, start);
                             assert_eq!(plain_end(&b, start), want, "{b:?} from {start}");
-                            assert_eq!(plain_end_swar(&b, start), want, "{b:?} from {start}");
                         }
                     }
                 }
