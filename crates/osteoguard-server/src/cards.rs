@@ -53,6 +53,9 @@ pub struct CardContext<'a> {
     /// The absolute URL of this request's HTML report (`links[]` of every card), when the
     /// service publishes reports.
     pub report_url: Option<String>,
+    /// What the answer could not check (`hooks::unfetched_note`: optional spine-imaging
+    /// templates neither sent nor fetched), noted on every card that proposes spine imaging.
+    pub unchecked: Option<String>,
 }
 
 impl CardContext<'_> {
@@ -908,6 +911,17 @@ fn is_resource(reference: &str) -> bool {
     reference.contains('/') && !reference.starts_with("osteoguard:")
 }
 
+/// Whether one of the plan's suggestions orders spine imaging (the card a note on unchecked
+/// imaging records belongs on).
+fn proposes_spine_imaging(plan: &SituationPlan) -> bool {
+    plan.actions.iter().any(|s| {
+        matches!(
+            s.action,
+            PlannedAction::SpineMri | PlannedAction::CtxAndWholeSpineMri
+        )
+    })
+}
+
 /// The card of one clinical situation (`osteoguard_core::assessment::situations`): the
 /// summary, the indicator, the actions and which one is recommended all come from the core's
 /// plan; this renders them (CDS Hooks 2.0 Card) with the findings' details and the evidence.
@@ -939,6 +953,14 @@ pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (
             detail_text.push_str("\n\n---\n\n");
         }
         detail(&mut detail_text, ctx, f);
+    }
+    if let Some(note) = ctx
+        .unchecked
+        .as_deref()
+        .filter(|_| proposes_spine_imaging(plan))
+    {
+        detail_text.push_str("\n\n");
+        detail_text.push_str(note);
     }
     let mut resources: Vec<&str> = evidence_refs().filter(|r| is_resource(r)).collect();
     resources.sort_unstable();

@@ -343,10 +343,10 @@ struct CardsBody<'a> {
 }
 
 /// Parses the request once into the FHIR reader's arena tree, checks it, gathers the
-/// resources (the prefetch's, and `pages` fetched for it), assesses and renders the response
-/// body (CPU only: runs off the async runtime). Without `pages`, a request whose prefetch
+/// resources (the prefetch's, and the pages `fetched` for it), assesses and renders the
+/// response body (CPU only: runs off the async runtime). Without `fetched`, a request whose prefetch
 /// lacks data comes back as [`Step::Fetch`].
-fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
+fn answer(job: &HookJob, fetched: Option<&hooks::Fetched>) -> Result<Step, Refusal> {
     // One chunk for the whole tree in the common case (the arena would otherwise grow by
     // doubling, one allocation per step).
     let arena = osteoguard_fhir::json::Arena::with_capacity(job.body.len().saturating_mul(2));
@@ -358,12 +358,15 @@ fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
         .map_err(|_| Refusal::NotJson)?;
     let parsed = hooks::parse(job.hook, &json).map_err(Refusal::Hook)?;
     tracing::debug!(service = job.service, hook_instance = %parsed.hook_instance, patient = %parsed.patient_id, "hook request");
-    let resources = match pages {
+    let (resources, unfetched) = match fetched {
         None => match hooks::prefetched(&parsed).map_err(Refusal::Hook)? {
-            hooks::Gathered::Complete(r) => r,
+            hooks::Gathered::Complete(r, u) => (r, u),
             hooks::Gathered::Fetch(plan) => return Ok(Step::Fetch(plan)),
         },
-        Some(pages) => hooks::with_pages(&arena, &parsed, pages).map_err(Refusal::Hook)?,
+        Some(f) => (
+            hooks::with_pages(&arena, &parsed, &f.pages).map_err(Refusal::Hook)?,
+            f.unfetched.clone(),
+        ),
     };
     let as_of = parsed.as_of.unwrap_or(job.today);
     let publish = |a: &Arc<osteoguard_core::Assessment>| -> Option<String> {
@@ -375,6 +378,7 @@ fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
         &arena,
         &parsed,
         resources,
+        &unfetched,
         as_of,
         &job.cfg.engine,
         Some(&publish),
@@ -393,9 +397,12 @@ fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
 }
 
 /// [`answer`] on a blocking thread.
-async fn answer_blocking(job: &Arc<HookJob>, pages: Option<Vec<Bytes>>) -> Result<Step, Refusal> {
+async fn answer_blocking(
+    job: &Arc<HookJob>,
+    fetched: Option<hooks::Fetched>,
+) -> Result<Step, Refusal> {
     let job = job.clone();
-    tokio::task::spawn_blocking(move || answer(&job, pages.as_deref()))
+    tokio::task::spawn_blocking(move || answer(&job, fetched.as_ref()))
         .await
         .unwrap_or(Err(Refusal::Internal))
 }
@@ -444,11 +451,11 @@ async fn hook_handler(
     let (response, evaluated) = match answer_blocking(&job, None).await {
         Ok(Step::Answered(b, e)) => (b, e),
         Ok(Step::Fetch(plan)) => {
-            let pages = match hooks::fetch(&st.fhir, plan).await {
-                Ok(p) => p,
+            let fetched = match hooks::fetch(&st.fhir, plan).await {
+                Ok(f) => f,
                 Err(e) => return hook_refusal(svc.id, &e),
             };
-            match answer_blocking(&job, Some(pages)).await {
+            match answer_blocking(&job, Some(fetched)).await {
                 Ok(Step::Answered(b, e)) => (b, e),
                 Ok(Step::Fetch(_)) => return Refusal::Internal.response(svc.id),
                 Err(r) => return r.response(svc.id),
