@@ -838,16 +838,17 @@ fn render_action(p: &Proposal, a: &PlannedAction) -> (String, Vec<Action>) {
     }
 }
 
-/// Appends the Markdown detail of one finding to `s` (written in place: no string per line).
+/// Appends the Markdown detail of one finding to `s` (written in place: no string per line,
+/// the texts pushed as they are; the formatting machinery only for dates).
 fn detail(s: &mut String, ctx: &CardContext, f: &Finding) {
+    s.push_str("**");
+    s.push_str(&f.title);
+    s.push_str("** — ");
+    s.push_str(f.summary.trim());
+    s.push_str("\n\n**Recommendation:** ");
+    s.push_str(f.recommendation.trim());
+    s.push_str("\n\n");
     // Writing to a `String` cannot fail.
-    let _ = write!(
-        s,
-        "**{}** — {}\n\n**Recommendation:** {}\n\n",
-        f.title,
-        f.summary.trim(),
-        f.recommendation.trim()
-    );
     if let Some(d) = f.due {
         let _ = write!(s, "**Due:** {d}\n\n");
     }
@@ -864,31 +865,43 @@ fn detail(s: &mut String, ctx: &CardContext, f: &Finding) {
     if !f.evidence.is_empty() {
         s.push_str("**Evidence**\n\n");
         for e in &f.evidence {
-            let _ = match e.date {
-                Some(d) => writeln!(s, "- {d}: {} (`{}`)", e.detail, e.reference),
-                None => writeln!(s, "- {} (`{}`)", e.detail, e.reference),
-            };
+            s.push_str("- ");
+            if let Some(d) = e.date {
+                let _ = write!(s, "{d}: ");
+            }
+            s.push_str(&e.detail);
+            s.push_str(" (`");
+            s.push_str(&e.reference);
+            s.push_str("`)\n");
         }
         s.push('\n');
     }
     if !f.inputs_missing.is_empty() {
         s.push_str("**Missing inputs**\n\n");
         for m in &f.inputs_missing {
-            let _ = writeln!(s, "- {m}");
+            s.push_str("- ");
+            s.push_str(m);
+            s.push('\n');
         }
         s.push('\n');
     }
     if !f.notes.is_empty() {
         s.push_str("**Notes**\n\n");
         for n in &f.notes {
-            let _ = writeln!(s, "- {n}");
+            s.push_str("- ");
+            s.push_str(n);
+            s.push('\n');
         }
         s.push('\n');
     }
+    s.push_str("**Source:** ");
+    s.push_str(&f.citation);
+    s.push_str(" (knowledge base ");
+    s.push_str(&f.rule_section);
     let _ = write!(
         s,
-        "**Source:** {} (knowledge base {}). Evaluated as of {}; fracture-risk category: {}.",
-        f.citation, f.rule_section, ctx.as_of, ctx.assessment.fracture_risk.category
+        "). Evaluated as of {}; fracture-risk category: {}.",
+        ctx.as_of, ctx.assessment.fracture_risk.category
     );
 }
 
@@ -941,12 +954,13 @@ pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (
     let mut detail_text = String::with_capacity(DETAIL_CAPACITY);
     if !plan.safety_labs.is_empty() {
         let names: Vec<&str> = plan.safety_labs.iter().map(|l| l.short()).collect();
-        detail_text.push_str(&format!(
+        let _ = write!(
+            detail_text,
             "**Safety first (knowledge base §8):** {} missing or out of date; order {} first — \
              the antiresorptive follows once the results are known.\n\n",
             words_list(&names),
             if names.len() == 1 { "it" } else { "them" }
-        ));
+        );
     }
     for (i, f) in findings.iter().enumerate() {
         if i > 0 {
