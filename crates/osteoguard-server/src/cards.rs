@@ -1094,67 +1094,76 @@ pub fn write_cards(out: &mut Vec<u8>, cards: &mut [Card]) -> serde_json::Result<
     Ok(())
 }
 
-/// Whether any of the eight bytes of `w` must be escaped in a JSON string: a control byte
-/// (< 0x20), `"` or `\` (the exact test for "some byte is", as serde_json's reader skips
-/// strings; bytes ≥ 0x80 never match).
-fn word_needs_escape(w: u64) -> bool {
+/// The bytes of `w` that must be escaped in a JSON string (a control byte < 0x20, `"` or
+/// a backslash), flagged by their high bit. The lowest flagged byte is exact (a borrow only runs
+/// upwards from a byte that matches), which is all [`escape_json_into`] uses; bytes ≥ 0x80
+/// never match. The test serde_json's reader skips strings with.
+fn escape_mask(w: u64) -> u64 {
     const ONES: u64 = u64::MAX / 255;
-    const HIGH: u64 = ONES << 7;
     let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
     let q = w ^ (ONES * u64::from(b'"'));
     let quote = q.wrapping_sub(ONES) & !q;
     let bs = w ^ (ONES * u64::from(b'\\'));
     let backslash = bs.wrapping_sub(ONES) & !bs;
-    (ctrl | quote | backslash) & HIGH != 0
+    (ctrl | quote | backslash) & (ONES << 7)
 }
 
 /// Appends `s` escaped as the contents of a JSON string, byte for byte what serde_json writes
 /// (`\"`, `\\`, `\b \f \n \r \t`, other control bytes as `\u00xx`, everything else as is):
-/// runs with nothing to escape are found eight bytes at a time and copied whole.
+/// the next byte to escape is found eight bytes at a time, and the runs between are copied whole.
 pub fn escape_json_into(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
     let mut run = 0;
     let mut i = 0;
     while i < b.len() {
-        while let Some(chunk) = b.get(i..i + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            if word_needs_escape(u64::from_le_bytes(w)) {
-                break;
-            }
-            i += 8;
-        }
-        let end = (i + 8).min(b.len());
-        while i < end {
-            let c = b[i];
-            let short = match c {
-                b'"' => Some(b'"'),
-                b'\\' => Some(b'\\'),
-                0x08 => Some(b'b'),
-                0x0c => Some(b'f'),
-                b'\n' => Some(b'n'),
-                b'\r' => Some(b'r'),
-                b'\t' => Some(b't'),
-                _ => None,
-            };
-            if short.is_some() || c < 0x20 {
-                out.extend_from_slice(&b[run..i]);
-                match short {
-                    Some(e) => out.extend_from_slice(&[b'\\', e]),
-                    None => out.extend_from_slice(&[
-                        b'\\',
-                        b'u',
-                        b'0',
-                        b'0',
-                        HEX[usize::from(c >> 4)],
-                        HEX[usize::from(c & 0xf)],
-                    ]),
+        let at = match b.get(i..i + 8) {
+            Some(chunk) => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(chunk);
+                let m = escape_mask(u64::from_le_bytes(w));
+                if m == 0 {
+                    i += 8;
+                    continue;
                 }
-                run = i + 1;
+                i + (m.trailing_zeros() / 8) as usize
             }
-            i += 1;
+            // The last bytes, one at a time.
+            None => {
+                let c = b[i];
+                if c >= 0x20 && c != b'"' && c != b'\\' {
+                    i += 1;
+                    continue;
+                }
+                i
+            }
+        };
+        let c = b[at];
+        out.extend_from_slice(&b[run..at]);
+        let short = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            _ => 0,
+        };
+        if short != 0 {
+            out.extend_from_slice(&[b'\\', short]);
+        } else {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ]);
         }
+        run = at + 1;
+        i = at + 1;
     }
     out.extend_from_slice(&b[run..]);
 }
