@@ -657,7 +657,11 @@ fn build(c: input::Collector) -> ReadOutput {
         }
         let (ty, id) = &index.keys[i];
         let ty: &str = ty;
-        let reference = format!("{ty}/{id}");
+        // `Type/id`, written without the formatting machinery (once per resource).
+        let mut reference = String::with_capacity(ty.len() + 1 + id.len());
+        reference.push_str(ty);
+        reference.push('/');
+        reference.push_str(id);
         let mut issues = Issues::new(reference.as_str());
         let v = &r.value;
         let link = match ty {

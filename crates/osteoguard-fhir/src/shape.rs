@@ -405,6 +405,10 @@ fn table(ty: &str) -> Option<&'static Node> {
     t.get(ty)
 }
 
+/// Segments of a field path the trail is allocated for at once (the tables' deepest paths,
+/// e.g. `dosageInstruction[].timing.repeat.boundsDuration.value`, are 6–7 deep).
+const TRAIL_CAPACITY: usize = 8;
+
 /// Checks one resource; wrong shapes become issues (in the order of the resource's top-level
 /// keys, then of the table's rows). Returns the field paths found wrong.
 pub(crate) fn check(v: &Value, ty: &str, issues: &mut Issues) -> Vec<String> {
@@ -412,12 +416,17 @@ pub(crate) fn check(v: &Value, ty: &str, issues: &mut Issues) -> Vec<String> {
         return Vec::new();
     };
     let mut bad = Vec::new();
-    let mut trail = Vec::new();
+    // Room for the deepest path of the tables (no growth step on the common path).
+    let mut trail = Vec::with_capacity(TRAIL_CAPACITY);
     let mut found = Vec::new();
     for_each_member(obj, &root.keys, |name, x, node| {
         trail.push(Seg::Key(name));
         walk(x, node, &mut trail, &mut found);
         trail.pop();
+        // Nothing found is the common case: no sort, no drain.
+        if found.is_empty() {
+            return;
+        }
         found.sort_by_key(|r| r.0);
         for (_, field, problem) in found.drain(..) {
             issues.add(&field, problem);

@@ -53,6 +53,9 @@ pub struct CardContext<'a> {
     /// The absolute URL of this request's HTML report (`links[]` of every card), when the
     /// service publishes reports.
     pub report_url: Option<String>,
+    /// What the answer could not check (`hooks::unfetched_note`: optional spine-imaging
+    /// templates neither sent nor fetched), noted on every card that proposes spine imaging.
+    pub unchecked: Option<String>,
 }
 
 impl CardContext<'_> {
@@ -835,16 +838,17 @@ fn render_action(p: &Proposal, a: &PlannedAction) -> (String, Vec<Action>) {
     }
 }
 
-/// Appends the Markdown detail of one finding to `s` (written in place: no string per line).
+/// Appends the Markdown detail of one finding to `s` (written in place: no string per line,
+/// the texts pushed as they are; the formatting machinery only for dates).
 fn detail(s: &mut String, ctx: &CardContext, f: &Finding) {
+    s.push_str("**");
+    s.push_str(&f.title);
+    s.push_str("** — ");
+    s.push_str(f.summary.trim());
+    s.push_str("\n\n**Recommendation:** ");
+    s.push_str(f.recommendation.trim());
+    s.push_str("\n\n");
     // Writing to a `String` cannot fail.
-    let _ = write!(
-        s,
-        "**{}** — {}\n\n**Recommendation:** {}\n\n",
-        f.title,
-        f.summary.trim(),
-        f.recommendation.trim()
-    );
     if let Some(d) = f.due {
         let _ = write!(s, "**Due:** {d}\n\n");
     }
@@ -861,31 +865,43 @@ fn detail(s: &mut String, ctx: &CardContext, f: &Finding) {
     if !f.evidence.is_empty() {
         s.push_str("**Evidence**\n\n");
         for e in &f.evidence {
-            let _ = match e.date {
-                Some(d) => writeln!(s, "- {d}: {} (`{}`)", e.detail, e.reference),
-                None => writeln!(s, "- {} (`{}`)", e.detail, e.reference),
-            };
+            s.push_str("- ");
+            if let Some(d) = e.date {
+                let _ = write!(s, "{d}: ");
+            }
+            s.push_str(&e.detail);
+            s.push_str(" (`");
+            s.push_str(&e.reference);
+            s.push_str("`)\n");
         }
         s.push('\n');
     }
     if !f.inputs_missing.is_empty() {
         s.push_str("**Missing inputs**\n\n");
         for m in &f.inputs_missing {
-            let _ = writeln!(s, "- {m}");
+            s.push_str("- ");
+            s.push_str(m);
+            s.push('\n');
         }
         s.push('\n');
     }
     if !f.notes.is_empty() {
         s.push_str("**Notes**\n\n");
         for n in &f.notes {
-            let _ = writeln!(s, "- {n}");
+            s.push_str("- ");
+            s.push_str(n);
+            s.push('\n');
         }
         s.push('\n');
     }
+    s.push_str("**Source:** ");
+    s.push_str(&f.citation);
+    s.push_str(" (knowledge base ");
+    s.push_str(&f.rule_section);
     let _ = write!(
         s,
-        "**Source:** {} (knowledge base {}). Evaluated as of {}; fracture-risk category: {}.",
-        f.citation, f.rule_section, ctx.as_of, ctx.assessment.fracture_risk.category
+        "). Evaluated as of {}; fracture-risk category: {}.",
+        ctx.as_of, ctx.assessment.fracture_risk.category
     );
 }
 
@@ -908,6 +924,17 @@ fn is_resource(reference: &str) -> bool {
     reference.contains('/') && !reference.starts_with("osteoguard:")
 }
 
+/// Whether one of the plan's suggestions orders spine imaging (the card a note on unchecked
+/// imaging records belongs on).
+fn proposes_spine_imaging(plan: &SituationPlan) -> bool {
+    plan.actions.iter().any(|s| {
+        matches!(
+            s.action,
+            PlannedAction::SpineMri | PlannedAction::CtxAndWholeSpineMri
+        )
+    })
+}
+
 /// The card of one clinical situation (`osteoguard_core::assessment::situations`): the
 /// summary, the indicator, the actions and which one is recommended all come from the core's
 /// plan; this renders them (CDS Hooks 2.0 Card) with the findings' details and the evidence.
@@ -927,18 +954,27 @@ pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (
     let mut detail_text = String::with_capacity(DETAIL_CAPACITY);
     if !plan.safety_labs.is_empty() {
         let names: Vec<&str> = plan.safety_labs.iter().map(|l| l.short()).collect();
-        detail_text.push_str(&format!(
+        let _ = write!(
+            detail_text,
             "**Safety first (knowledge base §8):** {} missing or out of date; order {} first — \
              the antiresorptive follows once the results are known.\n\n",
             words_list(&names),
             if names.len() == 1 { "it" } else { "them" }
-        ));
+        );
     }
     for (i, f) in findings.iter().enumerate() {
         if i > 0 {
             detail_text.push_str("\n\n---\n\n");
         }
         detail(&mut detail_text, ctx, f);
+    }
+    if let Some(note) = ctx
+        .unchecked
+        .as_deref()
+        .filter(|_| proposes_spine_imaging(plan))
+    {
+        detail_text.push_str("\n\n");
+        detail_text.push_str(note);
     }
     let mut resources: Vec<&str> = evidence_refs().filter(|r| is_resource(r)).collect();
     resources.sort_unstable();
@@ -1023,6 +1059,115 @@ pub fn card(ctx: &CardContext, plan: &SituationPlan, findings: &[&Finding]) -> (
     (uuid, c)
 }
 
+/// What a card serialised with an empty `detail` starts with (`detail` is its first member).
+const EMPTY_DETAIL_HEAD: &[u8] = b"{\"detail\":\"\"";
+
+/// Writes the response body `{"cards":[…]}`: the bytes `serde_json` writes for
+/// `{"cards": cards}`, with each card's Markdown `detail` (half of a card's bytes) escaped by
+/// [`escape_json_into`] instead of serde_json's byte-by-byte table walk (escaping was 79 % of
+/// the card serialisation, issue 19). Each card is serialised with its detail taken out (and
+/// put back): `{"detail":""` + the rest, the escaped detail written between the quotes.
+pub fn write_cards(out: &mut Vec<u8>, cards: &mut [Card]) -> serde_json::Result<()> {
+    out.extend_from_slice(b"{\"cards\":[");
+    let mut rest = Vec::new();
+    for (i, c) in cards.iter_mut().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let detail = std::mem::take(&mut c.detail);
+        rest.clear();
+        let written = serde_json::to_writer(&mut rest, &*c);
+        c.detail = detail;
+        written?;
+        match rest.strip_prefix(EMPTY_DETAIL_HEAD) {
+            Some(tail) => {
+                out.extend_from_slice(&EMPTY_DETAIL_HEAD[..EMPTY_DETAIL_HEAD.len() - 1]);
+                escape_json_into(out, &c.detail);
+                out.push(b'"');
+                out.extend_from_slice(tail);
+            }
+            // Not reached while `detail` is the first member; serde_json's bytes if it is not.
+            None => serde_json::to_writer(&mut *out, &*c)?,
+        }
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
+}
+
+/// The bytes of `w` that must be escaped in a JSON string (a control byte < 0x20, `"` or
+/// a backslash), flagged by their high bit. The lowest flagged byte is exact (a borrow only runs
+/// upwards from a byte that matches), which is all [`escape_json_into`] uses; bytes ≥ 0x80
+/// never match. The test serde_json's reader skips strings with.
+fn escape_mask(w: u64) -> u64 {
+    const ONES: u64 = u64::MAX / 255;
+    let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
+    let q = w ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let bs = w ^ (ONES * u64::from(b'\\'));
+    let backslash = bs.wrapping_sub(ONES) & !bs;
+    (ctrl | quote | backslash) & (ONES << 7)
+}
+
+/// Appends `s` escaped as the contents of a JSON string, byte for byte what serde_json writes
+/// (`\"`, `\\`, `\b \f \n \r \t`, other control bytes as `\u00xx`, everything else as is):
+/// the next byte to escape is found eight bytes at a time, and the runs between are copied whole.
+pub fn escape_json_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let b = s.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let at = match b.get(i..i + 8) {
+            Some(chunk) => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(chunk);
+                let m = escape_mask(u64::from_le_bytes(w));
+                if m == 0 {
+                    i += 8;
+                    continue;
+                }
+                i + (m.trailing_zeros() / 8) as usize
+            }
+            // The last bytes, one at a time.
+            None => {
+                let c = b[i];
+                if c >= 0x20 && c != b'"' && c != b'\\' {
+                    i += 1;
+                    continue;
+                }
+                i
+            }
+        };
+        let c = b[at];
+        out.extend_from_slice(&b[run..at]);
+        let short = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            _ => 0,
+        };
+        if short != 0 {
+            out.extend_from_slice(&[b'\\', short]);
+        } else {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ]);
+        }
+        run = at + 1;
+        i = at + 1;
+    }
+    out.extend_from_slice(&b[run..]);
+}
+
 /// Maps the reader's status of a draft back to a FHIR status string (for logs and tests).
 pub fn status_str(s: MedicationStatus) -> &'static str {
     match s {
@@ -1044,6 +1189,37 @@ pub fn status_str(s: MedicationStatus) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// serde_json's escaping of `s` (without the quotes): the oracle.
+    fn serde_escaped(s: &str) -> Vec<u8> {
+        let quoted = serde_json::to_vec(s).unwrap_or_default();
+        quoted[1..quoted.len() - 1].to_vec()
+    }
+
+    #[test]
+    fn escape_json_into_writes_serde_jsons_bytes() {
+        // Every ASCII byte, alone and at every offset of a chunk (0..17 plain bytes before
+        // and after), multi-byte characters around it, and the texts cards carry.
+        let mut texts: Vec<String> = vec![
+            String::new(),
+            "plain".into(),
+            "**Bold** — “quotes” é ü 𝄞\n\n- list `code`\r\n\ttab \\ \"q\"".into(),
+            "\u{7f}\u{1}\u{1f}\u{0}\u{8}\u{c}/".into(),
+        ];
+        for c in 0u8..0x80 {
+            let ch = char::from(c);
+            for before in 0..17 {
+                for after in [0, 1, 7, 8, 9] {
+                    texts.push(format!("{}{ch}{}", "a".repeat(before), "é".repeat(after)));
+                }
+            }
+        }
+        for t in &texts {
+            let mut ours = Vec::new();
+            escape_json_into(&mut ours, t);
+            assert_eq!(ours, serde_escaped(t), "{t:?}");
+        }
+    }
 
     #[test]
     fn uuid_is_stable_and_order_independent() {

@@ -22,7 +22,8 @@ use axum::body::Bytes;
 use chrono::NaiveDate;
 use osteoguard_core::model::SourceRef;
 use osteoguard_core::{
-    assess_what_if, assess_with_issues, Assessment, Config, Finding, FindingCode, Severity,
+    assess_what_if, assess_with_issues, Assessment, Config, DataQualityIssue, Finding, FindingCode,
+    Severity,
 };
 use osteoguard_fhir::json::{self, Arena, Map, Value};
 
@@ -354,10 +355,129 @@ pub struct FetchPlan {
 
 /// The patient's resources as far as the prefetch carries them.
 pub enum Gathered<'a> {
-    /// Every template's data is in the prefetch: the resources (views of the request's tree).
-    Complete(Vec<Value<'a>>),
+    /// Every required template's data is in the prefetch: the resources (views of the
+    /// request's tree), and the optional templates the answer is without.
+    Complete(Vec<Value<'a>>, Vec<Unfetched>),
     /// Something must be fetched first.
     Fetch(FetchPlan),
+}
+
+/// An optional template ([`OPTIONAL_PREFETCH`]: spine imaging as DiagnosticReport or
+/// ImagingStudy, knowledge.md §7.2) whose data the answer is without. What it would carry can
+/// only withdraw a card, so the request is answered; but unknown is not "no" (§1.6): the
+/// assessment's `dataQuality` names it, and a card proposing spine imaging says that imaging
+/// recorded that way was not checked ([`unfetched_note`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unfetched {
+    /// The prefetch key (a member of [`OPTIONAL_PREFETCH`]).
+    pub key: &'static str,
+    pub why: Absence,
+}
+
+/// Why an optional template's data is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absence {
+    /// Not in the prefetch (left out, `null` or an OperationOutcome) and no `fhirServer`.
+    NotSent,
+    /// The `fhirServer` failed or refused its query.
+    Refused,
+}
+
+/// The resource type an optional template searches, with its article.
+fn searched_type(key: &str) -> &'static str {
+    match key {
+        "diagnosticReports" => "a DiagnosticReport",
+        "imagingStudies" => "an ImagingStudy",
+        _ => "a resource",
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`; `sep` between the last two.
+fn join_words(items: &[String], sep: &str) -> String {
+    match items.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{}{sep}{last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// Why the answer is without `u`'s templates (all of one [`Absence`] in practice: `NotSent`
+/// only without a `fhirServer`, `Refused` only with one).
+fn absence_reason(u: &[Unfetched]) -> String {
+    let keys = |why: Absence| -> Vec<String> {
+        u.iter()
+            .filter(|x| x.why == why)
+            .map(|x| format!("`{}`", x.key))
+            .collect()
+    };
+    let mut parts = Vec::new();
+    let not_sent = keys(Absence::NotSent);
+    if !not_sent.is_empty() {
+        parts.push(format!(
+            "prefetch {} not sent, and no fhirServer to fetch {} from",
+            join_words(&not_sent, " and "),
+            if not_sent.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    let refused = keys(Absence::Refused);
+    if !refused.is_empty() {
+        parts.push(format!(
+            "the fhirServer did not return {}",
+            join_words(&refused, " and ")
+        ));
+    }
+    parts.join("; ")
+}
+
+/// The Markdown note a card proposing spine imaging carries when the answer is without
+/// optional templates (`None` when it has them all): which records were not checked, why, and
+/// what that means for the imaging it suggests. The card itself stays as it is.
+pub fn unfetched_note(u: &[Unfetched]) -> Option<String> {
+    if u.is_empty() {
+        return None;
+    }
+    let types: Vec<String> = u.iter().map(|x| searched_type(x.key).to_string()).collect();
+    Some(format!(
+        "**Not checked:** spine imaging recorded as {} ({}). A spine MRI, CT or X-ray \
+         documented only that way was not seen, so the imaging suggested here may already have \
+         been done: check the chart before ordering it.",
+        join_words(&types, " or "),
+        absence_reason(u)
+    ))
+}
+
+/// The assessment's `dataQuality` entries for the templates the answer is without: one per
+/// template, naming its query, its prefetch key and what could not be checked.
+pub fn unfetched_issues(u: &[Unfetched], patient_id: &str) -> Vec<DataQualityIssue> {
+    u.iter()
+        .map(|x| {
+            let query = PREFETCH
+                .iter()
+                .find(|(k, _)| *k == x.key)
+                .map_or_else(String::new, |(_, t)| fill(t, patient_id));
+            let why = match x.why {
+                Absence::NotSent => "not in the prefetch, and no fhirServer to fetch it from",
+                Absence::Refused => "the fhirServer did not return it",
+            };
+            DataQualityIssue::new(
+                query,
+                format!("prefetch.{}", x.key),
+                format!(
+                    "{why}: spine imaging recorded as {} was not checked, so a recommendation \
+                     of spine imaging may concern imaging already done",
+                    searched_type(x.key)
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The place of an optional key in [`OPTIONAL_PREFETCH`] (the order notes name them in).
+fn optional_rank(key: &str) -> usize {
+    OPTIONAL_PREFETCH
+        .iter()
+        .position(|k| *k == key)
+        .unwrap_or(usize::MAX)
 }
 
 /// The resources of every prefetch value (null/OperationOutcome = absent), in key order, and
@@ -378,16 +498,26 @@ fn prefetch_resources<'a>(p: &Parsed<'a>) -> (Vec<Value<'a>>, Vec<String>) {
 /// whose data is absent and each prefetched searchset's further pages.
 pub fn prefetched<'a>(p: &Parsed<'a>) -> Result<Gathered<'a>, HookError> {
     let (pool, follow) = prefetch_resources(p);
+    let sent = |k: &str| matches!(p.prefetch.get(k), Some(v) if !is_absent(v));
     let missing: Vec<(&'static str, String)> = PREFETCH
         .iter()
-        .filter(|(k, _)| !matches!(p.prefetch.get(k), Some(v) if !is_absent(v)))
+        .filter(|(k, _)| !sent(k))
         // Without a server to fetch from, an optional template's data is done without.
         .filter(|(k, _)| p.fhir_server.is_some() || !OPTIONAL_PREFETCH.contains(k))
         .map(|(k, t)| (*k, fill(t, p.patient_id)))
         .collect();
     if missing.is_empty() && follow.is_empty() {
         require_patient(&pool, p.patient_id)?;
-        return Ok(Gathered::Complete(pool));
+        // Done without, but said (unknown is not "no").
+        let unfetched = OPTIONAL_PREFETCH
+            .iter()
+            .filter(|k| !sent(k))
+            .map(|key| Unfetched {
+                key,
+                why: Absence::NotSent,
+            })
+            .collect();
+        return Ok(Gathered::Complete(pool, unfetched));
     }
     let Some(server) = p.fhir_server else {
         let keys: Vec<&str> = missing.iter().map(|(k, _)| *k).collect();
@@ -426,9 +556,18 @@ fn check_pages(source: &str, pages: &[Bytes], patient_id: &str) -> Result<(), Ho
     Ok(())
 }
 
+/// What [`fetch`] brought.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// The bodies of the pages.
+    pub pages: Vec<Bytes>,
+    /// The optional templates the `fhirServer` did not answer (in [`OPTIONAL_PREFETCH`] order).
+    pub unfetched: Vec<Unfetched>,
+}
+
 /// Fetches what `plan` names (all queries at once): the bodies of the pages, every resource
-/// on them checked against the context patient.
-pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Vec<Bytes>, HookError> {
+/// on them checked against the context patient, and the optional templates the server refused.
+pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Fetched, HookError> {
     let mut set = tokio::task::JoinSet::new();
     for (key, query) in plan.missing {
         let (c, s, t) = (client.clone(), plan.server.clone(), plan.token.clone());
@@ -445,12 +584,12 @@ pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Vec<Byte
                         error = %e,
                         "optional prefetch not fetched; answering without it"
                     );
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), Some(key)));
                 }
                 Err(e) => return Err(HookError::Precondition(format!("fetching {key}: {e}"))),
             };
             check_pages(&format!("`{key}` fetched from fhirServer"), &got, &pid)?;
-            Ok(got)
+            Ok((got, None))
         });
     }
     for next in plan.follow {
@@ -462,14 +601,22 @@ pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Vec<Byte
                 .await
                 .map_err(|e| HookError::Precondition(format!("paging a prefetched search: {e}")))?;
             check_pages("a page of a prefetched search", &out, &pid)?;
-            Ok(out)
+            Ok((out, None))
         });
     }
-    let mut pages = Vec::new();
+    let mut fetched = Fetched::default();
     let mut first_error = None;
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(Ok(v)) => pages.extend(v),
+            Ok(Ok((v, refused))) => {
+                fetched.pages.extend(v);
+                if let Some(key) = refused {
+                    fetched.unfetched.push(Unfetched {
+                        key,
+                        why: Absence::Refused,
+                    });
+                }
+            }
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }
@@ -479,9 +626,11 @@ pub async fn fetch(client: &Arc<FhirClient>, plan: FetchPlan) -> Result<Vec<Byte
             }
         }
     }
+    // Tasks finish in any order; the notes name the templates in a fixed one.
+    fetched.unfetched.sort_by_key(|u| optional_rank(u.key));
     match first_error {
         Some(e) => Err(e),
-        None => Ok(pages),
+        None => Ok(fetched),
     }
 }
 
@@ -592,15 +741,18 @@ fn prepare_drafts<'a>(
 
 /// Reads `resources` and assesses the context patient; with `drafts` (order hooks) the core's
 /// what-if assessment evaluates them as if signed.
+/// `extra` are data-quality issues of the request itself (absent optional templates).
 fn assess_patient(
     resources: Vec<Value<'_>>,
     patient_id: &str,
     drafts: Option<&[SourceRef]>,
+    extra: &[DataQualityIssue],
     as_of: NaiveDate,
     config: &Config,
 ) -> Option<Assessment> {
     let read = osteoguard_fhir::read_parsed(resources);
-    let pd = read.patients.into_iter().find(|p| p.id == patient_id)?;
+    let mut pd = read.patients.into_iter().find(|p| p.id == patient_id)?;
+    pd.issues.extend_from_slice(extra);
     Some(match drafts {
         Some(d) => assess_what_if(&pd.record, &pd.issues, d, as_of, config),
         None => assess_with_issues(&pd.record, &pd.issues, as_of, config),
@@ -621,12 +773,16 @@ pub struct Evaluated {
 /// core assessment — for order hooks the what-if assessment of the drafts as if signed; the
 /// service adds no finding of its own (knowledge.md §9 "Order hooks").
 ///
+/// `unfetched` are the optional templates the answer is without: named in the assessment's
+/// `dataQuality`, and noted on every card that proposes spine imaging ([`unfetched_note`]).
+///
 /// `report`, when given, publishes the HTML report of the assessment and returns its absolute
 /// URL (every card links to it).
 pub fn evaluate<'a>(
     arena: &'a Arena,
     p: &Parsed<'a>,
     resources: Vec<Value<'a>>,
+    unfetched: &[Unfetched],
     as_of: NaiveDate,
     config: &Config,
     report: Option<&PublishReport<'_>>,
@@ -634,13 +790,14 @@ pub fn evaluate<'a>(
     let base = dedupe(resources);
     let (draft_resources, draft_refs) = prepare_drafts(arena, &p.drafts, p.patient_id);
     let order_hook = p.hook.is_order();
+    let extra = unfetched_issues(unfetched, p.patient_id);
     // The record without the drafts is read again only for order hooks (their baseline).
     let (a, base) = if order_hook {
         let full = dedupe(base.iter().cloned().chain(draft_resources));
-        let a = assess_patient(full, p.patient_id, Some(&draft_refs), as_of, config);
+        let a = assess_patient(full, p.patient_id, Some(&draft_refs), &extra, as_of, config);
         (a, base)
     } else {
-        let a = assess_patient(base, p.patient_id, None, as_of, config);
+        let a = assess_patient(base, p.patient_id, None, &extra, as_of, config);
         (a, Vec::new())
     };
     let Some(a) = a else {
@@ -653,7 +810,7 @@ pub fn evaluate<'a>(
         // at sign time.
         let drafts: BTreeSet<&str> = draft_refs.iter().map(SourceRef::as_str).collect();
         let baseline: BTreeMap<FindingCode, Severity> =
-            match assess_patient(base, p.patient_id, None, as_of, config) {
+            match assess_patient(base, p.patient_id, None, &extra, as_of, config) {
                 Some(b) => b.findings.iter().map(|f| (f.code, f.severity)).collect(),
                 None => BTreeMap::new(),
             };
@@ -682,6 +839,7 @@ pub fn evaluate<'a>(
         as_of,
         assessment: &a,
         report_url,
+        unchecked: unfetched_note(unfetched),
     };
     let mut out = Evaluated::default();
     for plan in &plans {

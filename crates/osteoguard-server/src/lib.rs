@@ -336,34 +336,69 @@ impl Refusal {
 /// of JSON): one allocation for the common response.
 const RESPONSE_BYTES_PER_CARD: usize = 8 << 10;
 
-/// The response body: the cards, serialised as they are (no tree built around them).
-#[derive(serde::Serialize)]
-struct CardsBody<'a> {
-    cards: &'a [cards::Card],
+thread_local! {
+    /// The request tree's arena of this (blocking) thread, reset for each request instead of a
+    /// fresh chunk of twice the body per request (issue 19): after the first request a thread
+    /// allocates nothing for the tree.
+    static ARENA: std::cell::RefCell<osteoguard_fhir::json::Arena> =
+        std::cell::RefCell::new(osteoguard_fhir::json::Arena::new());
+}
+
+/// A thread keeps at most this much arena between requests: after a larger request its arena
+/// is freed (RSS stays bounded by threads × this, however large a request was).
+const ARENA_KEEP_BYTES: usize = 1 << 20;
+
+/// [`answer_in`] with this thread's arena, reset first and sized for the request's tree (one
+/// chunk, as `Arena::with_capacity(2 × body)` gave).
+fn answer(job: &HookJob, fetched: Option<&hooks::Fetched>) -> Result<Step, Refusal> {
+    let need = job.body.len().saturating_mul(2);
+    ARENA.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut arena) => {
+            arena.reset();
+            if arena.chunk_capacity() < need {
+                *arena = osteoguard_fhir::json::Arena::with_capacity(need);
+            }
+            let r = answer_in(&arena, job, fetched);
+            if arena.allocated_bytes() > ARENA_KEEP_BYTES {
+                *arena = osteoguard_fhir::json::Arena::new();
+            }
+            r
+        }
+        // Not reached (`answer` does not call itself); a fresh arena keeps it correct.
+        Err(_) => answer_in(
+            &osteoguard_fhir::json::Arena::with_capacity(need),
+            job,
+            fetched,
+        ),
+    })
 }
 
 /// Parses the request once into the FHIR reader's arena tree, checks it, gathers the
-/// resources (the prefetch's, and `pages` fetched for it), assesses and renders the response
-/// body (CPU only: runs off the async runtime). Without `pages`, a request whose prefetch
+/// resources (the prefetch's, and the pages `fetched` for it), assesses and renders the
+/// response body (CPU only: runs off the async runtime). Without `fetched`, a request whose prefetch
 /// lacks data comes back as [`Step::Fetch`].
-fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
-    // One chunk for the whole tree in the common case (the arena would otherwise grow by
-    // doubling, one allocation per step).
-    let arena = osteoguard_fhir::json::Arena::with_capacity(job.body.len().saturating_mul(2));
+fn answer_in(
+    arena: &osteoguard_fhir::json::Arena,
+    job: &HookJob,
+    fetched: Option<&hooks::Fetched>,
+) -> Result<Step, Refusal> {
     // Members the reader never reads are left out of the tree (a fifth of the seed request:
     // `category`, `identifier`, …), except `link`, where `hooks` finds a prefetched searchset's
     // next page. The reader's exact-duplicate check never sees two resources of one type and id
     // here: `hooks::evaluate` keeps one of each before reading.
-    let json = osteoguard_fhir::json::parse_pruned_keeping(&arena, &job.body, hooks::REQUEST_KEEPS)
+    let json = osteoguard_fhir::json::parse_pruned_keeping(arena, &job.body, hooks::REQUEST_KEEPS)
         .map_err(|_| Refusal::NotJson)?;
     let parsed = hooks::parse(job.hook, &json).map_err(Refusal::Hook)?;
     tracing::debug!(service = job.service, hook_instance = %parsed.hook_instance, patient = %parsed.patient_id, "hook request");
-    let resources = match pages {
+    let (resources, unfetched) = match fetched {
         None => match hooks::prefetched(&parsed).map_err(Refusal::Hook)? {
-            hooks::Gathered::Complete(r) => r,
+            hooks::Gathered::Complete(r, u) => (r, u),
             hooks::Gathered::Fetch(plan) => return Ok(Step::Fetch(plan)),
         },
-        Some(pages) => hooks::with_pages(&arena, &parsed, pages).map_err(Refusal::Hook)?,
+        Some(f) => (
+            hooks::with_pages(arena, &parsed, &f.pages).map_err(Refusal::Hook)?,
+            f.unfetched.clone(),
+        ),
     };
     let as_of = parsed.as_of.unwrap_or(job.today);
     let publish = |a: &Arc<osteoguard_core::Assessment>| -> Option<String> {
@@ -371,10 +406,11 @@ fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
         let token = job.reports.publish_assessment(a.clone());
         Some(format!("{base}/reports/{token}"))
     };
-    let evaluated = hooks::evaluate(
-        &arena,
+    let mut evaluated = hooks::evaluate(
+        arena,
         &parsed,
         resources,
+        &unfetched,
         as_of,
         &job.cfg.engine,
         Some(&publish),
@@ -382,20 +418,17 @@ fn answer(job: &HookJob, pages: Option<&[Bytes]>) -> Result<Step, Refusal> {
     // Written straight into a buffer sized for the cards (the seed's two cards are 15.6 kB): no
     // growth by doubling, each step copying what was written so far.
     let mut body = Vec::with_capacity(RESPONSE_BYTES_PER_CARD * evaluated.cards.len().max(1));
-    serde_json::to_writer(
-        &mut body,
-        &CardsBody {
-            cards: &evaluated.cards,
-        },
-    )
-    .map_err(|_| Refusal::Internal)?;
+    cards::write_cards(&mut body, &mut evaluated.cards).map_err(|_| Refusal::Internal)?;
     Ok(Step::Answered(body, evaluated))
 }
 
 /// [`answer`] on a blocking thread.
-async fn answer_blocking(job: &Arc<HookJob>, pages: Option<Vec<Bytes>>) -> Result<Step, Refusal> {
+async fn answer_blocking(
+    job: &Arc<HookJob>,
+    fetched: Option<hooks::Fetched>,
+) -> Result<Step, Refusal> {
     let job = job.clone();
-    tokio::task::spawn_blocking(move || answer(&job, pages.as_deref()))
+    tokio::task::spawn_blocking(move || answer(&job, fetched.as_ref()))
         .await
         .unwrap_or(Err(Refusal::Internal))
 }
@@ -444,11 +477,11 @@ async fn hook_handler(
     let (response, evaluated) = match answer_blocking(&job, None).await {
         Ok(Step::Answered(b, e)) => (b, e),
         Ok(Step::Fetch(plan)) => {
-            let pages = match hooks::fetch(&st.fhir, plan).await {
-                Ok(p) => p,
+            let fetched = match hooks::fetch(&st.fhir, plan).await {
+                Ok(f) => f,
                 Err(e) => return hook_refusal(svc.id, &e),
             };
-            match answer_blocking(&job, Some(pages)).await {
+            match answer_blocking(&job, Some(fetched)).await {
                 Ok(Step::Answered(b, e)) => (b, e),
                 Ok(Step::Fetch(_)) => return Refusal::Internal.response(svc.id),
                 Err(r) => return r.response(svc.id),

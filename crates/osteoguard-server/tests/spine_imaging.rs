@@ -140,3 +140,178 @@ async fn a_fhir_server_failing_the_imaging_templates_still_gets_an_answer() {
     assert_eq!(s, 412, "{v}");
     h.server.shutdown().await;
 }
+
+// --- absent optional templates made visible (knowledge.md §1.6 "unknown is not no") ----------
+
+const NOTE: &str = "**Not checked:** spine imaging recorded as";
+
+/// The card that proposes spine imaging (it carries `ovcf-imaging-recommended` here).
+fn imaging_card_of(v: &Value) -> &Value {
+    find_card(v, "ovcf-imaging-recommended").unwrap_or_else(|| panic!("no imaging card: {v:#}"))
+}
+
+fn detail(card: &Value) -> &str {
+    card["detail"].as_str().unwrap()
+}
+
+/// The HTML report the cards link to (it renders the assessment's `dataQuality`).
+async fn report(h: &Harness, v: &Value) -> String {
+    let url = v["cards"][0]["links"][0]["url"].as_str().unwrap();
+    let resp = h.http.get(url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.text().await.unwrap()
+}
+
+/// The same card without its detail and its report link (a new report per request): what the
+/// note must not change.
+fn without_detail(card: &Value) -> Value {
+    let mut c = card.clone();
+    let o = c.as_object_mut().unwrap();
+    o.remove("detail");
+    o.remove("links");
+    c
+}
+
+#[tokio::test]
+async fn absent_imaging_templates_are_noted_on_the_imaging_card_and_in_data_quality() {
+    let resources = case_resources("spine-imaging-as-diagnosticreport.json");
+    let h = start().await;
+
+    // Both templates present, as empty searchsets: searched, nothing found. No note.
+    let mut present = prefetch_without_imaging(&resources);
+    present["diagnosticReports"] = searchset(vec![]);
+    present["imagingStudies"] = searchset(vec![]);
+    let (s, with_keys) = h.call(PV, &patient_view(PID, AS_OF, present)).await;
+    assert_eq!(s, 200, "{with_keys}");
+    check_response(&with_keys).unwrap();
+    assert!(
+        !with_keys.to_string().contains("Not checked"),
+        "{with_keys:#}"
+    );
+    let html = report(&h, &with_keys).await;
+    assert!(!html.contains("prefetch.diagnosticReports"), "{html}");
+    assert!(!html.contains("prefetch.imagingStudies"), "{html}");
+
+    // Both left out, no fhirServer: answered, and the imaging card says what it could not check.
+    let (s, without) = h
+        .call(
+            PV,
+            &patient_view(PID, AS_OF, prefetch_without_imaging(&resources)),
+        )
+        .await;
+    assert_eq!(s, 200, "{without}");
+    check_response(&without).unwrap();
+    let card = imaging_card_of(&without);
+    let text = detail(card);
+    assert_eq!(text.matches(NOTE).count(), 1, "{text}");
+    assert!(
+        text.contains(
+            "spine imaging recorded as a DiagnosticReport or an ImagingStudy (prefetch \
+             `diagnosticReports` and `imagingStudies` not sent, and no fhirServer to fetch them \
+             from)"
+        ),
+        "{text}"
+    );
+    // The card stays as it is (same summary, indicator, suggestions, uuid …): the note is
+    // added after the detail, nothing else changes.
+    let before = imaging_card_of(&with_keys);
+    assert_eq!(without_detail(card), without_detail(before));
+    let added = text
+        .strip_prefix(detail(before))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(added.starts_with(&format!("\n\n{NOTE}")), "{added}");
+    assert_eq!(
+        without["cards"].as_array().unwrap().len(),
+        with_keys["cards"].as_array().unwrap().len()
+    );
+    // Only the card proposing spine imaging carries it.
+    for c in without["cards"].as_array().unwrap() {
+        if c["uuid"] != card["uuid"] {
+            assert!(!detail(c).contains(NOTE), "{c:#}");
+        }
+    }
+    // The assessment's dataQuality names both templates (the report renders it).
+    let html = report(&h, &without).await;
+    for (key, query) in [
+        (
+            "diagnosticReports",
+            "DiagnosticReport?patient=r1-diagnosticreport",
+        ),
+        ("imagingStudies", "ImagingStudy?patient=r1-diagnosticreport"),
+    ] {
+        assert!(html.contains(&format!("prefetch.{key}")), "{html}");
+        assert!(html.contains(query), "{html}");
+    }
+    assert!(html.contains("not in the prefetch, and no fhirServer to fetch it from"));
+
+    // One present (empty), the other `null` (absent, as the spec allows): only that one named.
+    let mut one = prefetch_without_imaging(&resources);
+    one["diagnosticReports"] = searchset(vec![]);
+    one["imagingStudies"] = Value::Null;
+    let (s, v) = h.call(PV, &patient_view(PID, AS_OF, one)).await;
+    assert_eq!(s, 200, "{v}");
+    let text = detail(imaging_card_of(&v));
+    assert!(
+        text.contains(
+            "spine imaging recorded as an ImagingStudy (prefetch `imagingStudies` not sent, \
+             and no fhirServer to fetch it from)"
+        ),
+        "{text}"
+    );
+    let html = report(&h, &v).await;
+    assert!(html.contains("prefetch.imagingStudies"), "{html}");
+    assert!(!html.contains("prefetch.diagnosticReports"), "{html}");
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn imaging_templates_the_fhir_server_refuses_are_noted_and_those_it_answers_are_not() {
+    // The record without its report: the rise is unimaged either way, so the imaging card is
+    // there to carry (or not) the note.
+    let resources: Vec<Value> = case_resources("spine-imaging-as-diagnosticreport.json")
+        .into_iter()
+        .filter(|r| r["resourceType"] != "DiagnosticReport")
+        .collect();
+    let fhir = start_fhir(resources.clone(), 50).await;
+    let h = start().await;
+    let auth = json!({"access_token": FHIR_TOKEN, "token_type": "Bearer",
+        "expires_in": 300, "scope": "user/*.read", "subject": "osteoguard"});
+
+    // The server answers both queries (nothing found): checked, no note.
+    let mut req = patient_view(PID, AS_OF, prefetch_without_imaging(&resources));
+    req["fhirServer"] = json!(fhir.url("fhir"));
+    req["fhirAuthorization"] = auth.clone();
+    let (s, v) = h.call(PV, &req).await;
+    assert_eq!(s, 200, "{v}");
+    check_response(&v).unwrap();
+    let reqs = fhir.requests();
+    for ty in ["DiagnosticReport", "ImagingStudy"] {
+        assert!(reqs.iter().any(|r| r == &format!("fhir/{ty}")), "{reqs:?}");
+    }
+    assert!(!detail(imaging_card_of(&v)).contains(NOTE), "{v:#}");
+    let html = report(&h, &v).await;
+    assert!(!html.contains("prefetch.diagnosticReports"), "{html}");
+
+    // The server fails both (HTTP 500): answered, with the note and the dataQuality entries.
+    req["fhirServer"] = json!(fhir.url("fail"));
+    let (s, refused) = h.call(PV, &req).await;
+    assert_eq!(s, 200, "{refused}");
+    check_response(&refused).unwrap();
+    let card = imaging_card_of(&refused);
+    let text = detail(card);
+    assert_eq!(text.matches(NOTE).count(), 1, "{text}");
+    assert!(
+        text.contains(
+            "spine imaging recorded as a DiagnosticReport or an ImagingStudy (the fhirServer \
+             did not return `diagnosticReports` and `imagingStudies`)"
+        ),
+        "{text}"
+    );
+    assert_eq!(without_detail(card), without_detail(imaging_card_of(&v)));
+    let html = report(&h, &refused).await;
+    for key in ["diagnosticReports", "imagingStudies"] {
+        assert!(html.contains(&format!("prefetch.{key}")), "{html}");
+    }
+    assert!(html.contains("the fhirServer did not return it"), "{html}");
+    h.server.shutdown().await;
+}
