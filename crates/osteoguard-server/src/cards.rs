@@ -1094,52 +1094,19 @@ pub fn write_cards(out: &mut Vec<u8>, cards: &mut [Card]) -> serde_json::Result<
     Ok(())
 }
 
-/// The bytes of `w` that must be escaped in a JSON string (a control byte < 0x20, `"` or
-/// a backslash), flagged by their high bit. The lowest flagged byte is exact (a borrow only runs
-/// upwards from a byte that matches), which is all [`escape_json_into`] uses; bytes ≥ 0x80
-/// never match. The test serde_json's reader skips strings with.
-fn escape_mask(w: u64) -> u64 {
-    const ONES: u64 = u64::MAX / 255;
-    let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
-    let q = w ^ (ONES * u64::from(b'"'));
-    let quote = q.wrapping_sub(ONES) & !q;
-    let bs = w ^ (ONES * u64::from(b'\\'));
-    let backslash = bs.wrapping_sub(ONES) & !bs;
-    (ctrl | quote | backslash) & (ONES << 7)
-}
-
 /// Appends `s` escaped as the contents of a JSON string, byte for byte what serde_json writes
 /// (`\"`, `\\`, `\b \f \n \r \t`, other control bytes as `\u00xx`, everything else as is):
-/// the next byte to escape is found eight bytes at a time, and the runs between are copied whole.
+/// the runs between bytes to escape are copied whole. The next byte to escape is exactly where
+/// the reader's plain-string scan stops (`osteoguard_fhir::json::plain_end`: `"`, `\` or a control
+/// byte, eight bytes at a time), so the one loop serves reading and writing.
 pub fn escape_json_into(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
     let mut run = 0;
-    let mut i = 0;
-    while i < b.len() {
-        let at = match b.get(i..i + 8) {
-            Some(chunk) => {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(chunk);
-                let m = escape_mask(u64::from_le_bytes(w));
-                if m == 0 {
-                    i += 8;
-                    continue;
-                }
-                i + (m.trailing_zeros() / 8) as usize
-            }
-            // The last bytes, one at a time.
-            None => {
-                let c = b[i];
-                if c >= 0x20 && c != b'"' && c != b'\\' {
-                    i += 1;
-                    continue;
-                }
-                i
-            }
-        };
-        let c = b[at];
+    loop {
+        let at = osteoguard_fhir::json::plain_end(b, run);
         out.extend_from_slice(&b[run..at]);
+        let Some(&c) = b.get(at) else { break };
         let short = match c {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -1163,9 +1130,7 @@ pub fn escape_json_into(out: &mut Vec<u8>, s: &str) {
             ]);
         }
         run = at + 1;
-        i = at + 1;
     }
-    out.extend_from_slice(&b[run..]);
 }
 
 /// Maps the reader's status of a draft back to a FHIR status string (for logs and tests).
